@@ -1,0 +1,92 @@
+# gomem: a plain GNU Makefile. `make run` builds and runs the demo,
+# `make test` builds and runs every test. Nothing to install beyond a C11
+# compiler (gcc or clang) and pthreads.
+#
+# Variants build into their own directory so they never mix objects:
+#   make test          build/        -O2
+#   make test-asan     build-asan/   -fsanitize=address,undefined
+#   make test-debug    build-debug/  GM_DEBUG=3 (every invariant checked)
+
+CC       ?= cc
+BUILD    ?= build
+OPT      ?= -O2 -g
+SANITIZE ?=
+DEBUG    ?= 0
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -pthread -fPIC -fvisibility=hidden \
+              -D_GNU_SOURCE -DGM_DEBUG=$(DEBUG) -Iinclude -Isrc $(SANITIZE) $(CFLAGS)
+LDFLAGS_ALL := -pthread $(SANITIZE) $(LDFLAGS)
+
+LIB_SRCS := $(wildcard src/*.c)
+LIB_ASMS := $(wildcard src/*_amd64.S)
+LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
+            $(patsubst src/%.S,$(BUILD)/obj/%.o,$(LIB_ASMS))
+TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*_test.c))
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+HEADERS  := include/gomem.h $(wildcard src/*.h)
+
+.PHONY: all lib run test test-asan test-debug bench gen clean
+all: lib $(BUILD)/gomem-info $(EXAMPLES)
+
+lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/obj/%.o: src/%.S
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/libgomem.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libgomem.so: $(LIB_OBJS)
+	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL)
+
+# Tests, tools, examples and benchmarks link the static library, so they can
+# reach internal (hidden) symbols through tests/export_test.h.
+$(BUILD)/tests/%: tests/%.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libgomem.a include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libgomem.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL) -lm
+
+$(BUILD)/gomem-info: tools/gomem_info.c $(BUILD)/libgomem.a $(HEADERS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+
+$(BUILD)/mksizeclasses: tools/mksizeclasses.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+
+# src/sizeclasses.h is generated and committed; `make gen` rebuilds it and a
+# test checks that the committed file is what the generator prints.
+gen: $(BUILD)/mksizeclasses
+	$(BUILD)/mksizeclasses > src/sizeclasses.h
+
+run: $(BUILD)/examples/demo
+	$(BUILD)/examples/demo
+
+test: $(TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
+	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS)
+
+test-asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=all" test
+
+test-debug:
+	$(MAKE) BUILD=build-debug DEBUG=3 test
+
+bench: $(BENCHES)
+
+clean:
+	rm -rf build build-asan build-debug

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: MIT
+//
+// gomem: Go's runtime memory system for C programs.
+//
+// The one public header. Every function here is thread-safe unless its
+// comment says otherwise. Errors follow the C library's habits: a function
+// that can fail returns NULL, a zero value or -1 and sets errno (ENOMEM when
+// memory or address space ran out, EINVAL for a bad argument). Misuse that
+// would corrupt memory (freeing what gomem never gave out, freeing twice)
+// prints one line starting "gomem: " to stderr and aborts.
+//
+// Sections: version; statistics and the scavenger; stacks.
+#ifndef GOMEM_H
+#define GOMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define GM_API __attribute__((visibility("default")))
+#else
+#define GM_API
+#endif
+
+// ---------------------------------------------------------------- version
+
+#define GM_VERSION_MAJOR 0
+#define GM_VERSION_MINOR 1
+#define GM_VERSION_PATCH 0
+
+// "0.1.0" and the build settings, e.g. "0.1.0 FixedStack=512 orders=6".
+GM_API const char *gm_version(void);
+
+// ------------------------------------------------- statistics, scavenger
+
+// The most stack orders any build may configure (see GM_FIXED_STACK below).
+#define GM_STACK_ORDERS_MAX 16
+
+// A snapshot of gomem's memory, in the spirit of Go's runtime.MemStats.
+// Bytes unless the name says otherwise. Go's field name is in brackets.
+// Identities that hold in every snapshot:
+//   heap_sys      == heap_inuse + heap_idle
+//   heap_idle     >= heap_released
+//   stack_inuse   == sum over orders of (stack_order[o].inuse +
+//                    stack_order[o].cached + stack_order[o].pooled)
+//                    + stack_large_inuse + stack_large_cached
+//   sys           == heap_sys + stack_inuse + meta_sys
+typedef struct gm_memstats {
+    uint64_t sys;               // [Sys] all bytes gomem committed from the OS
+    uint64_t heap_sys;          // [HeapSys] pages of the page heap not used by stacks
+    uint64_t heap_inuse;        // [HeapInuse] bytes in in-use heap spans
+    uint64_t heap_idle;         // [HeapIdle] bytes in free spans
+    uint64_t heap_released;     // [HeapReleased] free bytes given back to the OS
+    uint64_t stack_inuse;       // [StackInuse] bytes in stack (manual) spans
+    uint64_t meta_sys;          // [MSpanSys+OtherSys] gomem's own metadata
+    uint64_t arena_reserved;    // address space reserved for arenas
+    uint64_t nspan_inuse;       // heap spans in use
+    uint64_t nspan_manual;      // stack spans in use
+    uint64_t nspan_free;        // free spans in the page heap
+    uint64_t mmap_calls;        // address-space reservations and metadata maps
+    uint64_t mprotect_calls;    // commits and guard pages
+    uint64_t madvise_calls;     // decommits (scavenger)
+    uint64_t scavenged_bytes;   // total bytes the scavenger ever released
+    uint64_t scavenge_retain;   // the scavenger's retained budget (GOMEM_SCAVENGE)
+
+    // Stacks (gm_stackalloc). "inuse": handed out to callers; "cached":
+    // in threads' stackcaches; "pooled": free in stackpool spans.
+    uint64_t stack_fixed;       // FixedStack: the smallest stack, bytes
+    uint64_t stack_orders;      // NumStackOrders in this build
+    struct {
+        uint64_t size;          // FixedStack << order
+        uint64_t inuse;         // bytes handed out
+        uint64_t cached;        // bytes in threads' stackcache[order]
+        uint64_t pooled;        // bytes free in stackpool[order] spans
+        uint64_t nspans;        // spans in stackpool[order] use
+    } stack_order[GM_STACK_ORDERS_MAX];
+    uint64_t stack_large_inuse; // bytes of large stacks handed out
+    uint64_t stack_large_cached;// bytes of large stacks in stackLarge.free[]
+    uint64_t stack_allocs;      // gm_stackalloc calls that succeeded
+    uint64_t stack_frees;       // gm_stackfree calls
+} gm_memstats;
+
+// Fills *out. Cheap enough to call often (takes the heap lock briefly and
+// sums per-thread counters). Returns 0, or -1 with EINVAL if out is NULL.
+GM_API int gm_stats(gm_memstats *out);
+
+// Writes the statistics as one JSON object. Returns 0, or -1 and errno.
+GM_API int gm_stats_json(FILE *f);
+
+// Returns every free page to the OS now (Go's debug.FreeOSMemory, minus the
+// GC). Flushes the calling thread's caches first. Returns the bytes released.
+GM_API size_t gm_scavenge(void);
+
+// Gives the calling thread's caches (stack cache; later heap cache) back to
+// the shared pools. Threads do this by themselves when they exit.
+GM_API void gm_thread_flush(void);
+
+// ----------------------------------------------------------------- stacks
+
+// A stack: the bytes [lo, hi). hi - lo is a power of two, at least
+// FixedStack (gm_memstats.stack_fixed). lo is aligned to the size for sizes
+// below StackCacheSize and to 16 bytes (in practice a page) always.
+// A zero gm_stack ({0, 0}) means failure.
+typedef struct {
+    uintptr_t lo, hi;
+} gm_stack;
+
+// Allocates a stack of at least n bytes (rounded up to a power of two at
+// least FixedStack). n == 0: {0,0} and EINVAL; n too large or out of memory:
+// {0,0} and ENOMEM. The memory is not zeroed.
+GM_API gm_stack gm_stackalloc(size_t n);
+
+// Frees a stack from gm_stackalloc. A range gomem did not hand out, a wrong
+// size, or a second free of the same stack: message and abort.
+// Freeing {0,0} does nothing.
+GM_API void gm_stackfree(gm_stack s);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,732 @@
+// SPDX-License-Identifier: MIT
+//
+// The page heap (Go: mheap.go, with mpagealloc.go and mgcscavenge.go).
+//
+// Owns every page gomem hands out: heap spans (mheap_alloc/mheap_free, used
+// by mcentral and large objects) and manual spans (mheap_allocManual/
+// mheap_freeManual, used by the stack allocator). See malloc.c for how the
+// layers fit together.
+//
+// Structure:
+//  - Address space is reserved in 64 MiB arenas (os_reserve) and committed
+//    in 4 MiB chunks as the heap grows into it (os_commit). Each arena has a
+//    heapArena descriptor with spans[] (page -> span) and a released bitmap.
+//    The arena index is two levels over a 48-bit space, so spanOf() answers
+//    for any pointer, ours or not, with no lock.
+//  - Free spans live in a two-level segregated-fit index (TLSF applied to
+//    page counts): exact lists for 1..63 pages, then 16 lists per power of
+//    two. A request rounds up to the next list boundary, so the first span
+//    of the first non-empty list at or above it always fits: O(1) with a
+//    bitmap scan. Freed spans coalesce with free neighbours at once.
+//  - There are two such indexes: dirty (some page may be resident) and clean
+//    (every page given back to the OS). Allocation prefers dirty memory,
+//    which is already faulted in; the scavenger takes from dirty only, so its
+//    work is proportional to what it releases.
+//
+// Invariants (checked by mheap_valid):
+//  - no two free spans are adjacent (they would have been merged);
+//  - a free span is on exactly freelists[freeset][bucket_floor(npages)], and
+//    freeset == FreeSetClean iff nreleased == npages;
+//  - nreleased == number of set bits of the released bitmap over the span;
+//  - pagesInUse/Manual/Free and nspan* equal the sums over all spans;
+//  - pagesReleased == sum of nreleased over free spans.
+//
+// Locks: mheap_.lock (rank lockRankMheap), then persistentalloc's leaf lock.
+// The scavenger calls madvise with mheap_.lock held: simple, and the lock is
+// off every fast path; a free that triggers scavenging pays for it.
+//
+// Differences from Go: Go (1.14+) finds free pages with a radix tree of
+// bitmap summaries over the whole address space; before that it used a
+// treap of free spans. TLSF gives the same O(1)/O(log n) bound with far
+// less code, at the price of good-fit instead of Go's address-ordered
+// first-fit. Go never returns arenas' address space; neither do we.
+#include "runtime.h"
+
+#include <string.h>
+
+mheap mheap_ = {
+    .lock = MUTEX_INIT(lockRankMheap),
+    .spanalloc = { .size = (sizeof(mspan) + 15) & ~(size_t)15 },
+};
+_Atomic(_Atomic(heapArena *) *) mheap_arenas[1 << ArenaL1Bits];
+
+// ------------------------------------------------------------ arena index
+
+static inline heapArena *arenaOf(uintptr_t p)
+{
+    if (p >> HeapAddrBits)
+        return NULL;
+    _Atomic(heapArena *) *l2 = atomic_load_explicit(
+        &mheap_arenas[p >> (LogHeapArenaBytes + ArenaL2Bits)], memory_order_acquire);
+    if (l2 == NULL)
+        return NULL;
+    return atomic_load_explicit(&l2[(p >> LogHeapArenaBytes) & ((1u << ArenaL2Bits) - 1)],
+                                memory_order_acquire);
+}
+
+static inline uintptr_t pageIndex(uintptr_t p)
+{
+    return (p >> PageShift) & (PagesPerArena - 1);
+}
+
+// The span recorded for the page holding p, whatever its state (NULL when no
+// span was ever recorded there). Caller holds mheap_.lock or accepts races.
+static inline mspan *spanOfRaw(uintptr_t p)
+{
+    heapArena *ha = arenaOf(p);
+    if (ha == NULL)
+        return NULL;
+    return atomic_load_explicit(&ha->spans[pageIndex(p)], memory_order_acquire);
+}
+
+mspan *spanOf(uintptr_t p)
+{
+    mspan *s = spanOfRaw(p);
+    if (s == NULL)
+        return NULL;
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st != mSpanInUse && st != mSpanManual)
+        return NULL;
+    // A stale entry (the middle of a free span) may name a descriptor that was
+    // reused for another range; the bounds check rejects it.
+    if (p < s->startAddr || p - s->startAddr >= s->npages << PageShift)
+        return NULL;
+    return s;
+}
+
+static void setSpan(uintptr_t page, mspan *s)
+{
+    heapArena *ha = arenaOf(page);
+    atomic_store_explicit(&ha->spans[pageIndex(page)], s, memory_order_release);
+}
+
+// Maps every page of s to s (in-use and manual spans).
+static void setSpanAll(mspan *s)
+{
+    uintptr_t p = s->startAddr, end = s->startAddr + (s->npages << PageShift);
+    while (p < end) {
+        heapArena *ha = arenaOf(p);
+        uintptr_t arenaEnd = ha->base + HeapArenaBytes;
+        uintptr_t stop = end < arenaEnd ? end : arenaEnd;
+        for (uintptr_t i = pageIndex(p); p < stop; p += PageSize, i++)
+            atomic_store_explicit(&ha->spans[i], s, memory_order_release);
+    }
+}
+
+// Maps the first and last page of a free span to it.
+static void setSpanEnds(mspan *s)
+{
+    setSpan(s->startAddr, s);
+    setSpan(s->startAddr + ((s->npages - 1) << PageShift), s);
+}
+
+// ------------------------------------------------------- released bitmap
+
+// Applies op to the released bits of [base, base + npages pages): op 0 counts
+// set bits, 1 sets them, 2 clears them. Returns the count for op 0.
+static uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
+{
+    uintptr_t count = 0;
+    uintptr_t p = base, end = base + (npages << PageShift);
+    while (p < end) {
+        heapArena *ha = arenaOf(p);
+        uintptr_t i = pageIndex(p);
+        uintptr_t n = (end - p) >> PageShift;
+        if (n > PagesPerArena - i)
+            n = PagesPerArena - i;
+        p += n << PageShift;
+        while (n > 0) {
+            uintptr_t bit = i & 63;
+            uintptr_t take = 64 - bit < n ? 64 - bit : n;
+            uint64_t mask = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1) << bit;
+            uint64_t *w = &ha->released[i >> 6];
+            if (op == 0)
+                count += (uintptr_t)__builtin_popcountll(*w & mask);
+            else if (op == 1)
+                *w |= mask;
+            else
+                *w &= ~mask;
+            i += take;
+            n -= take;
+        }
+    }
+    return count;
+}
+
+// ------------------------------------------------------------ free lists
+
+static inline unsigned bucket_floor(uintptr_t npages)
+{
+    if (npages < 64)
+        return (unsigned)npages;
+    unsigned fl = 63u - (unsigned)__builtin_clzll(npages);
+    unsigned sl = (unsigned)(npages >> (fl - 4)) & 15u;
+    return 64u + (fl - 6u) * 16u + sl;
+}
+
+// npages rounded up to the smallest size of a list (so that a span of that
+// many pages is found by a search for npages).
+static inline uintptr_t bucket_roundup(uintptr_t npages)
+{
+    if (npages < 64)
+        return npages;
+    unsigned fl = 63u - (unsigned)__builtin_clzll(npages);
+    uintptr_t step = (uintptr_t)1 << (fl - 4);
+    return (npages + step - 1) & ~(step - 1);
+}
+
+// The first list whose every span has at least npages.
+static inline unsigned bucket_ceil(uintptr_t npages)
+{
+    return bucket_floor(bucket_roundup(npages));
+}
+
+_Static_assert(64 + (HeapAddrBits - PageShift - 6) * 16 + 16 <= FreeBuckets, "FreeBuckets too small");
+
+static void freelist_insert(mspan *s)
+{
+    unsigned set = s->nreleased == s->npages ? FreeSetClean : FreeSetDirty;
+    unsigned b = bucket_floor(s->npages);
+    s->freeset = (uint8_t)set;
+    s->freebucket = b;
+    mSpanList_insert(&mheap_.freelists[set][b], s);
+    mheap_.freemask[set][b >> 6] |= (uint64_t)1 << (b & 63);
+}
+
+static void freelist_remove(mspan *s)
+{
+    unsigned set = s->freeset, b = s->freebucket;
+    mSpanList_remove(&mheap_.freelists[set][b], s);
+    if (mSpanList_isEmpty(&mheap_.freelists[set][b]))
+        mheap_.freemask[set][b >> 6] &= ~((uint64_t)1 << (b & 63));
+}
+
+// The first free span of set with at least npages, or NULL.
+static mspan *freelist_find(unsigned set, uintptr_t npages)
+{
+    unsigned b = bucket_ceil(npages);
+    for (unsigned w = b >> 6; w < (FreeBuckets + 63) / 64; w++) {
+        uint64_t bits = mheap_.freemask[set][w];
+        if (w == b >> 6)
+            bits &= ~(uint64_t)0 << (b & 63);
+        if (bits != 0)
+            return mheap_.freelists[set][w * 64 + (unsigned)__builtin_ctzll(bits)].first;
+    }
+    return NULL;
+}
+
+// --------------------------------------------------------- span lists
+
+void mSpanList_insert(mSpanList *list, mspan *s)
+{
+    s->prev = NULL;
+    s->next = list->first;
+    if (list->first != NULL)
+        list->first->prev = s;
+    else
+        list->last = s;
+    list->first = s;
+}
+
+void mSpanList_insertBack(mSpanList *list, mspan *s)
+{
+    s->next = NULL;
+    s->prev = list->last;
+    if (list->last != NULL)
+        list->last->next = s;
+    else
+        list->first = s;
+    list->last = s;
+}
+
+void mSpanList_remove(mSpanList *list, mspan *s)
+{
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        list->first = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    else
+        list->last = s->prev;
+    s->next = s->prev = NULL;
+}
+
+// -------------------------------------------------------- free and merge
+
+static mspan *newSpanLocked(uintptr_t base, uintptr_t npages)
+{
+    mspan *s = fixalloc_alloc(&mheap_.spanalloc);
+    if (s == NULL)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    s->startAddr = base;
+    s->npages = npages;
+    return s;
+}
+
+// Adds a span (just freed, or new from grow) to the free index, merging it
+// with free neighbours. s->nreleased must be set; s is not in any list.
+static void freeSpanLocked(mspan *s)
+{
+    atomic_store_explicit(&s->state, mSpanFree, memory_order_release);
+    mheap_.nspanFree++;
+    mheap_.pagesFree += s->npages;
+    mheap_.pagesReleased += s->nreleased;
+
+    mspan *before = s->startAddr >= PageSize ? spanOfRaw(s->startAddr - PageSize) : NULL;
+    if (before != NULL && atomic_load_explicit(&before->state, memory_order_relaxed) == mSpanFree &&
+        before->startAddr + (before->npages << PageShift) == s->startAddr) {
+        freelist_remove(before);
+        s->startAddr = before->startAddr;
+        s->npages += before->npages;
+        s->nreleased += before->nreleased;
+        atomic_store_explicit(&before->state, mSpanDead, memory_order_release);
+        fixalloc_free(&mheap_.spanalloc, before);
+        mheap_.nspanFree--;
+    }
+    uintptr_t end = s->startAddr + (s->npages << PageShift);
+    mspan *after = spanOfRaw(end);
+    if (after != NULL && atomic_load_explicit(&after->state, memory_order_relaxed) == mSpanFree &&
+        after->startAddr == end) {
+        freelist_remove(after);
+        s->npages += after->npages;
+        s->nreleased += after->nreleased;
+        atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
+        fixalloc_free(&mheap_.spanalloc, after);
+        mheap_.nspanFree--;
+    }
+    setSpanEnds(s);
+    freelist_insert(s);
+}
+
+// ------------------------------------------------------------------ grow
+
+// Registers [base, base+nbytes) (whole, aligned arenas) in the arena index.
+static int registerArenas(uintptr_t base, uintptr_t nbytes)
+{
+    for (uintptr_t a = base; a < base + nbytes; a += HeapArenaBytes) {
+        uintptr_t l1 = a >> (LogHeapArenaBytes + ArenaL2Bits);
+        _Atomic(heapArena *) *l2 = atomic_load_explicit(&mheap_arenas[l1], memory_order_relaxed);
+        if (l2 == NULL) {
+            size_t l2bytes = sizeof(*l2) << ArenaL2Bits;
+            l2 = persistentalloc(l2bytes, 64);
+            if (l2 == NULL)
+                return -1;
+            mheap_.metaSys += l2bytes;
+            atomic_store_explicit(&mheap_arenas[l1], l2, memory_order_release);
+        }
+        heapArena *ha = persistentalloc(sizeof(heapArena), 64);
+        if (ha == NULL)
+            return -1;
+        mheap_.metaSys += sizeof(heapArena);
+        ha->base = a;
+        // Fresh address space reads as zero and is not resident: released.
+        memset(ha->released, 0xff, sizeof ha->released);
+        heapArena **pp = &mheap_.allArenas;
+        while (*pp != NULL && (*pp)->base < a)
+            pp = &(*pp)->allnext;
+        ha->allnext = *pp;
+        *pp = ha;
+        atomic_store_explicit(&l2[(a >> LogHeapArenaBytes) & ((1u << ArenaL2Bits) - 1)], ha,
+                              memory_order_release);
+    }
+    return 0;
+}
+
+// Hands [base, base + npages) of the current reservation to the page
+// allocator as a free (released) span.
+static int addGrown(uintptr_t base, uintptr_t npages)
+{
+    if (os_commit((void *)base, npages << PageShift) != 0)
+        return -1;
+    mspan *s = newSpanLocked(base, npages);
+    if (s == NULL)
+        return -1;
+    for (uintptr_t p = base; p < base + (npages << PageShift);) {
+        heapArena *ha = arenaOf(p);
+        uintptr_t used = ((p - ha->base) >> PageShift);
+        uintptr_t n = PagesPerArena - used;
+        if (n > (base + (npages << PageShift) - p) >> PageShift)
+            n = (base + (npages << PageShift) - p) >> PageShift;
+        if (used + n > ha->grownPages)
+            ha->grownPages = used + n;
+        p += n << PageShift;
+    }
+    s->nreleased = npages;
+    freeSpanLocked(s);
+    return 0;
+}
+
+// Makes at least npages contiguous free pages available. 0, or -1 + ENOMEM.
+static int mheap_grow(uintptr_t npages)
+{
+    uintptr_t nbytes = npages << PageShift;
+    uintptr_t ask = (nbytes + HeapCommitChunk - 1) & ~(HeapCommitChunk - 1);
+    if (mheap_.curArenaEnd - mheap_.curArenaBase < ask) {
+        // The rest of the current reservation is too small: hand it over as
+        // it is (so it is not wasted) and reserve a new one.
+        uintptr_t rsv = (ask + HeapArenaBytes - 1) & ~(HeapArenaBytes - 1);
+        void *p = os_reserve(rsv, HeapArenaBytes);
+        if (p == NULL)
+            return -1;
+        if (registerArenas((uintptr_t)p, rsv) != 0) {
+            // Arenas already registered keep their (unused) address space;
+            // the index entries stay valid and describe no spans.
+            errno = ENOMEM;
+            return -1;
+        }
+        mheap_.arenaReserved += rsv;
+        uintptr_t leftBase = mheap_.curArenaBase;
+        uintptr_t leftPages = (mheap_.curArenaEnd - mheap_.curArenaBase) >> PageShift;
+        if ((uintptr_t)p == mheap_.curArenaEnd) {
+            // Contiguous with the old reservation: keep growing through it.
+            mheap_.curArenaEnd = (uintptr_t)p + rsv;
+        } else {
+            mheap_.curArenaBase = (uintptr_t)p;
+            mheap_.curArenaEnd = (uintptr_t)p + rsv;
+            if (leftPages != 0)
+                (void)addGrown(leftBase, leftPages); // best effort: its loss is only address space
+        }
+    }
+    uintptr_t base = mheap_.curArenaBase;
+    if (addGrown(base, ask >> PageShift) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    mheap_.curArenaBase += ask;
+    return 0;
+}
+
+// ---------------------------------------------------------------- alloc
+
+// Takes npages (aligned to align_pages) out of the free index. The result is
+// not in any list, its state is dead, and its released pages are marked
+// unreleased (the caller will dirty them); needzero says whether any page
+// may hold old data.
+static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
+{
+    uintptr_t want = npages + align_pages - 1;
+    mspan *s = freelist_find(FreeSetDirty, want);
+    if (s == NULL)
+        s = freelist_find(FreeSetClean, want);
+    if (s == NULL) {
+        if (mheap_grow(bucket_roundup(want)) != 0)
+            return NULL;
+        s = freelist_find(FreeSetDirty, want);
+        if (s == NULL)
+            s = freelist_find(FreeSetClean, want);
+        if (s == NULL)
+            throw("mheap: grow succeeded but no free span of %lu pages", (unsigned long)want);
+    }
+    uintptr_t base = (s->startAddr + (align_pages << PageShift) - 1) & ~((align_pages << PageShift) - 1);
+    uintptr_t headPages = (base - s->startAddr) >> PageShift;
+    uintptr_t tailPages = s->npages - headPages - npages;
+    // Get the descriptors first so that failure leaves the index untouched.
+    mspan *head = NULL, *tail = NULL;
+    if (headPages != 0 && (head = newSpanLocked(s->startAddr, headPages)) == NULL)
+        return NULL;
+    if (tailPages != 0 && (tail = newSpanLocked(base + (npages << PageShift), tailPages)) == NULL) {
+        if (head != NULL)
+            fixalloc_free(&mheap_.spanalloc, head);
+        return NULL;
+    }
+    freelist_remove(s);
+    mheap_.nspanFree--;
+    mheap_.pagesFree -= s->npages;
+    mheap_.pagesReleased -= s->nreleased;
+    atomic_store_explicit(&s->state, mSpanDead, memory_order_release);
+    if (head != NULL) {
+        head->nreleased = releasedOp(head->startAddr, headPages, 0);
+        mheap_.pagesFree += headPages;
+        mheap_.pagesReleased += head->nreleased;
+        mheap_.nspanFree++;
+        atomic_store_explicit(&head->state, mSpanFree, memory_order_release);
+        setSpanEnds(head);
+        freelist_insert(head);
+    }
+    if (tail != NULL) {
+        tail->nreleased = releasedOp(tail->startAddr, tailPages, 0);
+        mheap_.pagesFree += tailPages;
+        mheap_.pagesReleased += tail->nreleased;
+        mheap_.nspanFree++;
+        atomic_store_explicit(&tail->state, mSpanFree, memory_order_release);
+        setSpanEnds(tail);
+        freelist_insert(tail);
+    }
+    uintptr_t released = releasedOp(base, npages, 0);
+    releasedOp(base, npages, 2);
+    s->startAddr = base;
+    s->npages = npages;
+    s->nreleased = 0;
+    s->needzero = released != npages;
+    return s;
+}
+
+static bool npagesValid(uintptr_t npages)
+{
+    if (npages == 0) {
+        errno = EINVAL;
+        return false;
+    }
+    if (npages > MaxSpanPages) {
+        errno = ENOMEM;
+        return false;
+    }
+    return true;
+}
+
+// Scavenges down to the budget after a free. Called with the lock held.
+static void scavengeIfNeededLocked(void);
+
+static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass)
+{
+    runtime_init();
+    if (!npagesValid(npages))
+        return NULL;
+    if (align_pages == 0 || (align_pages & (align_pages - 1)) != 0 || align_pages > PagesPerArena) {
+        errno = EINVAL;
+        return NULL;
+    }
+    lock(&mheap_.lock);
+    mspan *s = allocSpanLocked(npages, align_pages);
+    if (s == NULL) {
+        unlock(&mheap_.lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+    s->spanclass = spanclass;
+    s->elemsize = 0;
+    s->manualFreeList = NULL;
+    s->allocCount = 0;
+    if (state == mSpanInUse) {
+        mheap_.pagesInUse += npages;
+        mheap_.nspanInUse++;
+    } else {
+        mheap_.pagesManual += npages;
+        mheap_.nspanManual++;
+    }
+    // Publish: every page maps to s before anyone can be given an address
+    // in it, and the state is written last.
+    setSpanAll(s);
+    atomic_store_explicit(&s->state, state, memory_order_release);
+    if (GM_DEBUG >= 3) {
+        const char *bad = NULL;
+        unlock(&mheap_.lock);
+        if ((bad = mheap_valid()) != NULL)
+            throw("mheap_valid after alloc: %s", bad);
+        return s;
+    }
+    unlock(&mheap_.lock);
+    return s;
+}
+
+mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass)
+{
+    return allocCommon(npages, 1, mSpanInUse, spanclass);
+}
+
+mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
+{
+    return allocCommon(npages, align_pages, mSpanManual, 0);
+}
+
+static void freeCommon(mspan *s, uint8_t wantState, const char *who)
+{
+    lock(&mheap_.lock);
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+    if (st != wantState)
+        throw("%s: span %p (base 0x%lx, %lu pages) is in state %d, not %d", who, (void *)s,
+              (unsigned long)s->startAddr, (unsigned long)s->npages, (int)st, (int)wantState);
+    if (st == mSpanInUse) {
+        mheap_.pagesInUse -= s->npages;
+        mheap_.nspanInUse--;
+    } else {
+        mheap_.pagesManual -= s->npages;
+        mheap_.nspanManual--;
+    }
+    s->nreleased = 0; // its pages were handed out as unreleased
+    freeSpanLocked(s);
+    scavengeIfNeededLocked();
+    unlock(&mheap_.lock);
+    if (GM_DEBUG >= 3) {
+        const char *bad = mheap_valid();
+        if (bad != NULL)
+            throw("mheap_valid after free: %s", bad);
+    }
+}
+
+void mheap_free(mspan *s)
+{
+    freeCommon(s, mSpanInUse, "mheap_free");
+}
+
+void mheap_freeManual(mspan *s)
+{
+    freeCommon(s, mSpanManual, "mheap_freeManual");
+}
+
+// ------------------------------------------------------------ scavenger
+
+// Releases dirty free spans, largest first, until at most keep_bytes of free
+// dirty pages remain. Returns the pages released.
+static uintptr_t scavengeLocked(uintptr_t keep_bytes)
+{
+    uintptr_t released = 0;
+    while (((mheap_.pagesFree - mheap_.pagesReleased) << PageShift) > keep_bytes) {
+        mspan *s = NULL;
+        for (int w = (FreeBuckets + 63) / 64 - 1; w >= 0 && s == NULL; w--) {
+            uint64_t bits = mheap_.freemask[FreeSetDirty][w];
+            if (bits != 0)
+                s = mheap_.freelists[FreeSetDirty][w * 64 + 63 - __builtin_clzll(bits)].first;
+        }
+        if (s == NULL)
+            break;
+        if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
+            break; // reported by the caller's counters: nothing more released
+        uintptr_t n = s->npages - s->nreleased;
+        freelist_remove(s);
+        releasedOp(s->startAddr, s->npages, 1);
+        s->nreleased = s->npages;
+        mheap_.pagesReleased += n;
+        mheap_.scavengedBytes += n << PageShift;
+        freelist_insert(s);
+        released += n;
+    }
+    return released;
+}
+
+static void scavengeIfNeededLocked(void)
+{
+    if (mheap_.scavengeOff)
+        return;
+    // Keep the budget plus an eighth of what is in use (as Go keeps ~10% over
+    // its heap goal): a heap that breathes does not pay madvise on every free.
+    uintptr_t keep = (uintptr_t)mheap_.scavengeRetain + (((mheap_.pagesInUse + mheap_.pagesManual) << PageShift) >> 3);
+    if (((mheap_.pagesFree - mheap_.pagesReleased) << PageShift) > keep)
+        scavengeLocked(keep / 2);
+}
+
+uintptr_t mheap_scavenge(uintptr_t keep_bytes)
+{
+    runtime_init();
+    lock(&mheap_.lock);
+    uintptr_t n = scavengeLocked(keep_bytes);
+    unlock(&mheap_.lock);
+    return n << PageShift;
+}
+
+// ------------------------------------------------------------ validation
+
+const char *mheap_valid(void)
+{
+    static __thread char msg[200];
+    const char *bad = NULL;
+    uintptr_t inuse = 0, manual = 0, nfree = 0, pfree = 0, preleased = 0, ninuse = 0, nmanual = 0;
+    lock(&mheap_.lock);
+    uintptr_t spanEndPrev = 0;
+    mspan *prevSpan = NULL;
+    for (heapArena *ha = mheap_.allArenas; ha != NULL && bad == NULL; ha = ha->allnext) {
+        uintptr_t p = ha->base, end = ha->base + (ha->grownPages << PageShift);
+        if (p < spanEndPrev)
+            p = spanEndPrev; // a span from the previous arena reaches in here
+        else
+            prevSpan = NULL;
+        while (p < end && bad == NULL) {
+            mspan *s = spanOfRaw(p);
+            if (s == NULL || s->startAddr != p) {
+                snprintf(msg, sizeof msg, "page 0x%lx: no span starts here", (unsigned long)p);
+                bad = msg;
+                break;
+            }
+            uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
+            uintptr_t last = p + ((s->npages - 1) << PageShift);
+            if (spanOfRaw(last) != s) {
+                snprintf(msg, sizeof msg, "span 0x%lx: last page not mapped", (unsigned long)p);
+                bad = msg;
+            } else if (st == mSpanFree) {
+                if (prevSpan != NULL && atomic_load_explicit(&prevSpan->state, memory_order_relaxed) == mSpanFree &&
+                    prevSpan->startAddr + (prevSpan->npages << PageShift) == p) {
+                    snprintf(msg, sizeof msg, "free spans at 0x%lx and 0x%lx not merged",
+                             (unsigned long)prevSpan->startAddr, (unsigned long)p);
+                    bad = msg;
+                }
+                uintptr_t r = releasedOp(p, s->npages, 0);
+                if (r != s->nreleased) {
+                    snprintf(msg, sizeof msg, "free span 0x%lx: nreleased %lu but bitmap says %lu",
+                             (unsigned long)p, (unsigned long)s->nreleased, (unsigned long)r);
+                    bad = msg;
+                }
+                if (s->freebucket != bucket_floor(s->npages) ||
+                    s->freeset != (s->nreleased == s->npages ? FreeSetClean : FreeSetDirty)) {
+                    snprintf(msg, sizeof msg, "free span 0x%lx in wrong list", (unsigned long)p);
+                    bad = msg;
+                }
+                nfree++;
+                pfree += s->npages;
+                preleased += s->nreleased;
+            } else if (st == mSpanInUse || st == mSpanManual) {
+                for (uintptr_t q = p; q <= last; q += PageSize) {
+                    if (spanOfRaw(q) != s) {
+                        snprintf(msg, sizeof msg, "span 0x%lx: page 0x%lx maps elsewhere",
+                                 (unsigned long)p, (unsigned long)q);
+                        bad = msg;
+                        break;
+                    }
+                }
+                if (st == mSpanInUse) {
+                    inuse += s->npages;
+                    ninuse++;
+                } else {
+                    manual += s->npages;
+                    nmanual++;
+                }
+            } else {
+                snprintf(msg, sizeof msg, "span 0x%lx in state %d", (unsigned long)p, (int)st);
+                bad = msg;
+            }
+            prevSpan = s;
+            p = last + PageSize;
+            spanEndPrev = p;
+        }
+    }
+    if (bad == NULL) {
+        uintptr_t listed = 0;
+        for (int set = 0; set < 2; set++)
+            for (unsigned b = 0; b < FreeBuckets; b++) {
+                bool nonempty = !mSpanList_isEmpty(&mheap_.freelists[set][b]);
+                bool bit = (mheap_.freemask[set][b >> 6] >> (b & 63)) & 1;
+                if (nonempty != bit) {
+                    snprintf(msg, sizeof msg, "freemask bit %d/%u wrong", set, b);
+                    bad = msg;
+                }
+                for (mspan *s = mheap_.freelists[set][b].first; s != NULL; s = s->next) {
+                    if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanFree) {
+                        snprintf(msg, sizeof msg, "span 0x%lx on a free list is not free",
+                                 (unsigned long)s->startAddr);
+                        bad = msg;
+                    }
+                    listed++;
+                }
+            }
+        if (bad == NULL && listed != nfree) {
+            snprintf(msg, sizeof msg, "%lu spans listed, %lu free spans found", (unsigned long)listed,
+                     (unsigned long)nfree);
+            bad = msg;
+        }
+    }
+    if (bad == NULL && (inuse != mheap_.pagesInUse || manual != mheap_.pagesManual ||
+                        pfree != mheap_.pagesFree || preleased != mheap_.pagesReleased ||
+                        nfree != mheap_.nspanFree || ninuse != mheap_.nspanInUse ||
+                        nmanual != mheap_.nspanManual)) {
+        snprintf(msg, sizeof msg,
+                 "counters: inuse %lu/%lu manual %lu/%lu free %lu/%lu released %lu/%lu spans %lu/%lu",
+                 (unsigned long)inuse, (unsigned long)mheap_.pagesInUse, (unsigned long)manual,
+                 (unsigned long)mheap_.pagesManual, (unsigned long)pfree, (unsigned long)mheap_.pagesFree,
+                 (unsigned long)preleased, (unsigned long)mheap_.pagesReleased, (unsigned long)nfree,
+                 (unsigned long)mheap_.nspanFree);
+        bad = msg;
+    }
+    unlock(&mheap_.lock);
+    return bad;
+}

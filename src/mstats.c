@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+//
+// Memory statistics (Go: mstats.go): gm_stats, gm_stats_json, and the
+// public scavenge entry point.
+//
+// A snapshot is assembled from three places: mheap_ counters (under
+// mheap_.lock), the stack pools (under their locks) and the per-thread
+// counters (relaxed loads under allmLock). Each part is consistent on its
+// own; across parts the snapshot is exact only when no other thread is
+// allocating, which is when the identities in gomem.h are checked by tests.
+#include "runtime.h"
+
+#include <string.h>
+
+int gm_stats(gm_memstats *out)
+{
+    if (out == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    runtime_init();
+    memset(out, 0, sizeof *out);
+    lock(&mheap_.lock);
+    out->heap_inuse = (uint64_t)mheap_.pagesInUse << PageShift;
+    out->heap_idle = (uint64_t)mheap_.pagesFree << PageShift;
+    out->heap_released = (uint64_t)mheap_.pagesReleased << PageShift;
+    out->stack_inuse = (uint64_t)mheap_.pagesManual << PageShift;
+    out->nspan_inuse = mheap_.nspanInUse;
+    out->nspan_manual = mheap_.nspanManual;
+    out->nspan_free = mheap_.nspanFree;
+    out->arena_reserved = mheap_.arenaReserved;
+    out->scavenged_bytes = mheap_.scavengedBytes;
+    out->scavenge_retain = mheap_.scavengeOff ? 0 : mheap_.scavengeRetain;
+    unlock(&mheap_.lock);
+    out->heap_sys = out->heap_inuse + out->heap_idle;
+    out->meta_sys = __atomic_load_n(&persistentSys, __ATOMIC_RELAXED);
+    out->sys = out->heap_sys + out->stack_inuse + out->meta_sys;
+    out->mmap_calls = os_calls(OS_FAULT_MMAP);
+    out->mprotect_calls = os_calls(OS_FAULT_MPROTECT);
+    out->madvise_calls = os_calls(OS_FAULT_MADVISE);
+    stack_stats(out);
+    mcache_sumcounters(out);
+    return 0;
+}
+
+int gm_stats_json(FILE *f)
+{
+    gm_memstats s;
+    if (f == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    gm_stats(&s);
+    fprintf(f, "{\n");
+#define F(name) fprintf(f, "  \"%s\": %llu,\n", #name, (unsigned long long)s.name)
+    F(sys); F(heap_sys); F(heap_inuse); F(heap_idle); F(heap_released);
+    F(stack_inuse); F(meta_sys); F(arena_reserved);
+    F(nspan_inuse); F(nspan_manual); F(nspan_free);
+    F(mmap_calls); F(mprotect_calls); F(madvise_calls);
+    F(scavenged_bytes); F(scavenge_retain);
+    F(stack_fixed); F(stack_orders);
+    F(stack_large_inuse); F(stack_large_cached); F(stack_allocs); F(stack_frees);
+#undef F
+    fprintf(f, "  \"stack_order\": [");
+    for (uint64_t o = 0; o < s.stack_orders; o++)
+        fprintf(f, "%s\n    {\"size\": %llu, \"inuse\": %llu, \"cached\": %llu, \"pooled\": %llu, \"nspans\": %llu}",
+                o ? "," : "", (unsigned long long)s.stack_order[o].size,
+                (unsigned long long)s.stack_order[o].inuse, (unsigned long long)s.stack_order[o].cached,
+                (unsigned long long)s.stack_order[o].pooled, (unsigned long long)s.stack_order[o].nspans);
+    fprintf(f, "\n  ]\n}\n");
+    return ferror(f) ? -1 : 0;
+}
+
+size_t gm_scavenge(void)
+{
+    gm_thread_flush();
+    stackLarge_releaseAll();
+    return mheap_scavenge(0);
+}

@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: MIT
+//
+// The OS layer: the only place gomem talks to the kernel about memory.
+//
+// A range of address space is in one of four states, and these calls move it
+// (Go's mem.go names the same states; mimalloc's prim.h plays the same role):
+//
+//   none --os_reserve--> reserved --os_commit--> committed (ready)
+//   committed --os_decommit--> released  (still readable, reads as zero,
+//                                          no longer counted in RSS)
+//   released: touching it is allowed and makes it committed again
+//   any page  --os_protect_none--> guard (any access faults)
+//   guard     --os_commit--> committed
+//   reserved/committed/released --os_release--> none
+//
+// Every call reports failure to its caller (NULL or -1 with errno set); none
+// of them throws. Portable files never call mmap/madvise/mprotect directly.
+//
+// Fault injection (tests only, but always compiled in since the check is one
+// predictable branch on a slow path): the Nth and later calls of a kind fail
+// with ENOMEM. Set from the environment at first use
+// (GOMEM_FAULT_MMAP=N, GOMEM_FAULT_MPROTECT=N, GOMEM_FAULT_MADVISE=N) or by
+// os_fault_set() from a test. N counts from 1; 0 disables.
+#ifndef GOMEM_OS_H
+#define GOMEM_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_NKINDS };
+
+// The system page size (4 KiB on x86-64 Linux); gomem's own page is larger.
+size_t os_physpagesize(void);
+
+// Reserves nbytes of address space aligned to align (a power of two, at least
+// the system page size), inaccessible. NULL and errno=ENOMEM on failure.
+void *os_reserve(size_t nbytes, size_t align);
+
+// Makes [p, p+nbytes) readable and writable. 0 on success, -1 and errno.
+int os_commit(void *p, size_t nbytes);
+
+// Gives the physical pages of [p, p+nbytes) back to the kernel; the range
+// stays mapped and reads as zero afterwards. 0 on success, -1 and errno.
+int os_decommit(void *p, size_t nbytes);
+
+// Makes [p, p+nbytes) inaccessible (a guard). 0 on success, -1 and errno.
+int os_protect_none(void *p, size_t nbytes);
+
+// Unmaps [p, p+nbytes). Used only to undo a reservation gomem could not use.
+void os_release(void *p, size_t nbytes);
+
+// Maps nbytes of fresh readable, writable, zeroed memory anywhere (for
+// gomem's own metadata). NULL and errno=ENOMEM on failure.
+void *os_alloc_meta(size_t nbytes);
+
+// Tests: make the nth and later calls of kind fail (0 turns it off) and read
+// how many calls of each kind were made.
+void os_fault_set(enum os_fault_kind kind, uint64_t nth);
+uint64_t os_calls(enum os_fault_kind kind);
+
+#endif

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: MIT
+//
+// The OS layer on Linux: mmap, mprotect, madvise. See os.h for the states a
+// range moves through. This file only makes system calls and counts them; it
+// keeps no state besides the counters and the fault-injection thresholds
+// (both atomic, so any thread may call in).
+//
+// Go's counterpart is mem_linux.go (sysReserve, sysMap, sysUnused, sysFault).
+// Unlike Go, os_decommit uses MADV_DONTNEED, not MADV_FREE: RSS then drops at
+// once, which is what users watching top expect (Go made the same switch in
+// 1.16 with GODEBUG=madvdontneed=1 as the default).
+#include "os.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static _Atomic uint64_t os_ncalls[OS_FAULT_NKINDS];   // atomic
+static _Atomic uint64_t os_fault_nth[OS_FAULT_NKINDS]; // atomic; 0 = off
+static _Atomic int os_fault_env_read;                  // atomic
+
+static void os_fault_read_env(void)
+{
+    static const char *const names[OS_FAULT_NKINDS] = {
+        "GOMEM_FAULT_MMAP", "GOMEM_FAULT_MPROTECT", "GOMEM_FAULT_MADVISE",
+    };
+    for (int k = 0; k < OS_FAULT_NKINDS; k++) {
+        const char *v = getenv(names[k]);
+        if (v != NULL && *v != 0)
+            atomic_store(&os_fault_nth[k], strtoull(v, NULL, 10));
+    }
+    atomic_store(&os_fault_env_read, 1);
+}
+
+// Counts one call of kind and says whether it must fail.
+static int os_fault(enum os_fault_kind kind)
+{
+    if (!atomic_load_explicit(&os_fault_env_read, memory_order_acquire))
+        os_fault_read_env();
+    uint64_t n = atomic_fetch_add_explicit(&os_ncalls[kind], 1, memory_order_relaxed) + 1;
+    uint64_t nth = atomic_load_explicit(&os_fault_nth[kind], memory_order_relaxed);
+    if (nth != 0 && n >= nth) {
+        errno = ENOMEM;
+        return 1;
+    }
+    return 0;
+}
+
+void os_fault_set(enum os_fault_kind kind, uint64_t nth)
+{
+    if (!atomic_load(&os_fault_env_read))
+        os_fault_read_env();
+    // Count from now: "the nth call after this one".
+    uint64_t base = nth ? atomic_load(&os_ncalls[kind]) : 0;
+    atomic_store(&os_fault_nth[kind], nth ? base + nth : 0);
+}
+
+uint64_t os_calls(enum os_fault_kind kind)
+{
+    return atomic_load_explicit(&os_ncalls[kind], memory_order_relaxed);
+}
+
+size_t os_physpagesize(void)
+{
+    static _Atomic size_t cached; // atomic; 0 until first asked
+    size_t n = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (n == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        n = v > 0 ? (size_t)v : 4096;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
+}
+
+void *os_reserve(size_t nbytes, size_t align)
+{
+    if (os_fault(OS_FAULT_MMAP))
+        return NULL;
+    if (nbytes + align < nbytes) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    // Over-reserve by align, then trim both ends so the result is aligned.
+    size_t want = nbytes + align;
+    char *p = mmap(NULL, want, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t base = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+    size_t head = base - (uintptr_t)p;
+    size_t tail = want - head - nbytes;
+    if (head != 0)
+        munmap(p, head);
+    if (tail != 0)
+        munmap((char *)base + nbytes, tail);
+    return (void *)base;
+}
+
+int os_commit(void *p, size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MPROTECT))
+        return -1;
+    if (mprotect(p, nbytes, PROT_READ | PROT_WRITE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int os_decommit(void *p, size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MADVISE))
+        return -1;
+    return madvise(p, nbytes, MADV_DONTNEED);
+}
+
+int os_protect_none(void *p, size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MPROTECT))
+        return -1;
+    if (mprotect(p, nbytes, PROT_NONE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+void os_release(void *p, size_t nbytes)
+{
+    munmap(p, nbytes);
+}
+
+void *os_alloc_meta(size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MMAP))
+        return NULL;
+    void *p = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}

@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: MIT
+//
+// Internal types and helpers shared by every file of gomem: constants, the
+// throw/assert machinery and debug levels, locks with their ranks, and the
+// central types (mspan, mheap, mcache) so that each .c can be read beside
+// Go's file of the same name. The story of how they fit together is the
+// overview at the top of malloc.c; this header only declares.
+//
+// Lock ranks (Go's lockrank.go): a thread may take a lock only if its rank is
+// higher than every lock it holds. GM_DEBUG >= 1 checks this.
+//   lockRankSched < lockRankStackpool < lockRankStackLarge
+//       < lockRankMcentral < lockRankMheap < lockRankAllm < lockRankPersistent
+#ifndef GOMEM_RUNTIME_H
+#define GOMEM_RUNTIME_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gomem.h"
+#include "os.h"
+
+#define GM_HIDDEN __attribute__((visibility("hidden")))
+#define GM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define GM_NOINLINE __attribute__((noinline))
+#define GM_COLD __attribute__((cold, noinline))
+
+// ----------------------------------------------------------- debug levels
+//
+// GM_DEBUG (build time, 0..3): 1 checks the public contract and lock ranks,
+// 2 internal invariants on every operation, 3 walks whole structures
+// (mheap_valid, stackpool_valid) at every slow-path step.
+#ifndef GM_DEBUG
+#define GM_DEBUG 0
+#endif
+
+// throw: the runtime found corruption or misuse that would corrupt. Prints
+// "gomem: " + the message on one line and aborts. Never returns.
+__attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt, ...);
+
+#define gm_assert_level(level, cond)                                                  \
+    do {                                                                              \
+        if (GM_DEBUG >= (level) && GM_UNLIKELY(!(cond)))                              \
+            throw("internal error: %s:%d: assertion failed: %s", __FILE__, __LINE__, #cond); \
+    } while (0)
+#define gm_assert1(cond) gm_assert_level(1, cond)
+#define gm_assert2(cond) gm_assert_level(2, cond)
+#define gm_assert3(cond) gm_assert_level(3, cond)
+
+// -------------------------------------------------------------- constants
+
+// gomem's page: 8 KiB, as Go's. Spans are whole pages.
+#define PageShift 13
+#define PageSize ((uintptr_t)1 << PageShift)
+#define PageMask (PageSize - 1)
+
+// Address space is reserved in arenas of 64 MiB (Go's heapArenaBytes on
+// 64-bit Linux), committed to the OS in chunks of 4 MiB as the heap grows.
+#define LogHeapArenaBytes 26
+#define HeapArenaBytes ((uintptr_t)1 << LogHeapArenaBytes)
+#define PagesPerArena (HeapArenaBytes / PageSize)
+#define HeapCommitChunk ((uintptr_t)4 << 20)
+
+// The arena index covers a 48-bit address space in two levels, so a lookup of
+// any pointer, ours or not, is two loads and never faults.
+#define HeapAddrBits 48
+#define ArenaL2Bits 12
+#define ArenaL1Bits (HeapAddrBits - LogHeapArenaBytes - ArenaL2Bits)
+
+// The most pages one span may have: the whole 48-bit space, less a margin
+// so that page arithmetic cannot overflow.
+#define MaxSpanPages (((uintptr_t)1 << (HeapAddrBits - PageShift)) - PagesPerArena)
+
+// Stacks (stack.c). FixedStack and the order count are build-time settings:
+// gomem's copied-mode coroutines save stacks of a few hundred bytes, so the
+// default minimum is 512 B, not Go's 2 KiB, with two more orders so that
+// stacks up to 16 KiB still come from the per-thread caches. A smaller
+// FixedStack wastes less per idle coroutine; each extra order costs one more
+// cache list and pool list per thread/process and nothing per stack.
+#ifndef GM_FIXED_STACK
+#define GM_FIXED_STACK 512
+#endif
+#ifndef GM_STACK_ORDERS
+#define GM_STACK_ORDERS 6
+#endif
+#define FixedStack ((uintptr_t)GM_FIXED_STACK)
+#define NumStackOrders GM_STACK_ORDERS
+#define StackCacheSize ((uintptr_t)32 << 10)
+#define StackSpanPages (StackCacheSize / PageSize)
+#define MaxStacksPerSpan (StackCacheSize / FixedStack)
+
+_Static_assert((FixedStack & (FixedStack - 1)) == 0, "FixedStack must be a power of two");
+_Static_assert(FixedStack >= 256, "FixedStack below 256 B makes stack spans too dense");
+_Static_assert((FixedStack << (NumStackOrders - 1)) < StackCacheSize,
+               "the largest stack order must be smaller than StackCacheSize");
+_Static_assert(NumStackOrders <= GM_STACK_ORDERS_MAX, "raise GM_STACK_ORDERS_MAX");
+_Static_assert(StackCacheSize % PageSize == 0, "stack spans are whole pages");
+_Static_assert((FixedStack << NumStackOrders) >= PageSize, "large stacks must be whole pages");
+
+// ------------------------------------------------------------------ locks
+
+enum lockRank {
+    lockRankNone = 0,
+    lockRankSched,
+    lockRankStackpool,
+    lockRankStackLarge,
+    lockRankMcentral,
+    lockRankMheap,
+    lockRankAllm,
+    lockRankPersistent, // persistentalloc: a leaf, taken under any other lock
+};
+
+typedef struct mutex {
+    pthread_mutex_t m;
+    enum lockRank rank; // immutable after init
+} mutex;
+
+#define MUTEX_INIT(r) { PTHREAD_MUTEX_INITIALIZER, (r) }
+
+void lock(mutex *l);
+void unlock(mutex *l);
+// After fork, in the child: the lock's owner may be gone; make it free again.
+void lock_reinit_child(mutex *l);
+
+// ------------------------------------------------------------------ spans
+
+// The states of a span (Go's mSpanState). Legal moves, all under mheap_.lock:
+//   dead -> free (grow)        free -> inuse | manual (alloc)
+//   inuse | manual -> free (free)    free -> dead (merged into a neighbour)
+enum mSpanState {
+    mSpanDead = 0,
+    mSpanFree,
+    mSpanInUse, // a heap span: objects of one size class, or one large object
+    mSpanManual // handed to a user of allocManual: the stack allocator
+};
+
+// A free span's place in the page heap: dirty spans hold at least one page
+// that may be resident; clean spans were given back to the OS entirely.
+enum { FreeSetDirty = 0, FreeSetClean = 1 };
+
+typedef struct gclink {
+    struct gclink *next;
+} gclink;
+
+typedef struct mspan mspan;
+
+// A run of pages [startAddr, startAddr + npages*PageSize).
+//
+// In every state but dead, heapArena.spans[] maps the span's first and last
+// page to it; an in-use or manual span also maps every page in between (so
+// that a free of any address finds it); a free span's middle entries are
+// stale and never read.
+//
+// The fields under "manual" belong to whoever allocated the span with
+// mheap_allocManual (the stack allocator, under its pool lock); mheap does not
+// touch them. For a stackpool span:
+//   nstacks == StackCacheSize / elemsize
+//   allocCount == number of slots whose slotInUse is 1 or that sit in a
+//                 stackcache (i.e. not on manualFreeList)
+//   allocCount == nstacks - length(manualFreeList)
+struct mspan {
+    mspan *next;             // in a span list; guarded by that list's lock
+    mspan *prev;             // ditto
+    uintptr_t startAddr;     // immutable while not free; guarded by mheap_.lock
+    uintptr_t npages;        // ditto
+    _Atomic uint8_t state;   // enum mSpanState; written under mheap_.lock, read anywhere
+    uint8_t freeset;         // free spans: FreeSetDirty/Clean; guarded by mheap_.lock
+    uint8_t needzero;        // 1 if some page may hold old data; set by mheap at alloc
+    uint8_t spanclass;       // in-use heap spans: the size class; 0 = large object
+    uint32_t freebucket;     // free spans: index of the free list holding it
+    uintptr_t nreleased;     // free spans: pages given back to the OS; guarded by mheap_.lock
+
+    // manual: owned by the stack allocator (stackpool lock / stackLarge lock)
+    uintptr_t elemsize;      // stack size of this span's order, or whole span for large
+    gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
+    uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
+    uint8_t stackOrder;      // order of a stackpool span; 0xff for a large stack span
+    uint8_t largeInUse;      // large stack spans: 1 while handed out; owner thread
+    // One byte per slot, 1 while the stack is in a caller's hands. A byte, not
+    // a bit: slots of one span are freed by different threads with plain
+    // stores, and distinct bytes never race.
+    _Atomic uint8_t slotInUse[MaxStacksPerSpan];
+};
+
+// A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.
+typedef struct mSpanList {
+    mspan *first;
+    mspan *last;
+} mSpanList;
+
+void mSpanList_insert(mSpanList *list, mspan *s);      // at the front
+void mSpanList_insertBack(mSpanList *list, mspan *s);
+void mSpanList_remove(mSpanList *list, mspan *s);
+static inline bool mSpanList_isEmpty(const mSpanList *list) { return list->first == NULL; }
+
+// ----------------------------------------------------------------- arenas
+
+// Metadata for one 64 MiB arena (Go's heapArena). Allocated once, never
+// freed (arenas are never unmapped, as in Go).
+typedef struct heapArena {
+    uintptr_t base;                        // immutable after init
+    uintptr_t grownPages;                  // pages from base handed to the page allocator; guarded by mheap_.lock
+    struct heapArena *allnext;             // next arena by address; guarded by mheap_.lock
+    _Atomic(mspan *) spans[PagesPerArena]; // page -> span; written under mheap_.lock
+    // 1 = this free page was given back to the OS (or never touched) and reads
+    // as zero. Only meaningful for free pages; guarded by mheap_.lock.
+    uint64_t released[PagesPerArena / 64];
+} heapArena;
+
+// ----------------------------------------------------------- fixed allocs
+
+// Bump allocation of metadata that is never freed (Go's persistentalloc).
+// Thread-safe. NULL and ENOMEM on failure.
+void *persistentalloc(size_t nbytes, size_t align);
+extern uint64_t persistentSys; // bytes mapped for metadata; read with __atomic_load_n
+
+// A free-list allocator of fixed-size metadata objects (Go's fixalloc),
+// guarded by its owner's lock. Memory comes zeroed only the first time.
+typedef struct fixalloc {
+    size_t size;           // immutable after init
+    gclink *list;          // freed objects
+    char *chunk;           // bump region
+    size_t nchunk;         // bytes left in chunk
+    size_t inuse;          // bytes handed out
+    size_t sys;            // bytes obtained from persistentalloc
+} fixalloc;
+
+void fixalloc_init(fixalloc *f, size_t size);
+void *fixalloc_alloc(fixalloc *f);
+void fixalloc_free(fixalloc *f, void *p);
+
+// ------------------------------------------------------------------ mheap
+
+// The number of free lists of the page allocator (see mheap.c).
+#define FreeBuckets 600
+
+// The page heap. Every field is guarded by lock unless marked.
+typedef struct mheap {
+    mutex lock;
+    fixalloc spanalloc;                   // mspan descriptors
+    // Free spans by size, two sets (dirty first); a bit per non-empty list.
+    mSpanList freelists[2][FreeBuckets];
+    uint64_t freemask[2][(FreeBuckets + 63) / 64];
+
+    // Where the heap grows: [curArenaBase, curArenaEnd) is reserved (not yet
+    // committed) and not yet handed to the page allocator.
+    uintptr_t curArenaBase, curArenaEnd;
+    heapArena *allArenas;     // every arena, sorted by address
+
+    // Accounting, in pages unless named bytes.
+    uintptr_t pagesInUse;     // in in-use heap spans
+    uintptr_t pagesManual;    // in manual (stack) spans
+    uintptr_t pagesFree;      // in free spans
+    uintptr_t pagesReleased;  // free pages given back to the OS
+    uintptr_t nspanInUse, nspanManual, nspanFree;
+    uint64_t arenaReserved;   // bytes
+    uint64_t metaSys;         // bytes of heapArena and index maps
+    uint64_t scavengedBytes;  // total ever released
+    uint64_t scavengeRetain;  // bytes of free dirty pages the scavenger leaves
+    bool scavengeOff;         // GOMEM_SCAVENGE=off
+} mheap;
+
+extern mheap mheap_;
+
+// The arena index: L1 is static; L2 tables are allocated as needed.
+extern _Atomic(_Atomic(heapArena *) *) mheap_arenas[1 << ArenaL1Bits]; // atomic, written under mheap_.lock
+
+// Allocates a span of npages for the heap (state inuse, the given class), or
+// NULL with errno (EINVAL for npages 0, ENOMEM when too large or no memory).
+mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass);
+void mheap_free(mspan *s);
+
+// Allocates a span for manual management (stacks). align_pages (a power of
+// two, 1 for none) aligns startAddr to align_pages*PageSize.
+mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages);
+void mheap_freeManual(mspan *s);
+
+// Releases free pages to the OS until at most keep_bytes of free dirty pages
+// remain. Returns the bytes released.
+uintptr_t mheap_scavenge(uintptr_t keep_bytes);
+
+// The span containing p, or NULL if p is not in a span gomem handed out
+// (in-use or manual). Lock-free; safe for any p.
+mspan *spanOf(uintptr_t p);
+
+// A full consistency walk of the page heap. Returns NULL if valid, or a
+// description of the first problem. Takes mheap_.lock.
+const char *mheap_valid(void);
+
+// --------------------------------------------------------------- options
+
+// Run-time knobs read once from the environment (runtime1.c).
+typedef struct debugVars {
+    int verbose;               // GOMEM_VERBOSE=1: print a line for caller errors
+    int stacks;                // GOMEM_DEBUG=stacks
+    int stackcheck;            // GOMEM_DEBUG=stackcheck
+} debugVars;
+extern debugVars debug;
+
+// Reads GOMEM_* once; cheap after the first call.
+void runtime_init(void);
+
+// With GOMEM_VERBOSE set, prints "gomem: " + message for a caller's error.
+__attribute__((format(printf, 1, 2))) void gm_warn(const char *fmt, ...);
+
+// Parses "123", "64k", "16m", "1g" into bytes. Returns -1 if malformed.
+int parse_bytes(const char *s, uint64_t *out);
+
+// ----------------------------------------------------------------- mcache
+
+// Per-thread cache (Go's mcache, per P there, per thread here). Owner thread
+// only, except the counters, which other threads read with relaxed loads.
+typedef struct mcache {
+    gclink *stackcache[NumStackOrders];        // free stacks; owner only
+    // Bytes in stackcache[order]: written by the owner only (relaxed stores),
+    // read by gm_stats from any thread.
+    _Atomic uintptr_t stackcacheBytes[NumStackOrders];
+    // Counters written by the owner with plain-cost relaxed stores, summed by
+    // gm_stats. Signed: a stack allocated here may be freed on another thread.
+    _Atomic int64_t stackInuseBytes[NumStackOrders];
+    _Atomic int64_t stackLargeInuseBytes;
+    _Atomic int64_t stackAllocs, stackFrees;
+    struct mcache *allnext, *allprev;          // allm list; guarded by allmLock
+} mcache;
+
+// The calling thread's cache, created on first use. NULL only when out of memory.
+mcache *getmcache(void);
+// The caller's cache if it has one (never creates).
+mcache *mcache_peek(void);
+// Summed counters of every live mcache plus those of exited threads. Takes allmLock.
+void mcache_sumcounters(gm_memstats *out);
+
+// Stack allocator internals (stack.c), used by mcache and stats.
+void stackcache_clear(mcache *c);
+void stack_stats(gm_memstats *out);
+void stackLarge_releaseAll(void);
+const char *stackpool_valid(void);
+void stack_atfork_prepare(void);
+void stack_atfork_parent(void);
+void stack_atfork_child(void);
+
+// Owner-only counter bump with relaxed atomics (a plain add on x86-64).
+static inline void counter_add(_Atomic int64_t *c, int64_t d)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + d,
+                          memory_order_relaxed);
+}
+
+#endif

@@ -1,0 +1,152 @@
+// SPDX-License-Identifier: MIT
+//
+// Process-wide settings and error reporting (Go: runtime1.go's
+// parsedebugvars, and panic.go's throw).
+//
+// Owns: the debug/verbose knobs read once from GOMEM_* environment
+// variables, throw() and gm_warn(), gm_version(). runtime_init() is
+// idempotent and lock-free after the first call; it may run on any thread
+// and before main (a drop-in malloc is called from the dynamic loader), so it
+// reads the environment with getenv only and never allocates.
+//
+// Options (documented in README.md):
+//   GOMEM_VERBOSE=1        print a line for each caller error (ENOMEM, EINVAL)
+//   GOMEM_DEBUG=a,b        stacks: log coroutine stack grow/shrink;
+//                          stackcheck: check the parked-stack contract
+//   GOMEM_SCAVENGE=off|N   free dirty pages the scavenger keeps (bytes, k/m/g)
+// A malformed value gets a warning naming it and the default is kept.
+#include "runtime.h"
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+debugVars debug;
+static _Atomic int runtime_inited; // 0 never, 1 in progress, 2 done
+
+// Writes a whole line to stderr without allocating.
+static void write_line(const char *prefix, const char *fmt, va_list ap)
+{
+    char buf[512];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "%s", prefix);
+    int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+    if (m > 0)
+        n += (size_t)m < sizeof buf - n - 1 ? (size_t)m : sizeof buf - n - 2;
+    buf[n++] = '\n';
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(2, buf + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void throw(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_line("gomem: ", fmt, ap);
+    va_end(ap);
+    abort();
+}
+
+void gm_warn(const char *fmt, ...)
+{
+    if (!debug.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line("gomem: ", fmt, ap);
+    va_end(ap);
+}
+
+static void warn_option(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    write_line("gomem: warning: ", fmt, ap);
+    va_end(ap);
+}
+
+int parse_bytes(const char *s, uint64_t *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0)
+        return -1;
+    unsigned shift = 0;
+    switch (*end) {
+    case 0: break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: return -1;
+    }
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end != 0 || (shift != 0 && v > (UINT64_MAX >> shift)))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static void parse_debug(const char *v)
+{
+    while (v != NULL && *v) {
+        const char *comma = strchr(v, ',');
+        size_t len = comma ? (size_t)(comma - v) : strlen(v);
+        if (len == 6 && strncmp(v, "stacks", 6) == 0)
+            debug.stacks = 1;
+        else if (len == 10 && strncmp(v, "stackcheck", 10) == 0)
+            debug.stackcheck = 1;
+        else if (len != 0)
+            warn_option("GOMEM_DEBUG: unknown setting '%.*s' ignored", (int)len, v);
+        v = comma ? comma + 1 : NULL;
+    }
+}
+
+void runtime_init(void)
+{
+    if (GM_LIKELY(atomic_load_explicit(&runtime_inited, memory_order_acquire) == 2))
+        return;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&runtime_inited, &expected, 1)) {
+        // Another thread is reading the environment; it takes microseconds.
+        while (atomic_load_explicit(&runtime_inited, memory_order_acquire) != 2)
+            sched_yield();
+        return;
+    }
+    const char *v = getenv("GOMEM_VERBOSE");
+    if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
+        debug.verbose = 1;
+    parse_debug(getenv("GOMEM_DEBUG"));
+
+    // The scavenger's budget; mheap_ is not locked yet (nothing used it).
+    mheap_.scavengeRetain = (uint64_t)8 << 20;
+    v = getenv("GOMEM_SCAVENGE");
+    if (v != NULL && *v != 0) {
+        uint64_t n;
+        if (strcmp(v, "off") == 0)
+            mheap_.scavengeOff = true;
+        else if (parse_bytes(v, &n) == 0)
+            mheap_.scavengeRetain = n;
+        else
+            warn_option("GOMEM_SCAVENGE='%s' is not 'off' or a size like 64m; using 8m", v);
+    }
+    atomic_store_explicit(&runtime_inited, 2, memory_order_release);
+}
+
+const char *gm_version(void)
+{
+#define GM_STR2(x) #x
+#define GM_STR(x) GM_STR2(x)
+    return GM_STR(GM_VERSION_MAJOR) "." GM_STR(GM_VERSION_MINOR) "." GM_STR(GM_VERSION_PATCH)
+        " FixedStack=" GM_STR(GM_FIXED_STACK) " orders=" GM_STR(GM_STACK_ORDERS)
+        " debug=" GM_STR(GM_DEBUG);
+}

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: MIT
+//
+// The stack allocator (Go: stack.go, stackalloc/stackfree and their pools).
+//
+// Owns gm_stackalloc/gm_stackfree, the per-order pools (stackpool), the
+// large-stack cache (stackLarge) and the per-thread caches' stack lists
+// (mcache.stackcache, whose memory lives in mcache.c). Seed 000 draws the
+// paths; they are exactly these:
+//
+//   alloc, order < NumStackOrders (size < StackCacheSize):
+//     mcache.stackcache[order]  --empty-->  stackcacherefill
+//       --> stackpoolalloc (stackpool[order], under its lock)
+//       --> mheap_allocManual(StackSpanPages) when the pool has no span
+//   alloc, large:  stackLarge.free[log2(npages)]  else  mheap_allocManual
+//
+//   free, small: push on mcache.stackcache[order]; at StackCacheSize bytes
+//     stackcacherelease gives half back through stackpoolfree; a span whose
+//     stacks are all free goes back by mheap_freeManual.
+//   free, large: stackLarge.free[log2(npages)], bounded by StackLargeBudget
+//     bytes; past it, and on gm_scavenge, spans go to mheap_freeManual.
+//
+// order = log2(size / FixedStack); FixedStack and NumStackOrders are set at
+// build time (runtime.h). Stack spans are StackCacheSize bytes aligned to
+// StackCacheSize, so every small stack is aligned to its own size.
+//
+// Misuse detection, on in every build: a free looks the stack up with
+// spanOf (so a range gomem never handed out is named), checks the span's
+// order against the size, the offset against the slot grid, and the slot's
+// in-use byte (so a second free is named). slotInUse is one byte per slot,
+// set by whichever thread takes the stack out of a cache and cleared by the
+// one that frees it: plain stores to distinct bytes, no atomic RMW.
+//
+// Locks: stackpool[order].mu (rank lockRankStackpool), stackLarge.lock
+// (lockRankStackLarge); both may call into mheap (higher rank).
+//
+// Differences from Go: Go's stackcache lives in the P's mcache and stacks of
+// stackpool spans are freed to the heap only when the GC is off; here the
+// cache is per thread and there is no GC, so an empty span goes back at
+// once. Go empties stackLarge at each GC; here it is bounded by bytes.
+#include "runtime.h"
+
+#include <string.h>
+
+// Debug knobs.
+#define stackNoCache 0 // 1: bypass the per-thread caches (stress the pool path)
+
+// Bytes of free large stacks kept for reuse before spans go back to mheap.
+// 4 MiB holds 64 stacks of 64 KiB: enough for a burst of coroutines growing
+// to that size to reuse each other's stacks without touching mheap.
+#define StackLargeBudget ((uintptr_t)4 << 20)
+
+typedef struct stackpoolItem {
+    mutex mu;
+    mSpanList spans;        // spans with at least one free stack; guarded by mu
+    uintptr_t nspans;       // spans of this order, full or not; guarded by mu
+    uintptr_t nout;         // stacks not on any span's free list; guarded by mu
+} stackpoolItem;
+
+// Statically initialised: a drop-in malloc may run before constructors.
+static stackpoolItem stackpool[NumStackOrders] = {
+    [0 ... NumStackOrders - 1] = { .mu = MUTEX_INIT(lockRankStackpool) },
+};
+
+#define LargeOrders (HeapAddrBits - PageShift)
+static struct {
+    mutex lock;
+    mSpanList free[LargeOrders]; // by log2(npages); guarded by lock
+    uintptr_t bytes;             // bytes on the free lists; guarded by lock
+} stackLarge = { .lock = MUTEX_INIT(lockRankStackLarge) };
+
+static inline uintptr_t log2ptr(uintptr_t x)
+{
+    return 63u - (uintptr_t)__builtin_clzll(x);
+}
+
+// ------------------------------------------------------------- stackpool
+
+// Takes one stack of the given order from the pool. Caller holds
+// stackpool[order].mu. NULL with ENOMEM when mheap has no memory.
+static gclink *stackpoolalloc(int order)
+{
+    stackpoolItem *pool = &stackpool[order];
+    uintptr_t size = FixedStack << order;
+    mspan *s = pool->spans.first;
+    if (s == NULL) {
+        s = mheap_allocManual(StackSpanPages, StackSpanPages);
+        if (s == NULL)
+            return NULL;
+        s->elemsize = size;
+        s->stackOrder = (uint8_t)order;
+        s->allocCount = 0;
+        s->manualFreeList = NULL;
+        // Carve from the top so the list hands out low addresses first.
+        for (uintptr_t off = StackCacheSize; off != 0;) {
+            off -= size;
+            gclink *x = (gclink *)(s->startAddr + off);
+            x->next = s->manualFreeList;
+            s->manualFreeList = x;
+        }
+        mSpanList_insert(&pool->spans, s);
+        pool->nspans++;
+    }
+    gclink *x = s->manualFreeList;
+    if (x == NULL)
+        throw("stackpoolalloc: span 0x%lx of order %d on the pool list has no free stack",
+              (unsigned long)s->startAddr, order);
+    s->manualFreeList = x->next;
+    s->allocCount++;
+    pool->nout++;
+    if (s->manualFreeList == NULL)
+        mSpanList_remove(&pool->spans, s); // full: leaves the pool
+    return x;
+}
+
+// Returns one stack to its span. Caller holds stackpool[order].mu.
+static void stackpoolfree(gclink *x, int order)
+{
+    stackpoolItem *pool = &stackpool[order];
+    mspan *s = spanOf((uintptr_t)x);
+    if (s == NULL || s->stackOrder != order)
+        throw("stackpoolfree: 0x%lx is not in a stack span of order %d", (unsigned long)x, order);
+    if (s->manualFreeList == NULL)
+        mSpanList_insert(&pool->spans, s); // was full: back in the pool
+    x->next = s->manualFreeList;
+    s->manualFreeList = x;
+    s->allocCount--;
+    pool->nout--;
+    if (s->allocCount == 0) {
+        // Every stack of the span is free: the pages go back to the heap.
+        mSpanList_remove(&pool->spans, s);
+        pool->nspans--;
+        s->manualFreeList = NULL;
+        mheap_freeManual(s);
+    }
+}
+
+// Fills c->stackcache[order] with half of StackCacheSize worth of stacks.
+static GM_NOINLINE void stackcacherefill(mcache *c, int order)
+{
+    uintptr_t size = FixedStack << order;
+    gclink *list = NULL;
+    uintptr_t got = 0;
+    lock(&stackpool[order].mu);
+    while (got < StackCacheSize / 2) {
+        gclink *x = stackpoolalloc(order);
+        if (x == NULL)
+            break;
+        x->next = list;
+        list = x;
+        got += size;
+    }
+    unlock(&stackpool[order].mu);
+    c->stackcache[order] = list;
+    atomic_store_explicit(&c->stackcacheBytes[order], got, memory_order_relaxed);
+}
+
+// Gives half of StackCacheSize worth of c->stackcache[order] back to the pool.
+static GM_NOINLINE void stackcacherelease(mcache *c, int order)
+{
+    uintptr_t size = FixedStack << order;
+    gclink *x = c->stackcache[order];
+    uintptr_t bytes = atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed);
+    lock(&stackpool[order].mu);
+    while (bytes > StackCacheSize / 2) {
+        gclink *next = x->next;
+        stackpoolfree(x, order);
+        x = next;
+        bytes -= size;
+    }
+    unlock(&stackpool[order].mu);
+    c->stackcache[order] = x;
+    atomic_store_explicit(&c->stackcacheBytes[order], bytes, memory_order_relaxed);
+}
+
+void stackcache_clear(mcache *c)
+{
+    for (int order = 0; order < NumStackOrders; order++) {
+        gclink *x = c->stackcache[order];
+        if (x == NULL)
+            continue;
+        lock(&stackpool[order].mu);
+        while (x != NULL) {
+            gclink *next = x->next;
+            stackpoolfree(x, order);
+            x = next;
+        }
+        unlock(&stackpool[order].mu);
+        c->stackcache[order] = NULL;
+        atomic_store_explicit(&c->stackcacheBytes[order], 0, memory_order_relaxed);
+    }
+}
+
+// ---------------------------------------------------------------- public
+
+static inline void markSlot(uintptr_t lo, uintptr_t size, uint8_t v)
+{
+    mspan *s = spanOf(lo);
+    atomic_store_explicit(&s->slotInUse[(lo - s->startAddr) >> log2ptr(size)], v, memory_order_relaxed);
+}
+
+static GM_COLD gm_stack stackalloc_fail(int err, size_t n)
+{
+    errno = err;
+    gm_warn("gm_stackalloc(%zu): %s", n, err == EINVAL ? "size 0" : "out of memory");
+    return (gm_stack){ 0, 0 };
+}
+
+static GM_NOINLINE gm_stack stackalloc_large(uintptr_t size)
+{
+    uintptr_t npages = size >> PageShift;
+    uintptr_t log2npages = log2ptr(npages);
+    mspan *s = NULL;
+    lock(&stackLarge.lock);
+    if (!mSpanList_isEmpty(&stackLarge.free[log2npages])) {
+        s = stackLarge.free[log2npages].first;
+        mSpanList_remove(&stackLarge.free[log2npages], s);
+        stackLarge.bytes -= size;
+    }
+    unlock(&stackLarge.lock);
+    if (s == NULL) {
+        s = mheap_allocManual(npages, 1);
+        if (s == NULL)
+            return stackalloc_fail(ENOMEM, size);
+        s->elemsize = size;
+        s->stackOrder = 0xff;
+    }
+    s->largeInUse = 1;
+    mcache *c = getmcache();
+    if (c != NULL) {
+        counter_add(&c->stackLargeInuseBytes, (int64_t)size);
+        counter_add(&c->stackAllocs, 1);
+    }
+    return (gm_stack){ s->startAddr, s->startAddr + size };
+}
+
+gm_stack gm_stackalloc(size_t n)
+{
+    if (GM_UNLIKELY(n == 0))
+        return stackalloc_fail(EINVAL, n);
+    if (GM_UNLIKELY(n > (MaxSpanPages << PageShift)))
+        return stackalloc_fail(ENOMEM, n);
+    uintptr_t size = n <= FixedStack ? FixedStack : (uintptr_t)1 << (log2ptr(n - 1) + 1);
+    if (size >= (FixedStack << NumStackOrders) || size >= StackCacheSize)
+        return stackalloc_large(size);
+
+    int order = (int)(log2ptr(size) - log2ptr(FixedStack));
+    mcache *c = getmcache();
+    if (GM_UNLIKELY(c == NULL))
+        return stackalloc_fail(ENOMEM, n);
+    gclink *x = c->stackcache[order];
+    if (GM_UNLIKELY(x == NULL || stackNoCache)) {
+        stackcacherefill(c, order);
+        x = c->stackcache[order];
+        if (x == NULL)
+            return stackalloc_fail(ENOMEM, n);
+    }
+    c->stackcache[order] = x->next;
+    atomic_store_explicit(&c->stackcacheBytes[order],
+                          atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
+                          memory_order_relaxed);
+    markSlot((uintptr_t)x, size, 1);
+    counter_add(&c->stackInuseBytes[order], (int64_t)size);
+    counter_add(&c->stackAllocs, 1);
+    return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+}
+
+static GM_COLD GM_NOINLINE void stackfree_bad(gm_stack st, mspan *s, const char *what)
+{
+    if (s == NULL)
+        throw("gm_stackfree: stack [0x%lx, 0x%lx) %s", (unsigned long)st.lo, (unsigned long)st.hi, what);
+    throw("gm_stackfree: stack [0x%lx, 0x%lx) %s (span=0x%lx, stack size %lu)", (unsigned long)st.lo,
+          (unsigned long)st.hi, what, (unsigned long)s->startAddr, (unsigned long)s->elemsize);
+}
+
+static GM_NOINLINE void stackfree_large(gm_stack st, mspan *s, uintptr_t size)
+{
+    if (s->startAddr != st.lo || (s->npages << PageShift) != size)
+        stackfree_bad(st, s, "does not match the large stack allocated there");
+    if (!s->largeInUse)
+        stackfree_bad(st, s, "freed twice");
+    s->largeInUse = 0;
+    mcache *c = getmcache();
+    if (c != NULL) {
+        counter_add(&c->stackLargeInuseBytes, -(int64_t)size);
+        counter_add(&c->stackFrees, 1);
+    }
+    uintptr_t log2npages = log2ptr(s->npages);
+    mspan *evict = NULL;
+    lock(&stackLarge.lock);
+    mSpanList_insert(&stackLarge.free[log2npages], s);
+    stackLarge.bytes += size;
+    // Over budget: give back the least recently freed, largest first.
+    while (stackLarge.bytes > StackLargeBudget) {
+        for (int o = LargeOrders - 1; o >= 0; o--) {
+            if (!mSpanList_isEmpty(&stackLarge.free[o])) {
+                evict = stackLarge.free[o].last;
+                break;
+            }
+        }
+        mSpanList_remove(&stackLarge.free[log2ptr(evict->npages)], evict);
+        stackLarge.bytes -= evict->npages << PageShift;
+        mheap_freeManual(evict);
+    }
+    unlock(&stackLarge.lock);
+}
+
+void gm_stackfree(gm_stack st)
+{
+    if (st.lo == 0 && st.hi == 0)
+        return;
+    uintptr_t size = st.hi - st.lo;
+    if (GM_UNLIKELY(st.hi <= st.lo || (size & (size - 1)) != 0 || size < FixedStack))
+        stackfree_bad(st, NULL, "is not a stack from gm_stackalloc (bad bounds)");
+    mspan *s = spanOf(st.lo);
+    if (GM_UNLIKELY(s == NULL))
+        stackfree_bad(st, NULL, "was not allocated by gm_stackalloc, or its span was already freed");
+    if (GM_UNLIKELY(atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanManual))
+        stackfree_bad(st, NULL, "is heap memory, not a stack");
+    if (s->stackOrder == 0xff) {
+        stackfree_large(st, s, size);
+        return;
+    }
+    uintptr_t off = st.lo - s->startAddr;
+    if (GM_UNLIKELY(s->elemsize != size))
+        stackfree_bad(st, s, "has the wrong size");
+    if (GM_UNLIKELY(off & (size - 1)))
+        stackfree_bad(st, s, "is not the start of a stack");
+    _Atomic uint8_t *slot = &s->slotInUse[off >> log2ptr(size)];
+    if (GM_UNLIKELY(atomic_load_explicit(slot, memory_order_relaxed) == 0))
+        stackfree_bad(st, s, "freed twice (double free)");
+    atomic_store_explicit(slot, 0, memory_order_relaxed);
+
+    int order = s->stackOrder;
+    mcache *c = getmcache();
+    if (GM_UNLIKELY(c == NULL || stackNoCache)) {
+        lock(&stackpool[order].mu);
+        stackpoolfree((gclink *)st.lo, order);
+        unlock(&stackpool[order].mu);
+        return;
+    }
+    gclink *x = (gclink *)st.lo;
+    x->next = c->stackcache[order];
+    c->stackcache[order] = x;
+    uintptr_t bytes = atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) + size;
+    atomic_store_explicit(&c->stackcacheBytes[order], bytes, memory_order_relaxed);
+    counter_add(&c->stackInuseBytes[order], -(int64_t)size);
+    counter_add(&c->stackFrees, 1);
+    if (GM_UNLIKELY(bytes >= StackCacheSize))
+        stackcacherelease(c, order);
+}
+
+// ------------------------------------------------------ stats, scavenger
+
+void stackLarge_releaseAll(void)
+{
+    lock(&stackLarge.lock);
+    for (int o = 0; o < LargeOrders; o++) {
+        while (!mSpanList_isEmpty(&stackLarge.free[o])) {
+            mspan *s = stackLarge.free[o].first;
+            mSpanList_remove(&stackLarge.free[o], s);
+            stackLarge.bytes -= s->npages << PageShift;
+            mheap_freeManual(s);
+        }
+    }
+    unlock(&stackLarge.lock);
+}
+
+void stack_stats(gm_memstats *out)
+{
+    out->stack_fixed = FixedStack;
+    out->stack_orders = NumStackOrders;
+    for (int o = 0; o < NumStackOrders; o++) {
+        uintptr_t size = FixedStack << o;
+        lock(&stackpool[o].mu);
+        out->stack_order[o].size = size;
+        out->stack_order[o].nspans = stackpool[o].nspans;
+        out->stack_order[o].pooled = stackpool[o].nspans * StackCacheSize - stackpool[o].nout * size;
+        unlock(&stackpool[o].mu);
+    }
+    lock(&stackLarge.lock);
+    out->stack_large_cached = stackLarge.bytes;
+    unlock(&stackLarge.lock);
+}
+
+// Checks every pool span: allocCount matches its free list, the free list is
+// inside the span and on the slot grid, no free stack is marked in use, and
+// the pool's counters add up. NULL if valid, else the first problem.
+const char *stackpool_valid(void)
+{
+    static __thread char msg[200];
+    const char *bad = NULL;
+    for (int o = 0; o < NumStackOrders && bad == NULL; o++) {
+        uintptr_t size = FixedStack << o, nfree = 0;
+        lock(&stackpool[o].mu);
+        for (mspan *s = stackpool[o].spans.first; s != NULL && bad == NULL; s = s->next) {
+            uintptr_t n = 0;
+            for (gclink *x = s->manualFreeList; x != NULL; x = x->next, n++) {
+                uintptr_t off = (uintptr_t)x - s->startAddr;
+                if (off >= StackCacheSize || (off & (size - 1)) || s->slotInUse[off / size]) {
+                    snprintf(msg, sizeof msg, "order %d span 0x%lx: bad free stack 0x%lx", o,
+                             (unsigned long)s->startAddr, (unsigned long)x);
+                    bad = msg;
+                    break;
+                }
+            }
+            if (bad == NULL && n + s->allocCount != StackCacheSize / size) {
+                snprintf(msg, sizeof msg, "order %d span 0x%lx: %lu free + %u out != %lu", o,
+                         (unsigned long)s->startAddr, (unsigned long)n, s->allocCount,
+                         (unsigned long)(StackCacheSize / size));
+                bad = msg;
+            }
+            if (s->stackOrder != o || atomic_load(&s->state) != mSpanManual) {
+                snprintf(msg, sizeof msg, "order %d span 0x%lx: wrong order or state", o,
+                         (unsigned long)s->startAddr);
+                bad = msg;
+            }
+            nfree += n;
+        }
+        // Full spans are off the list, so free stacks are only on listed spans.
+        if (bad == NULL && stackpool[o].nspans * (StackCacheSize / size) - stackpool[o].nout != nfree) {
+            snprintf(msg, sizeof msg, "order %d: %lu spans, %lu out, but %lu free stacks listed", o,
+                     (unsigned long)stackpool[o].nspans, (unsigned long)stackpool[o].nout,
+                     (unsigned long)nfree);
+            bad = msg;
+        }
+        unlock(&stackpool[o].mu);
+    }
+    return bad;
+}
+
+void stack_atfork_prepare(void)
+{
+    for (int o = 0; o < NumStackOrders; o++)
+        lock(&stackpool[o].mu);
+    lock(&stackLarge.lock);
+}
+
+void stack_atfork_parent(void)
+{
+    unlock(&stackLarge.lock);
+    for (int o = NumStackOrders - 1; o >= 0; o--)
+        unlock(&stackpool[o].mu);
+}
+
+void stack_atfork_child(void)
+{
+    lock_reinit_child(&stackLarge.lock);
+    for (int o = NumStackOrders - 1; o >= 0; o--)
+        lock_reinit_child(&stackpool[o].mu);
+}

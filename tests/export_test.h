@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: MIT
+//
+// Export guts for testing (Go: export_test.go). Tests link the static library
+// and reach internal functions through runtime.h; this header adds the small
+// helpers several tests share.
+#ifndef GOMEM_EXPORT_TEST_H
+#define GOMEM_EXPORT_TEST_H
+
+#include <stdio.h>
+#include <unistd.h>
+
+#include "runtime.h"
+
+// Resident set size of this process, in bytes (from /proc/self/statm).
+static inline size_t test_rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f != NULL) {
+        if (fscanf(f, "%lu %lu", &size, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+// Fills [p, p+n) with a pattern derived from seed; test_pattern_ok checks it.
+static inline void test_fill(void *p, size_t n, uint64_t seed)
+{
+    uint64_t *w = p;
+    for (size_t i = 0; i < n / 8; i++)
+        w[i] = seed * 0x9E3779B97F4A7C15ull + i;
+}
+
+static inline int test_pattern_ok(const void *p, size_t n, uint64_t seed)
+{
+    const uint64_t *w = p;
+    for (size_t i = 0; i < n / 8; i++)
+        if (w[i] != seed * 0x9E3779B97F4A7C15ull + i)
+            return 0;
+    return 1;
+}
+
+// A small deterministic PRNG (xorshift64*), so failures reproduce.
+static inline uint64_t test_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+#endif

@@ -1,0 +1,371 @@
+// SPDX-License-Identifier: MIT
+//
+// Tests of the page heap alone (mheap_alloc/free, allocManual/freeManual,
+// spanOf, the scavenger, fault injection), with mheap_valid after each step.
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+#define VALID() do { const char *bad_ = mheap_valid(); \
+    if (!test_check(bad_ == NULL, __FILE__, __LINE__, "mheap_valid")) fprintf(stderr, "    %s\n", bad_); } while (0)
+
+TEST(alloc_maps_every_page_and_free_unmaps)
+{
+    mspan *s = mheap_alloc(5, 3);
+    CHECK(s != NULL);
+    CHECK_EQ(atomic_load(&s->state), mSpanInUse);
+    CHECK_EQ(s->npages, 5);
+    CHECK_EQ(s->spanclass, 3);
+    CHECK_EQ(s->startAddr % PageSize, 0);
+    for (uintptr_t off = 0; off < 5 * PageSize; off += 777)
+        CHECK(spanOf(s->startAddr + off) == s);
+    CHECK(spanOf(s->startAddr + 5 * PageSize) != s);
+    memset((void *)s->startAddr, 0x11, 5 * PageSize);
+    uintptr_t base = s->startAddr;
+    mheap_free(s);
+    CHECK(spanOf(base) == NULL);
+    CHECK(spanOf(base + 4 * PageSize) == NULL);
+    VALID();
+}
+
+TEST(bad_sizes_are_errors)
+{
+    errno = 0;
+    CHECK(mheap_alloc(0, 0) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(mheap_alloc(MaxSpanPages + 1, 0) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(mheap_alloc(UINTPTR_MAX, 0) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    // Legal but more than the address space holds: an error, not a crash.
+    CHECK(mheap_allocManual(MaxSpanPages, 1) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(mheap_allocManual(1, 3) == NULL); // alignment not a power of two
+    CHECK_EQ(errno, EINVAL);
+    VALID();
+}
+
+TEST(foreign_pointers_are_not_ours)
+{
+    int local;
+    void *m = malloc(100);
+    CHECK(spanOf((uintptr_t)&local) == NULL);
+    CHECK(spanOf((uintptr_t)m) == NULL);
+    CHECK(spanOf(0) == NULL);
+    CHECK(spanOf(1) == NULL);
+    CHECK(spanOf(UINTPTR_MAX) == NULL);
+    CHECK(spanOf((uintptr_t)1 << 47) == NULL);
+    CHECK(spanOf((uintptr_t)&test_passed) == NULL);
+    free(m);
+    // A free page inside our arena is not ours either.
+    mspan *s = mheap_alloc(1, 0);
+    uintptr_t base = s->startAddr;
+    mheap_free(s);
+    CHECK(spanOf(base) == NULL);
+}
+
+TEST(neighbours_coalesce)
+{
+    // A fresh run of three adjacent spans (the heap grows downwards-free).
+    mspan *big = mheap_alloc(30, 0);
+    uintptr_t base = big->startAddr;
+    mheap_free(big);
+    mspan *a = mheap_alloc(10, 0), *b = mheap_alloc(10, 0), *c = mheap_alloc(10, 0);
+    CHECK(a && b && c);
+    CHECK_EQ(a->startAddr, base);
+    CHECK_EQ(b->startAddr, base + 10 * PageSize);
+    CHECK_EQ(c->startAddr, base + 20 * PageSize);
+    uintptr_t nfree0 = mheap_.nspanFree;
+    mheap_free(b);
+    VALID();
+    CHECK_EQ(mheap_.nspanFree, nfree0 + 1);
+    mheap_free(a); // merges with b
+    VALID();
+    CHECK_EQ(mheap_.nspanFree, nfree0 + 1);
+    mheap_free(c); // merges with a+b and the free space after c
+    VALID();
+    CHECK_EQ(mheap_.nspanFree, nfree0);
+    // The merged run is handed out again whole.
+    mspan *again = mheap_alloc(30, 0);
+    CHECK_EQ(again->startAddr, base);
+    mheap_free(again);
+    VALID();
+}
+
+TEST(freed_pages_are_reused)
+{
+    mspan *s = mheap_alloc(7, 0);
+    uintptr_t base = s->startAddr;
+    mheap_free(s);
+    s = mheap_alloc(7, 0);
+    CHECK_EQ(s->startAddr, base);
+    mheap_free(s);
+}
+
+TEST(needzero_is_truthful)
+{
+    // Whenever mheap says a span needs no zeroing, it reads as zero; both
+    // answers occur as pages are dirtied, freed and scavenged.
+    uint64_t rng = 7;
+    int clean = 0, dirty = 0, lies = 0;
+    mspan *keep[16] = { 0 };
+    for (int round = 0; round < 400; round++) {
+        int i = (int)(test_rand(&rng) % 16);
+        if (keep[i] != NULL) {
+            mheap_free(keep[i]);
+            keep[i] = NULL;
+        }
+        if (round % 50 == 0)
+            mheap_scavenge(0);
+        mspan *s = mheap_alloc(1 + test_rand(&rng) % 300, 0);
+        if (!s->needzero) {
+            clean++;
+            const uint64_t *w = (const uint64_t *)s->startAddr;
+            for (uintptr_t k = 0; k < (s->npages << PageShift) / 8; k++)
+                if (w[k] != 0) {
+                    lies++;
+                    break;
+                }
+        } else {
+            dirty++;
+        }
+        memset((void *)s->startAddr, 0xee, s->npages << PageShift);
+        keep[i] = s;
+    }
+    for (int i = 0; i < 16; i++)
+        if (keep[i] != NULL)
+            mheap_free(keep[i]);
+    CHECK_EQ(lies, 0);
+    CHECK(clean > 0);
+    CHECK(dirty > 0);
+    VALID();
+}
+
+TEST(aligned_manual_spans)
+{
+    for (uintptr_t align = 1; align <= 64; align *= 2) {
+        mspan *pad = mheap_allocManual(1, 1);
+        mspan *s = mheap_allocManual(3, align);
+        CHECK(s != NULL);
+        CHECK_EQ(atomic_load(&s->state), mSpanManual);
+        CHECK_EQ(s->startAddr % (align * PageSize), 0);
+        CHECK(spanOf(s->startAddr + 2 * PageSize) == s);
+        mheap_freeManual(s);
+        mheap_freeManual(pad);
+    }
+    VALID();
+}
+
+TEST(span_larger_than_an_arena)
+{
+    uintptr_t npages = PagesPerArena * 2 + 3;
+    mspan *s = mheap_alloc(npages, 0);
+    CHECK(s != NULL);
+    CHECK(spanOf(s->startAddr + (npages << PageShift) - 1) == s);
+    CHECK(spanOf(s->startAddr + HeapArenaBytes + 12345) == s);
+    ((char *)s->startAddr)[(npages << PageShift) - 1] = 7;
+    mheap_free(s);
+    VALID();
+}
+
+TEST(random_ops_keep_contents_and_invariants)
+{
+    enum { N = 256, OPS = 20000 };
+    mspan *live[N] = { 0 };
+    uint64_t rng = 42;
+    for (int op = 0; op < OPS; op++) {
+        int i = (int)(test_rand(&rng) % N);
+        if (live[i] != NULL) {
+            mspan *s = live[i];
+            if (!test_pattern_ok((void *)s->startAddr, s->npages << PageShift, (uint64_t)i + s->startAddr)) {
+                CHECK(!"span contents changed");
+                break;
+            }
+            if (atomic_load(&s->state) == mSpanManual)
+                mheap_freeManual(s);
+            else
+                mheap_free(s);
+            live[i] = NULL;
+        } else {
+            uintptr_t np = 1 + test_rand(&rng) % 128;
+            mspan *s = (test_rand(&rng) & 1) ? mheap_alloc(np, 1) : mheap_allocManual(np, 1 + (test_rand(&rng) & 3 ? 0 : 3));
+            if (s == NULL) {
+                CHECK(!"alloc failed");
+                break;
+            }
+            test_fill((void *)s->startAddr, np << PageShift, (uint64_t)i + s->startAddr);
+            live[i] = s;
+        }
+        if (op % 2000 == 0)
+            VALID();
+    }
+    for (int i = 0; i < N; i++) {
+        if (live[i] == NULL)
+            continue;
+        if (atomic_load(&live[i]->state) == mSpanManual)
+            mheap_freeManual(live[i]);
+        else
+            mheap_free(live[i]);
+    }
+    VALID();
+}
+
+TEST(scavenge_returns_memory_to_the_os)
+{
+    uintptr_t n = 4096; // 32 MiB
+    mspan *s = mheap_alloc(n, 0);
+    CHECK(s != NULL);
+    memset((void *)s->startAddr, 0x77, n << PageShift);
+    size_t touched = test_rss_bytes();
+    mheap_free(s);
+    // The free itself may already have released most of it (the budget is
+    // 8 MiB); scavenge(0) releases the rest.
+    mheap_scavenge(0);
+    size_t after = test_rss_bytes();
+    CHECK(after + (n << PageShift) / 2 <= touched);
+    gm_memstats st;
+    gm_stats(&st);
+    CHECK_EQ(st.heap_released, st.heap_idle);
+    CHECK(st.scavenged_bytes >= (n << PageShift));
+    VALID();
+    // Released pages come back zeroed and needing no zeroing.
+    s = mheap_alloc(n, 0);
+    CHECK_EQ(s->needzero, 0);
+    CHECK_EQ(((char *)s->startAddr)[100], 0);
+    mheap_free(s);
+}
+
+TEST(automatic_scavenge_bounds_dirty_free_pages)
+{
+    gm_memstats st;
+    // Free far more than the retained budget: the excess goes back at once.
+    mspan *s = mheap_alloc(16384, 0); // 128 MiB
+    memset((void *)s->startAddr, 1, 16384 << PageShift);
+    mheap_free(s);
+    gm_stats(&st);
+    uint64_t dirty = st.heap_idle - st.heap_released;
+    CHECK(dirty <= st.scavenge_retain + st.heap_inuse / 8 + st.stack_inuse / 8);
+    VALID();
+}
+
+TEST(mmap_failure_gives_enomem_and_heap_intact)
+{
+    gm_memstats before, after;
+    gm_stats(&before);
+    os_fault_set(OS_FAULT_MMAP, 1);
+    errno = 0;
+    // Bigger than any free span: must grow, and growing must fail.
+    mspan *s = mheap_alloc(PagesPerArena * 4, 0);
+    CHECK(s == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    os_fault_set(OS_FAULT_MMAP, 0);
+    VALID();
+    gm_stats(&after);
+    CHECK_EQ(after.heap_sys, before.heap_sys);
+    CHECK_EQ(after.heap_inuse, before.heap_inuse);
+    // Commit failure too.
+    os_fault_set(OS_FAULT_MPROTECT, 1);
+    errno = 0;
+    CHECK(mheap_alloc(PagesPerArena * 4, 0) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    os_fault_set(OS_FAULT_MPROTECT, 0);
+    VALID();
+    // And the heap still works.
+    s = mheap_alloc(PagesPerArena * 4, 0);
+    CHECK(s != NULL);
+    mheap_free(s);
+    VALID();
+}
+
+static void *hammer_checked(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg;
+    enum { N = 64 };
+    mspan *live[N] = { 0 };
+    intptr_t bad = 0;
+    for (int op = 0; op < 20000; op++) {
+        int i = (int)(test_rand(&rng) % N);
+        if (live[i] != NULL) {
+            if (!test_pattern_ok((void *)live[i]->startAddr, live[i]->npages << PageShift, live[i]->startAddr))
+                bad++;
+            mheap_free(live[i]);
+            live[i] = NULL;
+        } else {
+            live[i] = mheap_alloc(1 + test_rand(&rng) % 32, 0);
+            if (live[i] == NULL) {
+                bad++;
+                continue;
+            }
+            test_fill((void *)live[i]->startAddr, live[i]->npages << PageShift, live[i]->startAddr);
+        }
+    }
+    for (int i = 0; i < N; i++)
+        if (live[i] != NULL)
+            mheap_free(live[i]);
+    return (void *)bad;
+}
+
+TEST(threads_hammer_the_heap)
+{
+    gm_memstats before, after;
+    gm_stats(&before);
+    enum { T = 4 };
+    pthread_t th[T];
+    for (int t = 0; t < T; t++)
+        pthread_create(&th[t], NULL, hammer_checked, (void *)(uintptr_t)(t * 7919 + 1));
+    intptr_t bad = 0;
+    for (int t = 0; t < T; t++) {
+        void *r;
+        pthread_join(th[t], &r);
+        bad += (intptr_t)r;
+    }
+    CHECK_EQ(bad, 0);
+    VALID();
+    gm_stats(&after);
+    CHECK_EQ(after.heap_inuse, before.heap_inuse);
+    CHECK_EQ(after.nspan_inuse, before.nspan_inuse);
+}
+
+TEST(stats_identities)
+{
+    mspan *a = mheap_alloc(3, 0), *b = mheap_allocManual(4, 1);
+    gm_memstats st;
+    CHECK_EQ(gm_stats(&st), 0);
+    CHECK_EQ(st.heap_sys, st.heap_inuse + st.heap_idle);
+    CHECK(st.heap_idle >= st.heap_released);
+    CHECK_EQ(st.sys, st.heap_sys + st.stack_inuse + st.meta_sys);
+    CHECK(st.heap_inuse >= 3 * PageSize);
+    CHECK(st.stack_inuse >= 4 * PageSize);
+    CHECK(st.mmap_calls > 0);
+    CHECK(st.arena_reserved >= HeapArenaBytes);
+    mheap_free(a);
+    mheap_freeManual(b);
+    errno = 0;
+    CHECK_EQ(gm_stats(NULL), -1);
+    CHECK_EQ(errno, EINVAL);
+}
+
+int main(void)
+{
+    RUN(alloc_maps_every_page_and_free_unmaps);
+    RUN(bad_sizes_are_errors);
+    RUN(foreign_pointers_are_not_ours);
+    RUN(neighbours_coalesce);
+    RUN(freed_pages_are_reused);
+    RUN(needzero_is_truthful);
+    RUN(aligned_manual_spans);
+    RUN(span_larger_than_an_arena);
+    RUN(random_ops_keep_contents_and_invariants);
+    RUN(scavenge_returns_memory_to_the_os);
+    RUN(automatic_scavenge_bounds_dirty_free_pages);
+    RUN(mmap_failure_gives_enomem_and_heap_intact);
+    RUN(threads_hammer_the_heap);
+    RUN(stats_identities);
+    return test_report();
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+//
+// Tests of the OS layer alone: the states of a range and fault injection.
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+TEST(env_fault_injection)
+{
+    // main() set GOMEM_FAULT_MPROTECT=3 before any gomem call: the third and
+    // later commits fail until a test turns injection off.
+    char *p = os_reserve(1 << 20, 1 << 20);
+    CHECK(p != NULL);
+    CHECK_EQ(os_commit(p, 4096), 0);
+    CHECK_EQ(os_commit(p + 4096, 4096), 0);
+    errno = 0;
+    CHECK_EQ(os_commit(p + 8192, 4096), -1);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK_EQ(os_commit(p + 8192, 4096), -1);
+    os_fault_set(OS_FAULT_MPROTECT, 0);
+    CHECK_EQ(os_commit(p + 8192, 4096), 0);
+    os_release(p, 1 << 20);
+}
+
+TEST(reserve_is_aligned_and_inaccessible_until_commit)
+{
+    size_t align = (size_t)64 << 20;
+    char *p = os_reserve(align, align);
+    CHECK(p != NULL);
+    CHECK_EQ((uintptr_t)p % align, 0);
+    // mincore works on reserved ranges: nothing is resident.
+    unsigned char vec[16];
+    CHECK_EQ(mincore(p, 16 * 4096, vec), 0);
+    int resident = 0;
+    for (int i = 0; i < 16; i++)
+        resident += vec[i] & 1;
+    CHECK_EQ(resident, 0);
+    CHECK_EQ(os_commit(p, 1 << 20), 0);
+    memset(p, 0xab, 1 << 20);
+    CHECK_EQ((unsigned char)p[12345], 0xab);
+    os_release(p, align);
+}
+
+TEST(decommit_gives_pages_back_and_reads_zero)
+{
+    size_t n = 8 << 20;
+    char *p = os_reserve(n, 1 << 20);
+    CHECK(p != NULL);
+    CHECK_EQ(os_commit(p, n), 0);
+    size_t before = test_rss_bytes();
+    memset(p, 0x5a, n);
+    size_t touched = test_rss_bytes();
+    CHECK(touched >= before + n / 2);
+    CHECK_EQ(os_decommit(p, n), 0);
+    size_t after = test_rss_bytes();
+    CHECK(after + n / 2 <= touched);
+    CHECK_EQ(p[0], 0);
+    CHECK_EQ(p[n - 1], 0);
+    os_release(p, n);
+}
+
+static void touch_guard(void *arg)
+{
+    volatile char *g = arg;
+    g[0] = 1;
+}
+
+TEST(guard_page_faults)
+{
+    char *p = os_reserve(1 << 20, 1 << 20);
+    CHECK(p != NULL);
+    CHECK_EQ(os_commit(p, 1 << 20), 0);
+    CHECK_EQ(os_protect_none(p, 4096), 0);
+    p[4096] = 1; // the next page is still fine
+    CHECK_DEATH(touch_guard, p, "");
+    os_release(p, 1 << 20);
+}
+
+TEST(fault_set_counts_from_now)
+{
+    uint64_t calls = os_calls(OS_FAULT_MMAP);
+    os_fault_set(OS_FAULT_MMAP, 2);
+    void *a = os_alloc_meta(4096);
+    CHECK(a != NULL);
+    errno = 0;
+    CHECK(os_alloc_meta(4096) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(os_reserve(1 << 20, 1 << 20) == NULL);
+    os_fault_set(OS_FAULT_MMAP, 0);
+    void *b = os_reserve(1 << 20, 1 << 20);
+    CHECK(b != NULL);
+    CHECK_EQ(os_calls(OS_FAULT_MMAP), calls + 4);
+    os_release(a, 4096);
+    os_release(b, 1 << 20);
+    // madvise faults too.
+    char *p = os_reserve(1 << 20, 1 << 20);
+    CHECK_EQ(os_commit(p, 1 << 20), 0);
+    os_fault_set(OS_FAULT_MADVISE, 1);
+    CHECK_EQ(os_decommit(p, 1 << 20), -1);
+    os_fault_set(OS_FAULT_MADVISE, 0);
+    CHECK_EQ(os_decommit(p, 1 << 20), 0);
+    os_release(p, 1 << 20);
+}
+
+TEST(reserve_overflow_fails_cleanly)
+{
+    errno = 0;
+    CHECK(os_reserve(SIZE_MAX - 4096, 1 << 20) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+}
+
+int main(void)
+{
+    setenv("GOMEM_FAULT_MPROTECT", "3", 1);
+    RUN(env_fault_injection);
+    RUN(reserve_is_aligned_and_inaccessible_until_commit);
+    RUN(decommit_gives_pages_back_and_reads_zero);
+    RUN(guard_page_faults);
+    RUN(fault_set_counts_from_now);
+    RUN(reserve_overflow_fails_cleanly);
+    return test_report();
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test binary given, sums their "N passed, N failed" lines, prints
+# the total alone on the last line and exits non-zero if anything failed. A
+# binary that crashes or prints no summary counts as one failure.
+set -u
+total_pass=0
+total_fail=0
+for t in "$@"; do
+    out=$("$t" 2>&1)
+    rc=$?
+    summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+    if [ -z "$summary" ]; then
+        printf '%s\n' "$out"
+        echo "CRASH $t (exit $rc, no summary)"
+        total_fail=$((total_fail + 1))
+        continue
+    fi
+    p=${summary%% passed*}
+    f=${summary#*, }; f=${f%% failed}
+    if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then
+        printf '%s\n' "$out"
+        [ "$f" -eq 0 ] && f=1
+        echo "FAIL $t: $summary (exit $rc)"
+    else
+        echo "ok   $t: $summary"
+    fi
+    total_pass=$((total_pass + p))
+    total_fail=$((total_fail + f))
+done
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
