@@ -81,8 +81,6 @@ typedef struct gm_memstats {
     } stack_order[GM_STACK_ORDERS_MAX];
     uint64_t stack_large_inuse; // bytes of large stacks handed out
     uint64_t stack_large_cached;// bytes of large stacks in stackLarge.free[]
-    uint64_t stack_allocs;      // gm_stackalloc calls that succeeded
-    uint64_t stack_frees;       // gm_stackfree calls
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and

@@ -4,15 +4,14 @@
 // one per thread, created on the thread's first allocation and given back
 // when the thread exits (a pthread key destructor) or calls gm_thread_flush.
 //
-// Owns: the thread's mcache pointer (TLS), the list of every live mcache
-// (allm, for gm_stats), and the counters of threads that have exited.
+// Owns: the thread's mcache pointer (TLS) and the list of every live mcache
+// (allm, for gm_stats).
 //
 // Invariants: a thread's mcache is touched only by that thread, except its
 // counters, which other threads read with relaxed atomic loads. An mcache is
 // on allm from creation until its thread's destructor removes it.
 //
-// Locks: allmLock (rank lockRankAllm) guards allm, mcachealloc and
-// exitedCounters. Flushing a cache takes the stack pool locks, which rank
+// Locks: allmLock (rank lockRankAllm) guards allm and mcachealloc. Flushing a cache takes the stack pool locks, which rank
 // lower, so it happens before allmLock is taken.
 #include "runtime.h"
 
@@ -20,13 +19,8 @@
 
 static mutex allmLock = MUTEX_INIT(lockRankAllm);
 static mcache *allm;                // guarded by allmLock
-static fixalloc mcachealloc = { .size = (sizeof(mcache) + 15) & ~(size_t)15 }; // guarded by allmLock
-static struct {
-    int64_t stackInuseBytes[NumStackOrders];
-    int64_t stackLargeInuseBytes;
-    int64_t stackAllocs, stackFrees;
-} exitedCounters;                   // guarded by allmLock
-
+// Rounded to a cache line: two threads' caches never share one.
+static fixalloc mcachealloc = { .size = (sizeof(mcache) + 63) & ~(size_t)63 }; // guarded by allmLock
 // initial-exec: a drop-in malloc must not call into the TLS allocator of the
 // dynamic loader to find its own cache.
 static __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
@@ -39,11 +33,6 @@ static void mcache_destroy(void *arg)
     mcache *c = arg;
     stackcache_clear(c);
     lock(&allmLock);
-    for (int o = 0; o < NumStackOrders; o++)
-        exitedCounters.stackInuseBytes[o] += atomic_load_explicit(&c->stackInuseBytes[o], memory_order_relaxed);
-    exitedCounters.stackLargeInuseBytes += atomic_load_explicit(&c->stackLargeInuseBytes, memory_order_relaxed);
-    exitedCounters.stackAllocs += atomic_load_explicit(&c->stackAllocs, memory_order_relaxed);
-    exitedCounters.stackFrees += atomic_load_explicit(&c->stackFrees, memory_order_relaxed);
     if (c->allprev != NULL)
         c->allprev->allnext = c->allnext;
     else
@@ -102,29 +91,11 @@ mcache *getmcache(void)
 
 void mcache_sumcounters(gm_memstats *out)
 {
-    int64_t inuse[NumStackOrders];
-    int64_t large, allocs, frees;
     lock(&allmLock);
-    for (int o = 0; o < NumStackOrders; o++)
-        inuse[o] = exitedCounters.stackInuseBytes[o];
-    large = exitedCounters.stackLargeInuseBytes;
-    allocs = exitedCounters.stackAllocs;
-    frees = exitedCounters.stackFrees;
-    for (mcache *c = allm; c != NULL; c = c->allnext) {
-        for (int o = 0; o < NumStackOrders; o++) {
-            inuse[o] += atomic_load_explicit(&c->stackInuseBytes[o], memory_order_relaxed);
+    for (mcache *c = allm; c != NULL; c = c->allnext)
+        for (int o = 0; o < NumStackOrders; o++)
             out->stack_order[o].cached += atomic_load_explicit(&c->stackcacheBytes[o], memory_order_relaxed);
-        }
-        large += atomic_load_explicit(&c->stackLargeInuseBytes, memory_order_relaxed);
-        allocs += atomic_load_explicit(&c->stackAllocs, memory_order_relaxed);
-        frees += atomic_load_explicit(&c->stackFrees, memory_order_relaxed);
-    }
     unlock(&allmLock);
-    for (int o = 0; o < NumStackOrders; o++)
-        out->stack_order[o].inuse = inuse[o] > 0 ? (uint64_t)inuse[o] : 0;
-    out->stack_large_inuse = large > 0 ? (uint64_t)large : 0;
-    out->stack_allocs = (uint64_t)allocs;
-    out->stack_frees = (uint64_t)frees;
 }
 
 void gm_thread_flush(void)

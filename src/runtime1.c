@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 debugVars debug;
@@ -139,6 +140,16 @@ void runtime_init(void)
         else
             warn_option("GOMEM_SCAVENGE='%s' is not 'off' or a size like 64m; using 8m", v);
     }
+    // The double-free mark of free stacks needs a secret no program data is
+    // likely to equal: mix ASLR-randomised addresses, the time and the pid.
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed = (uint64_t)(uintptr_t)&ts ^ ((uint64_t)(uintptr_t)&debug << 17) ^
+                    (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid() << 40;
+    seed ^= seed >> 31;
+    seed *= 0xBF58476D1CE4E5B9ull;
+    seed ^= seed >> 29;
+    stackFreeMarkInit((uintptr_t)seed);
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }
 

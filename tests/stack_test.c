@@ -195,7 +195,6 @@ TEST(stats_add_up)
     CHECK(m.stack_large_inuse >= 256 << 10);
     CHECK_EQ(m.stack_fixed, FixedStack);
     CHECK_EQ(m.stack_orders, NumStackOrders);
-    CHECK(m.stack_allocs >= m.stack_frees + NumStackOrders + 1);
     for (int o = 0; o <= NumStackOrders; o++)
         gm_stackfree(keep[o]);
 }
@@ -264,8 +263,6 @@ TEST(cross_thread_churn_leaks_nothing)
         CHECK_EQ(after.stack_order[o].nspans, before.stack_order[o].nspans);
     }
     CHECK_EQ(after.stack_inuse, before.stack_inuse);
-    CHECK_EQ(after.stack_allocs - before.stack_allocs, churn_total);
-    CHECK_EQ(after.stack_frees - before.stack_frees, churn_total);
     VALID();
 }
 
