@@ -89,4 +89,4 @@ test-debug:
 bench: $(BENCHES)
 
 clean:
-	rm -rf build build-asan build-debug
+	rm -rf build build-asan build-debug build-clang
