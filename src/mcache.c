@@ -112,10 +112,12 @@ static void atfork_prepare(void)
     stack_atfork_prepare();
     lock(&mheap_.lock);
     lock(&allmLock);
+    persistent_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+    persistent_atfork_parent();
     unlock(&allmLock);
     unlock(&mheap_.lock);
     stack_atfork_parent();
@@ -125,6 +127,7 @@ static void atfork_child(void)
 {
     // Only the forking thread survives. Other threads' caches stay on allm
     // (their stacks are simply kept cached there; their counters still add up).
+    persistent_atfork_child();
     lock_reinit_child(&allmLock);
     lock_reinit_child(&mheap_.lock);
     stack_atfork_child();

@@ -102,3 +102,19 @@ void fixalloc_free(fixalloc *f, void *p)
     v->next = f->list;
     f->list = v;
 }
+
+// fork: persistentLock is a leaf, so it is taken last and released first.
+void persistent_atfork_prepare(void)
+{
+    lock(&persistentLock);
+}
+
+void persistent_atfork_parent(void)
+{
+    unlock(&persistentLock);
+}
+
+void persistent_atfork_child(void)
+{
+    lock_reinit_child(&persistentLock);
+}

@@ -217,6 +217,9 @@ typedef struct heapArena {
 // Thread-safe. NULL and ENOMEM on failure.
 void *persistentalloc(size_t nbytes, size_t align);
 extern uint64_t persistentSys; // bytes mapped for metadata; read with __atomic_load_n
+void persistent_atfork_prepare(void);
+void persistent_atfork_parent(void);
+void persistent_atfork_child(void);
 
 // A free-list allocator of fixed-size metadata objects (Go's fixalloc),
 // guarded by its owner's lock. Memory comes zeroed only the first time.

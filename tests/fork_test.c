@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: MIT
+//
+// Threads and processes: a thread that exits gives its caches back, and a
+// fork() taken while other threads allocate gives a child whose allocator
+// works and whose structures are consistent.
+#include <pthread.h>
+#include <sys/wait.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+static _Atomic int stop;
+
+static void *churner(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg;
+    gm_stack win[32] = { { 0, 0 } };
+    mspan *spans[8] = { 0 };
+    while (!atomic_load(&stop)) {
+        int k = (int)(test_rand(&rng) % 32);
+        gm_stackfree(win[k]);
+        win[k] = gm_stackalloc((size_t)512 << (test_rand(&rng) % 7));
+        int j = (int)(test_rand(&rng) % 8);
+        if (spans[j] != NULL)
+            mheap_free(spans[j]);
+        spans[j] = mheap_alloc(1 + test_rand(&rng) % 16, 0);
+    }
+    for (int k = 0; k < 32; k++)
+        gm_stackfree(win[k]);
+    for (int j = 0; j < 8; j++)
+        if (spans[j] != NULL)
+            mheap_free(spans[j]);
+    return NULL;
+}
+
+static int child_work(void)
+{
+    for (int i = 0; i < 2000; i++) {
+        gm_stack s = gm_stackalloc((size_t)512 << (i % 8));
+        if (s.lo == 0)
+            return 1;
+        memset((void *)s.lo, i, s.hi - s.lo);
+        gm_stackfree(s);
+        mspan *sp = mheap_alloc(1 + (uintptr_t)i % 20, 0);
+        if (sp == NULL)
+            return 2;
+        mheap_free(sp);
+    }
+    if (stackpool_valid() != NULL)
+        return 3;
+    if (mheap_valid() != NULL)
+        return 4;
+    gm_memstats m;
+    return gm_stats(&m) == 0 ? 0 : 5;
+}
+
+TEST(fork_while_other_threads_allocate)
+{
+    pthread_t t[2];
+    atomic_store(&stop, 0);
+    pthread_create(&t[0], NULL, churner, (void *)1);
+    pthread_create(&t[1], NULL, churner, (void *)2);
+    int ok = 0;
+    for (int i = 0; i < 30; i++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(child_work());
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            ok++;
+        else
+            fprintf(stderr, "    child %d: status 0x%x\n", i, status);
+    }
+    atomic_store(&stop, 1);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    CHECK_EQ(ok, 30);
+    CHECK(stackpool_valid() == NULL);
+    CHECK(mheap_valid() == NULL);
+}
+
+static void *alloc_and_exit(void *arg)
+{
+    // Leave stacks of every order in this thread's cache, then exit.
+    (void)arg;
+    for (int o = 0; o < NumStackOrders; o++) {
+        gm_stack s = gm_stackalloc(FixedStack << o);
+        gm_stackfree(s);
+    }
+    CHECK(getmcache() != NULL);
+    uintptr_t cached = 0;
+    for (int o = 0; o < NumStackOrders; o++)
+        cached += atomic_load(&getmcache()->stackcacheBytes[o]);
+    CHECK(cached > 0);
+    return NULL;
+}
+
+TEST(thread_exit_gives_caches_back)
+{
+    gm_thread_flush();
+    gm_memstats before, after;
+    gm_stats(&before);
+    for (int i = 0; i < 50; i++) {
+        pthread_t t;
+        pthread_create(&t, NULL, alloc_and_exit, NULL);
+        pthread_join(t, NULL);
+    }
+    gm_stats(&after);
+    for (int o = 0; o < NumStackOrders; o++) {
+        CHECK_EQ(after.stack_order[o].cached, before.stack_order[o].cached);
+        CHECK_EQ(after.stack_order[o].inuse, before.stack_order[o].inuse);
+        CHECK_EQ(after.stack_order[o].nspans, before.stack_order[o].nspans);
+    }
+    CHECK_EQ(after.stack_inuse, before.stack_inuse);
+    CHECK(stackpool_valid() == NULL);
+}
+
+int main(void)
+{
+    RUN(fork_while_other_threads_allocate);
+    RUN(thread_exit_gives_caches_back);
+    return test_report();
+}
