@@ -109,6 +109,9 @@ void gm_thread_flush(void)
 // Take all locks in rank order before fork, release them after.
 static void atfork_prepare(void)
 {
+    // A thread may be half-way through runtime_init when another forks; the
+    // child would wait forever for it to finish. Finish it here first.
+    runtime_init();
     stack_atfork_prepare();
     lock(&mheap_.lock);
     lock(&allmLock);

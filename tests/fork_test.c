@@ -5,6 +5,7 @@
 // works and whose structures are consistent.
 #include <pthread.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "export_test.h"
 #include "testing.h"
@@ -63,8 +64,10 @@ TEST(fork_while_other_threads_allocate)
     int ok = 0;
     for (int i = 0; i < 30; i++) {
         pid_t pid = fork();
-        if (pid == 0)
+        if (pid == 0) {
+            alarm(30); // a deadlocked child fails the test instead of hanging it
             _exit(child_work());
+        }
         int status = 0;
         waitpid(pid, &status, 0);
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)

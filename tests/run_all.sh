@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Runs every test binary given, sums their "N passed, N failed" lines, prints
 # the total alone on the last line and exits non-zero if anything failed. A
-# binary that crashes or prints no summary counts as one failure.
+# binary that crashes, prints no summary or runs past GOMEM_TEST_TIMEOUT
+# seconds (default 600; a deadlock must fail CI, not eat its time budget)
+# counts as one failure.
 set -u
+limit=${GOMEM_TEST_TIMEOUT:-600}
 total_pass=0
 total_fail=0
 for t in "$@"; do
-    out=$("$t" 2>&1)
+    out=$(timeout -k 10 "$limit" "$t" 2>&1)
     rc=$?
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        printf '%s\n' "$out"
+        echo "TIMEOUT $t: no result after ${limit}s (deadlock?)"
+        total_fail=$((total_fail + 1))
+        continue
+    fi
     summary=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -n 1)
     if [ -z "$summary" ]; then
         printf '%s\n' "$out"
