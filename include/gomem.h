@@ -9,7 +9,7 @@
 // would corrupt memory (freeing what gomem never gave out, freeing twice)
 // prints one line starting "gomem: " to stderr and aborts.
 //
-// Sections: version; statistics and the scavenger; stacks.
+// Sections: version; statistics and the scavenger; stacks; heap.
 #ifndef GOMEM_H
 #define GOMEM_H
 
@@ -40,6 +40,8 @@ GM_API const char *gm_version(void);
 
 // The most stack orders any build may configure (see GM_FIXED_STACK below).
 #define GM_STACK_ORDERS_MAX 16
+// Go's 67 size classes up to 32 KiB, plus class 0 for larger objects.
+#define GM_SIZE_CLASSES 68
 
 // A snapshot of gomem's memory, in the spirit of Go's runtime.MemStats.
 // Bytes unless the name says otherwise. Go's field name is in brackets.
@@ -81,6 +83,26 @@ typedef struct gm_memstats {
     } stack_order[GM_STACK_ORDERS_MAX];
     uint64_t stack_large_inuse; // bytes of large stacks handed out
     uint64_t stack_large_cached;// bytes of large stacks in stackLarge.free[]
+
+    // Heap objects (gm_malloc & co.). Object bytes are the rounded-up sizes
+    // (the size class, or whole pages for objects over 32 KiB).
+    //   heap_alloc   == sum over classes c >= 1 of
+    //                   by_size[c].size * (by_size[c].mallocs - by_size[c].frees)
+    //                   + large_inuse
+    //   heap_objects == mallocs - frees
+    //   heap_alloc   <= heap_inuse
+    uint64_t heap_alloc;        // [HeapAlloc] bytes of allocated objects
+    uint64_t heap_objects;      // [HeapObjects] allocated objects
+    uint64_t mallocs;           // [Mallocs] objects ever allocated
+    uint64_t frees;             // [Frees] objects ever freed
+    uint64_t large_inuse;       // bytes of allocated objects over 32 KiB
+    uint64_t nspan_partial;     // heap spans in mcentral partial lists
+    uint64_t nspan_full;        // heap spans in mcentral full lists
+    struct {
+        uint64_t size;          // object size of the class (0: class 0, objects over 32 KiB)
+        uint64_t mallocs;
+        uint64_t frees;
+    } by_size[GM_SIZE_CLASSES]; // [BySize] indexed by size class
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
@@ -117,6 +139,52 @@ GM_API gm_stack gm_stackalloc(size_t n);
 // size, or a second free of the same stack: message and abort.
 // Freeing {0,0} does nothing.
 GM_API void gm_stackfree(gm_stack s);
+
+// ------------------------------------------------------------------- heap
+//
+// Go's heap allocator with explicit free: the C library's contracts (C17,
+// C23 and POSIX), from any thread. A free of memory from another thread is
+// lock-free. Sizes over PTRDIFF_MAX, and products or sums that overflow,
+// fail with ENOMEM. free of a pointer gomem did not return (or returned
+// inside a stack), of an interior pointer, or a second free: message naming
+// the pointer, and abort.
+
+#if defined(__GNUC__)
+#define GM_MALLOC_ATTR(...) __attribute__((malloc, warn_unused_result, __VA_ARGS__))
+#else
+#define GM_MALLOC_ATTR(...)
+#endif
+
+// malloc: at least n bytes, aligned for any object that fits in n bytes
+// (the largest power of two <= n, at most 16). gm_malloc(0) returns a unique
+// pointer that may be freed. NULL + ENOMEM when out of memory.
+GM_API void *gm_malloc(size_t n) GM_MALLOC_ATTR(alloc_size(1));
+// free: NULL is a no-op.
+GM_API void gm_free(void *p);
+// calloc: n * size zeroed bytes; NULL + ENOMEM when the product overflows.
+GM_API void *gm_calloc(size_t n, size_t size) GM_MALLOC_ATTR(alloc_size(1, 2));
+// realloc: p NULL acts as malloc; n == 0 frees p and returns NULL (glibc's
+// behaviour); on failure p is untouched and NULL + ENOMEM is returned.
+// Keeps p when n still fits its size class and uses over half of it.
+GM_API void *gm_realloc(void *p, size_t n) __attribute__((warn_unused_result, alloc_size(2)));
+// reallocarray: realloc(p, n * size) with the product checked (ENOMEM).
+GM_API void *gm_reallocarray(void *p, size_t n, size_t size)
+    __attribute__((warn_unused_result, alloc_size(2, 3)));
+// aligned_alloc: align a power of two (else NULL + EINVAL), any size.
+GM_API void *gm_aligned_alloc(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2), alloc_align(1));
+// posix_memalign: align a power of two and a multiple of sizeof(void *),
+// else EINVAL; returns 0, EINVAL or ENOMEM (errno is not set, as POSIX says).
+GM_API int gm_posix_memalign(void **out, size_t align, size_t n);
+// memalign: as aligned_alloc, but an alignment that is not a power of two is
+// rounded up to one (glibc's behaviour).
+GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
+// The bytes usable at p (>= the size asked for); 0 for NULL.
+GM_API size_t gm_malloc_usable_size(void *p);
+// C23 free_sized: size must be the size p was allocated with (malloc,
+// calloc, realloc); a size that cannot be p's aborts with a message.
+GM_API void gm_free_sized(void *p, size_t size);
+// C23 free_aligned_sized: for memory from aligned_alloc (align, size).
+GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 
 #ifdef __cplusplus
 }

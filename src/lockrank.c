@@ -16,7 +16,7 @@
 #include <string.h>
 
 #if GM_DEBUG >= 1
-#define MaxHeldLocks 16
+#define MaxHeldLocks 128 // the fork handler holds every lock: ~80
 static __thread enum lockRank heldRanks[MaxHeldLocks]; // owner thread only
 static __thread int nheld;                             // owner thread only
 #endif
@@ -61,7 +61,11 @@ void lock_reinit_child(mutex *l)
 {
     // The child is single-threaded; the parent held the lock across fork, so
     // it is locked here by the forking thread. Start it fresh.
-    pthread_mutex_init(&l->m, NULL);
+    pthread_mutexattr_t attr;
+    pthread_mutexattr_init(&attr);
+    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&l->m, &attr);
+    pthread_mutexattr_destroy(&attr);
 #if GM_DEBUG >= 1
     for (int i = nheld - 1; i >= 0; i--) {
         if (heldRanks[i] == l->rank) {

@@ -3,16 +3,23 @@
 // Per-thread caches (Go: mcache.go). Go keeps one mcache per P; gomem keeps
 // one per thread, created on the thread's first allocation and given back
 // when the thread exits (a pthread key destructor) or calls gm_thread_flush.
+// How the heap and stack caches fit in the whole: the overview in malloc.c.
 //
-// Owns: the thread's mcache pointer (TLS) and the list of every live mcache
-// (allm, for gm_stats).
+// Owns: the thread's mcache pointer (TLS), the list of every live mcache
+// (allm, for gm_stats and fork), mcache_refill (the heap's slow path), and
+// the counters of exited threads.
 //
 // Invariants: a thread's mcache is touched only by that thread, except its
 // counters, which other threads read with relaxed atomic loads. An mcache is
-// on allm from creation until its thread's destructor removes it.
+// on allm from creation until its thread's destructor removes it. alloc[c]
+// is a span of class c that no list holds, or &emptymspan.
 //
-// Locks: allmLock (rank lockRankAllm) guards allm and mcachealloc. Flushing a cache takes the stack pool locks, which rank
-// lower, so it happens before allmLock is taken.
+// Locks: allmLock (rank lockRankAllm) guards allm, mcachealloc and
+// deadStats. Flushing a cache takes the stack pool, mcentral and heap locks,
+// which rank lower, so it happens before allmLock is taken.
+//
+// Differs from Go: per thread, not per P; spans return to mcentral when
+// full or at thread exit (Go: at every GC).
 #include "runtime.h"
 
 #include <string.h>
@@ -23,7 +30,78 @@ static mcache *allm;                // guarded by allmLock
 static fixalloc mcachealloc = { .size = (sizeof(mcache) + 63) & ~(size_t)63 }; // guarded by allmLock
 // initial-exec: a drop-in malloc must not call into the TLS allocator of the
 // dynamic loader to find its own cache.
-static __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
+__thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
+
+// A span with no free slot and no objects: every empty alloc[] entry points
+// here, so the malloc fast path needs no NULL test. Never written.
+mspan emptymspan;
+
+// Counters of exited threads, folded in by mcache_destroy; guarded by allmLock.
+static struct {
+    uint64_t nmalloc[NumSizeClasses], nfree[NumSizeClasses];
+    uint64_t largeAlloc, largeFree, nlargeAlloc, nlargeFree;
+} deadStats;
+
+static void foldStatsLocked(mcache *c)
+{
+    for (int i = 0; i < NumSizeClasses; i++) {
+        deadStats.nmalloc[i] += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
+        deadStats.nfree[i] += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+    }
+    deadStats.largeAlloc += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed);
+    deadStats.largeFree += atomic_load_explicit(&c->largeFree, memory_order_relaxed);
+    deadStats.nlargeAlloc += atomic_load_explicit(&c->nlargeAlloc, memory_order_relaxed);
+    deadStats.nlargeFree += atomic_load_explicit(&c->nlargeFree, memory_order_relaxed);
+}
+
+// ------------------------------------------------------------ heap spans
+
+mspan *mcache_refill(mcache *c, uint8_t spc)
+{
+    mspan *s = c->alloc[spc];
+    if (s != &emptymspan) {
+        // s is exhausted. Take back what other threads freed into it and
+        // keep it if that, with the owner's own frees, leaves enough room
+        // (an eighth) to be worth another pass over its bitmap.
+        c->alloc[spc] = &emptymspan;
+        mspan_drainXfree(s);
+        uintptr_t nfree = s->nelems - mspan_countAlloc(s);
+        if (nfree != 0 && nfree * 8 >= s->nelems) {
+            mspan_rewind(s);
+            c->alloc[spc] = s;
+            return s;
+        }
+        mcentral_uncacheSpan(s);
+    }
+    if (++c->reclaimTick >= 64) {
+        c->reclaimTick = 0;
+        mcentral_reclaim(4);
+    }
+    s = mcentral_cacheSpan(spc);
+    if (s == NULL)
+        return NULL;
+    c->alloc[spc] = s;
+    return s;
+}
+
+void mcache_releaseAll(mcache *c)
+{
+    for (int spc = 1; spc < NumSizeClasses; spc++) {
+        mspan *s = c->alloc[spc];
+        if (s == &emptymspan)
+            continue;
+        c->alloc[spc] = &emptymspan;
+        mspan_drainXfree(s);
+        mcentral_uncacheSpan(s);
+    }
+}
+
+static void mcache_initAlloc(mcache *c)
+{
+    for (int spc = 0; spc < NumSizeClasses; spc++)
+        c->alloc[spc] = &emptymspan;
+}
+
 
 static pthread_key_t mcacheKey;
 static pthread_once_t mcacheKeyOnce = PTHREAD_ONCE_INIT;
@@ -32,7 +110,9 @@ static void mcache_destroy(void *arg)
 {
     mcache *c = arg;
     stackcache_clear(c);
+    mcache_releaseAll(c);
     lock(&allmLock);
+    foldStatsLocked(c);
     if (c->allprev != NULL)
         c->allprev->allnext = c->allnext;
     else
@@ -68,6 +148,7 @@ static GM_COLD mcache *mcache_create(void)
         return NULL;
     }
     memset(c, 0, sizeof *c);
+    mcache_initAlloc(c);
     c->allnext = allm;
     if (allm != NULL)
         allm->allprev = c;
@@ -91,18 +172,38 @@ mcache *getmcache(void)
 
 void mcache_sumcounters(gm_memstats *out)
 {
+    // Unsigned sums: frees counted on one thread may exceed its mallocs;
+    // the totals come out right modulo 2^64.
     lock(&allmLock);
-    for (mcache *c = allm; c != NULL; c = c->allnext)
+    for (int i = 0; i < NumSizeClasses; i++) {
+        out->by_size[i].mallocs += deadStats.nmalloc[i];
+        out->by_size[i].frees += deadStats.nfree[i];
+    }
+    out->by_size[0].mallocs += deadStats.nlargeAlloc;
+    out->by_size[0].frees += deadStats.nlargeFree;
+    out->large_inuse += deadStats.largeAlloc - deadStats.largeFree;
+    for (mcache *c = allm; c != NULL; c = c->allnext) {
         for (int o = 0; o < NumStackOrders; o++)
             out->stack_order[o].cached += atomic_load_explicit(&c->stackcacheBytes[o], memory_order_relaxed);
+        for (int i = 1; i < NumSizeClasses; i++) {
+            out->by_size[i].mallocs += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
+            out->by_size[i].frees += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+        }
+        out->by_size[0].mallocs += atomic_load_explicit(&c->nlargeAlloc, memory_order_relaxed);
+        out->by_size[0].frees += atomic_load_explicit(&c->nlargeFree, memory_order_relaxed);
+        out->large_inuse += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed) -
+                            atomic_load_explicit(&c->largeFree, memory_order_relaxed);
+    }
     unlock(&allmLock);
 }
 
 void gm_thread_flush(void)
 {
     mcache *c = mcache_tls;
-    if (c != NULL)
+    if (c != NULL) {
         stackcache_clear(c);
+        mcache_releaseAll(c);
+    }
 }
 
 // fork: the child must find every lock free and every structure consistent.
@@ -113,6 +214,7 @@ static void atfork_prepare(void)
     // child would wait forever for it to finish. Finish it here first.
     runtime_init();
     stack_atfork_prepare();
+    mcentral_atfork_prepare();
     lock(&mheap_.lock);
     lock(&allmLock);
     persistent_atfork_prepare();
@@ -123,17 +225,39 @@ static void atfork_parent(void)
     persistent_atfork_parent();
     unlock(&allmLock);
     unlock(&mheap_.lock);
+    mcentral_atfork_parent();
     stack_atfork_parent();
 }
 
 static void atfork_child(void)
 {
-    // Only the forking thread survives. Other threads' caches stay on allm
-    // (their stacks are simply kept cached there; their counters still add up).
+    // Only the forking thread survives. The child adopts the other threads'
+    // caches: their stacks and spans go back to the pools, their counters to
+    // deadStats. (A thread stopped half-way through malloc leaves at most that
+    // one slot marked allocated.) Single-threaded here, so locks are cheap.
     persistent_atfork_child();
     lock_reinit_child(&allmLock);
     lock_reinit_child(&mheap_.lock);
+    mcentral_atfork_child();
     stack_atfork_child();
+    mcache *self = mcache_tls;
+    for (mcache *c = allm, *next; c != NULL; c = next) {
+        next = c->allnext;
+        if (c == self)
+            continue;
+        stackcache_clear(c);
+        mcache_releaseAll(c);
+        lock(&allmLock);
+        foldStatsLocked(c);
+        if (c->allprev != NULL)
+            c->allprev->allnext = c->allnext;
+        else
+            allm = c->allnext;
+        if (c->allnext != NULL)
+            c->allnext->allprev = c->allprev;
+        fixalloc_free(&mcachealloc, c);
+        unlock(&allmLock);
+    }
 }
 
 __attribute__((constructor)) static void mcache_register_atfork(void)

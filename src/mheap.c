@@ -52,48 +52,6 @@ _Atomic(_Atomic(heapArena *) *) mheap_arenas[1 << ArenaL1Bits];
 
 // ------------------------------------------------------------ arena index
 
-static inline heapArena *arenaOf(uintptr_t p)
-{
-    if (p >> HeapAddrBits)
-        return NULL;
-    _Atomic(heapArena *) *l2 = atomic_load_explicit(
-        &mheap_arenas[p >> (LogHeapArenaBytes + ArenaL2Bits)], memory_order_acquire);
-    if (l2 == NULL)
-        return NULL;
-    return atomic_load_explicit(&l2[(p >> LogHeapArenaBytes) & ((1u << ArenaL2Bits) - 1)],
-                                memory_order_acquire);
-}
-
-static inline uintptr_t pageIndex(uintptr_t p)
-{
-    return (p >> PageShift) & (PagesPerArena - 1);
-}
-
-// The span recorded for the page holding p, whatever its state (NULL when no
-// span was ever recorded there). Caller holds mheap_.lock or accepts races.
-static inline mspan *spanOfRaw(uintptr_t p)
-{
-    heapArena *ha = arenaOf(p);
-    if (ha == NULL)
-        return NULL;
-    return atomic_load_explicit(&ha->spans[pageIndex(p)], memory_order_acquire);
-}
-
-mspan *spanOf(uintptr_t p)
-{
-    mspan *s = spanOfRaw(p);
-    if (s == NULL)
-        return NULL;
-    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-    if (st != mSpanInUse && st != mSpanManual)
-        return NULL;
-    // A stale entry (the middle of a free span) may name a descriptor that was
-    // reused for another range; the bounds check rejects it.
-    if (p < s->startAddr || p - s->startAddr >= s->npages << PageShift)
-        return NULL;
-    return s;
-}
-
 static void setSpan(uintptr_t page, mspan *s)
 {
     heapArena *ha = arenaOf(page);
@@ -524,6 +482,11 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
 mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass)
 {
     return allocCommon(npages, 1, mSpanInUse, spanclass);
+}
+
+mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages)
+{
+    return allocCommon(npages, align_pages, mSpanInUse, 0);
 }
 
 mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)

@@ -40,6 +40,17 @@ int gm_stats(gm_memstats *out)
     out->madvise_calls = os_calls(OS_FAULT_MADVISE);
     stack_stats(out);
     mcache_sumcounters(out);
+    malloc_sumorphans(out);
+    mcentral_stats(out);
+    for (int i = 0; i < GM_SIZE_CLASSES; i++) {
+        out->by_size[i].size = class_to_size[i];
+        out->mallocs += out->by_size[i].mallocs;
+        out->frees += out->by_size[i].frees;
+        if (i > 0)
+            out->heap_alloc += (uint64_t)class_to_size[i] * (out->by_size[i].mallocs - out->by_size[i].frees);
+    }
+    out->heap_alloc += out->large_inuse;
+    out->heap_objects = out->mallocs - out->frees;
     for (uint64_t o = 0; o < out->stack_orders; o++) {
         // stack_stats counted cached stacks as out of the pool; they are not
         // in a caller's hands. (Clamped: other threads may move stacks
@@ -67,7 +78,15 @@ int gm_stats_json(FILE *f)
     F(scavenged_bytes); F(scavenge_retain);
     F(stack_fixed); F(stack_orders);
     F(stack_large_inuse); F(stack_large_cached);
+    F(heap_alloc); F(heap_objects); F(mallocs); F(frees); F(large_inuse);
+    F(nspan_partial); F(nspan_full);
 #undef F
+    fprintf(f, "  \"by_size\": [");
+    for (int i = 0; i < GM_SIZE_CLASSES; i++)
+        fprintf(f, "%s\n    {\"size\": %llu, \"mallocs\": %llu, \"frees\": %llu}", i ? "," : "",
+                (unsigned long long)s.by_size[i].size, (unsigned long long)s.by_size[i].mallocs,
+                (unsigned long long)s.by_size[i].frees);
+    fprintf(f, "\n  ],\n");
     fprintf(f, "  \"stack_order\": [");
     for (uint64_t o = 0; o < s.stack_orders; o++)
         fprintf(f, "%s\n    {\"size\": %llu, \"inuse\": %llu, \"cached\": %llu, \"pooled\": %llu, \"nspans\": %llu}",
@@ -81,6 +100,7 @@ int gm_stats_json(FILE *f)
 size_t gm_scavenge(void)
 {
     gm_thread_flush();
+    mcentral_reclaim(0);
     stackLarge_releaseAll();
     return mheap_scavenge(0);
 }

@@ -22,6 +22,7 @@
 
 #include "gomem.h"
 #include "os.h"
+#include "sizeclasses.h"
 
 #define GM_HIDDEN __attribute__((visibility("hidden")))
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -151,6 +152,9 @@ typedef struct gclink {
 
 typedef struct mspan mspan;
 
+// The most objects a heap span holds: 8-byte objects in one 8 KiB page.
+#define MaxObjsPerSpan 1024
+
 // A run of pages [startAddr, startAddr + npages*PageSize).
 //
 // In every state but dead, heapArena.spans[] maps the span's first and last
@@ -184,7 +188,28 @@ struct mspan {
     uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
     uint8_t stackOrder;      // order of a stackpool span; 0xff for a large stack span
     uint8_t largeInUse;      // large stack spans: 1 while handed out; guarded by stackLarge.lock
+
+    // heap spans of a size class (state inuse, spanclass != 0). The span's
+    // owner is the one mcache that caches it (owner thread only) or, while it
+    // is on an mcentral list, that mcentral's lock. Only xfree is shared.
+    //   allocated objects == popcount(allocBits) + 0 (xfree objects still count)
+    //   allocCache bit i set => slot allocCacheBase+i is free (bits past
+    //   nelems are 0); a free slot in an earlier word is offered again only
+    //   after mspan_rewind (Go: slots below freeindex wait for the sweep).
+    uint16_t nelems;         // objects in the span; immutable while in use
+    uint16_t allocCacheBase; // first slot of the bitmap word in allocCache (a multiple of 64); owner only
+    uint32_t divMul;         // class_to_divmagic[class]; immutable while in use
+    uint8_t inList;          // SpanInNone/Partial/Full; guarded by the mcentral lock
+    uint64_t allocCache;     // see above; owner only
+    // Objects freed by threads that do not own the span, linked through their
+    // first word, plus XfreeNotify in bit 0 while the span sits in mcentral's
+    // full list. Atomic; pushed by anyone, taken whole by the owner.
+    _Atomic uintptr_t xfree;
+    uint64_t allocBits[MaxObjsPerSpan / 64]; // 1 = allocated; owner only
 };
+
+enum { SpanInNone = 0, SpanInPartial, SpanInFull };
+#define XfreeNotify ((uintptr_t)1)
 
 // A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.
 typedef struct mSpanList {
@@ -276,6 +301,8 @@ extern _Atomic(_Atomic(heapArena *) *) mheap_arenas[1 << ArenaL1Bits]; // atomic
 // NULL with errno (EINVAL for npages 0, ENOMEM when too large or no memory).
 mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass);
 void mheap_free(mspan *s);
+// A heap span for one large object (spanclass 0), aligned to align_pages pages.
+mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages);
 
 // Allocates a span for manual management (stacks). align_pages (a power of
 // two, 1 for none) aligns startAddr to align_pages*PageSize.
@@ -287,8 +314,50 @@ void mheap_freeManual(mspan *s);
 uintptr_t mheap_scavenge(uintptr_t keep_bytes);
 
 // The span containing p, or NULL if p is not in a span gomem handed out
-// (in-use or manual). Lock-free; safe for any p.
-mspan *spanOf(uintptr_t p);
+// (in-use or manual). Lock-free; safe for any p: two loads of the arena
+// index, one of the span table, never a fault.
+static inline heapArena *arenaOf(uintptr_t p)
+{
+    if (p >> HeapAddrBits)
+        return NULL;
+    _Atomic(heapArena *) *l2 = atomic_load_explicit(
+        &mheap_arenas[p >> (LogHeapArenaBytes + ArenaL2Bits)], memory_order_acquire);
+    if (l2 == NULL)
+        return NULL;
+    return atomic_load_explicit(&l2[(p >> LogHeapArenaBytes) & ((1u << ArenaL2Bits) - 1)],
+                                memory_order_acquire);
+}
+
+static inline uintptr_t pageIndex(uintptr_t p)
+{
+    return (p >> PageShift) & (PagesPerArena - 1);
+}
+
+// The span recorded for the page holding p, whatever its state (NULL when no
+// span was ever recorded there). Caller holds mheap_.lock or accepts races.
+static inline mspan *spanOfRaw(uintptr_t p)
+{
+    heapArena *ha = arenaOf(p);
+    if (ha == NULL)
+        return NULL;
+    return atomic_load_explicit(&ha->spans[pageIndex(p)], memory_order_acquire);
+}
+
+static inline mspan *spanOf(uintptr_t p)
+{
+    mspan *s = spanOfRaw(p);
+    if (s == NULL)
+        return NULL;
+    uint8_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    if (st != mSpanInUse && st != mSpanManual)
+        return NULL;
+    // A stale entry (the middle of a free span) may name a descriptor that was
+    // reused for another range; the bounds check rejects it.
+    if (p < s->startAddr || p - s->startAddr >= s->npages << PageShift)
+        return NULL;
+    return s;
+}
+
 
 // A full consistency walk of the page heap. Returns NULL if valid, or a
 // description of the first problem. Takes mheap_.lock.
@@ -318,12 +387,85 @@ int parse_bytes(const char *s, uint64_t *out);
 // Per-thread cache (Go's mcache, per P there, per thread here). Owner thread
 // only, except the counters, which other threads read with relaxed loads.
 typedef struct mcache {
+    // The span each size class allocates from; &emptymspan when none (so the
+    // fast path needs no NULL test). Owner only.
+    mspan *alloc[NumSizeClasses];
     gclink *stackcache[NumStackOrders];        // free stacks; owner only
     // Bytes in stackcache[order]: written by the owner only (relaxed stores),
     // read by gm_stats from any thread.
     _Atomic uintptr_t stackcacheBytes[NumStackOrders];
     struct mcache *allnext, *allprev;          // allm list; guarded by allmLock
+
+    // Heap counters (Go's per-P heapStatsDelta): written by the owner only,
+    // as a relaxed load and store (never a locked RMW), read by gm_stats.
+    // A free counts on the freeing thread, whoever allocated the object.
+    _Atomic uint64_t nmalloc[NumSizeClasses];  // small objects allocated, by class
+    _Atomic uint64_t nfree[NumSizeClasses];    // small objects freed, by class
+    _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
+    _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
+    uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
 } mcache;
+
+static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
+{
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+extern mspan emptymspan;
+// The calling thread's mcache, or NULL before its first allocation.
+extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
+
+// malloc.c
+void malloc_init(void);                       // from runtime_init, before any mcache
+void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
+
+// Heap: the cached span of class spc is exhausted; get one with a free slot
+// (mcache.c). Returns the span now cached, or NULL with ENOMEM.
+mspan *mcache_refill(mcache *c, uint8_t spc);
+// Gives every cached heap span back to mcentral (thread exit, flush).
+void mcache_releaseAll(mcache *c);
+
+// The slow path of nextFree: the next free slot of s at or after freeindex,
+// loading allocCache word by word; nelems if none (malloc.c).
+uintptr_t mspan_nextFreeIndex(mspan *s);
+// Starts the slot scan again at 0 (after frees) (malloc.c).
+void mspan_rewind(mspan *s);
+// Takes s->xfree whole and clears those objects' bits; s must be owned and
+// not in the full list. Aborts on a double free. (malloc.c)
+void mspan_drainXfree(mspan *s);
+// Allocated objects in s (popcount of allocBits). (malloc.c)
+uintptr_t mspan_countAlloc(const mspan *s);
+void mspan_initHeap(mspan *s, uint8_t spc);
+
+// ---------------------------------------------------------------- mcentral
+
+// Central lists of one size class (Go: mcentral.go). A span on a list is
+// owned by the list's lock; a cached span is not on any list.
+typedef struct mcentral {
+    mutex lock;
+    mSpanList partial;   // spans with a free slot, or with objects on xfree; guarded by lock
+    mSpanList full;      // spans with no free slot and XfreeNotify set; guarded by lock
+    uintptr_t npartial;  // guarded by lock
+    uintptr_t nfull;     // guarded by lock
+} __attribute__((aligned(64))) mcentral;
+
+extern mcentral mcentrals[NumSizeClasses];
+
+// A span of class spc with a free slot, owned by the caller; NULL + ENOMEM.
+mspan *mcentral_cacheSpan(uint8_t spc);
+// Gives back a span the caller owns: to mheap when empty, else to partial,
+// or to full when no slot is free. Never fails.
+void mcentral_uncacheSpan(mspan *s);
+// A remote free found XfreeNotify: moves s from full to partial.
+void mcentral_notify(mspan *s);
+// Frees empty spans of partial lists, up to budget spans looked at (all
+// when budget is 0); returns the spans freed.
+uintptr_t mcentral_reclaim(uintptr_t budget);
+const char *mcentral_valid(void);
+void mcentral_atfork_prepare(void);
+void mcentral_atfork_parent(void);
+void mcentral_atfork_child(void);
+void mcentral_stats(gm_memstats *out);
 
 // The calling thread's cache, created on first use. NULL only when out of memory.
 mcache *getmcache(void);

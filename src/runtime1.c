@@ -150,6 +150,7 @@ void runtime_init(void)
     seed *= 0xBF58476D1CE4E5B9ull;
     seed ^= seed >> 29;
     stackFreeMarkInit((uintptr_t)seed);
+    malloc_init();
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }
 

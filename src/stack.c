@@ -175,9 +175,11 @@ static GM_NOINLINE void stackcacherefill(mcache *c, int order)
         list = x;
         got += size;
     }
-    unlock(&stackpool[order].mu);
+    // Published before the unlock: a fork (which holds every pool lock) then
+    // sees each stack either in the pool or in the cache, never both.
     c->stackcache[order] = list;
     atomic_store_explicit(&c->stackcacheBytes[order], got, memory_order_relaxed);
+    unlock(&stackpool[order].mu);
 }
 
 // Gives half of StackCacheSize worth of c->stackcache[order] back to the pool.
@@ -193,9 +195,9 @@ static GM_NOINLINE void stackcacherelease(mcache *c, int order)
         x = next;
         bytes -= size;
     }
-    unlock(&stackpool[order].mu);
-    c->stackcache[order] = x;
+    c->stackcache[order] = x; // before the unlock, as in stackcacherefill
     atomic_store_explicit(&c->stackcacheBytes[order], bytes, memory_order_relaxed);
+    unlock(&stackpool[order].mu);
 }
 
 void stackcache_clear(mcache *c)
@@ -210,9 +212,9 @@ void stackcache_clear(mcache *c)
             stackpoolfree(x, order);
             x = next;
         }
-        unlock(&stackpool[order].mu);
-        c->stackcache[order] = NULL;
+        c->stackcache[order] = NULL; // before the unlock, as in stackcacherefill
         atomic_store_explicit(&c->stackcacheBytes[order], 0, memory_order_relaxed);
+        unlock(&stackpool[order].mu);
     }
 }
 

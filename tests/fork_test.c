@@ -17,7 +17,13 @@ static void *churner(void *arg)
     uint64_t rng = (uint64_t)(uintptr_t)arg;
     gm_stack win[32] = { { 0, 0 } };
     mspan *spans[8] = { 0 };
+    void *objs[64] = { 0 };
     while (!atomic_load(&stop)) {
+        for (int i = 0; i < 8; i++) {
+            int o = (int)(test_rand(&rng) % 64);
+            gm_free(objs[o]);
+            objs[o] = gm_malloc(test_rand(&rng) % 3 == 0 ? test_rand(&rng) % 50000 : test_rand(&rng) % 512);
+        }
         int k = (int)(test_rand(&rng) % 32);
         gm_stackfree(win[k]);
         win[k] = gm_stackalloc((size_t)512 << (test_rand(&rng) % 7));
@@ -31,6 +37,8 @@ static void *churner(void *arg)
     for (int j = 0; j < 8; j++)
         if (spans[j] != NULL)
             mheap_free(spans[j]);
+    for (int o = 0; o < 64; o++)
+        gm_free(objs[o]);
     return NULL;
 }
 
@@ -46,7 +54,15 @@ static int child_work(void)
         if (sp == NULL)
             return 2;
         mheap_free(sp);
+        void *p = gm_malloc((size_t)i * 13 % 40000);
+        if (p == NULL)
+            return 6;
+        memset(p, 1, (size_t)i * 13 % 40000);
+        gm_free(p);
     }
+    gm_scavenge();
+    if (mcentral_valid() != NULL)
+        return 7;
     if (stackpool_valid() != NULL)
         return 3;
     if (mheap_valid() != NULL)
@@ -81,6 +97,7 @@ TEST(fork_while_other_threads_allocate)
     CHECK_EQ(ok, 30);
     CHECK(stackpool_valid() == NULL);
     CHECK(mheap_valid() == NULL);
+    CHECK(mcentral_valid() == NULL);
 }
 
 static void *alloc_and_exit(void *arg)

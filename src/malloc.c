@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: MIT
+//
+// Memory allocator (Go: malloc.go). This is the overview of how gomem's
+// memory fits together; the other files point here.
+//
+// Pages. mheap (mheap.c) reserves address space in 64 MiB arenas, commits it
+// in 4 MiB chunks, and hands out runs of 8 KiB pages as spans (mspan). A
+// page-to-span table answers "which span holds p?" for any p in two loads,
+// and "not ours" for foreign pointers. Free pages coalesce; past a retained
+// budget the scavenger gives them back to the OS (madvise).
+//
+// Stacks (stack.c). gm_stackalloc takes a stack of a power-of-two order from
+// the thread's mcache.stackcache[order]; an empty cache is refilled with half
+// of StackCacheSize from stackpool[order] (one lock), whose spans come from
+// mheap_allocManual. Larger stacks come from stackLarge.free[] or straight
+// from the page heap. Frees mirror it.
+//
+// Heap objects (this file, mcache.c, mcentral.c). A request of up to 32 KiB
+// is rounded up to one of Go's 67 size classes. Each thread's mcache holds
+// one span per class; the fast path takes the lowest free slot of the
+// span's current 64-slot word (allocCache, count trailing zeros) with no
+// lock and no atomic. When the word is exhausted the next word's bits are
+// loaded; when the span is exhausted mcache_refill first takes back the
+// objects other threads freed into it, and otherwise swaps it through
+// mcentral for a span with free slots (or a new one from mheap). Objects
+// over 32 KiB get a span of their own, straight from mheap.
+//
+// Free (the part Go does not have: Go's GC sweeps, C frees one object at a
+// time, from any thread). The span is found from the pointer; the slot index
+// comes from a multiply (divMagic), and its allocation bit proves the free
+// legal (clear bit: double free; not a slot start: interior pointer).
+//   - If the freeing thread caches the span, it clears the bit: no atomic.
+//     A slot in the word being allocated from is offered again at once.
+//   - Otherwise it pushes the object on the span's xfree list with one CAS
+//     (mimalloc's thread-free list). Whoever next owns the span (the thread
+//     caching it when its span runs dry, or mcentral when the span is taken
+//     from a list) takes the whole list and clears those bits.
+//   - A span that filled up waits in mcentral's full list with XfreeNotify
+//     set in xfree; the first remote free into it sees the flag and moves the
+//     span to the partial list (one lock, once per span per fill).
+// So a producer thread that allocates and a consumer that frees stay bounded:
+// the producer's span, once dry, finds the consumer's frees on its xfree.
+// Empty spans go back to mheap when mcentral_reclaim finds them (a few per
+// 64 refills, all of them in gm_scavenge), or when a thread exits.
+//
+// Alignment. malloc(n) is aligned for any object of n bytes: to the largest
+// power of two <= n, at most 16 (C23). Go's 24-byte class is only 8-aligned,
+// so 17..24-byte requests use the 32-byte class. Every other class is a
+// multiple of 16 or below 16. aligned_alloc picks the smallest class whose
+// size is a multiple of the alignment (spans are page-aligned), or a large
+// span aligned in the page heap.
+#include "runtime.h"
+
+#include <string.h>
+
+// size_to_class8 with the 24-byte class replaced by 32 (alignment, above)
+// and size 0 given class 1. Filled by malloc_init before any mcache exists;
+// every fast path reads it only after finding its mcache.
+static uint8_t malloc_class8[SmallSizeMax / SmallSizeDiv + 1];
+
+// Frees by threads that could not get an mcache (out of memory); atomic
+// adds, rare paths only. [0] counts large objects, orphanLargeFreeBytes
+// their bytes.
+static _Atomic uint64_t orphanFree[NumSizeClasses];
+static _Atomic uint64_t orphanLargeFreeBytes;
+
+void malloc_init(void)
+{
+    for (size_t i = 0; i < sizeof malloc_class8; i++) {
+        uint8_t c = size_to_class8[i];
+        if (c == 0)
+            c = 1;
+        if (class_to_size[c] == 24)
+            c++;
+        malloc_class8[i] = c;
+    }
+}
+
+static inline uint8_t malloc_sizeclass(uintptr_t n)
+{
+    if (n <= SmallSizeMax - 8)
+        return malloc_class8[(n + SmallSizeDiv - 1) >> 3];
+    return size_to_class128[(n - SmallSizeMax + LargeSizeDiv - 1) >> 7];
+}
+
+// ------------------------------------------------------------ span slots
+
+// The free slots of word w of s's allocation bitmap, without slots past
+// nelems.
+static inline uint64_t freeWord(const mspan *s, uintptr_t w)
+{
+    uint64_t free = ~s->allocBits[w];
+    uintptr_t left = s->nelems - (w << 6);
+    if (left < 64)
+        free &= ((uint64_t)1 << left) - 1;
+    return free;
+}
+
+uintptr_t mspan_nextFreeIndex(mspan *s)
+{
+    uintptr_t w = s->allocCacheBase >> 6;
+    uintptr_t nwords = ((uintptr_t)s->nelems + 63) >> 6;
+    while (s->allocCache == 0) {
+        if (++w >= nwords) {
+            s->allocCacheBase = (uint16_t)(nwords << 6);
+            return s->nelems;
+        }
+        s->allocCacheBase = (uint16_t)(w << 6);
+        s->allocCache = freeWord(s, w);
+    }
+    return s->allocCacheBase + (uintptr_t)__builtin_ctzll(s->allocCache);
+}
+
+void mspan_rewind(mspan *s)
+{
+    s->allocCacheBase = 0;
+    s->allocCache = freeWord(s, 0);
+}
+
+uintptr_t mspan_countAlloc(const mspan *s)
+{
+    uintptr_t n = 0;
+    for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
+        n += (uintptr_t)__builtin_popcountll(s->allocBits[w]);
+    return n;
+}
+
+void mspan_initHeap(mspan *s, uint8_t spc)
+{
+    s->elemsize = class_to_size[spc];
+    s->nelems = (uint16_t)((s->npages << PageShift) / s->elemsize);
+    s->divMul = class_to_divmagic[spc];
+    s->inList = SpanInNone;
+    memset(s->allocBits, 0, sizeof s->allocBits);
+    atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+    mspan_rewind(s);
+}
+
+static GM_COLD void throwDoubleFree(void *p, const mspan *s)
+{
+    throw("free(%p): double free (the %lu-byte object at %p is already free)", p,
+          (unsigned long)s->elemsize, p);
+}
+
+void mspan_drainXfree(mspan *s)
+{
+    uintptr_t head = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
+    gm_assert1((head & XfreeNotify) == 0);
+    // A double free pushed twice makes a cycle; its second visit finds the
+    // bit clear and aborts, so the walk ends.
+    for (gclink *x = (gclink *)head; x != NULL;) {
+        gclink *next = x->next;
+        uintptr_t r = ((uint64_t)((uintptr_t)x - s->startAddr) * s->divMul) >> 32;
+        uint64_t bit = (uint64_t)1 << (r & 63);
+        if (GM_UNLIKELY((s->allocBits[r >> 6] & bit) == 0))
+            throwDoubleFree(x, s);
+        s->allocBits[r >> 6] &= ~bit;
+        x = next;
+    }
+}
+
+// ------------------------------------------------------------ allocation
+
+// Takes the lowest free slot of s's cached word; s->allocCache != 0.
+static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
+{
+    uint64_t cache = s->allocCache;
+    unsigned b = (unsigned)__builtin_ctzll(cache);
+    s->allocCache = cache & (cache - 1);
+    uintptr_t r = (uintptr_t)s->allocCacheBase + b;
+    s->allocBits[r >> 6] |= (uint64_t)1 << b;
+    counter_add(&c->nmalloc[spc], 1);
+    return (void *)(s->startAddr + r * s->elemsize);
+}
+
+static void *mallocSmall(mcache *c, uint8_t spc)
+{
+    mspan *s = c->alloc[spc];
+    if (s->allocCache == 0) {
+        if (s == &emptymspan || mspan_nextFreeIndex(s) == s->nelems) {
+            s = mcache_refill(c, spc);
+            if (s == NULL)
+                return NULL;
+            mspan_nextFreeIndex(s);
+        }
+    }
+    return takeSlot(c, s, spc);
+}
+
+static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
+{
+    uintptr_t npages = (n + PageMask) >> PageShift; // n <= PTRDIFF_MAX: no overflow
+    mspan *s = mheap_allocLarge(npages, align_pages);
+    if (s == NULL) {
+        errno = ENOMEM;
+        gm_warn("malloc(%zu): out of memory", n);
+        return NULL;
+    }
+    s->elemsize = npages << PageShift;
+    if (zero && s->needzero)
+        memset((void *)s->startAddr, 0, s->elemsize);
+    counter_add(&c->largeAlloc, s->elemsize);
+    counter_add(&c->nlargeAlloc, 1);
+    return (void *)s->startAddr;
+}
+
+static GM_NOINLINE void *mallocSlow(size_t n, bool zero)
+{
+    if (GM_UNLIKELY(n > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        gm_warn("malloc(%zu): size too large", n);
+        return NULL;
+    }
+    mcache *c = getmcache();
+    if (c == NULL)
+        return NULL;
+    if (n > MaxSmallSize)
+        return mallocLarge(c, n, 1, zero);
+    void *p = mallocSmall(c, malloc_sizeclass(n));
+    if (p == NULL) {
+        errno = ENOMEM;
+        gm_warn("malloc(%zu): out of memory", n);
+    } else if (zero) {
+        memset(p, 0, n);
+    }
+    return p;
+}
+
+void *gm_malloc(size_t n)
+{
+    mcache *c = mcache_tls;
+    if (GM_LIKELY(c != NULL && n <= MaxSmallSize)) {
+        uint8_t spc = malloc_sizeclass(n);
+        mspan *s = c->alloc[spc];
+        if (GM_LIKELY(s->allocCache != 0))
+            return takeSlot(c, s, spc);
+    }
+    return mallocSlow(n, false);
+}
+
+void *gm_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        gm_warn("calloc(%zu, %zu): size overflows", n, size);
+        return NULL;
+    }
+    mcache *c = mcache_tls;
+    if (GM_LIKELY(c != NULL && total <= MaxSmallSize)) {
+        uint8_t spc = malloc_sizeclass(total);
+        mspan *s = c->alloc[spc];
+        if (GM_LIKELY(s->allocCache != 0))
+            return memset(takeSlot(c, s, spc), 0, total);
+    }
+    return mallocSlow(total, true);
+}
+
+// ------------------------------------------------------------------ free
+
+// The span of a heap object p, checked: p is the start of an allocated
+// object or this aborts naming p. who names the caller in the message.
+static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
+{
+    if (s == NULL)
+        throw("%s(%p): pointer not allocated by gomem (or its memory was already freed)", who, p);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanManual)
+        throw("%s(%p): pointer is inside a gomem stack, not a heap object", who, p);
+    throw("%s(%p): pointer is not the start of an object (the %lu-byte object at %p holds it)", who, p,
+          (unsigned long)s->elemsize,
+          (void *)(s->startAddr + ((uintptr_t)p - s->startAddr) / s->elemsize * s->elemsize));
+}
+
+// Remote free: the calling thread does not cache s. One CAS.
+static GM_NOINLINE void freeRemote(mspan *s, void *p, uint8_t spc)
+{
+    gclink *x = p;
+    uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
+    do {
+        x->next = (gclink *)(old & ~XfreeNotify);
+    } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)x, memory_order_release,
+                                                    memory_order_relaxed));
+    mcache *c = mcache_tls;
+    if (c != NULL)
+        counter_add(&c->nfree[spc], 1);
+    else
+        atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
+    if (old & XfreeNotify)
+        mcentral_notify(s);
+}
+
+static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
+{
+    if (s == NULL || s->spanclass != 0 || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse ||
+        (uintptr_t)p != s->startAddr)
+        throwBadPointer(who, p, s);
+    uintptr_t bytes = s->elemsize;
+    mcache *c = getmcache();
+    if (c != NULL) {
+        counter_add(&c->largeFree, bytes);
+        counter_add(&c->nlargeFree, 1);
+    } else {
+        atomic_fetch_add_explicit(&orphanFree[0], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&orphanLargeFreeBytes, bytes, memory_order_relaxed);
+    }
+    mheap_free(s);
+}
+
+static inline void freeObject(void *p, const char *who)
+{
+    mspan *s = spanOf((uintptr_t)p);
+    if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
+        freeLarge(p, s, who);
+        return;
+    }
+    uint8_t spc = s->spanclass;
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+    if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
+        throwBadPointer(who, p, s);
+    mcache *c = mcache_tls;
+    if (GM_LIKELY(c != NULL && c->alloc[spc] == s)) {
+        uint64_t bit = (uint64_t)1 << (r & 63);
+        uint64_t *word = &s->allocBits[r >> 6];
+        if (GM_UNLIKELY((*word & bit) == 0))
+            throwDoubleFree(p, s);
+        *word &= ~bit;
+        if ((r & ~(uintptr_t)63) == s->allocCacheBase)
+            s->allocCache |= bit; // offered again at once: the slot is hot
+        counter_add(&c->nfree[spc], 1);
+        return;
+    }
+    freeRemote(s, p, spc);
+}
+
+void gm_free(void *p)
+{
+    if (p != NULL)
+        freeObject(p, "free");
+}
+
+// The usable size of heap object p; aborts if p is not one.
+static size_t objectSize(void *p, const char *who)
+{
+    mspan *s = spanOf((uintptr_t)p);
+    if (s == NULL || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+        throwBadPointer(who, p, s);
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    if (s->spanclass == 0) {
+        if (off != 0)
+            throwBadPointer(who, p, s);
+        return s->elemsize;
+    }
+    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+    if (r * s->elemsize != off || r >= s->nelems)
+        throwBadPointer(who, p, s);
+    return s->elemsize;
+}
+
+size_t gm_malloc_usable_size(void *p)
+{
+    return p == NULL ? 0 : objectSize(p, "malloc_usable_size");
+}
+
+void gm_free_sized(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    size_t have = objectSize(p, "free_sized");
+    if (size > have)
+        throw("free_sized(%p, %zu): the object is only %zu bytes; wrong size passed", p, size, have);
+    freeObject(p, "free_sized");
+}
+
+void gm_free_aligned_sized(void *p, size_t align, size_t size)
+{
+    if (p == NULL)
+        return;
+    size_t have = objectSize(p, "free_aligned_sized");
+    if (size > have || (align != 0 && ((uintptr_t)p & (align - 1)) != 0))
+        throw("free_aligned_sized(%p, %zu, %zu): not how the object was allocated (%zu bytes)", p, align,
+              size, have);
+    freeObject(p, "free_aligned_sized");
+}
+
+// --------------------------------------------------------------- realloc
+
+void *gm_realloc(void *p, size_t n)
+{
+    if (p == NULL)
+        return gm_malloc(n);
+    if (n == 0) {
+        gm_free(p);
+        return NULL;
+    }
+    size_t have = objectSize(p, "realloc");
+    // Keep the object when n fits and still uses over half of it (small
+    // classes are at most 12.5% apart, so growth within a class stays put).
+    if (n <= have && n > have / 2)
+        return p;
+    void *q = gm_malloc(n);
+    if (q == NULL)
+        return NULL;
+    memcpy(q, p, n < have ? n : have);
+    gm_free(p);
+    return q;
+}
+
+void *gm_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        gm_warn("reallocarray(%p, %zu, %zu): size overflows", p, n, size);
+        return NULL;
+    }
+    return gm_realloc(p, total);
+}
+
+// ------------------------------------------------------------- alignment
+
+// align is a power of two.
+static void *alignedAlloc(size_t align, size_t n)
+{
+    if (align <= 16)
+        return gm_malloc(n < align ? align : n);
+    if (n > PTRDIFF_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mcache *c = getmcache();
+    if (c == NULL)
+        return NULL;
+    size_t need = n < align ? align : (n + align - 1) & ~(align - 1);
+    if (align <= PageSize && need <= MaxSmallSize) {
+        // Spans are page-aligned: a class whose size is a multiple of align
+        // gives aligned objects. The power-of-two classes guarantee one.
+        uint8_t spc = malloc_sizeclass(need);
+        while (class_to_size[spc] & (align - 1))
+            spc++;
+        void *p = mallocSmall(c, spc);
+        if (p == NULL)
+            errno = ENOMEM;
+        return p;
+    }
+    if (align > HeapArenaBytes) {
+        errno = ENOMEM;
+        gm_warn("aligned_alloc(%zu, %zu): alignment too large", align, n);
+        return NULL;
+    }
+    return mallocLarge(c, need, align > PageSize ? align >> PageShift : 1, false);
+}
+
+void *gm_aligned_alloc(size_t align, size_t n)
+{
+    if (align == 0 || (align & (align - 1)) != 0) {
+        errno = EINVAL;
+        gm_warn("aligned_alloc(%zu, %zu): alignment is not a power of two", align, n);
+        return NULL;
+    }
+    return alignedAlloc(align, n);
+}
+
+void *gm_memalign(size_t align, size_t n)
+{
+    if (align > ((size_t)1 << 62)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzll(align)); // round up, as glibc does
+    return alignedAlloc(align == 0 ? 1 : align, n);
+}
+
+int gm_posix_memalign(void **out, size_t align, size_t n)
+{
+    if (align < sizeof(void *) || (align & (align - 1)) != 0) {
+        gm_warn("posix_memalign(%zu, %zu): alignment is not a power-of-two multiple of sizeof(void *)", align, n);
+        return EINVAL;
+    }
+    int saved = errno;
+    void *p = alignedAlloc(align, n);
+    if (p == NULL) {
+        int e = errno;
+        errno = saved;
+        return e == 0 ? ENOMEM : e;
+    }
+    *out = p;
+    return 0;
+}
+
+// ----------------------------------------------------------------- stats
+
+void malloc_sumorphans(gm_memstats *out)
+{
+    for (int i = 0; i < NumSizeClasses; i++)
+        out->by_size[i].frees += atomic_load_explicit(&orphanFree[i], memory_order_relaxed);
+    out->large_inuse -= atomic_load_explicit(&orphanLargeFreeBytes, memory_order_relaxed);
+}

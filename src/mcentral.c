@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+//
+// Central free lists (Go: mcentral.go): for each size class, the heap spans
+// no thread caches. The story is in malloc.c.
+//
+// Owns: mcentrals[class], each with a partial list (spans with a free slot
+// or with objects waiting on xfree) and a full list (no free slot; xfree
+// holds just XfreeNotify, so the first remote free moves the span back to
+// partial). Entry points: mcentral_cacheSpan (a thread wants a span),
+// mcentral_uncacheSpan (a thread gives one back), mcentral_notify (a remote
+// free hit a full span), mcentral_reclaim (empty spans back to mheap).
+//
+// Invariants (under the class's lock):
+//   s on partial  <=> s->inList == SpanInPartial, and s has a free slot or
+//                     a non-empty xfree
+//   s on full     <=> s->inList == SpanInFull, xfree == XfreeNotify exactly
+//                     when it was put there, all slots allocated
+//   npartial, nfull == the lists' lengths
+// A span on a list is owned by the lock: only a lock holder drains its
+// xfree or reads its bitmap.
+//
+// Locks: mcentrals[c].lock (rank lockRankMcentral); mheap_.lock is taken
+// only after it is released (mheap_alloc, mheap_free), never under it.
+//
+// Differs from Go: Go's spans move between swept/unswept span sets at each
+// GC; here a span moves when it fills (to full), when a remote free reaches a
+// full span (to partial) and when a thread takes or returns it.
+#include "runtime.h"
+
+// Statically initialised (a GNU range designator, which gcc and clang
+// take): the drop-in malloc may run before any constructor.
+mcentral mcentrals[NumSizeClasses] = {
+    [0 ... NumSizeClasses - 1] = { .lock = MUTEX_INIT(lockRankMcentral) },
+};
+
+mspan *mcentral_cacheSpan(uint8_t spc)
+{
+    mcentral *mc = &mcentrals[spc];
+    lock(&mc->lock);
+    mspan *s = mc->partial.first;
+    if (s != NULL) {
+        mSpanList_remove(&mc->partial, s);
+        mc->npartial--;
+        s->inList = SpanInNone;
+        unlock(&mc->lock);
+        mspan_drainXfree(s);
+        mspan_rewind(s);
+        gm_assert1(mspan_countAlloc(s) < s->nelems);
+        return s;
+    }
+    unlock(&mc->lock);
+    s = mheap_alloc(class_to_allocnpages[spc], spc);
+    if (s == NULL)
+        return NULL;
+    mspan_initHeap(s, spc);
+    return s;
+}
+
+void mcentral_uncacheSpan(mspan *s)
+{
+    mcentral *mc = &mcentrals[s->spanclass];
+    for (;;) {
+        uintptr_t n = mspan_countAlloc(s);
+        lock(&mc->lock);
+        if (n < s->nelems) {
+            // Roomy spans go first: cacheSpan takes from the front.
+            if ((s->nelems - n) * 8 >= s->nelems)
+                mSpanList_insert(&mc->partial, s);
+            else
+                mSpanList_insertBack(&mc->partial, s);
+            s->inList = SpanInPartial;
+            mc->npartial++;
+            unlock(&mc->lock);
+            return;
+        }
+        uintptr_t empty = 0;
+        if (atomic_compare_exchange_strong_explicit(&s->xfree, &empty, XfreeNotify, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            mSpanList_insert(&mc->full, s);
+            s->inList = SpanInFull;
+            mc->nfull++;
+            unlock(&mc->lock);
+            return;
+        }
+        // A remote free arrived since the caller drained: take it and look again.
+        unlock(&mc->lock);
+        mspan_drainXfree(s);
+    }
+}
+
+void mcentral_notify(mspan *s)
+{
+    mcentral *mc = &mcentrals[s->spanclass];
+    lock(&mc->lock);
+    if (s->inList != SpanInFull)
+        throw("internal error: remote free found XfreeNotify on span %p not in a full list", (void *)s);
+    mSpanList_remove(&mc->full, s);
+    mc->nfull--;
+    mSpanList_insertBack(&mc->partial, s);
+    s->inList = SpanInPartial;
+    mc->npartial++;
+    unlock(&mc->lock);
+}
+
+// Looks at up to budget partial spans (0: all) of one class; frees the empty
+// ones to mheap. Returns the spans freed.
+static uintptr_t reclaimClass(uint8_t spc, uintptr_t budget)
+{
+    mcentral *mc = &mcentrals[spc];
+    mspan *empty = NULL; // freed after the lock is dropped (rank order)
+    lock(&mc->lock);
+    uintptr_t looked = 0;
+    for (mspan *s = mc->partial.first, *next; s != NULL && (budget == 0 || looked < budget); s = next) {
+        next = s->next;
+        looked++;
+        mspan_drainXfree(s);
+        if (mspan_countAlloc(s) != 0)
+            continue;
+        mSpanList_remove(&mc->partial, s);
+        mc->npartial--;
+        s->inList = SpanInNone;
+        s->next = empty;
+        empty = s;
+    }
+    unlock(&mc->lock);
+    uintptr_t n = 0;
+    while (empty != NULL) {
+        mspan *s = empty;
+        empty = s->next;
+        s->next = NULL;
+        mheap_free(s);
+        n++;
+    }
+    return n;
+}
+
+uintptr_t mcentral_reclaim(uintptr_t budget)
+{
+    static _Atomic unsigned cursor;
+    if (budget == 0) {
+        uintptr_t n = 0;
+        for (int spc = 1; spc < NumSizeClasses; spc++)
+            n += reclaimClass((uint8_t)spc, 0);
+        return n;
+    }
+    unsigned spc = 1 + atomic_fetch_add_explicit(&cursor, 1, memory_order_relaxed) % (NumSizeClasses - 1);
+    return reclaimClass((uint8_t)spc, budget);
+}
+
+void mcentral_stats(gm_memstats *out)
+{
+    for (int spc = 1; spc < NumSizeClasses; spc++) {
+        lock(&mcentrals[spc].lock);
+        out->nspan_partial += mcentrals[spc].npartial;
+        out->nspan_full += mcentrals[spc].nfull;
+        unlock(&mcentrals[spc].lock);
+    }
+}
+
+static const char *validList(mcentral *mc, int spc, mSpanList *list, uint8_t which, uintptr_t want)
+{
+    static char msg[200];
+    uintptr_t n = 0;
+    for (mspan *s = list->first; s != NULL; s = s->next) {
+        n++;
+        uintptr_t xf = atomic_load_explicit(&s->xfree, memory_order_acquire);
+        const char *bad = NULL;
+        if (s->inList != which)
+            bad = "inList does not name its list";
+        else if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+            bad = "span on a central list is not in use";
+        else if (s->spanclass != spc)
+            bad = "span on the wrong class's list";
+        else if (which == SpanInFull && mspan_countAlloc(s) != s->nelems)
+            bad = "span on the full list has a free slot";
+        else if (which == SpanInFull && xf != XfreeNotify && (xf & XfreeNotify))
+            bad = "full span's xfree has objects and the notify flag";
+        else if (which == SpanInPartial && (xf & XfreeNotify))
+            bad = "partial span has XfreeNotify";
+        else if (which == SpanInPartial && xf == 0 && mspan_countAlloc(s) == s->nelems)
+            bad = "partial span has no free slot and nothing on xfree";
+        if (bad != NULL) {
+            snprintf(msg, sizeof msg, "mcentral[%d]: span %p: %s", spc, (void *)s, bad);
+            return msg;
+        }
+        (void)mc;
+    }
+    if (n != want) {
+        snprintf(msg, sizeof msg, "mcentral[%d]: list holds %lu spans, counter says %lu", spc, (unsigned long)n,
+                 (unsigned long)want);
+        return msg;
+    }
+    return NULL;
+}
+
+const char *mcentral_valid(void)
+{
+    for (int spc = 1; spc < NumSizeClasses; spc++) {
+        mcentral *mc = &mcentrals[spc];
+        lock(&mc->lock);
+        const char *bad = validList(mc, spc, &mc->partial, SpanInPartial, mc->npartial);
+        if (bad == NULL)
+            bad = validList(mc, spc, &mc->full, SpanInFull, mc->nfull);
+        unlock(&mc->lock);
+        if (bad != NULL)
+            return bad;
+    }
+    return NULL;
+}
+
+void mcentral_atfork_prepare(void)
+{
+    for (int spc = 1; spc < NumSizeClasses; spc++)
+        lock(&mcentrals[spc].lock);
+}
+
+void mcentral_atfork_parent(void)
+{
+    for (int spc = NumSizeClasses - 1; spc >= 1; spc--)
+        unlock(&mcentrals[spc].lock);
+}
+
+void mcentral_atfork_child(void)
+{
+    for (int spc = NumSizeClasses - 1; spc >= 1; spc--)
+        lock_reinit_child(&mcentrals[spc].lock);
+}

@@ -1,0 +1,608 @@
+// SPDX-License-Identifier: MIT
+//
+// The heap allocator (malloc.c, mcache.c, mcentral.c): the C library's
+// contracts, alignment, contents, reuse, cross-thread frees, counters, empty
+// spans going back to mheap, and every kind of bad input.
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdint.h>
+#include <sys/wait.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+#define VALID()                                                   \
+    do {                                                          \
+        const char *bad_ = mcentral_valid();                      \
+        if (bad_ == NULL)                                         \
+            bad_ = mheap_valid();                                 \
+        if (bad_ != NULL)                                         \
+            fprintf(stderr, "    invalid: %s\n", bad_);           \
+        CHECK(bad_ == NULL);                                      \
+    } while (0)
+
+// Hides a constant from the compiler, which would otherwise reject the
+// impossible sizes these tests pass on purpose.
+static size_t opaque(size_t x)
+{
+    volatile size_t v = x;
+    return v;
+}
+
+// C23: malloc(n) is aligned for any object that fits in n bytes.
+static size_t wantAlign(size_t n)
+{
+    size_t a = 1;
+    while (a * 2 <= n && a < 16)
+        a *= 2;
+    return a;
+}
+
+TEST(every_size_aligned_usable_and_contents_survive)
+{
+    enum { N = 700 };
+    static void *p[N];
+    static size_t sz[N];
+    size_t n = 0, count = 0;
+    for (size_t i = 0; i < N && n < 200000; i++, count++) {
+        n = i < 300 ? i : n + 1 + n / 40; // every size to 300, then growing steps past 32 KiB
+        sz[i] = n;
+        p[i] = gm_malloc(n);
+        CHECK(p[i] != NULL);
+        if (!CHECK(((uintptr_t)p[i] & (wantAlign(n) - 1)) == 0))
+            fprintf(stderr, "    malloc(%zu) = %p\n", n, p[i]);
+        CHECK(gm_malloc_usable_size(p[i]) >= n);
+        memset(p[i], (int)i, n);
+        test_fill(p[i], n, i);
+    }
+    CHECK(sz[count - 1] > 100000); // reached large objects
+    for (size_t i = 0; i < count; i++) {
+        CHECK(test_pattern_ok(p[i], sz[i], i));
+        for (size_t k = sz[i] / 8 * 8; k < sz[i]; k++)
+            CHECK(((unsigned char *)p[i])[k] == (unsigned char)i);
+    }
+    for (size_t i = 0; i < count; i++)
+        gm_free(p[i]);
+    VALID();
+}
+
+TEST(malloc_zero_and_free_null)
+{
+    void *a = gm_malloc(0), *b = gm_malloc(0);
+    CHECK(a != NULL && b != NULL && a != b);
+    gm_free(a);
+    gm_free(b);
+    gm_free(NULL);
+    CHECK_EQ(gm_malloc_usable_size(NULL), 0);
+}
+
+TEST(freed_slot_is_reused_at_once)
+{
+    void *a = gm_malloc(40);
+    gm_free(a);
+    void *b = gm_malloc(40);
+    CHECK(a == b); // the hot slot, not the next one
+    gm_free(b);
+    // Large objects: the same pages come back.
+    void *l = gm_malloc(100000);
+    gm_free(l);
+    void *m = gm_malloc(100000);
+    CHECK(l == m);
+    gm_free(m);
+}
+
+TEST(span_refills_reuse_freed_objects)
+{
+    // Allocate and free far more than one span's worth in a window: the
+    // heap must not grow with the number of operations.
+    gm_memstats before, after;
+    void *win[64] = { 0 };
+    for (int i = 0; i < 2000; i++) {
+        int k = i % 64;
+        gm_free(win[k]);
+        win[k] = gm_malloc(96);
+    }
+    gm_stats(&before);
+    for (int i = 0; i < 200000; i++) {
+        int k = i % 64;
+        gm_free(win[k]);
+        win[k] = gm_malloc(96);
+        *(int *)win[k] = i;
+    }
+    gm_stats(&after);
+    CHECK_EQ(after.heap_inuse, before.heap_inuse);
+    CHECK_EQ(after.by_size[8].mallocs - before.by_size[8].mallocs, 200000); // class 8 is 96 bytes
+    CHECK_EQ(after.by_size[8].frees - before.by_size[8].frees, 200000);
+    for (int k = 0; k < 64; k++)
+        gm_free(win[k]);
+}
+
+TEST(calloc_zeroes_reused_memory_and_checks_overflow)
+{
+    for (size_t n = 1; n < 70000; n = n * 3 + 1) {
+        unsigned char *p = gm_malloc(n);
+        memset(p, 0xAB, n);
+        gm_free(p);
+        unsigned char *q = gm_calloc(1, n);
+        CHECK(q != NULL);
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++)
+            nonzero += q[i] != 0;
+        CHECK_EQ(nonzero, 0);
+        gm_free(q);
+    }
+    errno = 0;
+    CHECK(gm_calloc(opaque(SIZE_MAX / 2), 3) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(gm_calloc(opaque((size_t)1 << 32), (size_t)1 << 32) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    void *z = gm_calloc(0, 10);
+    CHECK(z != NULL);
+    gm_free(z);
+}
+
+TEST(impossible_sizes_give_enomem)
+{
+    size_t sizes[] = { opaque(SIZE_MAX), opaque((size_t)PTRDIFF_MAX + 1), opaque(PTRDIFF_MAX), opaque((size_t)1 << 50) };
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        errno = 0;
+        CHECK(gm_malloc(sizes[i]) == NULL);
+        CHECK_EQ(errno, ENOMEM);
+        errno = 0;
+        CHECK(gm_calloc(1, sizes[i]) == NULL);
+        CHECK_EQ(errno, ENOMEM);
+        errno = 0;
+        CHECK(gm_aligned_alloc(64, sizes[i]) == NULL);
+        CHECK_EQ(errno, ENOMEM);
+    }
+    void *p = gm_malloc(10);
+    errno = 0;
+    CHECK(gm_realloc(p, opaque(SIZE_MAX)) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(gm_reallocarray(p, opaque(SIZE_MAX / 4), 8) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    CHECK(gm_malloc_usable_size(p) >= 10); // p untouched
+    gm_free(p);
+    VALID();
+}
+
+TEST(realloc_grows_shrinks_and_keeps_contents)
+{
+    size_t n = 1;
+    unsigned char *p = gm_realloc(NULL, n);
+    p[0] = 0;
+    // Grow byte by byte through every class and into large objects.
+    while (n < 200000) {
+        size_t m = n + 1 + n / 5;
+        p = gm_realloc(p, m);
+        CHECK(p != NULL);
+        for (size_t i = n; i < m; i++)
+            p[i] = (unsigned char)(i * 7);
+        n = m;
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad += p[i] != (unsigned char)(i * 7) && i != 0;
+    CHECK_EQ(bad, 0);
+    // Staying within a class keeps the pointer.
+    void *q = gm_malloc(100);
+    CHECK(gm_realloc(q, 110) == q);
+    CHECK(gm_realloc(q, 60) == q);
+    // Shrinking a lot moves to a smaller class and keeps the prefix.
+    p = gm_realloc(p, 10);
+    CHECK(gm_malloc_usable_size(p) < 64);
+    bad = 0;
+    for (size_t i = 1; i < 10; i++)
+        bad += p[i] != (unsigned char)(i * 7);
+    CHECK_EQ(bad, 0);
+    CHECK(gm_realloc(p, 0) == NULL); // frees, as glibc does
+    gm_free(q);
+    int *a = gm_reallocarray(NULL, 100, sizeof(int));
+    CHECK(a != NULL && gm_malloc_usable_size(a) >= 400);
+    gm_free(a);
+    VALID();
+}
+
+TEST(aligned_allocation)
+{
+    for (size_t align = 1; align <= ((size_t)1 << 22); align <<= 1) {
+        size_t sizes[] = { 1, 7, align, align + 1, 3 * align, 40000 };
+        for (size_t i = 0; i < 6; i++) {
+            void *p = gm_aligned_alloc(align, sizes[i]);
+            CHECK(p != NULL);
+            if (!CHECK(((uintptr_t)p & (align - 1)) == 0))
+                fprintf(stderr, "    aligned_alloc(%zu, %zu) = %p\n", align, sizes[i], p);
+            CHECK(gm_malloc_usable_size(p) >= sizes[i]);
+            memset(p, 1, sizes[i]);
+            gm_free_aligned_sized(p, align, sizes[i]);
+        }
+    }
+    errno = 0;
+    CHECK(gm_aligned_alloc(3, 10) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    errno = 0;
+    CHECK(gm_aligned_alloc(0, 10) == NULL);
+    CHECK_EQ(errno, EINVAL);
+    void *p = (void *)1;
+    CHECK_EQ(gm_posix_memalign(&p, 4, 10), EINVAL); // below sizeof(void *)
+    CHECK_EQ(gm_posix_memalign(&p, 24, 10), EINVAL);
+    CHECK(p == (void *)1);                          // untouched on failure
+    CHECK_EQ(gm_posix_memalign(&p, 4096, 10), 0);
+    CHECK(((uintptr_t)p & 4095) == 0);
+    gm_free(p);
+    CHECK_EQ(gm_posix_memalign(&p, 64, opaque(SIZE_MAX)), ENOMEM);
+    void *m = gm_memalign(48, 100); // not a power of two: rounded up to 64
+    CHECK(m != NULL && ((uintptr_t)m & 63) == 0);
+    gm_free(m);
+    VALID();
+}
+
+TEST(free_sized)
+{
+    void *p = gm_malloc(100);
+    gm_free_sized(p, 100);
+    p = gm_calloc(10, 30);
+    gm_free_sized(p, 300);
+    p = gm_malloc(50000);
+    gm_free_sized(p, 50000);
+    gm_free_sized(NULL, 5);
+}
+
+// ------------------------------------------------------------ counters
+
+TEST(counters_add_up)
+{
+    gm_thread_flush();
+    gm_memstats a, b, c;
+    gm_stats(&a);
+    void *small[100], *large[3];
+    for (int i = 0; i < 100; i++)
+        small[i] = gm_malloc(48); // class 5
+    for (int i = 0; i < 3; i++)
+        large[i] = gm_malloc(40000 + (size_t)i); // 5 pages each
+    gm_stats(&b);
+    CHECK_EQ(b.by_size[5].mallocs - a.by_size[5].mallocs, 100);
+    CHECK_EQ(b.by_size[0].mallocs - a.by_size[0].mallocs, 3);
+    CHECK_EQ(b.mallocs - a.mallocs, 103);
+    CHECK_EQ(b.heap_objects - a.heap_objects, 103);
+    CHECK_EQ(b.large_inuse - a.large_inuse, 3 * 5 * 8192);
+    CHECK_EQ(b.heap_alloc - a.heap_alloc, 100 * 48 + 3 * 5 * 8192);
+    CHECK(b.heap_alloc <= b.heap_inuse);
+    CHECK_EQ(b.heap_sys, b.heap_inuse + b.heap_idle);
+    uint64_t sum = b.large_inuse;
+    for (int i = 1; i < GM_SIZE_CLASSES; i++)
+        sum += b.by_size[i].size * (b.by_size[i].mallocs - b.by_size[i].frees);
+    CHECK_EQ(sum, b.heap_alloc);
+    CHECK_EQ(b.by_size[5].size, 48);
+    for (int i = 0; i < 100; i++)
+        gm_free(small[i]);
+    for (int i = 0; i < 3; i++)
+        gm_free(large[i]);
+    gm_stats(&c);
+    CHECK_EQ(c.heap_alloc, a.heap_alloc);
+    CHECK_EQ(c.heap_objects, a.heap_objects);
+    CHECK_EQ(c.frees - a.frees, 103);
+}
+
+TEST(empty_spans_go_back_to_mheap_and_rss_follows)
+{
+    gm_scavenge();
+    gm_memstats a, b, c;
+    gm_stats(&a);
+    size_t rss0 = test_rss_bytes();
+    enum { N = 400000 };
+    void **p = gm_malloc(N * sizeof(void *));
+    for (int i = 0; i < N; i++) {
+        p[i] = gm_malloc(16 + (size_t)(i % 8) * 16);
+        memset(p[i], 1, 16);
+    }
+    gm_stats(&b);
+    CHECK(b.heap_inuse - a.heap_inuse > (uint64_t)N * 16);
+    size_t rss1 = test_rss_bytes();
+    CHECK(rss1 - rss0 > (size_t)N * 16);
+    for (int i = 0; i < N; i++)
+        gm_free(p[i]);
+    gm_free(p);
+    gm_scavenge();
+    gm_stats(&c);
+    // Every span came back: at most the caller's cached spans remain.
+    CHECK(c.heap_inuse <= a.heap_inuse + 16 * PageSize);
+    CHECK_EQ(c.heap_alloc, a.heap_alloc);
+    size_t rss2 = test_rss_bytes();
+    if (!CHECK(rss2 < rss0 + (rss1 - rss0) / 8))
+        fprintf(stderr, "    rss: %zu -> %zu -> %zu\n", rss0, rss1, rss2);
+    VALID();
+}
+
+// ------------------------------------------------------ cross-thread free
+
+enum { RingSize = 1024 };
+typedef struct {
+    void *_Atomic slot[RingSize];
+    _Atomic int done;
+    long n;
+} ring;
+
+static void *consumer(void *arg)
+{
+    ring *r = arg;
+    long got = 0;
+    for (size_t i = 0;; i = (i + 1) % RingSize) {
+        void *p;
+        while ((p = atomic_exchange(&r->slot[i], NULL)) == NULL) {
+            if (atomic_load(&r->done) && got == r->n)
+                return NULL;
+            sched_yield();
+        }
+        size_t n = gm_malloc_usable_size(p);
+        if (((unsigned char *)p)[n - 1] != (unsigned char)n)
+            abort();
+        gm_free(p);
+        got++;
+    }
+}
+
+TEST(producer_consumer_stays_bounded)
+{
+    static ring r;
+    memset(&r, 0, sizeof r);
+    r.n = 1000000;
+    pthread_t t;
+    pthread_create(&t, NULL, consumer, &r);
+    gm_memstats a, mid, b;
+    gm_stats(&a);
+    uint64_t peak = 0, rng = 7;
+    for (long k = 0; k < r.n; k++) {
+        size_t n = 8 + test_rand(&rng) % 200;
+        unsigned char *p = gm_malloc(n);
+        size_t u = gm_malloc_usable_size(p);
+        p[u - 1] = (unsigned char)u;
+        size_t i = (size_t)k % RingSize;
+        while (atomic_load(&r.slot[i]) != NULL)
+            sched_yield();
+        atomic_store(&r.slot[i], p);
+        if (k % 65536 == 0) {
+            gm_stats(&mid);
+            if (mid.heap_inuse > peak)
+                peak = mid.heap_inuse;
+        }
+    }
+    atomic_store(&r.done, 1);
+    pthread_join(t, NULL);
+    gm_stats(&b);
+    // At most RingSize objects are live at once: a few dozen spans, not
+    // 1M objects' worth (~100 MB).
+    if (!CHECK(peak - a.heap_inuse < (uint64_t)8 << 20))
+        fprintf(stderr, "    heap grew by %llu bytes\n", (unsigned long long)(peak - a.heap_inuse));
+    CHECK_EQ(b.mallocs - a.mallocs, (uint64_t)r.n + 0 * b.frees);
+    CHECK_EQ(b.frees - a.frees, (uint64_t)r.n);
+    CHECK_EQ(b.heap_objects, a.heap_objects);
+    VALID();
+}
+
+typedef struct {
+    void **objs;
+    size_t *sizes;
+    int n;
+    uint64_t seed;
+} batch;
+
+static void *free_batch(void *arg)
+{
+    batch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        if (!test_pattern_ok(b->objs[i], b->sizes[i], b->seed + (uint64_t)i))
+            abort();
+        gm_free(b->objs[i]);
+    }
+    return NULL;
+}
+
+static void *alloc_batch(void *arg)
+{
+    batch *b = arg;
+    for (int i = 0; i < b->n; i++) {
+        b->objs[i] = gm_malloc(b->sizes[i]);
+        test_fill(b->objs[i], b->sizes[i], b->seed + (uint64_t)i);
+    }
+    return NULL;
+}
+
+TEST(threads_allocate_and_free_each_others_objects)
+{
+    enum { T = 4, N = 20000 };
+    static void *objs[T][N];
+    static size_t sizes[T][N];
+    batch b[T];
+    gm_memstats a, z;
+    gm_stats(&a);
+    for (int round = 0; round < 6; round++) {
+        pthread_t t[T];
+        uint64_t rng = (uint64_t)round + 11;
+        for (int k = 0; k < T; k++) {
+            for (int i = 0; i < N; i++)
+                sizes[k][i] = 8 + (test_rand(&rng) % 4 == 0 ? test_rand(&rng) % 40000 : test_rand(&rng) % 300);
+            b[k] = (batch){ objs[k], sizes[k], N, (uint64_t)(round * 1000003 + k * N) };
+            pthread_create(&t[k], NULL, alloc_batch, &b[k]);
+        }
+        for (int k = 0; k < T; k++)
+            pthread_join(t[k], NULL);
+        // Each thread frees another's objects (while others allocate theirs).
+        batch shifted[T];
+        for (int k = 0; k < T; k++) {
+            shifted[k] = b[(k + 1) % T];
+            pthread_create(&t[k], NULL, free_batch, &shifted[k]);
+        }
+        for (int k = 0; k < T; k++)
+            pthread_join(t[k], NULL);
+        VALID();
+    }
+    gm_scavenge();
+    gm_stats(&z);
+    CHECK_EQ(z.heap_objects, a.heap_objects);
+    CHECK_EQ(z.heap_alloc, a.heap_alloc);
+    CHECK_EQ(z.mallocs - a.mallocs, 6 * T * N);
+    // The exited threads' spans went back; only the main thread's caches remain.
+    CHECK(z.heap_inuse <= a.heap_inuse + 64 * PageSize);
+}
+
+static void *alloc_keep_exit(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < 1000; i++)
+        out[i] = gm_malloc(24 + (size_t)i % 500);
+    return NULL;
+}
+
+TEST(thread_exit_returns_spans_and_its_objects_stay_valid)
+{
+    static void *objs[1000];
+    gm_memstats a, b;
+    gm_stats(&a);
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_keep_exit, objs);
+    pthread_join(t, NULL);
+    gm_stats(&b);
+    CHECK_EQ(b.mallocs - a.mallocs, 1000); // the dead thread's counters were kept
+    CHECK(b.nspan_partial + b.nspan_full > a.nspan_partial + a.nspan_full); // its spans went to mcentral
+    VALID();
+    for (int i = 0; i < 1000; i++) // objects of a dead thread: freed from here
+        gm_free(objs[i]);
+    gm_scavenge();
+    gm_stats(&b);
+    CHECK_EQ(b.heap_objects, a.heap_objects);
+    VALID();
+}
+
+// ------------------------------------------------------------ fault paths
+
+TEST(mmap_failure_gives_enomem_and_heap_stays_consistent)
+{
+    gm_scavenge();
+    void *keep = gm_malloc(64);
+    os_fault_set(OS_FAULT_MMAP, 1);
+    os_fault_set(OS_FAULT_MPROTECT, 1);
+    errno = 0;
+    CHECK(gm_malloc((size_t)1 << 30) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    // Small objects until the heap must grow and cannot.
+    int failed = 0;
+    static void *p[2000000];
+    int n = 0;
+    for (; n < 2000000; n++) {
+        errno = 0;
+        p[n] = gm_malloc(2048);
+        if (p[n] == NULL) {
+            failed = errno == ENOMEM;
+            break;
+        }
+    }
+    CHECK(failed);
+    os_fault_set(OS_FAULT_MMAP, 0);
+    os_fault_set(OS_FAULT_MPROTECT, 0);
+    VALID();
+    for (int i = 0; i < n; i++)
+        gm_free(p[i]);
+    void *q = gm_malloc((size_t)1 << 30); // works again
+    CHECK(q != NULL);
+    gm_free(q);
+    gm_free(keep);
+    VALID();
+}
+
+// --------------------------------------------------------------- bad input
+
+static void free_foreign(void *arg)
+{
+    (void)arg;
+    int local;
+    gm_free(&local);
+}
+static void free_interior(void *arg)
+{
+    char *p = gm_malloc((size_t)(uintptr_t)arg);
+    gm_free(p + 8);
+}
+static void free_twice(void *arg)
+{
+    void *p = gm_malloc((size_t)(uintptr_t)arg);
+    gm_free(p);
+    gm_free(p);
+}
+static void *free_twice_remote_thread(void *p)
+{
+    gm_free(p);
+    gm_free(p);
+    return NULL;
+}
+static void free_twice_remote(void *arg)
+{
+    (void)arg;
+    void *p = gm_malloc(64);
+    pthread_t t;
+    pthread_create(&t, NULL, free_twice_remote_thread, p);
+    pthread_join(t, NULL);
+    gm_thread_flush(); // the owner takes back the remote frees and finds the second
+}
+static void free_stack(void *arg)
+{
+    (void)arg;
+    gm_stack s = gm_stackalloc(4096);
+    gm_free((void *)s.lo);
+}
+static void free_sized_wrong(void *arg)
+{
+    (void)arg;
+    gm_free_sized(gm_malloc(16), 100);
+}
+static void usable_size_foreign(void *arg)
+{
+    gm_malloc_usable_size(arg);
+}
+static void free_past_last_object(void *arg)
+{
+    (void)arg;
+    // Class 48 B: 170 objects in 8192 bytes, 32 bytes of tail; the address
+    // just past the last object is a multiple of 48 but no object.
+    void *p = gm_malloc(48);
+    mspan *s = spanOf((uintptr_t)p);
+    gm_free((void *)(s->startAddr + 170 * 48));
+}
+
+TEST(bad_frees_abort_with_a_message)
+{
+    CHECK_DEATH(free_foreign, NULL, "not allocated by gomem");
+    CHECK_DEATH(free_interior, (void *)100, "not the start of an object");
+    CHECK_DEATH(free_interior, (void *)100000, "not the start of an object");
+    CHECK_DEATH(free_twice, (void *)32, "double free");
+    CHECK_DEATH(free_twice, (void *)5000, "double free");
+    CHECK_DEATH(free_twice, (void *)100000, "not allocated by gomem");
+    CHECK_DEATH(free_twice_remote, NULL, "double free");
+    CHECK_DEATH(free_stack, NULL, "inside a gomem stack");
+    CHECK_DEATH(free_sized_wrong, NULL, "wrong size");
+    CHECK_DEATH(usable_size_foreign, (void *)free_foreign, "not allocated by gomem");
+    CHECK_DEATH(free_past_last_object, NULL, "not the start of an object");
+}
+
+int main(void)
+{
+    RUN(every_size_aligned_usable_and_contents_survive);
+    RUN(malloc_zero_and_free_null);
+    RUN(freed_slot_is_reused_at_once);
+    RUN(span_refills_reuse_freed_objects);
+    RUN(calloc_zeroes_reused_memory_and_checks_overflow);
+    RUN(impossible_sizes_give_enomem);
+    RUN(realloc_grows_shrinks_and_keeps_contents);
+    RUN(aligned_allocation);
+    RUN(free_sized);
+    RUN(counters_add_up);
+    RUN(empty_spans_go_back_to_mheap_and_rss_follows);
+    RUN(producer_consumer_stays_bounded);
+    RUN(threads_allocate_and_free_each_others_objects);
+    RUN(thread_exit_returns_spans_and_its_objects_stay_valid);
+    RUN(mmap_failure_gives_enomem_and_heap_stays_consistent);
+    RUN(bad_frees_abort_with_a_message);
+    return test_report();
+}
