@@ -61,6 +61,16 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgomem.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL) -lm
 
+# bench/workloads/malloc_work.c, built against the C library's malloc (peers
+# come in through LD_PRELOAD) and against gm_malloc; bench/malloc.sh runs them.
+MALLOC_WORK := $(BUILD)/bench/malloc_work_libc $(BUILD)/bench/malloc_work_gomem
+$(BUILD)/bench/malloc_work_libc: bench/workloads/malloc_work.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL)
+$(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(BUILD)/libgomem.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+
 $(BUILD)/gomem-info: tools/gomem_info.c $(BUILD)/libgomem.a $(HEADERS)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
@@ -86,7 +96,7 @@ test-asan:
 test-debug:
 	$(MAKE) BUILD=build-debug DEBUG=3 test
 
-bench: $(BENCHES)
+bench: $(BENCHES) $(MALLOC_WORK)
 
 clean:
 	rm -rf build build-asan build-debug build-clang

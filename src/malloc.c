@@ -132,7 +132,9 @@ void mspan_initHeap(mspan *s, uint8_t spc)
     s->divMul = class_to_divmagic[spc];
     s->inList = SpanInNone;
     memset(s->allocBits, 0, sizeof s->allocBits);
-    atomic_store_explicit(&s->xfree, 0, memory_order_relaxed);
+    for (int w = 0; w < MaxObjsPerSpan / 64; w++)
+        atomic_store_explicit(&s->xfreeBits[w], 0, memory_order_relaxed);
+    atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
     mspan_rewind(s);
 }
 
@@ -142,21 +144,31 @@ static GM_COLD void throwDoubleFree(void *p, const mspan *s)
           (unsigned long)s->elemsize, p);
 }
 
-void mspan_drainXfree(mspan *s)
+bool mspan_drainXfree(mspan *s)
 {
-    uintptr_t head = atomic_exchange_explicit(&s->xfree, 0, memory_order_acquire);
-    gm_assert1((head & XfreeNotify) == 0);
-    // A double free pushed twice makes a cycle; its second visit finds the
-    // bit clear and aborts, so the walk ends.
-    for (gclink *x = (gclink *)head; x != NULL;) {
-        gclink *next = x->next;
-        uintptr_t r = ((uint64_t)((uintptr_t)x - s->startAddr) * s->divMul) >> 32;
-        uint64_t bit = (uint64_t)1 << (r & 63);
-        if (GM_UNLIKELY((s->allocBits[r >> 6] & bit) == 0))
-            throwDoubleFree(x, s);
-        s->allocBits[r >> 6] &= ~bit;
-        x = next;
+    bool any = false;
+    for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++) {
+        if (atomic_load_explicit(&s->xfreeBits[w], memory_order_relaxed) == 0)
+            continue;
+        uint64_t x = atomic_exchange_explicit(&s->xfreeBits[w], 0, memory_order_acquire);
+        // A remote free of a slot that is not allocated: the object was freed
+        // by its owner and then by another thread.
+        if (GM_UNLIKELY((s->allocBits[w] & x) != x)) {
+            uintptr_t r = (w << 6) + (uintptr_t)__builtin_ctzll(x & ~s->allocBits[w]);
+            throwDoubleFree((void *)(s->startAddr + r * s->elemsize), s);
+        }
+        s->allocBits[w] &= ~x;
+        any = true;
     }
+    return any;
+}
+
+bool mspan_hasXfree(mspan *s)
+{
+    for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
+        if (atomic_load_explicit(&s->xfreeBits[w], memory_order_seq_cst) != 0)
+            return true;
+    return false;
 }
 
 // ------------------------------------------------------------ allocation
@@ -271,21 +283,22 @@ static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
           (void *)(s->startAddr + ((uintptr_t)p - s->startAddr) / s->elemsize * s->elemsize));
 }
 
-// Remote free: the calling thread does not cache s. One CAS.
-static GM_NOINLINE void freeRemote(mspan *s, void *p, uint8_t spc)
+// Remote free: the calling thread does not cache s. One atomic OR into the
+// span's metadata; the object's memory is not touched.
+static GM_NOINLINE void freeRemote(mspan *s, void *p, uint8_t spc, uintptr_t r)
 {
-    gclink *x = p;
-    uintptr_t old = atomic_load_explicit(&s->xfree, memory_order_relaxed);
-    do {
-        x->next = (gclink *)(old & ~XfreeNotify);
-    } while (!atomic_compare_exchange_weak_explicit(&s->xfree, &old, (uintptr_t)x, memory_order_release,
-                                                    memory_order_relaxed));
+    uint64_t bit = (uint64_t)1 << (r & 63);
+    uint64_t old = atomic_fetch_or_explicit(&s->xfreeBits[r >> 6], bit, memory_order_seq_cst);
+    if (GM_UNLIKELY(old & bit))
+        throwDoubleFree(p, s);
     mcache *c = mcache_tls;
     if (c != NULL)
         counter_add(&c->nfree[spc], 1);
     else
         atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
-    if (old & XfreeNotify)
+    // The span may wait in the full list for its first free (mcentral.c).
+    if (GM_UNLIKELY(atomic_load_explicit(&s->xfreeNotify, memory_order_seq_cst)) &&
+        atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst))
         mcentral_notify(s);
 }
 
@@ -330,7 +343,7 @@ static inline void freeObject(void *p, const char *who)
         counter_add(&c->nfree[spc], 1);
         return;
     }
-    freeRemote(s, p, spc);
+    freeRemote(s, p, spc, r);
 }
 
 void gm_free(void *p)

@@ -4,20 +4,27 @@
 // no thread caches. The story is in malloc.c.
 //
 // Owns: mcentrals[class], each with a partial list (spans with a free slot
-// or with objects waiting on xfree) and a full list (no free slot; xfree
-// holds just XfreeNotify, so the first remote free moves the span back to
+// or with remote frees waiting in xfreeBits) and a full list (no free slot;
+// xfreeNotify set, so the first remote free moves the span back to
 // partial). Entry points: mcentral_cacheSpan (a thread wants a span),
 // mcentral_uncacheSpan (a thread gives one back), mcentral_notify (a remote
 // free hit a full span), mcentral_reclaim (empty spans back to mheap).
 //
 // Invariants (under the class's lock):
-//   s on partial  <=> s->inList == SpanInPartial, and s has a free slot or
-//                     a non-empty xfree
-//   s on full     <=> s->inList == SpanInFull, xfree == XfreeNotify exactly
-//                     when it was put there, all slots allocated
+//   s on partial  <=> s->inList == SpanInPartial, xfreeNotify == 0, and s
+//                     has a free slot or xfreeBits set
+//   s on full     <=> s->inList == SpanInFull, every allocBit set, and
+//                     xfreeNotify == 1 unless a remote free has claimed it
+//                     (and is about to move s to partial)
 //   npartial, nfull == the lists' lengths
 // A span on a list is owned by the lock: only a lock holder drains its
-// xfree or reads its bitmap.
+// xfreeBits or reads its allocBits.
+//
+// The full-list handshake (a Dekker pair, hence seq_cst on both sides):
+//   remote free: set the xfree bit;   then if xfreeNotify, exchange it to 0
+//   uncache:     set xfreeNotify = 1; then if any xfree bit, exchange it to 0
+// At least one side sees the other's write; whichever wins the exchange
+// moves the span to partial, so no span waits in full with a free object.
 //
 // Locks: mcentrals[c].lock (rank lockRankMcentral); mheap_.lock is taken
 // only after it is released (mheap_alloc, mheap_free), never under it.
@@ -73,16 +80,18 @@ void mcentral_uncacheSpan(mspan *s)
             unlock(&mc->lock);
             return;
         }
-        uintptr_t empty = 0;
-        if (atomic_compare_exchange_strong_explicit(&s->xfree, &empty, XfreeNotify, memory_order_acq_rel,
-                                                    memory_order_relaxed)) {
-            mSpanList_insert(&mc->full, s);
-            s->inList = SpanInFull;
-            mc->nfull++;
-            unlock(&mc->lock);
+        mSpanList_insert(&mc->full, s);
+        s->inList = SpanInFull;
+        mc->nfull++;
+        atomic_store_explicit(&s->xfreeNotify, 1, memory_order_seq_cst);
+        if (!mspan_hasXfree(s) || !atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst)) {
+            unlock(&mc->lock); // none arrived, or the freer that claimed the flag moves s
             return;
         }
-        // A remote free arrived since the caller drained: take it and look again.
+        // A remote free arrived and we claimed the flag: s is ours again.
+        mSpanList_remove(&mc->full, s);
+        s->inList = SpanInNone;
+        mc->nfull--;
         unlock(&mc->lock);
         mspan_drainXfree(s);
     }
@@ -93,7 +102,7 @@ void mcentral_notify(mspan *s)
     mcentral *mc = &mcentrals[s->spanclass];
     lock(&mc->lock);
     if (s->inList != SpanInFull)
-        throw("internal error: remote free found XfreeNotify on span %p not in a full list", (void *)s);
+        throw("internal error: remote free claimed xfreeNotify of span %p, not in a full list", (void *)s);
     mSpanList_remove(&mc->full, s);
     mc->nfull--;
     mSpanList_insertBack(&mc->partial, s);
@@ -163,7 +172,8 @@ static const char *validList(mcentral *mc, int spc, mSpanList *list, uint8_t whi
     uintptr_t n = 0;
     for (mspan *s = list->first; s != NULL; s = s->next) {
         n++;
-        uintptr_t xf = atomic_load_explicit(&s->xfree, memory_order_acquire);
+        uint8_t notify = atomic_load_explicit(&s->xfreeNotify, memory_order_acquire);
+        bool xf = mspan_hasXfree(s);
         const char *bad = NULL;
         if (s->inList != which)
             bad = "inList does not name its list";
@@ -173,12 +183,12 @@ static const char *validList(mcentral *mc, int spc, mSpanList *list, uint8_t whi
             bad = "span on the wrong class's list";
         else if (which == SpanInFull && mspan_countAlloc(s) != s->nelems)
             bad = "span on the full list has a free slot";
-        else if (which == SpanInFull && xf != XfreeNotify && (xf & XfreeNotify))
-            bad = "full span's xfree has objects and the notify flag";
-        else if (which == SpanInPartial && (xf & XfreeNotify))
-            bad = "partial span has XfreeNotify";
-        else if (which == SpanInPartial && xf == 0 && mspan_countAlloc(s) == s->nelems)
-            bad = "partial span has no free slot and nothing on xfree";
+        else if (which == SpanInFull && !notify && !xf)
+            bad = "full span with no notify flag and no remote free to move it";
+        else if (which == SpanInPartial && notify)
+            bad = "partial span has xfreeNotify";
+        else if (which == SpanInPartial && !xf && mspan_countAlloc(s) == s->nelems)
+            bad = "partial span has no free slot and no remote free";
         if (bad != NULL) {
             snprintf(msg, sizeof msg, "mcentral[%d]: span %p: %s", spc, (void *)s, bad);
             return msg;

@@ -236,6 +236,10 @@ static void freeSpanLocked(mspan *s)
     if (before != NULL && atomic_load_explicit(&before->state, memory_order_relaxed) == mSpanFree &&
         before->startAddr + (before->npages << PageShift) == s->startAddr) {
         freelist_remove(before);
+        // The merged span's age is the larger part's: a small free next to
+        // a large old span neither pins it nor gets released at once.
+        if (before->npages > s->npages)
+            s->freedAt = before->freedAt;
         s->startAddr = before->startAddr;
         s->npages += before->npages;
         s->nreleased += before->nreleased;
@@ -248,6 +252,8 @@ static void freeSpanLocked(mspan *s)
     if (after != NULL && atomic_load_explicit(&after->state, memory_order_relaxed) == mSpanFree &&
         after->startAddr == end) {
         freelist_remove(after);
+        if (after->npages > s->npages)
+            s->freedAt = after->freedAt;
         s->npages += after->npages;
         s->nreleased += after->nreleased;
         atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
@@ -509,6 +515,7 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
         mheap_.nspanManual--;
     }
     s->nreleased = 0; // its pages were handed out as unreleased
+    s->freedAt = os_coarse_ms();
     freeSpanLocked(s);
     scavengeIfNeededLocked();
     unlock(&mheap_.lock);
@@ -533,41 +540,84 @@ void mheap_freeManual(mspan *s)
 
 // Releases dirty free spans, largest first, until at most keep_bytes of free
 // dirty pages remain. Returns the pages released.
+static uintptr_t dirtyFreeBytes(void)
+{
+    return (mheap_.pagesFree - mheap_.pagesReleased) << PageShift;
+}
+
+static int releaseSpanLocked(mspan *s)
+{
+    if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
+        return -1; // reported by the caller's counters: nothing more released
+    uintptr_t n = s->npages - s->nreleased;
+    freelist_remove(s);
+    releasedOp(s->startAddr, s->npages, 1);
+    s->nreleased = s->npages;
+    mheap_.pagesReleased += n;
+    mheap_.scavengedBytes += n << PageShift;
+    freelist_insert(s);
+    return (int)(n > 0);
+}
+
+// Releases dirty free spans, largest first, until at most keep_bytes of free
+// dirty pages remain. Returns the pages released.
 static uintptr_t scavengeLocked(uintptr_t keep_bytes)
 {
-    uintptr_t released = 0;
-    while (((mheap_.pagesFree - mheap_.pagesReleased) << PageShift) > keep_bytes) {
+    uintptr_t before = mheap_.pagesReleased;
+    while (dirtyFreeBytes() > keep_bytes) {
         mspan *s = NULL;
         for (int w = (FreeBuckets + 63) / 64 - 1; w >= 0 && s == NULL; w--) {
             uint64_t bits = mheap_.freemask[FreeSetDirty][w];
             if (bits != 0)
                 s = mheap_.freelists[FreeSetDirty][w * 64 + 63 - __builtin_clzll(bits)].first;
         }
-        if (s == NULL)
+        if (s == NULL || releaseSpanLocked(s) < 0)
             break;
-        if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
-            break; // reported by the caller's counters: nothing more released
-        uintptr_t n = s->npages - s->nreleased;
-        freelist_remove(s);
-        releasedOp(s->startAddr, s->npages, 1);
-        s->nreleased = s->npages;
-        mheap_.pagesReleased += n;
-        mheap_.scavengedBytes += n << PageShift;
-        freelist_insert(s);
-        released += n;
     }
-    return released;
+    return mheap_.pagesReleased - before;
 }
 
+// As scavengeLocked, but only spans freed at or before cutoff (ms), and
+// looking at no more than a bounded number of spans.
+static void scavengeOldLocked(uintptr_t keep_bytes, uint32_t cutoff)
+{
+    int budget = 256;
+    for (int b = FreeBuckets - 1; b >= 0 && budget > 0 && dirtyFreeBytes() > keep_bytes; b--) {
+        if (((mheap_.freemask[FreeSetDirty][b / 64] >> (b % 64)) & 1) == 0)
+            continue;
+        for (mspan *s = mheap_.freelists[FreeSetDirty][b].first, *next; s != NULL && budget > 0; s = next) {
+            next = s->next; // s moves to the clean set when released
+            budget--;
+            if ((int32_t)(cutoff - s->freedAt) < 0)
+                continue; // freed recently: likely to be reused soon
+            if (releaseSpanLocked(s) < 0 || dirtyFreeBytes() <= keep_bytes)
+                return;
+        }
+    }
+}
+
+// Called after every free. Past the retained budget, pages free for longer
+// than scavengeDelayMs go back to the OS (mimalloc's purge delay, jemalloc's
+// decay): a heap that frees and soon reallocates the same pages does not pay
+// madvise and page faults for them each time.
 static void scavengeIfNeededLocked(void)
 {
     if (mheap_.scavengeOff)
         return;
     // Keep the budget plus an eighth of what is in use (as Go keeps ~10% over
-    // its heap goal): a heap that breathes does not pay madvise on every free.
+    // its heap goal).
     uintptr_t keep = (uintptr_t)mheap_.scavengeRetain + (((mheap_.pagesInUse + mheap_.pagesManual) << PageShift) >> 3);
-    if (((mheap_.pagesFree - mheap_.pagesReleased) << PageShift) > keep)
+    if (dirtyFreeBytes() <= keep)
+        return;
+    if (mheap_.scavengeDelayMs == 0) {
         scavengeLocked(keep / 2);
+        return;
+    }
+    uint32_t now = os_coarse_ms();
+    if ((int32_t)(now - mheap_.scavengeNextMs) < 0)
+        return;
+    mheap_.scavengeNextMs = now + mheap_.scavengeDelayMs / 4 + 1;
+    scavengeOldLocked(keep / 2, now - mheap_.scavengeDelayMs);
 }
 
 uintptr_t mheap_scavenge(uintptr_t keep_bytes)

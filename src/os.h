@@ -55,6 +55,9 @@ void *os_alloc_meta(size_t nbytes);
 
 // Tests: make the nth and later calls of kind fail (0 turns it off) and read
 // how many calls of each kind were made.
+// A coarse monotonic clock in milliseconds (a few ms resolution, no syscall).
+uint32_t os_coarse_ms(void);
+
 void os_fault_set(enum os_fault_kind kind, uint64_t nth);
 uint64_t os_calls(enum os_fault_kind kind);
 

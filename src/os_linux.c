@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Atomic uint64_t os_ncalls[OS_FAULT_NKINDS];   // atomic
@@ -46,6 +47,13 @@ static int os_fault(enum os_fault_kind kind)
         return 1;
     }
     return 0;
+}
+
+uint32_t os_coarse_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
 }
 
 void os_fault_set(enum os_fault_kind kind, uint64_t nth)

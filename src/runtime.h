@@ -181,6 +181,7 @@ struct mspan {
     uint8_t spanclass;       // in-use heap spans: the size class; 0 = large object
     uint32_t freebucket;     // free spans: index of the free list holding it
     uintptr_t nreleased;     // free spans: pages given back to the OS; guarded by mheap_.lock
+    uint32_t freedAt;        // free spans: os_coarse_ms() of the newest free merged in; guarded by mheap_.lock
 
     // manual: owned by the stack allocator (stackpool lock / stackLarge lock)
     uintptr_t elemsize;      // stack size of this span's order, or whole span for large
@@ -192,7 +193,7 @@ struct mspan {
     // heap spans of a size class (state inuse, spanclass != 0). The span's
     // owner is the one mcache that caches it (owner thread only) or, while it
     // is on an mcentral list, that mcentral's lock. Only xfree is shared.
-    //   allocated objects == popcount(allocBits) + 0 (xfree objects still count)
+    //   allocated objects == popcount(allocBits & ~xfreeBits)
     //   allocCache bit i set => slot allocCacheBase+i is free (bits past
     //   nelems are 0); a free slot in an earlier word is offered again only
     //   after mspan_rewind (Go: slots below freeindex wait for the sweep).
@@ -201,15 +202,16 @@ struct mspan {
     uint32_t divMul;         // class_to_divmagic[class]; immutable while in use
     uint8_t inList;          // SpanInNone/Partial/Full; guarded by the mcentral lock
     uint64_t allocCache;     // see above; owner only
-    // Objects freed by threads that do not own the span, linked through their
-    // first word, plus XfreeNotify in bit 0 while the span sits in mcentral's
-    // full list. Atomic; pushed by anyone, taken whole by the owner.
-    _Atomic uintptr_t xfree;
-    uint64_t allocBits[MaxObjsPerSpan / 64]; // 1 = allocated; owner only
+    // 1 while the span sits in mcentral's full list and no remote free has
+    // claimed the move back to partial. Atomic (seq_cst, see mcentral.c).
+    _Atomic uint8_t xfreeNotify;
+    uint64_t allocBits[MaxObjsPerSpan / 64];          // 1 = allocated; owner only
+    // 1 = freed by a thread that does not own the span, not yet taken back
+    // by the owner. Atomic: any thread sets bits, the owner takes words.
+    _Atomic uint64_t xfreeBits[MaxObjsPerSpan / 64];
 };
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
-#define XfreeNotify ((uintptr_t)1)
 
 // A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.
 typedef struct mSpanList {
@@ -289,6 +291,8 @@ typedef struct mheap {
     uint64_t metaSys;         // bytes of heapArena and index maps
     uint64_t scavengedBytes;  // total ever released
     uint64_t scavengeRetain;  // bytes of free dirty pages the scavenger leaves
+    uint32_t scavengeDelayMs; // free pages younger than this stay (GOMEM_SCAVENGE_DELAY)
+    uint32_t scavengeNextMs;  // no automatic pass before this time
     bool scavengeOff;         // GOMEM_SCAVENGE=off
 } mheap;
 
@@ -430,9 +434,11 @@ void mcache_releaseAll(mcache *c);
 uintptr_t mspan_nextFreeIndex(mspan *s);
 // Starts the slot scan again at 0 (after frees) (malloc.c).
 void mspan_rewind(mspan *s);
-// Takes s->xfree whole and clears those objects' bits; s must be owned and
-// not in the full list. Aborts on a double free. (malloc.c)
-void mspan_drainXfree(mspan *s);
+// Takes s->xfreeBits and clears those objects' allocation bits; s must be
+// owned. Returns whether any object came back. (malloc.c)
+bool mspan_drainXfree(mspan *s);
+// Whether some xfreeBits are set (seq_cst loads). (malloc.c)
+bool mspan_hasXfree(mspan *s);
 // Allocated objects in s (popcount of allocBits). (malloc.c)
 uintptr_t mspan_countAlloc(const mspan *s);
 void mspan_initHeap(mspan *s, uint8_t spc);

@@ -244,13 +244,29 @@ TEST(scavenge_returns_memory_to_the_os)
 TEST(automatic_scavenge_bounds_dirty_free_pages)
 {
     gm_memstats st;
-    // Free far more than the retained budget: the excess goes back at once.
+    // Free far more than the retained budget: with no delay, the excess
+    // goes back at once; with a delay, once the pages are old enough.
+    uint32_t delay = mheap_.scavengeDelayMs;
+    mheap_.scavengeDelayMs = 0;
     mspan *s = mheap_alloc(16384, 0); // 128 MiB
     memset((void *)s->startAddr, 1, 16384 << PageShift);
     mheap_free(s);
     gm_stats(&st);
     uint64_t dirty = st.heap_idle - st.heap_released;
     CHECK(dirty <= st.scavenge_retain + st.heap_inuse / 8 + st.stack_inuse / 8);
+    mheap_.scavengeDelayMs = 20;
+    s = mheap_alloc(16384, 0);
+    memset((void *)s->startAddr, 1, 16384 << PageShift);
+    mheap_free(s);
+    gm_stats(&st);
+    CHECK(st.heap_idle - st.heap_released >= (uint64_t)128 << 20); // too young to release
+    usleep(60 * 1000);
+    mspan *t = mheap_alloc(1, 0); // any later free runs the scavenger
+    mheap_free(t);
+    gm_stats(&st);
+    dirty = st.heap_idle - st.heap_released;
+    CHECK(dirty <= st.scavenge_retain + st.heap_inuse / 8 + st.stack_inuse / 8);
+    mheap_.scavengeDelayMs = delay;
     VALID();
 }
 
