@@ -87,8 +87,13 @@ END {
     for (a in al) { lt=0; lr=0; n=0
         for (w in wk) { k=w","a; kg=w",glibc"; km=w",mimalloc"
             lt+=log(med(t[k])/med(t[kg])); lr+=log(med(r[k])/med(r[kg]))
-            if (km in t) { ltm+=0 } n++ }
+            n++ }
         gt[a]=exp(lt/n); gr[a]=exp(lr/n) }
-    for (a in al) printf "  %-9s time/glibc %.2f  rss/glibc %.2f", a, gt[a], gr[a] (("mimalloc" in gt) ? sprintf("  time/mimalloc %.2f  rss/mimalloc %.2f", gt[a]/gt["mimalloc"], gr[a]/gr["mimalloc"]) : "") "\n"
+    for (a in al) {
+        line = sprintf("  %-9s time/glibc %.2f  rss/glibc %.2f", a, gt[a], gr[a])
+        if ("mimalloc" in gt)
+            line = line sprintf("  time/mimalloc %.2f  rss/mimalloc %.2f", gt[a] / gt["mimalloc"], gr[a] / gr["mimalloc"])
+        print line
+    }
 }' "$csv" | sort
 echo "(csv: $csv)"

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: MIT
 //
-// The gomem demo (`make run`): Go's stack allocator at work in a C program.
+// The gomem demo (`make run`): Go's stack allocator and Go's heap allocator
+// at work in a C program.
 //
-// It allocates a crowd of small stacks the way a program with many
+// Part 1 allocates a crowd of small stacks the way a program with many
 // coroutines would, shows where they came from (per-thread cache, shared
 // pool, page heap), frees them from another thread, and asks the scavenger
 // to give the memory back to the OS, printing RSS at each step.
+// Part 2 builds a million small heap objects with gm_malloc (size classes,
+// per-thread spans), frees them from another thread (remote frees), and
+// shows the counters and RSS following the live heap.
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,9 +60,73 @@ static void *free_all(void *arg)
     return NULL;
 }
 
+// ------------------------------------------------------------ the heap
+
+enum { NObj = 1000000 };
+static void *objs[NObj];
+
+static void show_heap(const char *step)
+{
+    gm_memstats m;
+    gm_stats(&m);
+    printf("\n== %s\n", step);
+    printf("   RSS %zu KiB | heap: objects %llu, %llu KiB allocated in %llu KiB of spans "
+           "(%llu KiB idle, %llu KiB released)\n",
+           rss_kib(), (unsigned long long)m.heap_objects, (unsigned long long)m.heap_alloc >> 10,
+           (unsigned long long)m.heap_inuse >> 10, (unsigned long long)m.heap_idle >> 10,
+           (unsigned long long)m.heap_released >> 10);
+    printf("   mallocs %llu, frees %llu | mcentral: %llu partial spans, %llu full\n",
+           (unsigned long long)m.mallocs, (unsigned long long)m.frees, (unsigned long long)m.nspan_partial,
+           (unsigned long long)m.nspan_full);
+}
+
+static void *free_objs(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NObj; i++)
+        gm_free(objs[i]); // each a lock-free remote free: one atomic OR
+    return NULL;
+}
+
+static int heap_demo(void)
+{
+    printf("\n\n--- Go's heap allocator: gm_malloc / gm_free ---\n");
+    show_heap("start");
+    unsigned seed = 7;
+    for (int i = 0; i < NObj; i++) {
+        seed = seed * 1103515245u + 12345u;
+        size_t n = 16 + (seed >> 16) % 113; // small nodes, like a parsed document
+        objs[i] = gm_malloc(n);
+        if (objs[i] == NULL) {
+            perror("gm_malloc");
+            return 1;
+        }
+        memset(objs[i], 1, n);
+    }
+    show_heap("after 1,000,000 gm_malloc of 16..128 bytes (one span per size class per thread)");
+    gm_memstats m;
+    gm_stats(&m);
+    printf("   by size class (bytes: objects):");
+    for (int c = 1, shown = 0; c < GM_SIZE_CLASSES && shown < 8; c++)
+        if (m.by_size[c].mallocs != m.by_size[c].frees) {
+            printf(" %llu: %llu", (unsigned long long)m.by_size[c].size,
+                   (unsigned long long)(m.by_size[c].mallocs - m.by_size[c].frees));
+            shown++;
+        }
+    printf(" ...\n");
+    pthread_t t;
+    pthread_create(&t, NULL, free_objs, NULL);
+    pthread_join(t, NULL);
+    show_heap("after another thread freed them all (remote frees)");
+    size_t released = gm_scavenge();
+    printf("\ngm_scavenge: empty spans back to the page heap, %zu KiB released to the OS\n", released >> 10);
+    show_heap("after gm_scavenge");
+    return 0;
+}
+
 int main(void)
 {
-    printf("gomem %s: Go's stack allocator for C\n", gm_version());
+    printf("gomem %s: Go's stack and heap allocators for C\n", gm_version());
     show("start");
 
     // Sizes like the saved stacks of idle coroutines: mostly small, a few deep.
@@ -87,5 +155,5 @@ int main(void)
     size_t released = gm_scavenge();
     printf("\ngm_scavenge released %zu KiB to the OS\n", released >> 10);
     show("after gm_scavenge");
-    return 0;
+    return heap_demo();
 }

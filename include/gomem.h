@@ -116,7 +116,7 @@ GM_API int gm_stats_json(FILE *f);
 // GC). Flushes the calling thread's caches first. Returns the bytes released.
 GM_API size_t gm_scavenge(void);
 
-// Gives the calling thread's caches (stack cache; later heap cache) back to
+// Gives the calling thread's caches (stack cache, heap spans) back to
 // the shared pools. Threads do this by themselves when they exit.
 GM_API void gm_thread_flush(void);
 

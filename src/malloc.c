@@ -188,13 +188,12 @@ static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
 static void *mallocSmall(mcache *c, uint8_t spc)
 {
     mspan *s = c->alloc[spc];
-    if (s->allocCache == 0) {
-        if (s == &emptymspan || mspan_nextFreeIndex(s) == s->nelems) {
-            s = mcache_refill(c, spc);
-            if (s == NULL)
-                return NULL;
-            mspan_nextFreeIndex(s);
-        }
+    while (s->allocCache == 0) {
+        if (s != &emptymspan && mspan_nextFreeIndex(s) != s->nelems)
+            break;
+        s = mcache_refill(c, spc); // a span with a free slot, rewound
+        if (s == NULL)
+            return NULL;
     }
     return takeSlot(c, s, spc);
 }
@@ -297,6 +296,8 @@ static GM_NOINLINE void freeRemote(mspan *s, void *p, uint8_t spc, uintptr_t r)
     else
         atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
     // The span may wait in the full list for its first free (mcentral.c).
+    // From here on s may already be another span: the owner can have taken
+    // the bit, found the span empty and freed it. mcentral_notify copes.
     if (GM_UNLIKELY(atomic_load_explicit(&s->xfreeNotify, memory_order_seq_cst)) &&
         atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst))
         mcentral_notify(s);

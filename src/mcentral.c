@@ -99,10 +99,22 @@ void mcentral_uncacheSpan(mspan *s)
 
 void mcentral_notify(mspan *s)
 {
+    // The caller set an xfree bit and then claimed xfreeNotify. By then the
+    // span it freed into may have been emptied, freed and its descriptor
+    // reused for a span now parked full: the claim is then spurious. Under
+    // the lock the span is ours to inspect; move it only with a remote free
+    // waiting, else park it again with the same handshake as uncacheSpan.
     mcentral *mc = &mcentrals[s->spanclass];
     lock(&mc->lock);
     if (s->inList != SpanInFull)
         throw("internal error: remote free claimed xfreeNotify of span %p, not in a full list", (void *)s);
+    if (!mspan_hasXfree(s)) {
+        atomic_store_explicit(&s->xfreeNotify, 1, memory_order_seq_cst);
+        if (!mspan_hasXfree(s) || !atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst)) {
+            unlock(&mc->lock);
+            return;
+        }
+    }
     mSpanList_remove(&mc->full, s);
     mc->nfull--;
     mSpanList_insertBack(&mc->partial, s);

@@ -4,6 +4,7 @@
 // contracts, alignment, contents, reuse, cross-thread frees, counters, empty
 // spans going back to mheap, and every kind of bad input.
 #include <pthread.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -220,10 +221,10 @@ TEST(aligned_allocation)
         }
     }
     errno = 0;
-    CHECK(gm_aligned_alloc(3, 10) == NULL);
+    CHECK(gm_aligned_alloc(opaque(3), 10) == NULL);
     CHECK_EQ(errno, EINVAL);
     errno = 0;
-    CHECK(gm_aligned_alloc(0, 10) == NULL);
+    CHECK(gm_aligned_alloc(opaque(0), 10) == NULL);
     CHECK_EQ(errno, EINVAL);
     void *p = (void *)1;
     CHECK_EQ(gm_posix_memalign(&p, 4, 10), EINVAL); // below sizeof(void *)
@@ -448,6 +449,60 @@ TEST(threads_allocate_and_free_each_others_objects)
     CHECK(z.heap_inuse <= a.heap_inuse + 64 * PageSize);
 }
 
+static void *churn_own(void *arg)
+{
+    // Each thread frees only its own objects, but spans move between the
+    // threads through mcentral, so most frees are remote: the full-span
+    // handshake, span reuse and descriptor reuse race here.
+    enum { Live = 200000, Ops = 3000000 };
+    uint64_t rng = (uint64_t)(uintptr_t)arg;
+    unsigned char **slot = gm_calloc(Live, sizeof *slot);
+    for (long i = 0; i < Ops; i++) {
+        uint64_t r = test_rand(&rng);
+        size_t k = r % Live;
+        if (slot[k] != NULL) {
+            if (slot[k][0] != (unsigned char)(uintptr_t)slot[k][1] || slot[k][1] != (unsigned char)k)
+                abort();
+            gm_free(slot[k]);
+        }
+        size_t n = 8 + (r >> 32) % 121;
+        slot[k] = gm_malloc(n);
+        slot[k][1] = (unsigned char)k;
+        slot[k][0] = (unsigned char)k;
+    }
+    for (size_t k = 0; k < Live; k++)
+        gm_free(slot[k]);
+    gm_free(slot);
+    return NULL;
+}
+
+TEST(two_threads_churning_on_one_cpu)
+{
+    // One CPU: the threads preempt each other anywhere, which is how the
+    // races between a remote free and a span's reuse show up.
+    cpu_set_t old, one;
+    sched_getaffinity(0, sizeof old, &old);
+    CPU_ZERO(&one);
+    for (int i = 0; i < CPU_SETSIZE; i++)
+        if (CPU_ISSET(i, &old)) {
+            CPU_SET(i, &one);
+            break;
+        }
+    sched_setaffinity(0, sizeof one, &one);
+    gm_memstats a, b;
+    gm_stats(&a);
+    pthread_t t[2];
+    pthread_create(&t[0], NULL, churn_own, (void *)1);
+    pthread_create(&t[1], NULL, churn_own, (void *)2);
+    pthread_join(t[0], NULL);
+    pthread_join(t[1], NULL);
+    sched_setaffinity(0, sizeof old, &old);
+    gm_stats(&b);
+    CHECK_EQ(b.heap_objects, a.heap_objects);
+    CHECK_EQ(b.mallocs - a.mallocs, 2 * (3000000 + 1));
+    VALID();
+}
+
 static void *alloc_keep_exit(void *arg)
 {
     void **out = arg;
@@ -601,6 +656,7 @@ int main(void)
     RUN(empty_spans_go_back_to_mheap_and_rss_follows);
     RUN(producer_consumer_stays_bounded);
     RUN(threads_allocate_and_free_each_others_objects);
+    RUN(two_threads_churning_on_one_cpu);
     RUN(thread_exit_returns_spans_and_its_objects_stay_valid);
     RUN(mmap_failure_gives_enomem_and_heap_stays_consistent);
     RUN(bad_frees_abort_with_a_message);
