@@ -121,7 +121,7 @@ uintptr_t mspan_countAlloc(const mspan *s)
 {
     uintptr_t n = 0;
     for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
-        n += (uintptr_t)__builtin_popcountll(s->allocBits[w]);
+        n += gm_popcount64(s->allocBits[w]);
     return n;
 }
 
@@ -322,9 +322,14 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 
 static inline void freeObject(void *p, const char *who)
 {
-    mspan *s = spanOf((uintptr_t)p);
-    if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
-        freeLarge(p, s, who);
+    // spanOfRaw, not spanOf: the slot check below also proves p lies in s
+    // (r < nelems and r * elemsize == off imply off < the span's bytes), so
+    // the fast path skips spanOf's bounds check. Anything odd goes the slow
+    // way, which checks fully.
+    mspan *s = spanOfRaw((uintptr_t)p);
+    if (GM_UNLIKELY(s == NULL || s->spanclass == 0 ||
+                    atomic_load_explicit(&s->state, memory_order_acquire) != mSpanInUse)) {
+        freeLarge(p, spanOf((uintptr_t)p), who);
         return;
     }
     uint8_t spc = s->spanclass;

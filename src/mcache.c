@@ -61,12 +61,11 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
     mspan *s = c->alloc[spc];
     if (s != &emptymspan) {
         // s is exhausted. Take back what other threads freed into it and
-        // keep it if that, with the owner's own frees, leaves enough room
-        // (an eighth) to be worth another pass over its bitmap.
+        // keep it if that, with the owner's own frees, leaves it roomy.
         c->alloc[spc] = &emptymspan;
         mspan_drainXfree(s);
         uintptr_t nfree = s->nelems - mspan_countAlloc(s);
-        if (nfree != 0 && nfree * 8 >= s->nelems) {
+        if (nfree != 0 && spanRoomy(nfree, s->nelems)) {
             mspan_rewind(s);
             c->alloc[spc] = s;
             return s;

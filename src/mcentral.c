@@ -40,27 +40,59 @@ mcentral mcentrals[NumSizeClasses] = {
     [0 ... NumSizeClasses - 1] = { .lock = MUTEX_INIT(lockRankMcentral) },
 };
 
+// Takes s off the partial list; caller holds the lock.
+static void takePartialLocked(mcentral *mc, mspan *s)
+{
+    mSpanList_remove(&mc->partial, s);
+    mc->npartial--;
+    s->inList = SpanInNone;
+}
+
 mspan *mcentral_cacheSpan(uint8_t spc)
 {
     mcentral *mc = &mcentrals[spc];
+    // A few spans from the front: the first roomy one wins; the others go
+    // to the back, where remote frees keep adding room. Drained under the
+    // lock, which owns spans on the list.
     lock(&mc->lock);
-    mspan *s = mc->partial.first;
-    if (s != NULL) {
-        mSpanList_remove(&mc->partial, s);
-        mc->npartial--;
-        s->inList = SpanInNone;
-        unlock(&mc->lock);
+    mspan *tight = NULL;
+    for (int tries = 0; tries < 4; tries++) {
+        mspan *s = mc->partial.first;
+        if (s == NULL || s == tight)
+            break;
         mspan_drainXfree(s);
-        mspan_rewind(s);
-        gm_assert1(mspan_countAlloc(s) < s->nelems);
-        return s;
+        uintptr_t nfree = s->nelems - mspan_countAlloc(s);
+        if (spanRoomy(nfree, s->nelems) && nfree != 0) {
+            takePartialLocked(mc, s);
+            unlock(&mc->lock);
+            mspan_rewind(s);
+            return s;
+        }
+        if (tight == NULL)
+            tight = s;
+        mSpanList_remove(&mc->partial, s);
+        mSpanList_insertBack(&mc->partial, s);
     }
     unlock(&mc->lock);
-    s = mheap_alloc(class_to_allocnpages[spc], spc);
-    if (s == NULL)
-        return NULL;
-    mspan_initHeap(s, spc);
-    return s;
+    mspan *s = mheap_alloc(class_to_allocnpages[spc], spc);
+    if (s != NULL) {
+        mspan_initHeap(s, spc);
+        return s;
+    }
+    // Out of pages: any span with a free slot will do.
+    lock(&mc->lock);
+    for (s = mc->partial.first; s != NULL; s = s->next) {
+        mspan_drainXfree(s);
+        if (mspan_countAlloc(s) < s->nelems) {
+            takePartialLocked(mc, s);
+            unlock(&mc->lock);
+            mspan_rewind(s);
+            return s;
+        }
+    }
+    unlock(&mc->lock);
+    errno = ENOMEM;
+    return NULL;
 }
 
 void mcentral_uncacheSpan(mspan *s)
@@ -71,7 +103,7 @@ void mcentral_uncacheSpan(mspan *s)
         lock(&mc->lock);
         if (n < s->nelems) {
             // Roomy spans go first: cacheSpan takes from the front.
-            if ((s->nelems - n) * 8 >= s->nelems)
+            if (spanRoomy(s->nelems - n, s->nelems))
                 mSpanList_insert(&mc->partial, s);
             else
                 mSpanList_insertBack(&mc->partial, s);

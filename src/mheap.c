@@ -99,7 +99,7 @@ static uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
             uint64_t mask = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1) << bit;
             uint64_t *w = &ha->released[i >> 6];
             if (op == 0)
-                count += (uintptr_t)__builtin_popcountll(*w & mask);
+                count += gm_popcount64(*w & mask);
             else if (op == 1)
                 *w |= mask;
             else

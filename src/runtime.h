@@ -171,45 +171,53 @@ typedef struct mspan mspan;
 // A stack that is free (on manualFreeList or in a stackcache) carries
 // stackFreeMark(lo) in its second word; one in a caller's hands does not.
 struct mspan {
+    // --- first cache line: what malloc's and free's fast paths read.
     mspan *next;             // in a span list; guarded by that list's lock
     mspan *prev;             // ditto
     uintptr_t startAddr;     // immutable while not free; guarded by mheap_.lock
     uintptr_t npages;        // ditto
+    // Object size (heap), stack size of the order (stackpool spans), or the
+    // span's bytes (large objects and large stacks). Immutable while in use.
+    uintptr_t elemsize;
+    uint32_t divMul;         // heap: class_to_divmagic[class]; immutable while in use
+    uint16_t nelems;         // heap: objects in the span; immutable while in use
+    uint16_t allocCacheBase; // heap: first slot of the bitmap word in allocCache (a multiple of 64); owner only
     _Atomic uint8_t state;   // enum mSpanState; written under mheap_.lock, read anywhere
+    uint8_t spanclass;       // in-use heap spans: the size class; 0 = large object
+    uint8_t inList;          // heap: SpanInNone/Partial/Full; guarded by the mcentral lock
+    // heap: 1 while the span sits in mcentral's full list and no remote free
+    // has claimed the move back to partial. Atomic (seq_cst, see mcentral.c).
+    _Atomic uint8_t xfreeNotify;
     uint8_t freeset;         // free spans: FreeSetDirty/Clean; guarded by mheap_.lock
     uint8_t needzero;        // 1 if some page may hold old data; set by mheap at alloc
-    uint8_t spanclass;       // in-use heap spans: the size class; 0 = large object
-    uint32_t freebucket;     // free spans: index of the free list holding it
-    uintptr_t nreleased;     // free spans: pages given back to the OS; guarded by mheap_.lock
-    uint32_t freedAt;        // free spans: os_coarse_ms() of the newest free merged in; guarded by mheap_.lock
-
-    // manual: owned by the stack allocator (stackpool lock / stackLarge lock)
-    uintptr_t elemsize;      // stack size of this span's order, or whole span for large
-    gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
-    uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
     uint8_t stackOrder;      // order of a stackpool span; 0xff for a large stack span
     uint8_t largeInUse;      // large stack spans: 1 while handed out; guarded by stackLarge.lock
+    // heap: allocCache bit i set => slot allocCacheBase+i is free (bits past
+    // nelems are 0); a free slot in an earlier word is offered again only
+    // after mspan_rewind (Go: slots below freeindex wait for the sweep).
+    // Owner only.
+    uint64_t allocCache;
 
-    // heap spans of a size class (state inuse, spanclass != 0). The span's
-    // owner is the one mcache that caches it (owner thread only) or, while it
-    // is on an mcentral list, that mcentral's lock. Only xfree is shared.
+    // --- free spans (mheap_.lock)
+    uint32_t freebucket;     // index of the free list holding it
+    uint32_t freedAt;        // os_coarse_ms() of the free that dominates it (see freeSpanLocked)
+    uintptr_t nreleased;     // pages given back to the OS
+
+    // --- manual spans: owned by the stack allocator (stackpool lock / stackLarge lock)
+    gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
+    uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
+
+    // --- heap spans of a size class (state inuse, spanclass != 0). The
+    // span's owner is the one mcache that caches it (owner thread only) or,
+    // while it is on an mcentral list, that mcentral's lock. Only
+    // xfreeBits and xfreeNotify are shared.
     //   allocated objects == popcount(allocBits & ~xfreeBits)
-    //   allocCache bit i set => slot allocCacheBase+i is free (bits past
-    //   nelems are 0); a free slot in an earlier word is offered again only
-    //   after mspan_rewind (Go: slots below freeindex wait for the sweep).
-    uint16_t nelems;         // objects in the span; immutable while in use
-    uint16_t allocCacheBase; // first slot of the bitmap word in allocCache (a multiple of 64); owner only
-    uint32_t divMul;         // class_to_divmagic[class]; immutable while in use
-    uint8_t inList;          // SpanInNone/Partial/Full; guarded by the mcentral lock
-    uint64_t allocCache;     // see above; owner only
-    // 1 while the span sits in mcentral's full list and no remote free has
-    // claimed the move back to partial. Atomic (seq_cst, see mcentral.c).
-    _Atomic uint8_t xfreeNotify;
-    uint64_t allocBits[MaxObjsPerSpan / 64];          // 1 = allocated; owner only
+    uint64_t allocBits[MaxObjsPerSpan / 64]; // 1 = allocated; owner only
     // 1 = freed by a thread that does not own the span, not yet taken back
     // by the owner. Atomic: any thread sets bits, the owner takes words.
-    _Atomic uint64_t xfreeBits[MaxObjsPerSpan / 64];
-};
+    // On their own cache lines: remote frees do not disturb the owner's.
+    _Atomic uint64_t xfreeBits[MaxObjsPerSpan / 64] __attribute__((aligned(64)));
+} __attribute__((aligned(64)));
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
 
@@ -413,6 +421,30 @@ typedef struct mcache {
 static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
 {
     atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+// Population count without a libgcc call where the CPU baseline lacks
+// POPCNT (x86-64 before v2): SWAR, a dozen instructions.
+static inline unsigned gm_popcount64(uint64_t x)
+{
+#if defined(__POPCNT__) || !defined(__x86_64__)
+    return (unsigned)__builtin_popcountll(x);
+#else
+    x = x - ((x >> 1) & 0x5555555555555555ull);
+    x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0full;
+    return (unsigned)((x * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+// A span is worth caching when at least 1/RoomyFraction of its slots are
+// free: every refill then pays for nelems/RoomyFraction allocations. Spans
+// with less room wait in mcentral's partial list until remote frees give
+// them more (at most that fraction of each span idles meanwhile).
+#define RoomyFraction 8
+static inline bool spanRoomy(uintptr_t nfree, uintptr_t nelems)
+{
+    return nfree * RoomyFraction >= nelems;
 }
 
 extern mspan emptymspan;
