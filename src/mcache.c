@@ -85,6 +85,7 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
 
 void mcache_releaseAll(mcache *c)
 {
+    tcache_flushAll(c); // first: the cached objects hold their spans' bits
     for (int spc = 1; spc < NumSizeClasses; spc++) {
         mspan *s = c->alloc[spc];
         if (s == &emptymspan)
@@ -148,6 +149,7 @@ static GM_COLD mcache *mcache_create(void)
     }
     memset(c, 0, sizeof *c);
     mcache_initAlloc(c);
+    c->tcacheKey = tcache_newKey(c);
     c->allnext = allm;
     if (allm != NULL)
         allm->allprev = c;

@@ -416,7 +416,18 @@ typedef struct mcache {
     _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
     _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
     uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
+
+    // Freed objects kept for reuse by this thread (LIFO per class, like
+    // tcmalloc's and glibc's thread caches; see malloc.c). Each holds the
+    // next link in word 0 and tcacheKey in word 1. Owner only.
+    gclink *tcache[NumSizeClasses];
+    uint16_t tcount[NumSizeClasses];
+    uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
 } mcache;
+
+// Moves every object in c's free cache back to its span (malloc.c).
+void tcache_flushAll(mcache *c);
+uintptr_t tcache_newKey(mcache *c);
 
 static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
 {
@@ -515,6 +526,8 @@ void mcache_sumcounters(gm_memstats *out);
 // Stack allocator internals (stack.c), used by mcache and stats.
 void stackcache_clear(mcache *c);
 void stackFreeMarkInit(uintptr_t seed);
+// A per-process secret mixed with salt (set by runtime_init).
+uintptr_t runtime_secret(uintptr_t salt);
 void stack_stats(gm_memstats *out);
 void stackLarge_releaseAll(void);
 const char *stackpool_valid(void);

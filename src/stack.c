@@ -466,3 +466,8 @@ void stack_atfork_child(void)
     for (int o = NumStackOrders - 1; o >= 0; o--)
         lock_reinit_child(&stackpool[o].mu);
 }
+
+uintptr_t runtime_secret(uintptr_t salt)
+{
+    return stackFreeMark(salt);
+}
