@@ -320,6 +320,7 @@ void *gm_calloc(size_t n, size_t size)
 // object or this aborts naming p. who names the caller in the message.
 static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
 {
+    s = spanOf((uintptr_t)p); // the caller's may be a stale table entry
     if (s == NULL)
         throw("%s(%p): pointer not allocated by gomem (or its memory was already freed)", who, p);
     if (atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanManual)
@@ -441,9 +442,10 @@ static inline void freeObject(void *p, const char *who)
     // (r < nelems and r * elemsize == off imply off < the span's bytes), so
     // the fast path skips spanOf's bounds check. Anything odd goes the slow
     // way, which checks fully.
+    // A non-zero spanclass means an in-use heap span (mheap zeroes it on
+    // free; stack and large spans have class 0), so no state load either.
     mspan *s = spanOfRaw((uintptr_t)p);
-    if (GM_UNLIKELY(s == NULL || s->spanclass == 0 ||
-                    atomic_load_explicit(&s->state, memory_order_acquire) != mSpanInUse)) {
+    if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
         freeLarge(p, spanOf((uintptr_t)p), who);
         return;
     }

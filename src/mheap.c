@@ -48,7 +48,7 @@ mheap mheap_ = {
     .lock = MUTEX_INIT(lockRankMheap),
     .spanalloc = { .size = (sizeof(mspan) + 15) & ~(size_t)15 },
 };
-_Atomic(_Atomic(heapArena *) *) mheap_arenas[1 << ArenaL1Bits];
+_Atomic(heapArena *) mheap_arenas[(size_t)1 << ArenaIndexBits];
 
 // ------------------------------------------------------------ arena index
 
@@ -270,16 +270,6 @@ static void freeSpanLocked(mspan *s)
 static int registerArenas(uintptr_t base, uintptr_t nbytes)
 {
     for (uintptr_t a = base; a < base + nbytes; a += HeapArenaBytes) {
-        uintptr_t l1 = a >> (LogHeapArenaBytes + ArenaL2Bits);
-        _Atomic(heapArena *) *l2 = atomic_load_explicit(&mheap_arenas[l1], memory_order_relaxed);
-        if (l2 == NULL) {
-            size_t l2bytes = sizeof(*l2) << ArenaL2Bits;
-            l2 = persistentalloc(l2bytes, 64);
-            if (l2 == NULL)
-                return -1;
-            mheap_.metaSys += l2bytes;
-            atomic_store_explicit(&mheap_arenas[l1], l2, memory_order_release);
-        }
         heapArena *ha = persistentalloc(sizeof(heapArena), 64);
         if (ha == NULL)
             return -1;
@@ -292,8 +282,7 @@ static int registerArenas(uintptr_t base, uintptr_t nbytes)
             pp = &(*pp)->allnext;
         ha->allnext = *pp;
         *pp = ha;
-        atomic_store_explicit(&l2[(a >> LogHeapArenaBytes) & ((1u << ArenaL2Bits) - 1)], ha,
-                              memory_order_release);
+        atomic_store_explicit(&mheap_arenas[a >> LogHeapArenaBytes], ha, memory_order_release);
     }
     return 0;
 }
@@ -516,6 +505,7 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
     }
     s->nreleased = 0; // its pages were handed out as unreleased
     s->freedAt = os_coarse_ms();
+    s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"
     freeSpanLocked(s);
     scavengeIfNeededLocked();
     unlock(&mheap_.lock);

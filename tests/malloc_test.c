@@ -92,6 +92,32 @@ TEST(freed_slot_is_reused_at_once)
     gm_free(m);
 }
 
+TEST(thread_cache_is_bounded_and_tolerates_key_lookalikes)
+{
+    mcache *c = getmcache();
+    void *p[1000];
+    for (int i = 0; i < 1000; i++)
+        p[i] = gm_malloc(64);
+    for (int i = 0; i < 1000; i++)
+        gm_free(p[i]);
+    uint8_t spc = spanOf((uintptr_t)p[0])->spanclass;
+    CHECK(c->tcount[spc] > 0);
+    CHECK(c->tcount[spc] <= 64);
+    // Program data that happens to equal the key in word 1: a scan of the
+    // list, then a normal free, not a false "double free".
+    uintptr_t *q = gm_malloc(64);
+    q[1] = c->tcacheKey;
+    gm_free(q);
+    CHECK(c->tcache[spc] == (gclink *)q);
+    void *again = gm_malloc(64);
+    CHECK(again == q);
+    CHECK(((uintptr_t *)again)[1] == 0); // the key does not leak into a new object
+    gm_free(again);
+    gm_thread_flush();
+    CHECK_EQ(c->tcount[spc], 0);
+    CHECK(c->tcache[spc] == NULL);
+}
+
 TEST(span_refills_reuse_freed_objects)
 {
     // Allocate and free far more than one span's worth in a window: the
@@ -646,6 +672,7 @@ int main(void)
     RUN(every_size_aligned_usable_and_contents_survive);
     RUN(malloc_zero_and_free_null);
     RUN(freed_slot_is_reused_at_once);
+    RUN(thread_cache_is_bounded_and_tolerates_key_lookalikes);
     RUN(span_refills_reuse_freed_objects);
     RUN(calloc_zeroes_reused_memory_and_checks_overflow);
     RUN(impossible_sizes_give_enomem);
