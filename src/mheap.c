@@ -11,7 +11,7 @@
 //  - Address space is reserved in 64 MiB arenas (os_reserve) and committed
 //    in 4 MiB chunks as the heap grows into it (os_commit). Each arena has a
 //    heapArena descriptor with spans[] (page -> span) and a released bitmap.
-//    The arena index is two levels over a 48-bit space, so spanOf() answers
+//    The arena index is one flat table over a 48-bit space, so spanOf() answers
 //    for any pointer, ours or not, with no lock.
 //  - Free spans live in a two-level segregated-fit index (TLSF applied to
 //    page counts): exact lists for 1..63 pages, then 16 lists per power of
@@ -594,9 +594,11 @@ static void scavengeIfNeededLocked(void)
 {
     if (mheap_.scavengeOff)
         return;
-    // Keep the budget plus an eighth of what is in use (as Go keeps ~10% over
-    // its heap goal).
-    uintptr_t keep = (uintptr_t)mheap_.scavengeRetain + (((mheap_.pagesInUse + mheap_.pagesManual) << PageShift) >> 3);
+    // Keep the budget plus as much free as is in use: resident memory stays
+    // under twice the live pages plus the budget, close to Go's scavenger
+    // goal (110% of a heap goal of twice the live heap), and a heap that
+    // shrinks and regrows by half does not fault its pages in again.
+    uintptr_t keep = (uintptr_t)mheap_.scavengeRetain + ((mheap_.pagesInUse + mheap_.pagesManual) << PageShift);
     if (dirtyFreeBytes() <= keep)
         return;
     if (mheap_.scavengeDelayMs == 0) {

@@ -327,7 +327,7 @@ void mheap_freeManual(mspan *s);
 uintptr_t mheap_scavenge(uintptr_t keep_bytes);
 
 // The span containing p, or NULL if p is not in a span gomem handed out
-// (in-use or manual). Lock-free; safe for any p: two loads of the arena
+// (in-use or manual). Lock-free; safe for any p: one load of the arena
 // index, one of the span table, never a fault.
 static inline heapArena *arenaOf(uintptr_t p)
 {

