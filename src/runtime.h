@@ -91,7 +91,10 @@ __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt
 #endif
 #define FixedStack ((uintptr_t)GM_FIXED_STACK)
 #define NumStackOrders GM_STACK_ORDERS
-#define StackCacheSize ((uintptr_t)32 << 10)
+#ifndef GM_STACK_CACHE_SIZE
+#define GM_STACK_CACHE_SIZE (32 << 10)
+#endif
+#define StackCacheSize ((uintptr_t)GM_STACK_CACHE_SIZE)
 #define StackSpanPages (StackCacheSize / PageSize)
 #define MaxStacksPerSpan (StackCacheSize / FixedStack)
 
@@ -101,6 +104,7 @@ _Static_assert((FixedStack << (NumStackOrders - 1)) < StackCacheSize,
                "the largest stack order must be smaller than StackCacheSize");
 _Static_assert(NumStackOrders <= GM_STACK_ORDERS_MAX, "raise GM_STACK_ORDERS_MAX");
 _Static_assert(StackCacheSize % PageSize == 0, "stack spans are whole pages");
+_Static_assert((StackCacheSize & (StackCacheSize - 1)) == 0, "StackCacheSize must be a power of two (stacks align to their size)");
 _Static_assert((FixedStack << NumStackOrders) >= PageSize, "large stacks must be whole pages");
 
 // ------------------------------------------------------------------ locks
