@@ -88,7 +88,8 @@ typedef struct gm_memstats {
     // (the size class, or whole pages for objects over 32 KiB).
     //   heap_alloc   == sum over classes c >= 1 of
     //                   by_size[c].size * (by_size[c].mallocs - by_size[c].frees)
-    //                   + large_inuse
+    //                   + large_inuse + tiny_block_bytes
+    //   mallocs      == sum of by_size[c].mallocs + tiny_allocs (frees alike)
     //   heap_objects == mallocs - frees
     //   heap_alloc   <= heap_inuse
     uint64_t heap_alloc;        // [HeapAlloc] bytes of allocated objects
@@ -98,6 +99,13 @@ typedef struct gm_memstats {
     uint64_t large_inuse;       // bytes of allocated objects over 32 KiB
     uint64_t nspan_partial;     // heap spans in mcentral partial lists
     uint64_t nspan_full;        // heap spans in mcentral full lists
+    // The tiny allocator (objects below max_tiny_size packed into blocks).
+    uint64_t max_tiny_size;     // current setting: 0 (off), 16 or 32
+    uint64_t tiny_allocs;       // tiny objects ever allocated
+    uint64_t tiny_frees;        // tiny objects ever freed
+    uint64_t tiny_blocks;       // blocks holding at least one live tiny object (or current)
+    uint64_t tiny_block_bytes;  // their bytes
+    uint64_t tiny_unpacked_bytes; // bytes the tiny objects ever allocated would have taken unpacked
     struct {
         uint64_t size;          // object size of the class (0: class 0, objects over 32 KiB)
         uint64_t mallocs;
@@ -178,6 +186,22 @@ GM_API int gm_posix_memalign(void **out, size_t align, size_t n);
 // memalign: as aligned_alloc, but an alignment that is not a power of two is
 // rounded up to one (glibc's behaviour).
 GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
+// ------------------------------------------------------------------- tiny
+//
+// The tiny allocator (Go's, seed 001): requests below max_tiny_size bytes
+// share blocks of that size, carved by the calling thread; a block goes
+// back when all its objects are freed (from any thread). Settings: 0 (off),
+// 8 (same as off: no packing), 16 (default) or 32. Returns 0, or -1 and
+// EINVAL for another value. GOMEM_MAXTINY sets it at start.
+GM_API int gm_set_max_tiny_size(size_t n);
+GM_API size_t gm_get_max_tiny_size(void);
+// Memory for bytes (strings, byte buffers): aligned only as the size's own
+// low bits ask (Go's tiny rule: 8 if n % 8 == 0, else 4, 2 or 1), so tiny
+// requests pack tighter than malloc's C alignment allows.
+GM_API void *gm_malloc_bytes(size_t n) GM_MALLOC_ATTR(alloc_size(1));
+GM_API char *gm_strdup(const char *s) __attribute__((malloc, warn_unused_result));
+GM_API char *gm_strndup(const char *s, size_t n) __attribute__((malloc, warn_unused_result));
+
 // The bytes usable at p (>= the size asked for); 0 for NULL.
 GM_API size_t gm_malloc_usable_size(void *p);
 // C23 free_sized: size must be the size p was allocated with (malloc,

@@ -71,13 +71,23 @@ static uint8_t malloc_class8[SmallSizeMax / SmallSizeDiv + 1];
 // Frees by threads that could not get an mcache (out of memory); atomic
 // adds, rare paths only. [0] counts large objects, orphanLargeFreeBytes
 // their bytes.
-static _Atomic uint64_t orphanFree[NumSizeClasses];
+static _Atomic uint64_t orphanFree[NumSpanClasses];
 static _Atomic uint64_t orphanLargeFreeBytes;
+static _Atomic uint64_t orphanTinyFrees;
+
+// The tiny allocator's settings: requests below tinyMaxMalloc (gm_malloc,
+// gm_calloc) or tinyMaxBytes (gm_malloc_bytes, gm_strdup) are packed;
+// 0 turns packing off. Written by gm_set_max_tiny_size; read relaxed.
+static _Atomic uint8_t tinyMaxMalloc = 16, tinyMaxBytes = 16;
+static bool align16;          // GOMEM_ALIGN16: malloc aligns everything to 16; immutable after init
+// Alignment of a tiny object of n bytes: C's rule for malloc (the largest
+// power of two <= n), Go's rule for bytes (the size's low bits).
+static uint8_t tinyAlignC[32], tinyAlignBytes[32];
 
 // Most objects a thread's tcache[class] holds: about 32 KiB worth, between
 // 4 and 64 objects; 0 for 8-byte objects (no room for the key). Filled by
 // malloc_init.
-static uint8_t tcacheLimit[NumSizeClasses];
+static uint8_t tcacheLimit[NumSpanClasses];
 
 void malloc_init(void)
 {
@@ -89,10 +99,42 @@ void malloc_init(void)
             c++;
         malloc_class8[i] = c;
     }
+    if (align16)
+        for (size_t i = 0; i <= 2; i++)
+            malloc_class8[i] = 2; // 0..16 bytes: the 16-byte class
     for (int c = 1; c < NumSizeClasses; c++) {
         unsigned n = (32u << 10) / class_to_size[c];
         tcacheLimit[c] = class_to_size[c] < 16 ? 0 : n > 64 ? 64 : n < 4 ? 4 : (uint8_t)n;
     }
+    for (unsigned n = 0; n < 32; n++) {
+        tinyAlignC[n] = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
+        tinyAlignBytes[n] = (n & 7) == 0 ? 8 : (n & 3) == 0 ? 4 : (n & 1) == 0 ? 2 : 1;
+    }
+}
+
+void malloc_setAlign16(void)
+{
+    align16 = true;
+    atomic_store_explicit(&tinyMaxMalloc, 0, memory_order_relaxed);
+}
+
+int gm_set_max_tiny_size(size_t n)
+{
+    if (n != 0 && n != 8 && n != 16 && n != 32) {
+        errno = EINVAL;
+        gm_warn("gm_set_max_tiny_size(%zu): must be 0, 8, 16 or 32", n);
+        return -1;
+    }
+    if (n == 8)
+        n = 0; // 8-byte blocks hold one object of at most 7 bytes: no packing
+    atomic_store_explicit(&tinyMaxBytes, (uint8_t)n, memory_order_relaxed);
+    atomic_store_explicit(&tinyMaxMalloc, align16 ? 0 : (uint8_t)n, memory_order_relaxed);
+    return 0;
+}
+
+size_t gm_get_max_tiny_size(void)
+{
+    return atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
 }
 
 uintptr_t tcache_newKey(mcache *c)
@@ -102,6 +144,10 @@ uintptr_t tcache_newKey(mcache *c)
     uintptr_t k = runtime_secret((uintptr_t)c) * 0x9E3779B97F4A7C15ull;
     return (k ^ (k >> 29)) | 1;
 }
+
+static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max);
+static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who);
+static size_t tinyObjectSize(void *p, const mspan *s, const char *who);
 
 static inline uint8_t malloc_sizeclass(uintptr_t n)
 {
@@ -154,11 +200,21 @@ uintptr_t mspan_countAlloc(const mspan *s)
 
 void mspan_initHeap(mspan *s, uint8_t spc)
 {
-    s->elemsize = class_to_size[spc];
+    uint8_t sc = spanclass_sizeclass(spc);
+    s->elemsize = class_to_size[sc];
     s->nelems = (uint16_t)((s->npages << PageShift) / s->elemsize);
-    s->divMul = class_to_divmagic[spc];
+    s->divMul = class_to_divmagic[sc];
     s->inList = SpanInNone;
     memset(s->allocBits, 0, sizeof s->allocBits);
+    s->nreserved = 0;
+    if (spc >= TinyClass16) {
+        // The blocks' start bitmaps live in the span's first blocks.
+        uintptr_t bytes = (uintptr_t)s->nelems * (spc == TinyClass16 ? 2 : 4);
+        s->nreserved = (uint8_t)((bytes + s->elemsize - 1) / s->elemsize);
+        memset((void *)s->startAddr, 0, s->nreserved * s->elemsize);
+        for (uintptr_t i = 0; i < s->nreserved; i++)
+            s->allocBits[i >> 6] |= (uint64_t)1 << (i & 63);
+    }
     for (int w = 0; w < MaxObjsPerSpan / 64; w++)
         atomic_store_explicit(&s->xfreeBits[w], 0, memory_order_relaxed);
     atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
@@ -254,7 +310,8 @@ static GM_NOINLINE void *mallocSlow(size_t n, bool zero)
         return NULL;
     if (n > MaxSmallSize)
         return mallocLarge(c, n, 1, zero);
-    void *p = mallocSmall(c, malloc_sizeclass(n));
+    unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
+    void *p = n < max ? tinyAlloc(c, n, tinyAlignC[n], max) : mallocSmall(c, malloc_sizeclass(n));
     if (p == NULL) {
         errno = ENOMEM;
         gm_warn("malloc(%zu): out of memory", n);
@@ -282,6 +339,9 @@ void *gm_malloc(size_t n)
 {
     mcache *c = mcache_tls;
     if (GM_LIKELY(c != NULL && n <= MaxSmallSize)) {
+        unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
+        if (n < max)
+            return tinyAlloc(c, n, tinyAlignC[n], max);
         uint8_t spc = malloc_sizeclass(n);
         void *x = tcachePop(c, spc);
         if (x != NULL)
@@ -303,6 +363,11 @@ void *gm_calloc(size_t n, size_t size)
     }
     mcache *c = mcache_tls;
     if (GM_LIKELY(c != NULL && total <= MaxSmallSize)) {
+        unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
+        if (total < max) {
+            void *x = tinyAlloc(c, total, tinyAlignC[total], max);
+            return x == NULL ? NULL : memset(x, 0, total);
+        }
         uint8_t spc = malloc_sizeclass(total);
         void *x = tcachePop(c, spc);
         if (x != NULL)
@@ -414,7 +479,7 @@ static GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
 
 void tcache_flushAll(mcache *c)
 {
-    for (int spc = 1; spc < NumSizeClasses; spc++)
+    for (int spc = 1; spc < NumSpanClasses; spc++)
         if (c->tcache[spc] != NULL)
             tcacheFlush(c, (uint8_t)spc, 0);
 }
@@ -450,6 +515,10 @@ static inline void freeObject(void *p, const char *who)
         return;
     }
     uint8_t spc = s->spanclass;
+    if (GM_UNLIKELY(spc >= TinyClass16)) {
+        freeTiny(p, s, who);
+        return;
+    }
     uintptr_t off = (uintptr_t)p - s->startAddr;
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
     if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
@@ -492,6 +561,8 @@ static size_t objectSize(void *p, const char *who)
             throwBadPointer(who, p, s);
         return s->elemsize;
     }
+    if (s->spanclass >= TinyClass16)
+        return tinyObjectSize(p, s, who);
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
     if (r * s->elemsize != off || r >= s->nelems)
         throwBadPointer(who, p, s);
@@ -636,5 +707,194 @@ void malloc_sumorphans(gm_memstats *out)
 {
     for (int i = 0; i < NumSizeClasses; i++)
         out->by_size[i].frees += atomic_load_explicit(&orphanFree[i], memory_order_relaxed);
+    for (int i = TinyClass16; i <= TinyClass32; i++) {
+        uint64_t n = atomic_load_explicit(&orphanFree[i], memory_order_relaxed);
+        out->tiny_blocks -= n;
+        out->tiny_block_bytes -= n * (i == TinyClass16 ? 16 : 32);
+    }
+    out->tiny_frees += atomic_load_explicit(&orphanTinyFrees, memory_order_relaxed);
     out->large_inuse -= atomic_load_explicit(&orphanLargeFreeBytes, memory_order_relaxed);
+}
+
+// ------------------------------------------------------------------ tiny
+//
+// The tiny allocator (Go: the tiny path of mallocgc; seed 001). A thread
+// carves requests below maxTinySize out of its current block (c->tiny, 16
+// or 32 bytes, a slot of a TinyClass16/32 span), aligning each as its API
+// asks. C frees explicitly, so each block has a start bitmap (uint16 for 16-
+// byte blocks, uint32 for 32; kept in the span's first, reserved blocks):
+//   bit i set  <=>  an object starts at offset i, or, in the thread's
+//                   current block, i == tinyoffset (the "fill mark", which
+//                   keeps the block alive while it is current)
+// A free clears its object's bit atomically (any thread): a bit already
+// clear is a double free or not an object start; the free that clears the
+// last bit gives the block back to its span. An object's extent runs to the
+// next set bit (or the block's end), so malloc_usable_size never covers
+// another object's bytes, and a freed object's bytes are never reused
+// before the whole block is.
+
+static inline uint32_t tinyWordLoad(void *w, uintptr_t bs)
+{
+    return bs == 16 ? atomic_load_explicit((_Atomic uint16_t *)w, memory_order_relaxed)
+                    : atomic_load_explicit((_Atomic uint32_t *)w, memory_order_relaxed);
+}
+
+static inline uint32_t tinyWordXor(void *w, uintptr_t bs, uint32_t mask)
+{
+    return bs == 16 ? atomic_fetch_xor_explicit((_Atomic uint16_t *)w, (uint16_t)mask, memory_order_acq_rel)
+                    : atomic_fetch_xor_explicit((_Atomic uint32_t *)w, mask, memory_order_acq_rel);
+}
+
+static inline uint32_t tinyWordAnd(void *w, uintptr_t bs, uint32_t mask)
+{
+    return bs == 16 ? atomic_fetch_and_explicit((_Atomic uint16_t *)w, (uint16_t)mask, memory_order_acq_rel)
+                    : atomic_fetch_and_explicit((_Atomic uint32_t *)w, mask, memory_order_acq_rel);
+}
+
+static inline void *tinyWordOf(const mspan *s, uintptr_t block)
+{
+    return (void *)(s->startAddr + block * (s->elemsize == 16 ? 2 : 4));
+}
+
+// The block at index idx of tiny span s lost its last object: back to the span.
+static void tinyBlockDead(mcache *c, mspan *s, uintptr_t idx)
+{
+    uint8_t spc = s->spanclass;
+    if (c != NULL)
+        counter_add(&c->nfree[spc], 1);
+    else
+        atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
+    freeToSpan(c, s, (void *)(s->startAddr + idx * s->elemsize), spc, idx);
+}
+
+void tiny_release(mcache *c)
+{
+    if (c->tinyBlockSize == 0)
+        return;
+    uintptr_t bs = c->tinyBlockSize, f = c->tinyoffset;
+    c->tinyBlockSize = 0;
+    if (f >= bs)
+        return; // full: no fill mark, its objects keep it
+    uint32_t old = tinyWordAnd(c->tinyWord, bs, ~((uint32_t)1 << f));
+    if ((old & ~((uint32_t)1 << f)) == 0) {
+        mspan *s = c->tinySpan;
+        tinyBlockDead(c, s, (c->tiny - s->startAddr) / bs);
+    }
+}
+
+static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned max)
+{
+    tiny_release(c);
+    uint8_t spc = max == 16 ? TinyClass16 : TinyClass32;
+    void *b = mallocSmall(c, spc);
+    if (b == NULL) {
+        errno = ENOMEM;
+        gm_warn("malloc(%zu): out of memory", n);
+        return NULL;
+    }
+    mspan *s = c->alloc[spc];
+    uintptr_t bs = max, idx = ((uintptr_t)b - s->startAddr) / bs;
+    void *w = tinyWordOf(s, idx);
+    // A fresh block: no other thread knows it yet.
+    uint32_t bits = 1u | ((uint32_t)1 << n); // n < bs: the fill mark is inside the block
+    if (bs == 16)
+        atomic_store_explicit((_Atomic uint16_t *)w, (uint16_t)bits, memory_order_relaxed);
+    else
+        atomic_store_explicit((_Atomic uint32_t *)w, bits, memory_order_relaxed);
+    c->tiny = (uintptr_t)b;
+    c->tinyoffset = n;
+    c->tinyBlockSize = bs;
+    c->tinyWord = w;
+    c->tinySpan = s;
+    counter_add(&c->tinyAllocs, 1);
+    counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+    return b;
+}
+
+// n < max (the current maxTinySize, 16 or 32); align a power of two <= 16.
+static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
+{
+    if (n == 0)
+        n = 1; // distinct objects need distinct starts
+    uintptr_t f = c->tinyoffset, bs = c->tinyBlockSize;
+    uintptr_t off = (f + align - 1) & ~(uintptr_t)(align - 1);
+    if (GM_LIKELY(off + n <= bs && bs == max)) {
+        // Move the fill mark from f to off + n, with a start at off (which
+        // is f itself unless alignment skipped bytes). One atomic XOR: the
+        // bits it flips are known to this thread; other threads only clear
+        // other objects' bits.
+        uintptr_t e = off + n;
+        uint32_t mask = (off != f ? ((uint32_t)1 << f) | ((uint32_t)1 << off) : 0) |
+                        (e < bs ? (uint32_t)1 << e : 0);
+        tinyWordXor(c->tinyWord, bs, mask);
+        c->tinyoffset = e;
+        counter_add(&c->tinyAllocs, 1);
+        counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+        return (void *)(c->tiny + off);
+    }
+    return tinyAllocSlow(c, n, max);
+}
+
+// p is in tiny span s (a TinyClass span, in use).
+static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
+{
+    uintptr_t bs = s->elemsize, off = (uintptr_t)p - s->startAddr;
+    uintptr_t idx = off / bs, o = off & (bs - 1);
+    if (idx < s->nreserved || idx >= s->nelems)
+        throwBadPointer(who, p, s);
+    uint32_t bit = (uint32_t)1 << o;
+    uint32_t old = tinyWordAnd(tinyWordOf(s, idx), bs, ~bit);
+    if (GM_UNLIKELY((old & bit) == 0))
+        throw("%s(%p): double free, or not the start of an object (tiny block %p)", who, p,
+              (void *)(s->startAddr + idx * bs));
+    mcache *c = mcache_tls;
+    if (c != NULL)
+        counter_add(&c->tinyFrees, 1);
+    else
+        atomic_fetch_add_explicit(&orphanTinyFrees, 1, memory_order_relaxed);
+    if ((old & ~bit) == 0)
+        tinyBlockDead(c, s, idx);
+}
+
+// The extent of tiny object p (see above); aborts if p is not one.
+static size_t tinyObjectSize(void *p, const mspan *s, const char *who)
+{
+    uintptr_t bs = s->elemsize, off = (uintptr_t)p - s->startAddr;
+    uintptr_t idx = off / bs, o = off & (bs - 1);
+    if (idx < s->nreserved || idx >= s->nelems)
+        throwBadPointer(who, p, s);
+    uint32_t w = tinyWordLoad(tinyWordOf(s, idx), bs);
+    if ((w & ((uint32_t)1 << o)) == 0)
+        throw("%s(%p): not a live object (tiny block %p)", who, p, (void *)(s->startAddr + idx * bs));
+    uint32_t after = w >> o >> 1;
+    return after == 0 ? bs - o : (size_t)__builtin_ctz(after) + 1;
+}
+
+void *gm_malloc_bytes(size_t n)
+{
+    mcache *c = mcache_tls;
+    unsigned max = atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
+    if (GM_LIKELY(c != NULL && n < max))
+        return tinyAlloc(c, n, tinyAlignBytes[n], max);
+    return gm_malloc(n);
+}
+
+char *gm_strdup(const char *str)
+{
+    size_t n = strlen(str) + 1;
+    char *p = gm_malloc_bytes(n);
+    if (p != NULL)
+        memcpy(p, str, n);
+    return p;
+}
+
+char *gm_strndup(const char *str, size_t max)
+{
+    size_t n = strnlen(str, max);
+    char *p = gm_malloc_bytes(n + 1);
+    if (p != NULL) {
+        memcpy(p, str, n);
+        p[n] = 0;
+    }
+    return p;
 }

@@ -38,13 +38,14 @@ mspan emptymspan;
 
 // Counters of exited threads, folded in by mcache_destroy; guarded by allmLock.
 static struct {
-    uint64_t nmalloc[NumSizeClasses], nfree[NumSizeClasses];
+    uint64_t nmalloc[NumSpanClasses], nfree[NumSpanClasses];
     uint64_t largeAlloc, largeFree, nlargeAlloc, nlargeFree;
+    uint64_t tinyAllocs, tinyFrees, tinyUnpacked;
 } deadStats;
 
 static void foldStatsLocked(mcache *c)
 {
-    for (int i = 0; i < NumSizeClasses; i++) {
+    for (int i = 0; i < NumSpanClasses; i++) {
         deadStats.nmalloc[i] += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
         deadStats.nfree[i] += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
     }
@@ -52,6 +53,9 @@ static void foldStatsLocked(mcache *c)
     deadStats.largeFree += atomic_load_explicit(&c->largeFree, memory_order_relaxed);
     deadStats.nlargeAlloc += atomic_load_explicit(&c->nlargeAlloc, memory_order_relaxed);
     deadStats.nlargeFree += atomic_load_explicit(&c->nlargeFree, memory_order_relaxed);
+    deadStats.tinyAllocs += atomic_load_explicit(&c->tinyAllocs, memory_order_relaxed);
+    deadStats.tinyFrees += atomic_load_explicit(&c->tinyFrees, memory_order_relaxed);
+    deadStats.tinyUnpacked += atomic_load_explicit(&c->tinyUnpacked, memory_order_relaxed);
 }
 
 // ------------------------------------------------------------ heap spans
@@ -85,8 +89,9 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
 
 void mcache_releaseAll(mcache *c)
 {
+    tiny_release(c);
     tcache_flushAll(c); // first: the cached objects hold their spans' bits
-    for (int spc = 1; spc < NumSizeClasses; spc++) {
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
         mspan *s = c->alloc[spc];
         if (s == &emptymspan)
             continue;
@@ -98,7 +103,7 @@ void mcache_releaseAll(mcache *c)
 
 static void mcache_initAlloc(mcache *c)
 {
-    for (int spc = 0; spc < NumSizeClasses; spc++)
+    for (int spc = 0; spc < NumSpanClasses; spc++)
         c->alloc[spc] = &emptymspan;
 }
 
@@ -180,6 +185,13 @@ void mcache_sumcounters(gm_memstats *out)
         out->by_size[i].mallocs += deadStats.nmalloc[i];
         out->by_size[i].frees += deadStats.nfree[i];
     }
+    out->tiny_blocks += deadStats.nmalloc[TinyClass16] + deadStats.nmalloc[TinyClass32] -
+                        deadStats.nfree[TinyClass16] - deadStats.nfree[TinyClass32];
+    out->tiny_block_bytes += 16 * (deadStats.nmalloc[TinyClass16] - deadStats.nfree[TinyClass16]) +
+                             32 * (deadStats.nmalloc[TinyClass32] - deadStats.nfree[TinyClass32]);
+    out->tiny_allocs += deadStats.tinyAllocs;
+    out->tiny_frees += deadStats.tinyFrees;
+    out->tiny_unpacked_bytes += deadStats.tinyUnpacked;
     out->by_size[0].mallocs += deadStats.nlargeAlloc;
     out->by_size[0].frees += deadStats.nlargeFree;
     out->large_inuse += deadStats.largeAlloc - deadStats.largeFree;
@@ -190,6 +202,15 @@ void mcache_sumcounters(gm_memstats *out)
             out->by_size[i].mallocs += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
             out->by_size[i].frees += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
         }
+        for (int i = TinyClass16; i <= TinyClass32; i++) {
+            uint64_t live = atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed) -
+                            atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+            out->tiny_blocks += live;
+            out->tiny_block_bytes += live * (i == TinyClass16 ? 16 : 32);
+        }
+        out->tiny_allocs += atomic_load_explicit(&c->tinyAllocs, memory_order_relaxed);
+        out->tiny_frees += atomic_load_explicit(&c->tinyFrees, memory_order_relaxed);
+        out->tiny_unpacked_bytes += atomic_load_explicit(&c->tinyUnpacked, memory_order_relaxed);
         out->by_size[0].mallocs += atomic_load_explicit(&c->nlargeAlloc, memory_order_relaxed);
         out->by_size[0].frees += atomic_load_explicit(&c->nlargeFree, memory_order_relaxed);
         out->large_inuse += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed) -

@@ -36,8 +36,8 @@
 
 // Statically initialised (a GNU range designator, which gcc and clang
 // take): the drop-in malloc may run before any constructor.
-mcentral mcentrals[NumSizeClasses] = {
-    [0 ... NumSizeClasses - 1] = { .lock = MUTEX_INIT(lockRankMcentral) },
+mcentral mcentrals[NumSpanClasses] = {
+    [0 ... NumSpanClasses - 1] = { .lock = MUTEX_INIT(lockRankMcentral) },
 };
 
 // Takes s off the partial list; caller holds the lock.
@@ -74,7 +74,7 @@ mspan *mcentral_cacheSpan(uint8_t spc)
         mSpanList_insertBack(&mc->partial, s);
     }
     unlock(&mc->lock);
-    mspan *s = mheap_alloc(class_to_allocnpages[spc], spc);
+    mspan *s = mheap_alloc(class_to_allocnpages[spanclass_sizeclass(spc)], spc);
     if (s != NULL) {
         mspan_initHeap(s, spc);
         return s;
@@ -167,7 +167,7 @@ static uintptr_t reclaimClass(uint8_t spc, uintptr_t budget)
         next = s->next;
         looked++;
         mspan_drainXfree(s);
-        if (mspan_countAlloc(s) != 0)
+        if (mspan_countAlloc(s) != s->nreserved)
             continue;
         mSpanList_remove(&mc->partial, s);
         mc->npartial--;
@@ -192,17 +192,17 @@ uintptr_t mcentral_reclaim(uintptr_t budget)
     static _Atomic unsigned cursor;
     if (budget == 0) {
         uintptr_t n = 0;
-        for (int spc = 1; spc < NumSizeClasses; spc++)
+        for (int spc = 1; spc < NumSpanClasses; spc++)
             n += reclaimClass((uint8_t)spc, 0);
         return n;
     }
-    unsigned spc = 1 + atomic_fetch_add_explicit(&cursor, 1, memory_order_relaxed) % (NumSizeClasses - 1);
+    unsigned spc = 1 + atomic_fetch_add_explicit(&cursor, 1, memory_order_relaxed) % (NumSpanClasses - 1);
     return reclaimClass((uint8_t)spc, budget);
 }
 
 void mcentral_stats(gm_memstats *out)
 {
-    for (int spc = 1; spc < NumSizeClasses; spc++) {
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
         lock(&mcentrals[spc].lock);
         out->nspan_partial += mcentrals[spc].npartial;
         out->nspan_full += mcentrals[spc].nfull;
@@ -249,7 +249,7 @@ static const char *validList(mcentral *mc, int spc, mSpanList *list, uint8_t whi
 
 const char *mcentral_valid(void)
 {
-    for (int spc = 1; spc < NumSizeClasses; spc++) {
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
         mcentral *mc = &mcentrals[spc];
         lock(&mc->lock);
         const char *bad = validList(mc, spc, &mc->partial, SpanInPartial, mc->npartial);
@@ -264,18 +264,18 @@ const char *mcentral_valid(void)
 
 void mcentral_atfork_prepare(void)
 {
-    for (int spc = 1; spc < NumSizeClasses; spc++)
+    for (int spc = 1; spc < NumSpanClasses; spc++)
         lock(&mcentrals[spc].lock);
 }
 
 void mcentral_atfork_parent(void)
 {
-    for (int spc = NumSizeClasses - 1; spc >= 1; spc--)
+    for (int spc = NumSpanClasses - 1; spc >= 1; spc--)
         unlock(&mcentrals[spc].lock);
 }
 
 void mcentral_atfork_child(void)
 {
-    for (int spc = NumSizeClasses - 1; spc >= 1; spc--)
+    for (int spc = NumSpanClasses - 1; spc >= 1; spc--)
         lock_reinit_child(&mcentrals[spc].lock);
 }

@@ -49,8 +49,11 @@ int gm_stats(gm_memstats *out)
         if (i > 0)
             out->heap_alloc += (uint64_t)class_to_size[i] * (out->by_size[i].mallocs - out->by_size[i].frees);
     }
-    out->heap_alloc += out->large_inuse;
+    out->heap_alloc += out->large_inuse + out->tiny_block_bytes;
+    out->mallocs += out->tiny_allocs;
+    out->frees += out->tiny_frees;
     out->heap_objects = out->mallocs - out->frees;
+    out->max_tiny_size = gm_get_max_tiny_size();
     for (uint64_t o = 0; o < out->stack_orders; o++) {
         // stack_stats counted cached stacks as out of the pool; they are not
         // in a caller's hands. (Clamped: other threads may move stacks
@@ -80,6 +83,7 @@ int gm_stats_json(FILE *f)
     F(stack_large_inuse); F(stack_large_cached);
     F(heap_alloc); F(heap_objects); F(mallocs); F(frees); F(large_inuse);
     F(nspan_partial); F(nspan_full);
+    F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes);
 #undef F
     fprintf(f, "  \"by_size\": [");
     for (int i = 0; i < GM_SIZE_CLASSES; i++)

@@ -24,6 +24,17 @@
 #include "os.h"
 #include "sizeclasses.h"
 
+// Span classes: Go's size classes 0..67, then two classes of blocks for the
+// tiny allocator (malloc.c), 16- and 32-byte blocks in 16- and 32-byte
+// spans laid out as classes 2 and 4, so free can tell a tiny block's span.
+#define TinyClass16 NumSizeClasses
+#define TinyClass32 (NumSizeClasses + 1)
+#define NumSpanClasses (NumSizeClasses + 2)
+static inline uint8_t spanclass_sizeclass(uint8_t spc)
+{
+    return spc < NumSizeClasses ? spc : spc == TinyClass16 ? 2 : 4;
+}
+
 #define GM_HIDDEN __attribute__((visibility("hidden")))
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -211,6 +222,10 @@ struct mspan {
     // --- manual spans: owned by the stack allocator (stackpool lock / stackLarge lock)
     gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
     uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
+
+    // --- tiny spans (TinyClass16/32): the first nreserved blocks hold the
+    // blocks' start bitmaps (malloc.c) and are never handed out.
+    uint8_t nreserved;       // immutable while in use
 
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,
@@ -401,7 +416,7 @@ int parse_bytes(const char *s, uint64_t *out);
 typedef struct mcache {
     // The span each size class allocates from; &emptymspan when none (so the
     // fast path needs no NULL test). Owner only.
-    mspan *alloc[NumSizeClasses];
+    mspan *alloc[NumSpanClasses];
     gclink *stackcache[NumStackOrders];        // free stacks; owner only
     // Bytes in stackcache[order]: written by the owner only (relaxed stores),
     // read by gm_stats from any thread.
@@ -411,8 +426,8 @@ typedef struct mcache {
     // Heap counters (Go's per-P heapStatsDelta): written by the owner only,
     // as a relaxed load and store (never a locked RMW), read by gm_stats.
     // A free counts on the freeing thread, whoever allocated the object.
-    _Atomic uint64_t nmalloc[NumSizeClasses];  // small objects allocated, by class
-    _Atomic uint64_t nfree[NumSizeClasses];    // small objects freed, by class
+    _Atomic uint64_t nmalloc[NumSpanClasses];  // small objects allocated, by class
+    _Atomic uint64_t nfree[NumSpanClasses];    // small objects freed, by class
     _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
     _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
     uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
@@ -420,13 +435,25 @@ typedef struct mcache {
     // Freed objects kept for reuse by this thread (LIFO per class, like
     // tcmalloc's and glibc's thread caches; see malloc.c). Each holds the
     // next link in word 0 and tcacheKey in word 1. Owner only.
-    gclink *tcache[NumSizeClasses];
-    uint16_t tcount[NumSizeClasses];
+    gclink *tcache[NumSpanClasses];
+    uint16_t tcount[NumSpanClasses];
     uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
+
+    // The tiny allocator's current block (malloc.c). Owner only, except that
+    // other threads' frees clear bits in *tinyWord (atomically).
+    uintptr_t tiny;                            // the block, or 0
+    uintptr_t tinyoffset;                      // bytes of the block handed out so far
+    uintptr_t tinyBlockSize;                   // 16 or 32; 0 when there is no block
+    void *tinyWord;                            // the block's start bitmap (uint16 or uint32)
+    mspan *tinySpan;                           // the block's span
+    _Atomic uint64_t tinyAllocs, tinyFrees;    // objects; owner writes, anyone reads
+    _Atomic uint64_t tinyUnpacked;             // bytes those objects would take unpacked
 } mcache;
 
 // Moves every object in c's free cache back to its span (malloc.c).
 void tcache_flushAll(mcache *c);
+// Retires c's current tiny block (thread exit, flush) (malloc.c).
+void tiny_release(mcache *c);
 uintptr_t tcache_newKey(mcache *c);
 
 static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
@@ -464,6 +491,7 @@ extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
 
 // malloc.c
 void malloc_init(void);                       // from runtime_init, before any mcache
+void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
 void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
 
 // Heap: the cached span of class spc is exhausted; get one with a free slot
@@ -498,7 +526,7 @@ typedef struct mcentral {
     uintptr_t nfull;     // guarded by lock
 } __attribute__((aligned(64))) mcentral;
 
-extern mcentral mcentrals[NumSizeClasses];
+extern mcentral mcentrals[NumSpanClasses];
 
 // A span of class spc with a free slot, owned by the caller; NULL + ENOMEM.
 mspan *mcentral_cacheSpan(uint8_t spc);

@@ -160,7 +160,17 @@ void runtime_init(void)
     seed *= 0xBF58476D1CE4E5B9ull;
     seed ^= seed >> 29;
     stackFreeMarkInit((uintptr_t)seed);
+    v = getenv("GOMEM_ALIGN16");
+    if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
+        malloc_setAlign16();
     malloc_init();
+    v = getenv("GOMEM_MAXTINY");
+    if (v != NULL && *v != 0) {
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (*end != 0 || gm_set_max_tiny_size(n) != 0)
+            warn_option("GOMEM_MAXTINY='%s' is not 0, 8, 16 or 32; using 16", v);
+    }
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }
 
