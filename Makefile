@@ -63,7 +63,14 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libgomem.a $(HEADERS)
 
 # bench/workloads/malloc_work.c, built against the C library's malloc (peers
 # come in through LD_PRELOAD) and against gm_malloc; bench/malloc.sh runs them.
-MALLOC_WORK := $(BUILD)/bench/malloc_work_libc $(BUILD)/bench/malloc_work_gomem
+MALLOC_WORK := $(BUILD)/bench/malloc_work_libc $(BUILD)/bench/malloc_work_gomem \
+               $(BUILD)/bench/tiny_json_libc $(BUILD)/bench/tiny_json_gomem
+$(BUILD)/bench/tiny_json_libc: bench/workloads/tiny_json.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL)
+$(BUILD)/bench/tiny_json_gomem: bench/workloads/tiny_json.c $(BUILD)/libgomem.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 $(BUILD)/bench/malloc_work_libc: bench/workloads/malloc_work.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL)

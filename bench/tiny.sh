@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The tiny allocator (issue 6), side by side in one run:
+#  1. seed 001's JSON claim in C: parse a generated JSON document (MB MiB,
+#     default 200) into a tree whose strings and boxed numbers are separate
+#     allocations; heap blocks taken, peak heap and max RSS with gomem's
+#     maxTinySize 0, 8, 16, 32, beside glibc, jemalloc and mimalloc;
+#  2. many short strings (1-15 B, 1M live, 10M replaced): max RSS;
+#  3. the cost: tiny malloc+free pair vs the 16-byte class pair (bench/stack
+#     style, gomem only) is in build/bench/tinypair.
+#   bench/tiny.sh [RUNS] [MB]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+MB=${2:-200}
+LIBDIR=/usr/lib/x86_64-linux-gnu
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null &&
+   { [ ! -e $LIBDIR/libjemalloc.so.2 ] || [ ! -e $LIBDIR/libmimalloc.so.2 ]; }; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 libmimalloc2.0) >/dev/null 2>&1 || true
+fi
+make -s build/bench/tiny_json_libc build/bench/tiny_json_gomem
+doc=build/bench/tiny_doc_${MB}m.json
+[ -e "$doc" ] || build/bench/tiny_json_libc gen "$doc" "$MB"
+
+configs=("gomem-tiny0" "gomem-tiny8" "gomem-tiny16" "gomem-tiny32" "glibc")
+[ -e $LIBDIR/libjemalloc.so.2 ] && configs+=(jemalloc)
+[ -e $LIBDIR/libmimalloc.so.2 ] && configs+=(mimalloc)
+
+run() { # config mode args...
+    local c=$1; shift
+    case $c in
+    gomem-tiny*) GOMEM_MAXTINY=${c#gomem-tiny} build/bench/tiny_json_gomem "$@" ;;
+    glibc) build/bench/tiny_json_libc "$@" ;;
+    jemalloc) LD_PRELOAD=$LIBDIR/libjemalloc.so.2 build/bench/tiny_json_libc "$@" ;;
+    mimalloc) LD_PRELOAD=$LIBDIR/libmimalloc.so.2 build/bench/tiny_json_libc "$@" ;;
+    esac
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+for mode in parse strings; do
+    if [ $mode = parse ]; then
+        echo "== JSON tree: $(du -m "$doc" | cut -f1) MiB document, $RUNS runs, medians (blocks: heap blocks from size classes; peers: objects)"
+    else
+        echo "== short strings: 1M live, 10M replaced, $RUNS runs, medians"
+    fi
+    declare -A out=()
+    for r in $(seq 1 "$RUNS"); do
+        for c in "${configs[@]}"; do
+            if [ $mode = parse ]; then line=$(run "$c" parse "$doc"); else line=$(run "$c" strings); fi
+            out[$c]+="$line"$'\n'
+        done
+    done
+    printf '  %-13s %10s %10s %12s %11s %7s %9s %10s\n' config objects blocks heap_KiB maxrss_KiB ms blocks/0 rss/tiny0
+    base_blocks= base_rss=
+    for c in "${configs[@]}"; do
+        col() { printf '%s' "${out[$c]}" | awk -v k="$1" 'NF {for (i=1;i<NF;i++) if ($i==k) print $(i+1)}' | median; }
+        objs=$(col objects) blocks=$(col blocks) heap=$(col heap_peak_kib) rss=$(col maxrss_kib) ms=$(col ms)
+        [ "$c" = gomem-tiny0 ] && base_blocks=$blocks base_rss=$rss
+        rb=$(awk -v a="$blocks" -v b="$base_blocks" 'BEGIN{ if (b>0 && a>0) printf "%.2f", a/b; else print "-" }')
+        rr=$(awk -v a="$rss" -v b="$base_rss" 'BEGIN{ printf "%.2f", a/b }')
+        printf '  %-13s %10s %10s %12s %11s %7s %9s %10s\n' "$c" "$objs" "$blocks" "$heap" "$rss" "$ms" "$rb" "$rr"
+    done
+    unset out
+done
