@@ -27,7 +27,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-debug bench gen clean
+.PHONY: all lib run test test-asan test-debug test-realworld bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
@@ -44,22 +44,36 @@ $(BUILD)/libgomem.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# Everything but the drop-in malloc symbols (src/override.c): what tests,
+# tools, examples and benchmarks link, so that their own malloc stays the
+# C library's unless they ask for gomem's.
+CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
+CORE := $(BUILD)/libgomem_core.a
+$(CORE): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/libgomem.so: $(LIB_OBJS)
 	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL)
 
 # Tests, tools, examples and benchmarks link the static library, so they can
 # reach internal (hidden) symbols through tests/export_test.h.
-$(BUILD)/tests/%: tests/%.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS) $(wildcard tests/*.h)
+$(BUILD)/tests/%: tests/%.c tests/testing.h $(CORE) $(HEADERS) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
+
+# The drop-in test links the full archive: malloc itself is gomem's.
+$(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
-$(BUILD)/examples/%: examples/%.c $(BUILD)/libgomem.a include/gomem.h
+$(BUILD)/examples/%: examples/%.c $(CORE) include/gomem.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libgomem.a $(HEADERS)
+$(BUILD)/bench/%: bench/%.c $(CORE) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL) -lm
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 # bench/workloads/malloc_work.c, built against the C library's malloc (peers
 # come in through LD_PRELOAD) and against gm_malloc; bench/malloc.sh runs them.
@@ -68,18 +82,18 @@ MALLOC_WORK := $(BUILD)/bench/malloc_work_libc $(BUILD)/bench/malloc_work_gomem 
 $(BUILD)/bench/tiny_json_libc: bench/workloads/tiny_json.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL)
-$(BUILD)/bench/tiny_json_gomem: bench/workloads/tiny_json.c $(BUILD)/libgomem.a $(HEADERS)
+$(BUILD)/bench/tiny_json_gomem: bench/workloads/tiny_json.c $(CORE) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 $(BUILD)/bench/malloc_work_libc: bench/workloads/malloc_work.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(LDFLAGS_ALL)
-$(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(BUILD)/libgomem.a $(HEADERS)
+$(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(CORE) $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
-$(BUILD)/gomem-info: tools/gomem_info.c $(BUILD)/libgomem.a $(HEADERS)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+$(BUILD)/gomem-info: tools/gomem_info.c $(CORE) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
 $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)
@@ -104,6 +118,11 @@ test-debug:
 	$(MAKE) BUILD=build-debug DEBUG=3 test
 
 bench: $(BENCHES) $(MALLOC_WORK)
+
+# Real programs under LD_PRELOAD=build/libgomem.so, outputs compared with
+# runs without it (tests/realworld.sh).
+test-realworld: $(BUILD)/libgomem.so
+	@BUILD=$(BUILD) ./tests/realworld.sh
 
 clean:
 	rm -rf build build-asan build-debug build-clang

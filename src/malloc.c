@@ -490,7 +490,7 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         (uintptr_t)p != s->startAddr)
         throwBadPointer(who, p, s);
     uintptr_t bytes = s->elemsize;
-    mcache *c = getmcache();
+    mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
     if (c != NULL) {
         counter_add(&c->largeFree, bytes);
         counter_add(&c->nlargeFree, 1);
@@ -566,6 +566,15 @@ static size_t objectSize(void *p, const char *who)
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
     if (r * s->elemsize != off || r >= s->nelems)
         throwBadPointer(who, p, s);
+    // A freed object waiting in this thread's tcache still has its bit set;
+    // its key tells (objects in other threads' caches cannot be told).
+    mcache *c = mcache_tls;
+    if (c != NULL && tcacheLimit[s->spanclass] != 0 && ((uintptr_t *)p)[1] == c->tcacheKey)
+        for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = x->next)
+            if (x == p)
+                throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+    if ((s->allocBits[r >> 6] & ((uint64_t)1 << (r & 63))) == 0 && c != NULL && c->alloc[s->spanclass] == s)
+        throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     return s->elemsize;
 }
 

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MIT
+//
+// The drop-in malloc (src/override.c), linked statically from libgomem.a:
+// the C library's allocation functions and glibc's own internal allocations
+// land in gomem; contracts hold; threads and fork work; a heap bug in the
+// program gets a message naming it and SIGABRT. (tests/realworld.sh runs
+// real programs under LD_PRELOAD.)
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gomem.h"
+#include "testing.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NO_OVERRIDE 1
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NO_OVERRIDE 1
+#endif
+#endif
+
+#ifdef NO_OVERRIDE
+int main(void)
+{
+    // The sanitizers bring their own malloc; the drop-in is not built.
+    printf("override_test: not built under sanitizers (their malloc wins)\n");
+    test_check(1, __FILE__, __LINE__, "skipped");
+    return test_report();
+}
+#else
+
+static volatile size_t huge = SIZE_MAX;
+
+static uint64_t mallocs(void)
+{
+    gm_memstats m;
+    gm_stats(&m);
+    return m.mallocs;
+}
+
+TEST(libc_allocations_are_gomem)
+{
+    uint64_t a = mallocs();
+    void *p = malloc(100);
+    char *s = strdup("glibc's strdup calls our malloc");
+    void *volatile q = calloc(10, 10); // volatile: else the compiler drops the pair
+    CHECK(mallocs() - a >= 3);
+    CHECK(gm_malloc_usable_size(p) >= 100); // gomem knows it: no abort
+    CHECK(malloc_usable_size(s) >= strlen(s) + 1);
+    free(p);
+    free(s);
+    free(q);
+    FILE *f = fopen("/proc/self/statm", "r"); // stdio buffers: glibc-internal malloc
+    CHECK(f != NULL);
+    char buf[64];
+    CHECK(fgets(buf, sizeof buf, f) != NULL);
+    fclose(f);
+}
+
+TEST(contracts)
+{
+    errno = 0;
+    CHECK(malloc(huge) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    errno = 0;
+    CHECK(calloc(huge / 2, 3) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    void *p = NULL;
+    CHECK_EQ(posix_memalign(&p, 64, 1000), 0);
+    CHECK(((uintptr_t)p & 63) == 0);
+    free(p);
+    CHECK_EQ(posix_memalign(&p, 3, 10), EINVAL);
+    long page = sysconf(_SC_PAGESIZE);
+    void *v = valloc(10), *pv = pvalloc(10);
+    CHECK(((uintptr_t)v & (uintptr_t)(page - 1)) == 0);
+    CHECK(((uintptr_t)pv & (uintptr_t)(page - 1)) == 0);
+    CHECK(malloc_usable_size(pv) >= (size_t)page);
+    free(v);
+    free(pv);
+    void *al = aligned_alloc(4096, 5000);
+    CHECK(((uintptr_t)al & 4095) == 0);
+    free(al);
+    void *m = memalign(256, 10);
+    CHECK(((uintptr_t)m & 255) == 0);
+    free(m);
+    char *r = realloc(NULL, 10);
+    memcpy(r, "123456789", 10);
+    r = realloc(r, 100000);
+    CHECK(strcmp(r, "123456789") == 0);
+    free(r);
+    int *arr = reallocarray(NULL, 1000, sizeof(int));
+    CHECK(arr != NULL);
+    free(arr);
+    free(NULL);
+}
+
+static void *thread_work(void *arg)
+{
+    char **out = arg;
+    for (int i = 0; i < 10000; i++) {
+        char *s = malloc(1 + (size_t)i % 300);
+        s[0] = 'x';
+        free(s);
+    }
+    *out = strdup("from a thread");
+    return NULL;
+}
+
+TEST(threads_and_fork)
+{
+    pthread_t t[4];
+    char *res[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, thread_work, &res[i]);
+    // fork while the threads allocate: the child's malloc works.
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *s = malloc(1000);
+        memset(s, 1, 1000);
+        free(s);
+        char *d = strdup("child");
+        _exit(d != NULL && strcmp(d, "child") == 0 ? 0 : 1);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK(strcmp(res[i], "from a thread") == 0);
+        free(res[i]); // allocated by a thread that has exited
+    }
+}
+
+static void double_free(void *arg)
+{
+    (void)arg;
+    char *volatile p = malloc(40);
+    free(p);
+    free(p);
+}
+static void stack_free(void *arg)
+{
+    (void)arg;
+
+    char local[16];
+    char *volatile bad = local; // the compiler would reject the bug itself
+    free(bad);
+}
+static void interior_free(void *arg)
+{
+    (void)arg;
+    static volatile uintptr_t offset = 16;
+    char *p = malloc(100);
+    free(p + offset);
+}
+static void mmap_free(void *arg)
+{
+    (void)arg;
+    void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    free(m);
+}
+static void realloc_freed(void *arg)
+{
+    (void)arg;
+    char *p = malloc(200);
+    char *volatile same = p; // hides the bug from -Wuse-after-free: it is the point
+    free(p);
+    p = realloc(same, 300);
+    free(p);
+}
+
+static int died_by_abort(void (*fn)(void *), const char *want)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 0;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        fn(NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    char buf[1024];
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    int ok = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(buf, want) != NULL;
+    if (!ok)
+        fprintf(stderr, "    status 0x%x, stderr: %s\n", st, buf);
+    return ok;
+}
+
+TEST(heap_bugs_get_a_message_and_sigabrt)
+{
+    CHECK(died_by_abort(double_free, "double free"));
+    CHECK(died_by_abort(stack_free, "not allocated by gomem"));
+    CHECK(died_by_abort(interior_free, "not the start of an object"));
+    CHECK(died_by_abort(mmap_free, "not allocated by gomem"));
+    CHECK(died_by_abort(realloc_freed, "realloc("));
+}
+
+int main(void)
+{
+    RUN(libc_allocations_are_gomem);
+    RUN(contracts);
+    RUN(threads_and_fork);
+    RUN(heap_bugs_get_a_message_and_sigabrt);
+    return test_report();
+}
+#endif

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Real programs under the drop-in malloc: each runs once with the C
+# library's malloc and once with LD_PRELOAD=build/libgomem.so (and
+# GOMEM_STATS=1), and their outputs must be identical. The stats printed at
+# exit must add up. Ends with "N passed, N failed" like every test.
+# Programs missing from the machine are reported and counted as skipped.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+LIB=$PWD/$BUILD/libgomem.so
+[ -e "$LIB" ] || { echo "$LIB missing: make lib first"; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+pass=0 fail=0 skip=0
+
+# run NAME CMD...: CMD writes its result on stdout, run from $work/NAME-{ref,gm}
+run() {
+    local name=$1; shift
+    for mode in ref gm; do
+        rm -rf "$work/$name-$mode"; mkdir -p "$work/$name-$mode"
+        if [ $mode = ref ]; then
+            (cd "$work/$name-$mode" && "$@") > "$work/$name.$mode.out" 2> "$work/$name.$mode.err"
+        else
+            (cd "$work/$name-$mode" && GOMEM_STATS=1 LD_PRELOAD=$LIB "$@") > "$work/$name.$mode.out" 2> "$work/$name.$mode.err"
+        fi
+        echo $? > "$work/$name.$mode.rc"
+    done
+    local why=""
+    cmp -s "$work/$name.ref.out" "$work/$name.gm.out" || why="output differs"
+    [ "$(cat "$work/$name.ref.rc")" = "$(cat "$work/$name.gm.rc")" ] || why="$why exit $(cat "$work/$name.ref.rc") vs $(cat "$work/$name.gm.rc")"
+    grep -q '^  "mallocs"' "$work/$name.gm.err" || why="$why no stats at exit"
+    if ! awk '/^  "mallocs":/ {gsub(/[^0-9]/,"",$2); m=$2} /^  "frees":/ {gsub(/[^0-9]/,"",$2); f=$2}
+              /^  "heap_objects":/ {gsub(/[^0-9]/,"",$2); o=$2}
+              END {exit !(m != "" && m - f == o)}' "$work/$name.gm.err"; then
+        why="$why stats do not add up (mallocs - frees != heap_objects)"
+    fi
+    if grep -q "^gomem: " "$work/$name.gm.err"; then why="$why gomem reported: $(grep -m1 '^gomem: ' "$work/$name.gm.err")"; fi
+    if [ -z "$why" ]; then
+        local m; m=$(grep -m1 '^  "mallocs"' "$work/$name.gm.err" | tr -dc 0-9)
+        echo "ok   $name ($(wc -c < "$work/$name.ref.out") bytes of output identical; $m mallocs in gomem)"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $name:$why"; tail -3 "$work/$name.gm.err"
+        fail=$((fail + 1))
+    fi
+}
+have() { command -v "$1" >/dev/null 2>&1 || { echo "skip $2: $1 not installed"; skip=$((skip + 1)); return 1; }; }
+
+# Input data: 8 MiB of varied text.
+python3 - > "$work/data.txt" <<'PY' 2>/dev/null || awk 'BEGIN{for(i=0;i<300000;i++) print i, i*i%9973, "line", i%97}' > "$work/data.txt"
+import random
+random.seed(7)
+words = ["gopher", "stack", "heap", "span", "arena", "tiny", "cache", "central", "page", "scavenge"]
+for i in range(300000):
+    print(i, " ".join(random.choice(words) for _ in range(random.randint(1, 8))), random.random())
+PY
+
+if have python3 python; then
+    cat > "$work/py.py" <<'PY'
+import json, collections, re
+d = collections.Counter()
+rows = []
+for line in open("../data.txt"):
+    parts = line.split()
+    for w in parts[1:-1]:
+        d[w] += 1
+    rows.append({"id": int(parts[0]), "words": parts[1:-1], "x": parts[-1]})
+s = json.dumps(rows[:50000])
+back = json.loads(s)
+print(len(s), len(back), sorted(d.items())[:5])
+print(sum(len(r["words"]) for r in back), len(re.findall(r"heap \w+", open("../data.txt").read())))
+PY
+    run python python3 ../py.py
+fi
+if have perl perl; then
+    run perl perl -e 'my %c; while (<>) { my @f = split; $c{$_}++ for @f[1..$#f-1]; push @l, join("-", reverse @f) } print join(",", map {"$_=$c{$_}"} sort keys %c), "\n", scalar(@l), " ", length(join("", @l)), "\n"' ../data.txt
+fi
+if have xz xz; then
+    run xz bash -c 'xz -T2 -6 -c ../data.txt > d.xz && xz -d -c d.xz | md5sum && wc -c < d.xz'
+fi
+if have zstd zstd; then
+    run zstd bash -c 'zstd -q -T2 -12 -c ../data.txt > d.zst && zstd -q -d -c d.zst | md5sum && wc -c < d.zst'
+fi
+if have sqlite3 sqlite3; then
+    run sqlite3 bash -c 'sqlite3 t.db "create table t(id integer primary key, w text, x real);" &&
+        awk "{print \$1\"|\"\$2\"|\"\$NF}" ../data.txt > rows.psv &&
+        sqlite3 t.db ".mode list" ".import rows.psv t" "create index iw on t(w);" \
+            "select w, count(*), round(avg(x), 6) from t group by w order by w;" \
+            "select count(*) from t a join t b on a.id = b.id + 1 where a.w = b.w;"'
+fi
+if have git git; then
+    run git bash -c 'export GIT_AUTHOR_NAME=g GIT_AUTHOR_EMAIL=g@x GIT_COMMITTER_NAME=g GIT_COMMITTER_EMAIL=g@x \
+        GIT_AUTHOR_DATE="2026-01-01T00:00:00Z" GIT_COMMITTER_DATE="2026-01-01T00:00:00Z" HOME=$PWD;
+        git init -q -b main r && cd r && for i in $(seq 1 30); do head -c $((i * 20000)) ../../data.txt > f$((i % 7)).txt; git add -A; git commit -q -m "c$i"; done &&
+        git log --format="%H %s" | head -3 && git gc -q && git count-objects -v | grep -v size && git diff HEAD~5 --stat | tail -1'
+fi
+if have gcc gcc; then
+    run gcc gcc -O2 -S -o - -I"$PWD/include" -I"$PWD/src" -D_GNU_SOURCE "$PWD/src/mheap.c"
+fi
+if have g++ g++; then
+    cat > "$work/mt.cpp" <<'CPP'
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+int main() {
+    std::map<std::string, long> total;
+    std::mutex mu;
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; t++)
+        ts.emplace_back([&, t] {
+            std::map<std::string, long> local;
+            for (int i = 0; i < 200000; i++) {
+                std::string k = "key" + std::to_string((i * 7 + t) % 5000);
+                local[k] += i;
+                std::vector<int> v(i % 50, t);
+                local[k] += (long)v.size();
+            }
+            std::lock_guard<std::mutex> g(mu);
+            for (auto &kv : local) total[kv.first] += kv.second;
+        });
+    for (auto &th : ts) th.join();
+    long sum = 0;
+    for (auto &kv : total) sum += kv.second;
+    std::cout << total.size() << " " << sum << "\n";
+}
+CPP
+    if g++ -O2 -pthread -o "$work/mt" "$work/mt.cpp"; then
+        run cxx_threads "$work/mt"
+    else
+        echo "FAIL cxx_threads: could not compile"; fail=$((fail + 1))
+    fi
+fi
+echo "($skip skipped)"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
