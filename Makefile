@@ -67,6 +67,15 @@ $(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
+# The same test, linked fully static: libgomem.a replaces libc.a's malloc.
+# (Not with sanitizers, which cannot link static.)
+ifeq ($(SANITIZE),)
+STATIC_TESTS := $(BUILD)/tests/override_static_test
+endif
+$(BUILD)/tests/override_static_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -static $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+
 $(BUILD)/examples/%: examples/%.c $(CORE) include/gomem.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
@@ -107,8 +116,8 @@ gen: $(BUILD)/mksizeclasses
 run: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
-test: $(TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
-	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS)
+test: $(TESTS) $(STATIC_TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
+	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS) $(STATIC_TESTS)
 
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
