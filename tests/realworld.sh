@@ -13,9 +13,45 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 pass=0 fail=0 skip=0
 
+# With BENCH_RUNS set (bench/realworld.sh), each program is instead timed
+# under every allocator in BENCH_ALLOCS ("name=preload-path" words; gomem's
+# is this build's libgomem.so): wall seconds and max RSS of the largest
+# process, min/median of BENCH_RUNS runs, ratios to glibc.
+bench_one() { # NAME CMD...
+    local name=$1; shift
+    declare -A tmed rmed
+    for spec in $BENCH_ALLOCS; do
+        local a=${spec%%=*} lib=${spec#*=} ts=() rs=()
+        for r in $(seq 1 "$BENCH_RUNS"); do
+            rm -rf "$work/$name-b"; mkdir -p "$work/$name-b"
+            local m
+            m=$(cd "$work/$name-b" && PRELOAD=$lib python3 -c '
+import os, resource, subprocess, sys, time
+env = dict(os.environ)
+if env.get("PRELOAD"):
+    env["LD_PRELOAD"] = env["PRELOAD"]
+t = time.monotonic()
+subprocess.run(sys.argv[1:], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+' "$@")
+            ts+=("${m% *}"); rs+=("${m#* }")
+        done
+        local tmin tm rm
+        tmin=$(printf '%s\n' "${ts[@]}" | sort -n | head -1)
+        tm=$(printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+        rm=$(printf '%s\n' "${rs[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+        tmed[$a]=$tm; rmed[$a]=$rm
+        printf '  %-12s %-9s %8s %8s %10s %8s %8s\n' "$name" "$a" "$tmin" "$tm" "$rm" \
+            "$(awk -v x="$tm" -v y="${tmed[glibc]}" 'BEGIN{printf "%.2f", x/y}')" \
+            "$(awk -v x="$rm" -v y="${rmed[glibc]}" 'BEGIN{printf "%.2f", x/y}')"
+        echo "$name,$a,$tm,$rm" >> "$BENCH_CSV"
+    done
+}
+
 # run NAME CMD...: CMD writes its result on stdout, run from $work/NAME-{ref,gm}
 run() {
     local name=$1; shift
+    if [ -n "${BENCH_RUNS:-}" ]; then bench_one "$name" "$@"; return; fi
     for mode in ref gm; do
         rm -rf "$work/$name-$mode"; mkdir -p "$work/$name-$mode"
         if [ $mode = ref ]; then
@@ -76,7 +112,7 @@ if have perl perl; then
     run perl perl -e 'my %c; while (<>) { my @f = split; $c{$_}++ for @f[1..$#f-1]; push @l, join("-", reverse @f) } print join(",", map {"$_=$c{$_}"} sort keys %c), "\n", scalar(@l), " ", length(join("", @l)), "\n"' ../data.txt
 fi
 if have xz xz; then
-    run xz bash -c 'xz -T2 -6 -c ../data.txt > d.xz && xz -d -c d.xz | md5sum && wc -c < d.xz'
+    run xz bash -c 'xz -T2 -2 -c ../data.txt > d.xz && xz -d -c d.xz | md5sum && wc -c < d.xz'
 fi
 if have zstd zstd; then
     run zstd bash -c 'zstd -q -T2 -12 -c ../data.txt > d.zst && zstd -q -d -c d.zst | md5sum && wc -c < d.zst'
