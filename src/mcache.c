@@ -111,9 +111,10 @@ static void mcache_initAlloc(mcache *c)
 static pthread_key_t mcacheKey;
 static pthread_once_t mcacheKeyOnce = PTHREAD_ONCE_INIT;
 
-static void mcache_destroy(void *arg)
+// Gives everything c holds back to the shared pools, keeps its counters in
+// deadStats and frees it. c's thread is gone or is the caller.
+static void mcache_retire(mcache *c)
 {
-    mcache *c = arg;
     stackcache_clear(c);
     mcache_releaseAll(c);
     lock(&allmLock);
@@ -126,6 +127,12 @@ static void mcache_destroy(void *arg)
         c->allnext->allprev = c->allprev;
     fixalloc_free(&mcachealloc, c);
     unlock(&allmLock);
+}
+
+static void mcache_destroy(void *arg)
+{
+    mcache *c = arg;
+    mcache_retire(c);
     if (mcache_tls == c)
         mcache_tls = NULL;
 }
@@ -265,20 +272,8 @@ static void atfork_child(void)
     mcache *self = mcache_tls;
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;
-        if (c == self)
-            continue;
-        stackcache_clear(c);
-        mcache_releaseAll(c);
-        lock(&allmLock);
-        foldStatsLocked(c);
-        if (c->allprev != NULL)
-            c->allprev->allnext = c->allnext;
-        else
-            allm = c->allnext;
-        if (c->allnext != NULL)
-            c->allnext->allprev = c->allprev;
-        fixalloc_free(&mcachealloc, c);
-        unlock(&allmLock);
+        if (c != self)
+            mcache_retire(c);
     }
 }
 

@@ -11,6 +11,15 @@
 
 #include "runtime.h"
 
+// C23's malloc alignment: the largest power of two <= n, at most 16.
+static inline size_t test_c23_align(size_t n)
+{
+    size_t a = 1;
+    while (a * 2 <= n && a < 16)
+        a *= 2;
+    return a;
+}
+
 // Resident set size of this process, in bytes (from /proc/self/statm).
 static inline size_t test_rss_bytes(void)
 {

@@ -30,15 +30,6 @@ static size_t opaque(size_t x)
     return v;
 }
 
-// C23: malloc(n) is aligned for any object that fits in n bytes.
-static size_t wantAlign(size_t n)
-{
-    size_t a = 1;
-    while (a * 2 <= n && a < 16)
-        a *= 2;
-    return a;
-}
-
 TEST(every_size_aligned_usable_and_contents_survive)
 {
     enum { N = 700 };
@@ -50,7 +41,7 @@ TEST(every_size_aligned_usable_and_contents_survive)
         sz[i] = n;
         p[i] = gm_malloc(n);
         CHECK(p[i] != NULL);
-        if (!CHECK(((uintptr_t)p[i] & (wantAlign(n) - 1)) == 0))
+        if (!CHECK(((uintptr_t)p[i] & (test_c23_align(n) - 1)) == 0))
             fprintf(stderr, "    malloc(%zu) = %p\n", n, p[i]);
         CHECK(gm_malloc_usable_size(p[i]) >= n);
         memset(p[i], (int)i, n);

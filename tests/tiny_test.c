@@ -10,13 +10,6 @@
 #include "export_test.h"
 #include "testing.h"
 
-static size_t c23Align(size_t n)
-{
-    size_t a = 1;
-    while (a * 2 <= n && a < 16)
-        a *= 2;
-    return a;
-}
 
 TEST(small_requests_share_blocks_and_keep_c_alignment)
 {
@@ -32,7 +25,7 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
         sz[i] = 1 + test_rand(&rng) % 15;
         p[i] = gm_malloc(sz[i]);
         CHECK(p[i] != NULL);
-        if (!CHECK(((uintptr_t)p[i] & (c23Align(sz[i]) - 1)) == 0))
+        if (!CHECK(((uintptr_t)p[i] & (test_c23_align(sz[i]) - 1)) == 0))
             fprintf(stderr, "    malloc(%zu) = %p\n", sz[i], (void *)p[i]);
         memset(p[i], i & 0xff, sz[i]);
     }
