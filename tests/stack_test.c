@@ -286,7 +286,7 @@ TEST(many_stacks_then_scavenge_returns_rss)
     size_t rss2 = test_rss_bytes();
     gm_stats(&after);
     CHECK(after.stack_inuse <= before.stack_inuse + 4 * StackCacheSize);
-    CHECK(rss2 <= rss0 + (rss1 - rss0) / 10);
+    CHECK(!TEST_RSS_MEANINGFUL || rss2 <= rss0 + (rss1 - rss0) / 10);
     CHECK_EQ(after.heap_released, after.heap_idle);
     free(st);
     VALID();
