@@ -63,9 +63,11 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h $(CORE) $(HEADERS) $(wildcard tests/
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
 # The drop-in test links the full archive: malloc itself is gomem's.
+# -fno-builtin: clang may otherwise drop a malloc whose result is only
+# compared with NULL, or a free it can see is wrong.
 $(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -fno-builtin $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
 # The same test, linked fully static: libgomem.a replaces libc.a's malloc.
 # (Not with sanitizers, which cannot link static.)
@@ -74,7 +76,7 @@ STATIC_TESTS := $(BUILD)/tests/override_static_test
 endif
 $(BUILD)/tests/override_static_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -static $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -fno-builtin -static $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
 $(BUILD)/examples/%: examples/%.c $(CORE) include/gomem.h
 	@mkdir -p $(dir $@)

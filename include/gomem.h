@@ -9,7 +9,8 @@
 // would corrupt memory (freeing what gomem never gave out, freeing twice)
 // prints one line starting "gomem: " to stderr and aborts.
 //
-// Sections: version; statistics and the scavenger; stacks; heap.
+// Sections: version; statistics and the scavenger; stacks; heap; tiny;
+// coroutines.
 #ifndef GOMEM_H
 #define GOMEM_H
 
@@ -111,6 +112,13 @@ typedef struct gm_memstats {
         uint64_t mallocs;
         uint64_t frees;
     } by_size[GM_SIZE_CLASSES]; // [BySize] indexed by size class
+
+    // Coroutines (process-wide).
+    uint64_t coro_created;      // coroutines ever started
+    uint64_t coro_ended;        // coroutines that returned
+    uint64_t coro_stack_grows;  // copied mode: saved-stack buffer doublings
+    uint64_t coro_stack_shrinks;// copied mode: halvings (under a quarter used)
+    uint64_t coro_saved_bytes;  // copied mode: stack bytes held in saved copies now
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
@@ -209,6 +217,47 @@ GM_API size_t gm_malloc_usable_size(void *p);
 GM_API void gm_free_sized(void *p, size_t size);
 // C23 free_aligned_sized: for memory from aligned_alloc (align, size).
 GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
+
+// ------------------------------------------------------------- coroutines
+//
+// Goroutine-style coroutines (Go: proc.go), one scheduler per thread that
+// calls gm_main (several threads may each run one). Two stack modes:
+//   GM_STACK_COPIED (default): every coroutine of a thread runs on the
+//     thread's execution stack; when another one needs it, the used part is
+//     saved to a buffer from gm_stackalloc that doubles when too small and
+//     halves when under a quarter is used (Go's policy, seed 002). While a
+//     copied coroutine is not running, no pointer into its stack may be used.
+//   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
+//     usual pointer rules; overflow hits a guard page (stacks of two pages or
+//     more) or breaks a canary checked at every switch (smaller stacks).
+// Stack overflow, readying a coroutine that ended, parking outside a
+// coroutine: a message naming the coroutine, and abort.
+typedef struct gm_g gm_g;
+typedef enum { GM_STACK_COPIED = 0, GM_STACK_DEDICATED = 1 } gm_stack_mode;
+typedef struct {
+    gm_stack_mode mode;
+    size_t stack_size;  // dedicated: bytes (rounded up to a power of two); 0: 64 KiB
+    const char *name;   // for messages; not copied, must outlive the coroutine
+} gm_go_options;
+
+// Starts fn(arg) as a coroutine of the calling thread's scheduler; it runs
+// when the scheduler gets to it (gm_main, gm_yield, gm_park). NULL and
+// ENOMEM when out of memory.
+GM_API gm_g *gm_go(void (*fn)(void *), void *arg);
+GM_API gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts);
+// Runs fn(arg) as a coroutine and the scheduler until every coroutine of
+// this thread has ended. Returns 0, or -1 and ENOMEM.
+GM_API int gm_main(void (*fn)(void *), void *arg);
+// Lets the other runnable coroutines run; returns when this one is resumed.
+GM_API void gm_yield(void);
+// The running coroutine, or NULL outside one.
+GM_API gm_g *gm_self(void);
+// Parks the running coroutine until someone calls gm_ready on it.
+GM_API void gm_park(void);
+// Makes a parked coroutine runnable again (same thread's scheduler).
+GM_API void gm_ready(gm_g *g);
+// The coroutine's id (1, 2, ... per process).
+GM_API uint64_t gm_id(const gm_g *g);
 
 #ifdef __cplusplus
 }

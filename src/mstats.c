@@ -54,6 +54,7 @@ int gm_stats(gm_memstats *out)
     out->frees += out->tiny_frees;
     out->heap_objects = out->mallocs - out->frees;
     out->max_tiny_size = gm_get_max_tiny_size();
+    proc_stats(out);
     for (uint64_t o = 0; o < out->stack_orders; o++) {
         // stack_stats counted cached stacks as out of the pool; they are not
         // in a caller's hands. (Clamped: other threads may move stacks
@@ -83,6 +84,7 @@ int gm_stats_json(FILE *f)
     F(stack_large_inuse); F(stack_large_cached);
     F(heap_alloc); F(heap_objects); F(mallocs); F(frees); F(large_inuse);
     F(nspan_partial); F(nspan_full);
+    F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
     F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes);
 #undef F
     fprintf(f, "  \"by_size\": [");

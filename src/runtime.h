@@ -493,6 +493,7 @@ extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
 void malloc_init(void);                       // from runtime_init, before any mcache
 void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
 void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
+void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 
 // Heap: the cached span of class spc is exhausted; get one with a free slot
 // (mcache.c). Returns the span now cached, or NULL with ENOMEM.

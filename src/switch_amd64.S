@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MIT
+//
+// The context switch for x86-64 (System V): the only architecture-specific
+// code of the coroutine layer (proc.c). An aarch64 port adds
+// switch_arm64.S with the same two symbols.
+//
+// void gm_swapctx(void **save_sp, void *new_sp)
+//   Saves the callee-saved registers, MXCSR and the x87 control word on the
+//   current stack, stores the stack pointer in *save_sp, switches to new_sp
+//   and restores the same from there. A frame built by proc.c's
+//   newFrame has the same layout, with gm_coro_entry as return address.
+//
+// gm_coro_entry: first code of a new coroutine: calls r13(r12) (proc.c's
+//   coroMain(g), which never returns).
+//
+// gm_copy_stack: see below.
+
+    .text
+    .globl gm_swapctx
+    .hidden gm_swapctx
+    .type gm_swapctx, @function
+gm_swapctx:
+    .cfi_startproc
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .cfi_endproc
+    .size gm_swapctx, .-gm_swapctx
+
+    .globl gm_coro_entry
+    .hidden gm_coro_entry
+    .type gm_coro_entry, @function
+gm_coro_entry:
+    .cfi_startproc
+    .cfi_undefined rip
+    movq %r12, %rdi
+    callq *%r13
+    ud2
+    .cfi_endproc
+    .size gm_coro_entry, .-gm_coro_entry
+
+// void gm_copy_stack(void *dst, const void *src, size_t n)
+//   memcpy for saved stacks, in assembly so that AddressSanitizer does not
+//   check it: a stack's bytes include its frames' redzones.
+    .globl gm_copy_stack
+    .hidden gm_copy_stack
+    .type gm_copy_stack, @function
+gm_copy_stack:
+    .cfi_startproc
+    movq %rdx, %rcx
+    rep movsb
+    ret
+    .cfi_endproc
+    .size gm_copy_stack, .-gm_copy_stack
+
+    .section .note.GNU-stack,"",@progbits
