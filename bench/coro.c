@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: MIT
+//
+// Coroutines (issue 8), gomem's side; bench/coro.sh runs Go's side
+// (bench/go/coro.go) in the same run. Prints:
+//   - bytes per idle coroutine: N coroutines each parked after a shallow
+//     call, RSS delta / N (default N = 1,000,000)
+//   - create + run to end: ns per coroutine
+//   - yield switch: ns per switch between two coroutines (copied with a
+//     small stack, and dedicated)
+// Each timing: min/median of RUNS runs.   bench/coro [RUNS] [N]
+#include "bench.h"
+#include "gomem.h"
+
+#include <stdint.h>
+#include <string.h>
+
+static long N = 1000000;
+static gm_g **gs;
+
+static void idle(void *arg)
+{
+    volatile char frame[32];
+    frame[0] = (char)(uintptr_t)arg;
+    gm_park();
+    (void)frame[0];
+}
+
+static void park_all(void *arg)
+{
+    size_t *rss = arg;
+    for (long i = 0; i < N; i++)
+        gs[i] = gm_go(idle, (void *)(uintptr_t)i);
+    gm_yield();
+    rss[1] = bench_rss_kib();
+    for (long i = 0; i < N; i++)
+        gm_ready(gs[i]);
+}
+
+static void nop(void *arg)
+{
+    (void)arg;
+}
+
+static long create_iters;
+static void create_main(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < create_iters; i++) {
+        gm_go(nop, NULL);
+        if ((i & 1023) == 1023)
+            gm_yield(); // let the batch run and end
+    }
+}
+
+static void create_run(void *arg, long iters)
+{
+    (void)arg;
+    create_iters = iters;
+    gm_main(create_main, NULL);
+}
+
+static long yield_iters;
+static void yielder(void *arg)
+{
+    (void)arg;
+    for (long i = 0; i < yield_iters / 2; i++)
+        gm_yield();
+}
+
+static gm_stack_mode yield_mode;
+static void yield_main(void *arg)
+{
+    (void)arg;
+    gm_go_options o = { yield_mode, 16 << 10, NULL };
+    gm_go_opts(yielder, NULL, &o);
+    gm_go_opts(yielder, NULL, &o);
+}
+
+static void yield_run(void *arg, long iters)
+{
+    yield_mode = (gm_stack_mode)(uintptr_t)arg;
+    yield_iters = iters;
+    gm_main(yield_main, NULL);
+}
+
+int main(int argc, char **argv)
+{
+    int runs = argc > 1 ? atoi(argv[1]) : 5;
+    if (argc > 2)
+        N = atol(argv[2]);
+    gs = calloc((size_t)N, sizeof *gs);
+    size_t rss[2];
+    rss[0] = bench_rss_kib();
+    gm_main(park_all, rss);
+    printf("bench/coro (gomem): %ld idle coroutines, RSS %zu -> %zu KiB: %.0f bytes per coroutine\n", N, rss[0],
+           rss[1], (double)(rss[1] - rss[0]) * 1024 / (double)N);
+    bench_result r = bench_run(create_run, NULL, 1000000, runs);
+    bench_print("CoroCreateRun", 1000000, r, runs);
+    r = bench_run(yield_run, (void *)(uintptr_t)GM_STACK_COPIED, 2000000, runs);
+    bench_print("CoroYield/copied", 2000000, r, runs);
+    r = bench_run(yield_run, (void *)(uintptr_t)GM_STACK_DEDICATED, 2000000, runs);
+    bench_print("CoroYield/dedicated", 2000000, r, runs);
+    return 0;
+}
