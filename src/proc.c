@@ -98,6 +98,7 @@ typedef struct sched {
 } sched;
 
 static __thread sched *tsched;
+static struct sigaction oldSegv; // the program's handler, chained to for faults not ours
 static _Atomic uint64_t goidgen;
 static _Atomic uint64_t statCreated, statEnded, statGrows, statShrinks;
 static _Atomic int64_t statSavedBytes;
@@ -114,7 +115,6 @@ static GM_COLD void describe(char *buf, size_t n, const gm_g *g)
 
 static void onSegv(int sig, siginfo_t *info, void *uctx)
 {
-    (void)uctx;
     sched *s = tsched;
     uintptr_t a = (uintptr_t)info->si_addr;
     gm_g *g = s != NULL ? s->cur : NULL;
@@ -135,9 +135,16 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
             abort();
         }
     }
-    // Not ours: the default action, by re-raising.
-    signal(sig, SIG_DFL);
-    raise(sig);
+    // Not ours: the program's own handler, or the default action.
+    if ((oldSegv.sa_flags & SA_SIGINFO) && oldSegv.sa_sigaction != NULL) {
+        oldSegv.sa_sigaction(sig, info, uctx);
+        return;
+    }
+    if (oldSegv.sa_handler != SIG_DFL && oldSegv.sa_handler != SIG_IGN && oldSegv.sa_handler != NULL) {
+        oldSegv.sa_handler(sig);
+        return;
+    }
+    signal(sig, SIG_DFL); // returning re-executes the access: the default action
 }
 
 static void installSegvHandler(void)
@@ -147,7 +154,7 @@ static void installSegvHandler(void)
     sa.sa_sigaction = onSegv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGSEGV, &sa, &oldSegv);
 }
 
 static void installSegv(sched *s)
@@ -195,6 +202,23 @@ static sched *getsched(void)
 #endif
     tsched = s;
     return s;
+}
+
+static void schedFree(sched *s)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (gm_g *g = s->freehead, *next; g != NULL; g = next) {
+        next = g->schedlink;
+        gm_free(g);
+    }
+    munmap(s->stackBase - page, ExecStackSize + page);
+    if (s->altstack != NULL) {
+        stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+        sigaltstack(&ss, NULL);
+        munmap(s->altstack, 64 << 10);
+    }
+    tsched = NULL;
+    gm_free(s);
 }
 
 static void runqput(sched *s, gm_g *g)
@@ -443,6 +467,7 @@ int gm_main(void (*fn)(void *), void *arg)
         fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n", s->live);
         abort();
     }
+    schedFree(s); // every coroutine ended: give the stacks back
     return 0;
 }
 
