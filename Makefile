@@ -27,7 +27,7 @@ EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-tsan test-debug test-realworld bench gen clean
+.PHONY: all lib run test test-asan test-tsan test-debug test-realworld fuzz bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
@@ -135,6 +135,17 @@ test-tsan:
 test-debug:
 	$(MAKE) BUILD=build-debug DEBUG=3 test
 
+# libFuzzer (clang): random heap, stack and coroutine operations against a
+# shadow model (tests/fuzz/fuzz_alloc.c), seeded from tests/fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
+	    SANITIZE="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" build-fuzz/libgomem_core.a
+	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
+	    tests/fuzz/fuzz_alloc.c build-fuzz/libgomem_core.a -pthread -o build-fuzz/fuzz_alloc
+	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
+	build-fuzz/fuzz_alloc -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 build-fuzz/corpus
+
 bench: $(BENCHES) $(MALLOC_WORK)
 
 # Real programs under LD_PRELOAD=build/libgomem.so, outputs compared with
@@ -143,4 +154,4 @@ test-realworld: $(BUILD)/libgomem.so
 	@BUILD=$(BUILD) ./tests/realworld.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-debug build-clang
+	rm -rf build build-asan build-tsan build-debug build-clang build-fuzz
