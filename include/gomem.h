@@ -34,7 +34,7 @@ extern "C" {
 #define GM_VERSION_MINOR 1
 #define GM_VERSION_PATCH 0
 
-// "0.1.0" and the build settings, e.g. "0.1.0 FixedStack=512 orders=6".
+// "0.1.0" and the build settings, e.g. "0.1.0 FixedStack=256 orders=7".
 GM_API const char *gm_version(void);
 
 // ------------------------------------------------- statistics, scavenger
