@@ -33,6 +33,18 @@ static inline size_t test_c23_align(size_t n)
 #define TEST_RSS_MEANINGFUL 1
 #endif
 
+// Sanitizers make stack frames several times larger.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TEST_FRAME_SCALE 8
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TEST_FRAME_SCALE 8
+#endif
+#endif
+#ifndef TEST_FRAME_SCALE
+#define TEST_FRAME_SCALE 1
+#endif
+
 // Resident set size of this process, in bytes (from /proc/self/statm).
 static inline size_t test_rss_bytes(void)
 {
