@@ -619,6 +619,20 @@ void *gm_realloc(void *p, size_t n)
     // classes are at most 12.5% apart, so growth within a class stays put).
     if (n <= have && n > have / 2)
         return p;
+    // A large object grows into the free pages after it when it can.
+    if (n > have && n > MaxSmallSize && n <= PTRDIFF_MAX) {
+        mspan *s = spanOf((uintptr_t)p);
+        if (s->spanclass == 0 && mheap_growInPlace(s, (n + PageMask) >> PageShift)) {
+            uintptr_t grown = (s->npages << PageShift) - s->elemsize;
+            s->elemsize = s->npages << PageShift;
+            mcache *c = mcache_tls;
+            if (c != NULL)
+                counter_add(&c->largeAlloc, grown);
+            else
+                atomic_fetch_sub_explicit(&orphanLargeFreeBytes, grown, memory_order_relaxed);
+            return p;
+        }
+    }
     void *q = gm_malloc(n);
     if (q == NULL)
         return NULL;

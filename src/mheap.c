@@ -479,6 +479,65 @@ mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass)
     return allocCommon(npages, 1, mSpanInUse, spanclass);
 }
 
+// Grows in-use span s to newpages by taking the free pages right after it
+// (growing the heap first when s ends at its growth frontier). Returns
+// false, changing nothing, when they are not free. realloc of a large
+// object uses it instead of copying (glibc's mremap plays that part there).
+bool mheap_growInPlace(mspan *s, uintptr_t newpages)
+{
+    if (!npagesValid(newpages) || newpages <= s->npages)
+        return false;
+    uintptr_t need = newpages - s->npages;
+    lock(&mheap_.lock);
+    uintptr_t end = s->startAddr + (s->npages << PageShift);
+    mspan *after = spanOfRaw(end);
+    bool free = after != NULL && atomic_load_explicit(&after->state, memory_order_relaxed) == mSpanFree &&
+                after->startAddr == end;
+    if (!free && end == mheap_.curArenaBase && mheap_grow(need) == 0) {
+        after = spanOfRaw(end);
+        free = after != NULL && atomic_load_explicit(&after->state, memory_order_relaxed) == mSpanFree &&
+               after->startAddr == end;
+    }
+    if (!free || after->npages < need) {
+        unlock(&mheap_.lock);
+        return false;
+    }
+    uintptr_t tailPages = after->npages - need;
+    mspan *tail = NULL;
+    if (tailPages != 0 && (tail = newSpanLocked(end + (need << PageShift), tailPages)) == NULL) {
+        unlock(&mheap_.lock);
+        return false;
+    }
+    freelist_remove(after);
+    mheap_.nspanFree--;
+    mheap_.pagesFree -= after->npages;
+    mheap_.pagesReleased -= after->nreleased;
+    uint32_t freedAt = after->freedAt;
+    atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
+    fixalloc_free(&mheap_.spanalloc, after);
+    if (tail != NULL) {
+        tail->nreleased = releasedOp(tail->startAddr, tailPages, 0);
+        tail->freedAt = freedAt;
+        mheap_.pagesFree += tailPages;
+        mheap_.pagesReleased += tail->nreleased;
+        mheap_.nspanFree++;
+        atomic_store_explicit(&tail->state, mSpanFree, memory_order_release);
+        setSpanEnds(tail);
+        freelist_insert(tail);
+    }
+    releasedOp(end, need, 2); // the caller will dirty them
+    s->npages = newpages;
+    mheap_.pagesInUse += need;
+    setSpanAll(s);
+    unlock(&mheap_.lock);
+    if (GM_DEBUG >= 3) {
+        const char *bad = mheap_valid();
+        if (bad != NULL)
+            throw("mheap_valid after growInPlace: %s", bad);
+    }
+    return true;
+}
+
 mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages)
 {
     return allocCommon(npages, align_pages, mSpanInUse, 0);

@@ -336,6 +336,8 @@ mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass);
 void mheap_free(mspan *s);
 // A heap span for one large object (spanclass 0), aligned to align_pages pages.
 mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages);
+// Grows an in-use span into the free pages after it; false if it cannot.
+bool mheap_growInPlace(mspan *s, uintptr_t newpages);
 
 // Allocates a span for manual management (stacks). align_pages (a power of
 // two, 1 for none) aligns startAddr to align_pages*PageSize.

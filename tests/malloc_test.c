@@ -223,6 +223,32 @@ TEST(realloc_grows_shrinks_and_keeps_contents)
     VALID();
 }
 
+TEST(large_realloc_grows_in_place_when_the_next_pages_are_free)
+{
+    int inplace = 0;
+    for (int i = 0; i < 10; i++) {
+        unsigned char *a = gm_malloc(100000), *b = gm_malloc(100000);
+        memset(a, 0x5a, 100000);
+        gm_free(b); // if b came right after a, a can grow into it
+        unsigned char *a2 = gm_realloc(a, 180000);
+        CHECK(a2 != NULL);
+        inplace += a2 == a;
+        size_t bad = 0;
+        for (size_t k = 0; k < 100000; k++)
+            bad += a2[k] != 0x5a;
+        CHECK_EQ(bad, 0);
+        CHECK(gm_malloc_usable_size(a2) >= 180000);
+        memset(a2, 1, 180000);
+        gm_free(a2);
+    }
+    CHECK(inplace > 0);
+    VALID();
+    gm_memstats m;
+    gm_thread_flush();
+    gm_stats(&m);
+    CHECK_EQ(m.heap_sys, m.heap_inuse + m.heap_idle);
+}
+
 TEST(aligned_allocation)
 {
     for (size_t align = 1; align <= ((size_t)1 << 22); align <<= 1) {
@@ -670,6 +696,7 @@ int main(void)
     RUN(calloc_zeroes_reused_memory_and_checks_overflow);
     RUN(impossible_sizes_give_enomem);
     RUN(realloc_grows_shrinks_and_keeps_contents);
+    RUN(large_realloc_grows_in_place_when_the_next_pages_are_free);
     RUN(aligned_allocation);
     RUN(free_sized);
     RUN(counters_add_up);
