@@ -24,10 +24,12 @@ LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst src/%.S,$(BUILD)/obj/%.o,$(LIB_ASMS))
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*_test.c))
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# docs/stack-or-heap.md's runnable examples: built and run by make test.
+DOC_TESTS := $(BUILD)/docs/value_or_pointer $(BUILD)/docs/parked_stack
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-tsan test-debug test-realworld fuzz bench gen clean
+.PHONY: all lib run test test-asan test-tsan test-debug test-realworld fuzz check-escape bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
@@ -118,8 +120,25 @@ gen: $(BUILD)/mksizeclasses
 run: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
-test: $(TESTS) $(STATIC_TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
-	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS) $(STATIC_TESTS)
+test: $(TESTS) $(STATIC_TESTS) $(DOC_TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
+	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS) $(STATIC_TESTS) $(DOC_TESTS)
+
+$(BUILD)/docs/%: docs/examples/%.c $(CORE) include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
+
+# The escape warnings docs/stack-or-heap.md recommends: gomem's own sources
+# are clean under them (and gcc's -fanalyzer), and they do report the three
+# escapes in docs/examples/bad_escape.c.
+ESCAPE_WARN := -Wreturn-local-addr -Wdangling-pointer=2
+check-escape:
+	@for f in src/*.c; do \
+	    gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc $(ESCAPE_WARN) -fanalyzer -Werror -c $$f -o /dev/null || exit 1; \
+	done
+	@n=$$(gcc -std=c11 -O2 $(ESCAPE_WARN) -c docs/examples/bad_escape.c -o /dev/null 2>&1 | \
+	      grep -cE 'Wreturn-local-addr|Wdangling-pointer'); \
+	 if [ "$$n" -lt 3 ]; then echo "check-escape: expected 3 escape warnings on bad_escape.c, got $$n"; exit 1; fi
+	@echo "check-escape: src/*.c clean under $(ESCAPE_WARN) -fanalyzer; bad_escape.c's 3 escapes reported"
 
 test-asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \

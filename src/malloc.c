@@ -471,6 +471,8 @@ static GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         gclink *next = rest->next;
         ((uintptr_t *)rest)[1] = 0;
         mspan *s = spanOfRaw((uintptr_t)rest);
+        if (s == NULL)
+            throw("internal error: tcache object %p has no span", (void *)rest);
         uintptr_t r = ((uint64_t)((uintptr_t)rest - s->startAddr) * s->divMul) >> 32;
         freeToSpan(c, s, rest, spc, r);
         rest = next;

@@ -307,12 +307,15 @@ static GM_NOINLINE void stackfree_large(gm_stack st, mspan *s, uintptr_t size)
     stackLarge.bytes += size;
     // Over budget: give back the least recently freed, largest first.
     while (stackLarge.bytes > StackLargeBudget) {
+        evict = NULL;
         for (int o = LargeOrders - 1; o >= 0; o--) {
             if (!mSpanList_isEmpty(&stackLarge.free[o])) {
                 evict = stackLarge.free[o].last;
                 break;
             }
         }
+        if (evict == NULL)
+            throw("internal error: stackLarge holds %lu bytes in no list", (unsigned long)stackLarge.bytes);
         mSpanList_remove(&stackLarge.free[log2ptr(evict->npages)], evict);
         stackLarge.bytes -= evict->npages << PageShift;
         mheap_freeManual(evict);
