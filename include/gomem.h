@@ -132,6 +132,12 @@ GM_API int gm_stats_json(FILE *f);
 // GC). Flushes the calling thread's caches first. Returns the bytes released.
 GM_API size_t gm_scavenge(void);
 
+// Walks every shared structure (page heap, central lists, stack pools) and
+// checks its invariants. Returns NULL when all hold, else a description of
+// the first problem (a static string, valid until the next call). Takes the
+// locks one at a time; meant for tests and debugging, not hot paths.
+GM_API const char *gm_debug_check(void);
+
 // Gives the calling thread's caches (stack cache, heap spans) back to
 // the shared pools. Threads do this by themselves when they exit.
 GM_API void gm_thread_flush(void);

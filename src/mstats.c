@@ -103,6 +103,17 @@ int gm_stats_json(FILE *f)
     return ferror(f) ? -1 : 0;
 }
 
+const char *gm_debug_check(void)
+{
+    runtime_init();
+    const char *bad = mheap_valid();
+    if (bad == NULL)
+        bad = mcentral_valid();
+    if (bad == NULL)
+        bad = stackpool_valid();
+    return bad;
+}
+
 size_t gm_scavenge(void)
 {
     gm_thread_flush();

@@ -14,7 +14,7 @@
 
 #define VALID()                                                   \
     do {                                                          \
-        const char *bad_ = mcentral_valid();                      \
+        const char *bad_ = gm_debug_check();                      \
         if (bad_ == NULL)                                         \
             bad_ = mheap_valid();                                 \
         if (bad_ != NULL)                                         \

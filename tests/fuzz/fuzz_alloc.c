@@ -180,11 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         release(i);
     gm_set_max_tiny_size(16);
     gm_thread_flush();
-    const char *bad = mheap_valid();
-    if (bad == NULL)
-        bad = mcentral_valid();
-    if (bad == NULL)
-        bad = stackpool_valid();
+    const char *bad = gm_debug_check();
     if (bad != NULL) {
         fprintf(stderr, "fuzz: %s\n", bad);
         abort();
