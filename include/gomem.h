@@ -265,6 +265,30 @@ GM_API void gm_ready(gm_g *g);
 // The coroutine's id (1, 2, ... per process).
 GM_API uint64_t gm_id(const gm_g *g);
 
+// ---------------------------------------------------------------- channels
+//
+// Go's channels between coroutines of one thread's scheduler (Go: chan.go).
+// Elements are copied in and out (elem_size bytes). A send to a parked
+// receiver copies straight into the receiver's variable, even when it lives
+// in a copied coroutine's saved stack (Go's sendDirect). Send on a closed
+// channel, close of a closed or NULL channel, free of a channel with
+// waiters: message and abort. Not yet: select, timers, several threads.
+typedef struct gm_chan gm_chan;
+// cap 0: unbuffered. NULL and ENOMEM/EINVAL (elem_size 0 or too large).
+GM_API gm_chan *gm_chan_new(size_t elem_size, size_t cap);
+// Blocks (parks the coroutine) until the value is taken or buffered.
+GM_API void gm_chan_send(gm_chan *c, const void *elem);
+// Blocks until a value arrives; returns 1, or 0 with *elem zeroed when the
+// channel is closed and drained.
+GM_API int gm_chan_recv(gm_chan *c, void *elem);
+// Never block: 1 done, 0 would block; try_recv returns -1 when closed and drained.
+GM_API int gm_chan_try_send(gm_chan *c, const void *elem);
+GM_API int gm_chan_try_recv(gm_chan *c, void *elem);
+GM_API void gm_chan_close(gm_chan *c);
+GM_API void gm_chan_free(gm_chan *c);
+// Buffered elements now.
+GM_API size_t gm_chan_len(const gm_chan *c);
+
 #ifdef __cplusplus
 }
 #endif

@@ -520,6 +520,20 @@ uint64_t gm_id(const gm_g *g)
     return g != NULL ? g->id : 0;
 }
 
+void *proc_translate(gm_g *g, void *p)
+{
+    // A copied g that is not running and not the execution stack's owner
+    // has its frames in its saved copy: the same offset from the saved sp.
+    sched *s = tsched;
+    if (g->mode != GM_STACK_COPIED || s == NULL || s->owner == g || s->cur == g)
+        return p;
+    if ((char *)p < s->stackBase || (char *)p >= s->stackTop)
+        return p;
+    if ((char *)p < (char *)g->sp)
+        throwG("internal error: translating an address below the saved stack of", g);
+    return (void *)(g->stack.lo + (uintptr_t)((char *)p - (char *)g->sp));
+}
+
 void proc_stats(gm_memstats *out)
 {
     out->coro_created = atomic_load_explicit(&statCreated, memory_order_relaxed);

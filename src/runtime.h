@@ -497,6 +497,10 @@ void malloc_init(void);                       // from runtime_init, before any m
 void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
 void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
 void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
+// The address where p, a pointer into parked coroutine g's stack, can be
+// reached now (its saved copy when g's frames are not on the execution
+// stack). Same thread as g's scheduler. (proc.c)
+void *proc_translate(gm_g *g, void *p);
 
 // Heap: the cached span of class spc is exhausted; get one with a free slot
 // (mcache.c). Returns the span now cached, or NULL with ENOMEM.

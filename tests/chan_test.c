@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: MIT
+//
+// Channels (chan.c): unbuffered hand-off straight into a parked copied
+// coroutine's variable, buffered FIFO order, close, the try variants, Go's
+// concurrent prime sieve, and misuse.
+#include <sys/wait.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+static gm_chan *ping, *pong;
+static long rounds_done;
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    long v; // lives in this copied coroutine's stack: senders write it while it is parked
+    while (gm_chan_recv(ping, &v)) {
+        v++;
+        gm_chan_send(pong, &v);
+    }
+}
+
+static void pinger(void *arg)
+{
+    long n = (long)(uintptr_t)arg, v = 0;
+    for (long i = 0; i < n; i++) {
+        gm_chan_send(ping, &v);
+        long back;
+        gm_chan_recv(pong, &back);
+        if (back != v + 1)
+            abort();
+        v = back;
+    }
+    rounds_done = v;
+    gm_chan_close(ping);
+}
+
+static void pingpong_main(void *arg)
+{
+    gm_go(ponger, NULL);
+    gm_go(pinger, arg);
+}
+
+TEST(unbuffered_ping_pong_between_copied_coroutines)
+{
+    ping = gm_chan_new(sizeof(long), 0);
+    pong = gm_chan_new(sizeof(long), 0);
+    CHECK_EQ(gm_main(pingpong_main, (void *)(uintptr_t)10000), 0);
+    CHECK_EQ(rounds_done, 10000);
+    gm_chan_free(ping);
+    gm_chan_free(pong);
+}
+
+static gm_chan *buffered;
+static int received[100], nreceived;
+
+static void buf_producer(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++)
+        gm_chan_send(buffered, &i);
+    gm_chan_close(buffered);
+}
+
+static void buf_consumer(void *arg)
+{
+    (void)arg;
+    int v;
+    while (gm_chan_recv(buffered, &v))
+        received[nreceived++] = v;
+    if (v != 0) // a closed, drained channel gives the zero value
+        abort();
+}
+
+static void buf_main(void *arg)
+{
+    (void)arg;
+    gm_go(buf_consumer, NULL);
+    gm_go(buf_producer, NULL);
+}
+
+TEST(buffered_fifo_and_close)
+{
+    buffered = gm_chan_new(sizeof(int), 7);
+    nreceived = 0;
+    CHECK_EQ(gm_main(buf_main, NULL), 0);
+    CHECK_EQ(nreceived, 100);
+    for (int i = 0; i < nreceived; i++)
+        CHECK_EQ(received[i], i);
+    gm_chan_free(buffered);
+}
+
+static void try_main(void *arg)
+{
+    (void)arg;
+    gm_chan *c = gm_chan_new(sizeof(int), 2);
+    int v = 1;
+    CHECK_EQ(gm_chan_try_recv(c, &v), 0);
+    CHECK_EQ(gm_chan_try_send(c, &v), 1);
+    v = 2;
+    CHECK_EQ(gm_chan_try_send(c, &v), 1);
+    CHECK_EQ(gm_chan_try_send(c, &v), 0); // full
+    CHECK_EQ(gm_chan_len(c), 2);
+    CHECK_EQ(gm_chan_try_recv(c, &v), 1);
+    CHECK_EQ(v, 1);
+    gm_chan_close(c);
+    CHECK_EQ(gm_chan_try_recv(c, &v), 1); // still buffered
+    CHECK_EQ(v, 2);
+    CHECK_EQ(gm_chan_try_recv(c, &v), -1); // closed and drained
+    CHECK_EQ(v, 0);
+    gm_chan_free(c);
+}
+
+TEST(try_variants)
+{
+    CHECK_EQ(gm_main(try_main, NULL), 0);
+    errno = 0;
+    CHECK(gm_chan_new(0, 1) == NULL);
+    CHECK_EQ(errno, EINVAL);
+}
+
+// Go's concurrent prime sieve: a chain of filter coroutines.
+typedef struct {
+    gm_chan *in, *out;
+    int prime;
+} filter_args;
+
+static void generate(void *arg)
+{
+    gm_chan *out = arg;
+    for (int i = 2;; i++)
+        gm_chan_send(out, &i);
+}
+
+static void filter(void *arg)
+{
+    filter_args *f = arg;
+    int v;
+    while (gm_chan_recv(f->in, &v))
+        if (v % f->prime != 0)
+            gm_chan_send(f->out, &v);
+}
+
+static int primes[1000];
+static int sieve_fd;
+
+static void sieve(void *arg)
+{
+    int n = (int)(uintptr_t)arg;
+    gm_chan *ch = gm_chan_new(sizeof(int), 0);
+    gm_go(generate, ch);
+    for (int i = 0; i < n; i++) {
+        int prime;
+        gm_chan_recv(ch, &prime);
+        primes[i] = prime;
+        filter_args *f = gm_malloc(sizeof *f); // outlives this iteration: heap
+        f->in = ch;
+        f->out = gm_chan_new(sizeof(int), 0);
+        f->prime = prime;
+        gm_go(filter, f);
+        ch = f->out;
+    }
+    // The generator and the filters would run forever, as in Go's example:
+    // report and end the (child) process.
+    ssize_t w = write(sieve_fd, primes, (size_t)n * sizeof(int));
+    _exit(w == (ssize_t)((size_t)n * sizeof(int)) ? 0 : 1);
+}
+
+TEST(prime_sieve)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        sieve_fd = fds[1];
+        gm_main(sieve, (void *)(uintptr_t)1000);
+        _exit(9);
+    }
+    close(fds[1]);
+    static int got[1000];
+    size_t have = 0;
+    ssize_t r;
+    while (have < sizeof got && (r = read(fds[0], (char *)got + have, sizeof got - have)) > 0)
+        have += (size_t)r;
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_EQ(have, sizeof got);
+    int want[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29 };
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ(got[i], want[i]);
+    CHECK_EQ(got[999], 7919); // the 1000th prime
+}
+
+// ----------------------------------------------------------- bad input
+
+static void send_closed_main(void *arg)
+{
+    (void)arg;
+    gm_chan *c = gm_chan_new(sizeof(int), 1);
+    int v = 1;
+    gm_chan_close(c);
+    gm_chan_send(c, &v);
+}
+static void send_closed(void *arg)
+{
+    gm_main(send_closed_main, arg);
+}
+static void close_closed(void *arg)
+{
+    (void)arg;
+    gm_chan *c = gm_chan_new(sizeof(int), 1);
+    gm_chan_close(c);
+    gm_chan_close(c);
+}
+static void close_null(void *arg)
+{
+    (void)arg;
+    gm_chan_close(NULL);
+}
+static gm_chan *lonely;
+static void lonely_recv(void *arg)
+{
+    (void)arg;
+    int v;
+    gm_chan_recv(lonely, &v);
+}
+static void deadlock(void *arg)
+{
+    (void)arg;
+    lonely = gm_chan_new(sizeof(int), 0);
+    gm_main(lonely_recv, NULL);
+}
+static void free_with_waiter_main(void *arg)
+{
+    (void)arg;
+    lonely = gm_chan_new(sizeof(int), 0);
+    gm_go(lonely_recv, NULL);
+    gm_yield();
+    gm_chan_free(lonely);
+}
+static void free_with_waiter(void *arg)
+{
+    gm_main(free_with_waiter_main, arg);
+}
+
+TEST(misuse)
+{
+    CHECK_DEATH(send_closed, NULL, "send on closed channel");
+    CHECK_DEATH(close_closed, NULL, "close of closed channel");
+    CHECK_DEATH(close_null, NULL, "close on a NULL channel");
+    CHECK_DEATH(deadlock, NULL, "all coroutines are asleep - deadlock!");
+    CHECK_DEATH(free_with_waiter, NULL, "while coroutines wait on it");
+}
+
+int main(void)
+{
+    RUN(unbuffered_ping_pong_between_copied_coroutines);
+    RUN(buffered_fifo_and_close);
+    RUN(try_variants);
+    RUN(prime_sieve);
+    RUN(misuse);
+    return test_report();
+}
