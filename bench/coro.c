@@ -83,6 +83,42 @@ static void yield_run(void *arg, long iters)
     gm_main(yield_main, NULL);
 }
 
+static gm_chan *pingc, *pongc;
+static long pp_iters;
+static void ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gm_chan_recv(pingc, &v))
+        gm_chan_send(pongc, &v);
+}
+static void pinger(void *arg)
+{
+    (void)arg;
+    long v = 0;
+    for (long i = 0; i < pp_iters; i++) {
+        gm_chan_send(pingc, &v);
+        gm_chan_recv(pongc, &v);
+    }
+    gm_chan_close(pingc);
+}
+static void pp_main(void *arg)
+{
+    (void)arg;
+    gm_go(ponger, NULL);
+    gm_go(pinger, NULL);
+}
+static void pingpong(void *arg, long iters)
+{
+    (void)arg;
+    pingc = gm_chan_new(sizeof(long), 0);
+    pongc = gm_chan_new(sizeof(long), 0);
+    pp_iters = iters;
+    gm_main(pp_main, NULL);
+    gm_chan_free(pingc);
+    gm_chan_free(pongc);
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
@@ -100,5 +136,7 @@ int main(int argc, char **argv)
     bench_print("CoroYield/copied", 2000000, r, runs);
     r = bench_run(yield_run, (void *)(uintptr_t)GM_STACK_DEDICATED, 2000000, runs);
     bench_print("CoroYield/dedicated", 2000000, r, runs);
+    r = bench_run(pingpong, NULL, 1000000, runs);
+    bench_print("ChanPingPong/roundtrip", 1000000, r, runs);
     return 0;
 }

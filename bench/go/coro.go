@@ -93,4 +93,19 @@ func main() {
 		w.Wait()
 	}, 2000000, runs)
 	fmt.Printf("BenchmarkCoroYield/Gosched-go\t2000000\t%.2f ns/op\t(min of %d runs; median %.2f)\n", mn, runs, md)
+	mn, md = minMedian(func(iters int) {
+		ping, pong := make(chan int), make(chan int)
+		go func() {
+			for v := range ping {
+				pong <- v
+			}
+		}()
+		v := 0
+		for i := 0; i < iters; i++ {
+			ping <- v
+			v = <-pong
+		}
+		close(ping)
+	}, 1000000, runs)
+	fmt.Printf("BenchmarkChanPingPong/roundtrip-go\t1000000\t%.2f ns/op\t(min of %d runs; median %.2f)\n", mn, runs, md)
 }
