@@ -262,8 +262,37 @@ GM_API gm_g *gm_self(void);
 GM_API void gm_park(void);
 // Makes a parked coroutine runnable again (same thread's scheduler).
 GM_API void gm_ready(gm_g *g);
+// Parks the running coroutine for at least ns nanoseconds (a timer heap
+// per scheduler; the thread sleeps only when no coroutine can run). Outside
+// a coroutine, the thread sleeps.
+GM_API void gm_sleep(uint64_t ns);
 // The coroutine's id (1, 2, ... per process).
 GM_API uint64_t gm_id(const gm_g *g);
+
+// Sync primitives that park instead of block (Go: sync.WaitGroup,
+// sync.Mutex), for the coroutines of one thread's scheduler. Zero-initialise
+// ({0}) or use the _INIT macros; no destroy needed when no one waits.
+typedef struct {
+    long count;
+    gm_g *head, *tail; // parked waiters (internal)
+} gm_waitgroup;
+#define GM_WAITGROUP_INIT { 0, 0, 0 }
+// Adds delta (may be negative); a count below zero: message and abort.
+GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
+GM_API void gm_waitgroup_done(gm_waitgroup *wg);
+// Parks until the count is zero.
+GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
+
+typedef struct {
+    int locked;
+    gm_g *head, *tail; // parked waiters, FIFO (internal)
+} gm_mutex;
+#define GM_MUTEX_INIT { 0, 0, 0 }
+GM_API void gm_mutex_lock(gm_mutex *m);
+GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
+// Hands the lock to the longest waiter, if any. Unlock of an unlocked
+// mutex: message and abort.
+GM_API void gm_mutex_unlock(gm_mutex *m);
 
 // ---------------------------------------------------------------- channels
 //

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 void gm_swapctx(void **save_sp, void *new_sp);
@@ -79,8 +80,17 @@ struct gm_g {
     size_t savedLen;           // copied: bytes of stack in stack (the buffer)
     bool guarded;              // dedicated: lowest page is PROT_NONE
     bool started;
+    bool sleeping;             // parked in gm_sleep (a timer will ready it)
+    uint64_t sleepSeq;         // which gm_sleep call; stale timers carry an older one
     void *asanFake;            // AddressSanitizer's fake stack of this g
 };
+
+// A pending gm_sleep: a min-heap by when, per scheduler.
+typedef struct timer {
+    uint64_t when;             // CLOCK_MONOTONIC ns
+    uint64_t seq;
+    gm_g *g;
+} timer;
 
 typedef struct sched {
     void *sp;                  // the scheduler's own context
@@ -95,7 +105,11 @@ typedef struct sched {
     void *asanFake;            // AddressSanitizer: the scheduler's fake stack
     const void *threadStack;   // AddressSanitizer: the thread's own stack
     size_t threadStackSize;
+    timer *timers;             // min-heap of pending sleeps
+    size_t ntimers, timerscap;
 } sched;
+
+static _Atomic uint64_t sleepSeqGen;
 
 static __thread sched *tsched;
 static struct sigaction oldSegv; // the program's handler, chained to for faults not ours
@@ -217,6 +231,7 @@ static void schedFree(sched *s)
         sigaltstack(&ss, NULL);
         munmap(s->altstack, 64 << 10);
     }
+    gm_free(s->timers);
     tsched = NULL;
     gm_free(s);
 }
@@ -369,10 +384,87 @@ static void freeG(sched *s, gm_g *g)
     atomic_fetch_add_explicit(&statEnded, 1, memory_order_relaxed);
 }
 
+static uint64_t nanotime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void timerPush(sched *s, timer t)
+{
+    if (s->ntimers == s->timerscap) {
+        size_t cap = s->timerscap ? s->timerscap * 2 : 16;
+        timer *nt = gm_reallocarray(s->timers, cap, sizeof *nt);
+        if (nt == NULL)
+            throw("out of memory adding a timer");
+        s->timers = nt;
+        s->timerscap = cap;
+    }
+    size_t i = s->ntimers++;
+    while (i > 0 && s->timers[(i - 1) / 2].when > t.when) {
+        s->timers[i] = s->timers[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    s->timers[i] = t;
+}
+
+static timer timerPop(sched *s)
+{
+    timer top = s->timers[0], last = s->timers[--s->ntimers];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= s->ntimers)
+            break;
+        if (c + 1 < s->ntimers && s->timers[c + 1].when < s->timers[c].when)
+            c++;
+        if (last.when <= s->timers[c].when)
+            break;
+        s->timers[i] = s->timers[c];
+        i = c;
+    }
+    if (s->ntimers > 0)
+        s->timers[i] = last;
+    return top;
+}
+
+// Readies the sleepers whose time has come; with wait, first sleeps the
+// thread until the earliest one (the run queue is empty).
+static void runTimers(sched *s, bool wait)
+{
+    if (s->ntimers == 0)
+        return;
+    uint64_t now = nanotime();
+    if (wait && s->timers[0].when > now) {
+        uint64_t d = s->timers[0].when - now;
+        struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        now = nanotime();
+    }
+    while (s->ntimers > 0 && s->timers[0].when <= now) {
+        timer t = timerPop(s);
+        if (t.g->sleeping && t.g->sleepSeq == t.seq && t.g->status == Gwaiting) {
+            t.g->sleeping = false;
+            t.g->status = Grunnable;
+            runqput(s, t.g);
+        }
+    }
+}
+
 static void schedule(sched *s)
 {
     gm_g *g;
-    while ((g = runqget(s)) != NULL) {
+    for (;;) {
+        runTimers(s, false);
+        g = runqget(s);
+        if (g == NULL) {
+            if (s->ntimers == 0)
+                break;
+            runTimers(s, true);
+            continue;
+        }
         if (g->mode == GM_STACK_COPIED) {
             if (s->owner != g) {
                 if (s->owner != NULL)
@@ -494,6 +586,24 @@ void gm_park(void)
     switchToSched(g, false);
 }
 
+void gm_sleep(uint64_t ns)
+{
+    sched *s = tsched;
+    gm_g *g = s != NULL ? s->cur : NULL;
+    if (g == NULL) { // outside a coroutine: the thread sleeps
+        struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        return;
+    }
+    g->sleeping = true;
+    g->sleepSeq = atomic_fetch_add_explicit(&sleepSeqGen, 1, memory_order_relaxed) + 1;
+    timerPush(s, (timer){ nanotime() + ns, g->sleepSeq, g });
+    g->status = Gwaiting;
+    switchToSched(g, false);
+    g->sleeping = false; // woken by its timer, or early by gm_ready
+}
+
 void gm_ready(gm_g *g)
 {
     sched *s = tsched;
@@ -532,6 +642,87 @@ void *proc_translate(gm_g *g, void *p)
     if ((char *)p < (char *)g->sp)
         throwG("internal error: translating an address below the saved stack of", g);
     return (void *)(g->stack.lo + (uintptr_t)((char *)p - (char *)g->sp));
+}
+
+// ----------------------------------------------------- sync primitives
+//
+// A parked g is on no run queue, so its schedlink threads the wait queue.
+
+static void waitq_put(gm_g **head, gm_g **tail, gm_g *g)
+{
+    g->schedlink = NULL;
+    if (*tail != NULL)
+        (*tail)->schedlink = g;
+    else
+        *head = g;
+    *tail = g;
+}
+
+static gm_g *waitq_get(gm_g **head, gm_g **tail)
+{
+    gm_g *g = *head;
+    if (g != NULL) {
+        *head = g->schedlink;
+        if (*head == NULL)
+            *tail = NULL;
+    }
+    return g;
+}
+
+void gm_waitgroup_add(gm_waitgroup *wg, long delta)
+{
+    wg->count += delta;
+    if (wg->count < 0)
+        throw("gm_waitgroup %p: negative counter", (void *)wg);
+    if (wg->count == 0) {
+        gm_g *g;
+        while ((g = waitq_get(&wg->head, &wg->tail)) != NULL)
+            gm_ready(g);
+    }
+}
+
+void gm_waitgroup_done(gm_waitgroup *wg)
+{
+    gm_waitgroup_add(wg, -1);
+}
+
+void gm_waitgroup_wait(gm_waitgroup *wg)
+{
+    while (wg->count > 0) {
+        gm_g *g = mustSelf("gm_waitgroup_wait");
+        waitq_put(&wg->head, &wg->tail, g);
+        gm_park();
+    }
+}
+
+void gm_mutex_lock(gm_mutex *m)
+{
+    if (!m->locked) {
+        m->locked = 1;
+        return;
+    }
+    gm_g *g = mustSelf("gm_mutex_lock (would block)");
+    waitq_put(&m->head, &m->tail, g);
+    gm_park(); // woken holding the lock: unlock hands it over
+}
+
+int gm_mutex_trylock(gm_mutex *m)
+{
+    if (m->locked)
+        return 0;
+    m->locked = 1;
+    return 1;
+}
+
+void gm_mutex_unlock(gm_mutex *m)
+{
+    if (!m->locked)
+        throw("gm_mutex_unlock of unlocked mutex %p", (void *)m);
+    gm_g *g = waitq_get(&m->head, &m->tail);
+    if (g != NULL)
+        gm_ready(g); // still locked: now the waiter's
+    else
+        m->locked = 0;
 }
 
 void proc_stats(gm_memstats *out)

@@ -4,6 +4,7 @@
 // survive other coroutines running and grow 2x / shrink under 1/4,
 // dedicated stacks, overflow detection in both modes, and misuse.
 #include <sys/wait.h>
+#include <time.h>
 
 #include "export_test.h"
 #include "testing.h"
@@ -207,6 +208,110 @@ TEST(many_idle_coroutines_cost_their_saved_stack)
     CHECK_EQ(count, 20000);
 }
 
+// gm_sleep: sleepers wake in time order, and others run meanwhile.
+static int woke[3], nwoke;
+static long spins;
+
+static void sleeper_ms(void *arg)
+{
+    int ms = (int)(uintptr_t)arg;
+    gm_sleep((uint64_t)ms * 1000000u);
+    woke[nwoke++] = ms;
+}
+
+static void spinner(void *arg)
+{
+    (void)arg;
+    while (nwoke < 3) {
+        spins++;
+        gm_yield();
+    }
+}
+
+static void sleep_main(void *arg)
+{
+    (void)arg;
+    gm_go(sleeper_ms, (void *)(uintptr_t)30);
+    gm_go(sleeper_ms, (void *)(uintptr_t)10);
+    gm_go(sleeper_ms, (void *)(uintptr_t)20);
+    gm_go(spinner, NULL);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void only_sleepers(void *arg)
+{
+    (void)arg;
+    gm_go(sleeper_ms, (void *)(uintptr_t)15);
+}
+
+TEST(sleep)
+{
+    nwoke = 0;
+    spins = 0;
+    uint64_t t0 = now_ns();
+    CHECK_EQ(gm_main(sleep_main, NULL), 0);
+    uint64_t dt = now_ns() - t0;
+    CHECK_EQ(nwoke, 3);
+    CHECK_EQ(woke[0], 10);
+    CHECK_EQ(woke[1], 20);
+    CHECK_EQ(woke[2], 30);
+    CHECK(dt >= 30000000u);
+    CHECK(spins > 10); // the spinner ran while the others slept
+    // With nothing runnable, the thread sleeps until the timer (not a deadlock).
+    nwoke = 0;
+    t0 = now_ns();
+    CHECK_EQ(gm_main(only_sleepers, NULL), 0);
+    CHECK(now_ns() - t0 >= 15000000u);
+    CHECK_EQ(nwoke, 1);
+}
+
+// Sync primitives.
+static gm_waitgroup wg = GM_WAITGROUP_INIT;
+static gm_mutex mu = GM_MUTEX_INIT;
+static long counter, inside, max_inside;
+
+static void locked_worker(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        gm_mutex_lock(&mu);
+        inside++;
+        if (inside > max_inside)
+            max_inside = inside;
+        long c = counter;
+        gm_yield(); // others run, and must wait for the lock
+        counter = c + 1;
+        inside--;
+        gm_mutex_unlock(&mu);
+    }
+    gm_waitgroup_done(&wg);
+}
+
+static void sync_main(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_add(&wg, 5);
+    for (int i = 0; i < 5; i++)
+        gm_go(locked_worker, NULL);
+    gm_waitgroup_wait(&wg);
+    CHECK_EQ(counter, 500);
+}
+
+TEST(mutex_and_waitgroup)
+{
+    CHECK_EQ(gm_main(sync_main, NULL), 0);
+    CHECK_EQ(counter, 500);
+    CHECK_EQ(max_inside, 1);
+    CHECK_EQ(wg.count, 0);
+    CHECK_EQ(mu.locked, 0);
+}
+
 // ----------------------------------------------------------- bad input
 
 static volatile int keep_going = 1;
@@ -283,6 +388,18 @@ static void deadlock(void *arg)
     (void)arg;
     gm_main(sleeper, NULL);
 }
+static void unlock_unlocked(void *arg)
+{
+    (void)arg;
+    gm_mutex m = GM_MUTEX_INIT;
+    gm_mutex_unlock(&m);
+}
+static void wg_negative(void *arg)
+{
+    (void)arg;
+    gm_waitgroup w = GM_WAITGROUP_INIT;
+    gm_waitgroup_done(&w);
+}
 
 TEST(misuse_is_caught)
 {
@@ -293,6 +410,8 @@ TEST(misuse_is_caught)
     CHECK_DEATH(ready_after_end, NULL, "has ended");
     CHECK_DEATH(park_outside, NULL, "outside a coroutine");
     CHECK_DEATH(deadlock, NULL, "all coroutines are asleep - deadlock!");
+    CHECK_DEATH(unlock_unlocked, NULL, "unlock of unlocked mutex");
+    CHECK_DEATH(wg_negative, NULL, "negative counter");
 }
 
 int main(void)
@@ -302,6 +421,8 @@ int main(void)
     RUN(copied_stacks_survive_and_resize);
     RUN(dedicated_stacks);
     RUN(many_idle_coroutines_cost_their_saved_stack);
+    RUN(sleep);
+    RUN(mutex_and_waitgroup);
     RUN(misuse_is_caught);
     return test_report();
 }
