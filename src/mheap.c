@@ -353,6 +353,21 @@ static int mheap_grow(uintptr_t npages)
 
 // ---------------------------------------------------------------- alloc
 
+// Puts r, the unused part of a free span just split (or of one taken in
+// part), back in the free index. It keeps the age of the span it came from
+// (freedAt), so a split does not make old pages young or young pages old.
+static void addRemainderLocked(mspan *r, uint32_t freedAt)
+{
+    r->nreleased = releasedOp(r->startAddr, r->npages, 0);
+    r->freedAt = freedAt;
+    mheap_.pagesFree += r->npages;
+    mheap_.pagesReleased += r->nreleased;
+    mheap_.nspanFree++;
+    atomic_store_explicit(&r->state, mSpanFree, memory_order_release);
+    setSpanEnds(r);
+    freelist_insert(r);
+}
+
 // Takes npages (aligned to align_pages) out of the free index. The result is
 // not in any list, its state is dead, and its released pages are marked
 // unreleased (the caller will dirty them); needzero says whether any page
@@ -389,24 +404,10 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     mheap_.pagesFree -= s->npages;
     mheap_.pagesReleased -= s->nreleased;
     atomic_store_explicit(&s->state, mSpanDead, memory_order_release);
-    if (head != NULL) {
-        head->nreleased = releasedOp(head->startAddr, headPages, 0);
-        mheap_.pagesFree += headPages;
-        mheap_.pagesReleased += head->nreleased;
-        mheap_.nspanFree++;
-        atomic_store_explicit(&head->state, mSpanFree, memory_order_release);
-        setSpanEnds(head);
-        freelist_insert(head);
-    }
-    if (tail != NULL) {
-        tail->nreleased = releasedOp(tail->startAddr, tailPages, 0);
-        mheap_.pagesFree += tailPages;
-        mheap_.pagesReleased += tail->nreleased;
-        mheap_.nspanFree++;
-        atomic_store_explicit(&tail->state, mSpanFree, memory_order_release);
-        setSpanEnds(tail);
-        freelist_insert(tail);
-    }
+    if (head != NULL)
+        addRemainderLocked(head, s->freedAt);
+    if (tail != NULL)
+        addRemainderLocked(tail, s->freedAt);
     uintptr_t released = releasedOp(base, npages, 0);
     releasedOp(base, npages, 2);
     s->startAddr = base;
@@ -515,16 +516,8 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
     uint32_t freedAt = after->freedAt;
     atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
     fixalloc_free(&mheap_.spanalloc, after);
-    if (tail != NULL) {
-        tail->nreleased = releasedOp(tail->startAddr, tailPages, 0);
-        tail->freedAt = freedAt;
-        mheap_.pagesFree += tailPages;
-        mheap_.pagesReleased += tail->nreleased;
-        mheap_.nspanFree++;
-        atomic_store_explicit(&tail->state, mSpanFree, memory_order_release);
-        setSpanEnds(tail);
-        freelist_insert(tail);
-    }
+    if (tail != NULL)
+        addRemainderLocked(tail, freedAt);
     releasedOp(end, need, 2); // the caller will dirty them
     s->npages = newpages;
     mheap_.pagesInUse += need;
