@@ -318,6 +318,20 @@ GM_API void gm_chan_free(gm_chan *c);
 // Buffered elements now.
 GM_API size_t gm_chan_len(const gm_chan *c);
 
+// select over several sends and receives (Go's select). Returns the index
+// of the case that proceeded, chosen at random among the ready ones, or -1
+// when has_default is set and none is ready. A receive case stores the
+// value in elem and, if ok is not NULL, 1 or 0 (closed) in *ok. A case
+// with a NULL channel never proceeds.
+enum { GM_SELECT_RECV = 0, GM_SELECT_SEND = 1 };
+typedef struct {
+    gm_chan *c;
+    int dir;       // GM_SELECT_RECV or GM_SELECT_SEND
+    void *elem;    // where to receive into, or what to send
+    int *ok;       // receive: set to 1, or 0 when the channel is closed
+} gm_select_case;
+GM_API int gm_select(gm_select_case *cases, int n, int has_default);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,11 +21,19 @@
 
 #include <string.h>
 
+// The shared state of one gm_select call waiting on several channels.
+typedef struct selstate {
+    bool done;            // a case has proceeded; the other sudogs are stale
+    int chosen;           // which case
+} selstate;
+
 typedef struct sudog {
     gm_g *g;
     void *elem;           // the waiter's variable (in its stack, maybe)
     struct sudog *next;
     bool success;         // false: woken by close
+    selstate *sel;        // NULL for a plain send/recv
+    int caseIndex;        // in sel's case array
 } sudog;
 
 struct gm_chan {
@@ -49,15 +57,41 @@ static void enqueue(sudog **head, sudog **tail, sudog *sg)
     *tail = sg;
 }
 
+// The first waiter still waiting: a sudog of a select that another case
+// already completed is dropped (its selector frees it).
 static sudog *dequeue(sudog **head, sudog **tail)
 {
-    sudog *sg = *head;
-    if (sg != NULL) {
+    for (;;) {
+        sudog *sg = *head;
+        if (sg == NULL)
+            return NULL;
         *head = sg->next;
         if (*head == NULL)
             *tail = NULL;
+        if (sg->sel == NULL)
+            return sg;
+        if (!sg->sel->done) {
+            sg->sel->done = true;
+            sg->sel->chosen = sg->caseIndex;
+            return sg;
+        }
     }
-    return sg;
+}
+
+static void unlink(sudog **head, sudog **tail, sudog *sg)
+{
+    sudog *prev = NULL;
+    for (sudog *x = *head; x != NULL; prev = x, x = x->next) {
+        if (x != sg)
+            continue;
+        if (prev != NULL)
+            prev->next = x->next;
+        else
+            *head = x->next;
+        if (*tail == x)
+            *tail = prev;
+        return;
+    }
 }
 
 gm_chan *gm_chan_new(size_t elem_size, size_t cap)
@@ -97,6 +131,7 @@ static void wait(gm_chan *c, sudog **head, sudog **tail, void *elem, sudog *sg)
         throw("a channel operation would block outside a coroutine");
     sg->elem = elem;
     sg->success = false;
+    sg->sel = NULL;
     enqueue(head, tail, sg);
     (void)c;
     gm_park();
@@ -110,7 +145,8 @@ static int send(gm_chan *c, const void *elem, bool block)
         throw("send on closed channel %p", (void *)c);
     sudog *r = dequeue(&c->recvq, &c->recvqTail);
     if (r != NULL) { // a receiver waits: straight into its variable
-        memcpy(proc_translate(r->g, r->elem), elem, c->elemsize);
+        if (r->elem != NULL)
+            memcpy(proc_translate(r->g, r->elem), elem, c->elemsize);
         r->success = true;
         gm_ready(r->g);
         return 1;
@@ -200,7 +236,8 @@ void gm_chan_close(gm_chan *c)
     c->closed = true;
     sudog *sg;
     while ((sg = dequeue(&c->recvq, &c->recvqTail)) != NULL) {
-        memset(proc_translate(sg->g, sg->elem), 0, c->elemsize);
+        if (sg->elem != NULL)
+            memset(proc_translate(sg->g, sg->elem), 0, c->elemsize);
         sg->success = false;
         gm_ready(sg->g);
     }
@@ -222,4 +259,87 @@ void gm_chan_free(gm_chan *c)
 size_t gm_chan_len(const gm_chan *c)
 {
     return c != NULL ? c->count : 0;
+}
+
+// ----------------------------------------------------------------- select
+
+// Go's selectgo, for one thread's coroutines: try the cases in a random
+// order (fairness); if none can proceed, return -1 when there is a default,
+// else wait on all of them with one sudog each and take the first to fire.
+int gm_select(gm_select_case *cases, int n, int has_default)
+{
+    if (n < 0 || (n > 0 && cases == NULL))
+        throw("gm_select: bad case array");
+    static __thread uint64_t rng = 0x9E3779B97F4A7C15ull;
+    int start = 0;
+    if (n > 1) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        start = (int)(rng % (uint64_t)n);
+    }
+    for (int k = 0; k < n; k++) {
+        int i = (start + k) % n;
+        gm_select_case *cs = &cases[i];
+        if (cs->c == NULL)
+            continue; // a nil channel never proceeds, as in Go
+        if (cs->dir == GM_SELECT_SEND) {
+            if (send(cs->c, cs->elem, false))
+                return i;
+        } else {
+            int r = recv(cs->c, cs->elem, false);
+            if (r != 0) {
+                if (cs->ok != NULL)
+                    *cs->ok = r == 1;
+                return i;
+            }
+        }
+    }
+    if (has_default)
+        return -1;
+    gm_g *self = gm_self();
+    if (self == NULL)
+        throw("gm_select would block outside a coroutine");
+    // On the heap, like the sudogs: other coroutines read them while this
+    // one is parked, and a copied coroutine's stack is elsewhere then.
+    selstate *st = gm_malloc(sizeof *st);
+    sudog *sgs = gm_calloc((size_t)(n > 0 ? n : 1), sizeof *sgs);
+    if (sgs == NULL || st == NULL)
+        throw("out of memory in gm_select");
+    *st = (selstate){ false, -1 };
+    for (int i = 0; i < n; i++) {
+        gm_select_case *cs = &cases[i];
+        if (cs->c == NULL)
+            continue;
+        sudog *sg = &sgs[i];
+        sg->g = self;
+        sg->elem = cs->elem;
+        sg->sel = st;
+        sg->caseIndex = i;
+        if (cs->dir == GM_SELECT_SEND)
+            enqueue(&cs->c->sendq, &cs->c->sendqTail, sg);
+        else
+            enqueue(&cs->c->recvq, &cs->c->recvqTail, sg);
+    }
+    gm_park();
+    // Woken: st.chosen fired; take our other sudogs off their queues.
+    for (int i = 0; i < n; i++) {
+        gm_select_case *cs = &cases[i];
+        if (cs->c == NULL || i == st->chosen)
+            continue;
+        if (cs->dir == GM_SELECT_SEND)
+            unlink(&cs->c->sendq, &cs->c->sendqTail, &sgs[i]);
+        else
+            unlink(&cs->c->recvq, &cs->c->recvqTail, &sgs[i]);
+    }
+    int chosen = st->chosen;
+    bool ok = sgs[chosen].success;
+    gm_free(sgs);
+    gm_free(st);
+    gm_select_case *cs = &cases[chosen];
+    if (cs->dir == GM_SELECT_SEND && !ok)
+        throw("send on closed channel %p (in gm_select)", (void *)cs->c);
+    if (cs->dir == GM_SELECT_RECV && cs->ok != NULL)
+        *cs->ok = ok;
+    return chosen;
 }

@@ -195,6 +195,80 @@ TEST(prime_sieve)
     CHECK_EQ(got[999], 7919); // the 1000th prime
 }
 
+// select: fair choice among ready cases, default, waiting on several.
+static void select_ready_main(void *arg)
+{
+    (void)arg;
+    gm_chan *a = gm_chan_new(sizeof(int), 1000), *b = gm_chan_new(sizeof(int), 1000);
+    int v = 0, hits[2] = { 0, 0 };
+    for (int i = 0; i < 1000; i++) {
+        gm_chan_send(a, &i);
+        gm_chan_send(b, &i);
+    }
+    for (int i = 0; i < 1000; i++) {
+        gm_select_case cs[2] = { { a, GM_SELECT_RECV, &v, NULL }, { b, GM_SELECT_RECV, &v, NULL } };
+        hits[gm_select(cs, 2, 0)]++;
+    }
+    CHECK(hits[0] > 350 && hits[1] > 350); // both ready every time: a fair coin
+    gm_select_case none[1] = { { gm_chan_new(sizeof(int), 0), GM_SELECT_RECV, &v, NULL } };
+    CHECK_EQ(gm_select(none, 1, 1), -1); // nothing ready: default
+    gm_chan_free(none[0].c);
+    gm_chan_free(a);
+    gm_chan_free(b);
+}
+
+static gm_chan *sa, *sb, *quit;
+static int sel_got[3];
+
+static void select_waiter(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int v = -1, ok = -1; // in this copied coroutine's stack while it waits
+        gm_select_case cs[3] = { { sa, GM_SELECT_RECV, &v, &ok },
+                                 { sb, GM_SELECT_RECV, &v, &ok },
+                                 { quit, GM_SELECT_RECV, &v, &ok } };
+        int i = gm_select(cs, 3, 0);
+        if (i == 2) {
+            CHECK_EQ(ok, 0); // quit was closed
+            return;
+        }
+        CHECK_EQ(ok, 1);
+        sel_got[i] += v;
+    }
+}
+
+static void select_feeder(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 100; i++) {
+        gm_chan_send(i % 2 ? sa : sb, &i);
+        gm_yield();
+    }
+    gm_chan_close(quit);
+}
+
+static void select_wait_main(void *arg)
+{
+    (void)arg;
+    gm_go(select_waiter, NULL);
+    gm_go(select_feeder, NULL);
+}
+
+TEST(select)
+{
+    CHECK_EQ(gm_main(select_ready_main, NULL), 0);
+    sa = gm_chan_new(sizeof(int), 0);
+    sb = gm_chan_new(sizeof(int), 0);
+    quit = gm_chan_new(sizeof(int), 0);
+    CHECK_EQ(gm_main(select_wait_main, NULL), 0);
+    CHECK_EQ(sel_got[0], 2500); // 1 + 3 + ... + 99
+    CHECK_EQ(sel_got[1], 2550); // 2 + 4 + ... + 100
+    gm_chan_free(sa);
+    gm_chan_free(sb);
+    gm_chan_free(quit);
+}
+
 // ----------------------------------------------------------- bad input
 
 static void send_closed_main(void *arg)
@@ -262,6 +336,7 @@ int main(void)
     RUN(buffered_fifo_and_close);
     RUN(try_variants);
     RUN(prime_sieve);
+    RUN(select);
     RUN(misuse);
     return test_report();
 }
