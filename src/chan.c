@@ -124,7 +124,7 @@ static void check(const gm_chan *c, const char *who)
         throw("%s on a NULL channel", who);
 }
 
-static void wait(gm_chan *c, sudog **head, sudog **tail, void *elem, sudog *sg)
+static void wait(sudog **head, sudog **tail, void *elem, sudog *sg)
 {
     sg->g = gm_self();
     if (sg->g == NULL)
@@ -133,7 +133,6 @@ static void wait(gm_chan *c, sudog **head, sudog **tail, void *elem, sudog *sg)
     sg->success = false;
     sg->sel = NULL;
     enqueue(head, tail, sg);
-    (void)c;
     gm_park();
 }
 
@@ -161,7 +160,7 @@ static int send(gm_chan *c, const void *elem, bool block)
     sudog *sg = gm_malloc(sizeof *sg);
     if (sg == NULL)
         throw("out of memory parking a channel sender");
-    wait(c, &c->sendq, &c->sendqTail, (void *)elem, sg);
+    wait(&c->sendq, &c->sendqTail, (void *)elem, sg);
     bool ok = sg->success;
     gm_free(sg);
     if (!ok)
@@ -202,7 +201,7 @@ static int recv(gm_chan *c, void *elem, bool block)
     sudog *sg = gm_malloc(sizeof *sg);
     if (sg == NULL)
         throw("out of memory parking a channel receiver");
-    wait(c, &c->recvq, &c->recvqTail, elem, sg);
+    wait(&c->recvq, &c->recvqTail, elem, sg);
     bool ok = sg->success;
     gm_free(sg);
     return ok ? 1 : -1; // woken by close: *elem was zeroed by close

@@ -397,13 +397,12 @@ static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
 
 // Remote free: the calling thread does not cache s. One atomic OR into the
 // span's metadata; the object's memory is not touched.
-static GM_NOINLINE void freeRemote(mspan *s, void *p, uint8_t spc, uintptr_t r)
+static GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 {
     uint64_t bit = (uint64_t)1 << (r & 63);
     uint64_t old = atomic_fetch_or_explicit(&s->xfreeBits[r >> 6], bit, memory_order_seq_cst);
     if (GM_UNLIKELY(old & bit))
         throwDoubleFree(p, s);
-    (void)spc;
     // The span may wait in the full list for its first free (mcentral.c).
     // From here on s may already be another span: the owner can have taken
     // the bit, found the span empty and freed it. mcentral_notify copes.
@@ -426,7 +425,7 @@ static inline void freeToSpan(mcache *c, mspan *s, void *p, uint8_t spc, uintptr
             s->allocCache |= bit; // offered again at once: the slot is hot
         return;
     }
-    freeRemote(s, p, spc, r);
+    freeRemote(s, p, r);
 }
 
 static inline void freeObject(void *p, const char *who);
