@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -226,13 +228,19 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 
 // ------------------------------------------------------------- coroutines
 //
-// Goroutine-style coroutines (Go: proc.go), one scheduler per thread that
-// calls gm_main (several threads may each run one). Two stack modes:
-//   GM_STACK_COPIED (default): every coroutine of a thread runs on the
-//     thread's execution stack; when another one needs it, the used part is
-//     saved to a buffer from gm_stackalloc that doubles when too small and
-//     halves when under a quarter is used (Go's policy, seed 002). While a
-//     copied coroutine is not running, no pointer into its stack may be used.
+// Goroutine-style coroutines (Go: proc.go). gm_main runs a scheduler with
+// gm_set_procs() workers (GOMEM_PROCS, default the number of CPUs): the
+// calling thread and procs-1 threads it starts, each with a run queue. A
+// new coroutine goes on its creator's worker; an idle worker steals
+// coroutines that have not started yet. Once started, a coroutine stays on
+// its worker. Several threads may each run their own gm_main.
+// Two stack modes:
+//   GM_STACK_COPIED (default): every coroutine of a worker runs on the
+//     worker's execution stack (8 MiB, guard page below); when another one
+//     needs it, the used part is saved to a buffer from gm_stackalloc that
+//     doubles when too small and halves when under a quarter is used (Go's
+//     policy, seed 002). While a copied coroutine is parked, no pointer into
+//     its stack may be used (docs/stack-or-heap.md).
 //   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
 //     usual pointer rules; overflow hits a guard page (stacks of two pages or
 //     more) or breaks a canary checked at every switch (smaller stacks).
@@ -246,37 +254,45 @@ typedef struct {
     const char *name;   // for messages; not copied, must outlive the coroutine
 } gm_go_options;
 
-// Starts fn(arg) as a coroutine of the calling thread's scheduler; it runs
-// when the scheduler gets to it (gm_main, gm_yield, gm_park). NULL and
-// ENOMEM when out of memory.
+// Starts fn(arg) as a coroutine on the calling worker (or, outside gm_main,
+// queued for the thread's next gm_main); it runs when a scheduler gets to
+// it. NULL and ENOMEM when out of memory, EINVAL for a NULL fn.
 GM_API gm_g *gm_go(void (*fn)(void *), void *arg);
 GM_API gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts);
-// Runs fn(arg) as a coroutine and the scheduler until every coroutine of
-// this thread has ended. Returns 0, or -1 and ENOMEM.
+// Runs fn(arg) as a coroutine, and the scheduler's workers until every
+// coroutine has ended. Returns 0, or -1 and ENOMEM/EAGAIN (no memory or no
+// threads for the workers). When every coroutine is parked and no timer or
+// file descriptor can wake one: "all coroutines are asleep - deadlock!",
+// the list of them, and abort (Go's rule; a thread outside this gm_main
+// that would ready one later does not count).
 GM_API int gm_main(void (*fn)(void *), void *arg);
+// Workers for the next gm_main (1..1024; 0 only reads it). Returns the
+// previous value, or -1 and EINVAL.
+GM_API int gm_set_procs(int n);
 // Lets the other runnable coroutines run; returns when this one is resumed.
 GM_API void gm_yield(void);
 // The running coroutine, or NULL outside one.
 GM_API gm_g *gm_self(void);
 // Parks the running coroutine until someone calls gm_ready on it.
 GM_API void gm_park(void);
-// Makes a parked coroutine runnable again (same thread's scheduler).
+// Makes a parked coroutine runnable again; from any thread.
 GM_API void gm_ready(gm_g *g);
 // Parks the running coroutine for at least ns nanoseconds (a timer heap
-// per scheduler; the thread sleeps only when no coroutine can run). Outside
-// a coroutine, the thread sleeps.
+// per worker; a worker's thread sleeps only when no coroutine can run).
+// Outside a coroutine, the thread sleeps. gm_ready wakes a sleeper early.
 GM_API void gm_sleep(uint64_t ns);
 // The coroutine's id (1, 2, ... per process).
 GM_API uint64_t gm_id(const gm_g *g);
 
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
-// sync.Mutex), for the coroutines of one thread's scheduler. Zero-initialise
-// ({0}) or use the _INIT macros; no destroy needed when no one waits.
+// sync.Mutex), for coroutines on any worker. Zero-initialise ({0}) or use
+// the _INIT macros; no destroy needed when no one waits.
 typedef struct {
     long count;
     gm_g *head, *tail; // parked waiters (internal)
+    int lk;            // internal
 } gm_waitgroup;
-#define GM_WAITGROUP_INIT { 0, 0, 0 }
+#define GM_WAITGROUP_INIT { 0, 0, 0, 0 }
 // Adds delta (may be negative); a count below zero: message and abort.
 GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
@@ -286,22 +302,45 @@ GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
 typedef struct {
     int locked;
     gm_g *head, *tail; // parked waiters, FIFO (internal)
+    int lk;            // internal
 } gm_mutex;
-#define GM_MUTEX_INIT { 0, 0, 0 }
+#define GM_MUTEX_INIT { 0, 0, 0, 0 }
 GM_API void gm_mutex_lock(gm_mutex *m);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
 // mutex: message and abort.
 GM_API void gm_mutex_unlock(gm_mutex *m);
 
+// ------------------------------------------------------------------ I/O
+//
+// Waiting for file descriptors parks the coroutine, not the thread (epoll,
+// one instance per worker; Go's netpoll). Outside a coroutine these block
+// the thread (poll(2)), so the same code runs on a plain thread.
+enum { GM_FD_READ = 1, GM_FD_WRITE = 2 };
+// Waits until fd is ready for events (GM_FD_READ | GM_FD_WRITE). timeout_ns
+// < 0: no limit; 0: only checks. Returns the ready events (an error or
+// hang-up on fd counts as every event asked for, so the next read or write
+// reports it), 0 on timeout, or -1 and errno (EBADF, EINVAL; EEXIST when
+// another coroutine of the same worker already waits on fd). A regular
+// file is always ready.
+GM_API int gm_wait_fd(int fd, int events, int64_t timeout_ns);
+// read/write/accept/connect that park instead of block. They put fd in
+// non-blocking mode (as Go does with its files); gm_accept's new socket is
+// non-blocking and close-on-exec. Return values and errno as the calls.
+GM_API ssize_t gm_read(int fd, void *buf, size_t n);
+GM_API ssize_t gm_write(int fd, const void *buf, size_t n); // writes all n unless an error
+GM_API int gm_accept(int fd, struct sockaddr *addr, socklen_t *len);
+GM_API int gm_connect(int fd, const struct sockaddr *addr, socklen_t len);
+
 // ---------------------------------------------------------------- channels
 //
-// Go's channels between coroutines of one thread's scheduler (Go: chan.go).
+// Go's channels (Go: chan.go), between coroutines on any worker; the try
+// variants and close also work from plain threads.
 // Elements are copied in and out (elem_size bytes). A send to a parked
 // receiver copies straight into the receiver's variable, even when it lives
 // in a copied coroutine's saved stack (Go's sendDirect). Send on a closed
 // channel, close of a closed or NULL channel, free of a channel with
-// waiters: message and abort. Not yet: select, timers, several threads.
+// waiters: message and abort.
 typedef struct gm_chan gm_chan;
 // cap 0: unbuffered. NULL and ENOMEM/EINVAL (elem_size 0 or too large).
 GM_API gm_chan *gm_chan_new(size_t elem_size, size_t cap);
@@ -331,6 +370,13 @@ typedef struct {
     int *ok;       // receive: set to 1, or 0 when the channel is closed
 } gm_select_case;
 GM_API int gm_select(gm_select_case *cases, int n, int has_default);
+
+// Go's time.After: a channel (elem_size 8, cap 1) that receives the
+// CLOCK_MONOTONIC time in ns once, ns nanoseconds from now; usable in
+// gm_select. Free it with gm_chan_free when done (also before it fires:
+// the timer then frees it). Call from a coroutine: NULL and EPERM outside
+// one, ENOMEM without memory.
+GM_API gm_chan *gm_after(uint64_t ns);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: MIT
 //
-// Channels (Go: chan.go), first slice: between the coroutines of one
-// thread's scheduler (proc.c), so no lock: only one coroutine of a thread
-// runs at a time and nothing here is touched from another thread.
+// Channels (Go: chan.go) and select (Go: select.go), between coroutines on
+// any worker; the non-blocking operations also from plain threads.
 //
 // Owns: gm_chan (a ring buffer of cap elements, and two queues of parked
 // coroutines, each waiting with a sudog: the g, where its element is, and
-// whether it succeeded).
+// whether it succeeded), gm_after's channels.
+//
+// Locking: every field of a channel is guarded by its lock (a spin lock).
+// A coroutine that must wait enqueues its sudog and parks with the lock
+// still held; the scheduler releases it once the coroutine has switched
+// out (proc_park), so a waker never readies a g that is still running.
+// select locks all its channels in address order (Go's sellock).
 //
 // Invariants (as in Go): recvq non-empty => the buffer is empty; sendq
 // non-empty => the buffer is full (or cap == 0); a closed channel has no
@@ -14,17 +19,18 @@
 //
 // A sudog lives on the heap (gm_malloc), not on the parked coroutine's
 // stack: a copied coroutine's stack is elsewhere while it is parked. The
-// element pointer does point into its stack; proc_translate finds it in
-// the saved copy (Go's sendDirect / recvDirect, with a copy instead of a
-// move).
+// element pointer does point into its stack; proc_copy_to/from find it in
+// the saved copy when needed (Go's sendDirect / recvDirect, with a copy
+// instead of a move).
 #include "runtime.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 // The shared state of one gm_select call waiting on several channels.
 typedef struct selstate {
-    bool done;            // a case has proceeded; the other sudogs are stale
-    int chosen;           // which case
+    int done;             // 0 until a case proceeds (CAS: channels have different locks)
+    int chosen;           // which case; written by the CAS winner
 } selstate;
 
 typedef struct sudog {
@@ -37,11 +43,14 @@ typedef struct sudog {
 } sudog;
 
 struct gm_chan {
+    int lock;
+    bool closed;
+    bool timerPending;    // gm_after: its timer has not fired yet
+    bool freed;           // gm_after: freed by the program before the timer fired
     size_t elemsize;
     size_t cap;
     size_t count;         // elements in buf
     size_t head;          // index of the oldest element
-    bool closed;
     sudog *recvq, *recvqTail;
     sudog *sendq, *sendqTail;
     unsigned char buf[];  // cap * elemsize
@@ -58,7 +67,7 @@ static void enqueue(sudog **head, sudog **tail, sudog *sg)
 }
 
 // The first waiter still waiting: a sudog of a select that another case
-// already completed is dropped (its selector frees it).
+// already completed is dropped (its selector unlinks and frees it).
 static sudog *dequeue(sudog **head, sudog **tail)
 {
     for (;;) {
@@ -70,8 +79,8 @@ static sudog *dequeue(sudog **head, sudog **tail)
             *tail = NULL;
         if (sg->sel == NULL)
             return sg;
-        if (!sg->sel->done) {
-            sg->sel->done = true;
+        int zero = 0;
+        if (__atomic_compare_exchange_n(&sg->sel->done, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
             sg->sel->chosen = sg->caseIndex;
             return sg;
         }
@@ -124,30 +133,39 @@ static void check(const gm_chan *c, const char *who)
         throw("%s on a NULL channel", who);
 }
 
-static void wait(sudog **head, sudog **tail, void *elem, sudog *sg)
+static void unlockChan(void *c)
+{
+    spin_unlock(&((gm_chan *)c)->lock);
+}
+
+// Parks the caller on a queue of c (locked; unlocked once it is parked).
+static void wait(gm_chan *c, sudog **head, sudog **tail, void *elem, sudog *sg, const char *reason)
 {
     sg->g = gm_self();
-    if (sg->g == NULL)
+    if (sg->g == NULL) {
+        spin_unlock(&c->lock);
         throw("a channel operation would block outside a coroutine");
+    }
     sg->elem = elem;
     sg->success = false;
     sg->sel = NULL;
     enqueue(head, tail, sg);
-    gm_park();
+    proc_park(reason, unlockChan, c);
 }
 
-// Returns 1 sent, 0 would block (block == false).
-static int send(gm_chan *c, const void *elem, bool block)
+// With c locked: 1 sent, 0 would block. Throws on a closed channel.
+static int trySendLocked(gm_chan *c, const void *elem)
 {
-    check(c, "send");
-    if (c->closed)
+    if (c->closed) {
+        spin_unlock(&c->lock);
         throw("send on closed channel %p", (void *)c);
+    }
     sudog *r = dequeue(&c->recvq, &c->recvqTail);
     if (r != NULL) { // a receiver waits: straight into its variable
         if (r->elem != NULL)
-            memcpy(proc_translate(r->g, r->elem), elem, c->elemsize);
+            proc_copy_to(r->g, r->elem, elem, c->elemsize);
         r->success = true;
-        gm_ready(r->g);
+        proc_ready(r->g); // the last touch of r: its owner frees it
         return 1;
     }
     if (c->count < c->cap) {
@@ -155,35 +173,23 @@ static int send(gm_chan *c, const void *elem, bool block)
         c->count++;
         return 1;
     }
-    if (!block)
-        return 0;
-    sudog *sg = gm_malloc(sizeof *sg);
-    if (sg == NULL)
-        throw("out of memory parking a channel sender");
-    wait(&c->sendq, &c->sendqTail, (void *)elem, sg);
-    bool ok = sg->success;
-    gm_free(sg);
-    if (!ok)
-        throw("send on closed channel %p", (void *)c);
-    return 1;
+    return 0;
 }
 
-// Returns 1 received, 0 would block, -1 closed and drained.
-static int recv(gm_chan *c, void *elem, bool block)
+// With c locked: 1 received, 0 would block, -1 closed and drained.
+static int tryRecvLocked(gm_chan *c, void *elem)
 {
-    check(c, "receive");
     sudog *s = dequeue(&c->sendq, &c->sendqTail);
     if (s != NULL) {
-        void *from = proc_translate(s->g, s->elem);
         if (c->cap == 0) {
-            memcpy(elem, from, c->elemsize);
+            proc_copy_from(s->g, elem, s->elem, c->elemsize);
         } else { // buffer full: take the oldest, the sender's value joins the tail
             memcpy(elem, slot(c, 0), c->elemsize);
-            memcpy(slot(c, 0), from, c->elemsize);
+            proc_copy_from(s->g, slot(c, 0), s->elem, c->elemsize);
             c->head = (c->head + 1) % c->cap;
         }
         s->success = true;
-        gm_ready(s->g);
+        proc_ready(s->g);
         return 1;
     }
     if (c->count > 0) {
@@ -196,12 +202,46 @@ static int recv(gm_chan *c, void *elem, bool block)
         memset(elem, 0, c->elemsize);
         return -1;
     }
-    if (!block)
-        return 0;
+    return 0;
+}
+
+static int chansend(gm_chan *c, const void *elem, bool block)
+{
+    check(c, "send");
+    spin_lock(&c->lock);
+    int r = trySendLocked(c, elem);
+    if (r != 0 || !block) {
+        spin_unlock(&c->lock);
+        return r;
+    }
     sudog *sg = gm_malloc(sizeof *sg);
-    if (sg == NULL)
+    if (sg == NULL) {
+        spin_unlock(&c->lock);
+        throw("out of memory parking a channel sender");
+    }
+    wait(c, &c->sendq, &c->sendqTail, (void *)elem, sg, "chan send");
+    bool ok = sg->success;
+    gm_free(sg);
+    if (!ok)
+        throw("send on closed channel %p", (void *)c);
+    return 1;
+}
+
+static int chanrecv(gm_chan *c, void *elem, bool block)
+{
+    check(c, "receive");
+    spin_lock(&c->lock);
+    int r = tryRecvLocked(c, elem);
+    if (r != 0 || !block) {
+        spin_unlock(&c->lock);
+        return r;
+    }
+    sudog *sg = gm_malloc(sizeof *sg);
+    if (sg == NULL) {
+        spin_unlock(&c->lock);
         throw("out of memory parking a channel receiver");
-    wait(&c->recvq, &c->recvqTail, elem, sg);
+    }
+    wait(c, &c->recvq, &c->recvqTail, elem, sg, "chan receive");
     bool ok = sg->success;
     gm_free(sg);
     return ok ? 1 : -1; // woken by close: *elem was zeroed by close
@@ -209,62 +249,157 @@ static int recv(gm_chan *c, void *elem, bool block)
 
 void gm_chan_send(gm_chan *c, const void *elem)
 {
-    send(c, elem, true);
+    chansend(c, elem, true);
 }
 
 int gm_chan_try_send(gm_chan *c, const void *elem)
 {
-    return send(c, elem, false);
+    return chansend(c, elem, false);
 }
 
 int gm_chan_recv(gm_chan *c, void *elem)
 {
-    return recv(c, elem, true) == 1;
+    return chanrecv(c, elem, true) == 1;
 }
 
 int gm_chan_try_recv(gm_chan *c, void *elem)
 {
-    return recv(c, elem, false);
+    return chanrecv(c, elem, false);
 }
 
 void gm_chan_close(gm_chan *c)
 {
     check(c, "close");
-    if (c->closed)
+    spin_lock(&c->lock);
+    if (c->closed) {
+        spin_unlock(&c->lock);
         throw("close of closed channel %p", (void *)c);
+    }
     c->closed = true;
     sudog *sg;
     while ((sg = dequeue(&c->recvq, &c->recvqTail)) != NULL) {
         if (sg->elem != NULL)
-            memset(proc_translate(sg->g, sg->elem), 0, c->elemsize);
+            proc_copy_to(sg->g, sg->elem, NULL, c->elemsize);
         sg->success = false;
-        gm_ready(sg->g);
+        proc_ready(sg->g);
     }
     while ((sg = dequeue(&c->sendq, &c->sendqTail)) != NULL) {
         sg->success = false; // the sender wakes and reports the send on a closed channel
-        gm_ready(sg->g);
+        proc_ready(sg->g);
     }
+    spin_unlock(&c->lock);
 }
 
 void gm_chan_free(gm_chan *c)
 {
     if (c == NULL)
         return;
-    if (c->recvq != NULL || c->sendq != NULL)
+    spin_lock(&c->lock);
+    if (c->recvq != NULL || c->sendq != NULL) {
+        spin_unlock(&c->lock);
         throw("free of channel %p while coroutines wait on it", (void *)c);
+    }
+    if (c->freed) {
+        spin_unlock(&c->lock);
+        throw("double free of channel %p", (void *)c);
+    }
+    if (c->timerPending) { // gm_after: the timer frees it when it fires
+        c->freed = true;
+        spin_unlock(&c->lock);
+        return;
+    }
+    spin_unlock(&c->lock);
     gm_free(c);
 }
 
 size_t gm_chan_len(const gm_chan *c)
 {
-    return c != NULL ? c->count : 0;
+    if (c == NULL)
+        return 0;
+    return __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+}
+
+// ----------------------------------------------------------------- timers
+
+gm_chan *gm_after(uint64_t ns)
+{
+    if (gm_self() == NULL) {
+        errno = EPERM;
+        return NULL;
+    }
+    gm_chan *c = gm_chan_new(sizeof(uint64_t), 1);
+    if (c == NULL)
+        return NULL;
+    c->timerPending = true;
+    if (!proc_after(c, ns)) {
+        gm_free(c);
+        errno = EPERM;
+        return NULL;
+    }
+    return c;
+}
+
+void chan_timer_fire(gm_chan *c, uint64_t when)
+{
+    spin_lock(&c->lock);
+    c->timerPending = false;
+    if (c->freed) {
+        spin_unlock(&c->lock);
+        gm_free(c);
+        return;
+    }
+    if (!c->closed)
+        trySendLocked(c, &when); // cap 1 and sent once: never blocks
+    spin_unlock(&c->lock);
+}
+
+void chan_timer_drop(gm_chan *c)
+{
+    spin_lock(&c->lock);
+    c->timerPending = false;
+    bool freed = c->freed;
+    spin_unlock(&c->lock);
+    if (freed)
+        gm_free(c);
 }
 
 // ----------------------------------------------------------------- select
 
-// Go's selectgo, for one thread's coroutines: try the cases in a random
-// order (fairness); if none can proceed, return -1 when there is a default,
-// else wait on all of them with one sudog each and take the first to fire.
+static void lockAll(gm_chan **order, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (i == 0 || order[i] != order[i - 1]) // a channel in two cases is locked once
+            spin_lock(&order[i]->lock);
+}
+
+static void unlockAll(gm_chan **order, int n)
+{
+    for (int i = n - 1; i >= 0; i--)
+        if (i == 0 || order[i] != order[i - 1])
+            spin_unlock(&order[i]->lock);
+}
+
+typedef struct lockset {
+    gm_chan **order;
+    int n;
+} lockset;
+
+static void unlockSet(void *arg)
+{
+    lockset *ls = arg;
+    unlockAll(ls->order, ls->n);
+}
+
+static int byAddress(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (gm_chan *const *)a, y = (uintptr_t) * (gm_chan *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+// Go's selectgo: lock every channel (address order), try the cases in a
+// random order (fairness); if none can proceed, return -1 when there is a
+// default, else wait on all of them with one sudog each and take the first
+// to fire.
 int gm_select(gm_select_case *cases, int n, int has_default)
 {
     if (n < 0 || (n > 0 && cases == NULL))
@@ -277,35 +412,62 @@ int gm_select(gm_select_case *cases, int n, int has_default)
         rng ^= rng << 17;
         start = (int)(rng % (uint64_t)n);
     }
+    gm_chan *small[8];
+    gm_chan **order = small;
+    if (n > 8 && (order = gm_malloc((size_t)n * sizeof *order)) == NULL)
+        throw("out of memory in gm_select");
+    int nc = 0;
+    for (int i = 0; i < n; i++)
+        if (cases[i].c != NULL) // a nil channel never proceeds, as in Go
+            order[nc++] = cases[i].c;
+    qsort(order, (size_t)nc, sizeof *order, byAddress);
+    lockAll(order, nc);
     for (int k = 0; k < n; k++) {
         int i = (start + k) % n;
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL)
-            continue; // a nil channel never proceeds, as in Go
+            continue;
         if (cs->dir == GM_SELECT_SEND) {
-            if (send(cs->c, cs->elem, false))
+            if (cs->c->closed) {
+                unlockAll(order, nc);
+                throw("send on closed channel %p (in gm_select)", (void *)cs->c);
+            }
+            if (trySendLocked(cs->c, cs->elem)) {
+                unlockAll(order, nc);
+                if (order != small)
+                    gm_free(order);
                 return i;
+            }
         } else {
-            int r = recv(cs->c, cs->elem, false);
+            int r = tryRecvLocked(cs->c, cs->elem);
             if (r != 0) {
+                unlockAll(order, nc);
+                if (order != small)
+                    gm_free(order);
                 if (cs->ok != NULL)
                     *cs->ok = r == 1;
                 return i;
             }
         }
     }
-    if (has_default)
-        return -1;
     gm_g *self = gm_self();
-    if (self == NULL)
+    if (has_default || self == NULL) {
+        unlockAll(order, nc);
+        if (order != small)
+            gm_free(order);
+        if (has_default)
+            return -1;
         throw("gm_select would block outside a coroutine");
+    }
     // On the heap, like the sudogs: other coroutines read them while this
     // one is parked, and a copied coroutine's stack is elsewhere then.
     selstate *st = gm_malloc(sizeof *st);
     sudog *sgs = gm_calloc((size_t)(n > 0 ? n : 1), sizeof *sgs);
-    if (sgs == NULL || st == NULL)
+    if (sgs == NULL || st == NULL) {
+        unlockAll(order, nc);
         throw("out of memory in gm_select");
-    *st = (selstate){ false, -1 };
+    }
+    *st = (selstate){ 0, -1 };
     for (int i = 0; i < n; i++) {
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL)
@@ -320,8 +482,12 @@ int gm_select(gm_select_case *cases, int n, int has_default)
         else
             enqueue(&cs->c->recvq, &cs->c->recvqTail, sg);
     }
-    gm_park();
+    // The lock set is read by the scheduler right after the switch, while
+    // this frame is still in place.
+    lockset ls = { order, nc };
+    proc_park(nc > 0 ? "select" : "select (no cases)", unlockSet, &ls);
     // Woken: st.chosen fired; take our other sudogs off their queues.
+    lockAll(order, nc);
     for (int i = 0; i < n; i++) {
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL || i == st->chosen)
@@ -331,6 +497,9 @@ int gm_select(gm_select_case *cases, int n, int has_default)
         else
             unlink(&cs->c->recvq, &cs->c->recvqTail, &sgs[i]);
     }
+    unlockAll(order, nc);
+    if (order != small)
+        gm_free(order);
     int chosen = st->chosen;
     bool ok = sgs[chosen].success;
     gm_free(sgs);

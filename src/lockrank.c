@@ -13,6 +13,7 @@
 // total order, which is enough for the few locks gomem has.
 #include "runtime.h"
 
+#include <sched.h>
 #include <string.h>
 
 #if GM_DEBUG >= 1
@@ -59,20 +60,29 @@ void unlock(mutex *l)
 
 void lock_reinit_child(mutex *l)
 {
-    // The child is single-threaded; the parent held the lock across fork, so
-    // it is locked here by the forking thread. Start it fresh.
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&l->m, &attr);
-    pthread_mutexattr_destroy(&attr);
-#if GM_DEBUG >= 1
-    for (int i = nheld - 1; i >= 0; i--) {
-        if (heldRanks[i] == l->rank) {
-            memmove(&heldRanks[i], &heldRanks[i + 1], (size_t)(nheld - 1 - i) * sizeof heldRanks[0]);
-            nheld--;
-            break;
-        }
-    }
+    // The fork handler took every lock on the forking thread, which is the
+    // child's only thread: it still owns them and simply releases them.
+    // (Re-initialising a held mutex would leave ThreadSanitizer believing
+    // it is still held, and reports every later lock as a double lock.)
+    unlock(l);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ volatile("yield")
+#else
+#define cpu_relax() ((void)0)
 #endif
+
+void spin_lock_slow(int *l)
+{
+    for (int spins = 0;; spins++) {
+        if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 && !__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE))
+            return;
+        if (spins < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }

@@ -1,24 +1,40 @@
 // SPDX-License-Identifier: MIT
 //
 // Coroutines and their scheduler (Go: proc.go, with the stack policy of
-// stack.go's copystack/shrinkstack applied to saved copies).
+// stack.go's copystack/shrinkstack applied to saved copies; netpoll.go's
+// idea for fd waits).
 //
-// Owns: the per-thread scheduler (sched: run queue, the thread's execution
-// stack for copied-mode coroutines, the free g list), g descriptors,
-// gm_go/gm_main/gm_yield/gm_park/gm_ready, stack overflow reporting.
+// Owns: groups (one per gm_main call: its workers, the live count) and
+// workers (Go's P and M in one: a thread, its run queue, its execution
+// stack for copied-mode coroutines, its timer heap, its epoll instance, its
+// free g list), g descriptors, gm_go/gm_main/gm_yield/gm_park/gm_ready,
+// gm_sleep, gm_wait_fd, stack overflow reporting.
 //
-// A g moves between states (all on its scheduler's thread):
-//   runnable --(scheduler picks it)--> running --gm_yield--> runnable
-//   running --gm_park--> waiting --gm_ready--> runnable
+// A g moves between states:
+//   runnable --(its worker picks it)--> running --gm_yield--> runnable
+//   running --park--> waiting --ready (any thread)--> runnable
 //   running --fn returns--> dead (descriptor queued for reuse)
-// Only the scheduler switches to a g, and a g switches only to the
-// scheduler (gm_swapctx in switch_amd64.S), so the scheduler's own stack
-// (the thread's) is where copied stacks are saved and restored from.
+// Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
+// g. Only a worker's scheduler loop switches to a g, and a g switches only
+// back to it (gm_swapctx in switch_amd64.S).
 //
-// Copied mode (the default): every copied g of a thread runs at the top of
-// sched.stack. sched.owner is the g whose frames are there now. Before
+// Placement: gm_go queues the new g on the creating worker; an idle worker
+// steals gs that have not started (they have no stack yet), up to half of
+// the first StealScan it finds. A started g stays on its worker (g->p) for
+// life: a copied g's frames are addressed at that worker's execution stack.
+//
+// Locks: worker.lock (a spin lock) guards the run queue, allg and idle; it
+// is a leaf, taken under a channel's lock. g.stackLock guards where a
+// copied g's frames are (onExec, stack, savedLen) so another thread can copy
+// into a parked g's variable (a channel send) while its worker saves or
+// restores that stack. A park that must release a lock only after the g
+// has switched out (channels, gm_mutex) passes it to proc_park (Go's
+// gopark unlockf): the scheduler unlocks once the g's context is saved.
+//
+// Copied mode (the default): every copied g of a worker runs at the top of
+// its execution stack. p->owner is the g whose frames are there now. Before
 // another copied g runs, the owner's used part [owner->sp, top) is saved in
-// owner->saved (gm_stackalloc): when it does not fit, the buffer doubles
+// owner->stack (gm_stackalloc): when it does not fit, the buffer doubles
 // (repeatedly) and the old one is freed; when under a quarter is used, it
 // halves. Restored by copying back to the same addresses, so pointers into
 // a coroutine's own stack stay valid while it runs. A g that resumes while
@@ -29,15 +45,21 @@
 // alternate stack names the coroutine); smaller ones get a canary in their
 // lowest word, checked whenever the g switches back to the scheduler.
 //
-// Differs from Go: one scheduler per thread that calls gm_main (no Ps, no
-// work stealing yet); stacks are not moved while live (C has no pointer
-// maps), they are saved and restored instead.
+// Differs from Go: started gs never migrate (C stacks cannot move); no
+// spinning workers (an idle worker sleeps in epoll_wait at once and is woken
+// by an eventfd write); fd waits are one-shot epoll registrations.
 #include "runtime.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,61 +83,125 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
 #endif
 
+// ThreadSanitizer: each coroutine is a fiber of its own (its shadow call
+// stack and clock); switching tells TSan, or it sees one thread's calls and
+// returns interleaved from many stacks and its call stack overflows.
+#if defined(__SANITIZE_THREAD__)
+#define GM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GM_TSAN 1
+#endif
+#endif
+#ifdef GM_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
 enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 
-#define ExecStackSize ((size_t)256 << 10) // the copied-mode execution stack
+#define ExecStackSize ((size_t)8 << 20) // the copied-mode execution stack (touched only as deep as used)
 #define DefaultDedicated ((size_t)64 << 10)
 #define StackCanary 0x676f6d656d21c0deull
+#define StealScan 256
+#define MaxProcs 1024
+
+typedef struct worker worker;
 
 struct gm_g {
     void *sp;                  // saved stack pointer while not running
     void (*fn)(void *);
     void *arg;
-    struct gm_g *schedlink;    // run queue or free list
+    struct gm_g *schedlink;    // run queue, wait queue or free list
+    struct gm_g *allprev, *allnext; // p->allg; guarded by p->lock
+    worker *p;                 // its worker; changes only before it starts (steal, under both queues' lock)
     uint64_t id;
     const char *name;
-    enum gstatus status;
+    const char *waitReason;    // why it is parked (deadlock report)
+    _Atomic int status;        // enum gstatus
     gm_stack_mode mode;
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
-    size_t savedLen;           // copied: bytes of stack in stack (the buffer)
+    size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
+    int stackLock;             // copied: see the file comment
+    bool onExec;               // copied: its frames are on p's execution stack now; guarded by stackLock
     bool guarded;              // dedicated: lowest page is PROT_NONE
     bool started;
-    bool sleeping;             // parked in gm_sleep (a timer will ready it)
-    uint64_t sleepSeq;         // which gm_sleep call; stale timers carry an older one
+    bool fdWait;               // parked in gm_wait_fd (an epoll event may ready it)
+    int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
+    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
+    void *tsanFiber;           // ThreadSanitizer's fiber of this g
 };
 
-// A pending gm_sleep: a min-heap by when, per scheduler.
+// A pending timer, in a worker's min-heap by when: wakes g if it still
+// waits in wait seq, or sends the time on a gm_after channel.
 typedef struct timer {
     uint64_t when;             // CLOCK_MONOTONIC ns
     uint64_t seq;
     gm_g *g;
+    gm_chan *c;
 } timer;
 
-typedef struct sched {
+typedef struct group {
+    int nprocs;
+    worker **ps;               // immutable while running
+    _Atomic long live;         // gs not dead
+    _Atomic int nidle;         // workers with idle set
+    _Atomic long ntimers;      // pending timers, all workers
+    _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
+    bool running;
+} group;
+
+struct worker {
+    int lock;                  // spin lock: guards the fields up to idle
+    gm_g *runqhead, *runqtail;
+    gm_g *allg;                // gs placed here and not dead
+    bool idle;                 // asleep in netpoll, or about to: a waker clears it and writes wakefd
+    // --- the worker's own thread only
+    group *grp;
+    int id;
+    unsigned tick;
     void *sp;                  // the scheduler's own context
     gm_g *cur;                 // running g, or NULL
-    gm_g *runqhead, *runqtail;
     gm_g *freehead, *freetail; // dead gs, reused oldest first
-    long live;                 // gs not dead
     char *stackBase;           // copied mode: the execution stack [stackBase, stackTop), guard below
     char *stackTop;
     gm_g *owner;               // copied g whose frames occupy the execution stack
+    void (*unlockf)(void *);   // run once cur has switched out (proc_park)
+    void *unlockarg;
+    timer *timers;             // min-heap
+    size_t ntimers, timerscap;
+    long nfdwait;
+    int epfd, wakefd;
     void *altstack;            // for the SIGSEGV handler
     void *asanFake;            // AddressSanitizer: the scheduler's fake stack
+    void *tsanFiber;           // ThreadSanitizer: the thread's own fiber
     const void *threadStack;   // AddressSanitizer: the thread's own stack
     size_t threadStackSize;
-    timer *timers;             // min-heap of pending sleeps
-    size_t ntimers, timerscap;
-} sched;
+    pthread_t thread;
+    bool hasThread;
+};
 
-static _Atomic uint64_t sleepSeqGen;
+static _Atomic uint64_t waitSeqGen;
+static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 
-static __thread sched *tsched;
+static __thread worker *tworker;
 static struct sigaction oldSegv; // the program's handler, chained to for faults not ours
 static _Atomic uint64_t goidgen;
 static _Atomic uint64_t statCreated, statEnded, statGrows, statShrinks;
 static _Atomic int64_t statSavedBytes;
+
+static inline int gstatus(const gm_g *g)
+{
+    return atomic_load_explicit(&g->status, memory_order_acquire);
+}
+
+static inline void setstatus(gm_g *g, int st)
+{
+    atomic_store_explicit(&g->status, st, memory_order_release);
+}
 
 // ------------------------------------------------------------- overflow
 
@@ -129,14 +215,14 @@ static GM_COLD void describe(char *buf, size_t n, const gm_g *g)
 
 static void onSegv(int sig, siginfo_t *info, void *uctx)
 {
-    sched *s = tsched;
+    worker *p = tworker;
     uintptr_t a = (uintptr_t)info->si_addr;
-    gm_g *g = s != NULL ? s->cur : NULL;
+    gm_g *g = p != NULL ? p->cur : NULL;
     if (g != NULL) {
         size_t page = (size_t)sysconf(_SC_PAGESIZE);
         bool hit = g->mode == GM_STACK_DEDICATED
                        ? g->guarded && a >= g->stack.lo && a < g->stack.lo + page
-                       : a >= (uintptr_t)s->stackBase - page && a < (uintptr_t)s->stackBase;
+                       : a >= (uintptr_t)p->stackBase - page && a < (uintptr_t)p->stackBase;
         if (hit) {
             char buf[200];
             describe(buf, sizeof buf, g);
@@ -171,90 +257,258 @@ static void installSegvHandler(void)
     sigaction(SIGSEGV, &sa, &oldSegv);
 }
 
-static void installSegv(sched *s)
+static void installSegv(worker *p)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    s->altstack = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (s->altstack != MAP_FAILED) {
-        stack_t ss = { .ss_sp = s->altstack, .ss_size = 64 << 10, .ss_flags = 0 };
+    p->altstack = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p->altstack != MAP_FAILED) {
+        stack_t ss = { .ss_sp = p->altstack, .ss_size = 64 << 10, .ss_flags = 0 };
         sigaltstack(&ss, NULL);
     } else {
-        s->altstack = NULL;
+        p->altstack = NULL;
     }
     pthread_once(&once, installSegvHandler);
 }
 
-// ------------------------------------------------------------- sched
+// ------------------------------------------------------------- workers
 
-static sched *getsched(void)
+// The parts of a worker that only its own thread sets up: the execution
+// stack's mapping is made here too, so its first touch is by that thread.
+static worker *workerNew(group *grp, int id)
 {
-    sched *s = tsched;
-    if (GM_LIKELY(s != NULL))
-        return s;
-    s = gm_calloc(1, sizeof *s);
-    if (s == NULL)
+    worker *p = gm_calloc(1, sizeof *p);
+    if (p == NULL)
         return NULL;
+    p->grp = grp;
+    p->id = id;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    char *m = mmap(NULL, ExecStackSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        gm_free(s);
-        errno = ENOMEM;
+    char *m = mmap(NULL, ExecStackSize + page, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
+    if (p->epfd < 0 || p->wakefd < 0 || m == MAP_FAILED || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev) != 0) {
+        int err = m == MAP_FAILED ? ENOMEM : errno;
+        if (m != MAP_FAILED)
+            munmap(m, ExecStackSize + page);
+        if (p->epfd >= 0)
+            close(p->epfd);
+        if (p->wakefd >= 0)
+            close(p->wakefd);
+        gm_free(p);
+        errno = err == EMFILE || err == ENFILE ? err : ENOMEM;
         return NULL;
     }
     mprotect(m, page, PROT_NONE); // the guard below the execution stack
-    s->stackBase = m + page;
-    s->stackTop = m + page + ExecStackSize;
-    installSegv(s);
+    p->stackBase = m + page;
+    p->stackTop = m + page + ExecStackSize;
+    return p;
+}
+
+// Per-thread setup, on the worker's thread.
+static void workerBind(worker *p)
+{
+    tworker = p;
+#ifdef GM_TSAN
+    p->tsanFiber = __tsan_get_current_fiber();
+#endif
+    installSegv(p);
 #ifdef GM_ASAN
     pthread_attr_t attr;
     if (pthread_getattr_np(pthread_self(), &attr) == 0) {
         void *lo;
-        pthread_attr_getstack(&attr, &lo, &s->threadStackSize);
-        s->threadStack = lo;
+        pthread_attr_getstack(&attr, &lo, &p->threadStackSize);
+        p->threadStack = lo;
         pthread_attr_destroy(&attr);
     }
 #endif
-    tsched = s;
-    return s;
 }
 
-static void schedFree(sched *s)
+// Per-thread teardown, on the worker's thread.
+static void workerUnbind(worker *p)
+{
+    if (p->altstack != NULL) {
+        stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
+        sigaltstack(&ss, NULL);
+        munmap(p->altstack, 64 << 10);
+        p->altstack = NULL;
+    }
+    if (tworker == p)
+        tworker = NULL;
+}
+
+static void workerFree(worker *p)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    for (gm_g *g = s->freehead, *next; g != NULL; g = next) {
+    for (gm_g *g = p->freehead, *next; g != NULL; g = next) {
         next = g->schedlink;
         gm_free(g);
     }
-    munmap(s->stackBase - page, ExecStackSize + page);
-    if (s->altstack != NULL) {
-        stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
-        sigaltstack(&ss, NULL);
-        munmap(s->altstack, 64 << 10);
-    }
-    gm_free(s->timers);
-    tsched = NULL;
-    gm_free(s);
+    // Timers left when the last coroutine ended: gm_after channels may
+    // still wait for theirs.
+    for (size_t i = 0; i < p->ntimers; i++)
+        if (p->timers[i].c != NULL)
+            chan_timer_drop(p->timers[i].c);
+    atomic_fetch_sub_explicit(&p->grp->ntimers, (long)p->ntimers, memory_order_relaxed);
+    munmap(p->stackBase - page, ExecStackSize + page);
+    close(p->epfd);
+    close(p->wakefd);
+    gm_free(p->timers);
+    gm_free(p);
 }
 
-static void runqput(sched *s, gm_g *g)
+// The calling thread's worker: in gm_main, its own; otherwise worker 0 of
+// a group that the thread's next gm_main will run (gm_go before gm_main).
+static worker *getworker(void)
+{
+    worker *p = tworker;
+    if (GM_LIKELY(p != NULL))
+        return p;
+    group *grp = gm_calloc(1, sizeof *grp);
+    if (grp == NULL)
+        return NULL;
+    p = workerNew(grp, 0);
+    if (p == NULL) {
+        gm_free(grp);
+        return NULL;
+    }
+    workerBind(p);
+    return p;
+}
+
+// Wakes p if it sleeps (or is about to). Called without p->lock.
+static void wake(worker *p)
+{
+    spin_lock(&p->lock);
+    bool was = p->idle && p->hasThread;
+    if (was) {
+        __atomic_store_n(&p->idle, false, __ATOMIC_RELAXED);
+        atomic_fetch_sub_explicit(&p->grp->nidle, 1, memory_order_relaxed);
+    }
+    spin_unlock(&p->lock);
+    if (was) {
+        uint64_t one = 1;
+        if (write(p->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+            throw("gomem: waking a worker: %s", strerror(errno));
+    }
+}
+
+static void runqputLocked(worker *p, gm_g *g)
 {
     g->schedlink = NULL;
-    if (s->runqtail != NULL)
-        s->runqtail->schedlink = g;
+    if (p->runqtail != NULL)
+        p->runqtail->schedlink = g;
     else
-        s->runqhead = g;
-    s->runqtail = g;
+        __atomic_store_n(&p->runqhead, g, __ATOMIC_RELAXED);
+    p->runqtail = g;
 }
 
-static gm_g *runqget(sched *s)
+// Queues a runnable g on its worker, waking that worker when another
+// thread does it.
+static void runqput(gm_g *g)
 {
-    gm_g *g = s->runqhead;
+    worker *p = g->p;
+    spin_lock(&p->lock);
+    runqputLocked(p, g);
+    bool sleeping = p->idle;
+    spin_unlock(&p->lock);
+    if (sleeping && p != tworker)
+        wake(p);
+}
+
+static gm_g *runqget(worker *p)
+{
+    if (__atomic_load_n(&p->runqhead, __ATOMIC_RELAXED) == NULL)
+        return NULL; // a racy peek: a push after it is seen on the next round
+    spin_lock(&p->lock);
+    gm_g *g = p->runqhead;
     if (g != NULL) {
-        s->runqhead = g->schedlink;
-        if (s->runqhead == NULL)
-            s->runqtail = NULL;
+        __atomic_store_n(&p->runqhead, g->schedlink, __ATOMIC_RELAXED);
+        if (g->schedlink == NULL)
+            p->runqtail = NULL;
     }
+    spin_unlock(&p->lock);
     return g;
+}
+
+static void allgAdd(worker *p, gm_g *g)
+{
+    g->allprev = NULL;
+    g->allnext = p->allg;
+    if (p->allg != NULL)
+        p->allg->allprev = g;
+    p->allg = g;
+}
+
+static void allgRemove(worker *p, gm_g *g)
+{
+    if (g->allprev != NULL)
+        g->allprev->allnext = g->allnext;
+    else
+        p->allg = g->allnext;
+    if (g->allnext != NULL)
+        g->allnext->allprev = g->allprev;
+}
+
+// Takes up to half of the not-yet-started gs among the first StealScan of
+// another worker's queue; returns one to run, the rest go on p's queue.
+static gm_g *steal(worker *p)
+{
+    group *grp = p->grp;
+    for (int k = 1; k < grp->nprocs; k++) {
+        worker *v = grp->ps[(p->id + k) % grp->nprocs];
+        if (__atomic_load_n(&v->runqhead, __ATOMIC_RELAXED) == NULL)
+            continue;
+        gm_g *got = NULL, *gotTail = NULL;
+        int n = 0, want = 0;
+        spin_lock(&v->lock);
+        for (gm_g *g = v->runqhead; g != NULL && n < StealScan; g = g->schedlink, n++)
+            if (!g->started)
+                want++;
+        want = (want + 1) / 2;
+        gm_g *prev = NULL;
+        for (gm_g *g = v->runqhead, *next; g != NULL && want > 0; g = next) {
+            next = g->schedlink;
+            if (g->started) {
+                prev = g;
+                continue;
+            }
+            if (prev != NULL)
+                prev->schedlink = next;
+            else
+                __atomic_store_n(&v->runqhead, next, __ATOMIC_RELAXED);
+            if (v->runqtail == g)
+                v->runqtail = prev;
+            allgRemove(v, g);
+            g->schedlink = NULL;
+            if (gotTail != NULL)
+                gotTail->schedlink = g;
+            else
+                got = g;
+            gotTail = g;
+            want--;
+        }
+        spin_unlock(&v->lock);
+        if (got == NULL)
+            continue;
+        spin_lock(&p->lock);
+        for (gm_g *g = got; g != NULL; g = g->schedlink) {
+            g->p = p;
+            allgAdd(p, g);
+        }
+        if (got->schedlink != NULL) {
+            gm_g *rest = got->schedlink;
+            if (p->runqtail != NULL)
+                p->runqtail->schedlink = rest;
+            else
+                __atomic_store_n(&p->runqhead, rest, __ATOMIC_RELAXED);
+            p->runqtail = gotTail;
+        }
+        spin_unlock(&p->lock);
+        got->schedlink = NULL;
+        return got;
+    }
+    return NULL;
 }
 
 // Lays out a first frame for gm_swapctx at top: callee-saved registers with
@@ -275,29 +529,37 @@ static void *newFrame(char *top, gm_g *g, void (*entry)(gm_g *))
 }
 
 // The two directions of a switch, with AddressSanitizer told about each.
-static inline void switchToG(sched *s, gm_g *g)
+static inline void switchToG(worker *p, gm_g *g)
 {
 #ifdef GM_ASAN
     if (g->mode == GM_STACK_COPIED)
-        __sanitizer_start_switch_fiber(&s->asanFake, s->stackBase, ExecStackSize);
+        __sanitizer_start_switch_fiber(&p->asanFake, p->stackBase, ExecStackSize);
     else
-        __sanitizer_start_switch_fiber(&s->asanFake, (void *)g->stack.lo, g->stack.hi - g->stack.lo);
+        __sanitizer_start_switch_fiber(&p->asanFake, (void *)g->stack.lo, g->stack.hi - g->stack.lo);
 #endif
-    gm_swapctx(&s->sp, g->sp);
+#ifdef GM_TSAN
+    if (g->tsanFiber == NULL)
+        g->tsanFiber = __tsan_create_fiber(0);
+    __tsan_switch_to_fiber(g->tsanFiber, 0);
+#endif
+    gm_swapctx(&p->sp, g->sp);
 #ifdef GM_ASAN
-    __sanitizer_finish_switch_fiber(s->asanFake, NULL, NULL);
+    __sanitizer_finish_switch_fiber(p->asanFake, NULL, NULL);
 #endif
 }
 
 static inline void switchToSched(gm_g *g, bool dying)
 {
-    sched *s = tsched;
+    worker *p = tworker;
 #ifdef GM_ASAN
-    __sanitizer_start_switch_fiber(dying ? NULL : &g->asanFake, s->threadStack, s->threadStackSize);
+    __sanitizer_start_switch_fiber(dying ? NULL : &g->asanFake, p->threadStack, p->threadStackSize);
 #else
     (void)dying;
 #endif
-    gm_swapctx(&g->sp, s->sp);
+#ifdef GM_TSAN
+    __tsan_switch_to_fiber(p->tsanFiber, 0);
+#endif
+    gm_swapctx(&g->sp, p->sp);
 #ifdef GM_ASAN
     __sanitizer_finish_switch_fiber(g->asanFake, NULL, NULL);
 #endif
@@ -316,7 +578,7 @@ static void coroMain(gm_g *g)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     g->fn(g->arg);
-    g->status = Gdead;
+    setstatus(g, Gdead);
     switchToSched(g, true);
     throwG("internal error: a dead coroutine was resumed", g);
 }
@@ -324,9 +586,10 @@ static void coroMain(gm_g *g)
 // ------------------------------------------------- copied-mode stacks
 
 // Saves the owner's frames [sp, top) into its buffer (seed 002's policy).
-static void saveStack(sched *s, gm_g *g)
+// Caller holds g->stackLock.
+static void saveStack(worker *p, gm_g *g)
 {
-    size_t used = (size_t)(s->stackTop - (char *)g->sp);
+    size_t used = (size_t)(p->stackTop - (char *)g->sp);
     size_t size = g->stack.hi - g->stack.lo;
     if (size < used || (size > FixedStack && used < size / 4)) {
         size_t want = size ? size : FixedStack;
@@ -352,14 +615,195 @@ static void saveStack(sched *s, gm_g *g)
     g->savedLen = used;
 }
 
-static void restoreStack(sched *s, gm_g *g)
+// Puts g's frames on the execution stack, saving the owner's first.
+static void takeExecStack(worker *p, gm_g *g)
 {
-    gm_copy_stack(s->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
+    gm_g *old = p->owner;
+    size_t clear = 0;
+    if (old != NULL) {
+        spin_lock(&old->stackLock);
+        saveStack(p, old);
+        old->onExec = false;
+        spin_unlock(&old->stackLock);
+        clear = old->savedLen;
+    }
+#ifdef GM_ASAN
+    // The old owner's redzones are in the shadow of [its sp, top); deeper
+    // frames that returned were unpoisoned on return.
+    clear += 64 << 10;
+    if (clear > ExecStackSize)
+        clear = ExecStackSize;
+    __asan_unpoison_memory_region(p->stackTop - clear, clear);
+#else
+    (void)clear;
+#endif
+    spin_lock(&g->stackLock);
+    if (g->started)
+        gm_copy_stack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
+    else
+        g->sp = newFrame(p->stackTop, g, coroMain);
+    g->onExec = true;
+    spin_unlock(&g->stackLock);
+    p->owner = g;
+}
+
+// Copies n bytes between the caller and addr, which may be in the frames
+// of a parked copied-mode g: while g is off the execution stack they are
+// in its saved copy, at the same offset from its saved sp (Go's sendDirect
+// and recvDirect, with a copy where Go moves the stack).
+static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
+{
+    if (g->mode != GM_STACK_COPIED) {
+        if (toG)
+            other != NULL ? memcpy(addr, other, n) : memset(addr, 0, n);
+        else
+            memcpy(other, addr, n);
+        return;
+    }
+    spin_lock(&g->stackLock);
+    worker *p = g->p;
+    char *a = addr;
+    if (!g->onExec && a >= p->stackBase && a < p->stackTop) {
+        if (a < (char *)g->sp)
+            throwG("internal error: translating an address below the saved stack of", g);
+        a = (char *)g->stack.lo + (a - (char *)g->sp);
+    }
+    if (toG)
+        other != NULL ? memcpy(a, other, n) : memset(a, 0, n);
+    else
+        memcpy(other, a, n);
+    spin_unlock(&g->stackLock);
+}
+
+void proc_copy_to(gm_g *g, void *dst, const void *src, size_t n)
+{
+    copyG(g, dst, (void *)src, n, true);
+}
+
+void proc_copy_from(gm_g *g, void *dst, const void *src, size_t n)
+{
+    copyG(g, (void *)src, dst, n, false);
+}
+
+// ------------------------------------------------------------ timers
+
+static uint64_t nanotime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void timerPush(worker *p, timer t)
+{
+    if (p->ntimers == p->timerscap) {
+        size_t cap = p->timerscap ? p->timerscap * 2 : 16;
+        timer *nt = gm_reallocarray(p->timers, cap, sizeof *nt);
+        if (nt == NULL)
+            throw("out of memory adding a timer");
+        p->timers = nt;
+        p->timerscap = cap;
+    }
+    size_t i = p->ntimers++;
+    while (i > 0 && p->timers[(i - 1) / 2].when > t.when) {
+        p->timers[i] = p->timers[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    p->timers[i] = t;
+    atomic_fetch_add_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
+}
+
+static timer timerPop(worker *p)
+{
+    timer top = p->timers[0], last = p->timers[--p->ntimers];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= p->ntimers)
+            break;
+        if (c + 1 < p->ntimers && p->timers[c + 1].when < p->timers[c].when)
+            c++;
+        if (last.when <= p->timers[c].when)
+            break;
+        p->timers[i] = p->timers[c];
+        i = c;
+    }
+    if (p->ntimers > 0)
+        p->timers[i] = last;
+    atomic_fetch_sub_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
+    return top;
+}
+
+// Readies g if it still waits in wait seq (timers and fd events; a CAS, as
+// gm_ready may race from another thread).
+static bool readyIfWaiting(gm_g *g, uint64_t seq)
+{
+    if (atomic_load_explicit(&g->waitSeq, memory_order_relaxed) != seq)
+        return false;
+    int want = Gwaiting;
+    if (!atomic_compare_exchange_strong_explicit(&g->status, &want, Grunnable, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    runqput(g);
+    return true;
+}
+
+static void runTimers(worker *p, uint64_t now)
+{
+    while (p->ntimers > 0 && p->timers[0].when <= now) {
+        timer t = timerPop(p);
+        if (t.c != NULL)
+            chan_timer_fire(t.c, t.when);
+        else
+            readyIfWaiting(t.g, t.seq);
+    }
+}
+
+// ----------------------------------------------------------- netpoll
+
+static int toEpoll(int events)
+{
+    return ((events & GM_FD_READ) ? EPOLLIN | EPOLLRDHUP : 0) | ((events & GM_FD_WRITE) ? EPOLLOUT : 0);
+}
+
+// Waits up to timeout ns (< 0: no limit) for fd events and wake-ups, and
+// readies the gs whose fds fired.
+static void netpoll(worker *p, int64_t timeout)
+{
+    struct epoll_event evs[64];
+    int n;
+#ifdef SYS_epoll_pwait2
+    struct timespec ts = { (time_t)(timeout / 1000000000), (long)(timeout % 1000000000) };
+    n = (int)syscall(SYS_epoll_pwait2, p->epfd, evs, 64, timeout < 0 ? NULL : &ts, NULL, 0);
+    if (n < 0 && errno == ENOSYS)
+#endif
+        n = epoll_wait(p->epfd, evs, 64, timeout < 0 ? -1 : (int)((timeout + 999999) / 1000000));
+    for (int i = 0; i < n; i++) {
+        gm_g *g = evs[i].data.ptr;
+        if (g == NULL) {
+            uint64_t v;
+            if (read(p->wakefd, &v, sizeof v) < 0 && errno != EAGAIN)
+                throw("gomem: reading a worker's eventfd: %s", strerror(errno));
+            continue;
+        }
+        // One-shot: one event per registration, and the g deletes it
+        // before it can wait again.
+        uint32_t e = evs[i].events;
+        int got = 0;
+        if (e & (EPOLLERR | EPOLLHUP))
+            got = GM_FD_READ | GM_FD_WRITE;
+        if (e & (EPOLLIN | EPOLLRDHUP))
+            got |= GM_FD_READ;
+        if (e & EPOLLOUT)
+            got |= GM_FD_WRITE;
+        g->fdEvents = got;
+        readyIfWaiting(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed));
+    }
 }
 
 // ------------------------------------------------------------ the loop
 
-static void freeG(sched *s, gm_g *g)
+static void freeG(worker *p, gm_g *g)
 {
     if (g->mode == GM_STACK_DEDICATED) {
         if (g->guarded)
@@ -370,145 +814,164 @@ static void freeG(sched *s, gm_g *g)
     }
     gm_stackfree(g->stack);
     g->stack = (gm_stack){ 0, 0 };
-    if (s->owner == g)
-        s->owner = NULL;
+#ifdef GM_TSAN
+    __tsan_destroy_fiber(g->tsanFiber);
+    g->tsanFiber = NULL;
+#endif
+    if (p->owner == g)
+        p->owner = NULL;
+    spin_lock(&p->lock);
+    allgRemove(p, g);
+    spin_unlock(&p->lock);
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
     g->schedlink = NULL;
-    if (s->freetail != NULL)
-        s->freetail->schedlink = g;
+    if (p->freetail != NULL)
+        p->freetail->schedlink = g;
     else
-        s->freehead = g;
-    s->freetail = g;
-    s->live--;
+        p->freehead = g;
+    p->freetail = g;
     atomic_fetch_add_explicit(&statEnded, 1, memory_order_relaxed);
-}
-
-static uint64_t nanotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void timerPush(sched *s, timer t)
-{
-    if (s->ntimers == s->timerscap) {
-        size_t cap = s->timerscap ? s->timerscap * 2 : 16;
-        timer *nt = gm_reallocarray(s->timers, cap, sizeof *nt);
-        if (nt == NULL)
-            throw("out of memory adding a timer");
-        s->timers = nt;
-        s->timerscap = cap;
-    }
-    size_t i = s->ntimers++;
-    while (i > 0 && s->timers[(i - 1) / 2].when > t.when) {
-        s->timers[i] = s->timers[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    s->timers[i] = t;
-}
-
-static timer timerPop(sched *s)
-{
-    timer top = s->timers[0], last = s->timers[--s->ntimers];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= s->ntimers)
-            break;
-        if (c + 1 < s->ntimers && s->timers[c + 1].when < s->timers[c].when)
-            c++;
-        if (last.when <= s->timers[c].when)
-            break;
-        s->timers[i] = s->timers[c];
-        i = c;
-    }
-    if (s->ntimers > 0)
-        s->timers[i] = last;
-    return top;
-}
-
-// Readies the sleepers whose time has come; with wait, first sleeps the
-// thread until the earliest one (the run queue is empty).
-static void runTimers(sched *s, bool wait)
-{
-    if (s->ntimers == 0)
-        return;
-    uint64_t now = nanotime();
-    if (wait && s->timers[0].when > now) {
-        uint64_t d = s->timers[0].when - now;
-        struct timespec ts = { (time_t)(d / 1000000000u), (long)(d % 1000000000u) };
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-        now = nanotime();
-    }
-    while (s->ntimers > 0 && s->timers[0].when <= now) {
-        timer t = timerPop(s);
-        if (t.g->sleeping && t.g->sleepSeq == t.seq && t.g->status == Gwaiting) {
-            t.g->sleeping = false;
-            t.g->status = Grunnable;
-            runqput(s, t.g);
-        }
+    if (atomic_fetch_sub_explicit(&p->grp->live, 1, memory_order_acq_rel) == 1) {
+        group *grp = p->grp; // the last one: every worker may stop
+        for (int i = 0; i < grp->nprocs; i++)
+            if (grp->ps[i] != p)
+                wake(grp->ps[i]);
     }
 }
 
-static void schedule(sched *s)
+static const char *statusName(const gm_g *g)
 {
-    gm_g *g;
-    for (;;) {
-        runTimers(s, false);
-        g = runqget(s);
-        if (g == NULL) {
-            if (s->ntimers == 0)
+    switch (gstatus(g)) {
+    case Grunnable: return "runnable";
+    case Grunning: return "running";
+    case Gwaiting: return g->waitReason != NULL ? g->waitReason : "waiting";
+    default: return "dead";
+    }
+}
+
+static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
+{
+    fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n",
+            atomic_load(&grp->live));
+    int shown = 0;
+    for (int i = 0; i < grp->nprocs; i++) {
+        worker *p = grp->ps[i];
+        spin_lock(&p->lock);
+        for (gm_g *g = p->allg; g != NULL; g = g->allnext) {
+            if (shown++ == 100) {
+                fprintf(stderr, "...\n");
                 break;
-            runTimers(s, true);
+            }
+            fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
+                    g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
+        }
+        spin_unlock(&p->lock);
+    }
+    abort();
+}
+
+// The next g for p to run, or NULL when the group is done. Sleeps in
+// netpoll when there is nothing to run.
+static gm_g *findRunnable(worker *p)
+{
+    group *grp = p->grp;
+    for (;;) {
+        if (p->ntimers > 0)
+            runTimers(p, nanotime());
+        if (p->nfdwait > 0 && (++p->tick & 31) == 0)
+            netpoll(p, 0); // fairness for fd waiters while gs keep running
+        gm_g *g = runqget(p);
+        if (g != NULL)
+            return g;
+        if (grp->nprocs > 1 && (g = steal(p)) != NULL)
+            return g;
+        // Nothing to run. Sleep, unless the group is done; marking idle
+        // and checking live under p->lock pairs with freeG's wake.
+        spin_lock(&p->lock);
+        if (p->runqhead != NULL) {
+            spin_unlock(&p->lock);
             continue;
         }
+        if (atomic_load_explicit(&grp->live, memory_order_acquire) == 0) {
+            spin_unlock(&p->lock);
+            return NULL;
+        }
+        __atomic_store_n(&p->idle, true, __ATOMIC_RELAXED);
+        int idle = atomic_fetch_add_explicit(&grp->nidle, 1, memory_order_acq_rel) + 1;
+        spin_unlock(&p->lock);
+        // Everyone asleep, nothing to wake anyone: no queue has a g (a
+        // push clears idle first), no timer is pending, no fd is waited on.
+        if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
+            atomic_load(&grp->live) > 0)
+            deadlock(grp);
+        int64_t timeout = -1;
+        if (p->ntimers > 0) {
+            uint64_t now = nanotime();
+            timeout = p->timers[0].when > now ? (int64_t)(p->timers[0].when - now) : 0;
+        }
+        netpoll(p, timeout);
+        spin_lock(&p->lock);
+        if (p->idle) {
+            __atomic_store_n(&p->idle, false, __ATOMIC_RELAXED);
+            atomic_fetch_sub_explicit(&grp->nidle, 1, memory_order_relaxed);
+        }
+        spin_unlock(&p->lock);
+    }
+}
+
+static void schedule(worker *p)
+{
+    gm_g *g;
+    while ((g = findRunnable(p)) != NULL) {
         if (g->mode == GM_STACK_COPIED) {
-            if (s->owner != g) {
-                if (s->owner != NULL)
-                    saveStack(s, s->owner);
-#ifdef GM_ASAN
-                __asan_unpoison_memory_region(s->stackBase, ExecStackSize);
-#endif
-                if (g->started)
-                    restoreStack(s, g);
-                else
-                    g->sp = newFrame(s->stackTop, g, coroMain);
-                s->owner = g;
-            } else if (!g->started) {
-                g->sp = newFrame(s->stackTop, g, coroMain);
-            }
+            if (p->owner != g || !g->started)
+                takeExecStack(p, g);
         } else if (!g->started) {
             g->sp = newFrame((char *)g->stack.hi, g, coroMain);
         }
         g->started = true;
-        g->status = Grunning;
-        s->cur = g;
-        switchToG(s, g);
-        s->cur = NULL;
+        setstatus(g, Grunning);
+        p->cur = g;
+        switchToG(p, g);
+        p->cur = NULL;
+        if (p->unlockf != NULL) { // g is parked and its context saved: wakers may go
+            void (*f)(void *) = p->unlockf;
+            p->unlockf = NULL;
+            f(p->unlockarg);
+        }
         if (g->mode == GM_STACK_DEDICATED && !g->guarded && *(uint64_t *)g->stack.lo != StackCanary)
             throwG("stack overflow (canary overwritten)", g);
-        if (g->status == Gdead)
-            freeG(s, g);
+        if (gstatus(g) == Gdead)
+            freeG(p, g);
     }
+}
+
+static void *workerMain(void *arg)
+{
+    worker *p = arg;
+    workerBind(p);
+    schedule(p);
+    workerUnbind(p);
+    return NULL;
 }
 
 // ------------------------------------------------------------- the API
 
 gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
 {
-    sched *s = getsched();
-    if (s == NULL || fn == NULL) {
-        errno = fn == NULL ? EINVAL : ENOMEM;
+    if (fn == NULL) {
+        errno = EINVAL;
         return NULL;
     }
-    gm_g *g = s->freehead;
+    worker *p = getworker();
+    if (p == NULL)
+        return NULL;
+    gm_g *g = p->freehead;
     if (g != NULL) {
-        s->freehead = g->schedlink;
-        if (s->freehead == NULL)
-            s->freetail = NULL;
+        p->freehead = g->schedlink;
+        if (p->freehead == NULL)
+            p->freetail = NULL;
     } else {
         g = gm_malloc(sizeof *g);
         if (g == NULL)
@@ -517,6 +980,7 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     memset(g, 0, sizeof *g);
     g->fn = fn;
     g->arg = arg;
+    g->p = p;
     g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
     g->mode = opts ? opts->mode : GM_STACK_COPIED;
     g->name = opts ? opts->name : NULL;
@@ -533,10 +997,24 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
         else
             *(uint64_t *)g->stack.lo = StackCanary;
     }
-    g->status = Grunnable;
-    s->live++;
-    runqput(s, g);
+    setstatus(g, Grunnable);
+    atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
+    spin_lock(&p->lock);
+    allgAdd(p, g);
+    runqputLocked(p, g);
+    spin_unlock(&p->lock);
     atomic_fetch_add_explicit(&statCreated, 1, memory_order_relaxed);
+    // Work for an idle worker to steal (Go's wakep).
+    group *grp = p->grp;
+    if (grp->running && atomic_load_explicit(&grp->nidle, memory_order_relaxed) > 0) {
+        for (int k = 1; k < grp->nprocs; k++) {
+            worker *v = grp->ps[(p->id + k) % grp->nprocs];
+            if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
+                wake(v);
+                break;
+            }
+        }
+    }
     return g;
 }
 
@@ -545,84 +1023,181 @@ gm_g *gm_go(void (*fn)(void *), void *arg)
     return gm_go_opts(fn, arg, NULL);
 }
 
+int gm_set_procs(int n)
+{
+    int old = atomic_load(&defaultProcs);
+    if (old == 0) {
+        runtime_init();
+        old = runtime_procs;
+        if (old <= 0) {
+            long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+            old = cpus < 1 ? 1 : cpus > MaxProcs ? MaxProcs : (int)cpus;
+        }
+    }
+    if (n < 0 || n > MaxProcs) {
+        errno = EINVAL;
+        return -1;
+    }
+    atomic_store(&defaultProcs, n == 0 ? old : n);
+    return old;
+}
+
 int gm_main(void (*fn)(void *), void *arg)
 {
-    sched *s = getsched();
-    if (s == NULL)
+    worker *p0 = getworker();
+    if (p0 == NULL)
         return -1;
-    if (s->cur != NULL)
-        throwG("gm_main called from inside", s->cur);
+    if (p0->cur != NULL)
+        throwG("gm_main called from inside", p0->cur);
+    group *grp = p0->grp;
+    if (grp->running)
+        throw("gm_main called on a worker of a running gm_main");
     if (fn != NULL && gm_go(fn, arg) == NULL)
         return -1;
-    schedule(s);
-    if (s->live != 0) {
-        fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n", s->live);
-        abort();
+    int n = gm_set_procs(0);
+    grp->ps = gm_calloc((size_t)n, sizeof *grp->ps);
+    if (grp->ps == NULL)
+        return -1;
+    grp->ps[0] = p0;
+    grp->nprocs = 1;
+    int err = 0;
+    for (int i = 1; i < n && err == 0; i++) {
+        worker *p = workerNew(grp, i);
+        if (p == NULL) {
+            err = errno;
+            break;
+        }
+        grp->ps[i] = p;
+        grp->nprocs = i + 1;
     }
-    schedFree(s); // every coroutine ended: give the stacks back
+    if (err != 0) { // not every worker: fail before any coroutine ran
+        for (int i = 1; i < grp->nprocs; i++)
+            workerFree(grp->ps[i]);
+        grp->nprocs = 1;
+        gm_free(grp->ps);
+        grp->ps = NULL;
+        errno = err;
+        return -1;
+    }
+    for (int i = 0; i < grp->nprocs; i++)
+        grp->ps[i]->hasThread = true; // before any worker thread can read it
+    grp->running = true;
+    for (int i = 1; i < grp->nprocs; i++) {
+        worker *p = grp->ps[i];
+        if (pthread_create(&p->thread, NULL, workerMain, p) != 0) {
+            // No thread: a worker that sleeps for good (nothing is queued
+            // on a worker but by its own thread).
+            spin_lock(&p->lock);
+            p->hasThread = false;
+            __atomic_store_n(&p->idle, true, __ATOMIC_RELAXED);
+            atomic_fetch_add(&grp->nidle, 1);
+            spin_unlock(&p->lock);
+        }
+    }
+    schedule(p0);
+    for (int i = 1; i < grp->nprocs; i++) // all first: a worker still looking for work reads the others
+        if (grp->ps[i]->hasThread)
+            pthread_join(grp->ps[i]->thread, NULL);
+    for (int i = 1; i < grp->nprocs; i++)
+        workerFree(grp->ps[i]);
+    gm_free(grp->ps);
+    workerUnbind(p0);
+    workerFree(p0); // every coroutine ended: give the stacks back
+    gm_free(grp);
     return 0;
 }
 
 static gm_g *mustSelf(const char *who)
 {
-    sched *s = tsched;
-    if (s == NULL || s->cur == NULL)
+    worker *p = tworker;
+    if (p == NULL || p->cur == NULL)
         throw("%s called outside a coroutine", who);
-    return s->cur;
+    return p->cur;
 }
 
 void gm_yield(void)
 {
     gm_g *g = mustSelf("gm_yield");
-    g->status = Grunnable;
-    runqput(tsched, g);
+    setstatus(g, Grunnable);
+    runqput(g);
+    switchToSched(g, false);
+}
+
+void proc_park(const char *reason, void (*unlockf)(void *), void *arg)
+{
+    gm_g *g = mustSelf(reason);
+    worker *p = g->p;
+    g->waitReason = reason;
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+    setstatus(g, Gwaiting);
+    p->unlockf = unlockf;
+    p->unlockarg = arg;
     switchToSched(g, false);
 }
 
 void gm_park(void)
 {
-    gm_g *g = mustSelf("gm_park");
-    g->status = Gwaiting;
+    proc_park("park", NULL, NULL);
+}
+
+// Parks g in a timed wait: a timer for it and a fresh wait seq. Returns
+// after a wake by the timer, an fd event or gm_ready.
+static void parkTimed(gm_g *g, const char *reason, int64_t timeout)
+{
+    worker *p = g->p;
+    uint64_t seq = atomic_fetch_add_explicit(&waitSeqGen, 1, memory_order_relaxed) + 1;
+    g->waitReason = reason;
+    atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
+    if (timeout >= 0)
+        timerPush(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL });
+    setstatus(g, Gwaiting);
     switchToSched(g, false);
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed); // its timer, if still queued, is stale
 }
 
 void gm_sleep(uint64_t ns)
 {
-    sched *s = tsched;
-    gm_g *g = s != NULL ? s->cur : NULL;
+    worker *p = tworker;
+    gm_g *g = p != NULL ? p->cur : NULL;
     if (g == NULL) { // outside a coroutine: the thread sleeps
         struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
             ;
         return;
     }
-    g->sleeping = true;
-    g->sleepSeq = atomic_fetch_add_explicit(&sleepSeqGen, 1, memory_order_relaxed) + 1;
-    timerPush(s, (timer){ nanotime() + ns, g->sleepSeq, g });
-    g->status = Gwaiting;
-    switchToSched(g, false);
-    g->sleeping = false; // woken by its timer, or early by gm_ready
+    parkTimed(g, "sleep", ns > INT64_MAX ? INT64_MAX : (int64_t)ns);
 }
 
 void gm_ready(gm_g *g)
 {
-    sched *s = tsched;
     if (g == NULL)
         throw("gm_ready(NULL)");
-    if (g->status == Gdead)
+    int want = Gwaiting;
+    if (atomic_compare_exchange_strong_explicit(&g->status, &want, Grunnable, memory_order_acq_rel,
+                                                memory_order_relaxed)) {
+        runqput(g);
+        return;
+    }
+    if (want == Gdead)
         throwG("gm_ready of a coroutine that has ended", g);
-    if (g->status != Gwaiting)
-        throwG("gm_ready of a coroutine that is not parked", g);
-    if (s == NULL)
-        throw("gm_ready called on a thread with no scheduler");
-    g->status = Grunnable;
-    runqput(s, g);
+    if (atomic_load_explicit(&g->waitSeq, memory_order_relaxed) != 0)
+        return; // a timed wait that its timer or fd just ended: nothing left to do
+    throwG("gm_ready of a coroutine that is not parked", g);
+}
+
+void proc_ready(gm_g *g)
+{
+    int want = Gwaiting;
+    if (!atomic_compare_exchange_strong_explicit(&g->status, &want, Grunnable, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        throwG("internal error: readying a coroutine that is not parked", g);
+    runqput(g);
 }
 
 gm_g *gm_self(void)
 {
-    sched *s = tsched;
-    return s != NULL ? s->cur : NULL;
+    worker *p = tworker;
+    return p != NULL ? p->cur : NULL;
 }
 
 uint64_t gm_id(const gm_g *g)
@@ -630,23 +1205,168 @@ uint64_t gm_id(const gm_g *g)
     return g != NULL ? g->id : 0;
 }
 
-void *proc_translate(gm_g *g, void *p)
+// A timer that sends on c at when; for gm_after (chan.c). False outside a
+// coroutine.
+bool proc_after(gm_chan *c, uint64_t ns)
 {
-    // A copied g that is not running and not the execution stack's owner
-    // has its frames in its saved copy: the same offset from the saved sp.
-    sched *s = tsched;
-    if (g->mode != GM_STACK_COPIED || s == NULL || s->owner == g || s->cur == g)
-        return p;
-    if ((char *)p < s->stackBase || (char *)p >= s->stackTop)
-        return p;
-    if ((char *)p < (char *)g->sp)
-        throwG("internal error: translating an address below the saved stack of", g);
-    return (void *)(g->stack.lo + (uintptr_t)((char *)p - (char *)g->sp));
+    worker *p = tworker;
+    if (p == NULL || p->cur == NULL)
+        return false;
+    uint64_t now = nanotime();
+    timerPush(p, (timer){ ns > UINT64_MAX - now ? UINT64_MAX : now + ns, 0, NULL, c });
+    return true;
+}
+
+// ----------------------------------------------------------------- I/O
+
+static int pollNow(int fd, int events, int64_t timeout)
+{
+    struct pollfd pfd = { fd, (short)(((events & GM_FD_READ) ? POLLIN : 0) | ((events & GM_FD_WRITE) ? POLLOUT : 0)), 0 };
+    int ms = timeout < 0 ? -1 : (int)((timeout + 999999) / 1000000);
+    int n;
+    while ((n = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+        ;
+    if (n <= 0)
+        return n;
+    if (pfd.revents & POLLNVAL) {
+        errno = EBADF;
+        return -1;
+    }
+    int got = 0;
+    if (pfd.revents & (POLLERR | POLLHUP))
+        got = events;
+    if (pfd.revents & POLLIN)
+        got |= GM_FD_READ;
+    if (pfd.revents & POLLOUT)
+        got |= GM_FD_WRITE;
+    return got & events;
+}
+
+int gm_wait_fd(int fd, int events, int64_t timeout_ns)
+{
+    if (fd < 0) {
+        errno = EBADF;
+        return -1;
+    }
+    if ((events & ~(GM_FD_READ | GM_FD_WRITE)) != 0 || events == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    worker *p = tworker;
+    gm_g *g = p != NULL ? p->cur : NULL;
+    if (g == NULL || timeout_ns == 0)
+        return pollNow(fd, events, timeout_ns);
+    struct epoll_event ev = { .events = (uint32_t)toEpoll(events) | EPOLLONESHOT, .data.ptr = g };
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (errno == EPERM) // a regular file: always ready, as poll says
+            return events;
+        return -1;
+    }
+    g->fdWait = true;
+    g->fdEvents = 0;
+    p->nfdwait++;
+    atomic_fetch_add_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
+    parkTimed(g, "IO wait", timeout_ns);
+    p = g->p;
+    p->nfdwait--;
+    atomic_fetch_sub_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
+    g->fdWait = false;
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+    return g->fdEvents & events;
+}
+
+static int setNonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return -1;
+    if (!(fl & O_NONBLOCK) && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -1;
+    return 0;
+}
+
+ssize_t gm_read(int fd, void *buf, size_t n)
+{
+    // Sockets: MSG_DONTWAIT needs no mode change and no extra syscall.
+    for (bool sock = true;;) {
+        ssize_t r = sock ? recv(fd, buf, n, MSG_DONTWAIT) : read(fd, buf, n);
+        if (r < 0 && sock && errno == ENOTSOCK) {
+            if (setNonblock(fd) < 0)
+                return -1;
+            sock = false;
+            continue;
+        }
+        if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            return r;
+        if (errno != EINTR && gm_wait_fd(fd, GM_FD_READ, -1) < 0)
+            return -1;
+    }
+}
+
+ssize_t gm_write(int fd, const void *buf, size_t n)
+{
+    size_t done = 0;
+    bool sock = true;
+    while (done < n) {
+        ssize_t r = sock ? send(fd, (const char *)buf + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL)
+                         : write(fd, (const char *)buf + done, n - done);
+        if (r < 0 && sock && errno == ENOTSOCK) {
+            if (setNonblock(fd) < 0)
+                return -1;
+            sock = false;
+            continue;
+        }
+        if (r >= 0) {
+            done += (size_t)r;
+            continue;
+        }
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return done > 0 ? (ssize_t)done : -1;
+        if (errno != EINTR && gm_wait_fd(fd, GM_FD_WRITE, -1) < 0)
+            return done > 0 ? (ssize_t)done : -1;
+    }
+    return (ssize_t)done;
+}
+
+int gm_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    if (setNonblock(fd) < 0)
+        return -1;
+    for (;;) {
+        int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED))
+            return c;
+        if (errno == EAGAIN && gm_wait_fd(fd, GM_FD_READ, -1) < 0)
+            return -1;
+    }
+}
+
+int gm_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    if (setNonblock(fd) < 0)
+        return -1;
+    if (connect(fd, addr, len) == 0)
+        return 0;
+    if (errno != EINPROGRESS && errno != EINTR)
+        return -1;
+    if (gm_wait_fd(fd, GM_FD_WRITE, -1) < 0)
+        return -1;
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
 }
 
 // ----------------------------------------------------- sync primitives
 //
 // A parked g is on no run queue, so its schedlink threads the wait queue.
+// Each primitive's lk is held from the check to the park (released by the
+// scheduler once the g is off its stack), so a wake cannot be missed.
 
 static void waitq_put(gm_g **head, gm_g **tail, gm_g *g)
 {
@@ -669,15 +1389,28 @@ static gm_g *waitq_get(gm_g **head, gm_g **tail)
     return g;
 }
 
+static void unlockSpin(void *l)
+{
+    spin_unlock(l);
+}
+
 void gm_waitgroup_add(gm_waitgroup *wg, long delta)
 {
+    spin_lock(&wg->lk);
     wg->count += delta;
-    if (wg->count < 0)
+    if (wg->count < 0) {
+        spin_unlock(&wg->lk);
         throw("gm_waitgroup %p: negative counter", (void *)wg);
+    }
+    gm_g *waiters = NULL;
     if (wg->count == 0) {
-        gm_g *g;
-        while ((g = waitq_get(&wg->head, &wg->tail)) != NULL)
-            gm_ready(g);
+        waiters = wg->head;
+        wg->head = wg->tail = NULL;
+    }
+    spin_unlock(&wg->lk);
+    for (gm_g *g = waiters, *next; g != NULL; g = next) {
+        next = g->schedlink;
+        proc_ready(g);
     }
 }
 
@@ -688,41 +1421,59 @@ void gm_waitgroup_done(gm_waitgroup *wg)
 
 void gm_waitgroup_wait(gm_waitgroup *wg)
 {
+    spin_lock(&wg->lk);
     while (wg->count > 0) {
-        gm_g *g = mustSelf("gm_waitgroup_wait");
+        gm_g *g = gm_self();
+        if (g == NULL) {
+            spin_unlock(&wg->lk);
+            mustSelf("gm_waitgroup_wait");
+        }
         waitq_put(&wg->head, &wg->tail, g);
-        gm_park();
+        proc_park("waitgroup", unlockSpin, &wg->lk);
+        spin_lock(&wg->lk);
     }
+    spin_unlock(&wg->lk);
 }
 
 void gm_mutex_lock(gm_mutex *m)
 {
+    spin_lock(&m->lk);
     if (!m->locked) {
         m->locked = 1;
+        spin_unlock(&m->lk);
         return;
     }
-    gm_g *g = mustSelf("gm_mutex_lock (would block)");
+    gm_g *g = gm_self();
+    if (g == NULL) {
+        spin_unlock(&m->lk);
+        mustSelf("gm_mutex_lock (would block)");
+    }
     waitq_put(&m->head, &m->tail, g);
-    gm_park(); // woken holding the lock: unlock hands it over
+    proc_park("mutex", unlockSpin, &m->lk); // woken holding the lock: unlock hands it over
 }
 
 int gm_mutex_trylock(gm_mutex *m)
 {
-    if (m->locked)
-        return 0;
+    spin_lock(&m->lk);
+    int got = !m->locked;
     m->locked = 1;
-    return 1;
+    spin_unlock(&m->lk);
+    return got;
 }
 
 void gm_mutex_unlock(gm_mutex *m)
 {
-    if (!m->locked)
+    spin_lock(&m->lk);
+    if (!m->locked) {
+        spin_unlock(&m->lk);
         throw("gm_mutex_unlock of unlocked mutex %p", (void *)m);
+    }
     gm_g *g = waitq_get(&m->head, &m->tail);
-    if (g != NULL)
-        gm_ready(g); // still locked: now the waiter's
-    else
+    if (g == NULL)
         m->locked = 0;
+    spin_unlock(&m->lk);
+    if (g != NULL)
+        proc_ready(g); // still locked: now the waiter's
 }
 
 void proc_stats(gm_memstats *out)

@@ -144,8 +144,26 @@ typedef struct mutex {
 
 void lock(mutex *l);
 void unlock(mutex *l);
-// After fork, in the child: the lock's owner may be gone; make it free again.
+// After fork, in the child: releases a lock the fork handler took.
 void lock_reinit_child(mutex *l);
+
+// A spinlock on a plain int, so it can sit in public structs (gm_mutex,
+// gm_waitgroup) and in channels: for the scheduler's and channels' critical
+// sections, a few dozen instructions long. Not ranked: nothing is taken
+// under one except another spin lock in a fixed order (channel, then
+// worker) and gm_malloc. The slow path yields the CPU after a while so a
+// preempted holder can finish.
+void spin_lock_slow(int *l);
+static inline void spin_lock(int *l)
+{
+    if (GM_LIKELY(!__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)))
+        return;
+    spin_lock_slow(l);
+}
+static inline void spin_unlock(int *l)
+{
+    __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+}
 
 // ------------------------------------------------------------------ spans
 
@@ -402,6 +420,7 @@ typedef struct debugVars {
     int stackcheck;            // GOMEM_DEBUG=stackcheck
 } debugVars;
 extern debugVars debug;
+extern int runtime_procs; // GOMEM_PROCS (workers of gm_main), 0 if unset
 
 // Reads GOMEM_* once; cheap after the first call.
 void runtime_init(void);
@@ -500,7 +519,23 @@ void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 // The address where p, a pointer into parked coroutine g's stack, can be
 // reached now (its saved copy when g's frames are not on the execution
 // stack). Same thread as g's scheduler. (proc.c)
-void *proc_translate(gm_g *g, void *p);
+// Parks the running coroutine; unlockf(arg), if any, runs once it has
+// switched out (Go's gopark): a waker that needs that lock cannot ready it
+// before its context is saved. reason names the wait in deadlock reports.
+void proc_park(const char *reason, void (*unlockf)(void *), void *arg);
+// Readies a coroutine parked by proc_park (any thread); throws if it is not.
+void proc_ready(gm_g *g);
+// Copies n bytes to or from addr in g's frames: a parked copied-mode
+// coroutine's frames are in its saved copy (Go's sendDirect/recvDirect).
+// proc_copy_to with src NULL zeroes.
+void proc_copy_to(gm_g *g, void *dst, const void *src, size_t n);
+void proc_copy_from(gm_g *g, void *dst, const void *src, size_t n);
+// gm_after's timer on the calling worker; false outside a coroutine.
+bool proc_after(gm_chan *c, uint64_t ns);
+// chan.c: a gm_after timer fired (sends when, or frees a channel the
+// program already freed); a pending timer was dropped (its group ended).
+void chan_timer_fire(gm_chan *c, uint64_t when);
+void chan_timer_drop(gm_chan *c);
 
 // Heap: the cached span of class spc is exhausted; get one with a free slot
 // (mcache.c). Returns the span now cached, or NULL with ENOMEM.

@@ -14,6 +14,7 @@
 //   GOMEM_DEBUG=a,b        stacks: log coroutine stack grow/shrink;
 //                          stackcheck: check the parked-stack contract
 //   GOMEM_SCAVENGE=off|N   free dirty pages the scavenger keeps (bytes, k/m/g)
+//   GOMEM_PROCS=N          workers of gm_main (default: the CPUs)
 // A malformed value gets a warning naming it and the default is kept.
 #include "runtime.h"
 
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 debugVars debug;
+int runtime_procs; // GOMEM_PROCS, 0 if unset
 static _Atomic int runtime_inited; // 0 never, 1 in progress, 2 done
 
 // Writes a whole line to stderr without allocating.
@@ -170,6 +172,15 @@ void runtime_init(void)
         unsigned long n = strtoul(v, &end, 10);
         if (*end != 0 || gm_set_max_tiny_size(n) != 0)
             warn_option("GOMEM_MAXTINY='%s' is not 0, 8, 16 or 32; using 16", v);
+    }
+    v = getenv("GOMEM_PROCS");
+    if (v != NULL && *v != 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end == 0 && n >= 1 && n <= 1024)
+            runtime_procs = (int)n;
+        else
+            warn_option("GOMEM_PROCS='%s' is not a number of workers from 1 to 1024; using the CPUs", v);
     }
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }

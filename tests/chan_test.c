@@ -3,7 +3,10 @@
 // Channels (chan.c): unbuffered hand-off straight into a parked copied
 // coroutine's variable, buffered FIFO order, close, the try variants, Go's
 // concurrent prime sieve, and misuse.
+#include <errno.h>
+#include <pthread.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "export_test.h"
 #include "testing.h"
@@ -269,6 +272,135 @@ TEST(select)
     gm_chan_free(quit);
 }
 
+// ------------------------------------------------------- several workers
+
+typedef struct msg {
+    long value;
+    pthread_t from;
+} msg;
+
+static gm_chan *work, *done_ch;
+static _Atomic long cross_thread, total_got, sum_got;
+static gm_waitgroup producers_wg = GM_WAITGROUP_INIT;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void producer(void *arg)
+{
+    long id = (long)(uintptr_t)arg;
+    uint64_t end = now_ns() + 300000; // some work first, so idle workers steal
+    while (now_ns() < end)
+        ;
+    for (long i = 0; i < 2000; i++) {
+        msg m = { id * 1000000 + i, pthread_self() }; // sent from this (copied) stack
+        gm_chan_send(work, &m);
+    }
+    gm_waitgroup_done(&producers_wg);
+}
+
+static void consumer(void *arg)
+{
+    (void)arg;
+    msg m; // received into this stack, maybe while it is saved
+    long n = 0, sum = 0, cross = 0;
+    while (gm_chan_recv(work, &m)) {
+        n++;
+        sum += m.value;
+        cross += !pthread_equal(m.from, pthread_self());
+    }
+    atomic_fetch_add(&total_got, n);
+    atomic_fetch_add(&sum_got, sum);
+    atomic_fetch_add(&cross_thread, cross);
+    gm_chan_send(done_ch, &n);
+}
+
+static void closer(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_wait(&producers_wg);
+    gm_chan_close(work);
+}
+
+static void fan_main(void *arg)
+{
+    long cap = (long)(uintptr_t)arg;
+    work = gm_chan_new(sizeof(msg), (size_t)cap);
+    done_ch = gm_chan_new(sizeof(long), 0);
+    gm_waitgroup_add(&producers_wg, 16);
+    for (long i = 0; i < 4; i++)
+        gm_go(consumer, NULL);
+    for (long i = 0; i < 16; i++)
+        gm_go(producer, (void *)(uintptr_t)i);
+    gm_go(closer, NULL);
+    long n, all = 0;
+    for (int i = 0; i < 4; i++) {
+        gm_chan_recv(done_ch, &n);
+        all += n;
+    }
+    CHECK_EQ(all, 32000);
+    gm_chan_free(work);
+    gm_chan_free(done_ch);
+}
+
+TEST(channels_between_workers)
+{
+    gm_set_procs(4);
+    long want = 0;
+    for (long id = 0; id < 16; id++)
+        for (long i = 0; i < 2000; i++)
+            want += id * 1000000 + i;
+    for (long cap = 0; cap <= 8; cap += 8) { // unbuffered, then buffered
+        total_got = sum_got = cross_thread = 0;
+        CHECK_EQ(gm_main(fan_main, (void *)(uintptr_t)cap), 0);
+        CHECK_EQ(total_got, 32000);
+        CHECK_EQ(sum_got, want);
+        CHECK(cross_thread > 0); // values did go from one worker's stack to another's
+    }
+    gm_set_procs(1);
+}
+
+// gm_after in select: a timeout; a timer freed before it fires.
+static void after_main(void *arg)
+{
+    (void)arg;
+    gm_chan *never = gm_chan_new(sizeof(int), 0);
+    uint64_t t0 = now_ns(), fired = 0;
+    gm_chan *t = gm_after(5000000);
+    CHECK(t != NULL);
+    int v;
+    gm_select_case cs[2] = { { never, GM_SELECT_RECV, &v, NULL }, { t, GM_SELECT_RECV, &fired, NULL } };
+    CHECK_EQ(gm_select(cs, 2, 0), 1);
+    CHECK(now_ns() - t0 >= 5000000u);
+    CHECK(fired >= t0 + 5000000u);
+    gm_chan_free(t);
+    // Freed before it fires: the timer frees it (ASan/LSan would see a leak or a use after free).
+    gm_chan *early = gm_after(1000000);
+    gm_chan_free(early);
+    gm_sleep(3000000);
+    // A zero delay is ready at the next scheduling round.
+    gm_chan *zero = gm_after(0);
+    gm_chan_recv(zero, &fired);
+    CHECK(fired >= t0);
+    gm_chan_free(zero);
+    // A timer still pending when gm_main ends is dropped with its group.
+    gm_chan *late = gm_after(3600000000000ull);
+    gm_chan_free(late);
+    gm_chan_free(never);
+}
+
+TEST(after_and_timeouts)
+{
+    CHECK_EQ(gm_main(after_main, NULL), 0);
+    errno = 0;
+    CHECK(gm_after(1000) == NULL); // outside a coroutine
+    CHECK_EQ(errno, EPERM);
+}
+
 // ----------------------------------------------------------- bad input
 
 static void send_closed_main(void *arg)
@@ -332,11 +464,14 @@ TEST(misuse)
 
 int main(void)
 {
+    gm_set_procs(1); // the first tests check one worker's exact order
     RUN(unbuffered_ping_pong_between_copied_coroutines);
     RUN(buffered_fifo_and_close);
     RUN(try_variants);
     RUN(prime_sieve);
     RUN(select);
+    RUN(channels_between_workers);
+    RUN(after_and_timeouts);
     RUN(misuse);
     return test_report();
 }

@@ -33,6 +33,14 @@ static inline size_t test_c23_align(size_t n)
 #define TEST_RSS_MEANINGFUL 1
 #endif
 
+// ThreadSanitizer counts each coroutine as a fiber, at most 8128 alive
+// together with the threads.
+#if TEST_RSS_MEANINGFUL
+#define TEST_MAX_LIVE_COROS 20000
+#else
+#define TEST_MAX_LIVE_COROS 4000
+#endif
+
 // Sanitizers make stack frames several times larger.
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TEST_FRAME_SCALE 8

@@ -3,6 +3,8 @@
 // Coroutines (proc.c): scheduling order, park/ready, copied stacks that
 // survive other coroutines running and grow 2x / shrink under 1/4,
 // dedicated stacks, overflow detection in both modes, and misuse.
+#include <errno.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -175,7 +177,7 @@ TEST(dedicated_stacks)
     CHECK_EQ(gm_main(dedicated_main, NULL), 0);
 }
 
-static gm_g *idle[20000];
+static gm_g *idle[TEST_MAX_LIVE_COROS];
 
 static void idle_fn(void *arg)
 {
@@ -188,7 +190,7 @@ static void idle_fn(void *arg)
 
 static void many_main(void *arg)
 {
-    int n = 20000;
+    int n = TEST_MAX_LIVE_COROS;
     for (int i = 0; i < n; i++)
         idle[i] = gm_go(idle_fn, arg);
     gm_yield(); // all run once and park
@@ -205,7 +207,7 @@ TEST(many_idle_coroutines_cost_their_saved_stack)
 {
     int count = 0;
     CHECK_EQ(gm_main(many_main, &count), 0);
-    CHECK_EQ(count, 20000);
+    CHECK_EQ(count, TEST_MAX_LIVE_COROS);
 }
 
 // gm_sleep: sleepers wake in time order, and others run meanwhile.
@@ -317,7 +319,7 @@ TEST(mutex_and_waitgroup)
 static volatile int keep_going = 1;
 static int recurse_forever(int n)
 {
-    volatile char pad[256];
+    volatile char pad[1024]; // under a page (a bigger frame could jump the guard page), yet few frames fill 8 MiB (sanitizers record each)
     pad[0] = (char)n;
     if (!keep_going)
         return 0;
@@ -414,8 +416,218 @@ TEST(misuse_is_caught)
     CHECK_DEATH(wg_negative, NULL, "negative counter");
 }
 
+// ------------------------------------------------------- several workers
+
+static _Atomic int ran_on[8];  // coroutines that started on worker thread i
+static pthread_t threads[8];
+static _Atomic int nthreads;
+static _Atomic int moved;      // a started coroutine seen on another thread
+static gm_waitgroup spread_wg = GM_WAITGROUP_INIT;
+
+static int thread_index(void)
+{
+    pthread_t me = pthread_self();
+    static int lk;
+    spin_lock(&lk);
+    int n = atomic_load(&nthreads), i;
+    for (i = 0; i < n; i++)
+        if (pthread_equal(threads[i], me))
+            break;
+    if (i == n && n < 8) {
+        threads[n] = me;
+        atomic_store(&nthreads, n + 1);
+    }
+    spin_unlock(&lk);
+    return i;
+}
+
+static void busy_us(int us)
+{
+    uint64_t end = now_ns() + (uint64_t)us * 1000u;
+    while (now_ns() < end)
+        ;
+}
+
+static void spread_fn(void *arg)
+{
+    (void)arg;
+    pthread_t me = pthread_self();
+    atomic_fetch_add(&ran_on[thread_index()], 1);
+    for (int i = 0; i < 5; i++) {
+        busy_us(200);
+        gm_yield();
+        if (!pthread_equal(pthread_self(), me))
+            atomic_fetch_add(&moved, 1);
+    }
+    gm_waitgroup_done(&spread_wg);
+}
+
+static void spread_main(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_add(&spread_wg, 64);
+    for (int i = 0; i < 64; i++)
+        gm_go(spread_fn, NULL);
+    gm_waitgroup_wait(&spread_wg);
+}
+
+TEST(idle_workers_steal_unstarted_coroutines)
+{
+    CHECK_EQ(gm_set_procs(4), 1);
+    gm_memstats a, b;
+    gm_stats(&a);
+    CHECK_EQ(gm_main(spread_main, NULL), 0);
+    gm_stats(&b);
+    int total = 0, used = 0;
+    for (int i = 0; i < 8; i++) {
+        total += ran_on[i];
+        used += ran_on[i] > 0;
+    }
+    CHECK_EQ(total, 64);
+    CHECK(used >= 2);       // the work spread over threads
+    CHECK_EQ(moved, 0);     // a started coroutine stays on its worker
+    CHECK_EQ(b.coro_ended - a.coro_ended, 65);
+    CHECK_EQ(b.coro_saved_bytes, 0);
+    gm_set_procs(1);
+}
+
+// gm_mutex and gm_waitgroup between workers: no lost update, one holder.
+static gm_mutex xmu = GM_MUTEX_INIT;
+static long xcounter;
+static _Atomic int xinside, xmax_inside;
+static gm_waitgroup xwg = GM_WAITGROUP_INIT;
+
+static void xlocked(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        gm_mutex_lock(&xmu);
+        int in = atomic_fetch_add(&xinside, 1) + 1;
+        if (in > atomic_load(&xmax_inside))
+            atomic_store(&xmax_inside, in);
+        long c = xcounter;
+        if (i % 16 == 0)
+            gm_yield();
+        xcounter = c + 1;
+        atomic_fetch_sub(&xinside, 1);
+        gm_mutex_unlock(&xmu);
+    }
+    gm_waitgroup_done(&xwg);
+}
+
+static void xmain(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_add(&xwg, 8);
+    for (int i = 0; i < 8; i++)
+        gm_go(xlocked, NULL);
+    gm_waitgroup_wait(&xwg);
+}
+
+TEST(mutex_between_workers)
+{
+    gm_set_procs(2);
+    CHECK_EQ(gm_main(xmain, NULL), 0);
+    CHECK_EQ(xcounter, 16000);
+    CHECK_EQ(xmax_inside, 1);
+    CHECK_EQ(xmu.locked, 0);
+    gm_set_procs(1);
+}
+
+// gm_ready from a plain thread: the parked coroutine runs again on its own
+// worker (a sleeper keeps the group from counting as deadlocked).
+static gm_g *_Atomic ext_waiter;
+static _Atomic int ext_done;
+
+static void *ext_thread(void *arg)
+{
+    (void)arg;
+    gm_g *g;
+    while ((g = atomic_load(&ext_waiter)) == NULL)
+        usleep(100);
+    usleep(2000);
+    gm_ready(g);
+    return NULL;
+}
+
+static void ext_parker(void *arg)
+{
+    (void)arg;
+    pthread_t me = pthread_self();
+    atomic_store(&ext_waiter, gm_self());
+    gm_park();
+    CHECK(pthread_equal(me, pthread_self()));
+    atomic_store(&ext_done, 1);
+}
+
+static void ext_keeper(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&ext_done))
+        gm_sleep(1000000);
+}
+
+static void ext_main(void *arg)
+{
+    (void)arg;
+    gm_go(ext_parker, NULL);
+    gm_go(ext_keeper, NULL);
+}
+
+TEST(ready_from_another_thread)
+{
+    gm_set_procs(2);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, ext_thread, NULL), 0);
+    CHECK_EQ(gm_main(ext_main, NULL), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(ext_done, 1);
+    gm_set_procs(1);
+}
+
+static void procs_bad(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(gm_set_procs(-1), -1);
+    CHECK_EQ(errno, EINVAL);
+    CHECK_EQ(gm_set_procs(5000), -1);
+}
+
+static void stuck_recv(void *arg)
+{
+    gm_chan *c = arg;
+    int v;
+    gm_chan_recv(c, &v);
+}
+
+static void deadlock2_main(void *arg)
+{
+    (void)arg;
+    gm_chan *c = gm_chan_new(sizeof(int), 0);
+    gm_go_options o = { GM_STACK_COPIED, 0, "stuck" };
+    gm_go_opts(stuck_recv, c, &o);
+    gm_mutex_lock(&xmu);
+    gm_mutex_lock(&xmu); // parks for good
+}
+
+static void deadlock_two_workers(void *arg)
+{
+    (void)arg;
+    gm_set_procs(2);
+    gm_main(deadlock2_main, NULL);
+}
+
+TEST(deadlock_report_lists_coroutines)
+{
+    procs_bad(NULL);
+    CHECK_DEATH(deadlock_two_workers, NULL, "all coroutines are asleep - deadlock!");
+    CHECK_DEATH(deadlock_two_workers, NULL, "\"stuck\" [chan receive]");
+    CHECK_DEATH(deadlock_two_workers, NULL, "[mutex]");
+}
+
 int main(void)
 {
+    gm_set_procs(1); // the first tests check one worker's exact order
     RUN(round_robin);
     RUN(park_and_ready);
     RUN(copied_stacks_survive_and_resize);
@@ -424,5 +636,9 @@ int main(void)
     RUN(sleep);
     RUN(mutex_and_waitgroup);
     RUN(misuse_is_caught);
+    RUN(idle_workers_steal_unstarted_coroutines);
+    RUN(mutex_between_workers);
+    RUN(ready_from_another_thread);
+    RUN(deadlock_report_lists_coroutines);
     return test_report();
 }

@@ -58,6 +58,7 @@ __attribute__((unused)) static int expect_death(void (*fn)(void *), void *arg, c
     if (pid == 0) {
         close(pipefd[0]);
         dup2(pipefd[1], 2);
+        alarm(120); // a child that hangs instead of dying fails, by SIGALRM, without the text
         fn(arg);
         _exit(0); // surviving is the failure
     }
