@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int test_passed, test_failed;
+static _Atomic int test_passed, test_failed; // checks run in coroutines on several workers
 static const char *test_current = "?";
 
 #define CHECK(cond) test_check((cond) != 0, __FILE__, __LINE__, #cond)
