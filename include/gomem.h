@@ -120,7 +120,7 @@ typedef struct gm_memstats {
     uint64_t coro_ended;        // coroutines that returned
     uint64_t coro_stack_grows;  // copied mode: saved-stack buffer doublings
     uint64_t coro_stack_shrinks;// copied mode: halvings (under a quarter used)
-    uint64_t coro_saved_bytes;  // copied mode: stack bytes held in saved copies now
+    uint64_t coro_saved_bytes;  // copied mode: bytes of the saved-stack buffers held now
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and

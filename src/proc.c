@@ -78,6 +78,14 @@ void gm_copy_stack(void *dst, const void *src, size_t n);
 #endif
 #endif
 #ifdef GM_ASAN
+// Saved stacks hold their frames' redzones: copied by code ASan does not check.
+#define copyStack gm_copy_stack
+#else
+// memcpy's vector loop: rep movsb's start-up cost dominates copies of a
+// few hundred bytes (a parked coroutine saves about 200).
+#define copyStack memcpy
+#endif
+#ifdef GM_ASAN
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
 void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
@@ -115,8 +123,9 @@ struct gm_g {
     void (*fn)(void *);
     void *arg;
     struct gm_g *schedlink;    // run queue, wait queue or free list
-    struct gm_g *allprev, *allnext; // p->allg; guarded by p->lock
-    worker *p;                 // its worker; changes only before it starts (steal, under both queues' lock)
+    struct gm_g *allprev, *allnext; // p->allg (started gs; p's thread only)
+    worker *p;                 // its worker; changes only before it starts (a steal)
+    uint64_t enqSeq;           // when it was queued on p (runq and newq are merged by it)
     uint64_t id;
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
@@ -156,10 +165,15 @@ typedef struct group {
 
 struct worker {
     int lock;                  // spin lock: guards the fields up to idle
-    gm_g *runqhead, *runqtail;
-    gm_g *allg;                // gs placed here and not dead
+    gm_g *newqhead, *newqtail; // created here, not started: other workers may steal them
+    long nnew;
+    gm_g *inboxhead, *inboxtail; // readied by other threads, for runq
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and writes wakefd
-    // --- the worker's own thread only
+    // --- the worker's own thread only (deadlock() reads allg under lock
+    // once every worker is idle)
+    gm_g *runqhead, *runqtail; // runnable, in enqSeq order
+    uint64_t seq;              // enqSeq of the last g queued here
+    gm_g *allg;                // started gs here, not dead
     group *grp;
     int id;
     unsigned tick;
@@ -393,42 +407,78 @@ static void wake(worker *p)
     }
 }
 
-static void runqputLocked(worker *p, gm_g *g)
+static void listPut(gm_g **head, gm_g **tail, gm_g *g)
 {
     g->schedlink = NULL;
-    if (p->runqtail != NULL)
-        p->runqtail->schedlink = g;
+    if (*tail != NULL)
+        (*tail)->schedlink = g;
     else
-        __atomic_store_n(&p->runqhead, g, __ATOMIC_RELAXED);
-    p->runqtail = g;
+        __atomic_store_n(head, g, __ATOMIC_RELAXED); // peeked at without the lock
+    *tail = g;
 }
 
-// Queues a runnable g on its worker, waking that worker when another
-// thread does it.
+static gm_g *listGet(gm_g **head, gm_g **tail)
+{
+    gm_g *g = *head;
+    if (g != NULL) {
+        __atomic_store_n(head, g->schedlink, __ATOMIC_RELAXED);
+        if (g->schedlink == NULL)
+            *tail = NULL;
+    }
+    return g;
+}
+
+// On p's own thread: no lock.
+static void runqputLocal(worker *p, gm_g *g)
+{
+    g->enqSeq = ++p->seq;
+    listPut(&p->runqhead, &p->runqtail, g);
+}
+
+// Queues a runnable g on its worker: locally on its own thread, else in
+// the worker's inbox, waking the worker if it sleeps.
 static void runqput(gm_g *g)
 {
     worker *p = g->p;
+    if (p == tworker) {
+        runqputLocal(p, g);
+        return;
+    }
     spin_lock(&p->lock);
-    runqputLocked(p, g);
+    listPut(&p->inboxhead, &p->inboxtail, g);
     bool sleeping = p->idle;
     spin_unlock(&p->lock);
-    if (sleeping && p != tworker)
+    if (sleeping)
         wake(p);
 }
 
+// The next g to run on p, oldest first across the local queue and the
+// stealable new gs. Locks only when the inbox or newq has something.
 static gm_g *runqget(worker *p)
 {
-    if (__atomic_load_n(&p->runqhead, __ATOMIC_RELAXED) == NULL)
-        return NULL; // a racy peek: a push after it is seen on the next round
-    spin_lock(&p->lock);
-    gm_g *g = p->runqhead;
-    if (g != NULL) {
-        __atomic_store_n(&p->runqhead, g->schedlink, __ATOMIC_RELAXED);
-        if (g->schedlink == NULL)
-            p->runqtail = NULL;
+    if (__atomic_load_n(&p->inboxhead, __ATOMIC_RELAXED) != NULL) {
+        spin_lock(&p->lock);
+        gm_g *g = p->inboxhead;
+        p->inboxhead = p->inboxtail = NULL;
+        spin_unlock(&p->lock);
+        for (gm_g *next; g != NULL; g = next) {
+            next = g->schedlink;
+            runqputLocal(p, g);
+        }
     }
-    spin_unlock(&p->lock);
-    return g;
+    gm_g *r = p->runqhead;
+    if (__atomic_load_n(&p->newqhead, __ATOMIC_RELAXED) != NULL) {
+        spin_lock(&p->lock);
+        gm_g *n = p->newqhead;
+        if (n != NULL && (r == NULL || n->enqSeq < r->enqSeq)) {
+            listGet(&p->newqhead, &p->newqtail);
+            p->nnew--;
+            spin_unlock(&p->lock);
+            return n;
+        }
+        spin_unlock(&p->lock);
+    }
+    return listGet(&p->runqhead, &p->runqtail);
 }
 
 static void allgAdd(worker *p, gm_g *g)
@@ -450,63 +500,41 @@ static void allgRemove(worker *p, gm_g *g)
         g->allnext->allprev = g->allprev;
 }
 
-// Takes up to half of the not-yet-started gs among the first StealScan of
-// another worker's queue; returns one to run, the rest go on p's queue.
+// Takes half of another worker's not-yet-started gs (they have no stack
+// yet, so any worker may run them); returns one to run, queues the rest.
 static gm_g *steal(worker *p)
 {
     group *grp = p->grp;
     for (int k = 1; k < grp->nprocs; k++) {
         worker *v = grp->ps[(p->id + k) % grp->nprocs];
-        if (__atomic_load_n(&v->runqhead, __ATOMIC_RELAXED) == NULL)
+        if (__atomic_load_n(&v->newqhead, __ATOMIC_RELAXED) == NULL)
             continue;
-        gm_g *got = NULL, *gotTail = NULL;
-        int n = 0, want = 0;
         spin_lock(&v->lock);
-        for (gm_g *g = v->runqhead; g != NULL && n < StealScan; g = g->schedlink, n++)
-            if (!g->started)
-                want++;
-        want = (want + 1) / 2;
-        gm_g *prev = NULL;
-        for (gm_g *g = v->runqhead, *next; g != NULL && want > 0; g = next) {
-            next = g->schedlink;
-            if (g->started) {
-                prev = g;
-                continue;
-            }
-            if (prev != NULL)
-                prev->schedlink = next;
-            else
-                __atomic_store_n(&v->runqhead, next, __ATOMIC_RELAXED);
-            if (v->runqtail == g)
-                v->runqtail = prev;
-            allgRemove(v, g);
+        long want = (v->nnew + 1) / 2;
+        gm_g *got = NULL, *gotTail = NULL;
+        while (want-- > 0) {
+            gm_g *g = listGet(&v->newqhead, &v->newqtail);
+            if (g == NULL)
+                break;
+            v->nnew--;
             g->schedlink = NULL;
             if (gotTail != NULL)
                 gotTail->schedlink = g;
             else
                 got = g;
             gotTail = g;
-            want--;
         }
         spin_unlock(&v->lock);
         if (got == NULL)
             continue;
-        spin_lock(&p->lock);
-        for (gm_g *g = got; g != NULL; g = g->schedlink) {
+        gm_g *first = got;
+        for (gm_g *g = got->schedlink, *next; g != NULL; g = next) {
+            next = g->schedlink;
             g->p = p;
-            allgAdd(p, g);
+            runqputLocal(p, g);
         }
-        if (got->schedlink != NULL) {
-            gm_g *rest = got->schedlink;
-            if (p->runqtail != NULL)
-                p->runqtail->schedlink = rest;
-            else
-                __atomic_store_n(&p->runqhead, rest, __ATOMIC_RELAXED);
-            p->runqtail = gotTail;
-        }
-        spin_unlock(&p->lock);
-        got->schedlink = NULL;
-        return got;
+        first->p = p;
+        return first;
     }
     return NULL;
 }
@@ -608,10 +636,10 @@ static void saveStack(worker *p, gm_g *g)
         if (nb.lo == 0)
             throwG("out of memory saving the stack of", g);
         gm_stackfree(g->stack); // the old copy is stale: it is overwritten below
+        atomic_fetch_add_explicit(&statSavedBytes, (int64_t)want - (int64_t)size, memory_order_relaxed);
         g->stack = nb;
     }
-    gm_copy_stack((void *)g->stack.lo, g->sp, used);
-    atomic_fetch_add_explicit(&statSavedBytes, (int64_t)used - (int64_t)g->savedLen, memory_order_relaxed);
+    copyStack((void *)g->stack.lo, g->sp, used);
     g->savedLen = used;
 }
 
@@ -621,10 +649,15 @@ static void takeExecStack(worker *p, gm_g *g)
     gm_g *old = p->owner;
     size_t clear = 0;
     if (old != NULL) {
-        spin_lock(&old->stackLock);
+        // A parked g may be copied into by a waker on another thread
+        // (copyG); a runnable one may not, so it needs no lock.
+        bool parked = gstatus(old) == Gwaiting;
+        if (parked)
+            spin_lock(&old->stackLock);
         saveStack(p, old);
         old->onExec = false;
-        spin_unlock(&old->stackLock);
+        if (parked)
+            spin_unlock(&old->stackLock);
         clear = old->savedLen;
     }
 #ifdef GM_ASAN
@@ -637,13 +670,12 @@ static void takeExecStack(worker *p, gm_g *g)
 #else
     (void)clear;
 #endif
-    spin_lock(&g->stackLock);
+    // g is runnable: whoever readied it finished copying into it first.
     if (g->started)
-        gm_copy_stack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
+        copyStack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
     else
         g->sp = newFrame(p->stackTop, g, coroMain);
     g->onExec = true;
-    spin_unlock(&g->stackLock);
     p->owner = g;
 }
 
@@ -809,7 +841,7 @@ static void freeG(worker *p, gm_g *g)
         if (g->guarded)
             mprotect((void *)g->stack.lo, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
     } else {
-        atomic_fetch_sub_explicit(&statSavedBytes, (int64_t)g->savedLen, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&statSavedBytes, (int64_t)(g->stack.hi - g->stack.lo), memory_order_relaxed);
         g->savedLen = 0;
     }
     gm_stackfree(g->stack);
@@ -820,9 +852,7 @@ static void freeG(worker *p, gm_g *g)
 #endif
     if (p->owner == g)
         p->owner = NULL;
-    spin_lock(&p->lock);
     allgRemove(p, g);
-    spin_unlock(&p->lock);
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
     g->schedlink = NULL;
@@ -889,7 +919,7 @@ static gm_g *findRunnable(worker *p)
         // Nothing to run. Sleep, unless the group is done; marking idle
         // and checking live under p->lock pairs with freeG's wake.
         spin_lock(&p->lock);
-        if (p->runqhead != NULL) {
+        if (p->inboxhead != NULL || p->newqhead != NULL) {
             spin_unlock(&p->lock);
             continue;
         }
@@ -930,7 +960,10 @@ static void schedule(worker *p)
         } else if (!g->started) {
             g->sp = newFrame((char *)g->stack.hi, g, coroMain);
         }
-        g->started = true;
+        if (!g->started) {
+            g->started = true;
+            allgAdd(p, g);
+        }
         setstatus(g, Grunning);
         p->cur = g;
         switchToG(p, g);
@@ -999,14 +1032,19 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     }
     setstatus(g, Grunnable);
     atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
-    spin_lock(&p->lock);
-    allgAdd(p, g);
-    runqputLocked(p, g);
-    spin_unlock(&p->lock);
     atomic_fetch_add_explicit(&statCreated, 1, memory_order_relaxed);
-    // Work for an idle worker to steal (Go's wakep).
     group *grp = p->grp;
-    if (grp->running && atomic_load_explicit(&grp->nidle, memory_order_relaxed) > 0) {
+    if (grp->nprocs <= 1) { // nobody to steal it
+        runqputLocal(p, g);
+        return g;
+    }
+    spin_lock(&p->lock);
+    g->enqSeq = ++p->seq;
+    listPut(&p->newqhead, &p->newqtail, g);
+    p->nnew++;
+    spin_unlock(&p->lock);
+    // Work for an idle worker to steal (Go's wakep).
+    if (atomic_load_explicit(&grp->nidle, memory_order_relaxed) > 0) {
         for (int k = 1; k < grp->nprocs; k++) {
             worker *v = grp->ps[(p->id + k) % grp->nprocs];
             if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
