@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+//
+// The programs in examples/ run and check their own results (exit 0 only
+// when correct); this runs each with small arguments on one and on two
+// workers and checks the exit status and the line that shows the answer.
+// Paths are under $BUILD (default build), as make test builds them.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "testing.h"
+
+static char out[8192];
+
+// Runs a shell command; returns its exit status (-1 if it did not exit).
+static int run(const char *procs, const char *cmd)
+{
+    const char *build = getenv("BUILD");
+    char line[512];
+    snprintf(line, sizeof line, "GOMEM_PROCS=%s %s/examples/%s 2>&1", procs, build ? build : "build", cmd);
+    FILE *f = popen(line, "r");
+    if (f == NULL)
+        return -1;
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "    %s exited %d: %s\n", line, WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(sieve)
+{
+    CHECK_EQ(run("1", "sieve 1000"), 0);
+    CHECK(strstr(out, "prime 1000 = 7919") != NULL);
+    CHECK_EQ(run("2", "sieve 1000"), 0);
+    CHECK(strstr(out, "prime 1000 = 7919") != NULL);
+    CHECK_EQ(run("1", "sieve 1"), 0);
+    CHECK(strstr(out, "prime 1 = 2") != NULL);
+    CHECK_EQ(run("1", "sieve 0"), 2); // usage
+}
+
+TEST(pipeline)
+{
+    CHECK_EQ(run("1", "pipeline 20000 4"), 0);
+    CHECK(strstr(out, "(correct)") != NULL);
+    CHECK_EQ(run("2", "pipeline 20000 8"), 0);
+    CHECK(strstr(out, "(correct)") != NULL);
+}
+
+TEST(echo)
+{
+    CHECK_EQ(run("1", "echo 50 0.3 200"), 0);
+    CHECK(strstr(out, "50 connections") != NULL && strstr(out, "echo: ok") != NULL);
+    CHECK_EQ(run("2", "echo 300 0.5"), 0);
+    CHECK(strstr(out, "0 errors") != NULL && strstr(out, "echo: ok") != NULL);
+}
+
+int main(void)
+{
+    RUN(sieve);
+    RUN(pipeline);
+    RUN(echo);
+    return test_report();
+}
