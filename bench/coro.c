@@ -71,7 +71,7 @@ static gm_stack_mode yield_mode;
 static void yield_main(void *arg)
 {
     (void)arg;
-    gm_go_options o = { yield_mode, 16 << 10, NULL };
+    gm_go_options o = { yield_mode, 16 << 10, NULL, 0 };
     gm_go_opts(yielder, NULL, &o);
     gm_go_opts(yielder, NULL, &o);
 }

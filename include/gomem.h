@@ -252,6 +252,8 @@ typedef struct {
     gm_stack_mode mode;
     size_t stack_size;  // dedicated: bytes (rounded up to a power of two); 0: 64 KiB
     const char *name;   // for messages; not copied, must outlive the coroutine
+    int worker;         // 0: the creator's worker (idle workers may steal it before it
+                        // starts); k > 0: worker (k-1) mod procs of the running gm_main, for good
 } gm_go_options;
 
 // Starts fn(arg) as a coroutine on the calling worker (or, outside gm_main,

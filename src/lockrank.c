@@ -67,14 +67,6 @@ void lock_reinit_child(mutex *l)
     unlock(l);
 }
 
-#if defined(__x86_64__) || defined(__i386__)
-#define cpu_relax() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define cpu_relax() __asm__ volatile("yield")
-#else
-#define cpu_relax() ((void)0)
-#endif
-
 void spin_lock_slow(int *l)
 {
     for (int spins = 0;; spins++) {

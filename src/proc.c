@@ -901,6 +901,27 @@ static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
     abort();
 }
 
+#define SpinRounds 4000 // pause instructions: tens of microseconds
+
+// True when work showed up for p while it spun.
+static bool spinForWork(worker *p)
+{
+    for (int i = 0; i < SpinRounds; i++) {
+        cpu_relax();
+        if (__atomic_load_n(&p->inboxhead, __ATOMIC_RELAXED) != NULL ||
+            __atomic_load_n(&p->newqhead, __ATOMIC_RELAXED) != NULL)
+            return true;
+        if ((i & 255) == 255 && atomic_load_explicit(&p->grp->live, memory_order_relaxed) == 0)
+            return false; // done: the caller finds out under its lock
+        if ((i & 511) == 511) {
+            for (int k = 1; k < p->grp->nprocs; k++)
+                if (__atomic_load_n(&p->grp->ps[(p->id + k) % p->grp->nprocs]->newqhead, __ATOMIC_RELAXED) != NULL)
+                    return true; // something to steal
+        }
+    }
+    return false;
+}
+
 // The next g for p to run, or NULL when the group is done. Sleeps in
 // netpoll when there is nothing to run.
 static gm_g *findRunnable(worker *p)
@@ -916,6 +937,12 @@ static gm_g *findRunnable(worker *p)
             return g;
         if (grp->nprocs > 1 && (g = steal(p)) != NULL)
             return g;
+        // Spin a little before sleeping (Go's spinning Ms): work handed
+        // over between workers often arrives within microseconds, and a
+        // sleeping worker costs its waker an eventfd write and itself an
+        // epoll_wait return.
+        if (grp->nprocs > 1 && p->nfdwait == 0 && spinForWork(p))
+            continue;
         // Nothing to run. Sleep, unless the group is done; marking idle
         // and checking live under p->lock pairs with freeG's wake.
         spin_lock(&p->lock);
@@ -1036,6 +1063,11 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     group *grp = p->grp;
     if (grp->nprocs <= 1) { // nobody to steal it
         runqputLocal(p, g);
+        return g;
+    }
+    if (opts != NULL && opts->worker > 0) { // placed: on that worker's queue, not stealable
+        g->p = grp->ps[(opts->worker - 1) % grp->nprocs];
+        runqput(g);
         return g;
     }
     spin_lock(&p->lock);

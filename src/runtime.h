@@ -153,6 +153,13 @@ void lock_reinit_child(mutex *l);
 // under one except another spin lock in a fixed order (channel, then
 // worker) and gm_malloc. The slow path yields the CPU after a while so a
 // preempted holder can finish.
+#if defined(__x86_64__) || defined(__i386__)
+#define cpu_relax() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ volatile("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
 void spin_lock_slow(int *l);
 static inline void spin_lock(int *l)
 {

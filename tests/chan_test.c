@@ -364,6 +364,48 @@ TEST(channels_between_workers)
     gm_set_procs(1);
 }
 
+// Placed on two workers for sure: every hand-off crosses threads, into a
+// parked copied coroutine's stack variable on the other worker.
+static pthread_t ping_thread, pong_thread;
+
+static void placed_ponger(void *arg)
+{
+    (void)arg;
+    pong_thread = pthread_self();
+    long v;
+    while (gm_chan_recv(ping, &v)) {
+        v++;
+        gm_chan_send(pong, &v);
+    }
+}
+
+static void placed_pinger(void *arg)
+{
+    ping_thread = pthread_self();
+    pinger(arg);
+}
+
+static void placed_main(void *arg)
+{
+    gm_go_options a = { GM_STACK_COPIED, 0, "pinger", 1 }, b = { GM_STACK_COPIED, 0, "ponger", 2 };
+    gm_go_opts(placed_ponger, NULL, &b);
+    gm_go_opts(placed_pinger, arg, &a);
+}
+
+TEST(ping_pong_between_two_workers)
+{
+    gm_set_procs(2);
+    ping = gm_chan_new(sizeof(long), 0);
+    pong = gm_chan_new(sizeof(long), 0);
+    rounds_done = 0;
+    CHECK_EQ(gm_main(placed_main, (void *)(uintptr_t)20000), 0);
+    CHECK_EQ(rounds_done, 20000);
+    CHECK(!pthread_equal(ping_thread, pong_thread));
+    gm_chan_free(ping);
+    gm_chan_free(pong);
+    gm_set_procs(1);
+}
+
 // gm_after in select: a timeout; a timer freed before it fires.
 static void after_main(void *arg)
 {
@@ -471,6 +513,7 @@ int main(void)
     RUN(prime_sieve);
     RUN(select);
     RUN(channels_between_workers);
+    RUN(ping_pong_between_two_workers);
     RUN(after_and_timeouts);
     RUN(misuse);
     return test_report();

@@ -166,7 +166,7 @@ static void reader_fn(void *arg)
 static void dedicated_main(void *arg)
 {
     (void)arg;
-    gm_go_options o = { GM_STACK_DEDICATED, 32 << 10, "owner" };
+    gm_go_options o = { GM_STACK_DEDICATED, 32 << 10, "owner", 0 };
     owner_g = gm_go_opts(owner_fn, NULL, &o);
     gm_yield();
     gm_go_opts(reader_fn, NULL, &o);
@@ -333,7 +333,7 @@ static void overflow_fn(void *arg)
 static void overflow_dedicated(void *arg)
 {
     (void)arg;
-    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, "deep" };
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, "deep", 0 };
     gm_go_opts(overflow_fn, NULL, &o);
     gm_main(NULL, NULL);
 }
@@ -354,7 +354,7 @@ static void smash_small(void *arg)
 static void overflow_canary(void *arg)
 {
     (void)arg;
-    gm_go_options o = { GM_STACK_DEDICATED, 2048, "small" };
+    gm_go_options o = { GM_STACK_DEDICATED, 2048, "small", 0 };
     gm_go_opts(smash_small, NULL, &o);
     gm_main(NULL, NULL);
 }
@@ -604,7 +604,7 @@ static void deadlock2_main(void *arg)
 {
     (void)arg;
     gm_chan *c = gm_chan_new(sizeof(int), 0);
-    gm_go_options o = { GM_STACK_COPIED, 0, "stuck" };
+    gm_go_options o = { GM_STACK_COPIED, 0, "stuck", 0 };
     gm_go_opts(stuck_recv, c, &o);
     gm_mutex_lock(&xmu);
     gm_mutex_lock(&xmu); // parks for good

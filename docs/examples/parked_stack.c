@@ -52,7 +52,7 @@ static void run(void *arg)
     gm_go(reader, NULL);
     gm_yield();
     gm_yield();
-    gm_go_options dedicated = { GM_STACK_DEDICATED, 16 << 10, "owner" };
+    gm_go_options dedicated = { GM_STACK_DEDICATED, 16 << 10, "owner", 0 };
     gm_go_opts(dedicated_owner, NULL, &dedicated);
     gm_yield();
     gm_go(reader, NULL);

@@ -85,7 +85,7 @@ static void coro_main(void *arg)
 {
     int n = (int)(uintptr_t)arg;
     for (int i = 0; i < n; i++) {
-        gm_go_options o = { i % 3 == 0 ? GM_STACK_DEDICATED : GM_STACK_COPIED, 8192, NULL };
+        gm_go_options o = { i % 3 == 0 ? GM_STACK_DEDICATED : GM_STACK_COPIED, 8192, NULL, 0 };
         gm_go_opts(coro_fn, (void *)(uintptr_t)i, &o);
     }
 }

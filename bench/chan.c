@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+//
+// Channel throughput: one producer and one consumer coroutine over a
+// buffered channel (cap 128) of 8-byte values, ns per message; the same
+// program as bench/go/chan.go. Run with GOMEM_PROCS=1 (one worker) and 2
+// (the consumer is placed on the second worker; the line says whether the
+// two ran on different threads).  build/bench/chan [RUNS]
+#include <pthread.h>
+#include <stdint.h>
+
+#include "bench.h"
+#include "gomem.h"
+
+#define N 2000000
+
+static long count;
+
+static gm_chan *ch, *done;
+static pthread_t producer_thread, consumer_thread;
+
+static void consumer(void *arg)
+{
+    (void)arg;
+    consumer_thread = pthread_self();
+    int64_t v, s = 0;
+    while (gm_chan_recv(ch, &v))
+        s += v;
+    gm_chan_send(done, &s);
+}
+
+static void producer(void *arg)
+{
+    (void)arg;
+    producer_thread = pthread_self();
+    for (int64_t i = 0; i < count; i++)
+        gm_chan_send(ch, &i);
+    gm_chan_close(ch);
+}
+
+static void run_main(void *arg)
+{
+    (void)arg;
+    gm_go(producer, NULL);
+    gm_go_options o = { GM_STACK_COPIED, 0, "consumer", 2 }; // on the second worker when there is one
+    gm_go_opts(consumer, NULL, &o);
+    int64_t s;
+    gm_chan_recv(done, &s);
+    if (s != (int64_t)count * (count - 1) / 2)
+        abort();
+}
+
+static void once(void *arg, long iters)
+{
+    (void)arg;
+    count = iters;
+    ch = gm_chan_new(sizeof(int64_t), 128);
+    done = gm_chan_new(sizeof(int64_t), 0);
+    gm_main(run_main, NULL);
+    gm_chan_free(ch);
+    gm_chan_free(done);
+}
+
+int main(int argc, char **argv)
+{
+    int runs = argc > 1 ? atoi(argv[1]) : 5;
+    bench_result r = bench_run(once, NULL, N, runs);
+    char name[64];
+    snprintf(name, sizeof name, "ChanBuffered/procs=%d", gm_set_procs(0));
+    bench_print(name, N, r, runs);
+    printf("(producer and consumer ran on %s threads)\n",
+           pthread_equal(producer_thread, consumer_thread) ? "the same" : "different");
+    return 0;
+}
