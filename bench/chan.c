@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Channel throughput: one producer and one consumer coroutine over a
+// Unbuffered ping-pong round trips (one worker), and channel throughput: one producer and one consumer coroutine over a
 // buffered channel (cap 128) of 8-byte values, ns per message; the same
 // program as bench/go/chan.go. Run with GOMEM_PROCS=1 (one worker) and 2
 // (the consumer is placed on the second worker; the line says whether the
@@ -60,9 +60,55 @@ static void once(void *arg, long iters)
     gm_chan_free(done);
 }
 
+// Unbuffered ping-pong on one worker: a round trip is two hand-offs.
+static gm_chan *ping, *pong;
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gm_chan_recv(ping, &v)) {
+        v++;
+        gm_chan_send(pong, &v);
+    }
+}
+
+static void pinger(void *arg)
+{
+    (void)arg;
+    long v = 0;
+    for (long i = 0; i < count; i++) {
+        gm_chan_send(ping, &v);
+        gm_chan_recv(pong, &v);
+    }
+    if (v != count)
+        abort();
+    gm_chan_close(ping);
+}
+
+static void pingpong_main(void *arg)
+{
+    (void)arg;
+    gm_go(ponger, NULL);
+    gm_go(pinger, NULL);
+}
+
+static void pingpong(void *arg, long iters)
+{
+    (void)arg;
+    count = iters;
+    ping = gm_chan_new(sizeof(long), 0);
+    pong = gm_chan_new(sizeof(long), 0);
+    gm_main(pingpong_main, NULL);
+    gm_chan_free(ping);
+    gm_chan_free(pong);
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
+    if (gm_set_procs(0) == 1)
+        bench_print("ChanPingPong/roundtrip", 1000000, bench_run(pingpong, NULL, 1000000, runs), runs);
     bench_result r = bench_run(once, NULL, N, runs);
     char name[64];
     snprintf(name, sizeof name, "ChanBuffered/procs=%d", gm_set_procs(0));

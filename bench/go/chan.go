@@ -1,6 +1,7 @@
 // Channel throughput, the Go reference for bench/chan.c: one producer and
 // one consumer over a buffered channel (cap 128) of 8-byte values; ns per
 // message. With GOMAXPROCS=1 both run on one P; with 2 they may run on two.
+// With GOMAXPROCS=1 also unbuffered ping-pong round trips.
 package main
 
 import (
@@ -31,10 +32,41 @@ func once(n int) float64 {
 	return float64(time.Since(t0).Nanoseconds()) / float64(n)
 }
 
+func pingpong(n int) float64 {
+	ping, pong := make(chan int64), make(chan int64)
+	go func() {
+		for v := range ping {
+			pong <- v + 1
+		}
+	}()
+	t0 := time.Now()
+	var v int64
+	for i := 0; i < n; i++ {
+		ping <- v
+		v = <-pong
+	}
+	close(ping)
+	return float64(time.Since(t0).Nanoseconds()) / float64(n)
+}
+
+func minMedian(f func(int) float64, n, runs int) (float64, float64) {
+	r := make([]float64, runs)
+	f(n / 10)
+	for i := range r {
+		r[i] = f(n)
+	}
+	sort.Float64s(r)
+	return r[0], r[runs/2]
+}
+
 func main() {
 	runs, n := 5, 2000000
 	if len(os.Args) > 1 {
 		runs, _ = strconv.Atoi(os.Args[1])
+	}
+	if runtime.GOMAXPROCS(0) == 1 {
+		mn, md := minMedian(pingpong, 1000000, runs)
+		fmt.Printf("BenchmarkChanPingPong/roundtrip-go\t1000000\t%.2f ns/op\t(min of %d runs; median %.2f)\n", mn, runs, md)
 	}
 	r := make([]float64, runs)
 	for i := range r {

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Channels, the prime sieve and a TCP echo server, gomem beside Go in one
+# run (issue 9's numbers).  bench/chan.sh [RUNS] [ECHO_CONNECTIONS] [ECHO_SECONDS]
+#   - unbuffered ping-pong round trip, one worker (GOMEM_PROCS=1 / GOMAXPROCS=1)
+#   - buffered channel (cap 128) throughput, 1 producer / 1 consumer, on one
+#     worker and on two (gomem places the consumer on the second worker)
+#   - Go's concurrent prime sieve to the 10,000th prime: time and peak RSS
+#   - echo server with ECHO_CONNECTIONS (default 10000) connections on
+#     127.0.0.1 for ECHO_SECONDS (default 3): requests/s, server peak RSS
+# Each line: min and median of RUNS (default 3) runs, gomem and Go
+# interleaved. Installs Debian's golang-go when missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-3}
+CONNS=${2:-10000}
+SECS=${3:-3}
+if ! command -v go >/dev/null && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go) >/dev/null 2>&1 || true
+fi
+command -v go >/dev/null || { echo "go not installed: nothing to compare with"; exit 1; }
+make -s build/bench/chan build/examples/sieve build/examples/echo
+mkdir -p build/bench/go
+for p in chan sieve echo; do
+    (cd bench/go && GOCACHE=${GOCACHE:-/tmp/gocache} go build -o ../../build/bench/go/$p $p.go)
+done
+echo "machine: $(nproc) CPUs, $(uname -r); $(go version | cut -d' ' -f3)"
+
+echo "== channel micro-benchmarks ($RUNS runs each, inside each program)"
+for procs in 1 2; do
+    GOMEM_PROCS=$procs build/bench/chan "$RUNS"
+    GOMAXPROCS=$procs build/bench/go/chan "$RUNS"
+done
+
+# min/median of a column of numbers
+stats() { sort -g | awk '{v[NR]=$1} END {printf "min %s median %s", v[1], v[int((NR+1)/2)]}'; }
+
+echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved)"
+for procs in 1 2; do
+    : > /tmp/sieve_g.$$; : > /tmp/sieve_go.$$; : > /tmp/sieve_gr.$$; : > /tmp/sieve_gor.$$
+    for r in $(seq "$RUNS"); do
+        GOMEM_PROCS=$procs build/examples/sieve 10000 > /tmp/out.$$
+        grep -q "prime 10000 = 104729" /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
+        sed -n 's/^time \([0-9.]*\) ms, peak RSS \([0-9]*\) KiB.*/\1 \2/p' /tmp/out.$$ | tee -a /dev/null | { read -r t m; echo "$t" >> /tmp/sieve_g.$$; echo "$m" >> /tmp/sieve_gr.$$; }
+        GOMAXPROCS=$procs build/bench/go/sieve 10000 > /tmp/out.$$
+        grep -q "prime 10000 = 104729" /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
+        sed -n 's/^time \([0-9.]*\) ms, peak RSS \([0-9]*\) KiB.*/\1 \2/p' /tmp/out.$$ | { read -r t m; echo "$t" >> /tmp/sieve_go.$$; echo "$m" >> /tmp/sieve_gor.$$; }
+    done
+    echo "procs=$procs gomem: time ms $(stats < /tmp/sieve_g.$$), peak RSS KiB $(stats < /tmp/sieve_gr.$$)"
+    echo "procs=$procs go:    time ms $(stats < /tmp/sieve_go.$$), peak RSS KiB $(stats < /tmp/sieve_gor.$$)"
+done
+
+echo "== echo server, $CONNS connections on 127.0.0.1, ${SECS}s ($RUNS runs, interleaved; default workers/GOMAXPROCS)"
+: > /tmp/echo_g.$$; : > /tmp/echo_go.$$; : > /tmp/echo_gr.$$; : > /tmp/echo_gor.$$
+for r in $(seq "$RUNS"); do
+    build/examples/echo "$CONNS" "$SECS" > /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
+    sed -n 's/.* \([0-9]*\) requests\/s.*/\1/p' /tmp/out.$$ >> /tmp/echo_g.$$
+    sed -n 's/^server: .*peak RSS \([0-9]*\) KiB.*/\1/p' /tmp/out.$$ >> /tmp/echo_gr.$$
+    build/bench/go/echo "$CONNS" "$SECS" > /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
+    sed -n 's/.* \([0-9]*\) requests\/s.*/\1/p' /tmp/out.$$ >> /tmp/echo_go.$$
+    sed -n 's/^server: .*peak RSS \([0-9]*\) KiB.*/\1/p' /tmp/out.$$ >> /tmp/echo_gor.$$
+done
+echo "gomem: requests/s $(stats < /tmp/echo_g.$$), server peak RSS KiB $(stats < /tmp/echo_gr.$$)"
+echo "go:    requests/s $(stats < /tmp/echo_go.$$), server peak RSS KiB $(stats < /tmp/echo_gor.$$)"
+rm -f /tmp/*.$$
