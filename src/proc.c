@@ -113,8 +113,8 @@ enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 #define ExecStackSize ((size_t)8 << 20) // the copied-mode execution stack (touched only as deep as used)
 #define DefaultDedicated ((size_t)64 << 10)
 #define StackCanary 0x676f6d656d21c0deull
-#define StealScan 256
 #define MaxProcs 1024
+#define CheckStackSize ((size_t)256 << 10) // stackcheck: each copied coroutine's own stack
 
 typedef struct worker worker;
 
@@ -142,6 +142,11 @@ struct gm_g {
     _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
+    // GOMEM_DEBUG=stackcheck: a copied g runs on a mapping of its own
+    // (stack, guard page lowest) that is PROT_NONE while it is not running.
+    bool checked;
+    bool protected;            // guarded by stackLock
+    struct gm_g *checkPrev, *checkNext; // checkedGs; guarded by checkLock
 };
 
 // A pending timer, in a worker's min-heap by when: wakes g if it still
@@ -199,6 +204,8 @@ struct worker {
 };
 
 static _Atomic uint64_t waitSeqGen;
+static int checkLock;          // spin lock for checkedGs
+static gm_g *checkedGs;        // stackcheck: every checked g (read unlocked by the fault handler)
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 
 static __thread worker *tworker;
@@ -223,8 +230,22 @@ static GM_COLD void describe(char *buf, size_t n, const gm_g *g)
 {
     snprintf(buf, n, "coroutine %llu%s%s%s (%s stack, %zu bytes)", (unsigned long long)g->id,
              g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "",
-             g->mode == GM_STACK_DEDICATED ? "dedicated" : "copied",
-             g->mode == GM_STACK_DEDICATED ? (size_t)(g->stack.hi - g->stack.lo) : ExecStackSize);
+             g->mode == GM_STACK_DEDICATED ? "dedicated" : g->checked ? "copied, stackcheck" : "copied",
+             g->mode == GM_STACK_DEDICATED ? (size_t)(g->stack.hi - g->stack.lo)
+             : g->checked                  ? CheckStackSize
+                                           : ExecStackSize);
+}
+
+// A g whose frames live on a stack of its own (not the execution stack).
+static inline bool ownStack(const gm_g *g)
+{
+    return g->mode == GM_STACK_DEDICATED || g->checked;
+}
+
+static GM_COLD void writeErr(const char *msg, int len)
+{
+    if (len > 0 && write(2, msg, (size_t)len) < 0)
+        abort();
 }
 
 static void onSegv(int sig, siginfo_t *info, void *uctx)
@@ -234,7 +255,7 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g != NULL) {
         size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        bool hit = g->mode == GM_STACK_DEDICATED
+        bool hit = ownStack(g)
                        ? g->guarded && a >= g->stack.lo && a < g->stack.lo + page
                        : a >= (uintptr_t)p->stackBase - page && a < (uintptr_t)p->stackBase;
         if (hit) {
@@ -243,11 +264,25 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
             // snprintf is not async-signal-safe in general; this process is
             // about to abort and the faulting thread holds no gomem lock.
             char msg[300];
-            int len = snprintf(msg, sizeof msg, "gomem: stack overflow in %s at %p\n", buf, (void *)a);
-            if (len > 0 && write(2, msg, (size_t)len) < 0)
-                abort();
+            writeErr(msg, snprintf(msg, sizeof msg, "gomem: stack overflow in %s at %p\n", buf, (void *)a));
             abort();
         }
+    }
+    // stackcheck: an access to a parked coroutine's protected stack.
+    for (gm_g *o = checkedGs; o != NULL; o = o->checkNext) {
+        if (!o->protected || a < o->stack.lo + (size_t)sysconf(_SC_PAGESIZE) || a >= o->stack.hi)
+            continue;
+        char who[200], whose[200], msg[500];
+        if (g != NULL)
+            describe(who, sizeof who, g);
+        else
+            snprintf(who, sizeof who, "thread %lu (not in a coroutine)", (unsigned long)pthread_self());
+        describe(whose, sizeof whose, o);
+        writeErr(msg, snprintf(msg, sizeof msg,
+                               "gomem: stackcheck: %s accessed %p in the stack of %s while it is parked "
+                               "(the parked-stack contract: docs/stack-or-heap.md)\n",
+                               who, (void *)a, whose));
+        abort();
     }
     // Not ours: the program's own handler, or the default action.
     if ((oldSegv.sa_flags & SA_SIGINFO) && oldSegv.sa_sigaction != NULL) {
@@ -560,7 +595,7 @@ static void *newFrame(char *top, gm_g *g, void (*entry)(gm_g *))
 static inline void switchToG(worker *p, gm_g *g)
 {
 #ifdef GM_ASAN
-    if (g->mode == GM_STACK_COPIED)
+    if (!ownStack(g))
         __sanitizer_start_switch_fiber(&p->asanFake, p->stackBase, ExecStackSize);
     else
         __sanitizer_start_switch_fiber(&p->asanFake, (void *)g->stack.lo, g->stack.hi - g->stack.lo);
@@ -685,6 +720,20 @@ static void takeExecStack(worker *p, gm_g *g)
 // and recvDirect, with a copy where Go moves the stack).
 static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
 {
+    if (g->checked) { // its own stack, maybe protected while parked
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        spin_lock(&g->stackLock);
+        if (g->protected)
+            mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, PROT_READ | PROT_WRITE);
+        if (toG)
+            other != NULL ? memcpy(addr, other, n) : memset(addr, 0, n);
+        else
+            memcpy(other, addr, n);
+        if (g->protected)
+            mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, PROT_NONE);
+        spin_unlock(&g->stackLock);
+        return;
+    }
     if (g->mode != GM_STACK_COPIED) {
         if (toG)
             other != NULL ? memcpy(addr, other, n) : memset(addr, 0, n);
@@ -837,7 +886,18 @@ static void netpoll(worker *p, int64_t timeout)
 
 static void freeG(worker *p, gm_g *g)
 {
-    if (g->mode == GM_STACK_DEDICATED) {
+    if (g->checked) {
+        spin_lock(&checkLock);
+        if (g->checkPrev != NULL)
+            g->checkPrev->checkNext = g->checkNext;
+        else
+            checkedGs = g->checkNext;
+        if (g->checkNext != NULL)
+            g->checkNext->checkPrev = g->checkPrev;
+        spin_unlock(&checkLock);
+        munmap((void *)g->stack.lo, g->stack.hi - g->stack.lo);
+        g->stack = (gm_stack){ 0, 0 };
+    } else if (g->mode == GM_STACK_DEDICATED) {
         if (g->guarded)
             mprotect((void *)g->stack.lo, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
     } else {
@@ -977,15 +1037,28 @@ static gm_g *findRunnable(worker *p)
     }
 }
 
+static void protectChecked(gm_g *g, bool prot)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    spin_lock(&g->stackLock);
+    if (mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page,
+                 prot ? PROT_NONE : PROT_READ | PROT_WRITE) != 0)
+        throwG("stackcheck: mprotect failed for", g);
+    g->protected = prot;
+    spin_unlock(&g->stackLock);
+}
+
 static void schedule(worker *p)
 {
     gm_g *g;
     while ((g = findRunnable(p)) != NULL) {
-        if (g->mode == GM_STACK_COPIED) {
+        if (!ownStack(g)) {
             if (p->owner != g || !g->started)
                 takeExecStack(p, g);
         } else if (!g->started) {
             g->sp = newFrame((char *)g->stack.hi, g, coroMain);
+        } else if (g->checked) {
+            protectChecked(g, false); // runnable: nobody copies into it now
         }
         if (!g->started) {
             g->started = true;
@@ -995,6 +1068,8 @@ static void schedule(worker *p)
         p->cur = g;
         switchToG(p, g);
         p->cur = NULL;
+        if (g->checked && gstatus(g) != Gdead)
+            protectChecked(g, true); // before wakers may copy into it
         if (p->unlockf != NULL) { // g is parked and its context saved: wakers may go
             void (*f)(void *) = p->unlockf;
             p->unlockf = NULL;
@@ -1056,6 +1131,25 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
             g->guarded = true;
         else
             *(uint64_t *)g->stack.lo = StackCanary;
+    }
+    if (g->mode == GM_STACK_COPIED && debug.stackcheck) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        char *m = mmap(NULL, CheckStackSize + page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m == MAP_FAILED) {
+            gm_free(g);
+            errno = ENOMEM;
+            return NULL;
+        }
+        mprotect(m, page, PROT_NONE);
+        g->stack = (gm_stack){ (uintptr_t)m, (uintptr_t)m + page + CheckStackSize };
+        g->checked = g->guarded = true;
+        spin_lock(&checkLock);
+        g->checkNext = checkedGs;
+        if (checkedGs != NULL)
+            checkedGs->checkPrev = g;
+        __atomic_store_n(&checkedGs, g, __ATOMIC_RELEASE);
+        spin_unlock(&checkLock);
     }
     setstatus(g, Grunnable);
     atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);

@@ -625,6 +625,107 @@ TEST(deadlock_report_lists_coroutines)
     CHECK_DEATH(deadlock_two_workers, NULL, "[mutex]");
 }
 
+// ------------------------------------------------- GOMEM_DEBUG=stackcheck
+
+static int *_Atomic parked_local;
+
+static void sc_owner(void *arg)
+{
+    (void)arg;
+    int local = 5;
+    atomic_store(&parked_local, &local);
+    gm_park(); // its stack is PROT_NONE now
+}
+
+static void sc_intruder(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&parked_local) == NULL)
+        gm_yield();
+    *atomic_load(&parked_local) = 7; // breaks the parked-stack contract
+}
+
+static void sc_main(void *arg)
+{
+    (void)arg;
+    gm_go_options o = { GM_STACK_COPIED, 0, "owner", 0 };
+    gm_go_opts(sc_owner, NULL, &o);
+    gm_go_options i = { GM_STACK_COPIED, 0, "intruder", 0 };
+    gm_go_opts(sc_intruder, NULL, &i);
+}
+
+static void stackcheck_violation(void *arg)
+{
+    (void)arg;
+    debug.stackcheck = 1; // as GOMEM_DEBUG=stackcheck at start
+    gm_main(sc_main, NULL);
+}
+
+// Legal use under stackcheck: channels copy into parked stacks (through
+// the runtime), deep recursion, many switches, two workers.
+static gm_chan *sc_ping, *sc_pong;
+
+static void sc_ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gm_chan_recv(sc_ping, &v)) {
+        v += 2;
+        gm_chan_send(sc_pong, &v);
+    }
+}
+
+static long sc_deep(int n)
+{
+    volatile char pad[512];
+    pad[0] = (char)n;
+    if (n == 0) {
+        gm_yield();
+        return pad[0];
+    }
+    return sc_deep(n - 1) + pad[0];
+}
+
+static long sc_result;
+
+static void sc_pinger(void *arg)
+{
+    (void)arg;
+    long v = 0;
+    for (int i = 0; i < 1000; i++) {
+        gm_chan_send(sc_ping, &v);
+        gm_chan_recv(sc_pong, &v);
+    }
+    gm_chan_close(sc_ping);
+    sc_result = v + sc_deep(100); // 50 KiB deep on its own stack
+}
+
+static void sc_legal_main(void *arg)
+{
+    (void)arg;
+    gm_go_options a = { GM_STACK_COPIED, 0, "pinger", 1 }, b = { GM_STACK_COPIED, 0, "ponger", 2 };
+    gm_go_opts(sc_ponger, NULL, &b);
+    gm_go_opts(sc_pinger, NULL, &a);
+}
+
+TEST(stackcheck)
+{
+    CHECK_DEATH(stackcheck_violation, NULL, "stackcheck: coroutine");
+    CHECK_DEATH(stackcheck_violation, NULL, "\"intruder\"");
+    CHECK_DEATH(stackcheck_violation, NULL, "in the stack of coroutine");
+    CHECK_DEATH(stackcheck_violation, NULL, "\"owner\" (copied, stackcheck stack");
+    debug.stackcheck = 1;
+    gm_set_procs(2);
+    sc_ping = gm_chan_new(sizeof(long), 0);
+    sc_pong = gm_chan_new(sizeof(long), 0);
+    CHECK_EQ(gm_main(sc_legal_main, NULL), 0);
+    CHECK_EQ(sc_result, 2000 + 5050); // 1000 round trips of +2, and 0 + 1 + ... + 100
+    gm_chan_free(sc_ping);
+    gm_chan_free(sc_pong);
+    debug.stackcheck = 0;
+    gm_set_procs(1);
+}
+
 int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
@@ -640,5 +741,6 @@ int main(void)
     RUN(mutex_between_workers);
     RUN(ready_from_another_thread);
     RUN(deadlock_report_lists_coroutines);
+    RUN(stackcheck);
     return test_report();
 }
