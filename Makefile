@@ -29,7 +29,7 @@ DOC_TESTS := $(BUILD)/docs/value_or_pointer $(BUILD)/docs/parked_stack
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-realworld fuzz check-escape bench gen clean
+.PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-gdb test-realworld fuzz check-escape bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
@@ -153,6 +153,13 @@ test-tsan:
 
 test-debug:
 	$(MAKE) BUILD=build-debug DEBUG=3 test
+
+# tools/gomem-gdb.py (gm-coroutines, gm-bt) against a live program.
+$(BUILD)/tests/gdb_target: tests/gdb/target.c $(CORE) include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -O0 $< -o $@ $(CORE) $(LDFLAGS_ALL)
+test-gdb: $(BUILD)/tests/gdb_target
+	@tests/gdb/run.sh $(BUILD)
 
 # The coroutine examples and the demo under valgrind's memcheck: every
 # stack a coroutine runs on is registered (VALGRIND_STACK_REGISTER), so a
