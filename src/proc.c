@@ -1105,6 +1105,7 @@ static void schedule(worker *p)
         setstatus(g, Grunning);
         p->cur = g;
         switchToG(p, g);
+        g = p->cur; // the one that switched back (gm_yield may have handed over directly)
         p->cur = NULL;
         if (g->checked && gstatus(g) != Gdead)
             protectChecked(g, true); // before wakers may copy into it
@@ -1319,9 +1320,43 @@ static gm_g *mustSelf(const char *who)
     return p->cur;
 }
 
+// gm_yield's fast path: hand the CPU straight to the next g when nothing
+// else needs the scheduler's loop (no timers or fds to look at, no inbox or
+// new gs to merge, the next g's frames already in place: a dedicated stack
+// of its own, or the execution stack it owns). One context switch instead
+// of two. Not under the sanitizers, whose fiber hooks assume the loop.
+static bool yieldDirect(worker *p, gm_g *g)
+{
+#if defined(GM_ASAN) || defined(GM_TSAN)
+    (void)p;
+    (void)g;
+    return false;
+#else
+    gm_g *next = p->runqhead;
+    if (next == NULL || next == g || !next->started || p->ntimers != 0 || p->nfdwait != 0 ||
+        __atomic_load_n(&p->inboxhead, __ATOMIC_RELAXED) != NULL ||
+        __atomic_load_n(&p->newqhead, __ATOMIC_RELAXED) != NULL)
+        return false;
+    if (next->checked || (next->mode == GM_STACK_COPIED && p->owner != next))
+        return false;
+    if (g->mode == GM_STACK_DEDICATED && !g->guarded && *(uint64_t *)g->stack.lo != StackCanary)
+        throwG("stack overflow (canary overwritten)", g);
+    listGet(&p->runqhead, &p->runqtail);
+    setstatus(g, Grunnable);
+    runqputLocal(p, g);
+    setstatus(next, Grunning);
+    p->cur = next;
+    gm_swapctx(&g->sp, next->sp);
+    return true;
+#endif
+}
+
 void gm_yield(void)
 {
     gm_g *g = mustSelf("gm_yield");
+    worker *p = g->p;
+    if (yieldDirect(p, g))
+        return;
     setstatus(g, Grunnable);
     runqput(g);
     switchToSched(g, false);
