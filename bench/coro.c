@@ -5,6 +5,7 @@
 //   - bytes per idle coroutine: N coroutines each parked after a shallow
 //     call, RSS delta / N (default N = 1,000,000)
 //   - create + run to end: ns per coroutine
+//   - stack growth: a coroutine recursing to 1 MiB and back (see growth())
 //   - yield switch: ns per switch between two coroutines (copied with a
 //     small stack, and dedicated)
 // Each timing: min/median of RUNS runs.   bench/coro [RUNS] [N]
@@ -119,6 +120,48 @@ static void pingpong(void *arg, long iters)
     gm_chan_free(pongc);
 }
 
+// Stack growth: a coroutine recurses to 1 MiB (1 KiB frames) and back,
+// yielding every 64 frames both ways to a partner, so each yield saves its
+// stack: the saved copy doubles from 256 B to 1 MiB on the way down and
+// halves on the way up. One trip per fresh coroutine; Go's bench does the
+// same with runtime.Gosched (its stack doubles by copystack instead).
+static volatile int grow_done;
+static long deep_rec(int depth)
+{
+    volatile char pad[1000];
+    pad[0] = (char)depth;
+    if (depth % 64 == 0)
+        gm_yield();
+    long r = depth < 1024 ? deep_rec(depth + 1) : 0;
+    if (depth % 64 == 0)
+        gm_yield();
+    return r + pad[0];
+}
+static void grower(void *arg)
+{
+    (void)arg;
+    deep_rec(1);
+    grow_done = 1;
+}
+static void partner(void *arg)
+{
+    (void)arg;
+    while (!grow_done)
+        gm_yield();
+}
+static void grow_main(void *arg)
+{
+    grow_done = 0;
+    gm_go_options o = { arg != NULL ? GM_STACK_DEDICATED : GM_STACK_COPIED, 2 << 20, "grower", 0 };
+    gm_go_opts(grower, NULL, &o);
+    gm_go(partner, NULL);
+}
+static void growth(void *arg, long iters)
+{
+    for (long i = 0; i < iters; i++)
+        gm_main(grow_main, arg);
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
@@ -138,5 +181,20 @@ int main(int argc, char **argv)
     bench_print("CoroYield/dedicated", 2000000, r, runs);
     r = bench_run(pingpong, NULL, 1000000, runs);
     bench_print("ChanPingPong/roundtrip", 1000000, r, runs);
+    gm_memstats a, b;
+    gm_stats(&a);
+    growth(NULL, 1);
+    gm_stats(&b);
+    r = bench_run(growth, NULL, 50, runs);
+    printf("BenchmarkStackGrowth1MiB-%ld\t50\t%.0f ns/op\t(min of %d runs; median %.0f; per trip %llu grow and "
+           "%llu shrink steps of the saved copy: %.0f ns per step)\n",
+           sysconf(_SC_NPROCESSORS_ONLN), r.min, runs, r.median,
+           (unsigned long long)(b.coro_stack_grows - a.coro_stack_grows),
+           (unsigned long long)(b.coro_stack_shrinks - a.coro_stack_shrinks),
+           r.min / (double)(b.coro_stack_grows - a.coro_stack_grows + b.coro_stack_shrinks - a.coro_stack_shrinks));
+    r = bench_run(growth, (void *)1, 50, runs);
+    printf("BenchmarkStackGrowth1MiB/dedicated-%ld\t50\t%.0f ns/op\t(min of %d runs; median %.0f; a 2 MiB dedicated "
+           "stack: nothing copied)\n",
+           sysconf(_SC_NPROCESSORS_ONLN), r.min, runs, r.median);
     return 0;
 }

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Coroutines side by side with Go's goroutines (GOMAXPROCS=1) in one run:
-# bytes per idle coroutine, create+run, yield switch.  bench/coro.sh [RUNS] [N]
-# Installs Debian's golang-go when missing (as root).
+# Coroutines side by side with Go's goroutines (GOMEM_PROCS=1 / GOMAXPROCS=1)
+# and Boost.Context's raw switch, in one run: bytes per idle coroutine,
+# create+run, yield switch, ping-pong, stack growth to 1 MiB.
+#   bench/coro.sh [RUNS] [N]    N idle coroutines (default 1M; 10000000 shows
+#                               10M on a 24 GiB machine, ~4.5 GB)
+# Installs Debian's golang-go and libboost-context-dev when missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
 N=${2:-1000000}
-if ! command -v go >/dev/null && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go) >/dev/null 2>&1 || true
+if [ "$(id -u)" = 0 ] && { ! command -v go >/dev/null || [ ! -e /usr/include/boost/context/detail/fcontext.hpp ]; }; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go libboost-context-dev g++) >/dev/null 2>&1 || true
 fi
 make -s build/bench/coro
-build/bench/coro "$RUNS" "$N"
+echo "machine: $(nproc) CPUs, $(uname -r)"
+GOMEM_PROCS=1 build/bench/coro "$RUNS" "$N"
 if command -v go >/dev/null; then
     mkdir -p build/bench/go
     (cd bench/go && GOCACHE=${GOCACHE:-/tmp/gocache} go build -o ../../build/bench/go/coro coro.go)
     GOMAXPROCS=1 build/bench/go/coro "$RUNS" "$N"
 else
     echo "go not installed: Go's side skipped"
+fi
+if [ -e /usr/include/boost/context/detail/fcontext.hpp ] && command -v g++ >/dev/null; then
+    g++ -O2 -o build/bench/boost_switch bench/boost_switch.cpp -lboost_context
+    build/bench/boost_switch "$RUNS"
+else
+    echo "Boost.Context not installed: its side skipped"
 fi

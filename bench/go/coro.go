@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,41 @@ func minMedian(f func(iters int), iters, runs int) (float64, float64) {
 	}
 	sort.Float64s(t)
 	return t[0], t[runs/2]
+}
+
+// Stack growth: the same trip as bench/coro.c's growth(): recurse to 1 MiB
+// with 1 KiB frames, Gosched every 64 frames both ways, in a fresh goroutine.
+var growDone int32
+
+//go:noinline
+func deepRec(depth int) int {
+	var pad [1000]byte
+	pad[0] = byte(depth)
+	if depth%64 == 0 {
+		runtime.Gosched()
+	}
+	r := 0
+	if depth < 1024 {
+		r = deepRec(depth + 1)
+	}
+	if depth%64 == 0 {
+		runtime.Gosched()
+	}
+	return r + int(pad[depth%1000])
+}
+
+func growthTrip() {
+	atomic.StoreInt32(&growDone, 0)
+	var w sync.WaitGroup
+	w.Add(2)
+	go func() { deepRec(1); atomic.StoreInt32(&growDone, 1); w.Done() }()
+	go func() {
+		for atomic.LoadInt32(&growDone) == 0 {
+			runtime.Gosched()
+		}
+		w.Done()
+	}()
+	w.Wait()
 }
 
 func main() {
@@ -108,4 +144,10 @@ func main() {
 		close(ping)
 	}, 1000000, runs)
 	fmt.Printf("BenchmarkChanPingPong/roundtrip-go\t1000000\t%.2f ns/op\t(min of %d runs; median %.2f)\n", mn, runs, md)
+	mn, md = minMedian(func(iters int) {
+		for i := 0; i < iters; i++ {
+			growthTrip()
+		}
+	}, 50, runs)
+	fmt.Printf("BenchmarkStackGrowth1MiB-go\t50\t%.0f ns/op\t(min of %d runs; median %.0f; Go's stack doubles 2 KiB -> 1 MiB by copystack)\n", mn, runs, md)
 }
