@@ -91,15 +91,18 @@ static void *free_objs(void *arg)
 // ------------------------------------------------------------ coroutines
 
 enum { NCoro = 100000 };
-static gm_g *parked[NCoro];
-static long deepsum;
+static _Atomic long deepsum;
+static gm_chan *release1, *release2;          // closed to wake every parked coroutine
+static gm_waitgroup arrived1 = GM_WAITGROUP_INIT, arrived2 = GM_WAITGROUP_INIT;
 
 static long recurse(int depth)
 {
     volatile char frame[64]; // a real frame: the stack grows by it
     frame[0] = (char)depth;
     if (depth == 0) {
-        gm_park(); // parked deep: its saved stack is large
+        int x;
+        gm_waitgroup_done(&arrived1);
+        gm_chan_recv(release1, &x); // parked deep: its saved stack is large
         return frame[0];
     }
     return recurse(depth - 1) + frame[0];
@@ -109,7 +112,9 @@ static void coro(void *arg)
 {
     int depth = (int)(uintptr_t)arg;
     deepsum += recurse(depth); // parks once, deep or shallow
-    gm_park();                 // parks again, shallow: the saved copy halves
+    int x;
+    gm_waitgroup_done(&arrived2);
+    gm_chan_recv(release2, &x); // parks again, shallow: the saved copy halves
 }
 
 static void show_coro(const char *step)
@@ -117,8 +122,8 @@ static void show_coro(const char *step)
     gm_memstats m;
     gm_stats(&m);
     printf("\n== %s\n", step);
-    printf("   RSS %zu KiB | coroutines started %llu, ended %llu | saved stack bytes %llu KiB in %llu KiB "
-           "of stack buffers (%llu doublings, %llu halvings)\n",
+    printf("   RSS %zu KiB | coroutines started %llu, ended %llu | saved stacks: %llu KiB of buffers, %llu KiB "
+           "of stack spans (%llu doublings, %llu halvings)\n",
            rss_kib(), (unsigned long long)m.coro_created, (unsigned long long)m.coro_ended,
            (unsigned long long)m.coro_saved_bytes >> 10, (unsigned long long)m.stack_inuse >> 10,
            (unsigned long long)m.coro_stack_grows, (unsigned long long)m.coro_stack_shrinks);
@@ -127,16 +132,20 @@ static void show_coro(const char *step)
 static void coro_main(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < NCoro; i++)
-        parked[i] = gm_go(coro, (void *)(uintptr_t)(i % 100 == 0 ? 200 : 2)); // 1% deep
-    gm_yield(); // every coroutine runs until it parks
+    release1 = gm_chan_new(sizeof(int), 0);
+    release2 = gm_chan_new(sizeof(int), 0);
+    gm_waitgroup_add(&arrived1, NCoro);
+    gm_waitgroup_add(&arrived2, NCoro);
+    for (int i = 0; i < NCoro; i++) // spread over the workers by stealing
+        gm_go(coro, (void *)(uintptr_t)(i % 100 == 0 ? 200 : 2)); // 1% deep
+    gm_waitgroup_wait(&arrived1); // every coroutine is at its deepest point
+    gm_yield();
     show_coro("100,000 coroutines parked: 99% shallow (a few hundred bytes saved), 1% 200 frames deep");
-    for (int i = 0; i < NCoro; i++)
-        gm_ready(parked[i]);
-    gm_yield(); // they return from the recursion and park again, shallow
+    gm_chan_close(release1); // they return from the recursion and park again, shallow
+    gm_waitgroup_wait(&arrived2);
+    gm_yield();
     show_coro("all parked again after returning: the deep ones' copies halved");
-    for (int i = 0; i < NCoro; i++)
-        gm_ready(parked[i]);
+    gm_chan_close(release2);
 }
 
 static int coro_demo(void)
@@ -147,6 +156,8 @@ static int coro_demo(void)
         perror("gm_main");
         return 1;
     }
+    gm_chan_free(release1);
+    gm_chan_free(release2);
     show_coro("all ended: every saved stack went back to the stack allocator");
     gm_scavenge();
     show_coro("after gm_scavenge");
