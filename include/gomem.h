@@ -121,6 +121,14 @@ typedef struct gm_memstats {
     uint64_t coro_stack_grows;  // copied mode: saved-stack buffer doublings
     uint64_t coro_stack_shrinks;// copied mode: halvings (under a quarter used)
     uint64_t coro_saved_bytes;  // copied mode: bytes of the saved-stack buffers held now
+    uint64_t coro_running;      // running now (at most one per worker)
+    uint64_t coro_runnable;     // started or not, waiting for their worker to run them
+    uint64_t coro_waiting;      // parked: channel, select, mutex, waitgroup, sleep, I/O, gm_park
+                                // (one readied from another thread counts here until its
+                                // worker takes it from its inbox)
+    // copied mode: bytes of saved-stack buffers held now, by stack order
+    // (buffer FixedStack << i); the entry at stack_orders counts larger ones.
+    uint64_t coro_saved_by_order[GM_STACK_ORDERS_MAX + 1];
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and

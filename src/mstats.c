@@ -85,6 +85,7 @@ int gm_stats_json(FILE *f)
     F(heap_alloc); F(heap_objects); F(mallocs); F(frees); F(large_inuse);
     F(nspan_partial); F(nspan_full);
     F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
+    F(coro_running); F(coro_runnable); F(coro_waiting);
     F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes);
 #undef F
     fprintf(f, "  \"by_size\": [");
@@ -99,7 +100,11 @@ int gm_stats_json(FILE *f)
                 o ? "," : "", (unsigned long long)s.stack_order[o].size,
                 (unsigned long long)s.stack_order[o].inuse, (unsigned long long)s.stack_order[o].cached,
                 (unsigned long long)s.stack_order[o].pooled, (unsigned long long)s.stack_order[o].nspans);
-    fprintf(f, "\n  ]\n}\n");
+    fprintf(f, "\n  ],\n");
+    fprintf(f, "  \"coro_saved_by_order\": [");
+    for (uint64_t o = 0; o <= s.stack_orders; o++)
+        fprintf(f, "%s%llu", o ? ", " : "", (unsigned long long)s.coro_saved_by_order[o]);
+    fprintf(f, "]\n}\n");
     return ferror(f) ? -1 : 0;
 }
 

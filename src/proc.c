@@ -155,6 +155,7 @@ struct gm_g {
     bool guarded;              // dedicated: lowest page is PROT_NONE
     bool started;
     bool fdWait;               // parked in gm_wait_fd (an epoll event may ready it)
+    bool parked;               // counted in p->nwaiting (its worker's thread only)
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
     _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
@@ -220,9 +221,14 @@ struct worker {
     size_t threadStackSize;
     pthread_t thread;
     bool hasThread;
+    _Atomic long nwaiting;     // parked gs of this worker: its thread writes (no RMW), gm_stats reads
+    struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
 };
 
 static _Atomic uint64_t waitSeqGen;
+static int allWorkersLock;     // spin lock for allWorkers
+static worker *allWorkers;     // every worker, for gm_stats
+static _Atomic int64_t statSavedOrder[NumStackOrders + 1]; // saved-stack buffer bytes by order
 static int checkLock;          // spin lock for checkedGs
 static gm_g *checkedGs;        // stackcheck: every checked g (read unlocked by the fault handler)
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
@@ -371,6 +377,12 @@ static worker *workerNew(group *grp, int id)
     p->stackBase = m + page;
     p->stackTop = m + page + ExecStackSize;
     p->vgStack = VALGRIND_STACK_REGISTER(p->stackBase, p->stackTop);
+    spin_lock(&allWorkersLock);
+    p->allnext = allWorkers;
+    if (allWorkers != NULL)
+        allWorkers->allprev = p;
+    allWorkers = p;
+    spin_unlock(&allWorkersLock);
     return p;
 }
 
@@ -420,6 +432,14 @@ static void workerFree(worker *p)
             chan_timer_drop(p->timers[i].c);
     atomic_fetch_sub_explicit(&p->grp->ntimers, (long)p->ntimers, memory_order_relaxed);
     VALGRIND_STACK_DEREGISTER(p->vgStack);
+    spin_lock(&allWorkersLock);
+    if (p->allprev != NULL)
+        p->allprev->allnext = p->allnext;
+    else
+        allWorkers = p->allnext;
+    if (p->allnext != NULL)
+        p->allnext->allprev = p->allprev;
+    spin_unlock(&allWorkersLock);
     munmap(p->stackBase - page, ExecStackSize + page);
     close(p->epfd);
     close(p->wakefd);
@@ -487,6 +507,11 @@ static gm_g *listGet(gm_g **head, gm_g **tail)
 // On p's own thread: no lock.
 static void runqputLocal(worker *p, gm_g *g)
 {
+    if (g->parked) { // readied: no longer waiting
+        g->parked = false;
+        atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
     g->enqSeq = ++p->seq;
     listPut(&p->runqhead, &p->runqtail, g);
 }
@@ -669,6 +694,14 @@ static void coroMain(gm_g *g)
 
 // ------------------------------------------------- copied-mode stacks
 
+static int savedOrder(size_t size)
+{
+    int o = 0;
+    while (o < NumStackOrders && ((size_t)FixedStack << o) < size)
+        o++;
+    return o; // NumStackOrders: larger than every order
+}
+
 // Saves the owner's frames [sp, top) into its buffer (seed 002's policy).
 // Caller holds g->stackLock.
 static void saveStack(worker *p, gm_g *g)
@@ -693,6 +726,9 @@ static void saveStack(worker *p, gm_g *g)
             throwG("out of memory saving the stack of", g);
         gm_stackfree(g->stack); // the old copy is stale: it is overwritten below
         atomic_fetch_add_explicit(&statSavedBytes, (int64_t)want - (int64_t)size, memory_order_relaxed);
+        if (size != 0)
+            atomic_fetch_sub_explicit(&statSavedOrder[savedOrder(size)], (int64_t)size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&statSavedOrder[savedOrder(want)], (int64_t)want, memory_order_relaxed);
         g->stack = nb;
     }
     copyStack((void *)g->stack.lo, g->sp, used);
@@ -940,6 +976,9 @@ static void freeG(worker *p, gm_g *g)
             mprotect((void *)g->stack.lo, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
     } else {
         atomic_fetch_sub_explicit(&statSavedBytes, (int64_t)(g->stack.hi - g->stack.lo), memory_order_relaxed);
+        if (g->stack.hi != g->stack.lo)
+            atomic_fetch_sub_explicit(&statSavedOrder[savedOrder(g->stack.hi - g->stack.lo)],
+                                      (int64_t)(g->stack.hi - g->stack.lo), memory_order_relaxed);
         g->savedLen = 0;
     }
     gm_stackfree(g->stack);
@@ -1103,10 +1142,10 @@ static void schedule(worker *p)
             allgAdd(p, g);
         }
         setstatus(g, Grunning);
-        p->cur = g;
+        __atomic_store_n(&p->cur, g, __ATOMIC_RELAXED); // gm_stats counts running gs
         switchToG(p, g);
         g = p->cur; // the one that switched back (gm_yield may have handed over directly)
-        p->cur = NULL;
+        __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
         if (g->checked && gstatus(g) != Gdead)
             protectChecked(g, true); // before wakers may copy into it
         if (p->unlockf != NULL) { // g is parked and its context saved: wakers may go
@@ -1312,12 +1351,35 @@ int gm_main(void (*fn)(void *), void *arg)
     return 0;
 }
 
+// Before the g may be readied (its status still Grunning).
+static inline void countParked(worker *p, gm_g *g)
+{
+    g->parked = true;
+    atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
 static gm_g *mustSelf(const char *who)
 {
     worker *p = tworker;
     if (p == NULL || p->cur == NULL)
         throw("%s called outside a coroutine", who);
-    return p->cur;
+    gm_g *g = p->cur;
+    // A switch from anywhere but the coroutine's own stack (a signal
+    // handler on the alternate signal stack, say) would save a context
+    // that cannot be resumed. A handler running on the coroutine's stack
+    // itself cannot be told apart; gomem's docs forbid both.
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    bool onStack = ownStack(g) ? sp >= g->stack.lo && sp < g->stack.hi
+                               : sp >= (uintptr_t)p->stackBase && sp < (uintptr_t)p->stackTop;
+    if (GM_UNLIKELY(!onStack)) {
+        if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo)
+            throwG("stack overflow (its stack pointer is below its stack; canary overwritten)", g);
+        char buf[240];
+        snprintf(buf, sizeof buf, "%s called from a signal handler (or another stack than the coroutine's)", who);
+        throwG(buf, g);
+    }
+    return g;
 }
 
 // gm_yield's fast path: hand the CPU straight to the next g when nothing
@@ -1345,7 +1407,7 @@ static bool yieldDirect(worker *p, gm_g *g)
     setstatus(g, Grunnable);
     runqputLocal(p, g);
     setstatus(next, Grunning);
-    p->cur = next;
+    __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
     gm_swapctx(&g->sp, next->sp);
     return true;
 #endif
@@ -1368,6 +1430,7 @@ void proc_park(const char *reason, void (*unlockf)(void *), void *arg)
     worker *p = g->p;
     g->waitReason = reason;
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+    countParked(p, g);
     setstatus(g, Gwaiting);
     p->unlockf = unlockf;
     p->unlockarg = arg;
@@ -1389,6 +1452,7 @@ static void parkTimed(gm_g *g, const char *reason, int64_t timeout)
     atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
     if (timeout >= 0)
         timerPush(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL });
+    countParked(p, g);
     setstatus(g, Gwaiting);
     switchToSched(g, false);
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed); // its timer, if still queued, is stale
@@ -1722,4 +1786,17 @@ void proc_stats(gm_memstats *out)
     out->coro_stack_grows = atomic_load_explicit(&statGrows, memory_order_relaxed);
     out->coro_stack_shrinks = atomic_load_explicit(&statShrinks, memory_order_relaxed);
     out->coro_saved_bytes = (uint64_t)atomic_load_explicit(&statSavedBytes, memory_order_relaxed);
+    for (int o = 0; o <= NumStackOrders; o++)
+        out->coro_saved_by_order[o] = (uint64_t)atomic_load_explicit(&statSavedOrder[o], memory_order_relaxed);
+    int64_t running = 0, waiting = 0;
+    spin_lock(&allWorkersLock);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext) {
+        running += __atomic_load_n(&p->cur, __ATOMIC_RELAXED) != NULL;
+        waiting += atomic_load_explicit(&p->nwaiting, memory_order_relaxed);
+    }
+    spin_unlock(&allWorkersLock);
+    int64_t live = (int64_t)(out->coro_created - out->coro_ended) - running - waiting;
+    out->coro_running = (uint64_t)running;
+    out->coro_waiting = waiting > 0 ? (uint64_t)waiting : 0;
+    out->coro_runnable = live > 0 ? (uint64_t)live : 0;
 }

@@ -585,6 +585,130 @@ TEST(ready_from_another_thread)
     gm_set_procs(1);
 }
 
+// Counts by state add up while coroutines run, park and sleep.
+static gm_g *st_parked[3];
+static gm_chan *st_never;
+
+static void st_park(void *arg)
+{
+    st_parked[(uintptr_t)arg] = gm_self();
+    gm_park();
+}
+
+static void st_recv(void *arg)
+{
+    (void)arg;
+    int v;
+    gm_chan_recv(st_never, &v);
+}
+
+static void st_sleep(void *arg)
+{
+    (void)arg;
+    gm_sleep(20000000);
+}
+
+static void st_main(void *arg)
+{
+    (void)arg;
+    st_never = gm_chan_new(sizeof(int), 0);
+    for (uintptr_t i = 0; i < 3; i++)
+        gm_go(st_park, (void *)i);
+    gm_go(st_recv, NULL);
+    gm_go(st_sleep, NULL);
+    gm_go(quick, NULL); // never runs before the check: we do not yield to it
+    gm_yield();         // the others run and park; quick ends
+    gm_go(quick, NULL);
+    gm_memstats m;
+    gm_stats(&m);
+    CHECK_EQ(m.coro_running, 1);   // this one
+    CHECK_EQ(m.coro_waiting, 5);   // 3 parked, 1 receiving, 1 sleeping
+    CHECK_EQ(m.coro_runnable, 1);  // the second quick
+    for (int i = 0; i < 3; i++)
+        gm_ready(st_parked[i]);
+    gm_chan_close(st_never);
+    gm_stats(&m);
+    CHECK_EQ(m.coro_waiting, 1);   // only the sleeper; the readied ones are queued
+    CHECK_EQ(m.coro_runnable, 5);
+}
+
+TEST(counts_by_state)
+{
+    gm_memstats m;
+    CHECK_EQ(gm_main(st_main, NULL), 0);
+    gm_chan_free(st_never);
+    gm_stats(&m);
+    CHECK_EQ(m.coro_running + m.coro_runnable + m.coro_waiting, 0);
+    CHECK_EQ(m.coro_saved_bytes, 0);
+    uint64_t sum = 0;
+    for (uint64_t o = 0; o <= m.stack_orders; o++)
+        sum += m.coro_saved_by_order[o];
+    CHECK_EQ(sum, 0);
+}
+
+// Saved-stack bytes by order add up to the total while coroutines are parked.
+static void by_order_main(void *arg)
+{
+    (void)arg;
+    static int count;
+    gm_g *gs8[8];
+    gm_go(deep_worker, (void *)(uintptr_t)3); // 50 frames deep: a large saved copy
+    for (int i = 0; i < 8; i++)
+        gs8[i] = gm_go(idle_fn, &count);
+    gm_yield();
+    gm_memstats m;
+    gm_stats(&m);
+    uint64_t sum = 0;
+    int orders_used = 0;
+    for (uint64_t o = 0; o <= m.stack_orders; o++) {
+        sum += m.coro_saved_by_order[o];
+        orders_used += m.coro_saved_by_order[o] != 0;
+    }
+    CHECK_EQ(sum, m.coro_saved_bytes);
+    CHECK(orders_used >= 2);
+    for (int i = 0; i < 8; i++)
+        gm_ready(gs8[i]);
+}
+
+// A yield from a signal handler running on the alternate signal stack.
+static void on_usr1(int sig)
+{
+    (void)sig;
+    gm_yield();
+}
+
+static void yield_in_handler_fn(void *arg)
+{
+    (void)arg;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sa.sa_flags = SA_ONSTACK; // gomem gave each worker an alternate signal stack
+    sigaction(SIGUSR1, &sa, NULL);
+    raise(SIGUSR1);
+}
+
+static void yield_in_handler(void *arg)
+{
+    (void)arg;
+    gm_main(yield_in_handler_fn, NULL);
+}
+
+// gm_go without memory for a dedicated stack: NULL and ENOMEM.
+static void enomem_main(void *arg)
+{
+    (void)arg;
+    os_fault_set(OS_FAULT_MMAP, os_calls(OS_FAULT_MMAP) + 1);
+    os_fault_set(OS_FAULT_MPROTECT, os_calls(OS_FAULT_MPROTECT) + 1);
+    gm_go_options o = { GM_STACK_DEDICATED, (size_t)256 << 20, "huge", 0 };
+    errno = 0;
+    CHECK(gm_go_opts(quick, NULL, &o) == NULL);
+    CHECK_EQ(errno, ENOMEM);
+    os_fault_set(OS_FAULT_MMAP, 0);
+    os_fault_set(OS_FAULT_MPROTECT, 0);
+    CHECK(gm_go_opts(quick, NULL, &o) != NULL); // and works again after
+}
+
 static void procs_bad(void *arg)
 {
     (void)arg;
@@ -620,6 +744,9 @@ static void deadlock_two_workers(void *arg)
 TEST(deadlock_report_lists_coroutines)
 {
     procs_bad(NULL);
+    CHECK_DEATH(yield_in_handler, NULL, "gm_yield called from a signal handler");
+    CHECK_EQ(gm_main(enomem_main, NULL), 0);
+    CHECK_EQ(gm_main(by_order_main, NULL), 0);
     CHECK_DEATH(deadlock_two_workers, NULL, "all coroutines are asleep - deadlock!");
     CHECK_DEATH(deadlock_two_workers, NULL, "\"stuck\" [chan receive]");
     CHECK_DEATH(deadlock_two_workers, NULL, "[mutex]");
@@ -742,5 +869,6 @@ int main(void)
     RUN(ready_from_another_thread);
     RUN(deadlock_report_lists_coroutines);
     RUN(stackcheck);
+    RUN(counts_by_state);
     return test_report();
 }
