@@ -62,7 +62,7 @@ $(BUILD)/libgomem.so: $(LIB_OBJS)
 # reach internal (hidden) symbols through tests/export_test.h.
 $(BUILD)/tests/%: tests/%.c tests/testing.h $(CORE) $(HEADERS) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 # The drop-in test links the full archive: malloc itself is gomem's.
 # -fno-builtin: clang may otherwise drop a malloc whose result is only

@@ -1359,7 +1359,7 @@ static inline void countParked(worker *p, gm_g *g)
                           memory_order_relaxed);
 }
 
-static gm_g *mustSelf(const char *who)
+static inline gm_g *mustSelf(const char *who)
 {
     worker *p = tworker;
     if (p == NULL || p->cur == NULL)

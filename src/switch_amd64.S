@@ -32,9 +32,19 @@ gm_swapctx:
     fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
+    // Load the control words only when they differ from the current ones
+    // (just saved at the old sp): ldmxcsr and fldcw cost more than the
+    // rest of the switch, and nearly every program keeps the defaults.
+    movq (%rdi), %rax
+    movl (%rax), %ecx
+    cmpl (%rsp), %ecx
+    je 1f
     ldmxcsr (%rsp)
+1:  movw 4(%rax), %cx
+    cmpw 4(%rsp), %cx
+    je 2f
     fldcw 4(%rsp)
-    addq $8, %rsp
+2:  addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13

@@ -4,6 +4,7 @@
 // survive other coroutines running and grow 2x / shrink under 1/4,
 // dedicated stacks, overflow detection in both modes, and misuse.
 #include <errno.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -585,6 +586,48 @@ TEST(ready_from_another_thread)
     gm_set_procs(1);
 }
 
+// Each coroutine keeps its own floating-point control state (MXCSR and the
+// x87 control word are part of the switched context).
+static int fe_a_ok, fe_b_ok;
+
+static void fe_a(void *arg)
+{
+    (void)arg;
+    fesetround(FE_DOWNWARD);
+    gm_yield();
+    volatile double x = 1.0, y = 10.0; // 0.1 rounded to nearest is above 1/10, rounded down below
+    fe_a_ok = fegetround() == FE_DOWNWARD && x / y < 0.1;
+    fesetround(FE_TONEAREST);
+}
+
+static void fe_b(void *arg)
+{
+    (void)arg;
+    fe_b_ok = fegetround() == FE_TONEAREST; // a's setting did not leak here
+    fesetround(FE_UPWARD);
+    gm_yield();
+    fe_b_ok = fe_b_ok && fegetround() == FE_UPWARD;
+    fesetround(FE_TONEAREST);
+}
+
+static void fe_main(void *arg)
+{
+    gm_go_options o = { (gm_stack_mode)(uintptr_t)arg, 0, NULL, 0 };
+    gm_go_opts(fe_a, NULL, &o);
+    gm_go_opts(fe_b, NULL, &o);
+}
+
+TEST(floating_point_state_is_per_coroutine)
+{
+    for (uintptr_t mode = 0; mode <= 1; mode++) {
+        fe_a_ok = fe_b_ok = 0;
+        CHECK_EQ(gm_main(fe_main, (void *)mode), 0);
+        CHECK(fe_a_ok);
+        CHECK(fe_b_ok);
+        CHECK_EQ(fegetround(), FE_TONEAREST);
+    }
+}
+
 // Counts by state add up while coroutines run, park and sleep.
 static gm_g *st_parked[3];
 static gm_chan *st_never;
@@ -870,5 +913,6 @@ int main(void)
     RUN(deadlock_report_lists_coroutines);
     RUN(stackcheck);
     RUN(counts_by_state);
+    RUN(floating_point_state_is_per_coroutine);
     return test_report();
 }
