@@ -7,7 +7,8 @@
 //
 //   build/examples/echo [connections] [seconds] [requests-per-connection]
 //
-// Defaults: 1000 connections, 2 seconds, no request limit. The server runs
+// Defaults: 1000 connections, 2 seconds (from when all are connected), no
+// request limit. The server runs
 // in this process and the clients in a forked child (each side holds one fd
 // per connection, so 10,000 connections fit a 20,000-fd limit). Every
 // client sends 32-byte requests and checks each echo until the time or the
@@ -92,7 +93,7 @@ static void acceptor(void *arg)
 // ---------------------------------------------------------------- client
 
 static atomic_long requests, errors, connected;
-static double deadline;
+static _Atomic double start; // when every client had connected
 static gm_waitgroup clients = GM_WAITGROUP_INIT;
 
 static void client(void *arg)
@@ -109,11 +110,15 @@ static void client(void *arg)
     atomic_fetch_add(&connected, 1);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    // Wait until everyone is connected, so the load meets all connections.
+    // Wait until everyone is connected, so the load meets all connections;
+    // the measured time starts then.
     while (atomic_load(&connected) + atomic_load(&errors) < nconn)
         gm_sleep(1000000);
+    double zero = 0;
+    atomic_compare_exchange_strong(&start, &zero, now_s());
     long done = 0;
     char msg[32], back[32];
+    double deadline = atomic_load(&start) + seconds;
     while ((max_requests == 0 || done < max_requests) && now_s() < deadline) {
         snprintf(msg, sizeof msg, "%010ld:%020ld", id, done);
         if (gm_write(fd, msg, sizeof msg) != (ssize_t)sizeof msg)
@@ -185,13 +190,11 @@ int main(int argc, char **argv)
     }
     if (pid == 0) { // the load generator
         close(listen_fd);
-        double t0 = now_s();
-        deadline = t0 + seconds;
         if (gm_main(clients_main, NULL) != 0) {
             perror("echo: gm_main");
             _exit(1);
         }
-        double dt = now_s() - t0;
+        double dt = now_s() - start;
         printf("clients: %ld connections, %ld requests in %.2f s: %.0f requests/s, %ld errors, peak RSS %zu KiB\n",
                (long)connected, (long)requests, dt, (double)requests / dt, (long)errors, peak_rss_kib());
         fflush(stdout);

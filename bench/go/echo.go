@@ -41,8 +41,7 @@ func raiseLimit() {
 func client(addr string, nconn int, seconds float64, maxReq int) {
 	var requests, errors, connected int64
 	var wg sync.WaitGroup
-	t0 := time.Now()
-	deadline := t0.Add(time.Duration(seconds * float64(time.Second)))
+	var startNs int64 // when every client had connected: the measured time starts then
 	for i := 0; i < nconn; i++ {
 		wg.Add(1)
 		go func(id int) {
@@ -57,6 +56,8 @@ func client(addr string, nconn int, seconds float64, maxReq int) {
 			for atomic.LoadInt64(&connected)+atomic.LoadInt64(&errors) < int64(nconn) {
 				time.Sleep(time.Millisecond)
 			}
+			atomic.CompareAndSwapInt64(&startNs, 0, time.Now().UnixNano())
+			deadline := time.Unix(0, atomic.LoadInt64(&startNs)).Add(time.Duration(seconds * float64(time.Second)))
 			back := make([]byte, 32)
 			done := 0
 			for (maxReq == 0 || done < maxReq) && time.Now().Before(deadline) {
@@ -74,7 +75,7 @@ func client(addr string, nconn int, seconds float64, maxReq int) {
 		}(i)
 	}
 	wg.Wait()
-	dt := time.Since(t0).Seconds()
+	dt := time.Since(time.Unix(0, atomic.LoadInt64(&startNs))).Seconds()
 	fmt.Printf("clients: %d connections, %d requests in %.2f s: %.0f requests/s, %d errors, peak RSS %d KiB\n",
 		connected, requests, dt, float64(requests)/dt, errors, peakRSS())
 	if errors != 0 || connected != int64(nconn) {

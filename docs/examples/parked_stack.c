@@ -2,17 +2,20 @@
 //
 // docs/stack-or-heap.md, example 2: the parked-stack contract (seed 002's
 // escape rule, for copied-mode coroutines). A copied coroutine's locals
-// live at the same addresses as every other copied coroutine's of the
-// thread: while it is parked they are somewhere else (its saved copy). So a
+// live at the same addresses as every other copied coroutine's of its
+// worker: while it is parked they are somewhere else (its saved copy). So a
 // pointer to a local may be used only by the coroutine itself, while it
 // runs. To share, put the value on the heap, or run the owner in
 // dedicated mode, where C's usual rules hold.
+//
+// The pointer travels over a channel, which also orders the accesses when
+// owner and reader run on different workers (threads).
 #include <stdio.h>
 
 #include "gomem.h"
 
-static int *shared;      // what the other coroutine will read
-static gm_g *owner;
+static gm_chan *handoff; // the shared pointer, owner -> reader
+static gm_chan *done;    // reader -> owner: "I have updated it"
 static int ok = 1;
 
 static void heap_owner(void *arg)
@@ -20,9 +23,9 @@ static void heap_owner(void *arg)
     (void)arg;
     int *counter = gm_malloc(sizeof *counter); // shared: on the heap
     *counter = 41;
-    shared = counter;
-    owner = gm_self();
-    gm_park(); // parked: its stack is saved away, the heap value stays put
+    gm_chan_send(handoff, &counter);
+    int x;
+    gm_chan_recv(done, &x); // parked: its stack is saved away, the heap value stays put
     ok &= *counter == 42;
     gm_free(counter);
 }
@@ -31,36 +34,39 @@ static void dedicated_owner(void *arg)
 {
     (void)arg;
     int counter = 41; // a local: fine, this stack never moves
-    shared = &counter;
-    owner = gm_self();
-    gm_park();
+    int *p = &counter;
+    gm_chan_send(handoff, &p);
+    int x;
+    gm_chan_recv(done, &x);
     ok &= counter == 42;
 }
 
 static void reader(void *arg)
 {
     (void)arg;
-    (*shared)++; // the owner is parked: safe because *shared is not in a copied stack
-    gm_ready(owner);
+    int *p, one = 1;
+    gm_chan_recv(handoff, &p);
+    (*p)++; // the owner is parked: safe because *p is not in a copied stack
+    gm_chan_send(done, &one);
 }
 
 static void run(void *arg)
 {
     (void)arg;
+    handoff = gm_chan_new(sizeof(int *), 0);
+    done = gm_chan_new(sizeof(int), 0);
     gm_go(heap_owner, NULL);
-    gm_yield();
     gm_go(reader, NULL);
-    gm_yield();
-    gm_yield();
     gm_go_options dedicated = { GM_STACK_DEDICATED, 16 << 10, "owner", 0 };
     gm_go_opts(dedicated_owner, NULL, &dedicated);
-    gm_yield();
     gm_go(reader, NULL);
 }
 
 int main(void)
 {
     gm_main(run, NULL);
+    gm_chan_free(handoff);
+    gm_chan_free(done);
     printf("shared through the heap and through a dedicated stack: %s\n", ok ? "ok" : "WRONG");
     printf("%d passed, %d failed\n", ok, !ok); // for make test's harness
     return !ok;
