@@ -68,7 +68,7 @@ static size_t size_of(uint8_t a, uint8_t b)
     }
 }
 
-static int coro_sum;
+static _Atomic int coro_sum; // coroutines may run on several workers
 static void coro_fn(void *arg)
 {
     volatile unsigned char frame[200];
