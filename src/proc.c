@@ -674,7 +674,7 @@ static inline void switchToSched(gm_g *g, bool dying)
 #endif
 }
 
-static GM_COLD void throwG(const char *what, const gm_g *g)
+static GM_COLD __attribute__((noreturn)) void throwG(const char *what, const gm_g *g)
 {
     char buf[200];
     describe(buf, sizeof buf, g);
@@ -1351,6 +1351,17 @@ int gm_main(void (*fn)(void *), void *arg)
     return 0;
 }
 
+// Out of line, so the message buffer is not part of every parking frame
+// (a copied coroutine's saved stack would carry it).
+static GM_COLD __attribute__((noreturn)) void offStack(const char *who, gm_g *g, uintptr_t sp)
+{
+    if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo)
+        throwG("stack overflow (its stack pointer is below its stack; canary overwritten)", g);
+    char buf[240];
+    snprintf(buf, sizeof buf, "%s called from a signal handler (or another stack than the coroutine's)", who);
+    throwG(buf, g);
+}
+
 // Before the g may be readied (its status still Grunning).
 static inline void countParked(worker *p, gm_g *g)
 {
@@ -1372,13 +1383,8 @@ static inline gm_g *mustSelf(const char *who)
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     bool onStack = ownStack(g) ? sp >= g->stack.lo && sp < g->stack.hi
                                : sp >= (uintptr_t)p->stackBase && sp < (uintptr_t)p->stackTop;
-    if (GM_UNLIKELY(!onStack)) {
-        if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo)
-            throwG("stack overflow (its stack pointer is below its stack; canary overwritten)", g);
-        char buf[240];
-        snprintf(buf, sizeof buf, "%s called from a signal handler (or another stack than the coroutine's)", who);
-        throwG(buf, g);
-    }
+    if (GM_UNLIKELY(!onStack))
+        offStack(who, g, sp);
     return g;
 }
 
