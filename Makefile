@@ -29,7 +29,7 @@ DOC_TESTS := $(BUILD)/docs/value_or_pointer $(BUILD)/docs/parked_stack
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-gdb test-realworld fuzz check-escape bench gen clean
+.PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
@@ -153,6 +153,15 @@ test-tsan:
 
 test-debug:
 	$(MAKE) BUILD=build-debug DEBUG=3 test
+
+# A multi-threaded soak of every API with thread churn and forks, bounded
+# by STRESS_SECONDS (default 60); stats must return to the baseline.
+STRESS_SECONDS ?= 60
+$(BUILD)/tests/stress: tests/stress/stress.c $(CORE) include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
+stress: $(BUILD)/tests/stress
+	STRESS_SECONDS=$(STRESS_SECONDS) $(BUILD)/tests/stress
 
 # tools/gomem-gdb.py (gm-coroutines, gm-bt) against a live program.
 $(BUILD)/tests/gdb_target: tests/gdb/target.c $(CORE) include/gomem.h

@@ -574,7 +574,9 @@ static size_t objectSize(void *p, const char *who)
         for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = x->next)
             if (x == p)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
-    if ((s->allocBits[r >> 6] & ((uint64_t)1 << (r & 63))) == 0 && c != NULL && c->alloc[s->spanclass] == s)
+    // Only the thread caching s may read its allocBits (it sets them
+    // without a lock): check ownership first.
+    if (c != NULL && c->alloc[s->spanclass] == s && (s->allocBits[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
         throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     return s->elemsize;
 }
