@@ -15,16 +15,19 @@
 //   running --park--> waiting --ready (any thread)--> runnable
 //   running --fn returns--> dead (descriptor queued for reuse)
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
-// g. Only a worker's scheduler loop switches to a g, and a g switches only
-// back to it (gm_swapctx in switch_amd64.S).
+// g. A worker's scheduler loop switches to a g, and a g switches back to
+// it (gm_swapctx in switch_amd64.S), or, in gm_yield, straight to the next
+// g when that one's frames are already in place.
 //
-// Placement: gm_go queues the new g on the creating worker; an idle worker
-// steals gs that have not started (they have no stack yet), up to half of
-// the first StealScan it finds. A started g stays on its worker (g->p) for
-// life: a copied g's frames are addressed at that worker's execution stack.
+// Placement: gm_go queues the new g on the creating worker's newq; an idle
+// worker steals half of another's newq (those gs have no stack yet). A
+// started g stays on its worker (g->p) for life: a copied g's frames are
+// addressed at that worker's execution stack. Runnable started gs wait in
+// the worker's own runq (its thread only, no lock); other threads ready a
+// g through its worker's inbox.
 //
-// Locks: worker.lock (a spin lock) guards the run queue, allg and idle; it
-// is a leaf, taken under a channel's lock. g.stackLock guards where a
+// Locks: worker.lock (a spin lock) guards newq, inbox and idle; it is a
+// leaf, taken under a channel's lock. g.stackLock guards where a
 // copied g's frames are (onExec, stack, savedLen) so another thread can copy
 // into a parked g's variable (a channel send) while its worker saves or
 // restores that stack. A park that must release a lock only after the g
@@ -45,9 +48,10 @@
 // alternate stack names the coroutine); smaller ones get a canary in their
 // lowest word, checked whenever the g switches back to the scheduler.
 //
-// Differs from Go: started gs never migrate (C stacks cannot move); no
-// spinning workers (an idle worker sleeps in epoll_wait at once and is woken
-// by an eventfd write); fd waits are one-shot epoll registrations.
+// Differs from Go: started gs never migrate (C stacks cannot move), so a
+// ready from another worker is a cross-thread hand-off (inbox, and an
+// eventfd write if the worker sleeps; an idle worker spins briefly first,
+// as Go's spinning Ms do); fd waits are one-shot epoll registrations.
 #include "runtime.h"
 
 #include <fcntl.h>
