@@ -1150,13 +1150,16 @@ static void schedule(worker *p)
         switchToG(p, g);
         g = p->cur; // the one that switched back (gm_yield may have handed over directly)
         __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
-        if (g->checked && gstatus(g) != Gdead)
-            protectChecked(g, true); // before wakers may copy into it
         if (p->unlockf != NULL) { // g is parked and its context saved: wakers may go
+            // First: the unlock function may read g's frames (select's
+            // lock set), which stackcheck is about to protect. A waker's
+            // copy into g and the protection are ordered by g's stackLock.
             void (*f)(void *) = p->unlockf;
             p->unlockf = NULL;
             f(p->unlockarg);
         }
+        if (g->checked && gstatus(g) != Gdead)
+            protectChecked(g, true);
         if (g->mode == GM_STACK_DEDICATED && !g->guarded && *(uint64_t *)g->stack.lo != StackCanary)
             throwG("stack overflow (canary overwritten)", g);
         if (gstatus(g) == Gdead)

@@ -864,15 +864,42 @@ static void sc_pinger(void *arg)
     long v = 0;
     for (int i = 0; i < 1000; i++) {
         gm_chan_send(sc_ping, &v);
-        gm_chan_recv(sc_pong, &v);
+        if (i % 2) { // select parks with its lock set in its (protected) frame
+            gm_select_case cs[1] = { { sc_pong, GM_SELECT_RECV, &v, NULL } };
+            gm_select(cs, 1, 0);
+        } else {
+            gm_chan_recv(sc_pong, &v);
+        }
     }
     gm_chan_close(sc_ping);
     sc_result = v + sc_deep(100); // 50 KiB deep on its own stack
 }
 
+static gm_chan *sc_late;
+static long sc_late_got;
+
+static void sc_selector(void *arg)
+{
+    (void)arg;
+    long v = 0;
+    gm_select_case cs[1] = { { sc_late, GM_SELECT_RECV, &v, NULL } };
+    gm_select(cs, 1, 0); // parks: its lock set is in this (soon protected) frame
+    sc_late_got = v;
+}
+
+static void sc_late_sender(void *arg)
+{
+    (void)arg;
+    long v = 99;
+    gm_sleep(2000000);
+    gm_chan_send(sc_late, &v);
+}
+
 static void sc_legal_main(void *arg)
 {
     (void)arg;
+    gm_go(sc_selector, NULL);
+    gm_go(sc_late_sender, NULL);
     gm_go_options a = { GM_STACK_COPIED, 0, "pinger", 1 }, b = { GM_STACK_COPIED, 0, "ponger", 2 };
     gm_go_opts(sc_ponger, NULL, &b);
     gm_go_opts(sc_pinger, NULL, &a);
@@ -888,8 +915,11 @@ TEST(stackcheck)
     gm_set_procs(2);
     sc_ping = gm_chan_new(sizeof(long), 0);
     sc_pong = gm_chan_new(sizeof(long), 0);
+    sc_late = gm_chan_new(sizeof(long), 0);
     CHECK_EQ(gm_main(sc_legal_main, NULL), 0);
     CHECK_EQ(sc_result, 2000 + 5050); // 1000 round trips of +2, and 0 + 1 + ... + 100
+    CHECK_EQ(sc_late_got, 99);
+    gm_chan_free(sc_late);
     gm_chan_free(sc_ping);
     gm_chan_free(sc_pong);
     debug.stackcheck = 0;
