@@ -283,7 +283,7 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
     uintptr_t a = (uintptr_t)info->si_addr;
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g != NULL) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t page = os_physpagesize();
         bool hit = ownStack(g)
                        ? g->guarded && a >= g->stack.lo && a < g->stack.lo + page
                        : a >= (uintptr_t)p->stackBase - page && a < (uintptr_t)p->stackBase;
@@ -299,7 +299,7 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
     }
     // stackcheck: an access to a parked coroutine's protected stack.
     for (gm_g *o = checkedGs; o != NULL; o = o->checkNext) {
-        if (!o->protected || a < o->stack.lo + (size_t)sysconf(_SC_PAGESIZE) || a >= o->stack.hi)
+        if (!o->protected || a < o->stack.lo + os_physpagesize() || a >= o->stack.hi)
             continue;
         char who[200], whose[200], msg[500];
         if (g != NULL)
@@ -361,7 +361,7 @@ static worker *workerNew(group *grp, int id)
     p->id = id;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = os_physpagesize();
     char *m = mmap(NULL, ExecStackSize + page, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
@@ -424,7 +424,7 @@ static void workerUnbind(worker *p)
 
 static void workerFree(worker *p)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t page = os_physpagesize();
     for (gm_g *g = p->freehead, *next; g != NULL; g = next) {
         next = g->schedlink;
         gm_free(g);
@@ -783,41 +783,47 @@ static void takeExecStack(worker *p, gm_g *g)
 // of a parked copied-mode g: while g is off the execution stack they are
 // in its saved copy, at the same offset from its saved sp (Go's sendDirect
 // and recvDirect, with a copy where Go moves the stack).
+static void moveBytes(void *addr, void *other, size_t n, bool toG)
+{
+    if (!toG)
+        memcpy(other, addr, n);
+    else if (other != NULL)
+        memcpy(addr, other, n);
+    else
+        memset(addr, 0, n);
+}
+
+// stackcheck: a checked g's stack above its guard page, readable or not.
+static void protectStack(const gm_g *g, int prot)
+{
+    size_t page = os_physpagesize();
+    if (mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, prot) != 0)
+        throwG("stackcheck: mprotect failed for", g);
+}
+
 static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
 {
-    if (g->checked) { // its own stack, maybe protected while parked
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        spin_lock(&g->stackLock);
-        if (g->protected)
-            mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, PROT_READ | PROT_WRITE);
-        if (toG)
-            other != NULL ? memcpy(addr, other, n) : memset(addr, 0, n);
-        else
-            memcpy(other, addr, n);
-        if (g->protected)
-            mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, PROT_NONE);
-        spin_unlock(&g->stackLock);
-        return;
-    }
-    if (g->mode != GM_STACK_COPIED) {
-        if (toG)
-            other != NULL ? memcpy(addr, other, n) : memset(addr, 0, n);
-        else
-            memcpy(other, addr, n);
+    if (g->mode == GM_STACK_DEDICATED) { // frames never move
+        moveBytes(addr, other, n, toG);
         return;
     }
     spin_lock(&g->stackLock);
-    worker *p = g->p;
-    char *a = addr;
-    if (!g->onExec && a >= p->stackBase && a < p->stackTop) {
-        if (a < (char *)g->sp)
-            throwG("internal error: translating an address below the saved stack of", g);
-        a = (char *)g->stack.lo + (a - (char *)g->sp);
+    if (g->checked) { // its own stack, maybe protected while parked
+        if (g->protected)
+            protectStack(g, PROT_READ | PROT_WRITE);
+        moveBytes(addr, other, n, toG);
+        if (g->protected)
+            protectStack(g, PROT_NONE);
+    } else {
+        worker *p = g->p;
+        char *a = addr;
+        if (!g->onExec && a >= p->stackBase && a < p->stackTop) {
+            if (a < (char *)g->sp)
+                throwG("internal error: translating an address below the saved stack of", g);
+            a = (char *)g->stack.lo + (a - (char *)g->sp);
+        }
+        moveBytes(a, other, n, toG);
     }
-    if (toG)
-        other != NULL ? memcpy(a, other, n) : memset(a, 0, n);
-    else
-        memcpy(other, a, n);
     spin_unlock(&g->stackLock);
 }
 
@@ -977,7 +983,7 @@ static void freeG(worker *p, gm_g *g)
         g->stack = (gm_stack){ 0, 0 };
     } else if (g->mode == GM_STACK_DEDICATED) {
         if (g->guarded)
-            mprotect((void *)g->stack.lo, (size_t)sysconf(_SC_PAGESIZE), PROT_READ | PROT_WRITE);
+            mprotect((void *)g->stack.lo, os_physpagesize(), PROT_READ | PROT_WRITE);
     } else {
         atomic_fetch_sub_explicit(&statSavedBytes, (int64_t)(g->stack.hi - g->stack.lo), memory_order_relaxed);
         if (g->stack.hi != g->stack.lo)
@@ -1120,11 +1126,8 @@ static gm_g *findRunnable(worker *p)
 
 static void protectChecked(gm_g *g, bool prot)
 {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     spin_lock(&g->stackLock);
-    if (mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page,
-                 prot ? PROT_NONE : PROT_READ | PROT_WRITE) != 0)
-        throwG("stackcheck: mprotect failed for", g);
+    protectStack(g, prot ? PROT_NONE : PROT_READ | PROT_WRITE);
     g->protected = prot;
     spin_unlock(&g->stackLock);
 }
@@ -1211,14 +1214,14 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
             gm_free(g);
             return NULL;
         }
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t page = os_physpagesize();
         if (g->stack.hi - g->stack.lo >= 2 * page && mprotect((void *)g->stack.lo, page, PROT_NONE) == 0)
             g->guarded = true;
         else
             *(uint64_t *)g->stack.lo = StackCanary;
     }
     if (g->mode == GM_STACK_COPIED && debug.stackcheck) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t page = os_physpagesize();
         char *m = mmap(NULL, CheckStackSize + page, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) {
