@@ -2,9 +2,9 @@
 //
 // Boost.Context's raw switch (jump_fcontext), the reference for gomem's
 // yield (issue 8: dedicated within 1.5x, copied within 4x). Two contexts
-// hand control back and forth; a yield in bench/coro.c is one switch to the
-// scheduler and one to the next coroutine, so the comparable figure is two
-// jumps: printed as ns per pair ("yield-equivalent") and per single jump.
+// hand control back and forth. A gm_yield between two coroutines hands
+// over directly (one gm_swapctx, in both modes), so the comparable figure
+// is one jump; the pair is printed too.
 //   build/bench/boost_switch [RUNS]
 #include <boost/context/detail/fcontext.hpp>
 

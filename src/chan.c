@@ -404,7 +404,7 @@ int gm_select(gm_select_case *cases, int n, int has_default)
 {
     if (n < 0 || (n > 0 && cases == NULL))
         throw("gm_select: bad case array");
-    static __thread uint64_t rng = 0x9E3779B97F4A7C15ull;
+    static __thread uint64_t rng __attribute__((tls_model("initial-exec"))) = 0x9E3779B97F4A7C15ull;
     int start = 0;
     if (n > 1) {
         rng ^= rng << 13;

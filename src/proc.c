@@ -68,6 +68,7 @@
 #include <unistd.h>
 
 void gm_swapctx(void **save_sp, void *new_sp);
+void gm_swapctx_via(void **save_sp, void *scratch, void *(*fn)(void *), void *arg);
 void gm_coro_entry(void);
 void gm_copy_stack(void *dst, const void *src, size_t n);
 
@@ -237,7 +238,9 @@ static int checkLock;          // spin lock for checkedGs
 static gm_g *checkedGs;        // stackcheck: every checked g (read unlocked by the fault handler)
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 
-static __thread worker *tworker;
+// initial-exec: the .so is built -fPIC, and the general model calls
+// __tls_get_addr at every access (twice per gm_yield); like mcache_tls.
+static __thread worker *tworker __attribute__((tls_model("initial-exec")));
 static struct sigaction oldSegv; // the program's handler, chained to for faults not ours
 static _Atomic uint64_t goidgen;
 static _Atomic uint64_t statCreated, statEnded, statGrows, statShrinks;
@@ -1398,11 +1401,26 @@ static inline gm_g *mustSelf(const char *who)
     return g;
 }
 
+#if !defined(GM_ASAN) && !defined(GM_TSAN)
+// Runs on the worker's thread stack between the halves of gm_swapctx_via,
+// once the yielding g's context is saved: its frames go to its buffer and
+// the next g's (p->cur) come in over them.
+static void *yieldSwapFrames(void *arg)
+{
+    worker *p = arg;
+    gm_g *next = p->cur;
+    takeExecStack(p, next);
+    return next->sp;
+}
+#endif
+
 // gm_yield's fast path: hand the CPU straight to the next g when nothing
 // else needs the scheduler's loop (no timers or fds to look at, no inbox or
-// new gs to merge, the next g's frames already in place: a dedicated stack
-// of its own, or the execution stack it owns). One context switch instead
-// of two. Not under the sanitizers, whose fiber hooks assume the loop.
+// new gs to merge). One context switch instead of two. When the next g's
+// frames must be copied onto the execution stack the yielding g runs on,
+// the copy runs on the scheduler's thread stack below its saved context
+// (idle while a g runs). Not under the sanitizers, whose fiber hooks
+// assume the loop.
 static bool yieldDirect(worker *p, gm_g *g)
 {
 #if defined(GM_ASAN) || defined(GM_TSAN)
@@ -1411,20 +1429,27 @@ static bool yieldDirect(worker *p, gm_g *g)
     return false;
 #else
     gm_g *next = p->runqhead;
-    if (next == NULL || next == g || !next->started || p->ntimers != 0 || p->nfdwait != 0 ||
-        __atomic_load_n(&p->inboxhead, __ATOMIC_RELAXED) != NULL ||
+    if (next == NULL || next == g || !next->started || next->checked || p->ntimers != 0 ||
+        p->nfdwait != 0 || __atomic_load_n(&p->inboxhead, __ATOMIC_RELAXED) != NULL ||
         __atomic_load_n(&p->newqhead, __ATOMIC_RELAXED) != NULL)
-        return false;
-    if (next->checked || (next->mode == GM_STACK_COPIED && p->owner != next))
         return false;
     if (g->mode == GM_STACK_DEDICATED && !g->guarded && *(uint64_t *)g->stack.lo != StackCanary)
         throwG("stack overflow (canary overwritten)", g);
     listGet(&p->runqhead, &p->runqtail);
     setstatus(g, Grunnable);
-    runqputLocal(p, g);
+    g->enqSeq = ++p->seq; // runqputLocal, for a g that was not parked
+    listPut(&p->runqhead, &p->runqtail, g);
     setstatus(next, Grunning);
     __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
-    gm_swapctx(&g->sp, next->sp);
+    if (ownStack(next) || p->owner == next) {
+        gm_swapctx(&g->sp, next->sp);
+    } else if (ownStack(g)) { // g is not on the execution stack: copy from here
+        takeExecStack(p, next);
+        gm_swapctx(&g->sp, next->sp);
+    } else {
+        void *scratch = (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
+        gm_swapctx_via(&g->sp, scratch, yieldSwapFrames, p);
+    }
     return true;
 #endif
 }

@@ -142,6 +142,31 @@ TEST(copied_stacks_survive_and_resize)
     CHECK_EQ(b.coro_saved_bytes, 0); // every copy went back
 }
 
+// gm_yield hands over directly between modes: a dedicated g copies a
+// copied g's frames in from its own stack, a copied g swaps frames through
+// the scheduler's stack; every frame must survive either way.
+static void mixed_spawn(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++) {
+        gm_go_options o = { i % 2 ? GM_STACK_DEDICATED : GM_STACK_COPIED, 128 << 10, NULL, 0 };
+        CHECK(gm_go_opts(deep_worker, (void *)(uintptr_t)i, &o) != NULL);
+    }
+}
+
+TEST(yield_between_modes_keeps_frames)
+{
+    memset(results, 0, sizeof results);
+    CHECK_EQ(gm_main(mixed_spawn, NULL), 0);
+    for (int i = 0; i < 8; i++) {
+        int d = 20 + i * 10;
+        CHECK_EQ(results[i], (long)d * (d + 1) / 2);
+    }
+    gm_memstats m;
+    gm_stats(&m);
+    CHECK_EQ(m.coro_saved_bytes, 0);
+}
+
 // Dedicated stacks: pointers into another coroutine's stack are fine.
 static int *shared_ptr;
 
@@ -932,6 +957,7 @@ int main(void)
     RUN(round_robin);
     RUN(park_and_ready);
     RUN(copied_stacks_survive_and_resize);
+    RUN(yield_between_modes_keeps_frames);
     RUN(dedicated_stacks);
     RUN(many_idle_coroutines_cost_their_saved_stack);
     RUN(sleep);
