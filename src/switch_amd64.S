@@ -58,7 +58,11 @@ gm_swapctx:
     popq %r12
     popq %rbx
     popq %rbp
-    ret
+    // pop + jmp, not ret: the return stack buffer predicts the caller of
+    // this call, never the other context's; the indirect predictor learns
+    // the switch patterns (Boost.Context's jump_fcontext does the same).
+    popq %rcx
+    jmp *%rcx
     .cfi_endproc
     .size gm_swapctx, .-gm_swapctx
 
@@ -98,7 +102,8 @@ gm_swapctx_via:
     popq %r12
     popq %rbx
     popq %rbp
-    ret
+    popq %rcx
+    jmp *%rcx
     .cfi_endproc
     .size gm_swapctx_via, .-gm_swapctx_via
 
