@@ -105,8 +105,8 @@ $(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(CORE) $(HEADER
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
-$(BUILD)/gomem-info: tools/gomem_info.c $(CORE) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL)
+$(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/report.h $(CORE) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -Isrc tools/gomem_info.c tools/report.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)

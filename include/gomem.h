@@ -138,6 +138,19 @@ GM_API int gm_stats(gm_memstats *out);
 // Writes the statistics as one JSON object. Returns 0, or -1 and errno.
 GM_API int gm_stats_json(FILE *f);
 
+// The event trace (GOMEM_TRACE=file starts one at program start and stops it
+// at exit): span allocations and frees, scavenges, coroutine creation, parks,
+// ends and saved-stack grows and shrinks, with timestamps, plus samples of
+// RSS, heap and stack figures every GOMEM_TRACE_INTERVAL ms (default 10).
+// `gomem-info report FILE -o report.html` plots it. One trace per process at
+// a time; a forked child does not trace. gm_trace_start returns 0, or -1 and
+// errno (EBUSY: a trace is on; EINVAL: bad path; open(2)'s errors).
+// gm_trace_stop writes what is buffered and closes the file: 0, or -1 and
+// errno (EINVAL: no trace is on; EIO: a write failed, warned about on stderr).
+// Do not call them concurrently with each other.
+GM_API int gm_trace_start(const char *path);
+GM_API int gm_trace_stop(void);
+
 // Returns every free page to the OS now (Go's debug.FreeOSMemory, minus the
 // GC). Flushes the calling thread's caches first. Returns the bytes released.
 GM_API size_t gm_scavenge(void);

@@ -464,6 +464,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     // in it, and the state is written last.
     setSpanAll(s);
     atomic_store_explicit(&s->state, state, memory_order_release);
+    TRACE(state == mSpanInUse ? EvSpanAlloc : EvStackSpanAlloc, spanclass, (uint32_t)npages, s->startAddr);
     if (GM_DEBUG >= 3) {
         const char *bad = NULL;
         unlock(&mheap_.lock);
@@ -555,6 +556,7 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
         mheap_.pagesManual -= s->npages;
         mheap_.nspanManual--;
     }
+    TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
     s->nreleased = 0; // its pages were handed out as unreleased
     s->freedAt = os_coarse_ms();
     s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"
@@ -597,6 +599,7 @@ static int releaseSpanLocked(mspan *s)
     s->nreleased = s->npages;
     mheap_.pagesReleased += n;
     mheap_.scavengedBytes += n << PageShift;
+    TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)n << PageShift);
     freelist_insert(s);
     return (int)(n > 0);
 }

@@ -694,6 +694,7 @@ static void coroMain(gm_g *g)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     g->fn(g->arg);
+    TRACE(EvGoEnd, 0, 0, g->id);
     setstatus(g, Gdead);
     switchToSched(g, true);
     throwG("internal error: a dead coroutine was resumed", g);
@@ -725,6 +726,7 @@ static void saveStack(worker *p, gm_g *g)
             want = size / 2; // halve once per save
             atomic_fetch_add_explicit(&statShrinks, 1, memory_order_relaxed);
         }
+        TRACE(want > size ? EvStackGrow : EvStackShrink, savedOrder(size), (uint32_t)want, g->id);
         if (debug.stacks)
             fprintf(stderr, "gomem: coroutine %llu saved stack %zu -> %zu bytes (%zu used)\n",
                     (unsigned long long)g->id, size, want, used);
@@ -1208,6 +1210,7 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     g->arg = arg;
     g->p = p;
     g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    TRACE(EvGoCreate, 0, 0, g->id);
     g->mode = opts ? opts->mode : GM_STACK_COPIED;
     g->name = opts ? opts->name : NULL;
     if (g->mode == GM_STACK_DEDICATED) {
@@ -1470,6 +1473,7 @@ void proc_park(const char *reason, void (*unlockf)(void *), void *arg)
     gm_g *g = mustSelf(reason);
     worker *p = g->p;
     g->waitReason = reason;
+    TRACE(EvGoPark, 0, 0, g->id);
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
     countParked(p, g);
     setstatus(g, Gwaiting);

@@ -66,7 +66,7 @@ void gm_warn(const char *fmt, ...)
     va_end(ap);
 }
 
-static void warn_option(const char *fmt, ...)
+void runtime_warning(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -109,7 +109,7 @@ static void parse_debug(const char *v)
         else if (len == 10 && strncmp(v, "stackcheck", 10) == 0)
             debug.stackcheck = 1;
         else if (len != 0)
-            warn_option("GOMEM_DEBUG: unknown setting '%.*s' ignored", (int)len, v);
+            runtime_warning("GOMEM_DEBUG: unknown setting '%.*s' ignored", (int)len, v);
         v = comma ? comma + 1 : NULL;
     }
 }
@@ -140,7 +140,7 @@ void runtime_init(void)
         if (*end == 0 && ms <= 3600000)
             mheap_.scavengeDelayMs = (uint32_t)ms;
         else
-            warn_option("GOMEM_SCAVENGE_DELAY='%s' is not a number of milliseconds; using 500", v);
+            runtime_warning("GOMEM_SCAVENGE_DELAY='%s' is not a number of milliseconds; using 500", v);
     }
     v = getenv("GOMEM_SCAVENGE");
     if (v != NULL && *v != 0) {
@@ -150,7 +150,7 @@ void runtime_init(void)
         else if (parse_bytes(v, &n) == 0)
             mheap_.scavengeRetain = n;
         else
-            warn_option("GOMEM_SCAVENGE='%s' is not 'off' or a size like 64m; using 8m", v);
+            runtime_warning("GOMEM_SCAVENGE='%s' is not 'off' or a size like 64m; using 8m", v);
     }
     // The double-free mark of free stacks needs a secret no program data is
     // likely to equal: mix ASLR-randomised addresses, the time and the pid.
@@ -171,7 +171,7 @@ void runtime_init(void)
         char *end;
         unsigned long n = strtoul(v, &end, 10);
         if (*end != 0 || gm_set_max_tiny_size(n) != 0)
-            warn_option("GOMEM_MAXTINY='%s' is not 0, 8, 16 or 32; using 16", v);
+            runtime_warning("GOMEM_MAXTINY='%s' is not 0, 8, 16 or 32; using 16", v);
     }
     v = getenv("GOMEM_PROCS");
     if (v != NULL && *v != 0) {
@@ -180,7 +180,7 @@ void runtime_init(void)
         if (*end == 0 && n >= 1 && n <= 1024)
             runtime_procs = (int)n;
         else
-            warn_option("GOMEM_PROCS='%s' is not a number of workers from 1 to 1024; using the CPUs", v);
+            runtime_warning("GOMEM_PROCS='%s' is not a number of workers from 1 to 1024; using the CPUs", v);
     }
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }

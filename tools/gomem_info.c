@@ -5,20 +5,34 @@
 //   gomem-info sizeclasses   the size-class table, one line per class
 //   gomem-info stats         a fresh process's statistics, as JSON
 //   gomem-info version       version and build settings
+//   gomem-info report FILE -o OUT.html
+//                            a trace (GOMEM_TRACE) or statistics file
+//                            (GOMEM_STATS, gm_stats_json) as plots
+//   gomem-info bench-report FILE.csv -o OUT.html
+//                            make bench's results as bar charts
 #include <stdio.h>
 #include <string.h>
 
 #include "gomem.h"
+#include "report.h"
 #include "sizeclasses.h"
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: gomem-info sizeclasses | stats | version\n");
+    fprintf(stderr, "usage: gomem-info sizeclasses | stats | version\n"
+                    "       gomem-info report TRACE-OR-STATS-FILE -o OUT.html\n"
+                    "       gomem-info bench-report RESULTS.csv -o OUT.html\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
+    if (argc == 5 && strcmp(argv[3], "-o") == 0) {
+        if (strcmp(argv[1], "report") == 0)
+            return report_main(argv[2], argv[4]);
+        if (strcmp(argv[1], "bench-report") == 0)
+            return bench_report_main(argv[2], argv[4]);
+    }
     if (argc != 2)
         return usage();
     if (strcmp(argv[1], "sizeclasses") == 0) {
