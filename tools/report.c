@@ -378,13 +378,15 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     if (r == NULL)
         return fail("out of memory reading '%s'", in);
     memcpy(r, data + 32, n * sizeof *r);
-    for (size_t i = 0; i < n; i++)
-        if (!knownEvent(r[i].ev)) {
-            unsigned ev = r[i].ev;
-            free(r);
-            return fail("'%s' is corrupt or not a gomem trace: unknown event %u at byte %zu", in, ev,
-                        32 + i * sizeof(traceRecord));
-        }
+    size_t bad = 0;
+    while (bad < n && knownEvent(r[bad].ev))
+        bad++;
+    if (bad < n) {
+        unsigned ev = r[bad].ev;
+        free(r);
+        return fail("'%s' is corrupt or not a gomem trace: unknown event %u at byte %zu", in, ev,
+                    32 + bad * sizeof(traceRecord));
+    }
     qsort(r, n, sizeof *r, cmpTs);
 
     vec rss = { 0 }, halloc = { 0 }, hinuse = { 0 }, hrel = { 0 }, stk = { 0 };
