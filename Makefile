@@ -193,7 +193,10 @@ fuzz:
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
 	build-fuzz/fuzz_alloc -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 build-fuzz/corpus
 
-bench: $(BENCHES) $(MALLOC_WORK)
+# Runs the benchmarks beside the peers: build/bench/results.csv and
+# build/bench/report.html (bench/report.sh; BENCH_RUNS, default 3).
+bench: $(BENCHES) $(MALLOC_WORK) $(BUILD)/gomem-info
+	@bench/report.sh $(or $(BENCH_RUNS),3)
 
 # Real programs under LD_PRELOAD=build/libgomem.so, outputs compared with
 # runs without it (tests/realworld.sh).

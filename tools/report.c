@@ -927,14 +927,27 @@ int bench_report_main(const char *in, const char *out)
             if (g < 64 && b < 16)
                 vals[g * 16 + b] = rows[i].min;
         }
-        double packed[64 * 16];
+        double packed[64 * 16], lo = 0, hi = 0;
         for (int g = 0; g < ng; g++)
-            for (int b = 0; b < nb; b++)
-                packed[g * nb + b] = vals[g * 16 + b];
-        char id[32];
-        snprintf(id, sizeof id, "metric-%d", m);
+            for (int b = 0; b < nb; b++) {
+                double v = packed[g * nb + b] = vals[g * 16 + b];
+                if (v > 0 && (lo == 0 || v < lo))
+                    lo = v;
+                hi = v > hi ? v : hi;
+            }
         bool bytes = strstr(metrics[m], "(bytes)") != NULL;
-        barChart(o, id, metrics[m], groups, ng, bars, nb, packed, bytes);
+        if (hi > 50 * lo) { // scales too far apart for one axis: a chart per benchmark
+            for (int g = 0; g < ng; g++) {
+                char id[32], title[1024];
+                snprintf(id, sizeof id, "metric-%d-%d", m, g);
+                snprintf(title, sizeof title, "%s: %s", groups[g], metrics[m]);
+                barChart(o, id, title, &groups[g], 1, bars, nb, &packed[g * nb], bytes);
+            }
+        } else {
+            char id[32];
+            snprintf(id, sizeof id, "metric-%d", m);
+            barChart(o, id, metrics[m], groups, ng, bars, nb, packed, bytes);
+        }
     }
     fputs("<h2>All results</h2>\n<table><tr><th>benchmark</th><th>allocator</th><th>metric</th><th>min</th>"
           "<th>median</th><th>runs</th></tr>\n",
