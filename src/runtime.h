@@ -444,7 +444,7 @@ __attribute__((format(printf, 1, 2))) void runtime_warning(const char *fmt, ...)
 // Build with -DGM_NO_TRACE to compile the hooks out (to measure that cost).
 #define TraceVersion 1
 typedef struct traceRecord {
-    uint64_t ts;      // ns since the trace started
+    uint64_t ts;      // cputicks() since the trace started (EvClock gives the rate)
     uint8_t ev;       // traceEv
     uint8_t aux;      // per event: span class, stack order, size class
     uint16_t thread;  // the thread's number in this trace
@@ -475,7 +475,24 @@ enum traceEv {
     EvClassLive = 48,        // at stop: aux class, x size, y live objects (class 0: y large bytes)
     EvTinyLive = 49,         // at stop: x tiny blocks, y live tiny objects
     EvClassTotal = 50,       // at stop: aux class, x size, y objects ever allocated
+    EvClock = 51,            // with each sample: y ns since the start at this record's ticks
 };
+#if !defined(__x86_64__)
+#include <time.h>
+#endif
+// A cheap timestamp: the time-stamp counter on x86-64 (invariant and
+// synchronised across cores on the machines gomem targets; Go's cputicks),
+// CLOCK_MONOTONIC ns elsewhere. Only trace.c uses it.
+static inline uint64_t cputicks(void)
+{
+#if defined(__x86_64__)
+    return __builtin_ia32_rdtsc();
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
 extern bool trace_on;
 void traceEvent(int ev, unsigned aux, uint32_t x, uint64_t y);
 #ifdef GM_NO_TRACE

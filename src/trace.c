@@ -12,6 +12,10 @@
 // 24-byte store into the thread's buffer; a full buffer (64 KiB) is written
 // with one write(2) under traceLock.
 //
+// Timestamps are cputicks() (the TSC: a clock_gettime would double an
+// event's cost); each sampling round records an EvClock pairing ticks with
+// ns, from which the reader scales.
+//
 // File layout (little-endian, what tools/report.c reads):
 //   header  "GOMEMTRC" u32 version=1 u32 record size=24
 //           u64 start time (CLOCK_REALTIME ns) u64 pid        (32 bytes)
@@ -58,6 +62,7 @@ static char tracePath[512];                     // guarded by traceLock
 static traceBuf *allBufs;                       // guarded by traceLock
 static uint16_t nthreads;                       // guarded by traceLock
 static uint64_t traceStart;                     // CLOCK_MONOTONIC ns at start
+static uint64_t traceStartTicks;                // cputicks() at start
 static uint64_t traceGen;                       // bumped per start: stale thread buffers
 static __thread traceBuf *tbuf __attribute__((tls_model("initial-exec")));
 static __thread uint64_t tbufGen __attribute__((tls_model("initial-exec")));
@@ -157,7 +162,7 @@ void traceEvent(int ev, unsigned aux, uint32_t x, uint64_t y)
     if (GM_UNLIKELY(b == NULL || tbufGen != __atomic_load_n(&traceGen, __ATOMIC_RELAXED)) &&
         (b = newThreadBuf()) == NULL)
         return;
-    traceRecord r = { monotime() - traceStart, (uint8_t)ev, (uint8_t)aux, b->thread, x, y };
+    traceRecord r = { cputicks() - traceStartTicks, (uint8_t)ev, (uint8_t)aux, b->thread, x, y };
     spin_lock(&b->lk);
     if (!__atomic_load_n(&trace_on, __ATOMIC_RELAXED)) { // stopped meanwhile: flushed already
         spin_unlock(&b->lk);
@@ -191,6 +196,7 @@ static void sample(void)
 {
     gm_memstats m;
     gm_stats(&m);
+    traceEvent(EvClock, 0, 0, monotime() - traceStart); // the tick rate, for the reader
     traceEvent(EvSampleRSS, 0, 0, readRSS());
     traceEvent(EvSampleHeapAlloc, 0, 0, m.heap_alloc);
     traceEvent(EvSampleHeapInuse, 0, 0, m.heap_inuse);
@@ -254,6 +260,7 @@ int gm_trace_start(const char *path)
         return -1;
     }
     traceStart = monotime();
+    traceStartTicks = cputicks();
     nthreads = 0;
     for (traceBuf *b = allBufs; b != NULL; b = b->next)
         b->owned = false;                               // a stopped trace's buffers are empty

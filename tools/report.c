@@ -351,7 +351,7 @@ static int cmpTs(const void *a, const void *b)
 static bool knownEvent(unsigned ev)
 {
     return (ev >= EvSpanAlloc && ev <= EvGoEnd) || (ev >= EvSampleRSS && ev <= EvSampleCoros) || ev == EvClassLive ||
-           ev == EvTinyLive || ev == EvClassTotal;
+           ev == EvTinyLive || ev == EvClassTotal || ev == EvClock;
 }
 
 #define MaxOrders 32
@@ -388,6 +388,16 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
                     32 + bad * sizeof(traceRecord));
     }
     qsort(r, n, sizeof *r, cmpTs);
+    // Ticks to ns: the last EvClock pairs them (a trace cut short by a
+    // crash still has the sampler's earlier ones).
+    double nsPerTick = 1;
+    for (size_t i = n; i-- > 0;)
+        if (r[i].ev == EvClock && r[i].ts > 0) {
+            nsPerTick = (double)r[i].y / (double)r[i].ts;
+            break;
+        }
+    for (size_t i = 0; i < n; i++)
+        r[i].ts = (uint64_t)((double)r[i].ts * nsPerTick);
 
     vec rss = { 0 }, halloc = { 0 }, hinuse = { 0 }, hrel = { 0 }, stk = { 0 };
     vec order[MaxOrders] = { { 0 } }, saved[MaxOrders + 1] = { { 0 } }, run = { 0 }, runnable = { 0 }, waiting = { 0 };
