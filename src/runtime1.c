@@ -15,6 +15,7 @@
 //                          stackcheck: check the parked-stack contract
 //   GOMEM_SCAVENGE=off|N   free dirty pages the scavenger keeps (bytes, k/m/g)
 //   GOMEM_PROCS=N          workers of gm_main (default: the CPUs)
+// (GOMEM_TRACE and GOMEM_TRACE_INTERVAL are read by trace.c's constructor.)
 // A malformed value gets a warning naming it and the default is kept.
 #include "runtime.h"
 
