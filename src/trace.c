@@ -350,6 +350,10 @@ static void forkChild(void)
 __attribute__((constructor)) static void traceFromEnv(void)
 {
     pthread_atfork(NULL, NULL, forkChild);
+    // The key now, while its index is low: glibc allocates (with the
+    // drop-in malloc, under heap locks a trace event may be holding) only
+    // for keys past the first 32, at pthread_setspecific.
+    pthread_once(&traceKeyOnce, keyInit);
     const char *path = getenv("GOMEM_TRACE");
     if (path == NULL || path[0] == 0)
         return;
