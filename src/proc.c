@@ -341,12 +341,12 @@ static void installSegvHandler(void)
 static void installSegv(worker *p)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    p->altstack = mmap(NULL, 64 << 10, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p->altstack != MAP_FAILED) {
+    // Without it a guard-page hit cannot be reported (the handler would
+    // run on the overflowed stack): the program still works.
+    p->altstack = os_alloc_meta(64 << 10);
+    if (p->altstack != NULL) {
         stack_t ss = { .ss_sp = p->altstack, .ss_size = 64 << 10, .ss_flags = 0 };
         sigaltstack(&ss, NULL);
-    } else {
-        p->altstack = NULL;
     }
     pthread_once(&once, installSegvHandler);
 }
@@ -365,13 +365,18 @@ static worker *workerNew(group *grp, int id)
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     size_t page = os_physpagesize();
-    char *m = mmap(NULL, ExecStackSize + page, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    // Reserved inaccessible, then all but the lowest page (the guard)
+    // made usable.
+    char *m = os_reserve(ExecStackSize + page, page);
+    if (m != NULL && os_commit(m + page, ExecStackSize) != 0) {
+        os_release(m, ExecStackSize + page);
+        m = NULL;
+    }
     struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
-    if (p->epfd < 0 || p->wakefd < 0 || m == MAP_FAILED || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev) != 0) {
-        int err = m == MAP_FAILED ? ENOMEM : errno;
-        if (m != MAP_FAILED)
-            munmap(m, ExecStackSize + page);
+    if (p->epfd < 0 || p->wakefd < 0 || m == NULL || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wakefd, &ev) != 0) {
+        int err = m == NULL ? ENOMEM : errno;
+        if (m != NULL)
+            os_release(m, ExecStackSize + page);
         if (p->epfd >= 0)
             close(p->epfd);
         if (p->wakefd >= 0)
@@ -380,7 +385,6 @@ static worker *workerNew(group *grp, int id)
         errno = err == EMFILE || err == ENFILE ? err : ENOMEM;
         return NULL;
     }
-    mprotect(m, page, PROT_NONE); // the guard below the execution stack
     p->stackBase = m + page;
     p->stackTop = m + page + ExecStackSize;
     p->vgStack = VALGRIND_STACK_REGISTER(p->stackBase, p->stackTop);
@@ -418,7 +422,7 @@ static void workerUnbind(worker *p)
     if (p->altstack != NULL) {
         stack_t ss = { .ss_sp = NULL, .ss_size = 0, .ss_flags = SS_DISABLE };
         sigaltstack(&ss, NULL);
-        munmap(p->altstack, 64 << 10);
+        os_release(p->altstack, 64 << 10);
         p->altstack = NULL;
     }
     if (tworker == p)
@@ -447,7 +451,7 @@ static void workerFree(worker *p)
     if (p->allnext != NULL)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
-    munmap(p->stackBase - page, ExecStackSize + page);
+    os_release(p->stackBase - page, ExecStackSize + page);
     close(p->epfd);
     close(p->wakefd);
     gm_free(p->timers);
@@ -802,8 +806,10 @@ static void moveBytes(void *addr, void *other, size_t n, bool toG)
 static void protectStack(const gm_g *g, int prot)
 {
     size_t page = os_physpagesize();
-    if (mprotect((void *)(g->stack.lo + page), g->stack.hi - g->stack.lo - page, prot) != 0)
-        throwG("stackcheck: mprotect failed for", g);
+    void *lo = (void *)(g->stack.lo + page);
+    size_t n = g->stack.hi - g->stack.lo - page;
+    if ((prot == PROT_NONE ? os_protect_none(lo, n) : os_commit(lo, n)) != 0)
+        throwG("stackcheck: mprotect failed (out of memory) for", g);
 }
 
 static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
@@ -984,11 +990,17 @@ static void freeG(worker *p, gm_g *g)
         if (g->checkNext != NULL)
             g->checkNext->checkPrev = g->checkPrev;
         spin_unlock(&checkLock);
-        munmap((void *)g->stack.lo, g->stack.hi - g->stack.lo);
+        os_release((void *)g->stack.lo, g->stack.hi - g->stack.lo);
         g->stack = (gm_stack){ 0, 0 };
     } else if (g->mode == GM_STACK_DEDICATED) {
-        if (g->guarded)
-            mprotect((void *)g->stack.lo, os_physpagesize(), PROT_READ | PROT_WRITE);
+        if (g->guarded && os_commit((void *)g->stack.lo, os_physpagesize()) != 0) {
+            // Its guard page cannot be opened again: the stack must not go
+            // back to the pool, where its next user would fault. Leak it.
+            runtime_warning("out of memory unprotecting the guard page of a dedicated stack (%zu bytes at %p): "
+                            "the stack is leaked",
+                            (size_t)(g->stack.hi - g->stack.lo), (void *)g->stack.lo);
+            g->stack = (gm_stack){ 0, 0 };
+        }
     } else {
         atomic_fetch_sub_explicit(&statSavedBytes, (int64_t)(g->stack.hi - g->stack.lo), memory_order_relaxed);
         if (g->stack.hi != g->stack.lo)
@@ -1221,21 +1233,23 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
             return NULL;
         }
         size_t page = os_physpagesize();
-        if (g->stack.hi - g->stack.lo >= 2 * page && mprotect((void *)g->stack.lo, page, PROT_NONE) == 0)
-            g->guarded = true;
+        if (g->stack.hi - g->stack.lo >= 2 * page && os_protect_none((void *)g->stack.lo, page) == 0)
+            g->guarded = true; // else (out of mappings) the canary below
         else
             *(uint64_t *)g->stack.lo = StackCanary;
     }
     if (g->mode == GM_STACK_COPIED && debug.stackcheck) {
         size_t page = os_physpagesize();
-        char *m = mmap(NULL, CheckStackSize + page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (m == MAP_FAILED) {
+        char *m = os_reserve(CheckStackSize + page, page); // the lowest page stays the guard
+        if (m != NULL && os_commit(m + page, CheckStackSize) != 0) {
+            os_release(m, CheckStackSize + page);
+            m = NULL;
+        }
+        if (m == NULL) {
             gm_free(g);
             errno = ENOMEM;
             return NULL;
         }
-        mprotect(m, page, PROT_NONE);
         g->stack = (gm_stack){ (uintptr_t)m, (uintptr_t)m + page + CheckStackSize };
         g->checked = g->guarded = true;
         spin_lock(&checkLock);
