@@ -803,13 +803,25 @@ static void moveBytes(void *addr, void *other, size_t n, bool toG)
 }
 
 // stackcheck: a checked g's stack above its guard page, readable or not.
-static void protectStack(const gm_g *g, int prot)
+// Protecting may fail (the kernel out of mappings): the stack then stays
+// open and this park goes unchecked, with a warning. Opening it again may
+// not fail: the coroutine could not run.
+static bool protectStack(const gm_g *g, int prot)
 {
     size_t page = os_physpagesize();
     void *lo = (void *)(g->stack.lo + page);
     size_t n = g->stack.hi - g->stack.lo - page;
-    if ((prot == PROT_NONE ? os_protect_none(lo, n) : os_commit(lo, n)) != 0)
-        throwG("stackcheck: mprotect failed (out of memory) for", g);
+    if (prot != PROT_NONE) {
+        if (os_commit(lo, n) != 0)
+            throwG("out of memory: stackcheck cannot unprotect the stack of", g);
+        return true;
+    }
+    if (os_protect_none(lo, n) == 0)
+        return true;
+    static _Atomic bool warned;
+    if (!atomic_exchange(&warned, true))
+        runtime_warning("stackcheck: out of memory protecting a parked stack; parks go unchecked until it succeeds");
+    return false;
 }
 
 static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
@@ -824,7 +836,7 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
             protectStack(g, PROT_READ | PROT_WRITE);
         moveBytes(addr, other, n, toG);
         if (g->protected)
-            protectStack(g, PROT_NONE);
+            g->protected = protectStack(g, PROT_NONE);
     } else {
         worker *p = g->p;
         char *a = addr;
@@ -1144,8 +1156,12 @@ static gm_g *findRunnable(worker *p)
 static void protectChecked(gm_g *g, bool prot)
 {
     spin_lock(&g->stackLock);
-    protectStack(g, prot ? PROT_NONE : PROT_READ | PROT_WRITE);
-    g->protected = prot;
+    if (prot)
+        g->protected = protectStack(g, PROT_NONE);
+    else if (g->protected) { // only what is protected needs opening
+        protectStack(g, PROT_READ | PROT_WRITE);
+        g->protected = false;
+    }
     spin_unlock(&g->stackLock);
 }
 
