@@ -53,6 +53,22 @@
 // Empty spans go back to mheap when mcentral_reclaim finds them (a few per
 // 64 refills, all of them in gm_scavenge), or when a thread exits.
 //
+// Hardened mode (GOMEM_SECURE=1; mimalloc's secure mode is the model). Always,
+// the tcache's links are stored encoded (xor with a per-process secret and
+// the slot's own address, as glibc's safe-linking), so a leaked freed object
+// does not give away heap addresses. With GOMEM_SECURE=1 besides:
+//   - a tcache pop checks the popped object's key and its successor (in a
+//     span of the same class, at a slot start): a use-after-free write into
+//     a freed object aborts with a message instead of handing out a forged
+//     pointer;
+//   - each allocation takes a random free slot of the span's current 64-slot
+//     word (a rotate and a count of trailing zeros), so neighbours are not
+//     predictable;
+//   - each object over 32 KiB gets a PROT_NONE page after it: an overflow
+//     faults at once (realloc does not grow such an object in place);
+// and the double-free and invalid-free checks run as always (on every path;
+// see Free). Debug builds (GM_DEBUG >= 1) fill freed objects with 0xdf.
+//
 // Alignment. malloc(n) is aligned for any object of n bytes: to the largest
 // power of two <= n, at most 16 (C23). Go's 24-byte class is only 8-aligned,
 // so 17..24-byte requests use the 32-byte class. Every other class is a
@@ -89,8 +105,22 @@ static uint8_t tinyAlignC[32], tinyAlignBytes[32];
 // malloc_init.
 static uint8_t tcacheLimit[NumSpanClasses];
 
+// Mixed into every tcache link (see "Hardened mode"). Set by malloc_init.
+static uintptr_t linkSecret;
+
+static inline uintptr_t linkEncode(const void *slot, const void *next)
+{
+    return (uintptr_t)next ^ linkSecret ^ ((uintptr_t)slot >> 12);
+}
+
+static inline gclink *linkNext(const gclink *x)
+{
+    return (gclink *)((uintptr_t)x->next ^ linkSecret ^ ((uintptr_t)x >> 12));
+}
+
 void malloc_init(void)
 {
+    linkSecret = runtime_secret(0x6c696e6b) * 0x9E3779B97F4A7C15ull;
     for (size_t i = 0; i < sizeof malloc_class8; i++) {
         uint8_t c = size_to_class8[i];
         if (c == 0)
@@ -256,12 +286,28 @@ bool mspan_hasXfree(mspan *s)
 
 // ------------------------------------------------------------ allocation
 
-// Takes the lowest free slot of s's cached word; s->allocCache != 0.
+// GOMEM_SECURE: the first free slot at or after a random one of the word.
+static GM_NOINLINE unsigned randomSlot(mcache *c, uint64_t cache)
+{
+    uint64_t x = c->secureRng;
+    if (x == 0)
+        x = c->tcacheKey;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c->secureRng = x;
+    unsigned r = (unsigned)(x >> 58);
+    uint64_t rot = r ? (cache >> r) | (cache << (64 - r)) : cache;
+    return ((unsigned)__builtin_ctzll(rot) + r) & 63;
+}
+
+// Takes the lowest free slot of s's cached word (a random one in the
+// hardened mode); s->allocCache != 0.
 static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
 {
     uint64_t cache = s->allocCache;
-    unsigned b = (unsigned)__builtin_ctzll(cache);
-    s->allocCache = cache & (cache - 1);
+    unsigned b = GM_UNLIKELY(runtime_secure) ? randomSlot(c, cache) : (unsigned)__builtin_ctzll(cache);
+    s->allocCache = cache & ~((uint64_t)1 << b);
     uintptr_t r = (uintptr_t)s->allocCacheBase + b;
     s->allocBits[r >> 6] |= (uint64_t)1 << b;
     counter_add(&c->nmalloc[spc], 1);
@@ -284,10 +330,19 @@ static void *mallocSmall(mcache *c, uint8_t spc)
 static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
 {
     uintptr_t npages = (n + PageMask) >> PageShift; // n <= PTRDIFF_MAX: no overflow
-    mspan *s = mheap_allocLarge(npages, align_pages);
+    bool guard = runtime_secure;
+    mspan *s = mheap_allocLarge(npages + guard, align_pages);
     if (s == NULL) {
         errno = ENOMEM;
         gm_warn("malloc(%zu): out of memory", n);
+        return NULL;
+    }
+    // The guard: the span's last page, inaccessible. A span whose elemsize
+    // is short of its pages has one (freeLarge opens it again).
+    if (guard && os_protect_none((void *)(s->startAddr + (npages << PageShift)), PageSize) != 0) {
+        mheap_free(s);
+        errno = ENOMEM;
+        gm_warn("malloc(%zu): out of memory (guard page)", n);
         return NULL;
     }
     s->elemsize = npages << PageShift;
@@ -321,6 +376,30 @@ static GM_NOINLINE void *mallocSlow(size_t n, bool zero)
     return p;
 }
 
+static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
+{
+    throw("heap corruption: %s (a freed %lu-byte object at %p was written to after free)", what,
+          (unsigned long)class_to_size[spanclass_sizeclass(spc)], x);
+}
+
+// GOMEM_SECURE: x, about to be handed out, must still carry the key, and
+// its successor must be a slot start in a span of the same class.
+static GM_NOINLINE void tcacheCheckLink(mcache *c, uint8_t spc, const gclink *x, const gclink *next)
+{
+    if (((const uintptr_t *)x)[1] != c->tcacheKey)
+        throwCorrupt(spc, x, "a free-list entry lost its key");
+    if (next == NULL)
+        return;
+    mspan *s = spanOf((uintptr_t)next);
+    if (s == NULL || s->spanclass != spc ||
+        atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+        throwCorrupt(spc, x, "a free-list link points outside the heap");
+    uintptr_t off = (uintptr_t)next - s->startAddr;
+    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+    if (r * s->elemsize != off || r >= s->nelems)
+        throwCorrupt(spc, x, "a free-list link points inside an object");
+}
+
 // Pops the most recently freed object of class spc from c's tcache; NULL
 // if none.
 static inline void *tcachePop(mcache *c, uint8_t spc)
@@ -328,7 +407,10 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     gclink *x = c->tcache[spc];
     if (x == NULL)
         return NULL;
-    c->tcache[spc] = x->next;
+    gclink *next = linkNext(x);
+    if (GM_UNLIKELY(runtime_secure))
+        tcacheCheckLink(c, spc, x, next);
+    c->tcache[spc] = next;
     c->tcount[spc]--;
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
     counter_add(&c->nmalloc[spc], 1);
@@ -444,7 +526,7 @@ static GM_NOINLINE void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, 
 // free) or the program's data happens to hold the key. The list says which.
 static GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s)
 {
-    for (gclink *x = c->tcache[spc]; x != NULL; x = x->next)
+    for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
         if (x == p)
             throwDoubleFree(p, s);
     // Not cached: the program's data held the key. Free it for real.
@@ -461,13 +543,13 @@ static GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         c->tcache[spc] = NULL;
     } else {
         for (unsigned i = 1; i < keep; i++)
-            x = x->next;
-        rest = x->next;
-        x->next = NULL;
+            x = linkNext(x);
+        rest = linkNext(x);
+        x->next = (gclink *)linkEncode(x, NULL);
     }
     c->tcount[spc] = (uint16_t)keep;
     while (rest != NULL) {
-        gclink *next = rest->next;
+        gclink *next = linkNext(rest);
         ((uintptr_t *)rest)[1] = 0;
         mspan *s = spanOfRaw((uintptr_t)rest);
         if (s == NULL)
@@ -491,6 +573,16 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         (uintptr_t)p != s->startAddr)
         throwBadPointer(who, p, s);
     uintptr_t bytes = s->elemsize;
+#if GM_DEBUG >= 1
+    memset(p, 0xdf, bytes); // freed memory reads as garbage, not as old data
+#endif
+    if (GM_UNLIKELY(bytes < s->npages << PageShift) &&
+        os_commit((void *)(s->startAddr + bytes), (s->npages << PageShift) - bytes) != 0) {
+        // The guard page cannot be opened: the span must not be reused.
+        runtime_warning("out of memory opening the guard page after the %zu-byte object at %p: leaked",
+                        (size_t)bytes, p);
+        return;
+    }
     mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
     if (c != NULL) {
         counter_add(&c->largeFree, bytes);
@@ -533,7 +625,10 @@ static inline void freeObject(void *p, const char *who)
             tcacheCheckDouble(c, spc, p, s);
             return;
         }
-        w[0] = (uintptr_t)c->tcache[spc];
+#if GM_DEBUG >= 1
+        memset(p, 0xdf, s->elemsize);
+#endif
+        w[0] = linkEncode(p, c->tcache[spc]);
         w[1] = c->tcacheKey;
         c->tcache[spc] = p;
         counter_add(&c->nfree[spc], 1);
@@ -571,7 +666,7 @@ static size_t objectSize(void *p, const char *who)
     // its key tells (objects in other threads' caches cannot be told).
     mcache *c = mcache_tls;
     if (c != NULL && tcacheLimit[s->spanclass] != 0 && ((uintptr_t *)p)[1] == c->tcacheKey)
-        for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = x->next)
+        for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = linkNext(x))
             if (x == p)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     // Only the thread caching s may read its allocBits (it sets them
@@ -625,7 +720,8 @@ void *gm_realloc(void *p, size_t n)
     // A large object grows into the free pages after it when it can.
     if (n > have && n > MaxSmallSize && n <= PTRDIFF_MAX) {
         mspan *s = spanOf((uintptr_t)p);
-        if (s->spanclass == 0 && mheap_growInPlace(s, (n + PageMask) >> PageShift)) {
+        if (s->spanclass == 0 && s->elemsize == s->npages << PageShift && // not guarded
+            mheap_growInPlace(s, (n + PageMask) >> PageShift)) {
             uintptr_t grown = (s->npages << PageShift) - s->elemsize;
             s->elemsize = s->npages << PageShift;
             mcache *c = mcache_tls;

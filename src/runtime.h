@@ -428,6 +428,8 @@ typedef struct debugVars {
 } debugVars;
 extern debugVars debug;
 extern int runtime_procs; // GOMEM_PROCS (workers of gm_main), 0 if unset
+// GOMEM_SECURE=1: the hardened mode (malloc.c). Immutable after runtime_init.
+extern bool runtime_secure;
 
 // Reads GOMEM_* once; cheap after the first call.
 void runtime_init(void);
@@ -537,6 +539,7 @@ typedef struct mcache {
     gclink *tcache[NumSpanClasses];
     uint16_t tcount[NumSpanClasses];
     uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
+    uint64_t secureRng;                        // GOMEM_SECURE: slot order; owner only
 
     // The tiny allocator's current block (malloc.c). Owner only, except that
     // other threads' frees clear bits in *tinyWord (atomically).

@@ -15,6 +15,7 @@
 //                          stackcheck: check the parked-stack contract
 //   GOMEM_SCAVENGE=off|N   free dirty pages the scavenger keeps (bytes, k/m/g)
 //   GOMEM_PROCS=N          workers of gm_main (default: the CPUs)
+//   GOMEM_SECURE=1         hardened heap (malloc.c)
 // (GOMEM_TRACE and GOMEM_TRACE_INTERVAL are read by trace.c's constructor.)
 // A malformed value gets a warning naming it and the default is kept.
 #include "runtime.h"
@@ -29,6 +30,7 @@
 
 debugVars debug;
 int runtime_procs; // GOMEM_PROCS, 0 if unset
+bool runtime_secure; // GOMEM_SECURE=1
 static _Atomic int runtime_inited; // 0 never, 1 in progress, 2 done
 
 // Writes a whole line to stderr without allocating.
@@ -163,6 +165,13 @@ void runtime_init(void)
     seed *= 0xBF58476D1CE4E5B9ull;
     seed ^= seed >> 29;
     stackFreeMarkInit((uintptr_t)seed);
+    v = getenv("GOMEM_SECURE");
+    if (v != NULL && *v != 0) {
+        if (strcmp(v, "1") == 0)
+            runtime_secure = true;
+        else if (strcmp(v, "0") != 0)
+            runtime_warning("GOMEM_SECURE='%s' is not 0 or 1; using 0", v);
+    }
     v = getenv("GOMEM_ALIGN16");
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
         malloc_setAlign16();

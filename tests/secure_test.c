@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: MIT
+//
+// The hardened mode (GOMEM_SECURE=1, malloc.c): random slot order, checked
+// free-list links, a guard page after large objects; and the heap, tiny
+// and drop-in tests passing in that mode too.
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "gomem.h"
+#include "testing.h"
+
+#define N 64
+
+static void *slots[N];
+
+static void *fresh_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < N; i++)
+        slots[i] = gm_malloc(48);
+    return NULL;
+}
+
+// A fresh thread's first objects of a class come from one fresh span: in
+// address order normally, in no predictable order here.
+TEST(slot_order_is_random)
+{
+    pthread_t t;
+    pthread_create(&t, NULL, fresh_thread, NULL);
+    pthread_join(t, NULL);
+    int adjacent = 0;
+    for (int i = 0; i < N; i++) {
+        CHECK(slots[i] != NULL);
+        memset(slots[i], i, 48);
+        if (i > 0 && (char *)slots[i] == (char *)slots[i - 1] + 48)
+            adjacent++;
+        for (int j = 0; j < i; j++)
+            CHECK(slots[j] != slots[i]);
+    }
+    CHECK(adjacent < N / 4);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(((unsigned char *)slots[i])[47], i);
+        gm_free(slots[i]);
+    }
+    CHECK(gm_debug_check() == NULL);
+}
+
+static void overwrite_link(void *arg)
+{
+    (void)arg;
+    char *p = gm_malloc(64), *q = gm_malloc(64);
+    gm_free(p);
+    gm_free(q);                          // the free list: q, then p
+    ((uintptr_t *)q)[0] = 0x4141414141414141; // a use-after-free write of the link
+    volatile void *r = gm_malloc(64);    // hands out q, checking its link
+    (void)r;
+}
+
+static void overwrite_key(void *arg)
+{
+    (void)arg;
+    char *p = gm_malloc(96);
+    gm_free(p);
+    memset(p, 'x', 96); // the whole freed object
+    volatile void *r = gm_malloc(96);
+    (void)r;
+}
+
+static void forge_link(void *arg)
+{
+    (void)arg;
+    // A link that decodes to an interior pointer of a live object.
+    char *live = gm_malloc(64), *p = gm_malloc(64), *q = gm_malloc(64);
+    gm_free(p);
+    gm_free(q);
+    uintptr_t enc_p = ((uintptr_t *)q)[0];                    // encodes p
+    ((uintptr_t *)q)[0] = enc_p ^ (uintptr_t)p ^ (uintptr_t)(live + 8); // now encodes live + 8
+    volatile void *r = gm_malloc(64);
+    (void)r;
+}
+
+static void overflow_large(void *arg)
+{
+    (void)arg;
+    char *p = gm_malloc(100000);
+    size_t n = gm_malloc_usable_size(p);
+    p[n - 1] = 1;  // the last usable byte is fine
+    p[n + 10] = 1; // past it: the guard page
+}
+
+static void double_free(void *arg)
+{
+    (void)arg;
+    void *p = gm_malloc(200);
+    gm_free(p);
+    gm_free(p);
+}
+
+TEST(corruption_is_caught)
+{
+    CHECK_DEATH(overwrite_link, NULL, "heap corruption: a free-list link points outside the heap");
+    CHECK_DEATH(overwrite_key, NULL, "heap corruption: a free-list entry lost its key");
+    CHECK_DEATH(forge_link, NULL, "heap corruption: a free-list link points inside an object");
+    CHECK_DEATH(overflow_large, NULL, ""); // SIGSEGV at the guard page
+    CHECK_DEATH(double_free, NULL, "double free");
+}
+
+TEST(large_objects_work_with_their_guards)
+{
+    // Freed and reused: the guard is opened on free, so the next user of the
+    // pages can write all of them.
+    for (int round = 0; round < 3; round++) {
+        char *p = gm_malloc(200000);
+        CHECK(p != NULL);
+        size_t n = gm_malloc_usable_size(p);
+        CHECK(n >= 200000);
+        memset(p, round, n);
+        char *q = gm_realloc(p, 500000); // moves (no growth into the guard)
+        CHECK(q != NULL);
+        CHECK_EQ(q[n - 1], round);
+        CHECK_EQ(q[0], round);
+        memset(q, 1, gm_malloc_usable_size(q));
+        gm_free(q);
+    }
+    void *big[16];
+    for (int i = 0; i < 16; i++) {
+        big[i] = gm_malloc(40000 + (size_t)i * 8192);
+        memset(big[i], i, gm_malloc_usable_size(big[i]));
+    }
+    for (int i = 0; i < 16; i++)
+        gm_free(big[i]);
+    CHECK(gm_debug_check() == NULL);
+    gm_memstats m;
+    gm_stats(&m);
+    CHECK_EQ(m.large_inuse, 0);
+}
+
+// The other heap tests, again in this mode.
+static void run_in_secure_mode(const char *test)
+{
+    const char *b = getenv("BUILD");
+    char cmd[512], line[512];
+    snprintf(cmd, sizeof cmd, "GOMEM_SECURE=1 %s/tests/%s 2>&1", b ? b : "build", test);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    int passed = -1, failed = -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "%d passed, %d failed", &passed, &failed) != 2 && strstr(line, "FAIL") != NULL)
+            fputs(line, stderr);
+    int st = pclose(f);
+    printf("    GOMEM_SECURE=1 %s: %d passed, %d failed\n", test, passed, failed);
+    CHECK(passed > 0);
+    CHECK_EQ(failed, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+TEST(heap_tests_pass_in_secure_mode)
+{
+    run_in_secure_mode("malloc_test");
+    run_in_secure_mode("tiny_test");
+    run_in_secure_mode("fork_test");
+}
+
+int main(void)
+{
+    setenv("GOMEM_SECURE", "1", 1); // before gomem reads its settings
+    RUN(slot_order_is_random);
+    RUN(corruption_is_caught);
+    RUN(large_objects_work_with_their_guards);
+    RUN(heap_tests_pass_in_secure_mode);
+    return test_report();
+}
