@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs bench/workloads/malloc_work.c under glibc, jemalloc, mimalloc,
-# tcmalloc (LD_PRELOAD) and gomem (gm_malloc), side by side in one run, and
+# tcmalloc (LD_PRELOAD) and gomem (gm_malloc; and gomem-secure: GOMEM_SECURE=1),
+# side by side in one run, and
 # prints per workload and thread count the min/median wall time and max RSS
 # of RUNS runs, the ratios to glibc and to mimalloc, and geometric means.
 #
@@ -35,7 +36,7 @@ for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcma
     name=${pair%%:*} lib=$LIBDIR/${pair#*:}
     if [ -e "$lib" ]; then allocs+=("$name"); preload[$name]=$lib; else echo "skipping $name: $lib missing" >&2; fi
 done
-allocs+=(gomem)
+allocs+=(gomem gomem-secure)
 
 echo "bench/malloc.sh: $(nproc) cores, $RUNS runs each, min/median wall ms and max RSS KiB (median)"
 echo "compared: ${allocs[*]}; workloads: $WORKLOADS; threads: $THREADS"
@@ -54,6 +55,8 @@ for w in $WORKLOADS; do
             for a in "${allocs[@]}"; do
                 if [ "$a" = gomem ]; then
                     out=$(build/bench/malloc_work_gomem "$w" "$t")
+                elif [ "$a" = gomem-secure ]; then # the hardened mode's cost (issue 11)
+                    out=$(GOMEM_SECURE=1 build/bench/malloc_work_gomem "$w" "$t")
                 else
                     out=$(LD_PRELOAD=${preload[$a]} build/bench/malloc_work_libc "$w" "$t")
                 fi
@@ -95,5 +98,8 @@ END {
             line = line sprintf("  time/mimalloc %.2f  rss/mimalloc %.2f", gt[a] / gt["mimalloc"], gr[a] / gr["mimalloc"])
         print line
     }
+    if ("gomem-secure" in gt)
+        printf "  ~ hardened mode cost, gomem-secure / gomem: time %.3f  rss %.3f (geomean)\n",
+               gt["gomem-secure"] / gt["gomem"], gr["gomem-secure"] / gr["gomem"]
 }' "$csv" | sort
 echo "(csv: $csv)"

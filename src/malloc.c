@@ -32,7 +32,7 @@
 // still in the CPU's cache, with no bitmap or atomic touched. A full list
 // sends its older half down the span path below. A double free of an object
 // in the list is caught as glibc's tcache does: word 1 holds a per-thread
-// key, and a free that finds the key scans the list. 8-byte objects have no
+// key (xor the link: a tag), and a free that finds the tag scans the list. 8-byte objects have no
 // word 1 and skip the cache.
 //
 // Free (the part Go does not have: Go's GC sweeps, C frees one object at a
@@ -64,8 +64,11 @@
 //   - each allocation takes a random free slot of the span's current 64-slot
 //     word (a rotate and a count of trailing zeros), so neighbours are not
 //     predictable;
-//   - each object over 32 KiB gets a PROT_NONE page after it: an overflow
-//     faults at once (realloc does not grow such an object in place);
+//   - each object over 32 KiB gets a guard page after it (mheap.c:
+//     MADV_GUARD_INSTALL, or PROT_NONE on older kernels): an overflow faults
+//     at once. The guard stays on the page while it is free, so the next
+//     object of the same size there costs no system call; realloc does not
+//     grow such an object in place;
 // and the double-free and invalid-free checks run as always (on every path;
 // see Free). Debug builds (GM_DEBUG >= 1) fill freed objects with 0xdf.
 //
@@ -116,6 +119,14 @@ static inline uintptr_t linkEncode(const void *slot, const void *next)
 static inline gclink *linkNext(const gclink *x)
 {
     return (gclink *)((uintptr_t)x->next ^ linkSecret ^ ((uintptr_t)x >> 12));
+}
+
+// Word 1 of an object in c's tcache: the key bound to the object's (encoded)
+// link, so that a free can tell a cached object, and a pop can tell a link
+// overwritten without the key (GOMEM_SECURE).
+static inline uintptr_t tcacheTag(const mcache *c, const void *x)
+{
+    return c->tcacheKey ^ ((const uintptr_t *)x)[0];
 }
 
 void malloc_init(void)
@@ -287,11 +298,9 @@ bool mspan_hasXfree(mspan *s)
 // ------------------------------------------------------------ allocation
 
 // GOMEM_SECURE: the first free slot at or after a random one of the word.
-static GM_NOINLINE unsigned randomSlot(mcache *c, uint64_t cache)
+static inline unsigned randomSlot(mcache *c, uint64_t cache)
 {
-    uint64_t x = c->secureRng;
-    if (x == 0)
-        x = c->tcacheKey;
+    uint64_t x = c->secureRng | 1; // never stuck at 0
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
@@ -330,19 +339,12 @@ static void *mallocSmall(mcache *c, uint8_t spc)
 static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
 {
     uintptr_t npages = (n + PageMask) >> PageShift; // n <= PTRDIFF_MAX: no overflow
-    bool guard = runtime_secure;
-    mspan *s = mheap_allocLarge(npages + guard, align_pages);
+    // GOMEM_SECURE: a guard page after the object, the span's last page (a
+    // span whose elemsize is short of its pages has one).
+    mspan *s = runtime_secure ? mheap_allocLargeGuarded(npages, align_pages) : mheap_allocLarge(npages, align_pages);
     if (s == NULL) {
         errno = ENOMEM;
         gm_warn("malloc(%zu): out of memory", n);
-        return NULL;
-    }
-    // The guard: the span's last page, inaccessible. A span whose elemsize
-    // is short of its pages has one (freeLarge opens it again).
-    if (guard && os_protect_none((void *)(s->startAddr + (npages << PageShift)), PageSize) != 0) {
-        mheap_free(s);
-        errno = ENOMEM;
-        gm_warn("malloc(%zu): out of memory (guard page)", n);
         return NULL;
     }
     s->elemsize = npages << PageShift;
@@ -382,14 +384,11 @@ static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
           (unsigned long)class_to_size[spanclass_sizeclass(spc)], x);
 }
 
-// GOMEM_SECURE: x, about to be handed out, must still carry the key, and
-// its successor must be a slot start in a span of the same class.
-static GM_NOINLINE void tcacheCheckLink(mcache *c, uint8_t spc, const gclink *x, const gclink *next)
+// GOMEM_SECURE: the successor of x, about to be handed out, must be a slot
+// start in a span of the same class (x's tag, checked by the caller, says
+// its link was not overwritten by someone who does not know the key).
+static GM_NOINLINE void tcacheCheckLink(uint8_t spc, const gclink *x, const gclink *next)
 {
-    if (((const uintptr_t *)x)[1] != c->tcacheKey)
-        throwCorrupt(spc, x, "a free-list entry lost its key");
-    if (next == NULL)
-        return;
     mspan *s = spanOf((uintptr_t)next);
     if (s == NULL || s->spanclass != spc ||
         atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
@@ -408,8 +407,12 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     if (x == NULL)
         return NULL;
     gclink *next = linkNext(x);
-    if (GM_UNLIKELY(runtime_secure))
-        tcacheCheckLink(c, spc, x, next);
+    if (GM_UNLIKELY(runtime_secure)) {
+        if (GM_UNLIKELY(((uintptr_t *)x)[1] != tcacheTag(c, x)))
+            throwCorrupt(spc, x, "a free-list entry was overwritten");
+        if (next != NULL)
+            tcacheCheckLink(spc, x, next);
+    }
     c->tcache[spc] = next;
     c->tcount[spc]--;
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
@@ -546,6 +549,7 @@ static GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
             x = linkNext(x);
         rest = linkNext(x);
         x->next = (gclink *)linkEncode(x, NULL);
+        ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
     }
     c->tcount[spc] = (uint16_t)keep;
     while (rest != NULL) {
@@ -576,13 +580,6 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 #if GM_DEBUG >= 1
     memset(p, 0xdf, bytes); // freed memory reads as garbage, not as old data
 #endif
-    if (GM_UNLIKELY(bytes < s->npages << PageShift) &&
-        os_commit((void *)(s->startAddr + bytes), (s->npages << PageShift) - bytes) != 0) {
-        // The guard page cannot be opened: the span must not be reused.
-        runtime_warning("out of memory opening the guard page after the %zu-byte object at %p: leaked",
-                        (size_t)bytes, p);
-        return;
-    }
     mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
     if (c != NULL) {
         counter_add(&c->largeFree, bytes);
@@ -621,7 +618,7 @@ static inline void freeObject(void *p, const char *who)
     if (GM_LIKELY(c != NULL && limit != 0)) {
         // Every call below is a tail call, so this path needs no frame.
         uintptr_t *w = p;
-        if (GM_UNLIKELY(w[1] == c->tcacheKey)) {
+        if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
             tcacheCheckDouble(c, spc, p, s);
             return;
         }
@@ -629,7 +626,7 @@ static inline void freeObject(void *p, const char *who)
         memset(p, 0xdf, s->elemsize);
 #endif
         w[0] = linkEncode(p, c->tcache[spc]);
-        w[1] = c->tcacheKey;
+        w[1] = tcacheTag(c, w);
         c->tcache[spc] = p;
         counter_add(&c->nfree[spc], 1);
         if (GM_UNLIKELY(++c->tcount[spc] >= limit))
@@ -665,7 +662,7 @@ static size_t objectSize(void *p, const char *who)
     // A freed object waiting in this thread's tcache still has its bit set;
     // its key tells (objects in other threads' caches cannot be told).
     mcache *c = mcache_tls;
-    if (c != NULL && tcacheLimit[s->spanclass] != 0 && ((uintptr_t *)p)[1] == c->tcacheKey)
+    if (c != NULL && tcacheLimit[s->spanclass] != 0 && ((uintptr_t *)p)[1] == tcacheTag(c, p))
         for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = linkNext(x))
             if (x == p)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);

@@ -433,7 +433,42 @@ static bool npagesValid(uintptr_t npages)
 // Scavenges down to the budget after a free. Called with the lock held.
 static void scavengeIfNeededLocked(void);
 
-static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass)
+// ------------------------------------------------------------ guard pages
+
+static bool guardBit(uintptr_t page, int op) // op: 0 read, 1 set, 2 clear
+{
+    heapArena *ha = arenaOf(page);
+    uintptr_t i = (page - ha->base) >> PageShift;
+    uint64_t bit = (uint64_t)1 << (i & 63), *w = &ha->guarded[i >> 6];
+    bool was = (*w & bit) != 0;
+    if (op == 1 && !was) {
+        *w |= bit;
+        mheap_.nguarded++;
+    } else if (op == 2 && was) {
+        *w &= ~bit;
+        mheap_.nguarded--;
+    }
+    return was;
+}
+
+// Opens the guarded pages of [base, base + npages pages), but the one at
+// keep (0: none). Caller holds mheap_.lock. -1 if one cannot be opened.
+static int unguardLocked(uintptr_t base, uintptr_t npages, uintptr_t keep)
+{
+    if (GM_LIKELY(mheap_.nguarded == 0))
+        return 0;
+    for (uintptr_t i = 0; i < npages; i++) {
+        uintptr_t page = base + (i << PageShift);
+        if (page != keep && guardBit(page, 0)) {
+            if (os_unguard((void *)page, PageSize) != 0)
+                return -1;
+            guardBit(page, 2);
+        }
+    }
+    return 0;
+}
+
+static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass, bool guardLast)
 {
     runtime_init();
     if (!npagesValid(npages))
@@ -449,6 +484,16 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
         errno = ENOMEM;
         return NULL;
     }
+    uintptr_t last = s->startAddr + ((npages - 1) << PageShift);
+    if (unguardLocked(s->startAddr, npages, guardLast ? last : 0) != 0 ||
+        (guardLast && !guardBit(last, 0) && os_guard((void *)last, PageSize) != 0)) {
+        freeSpanLocked(s); // its pages are free again, guards and all
+        unlock(&mheap_.lock);
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (guardLast)
+        guardBit(last, 1);
     s->spanclass = spanclass;
     s->elemsize = 0;
     s->manualFreeList = NULL;
@@ -478,7 +523,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
 
 mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass)
 {
-    return allocCommon(npages, 1, mSpanInUse, spanclass);
+    return allocCommon(npages, 1, mSpanInUse, spanclass, false);
 }
 
 // Grows in-use span s to newpages by taking the free pages right after it
@@ -534,12 +579,21 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
 
 mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages)
 {
-    return allocCommon(npages, align_pages, mSpanInUse, 0);
+    return allocCommon(npages, align_pages, mSpanInUse, 0, false);
+}
+
+mspan *mheap_allocLargeGuarded(uintptr_t npages, uintptr_t align_pages)
+{
+    if (npages + 1 < npages) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return allocCommon(npages + 1, align_pages, mSpanInUse, 0, true);
 }
 
 mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
 {
-    return allocCommon(npages, align_pages, mSpanManual, 0);
+    return allocCommon(npages, align_pages, mSpanManual, 0, false);
 }
 
 static void freeCommon(mspan *s, uint8_t wantState, const char *who)

@@ -46,6 +46,14 @@ int os_decommit(void *p, size_t nbytes);
 // Makes [p, p+nbytes) inaccessible (a guard). 0 on success, -1 and errno.
 int os_protect_none(void *p, size_t nbytes);
 
+// A guard after a heap object (GOMEM_SECURE): [p, p+nbytes) faults on any
+// access until os_unguard; its contents are lost. Linux 6.13's lightweight
+// guard regions (MADV_GUARD_INSTALL: no VMA split, a quarter of an mprotect
+// pair's cost) where the kernel has them, else mprotect. Both count and
+// fail as OS_FAULT_MPROTECT. 0 on success, -1 and errno.
+int os_guard(void *p, size_t nbytes);
+int os_unguard(void *p, size_t nbytes);
+
 // Unmaps [p, p+nbytes). Used only to undo a reservation gomem could not use.
 void os_release(void *p, size_t nbytes);
 

@@ -136,6 +136,47 @@ int os_protect_none(void *p, size_t nbytes)
     return 0;
 }
 
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#define MADV_GUARD_REMOVE 103
+#endif
+static _Atomic int noGuardRegions; // the kernel refused MADV_GUARD_INSTALL once
+
+int os_guard(void *p, size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MPROTECT))
+        return -1;
+    if (!atomic_load_explicit(&noGuardRegions, memory_order_relaxed)) {
+        if (madvise(p, nbytes, MADV_GUARD_INSTALL) == 0)
+            return 0;
+        if (errno != EINVAL) {
+            errno = ENOMEM;
+            return -1;
+        }
+        atomic_store_explicit(&noGuardRegions, 1, memory_order_relaxed); // older kernel
+    }
+    if (mprotect(p, nbytes, PROT_NONE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+int os_unguard(void *p, size_t nbytes)
+{
+    if (os_fault(OS_FAULT_MPROTECT))
+        return -1;
+    // Either kind may be there: MADV_GUARD_REMOVE is harmless on a page
+    // without a guard region, and mprotect opens one guarded by mprotect.
+    if (!atomic_load_explicit(&noGuardRegions, memory_order_relaxed) && madvise(p, nbytes, MADV_GUARD_REMOVE) == 0)
+        return 0;
+    if (mprotect(p, nbytes, PROT_READ | PROT_WRITE) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
 void os_release(void *p, size_t nbytes)
 {
     munmap(p, nbytes);

@@ -290,6 +290,9 @@ typedef struct heapArena {
     // 1 = this free page was given back to the OS (or never touched) and reads
     // as zero. Only meaningful for free pages; guarded by mheap_.lock.
     uint64_t released[PagesPerArena / 64];
+    // GOMEM_SECURE: 1 = this page carries a guard (os_guard), in use as the
+    // last page of a large object or free. Guarded by mheap_.lock.
+    uint64_t guarded[PagesPerArena / 64];
 } heapArena;
 
 // ----------------------------------------------------------- fixed allocs
@@ -348,6 +351,7 @@ typedef struct mheap {
     uint32_t scavengeDelayMs; // free pages younger than this stay (GOMEM_SCAVENGE_DELAY)
     uint32_t scavengeNextMs;  // no automatic pass before this time
     bool scavengeOff;         // GOMEM_SCAVENGE=off
+    uintptr_t nguarded;       // pages with a guard (GOMEM_SECURE); 0: no page to look at
 } mheap;
 
 extern mheap mheap_;
@@ -361,6 +365,11 @@ mspan *mheap_alloc(uintptr_t npages, uint8_t spanclass);
 void mheap_free(mspan *s);
 // A heap span for one large object (spanclass 0), aligned to align_pages pages.
 mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages);
+// A large object of npages with a guard page after it (the span has npages
+// + 1). The guard stays on the page when the span is freed, so the next
+// object of that size there needs no system call; any span that later takes
+// the page opens it. NULL and ENOMEM on failure.
+mspan *mheap_allocLargeGuarded(uintptr_t npages, uintptr_t align_pages);
 // Grows an in-use span into the free pages after it; false if it cannot.
 bool mheap_growInPlace(mspan *s, uintptr_t newpages);
 
