@@ -336,12 +336,105 @@ static void *mallocSmall(mcache *c, uint8_t spc)
     return takeSlot(c, s, spc);
 }
 
+// GOMEM_SECURE: freed guarded large objects wait here for the next request
+// of the same page count, guard in place and pages resident (opening and
+// closing a guard costs two system calls and a page fault, a large share
+// of a large malloc/free pair). At most GuardCacheSpans spans and
+// GuardCacheBytes bytes; the oldest goes back to mheap when full, all of
+// them on gm_scavenge. A cached span stays in use for mheap with elemsize
+// 0, which frees and size queries take for "already freed".
+#define GuardCacheSpans 16
+#define GuardCacheBytes ((uintptr_t)64 << 20)
+static int guardCacheLock;
+static mspan *guardCache[GuardCacheSpans]; // oldest first; guarded by guardCacheLock
+static int guardCacheN;                    // guarded by guardCacheLock
+static uintptr_t guardCacheBytes;          // guarded by guardCacheLock
+
+static mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
+{
+    if (__atomic_load_n(&guardCacheN, __ATOMIC_RELAXED) == 0)
+        return NULL;
+    mspan *s = NULL;
+    spin_lock(&guardCacheLock);
+    for (int i = guardCacheN - 1; i >= 0; i--) {
+        mspan *t = guardCache[i];
+        if (t->npages == npages + 1 && (t->startAddr & ((align_pages << PageShift) - 1)) == 0) {
+            s = t;
+            guardCacheBytes -= t->npages << PageShift;
+            memmove(&guardCache[i], &guardCache[i + 1], (size_t)(guardCacheN - i - 1) * sizeof *guardCache);
+            __atomic_store_n(&guardCacheN, guardCacheN - 1, __ATOMIC_RELAXED);
+            break;
+        }
+    }
+    spin_unlock(&guardCacheLock);
+    if (s != NULL)
+        s->needzero = 1;
+    return s;
+}
+
+static void guardCachePut(mspan *s)
+{
+    mspan *evict[GuardCacheSpans];
+    int nevict = 0;
+    s->elemsize = 0; // freed
+    spin_lock(&guardCacheLock);
+    while (guardCacheN > 0 && (guardCacheN == GuardCacheSpans ||
+                               guardCacheBytes + (s->npages << PageShift) > GuardCacheBytes)) {
+        evict[nevict++] = guardCache[0];
+        guardCacheBytes -= guardCache[0]->npages << PageShift;
+        memmove(&guardCache[0], &guardCache[1], (size_t)(guardCacheN - 1) * sizeof *guardCache);
+        guardCacheN--;
+    }
+    if ((s->npages << PageShift) <= GuardCacheBytes) {
+        guardCache[guardCacheN++] = s;
+        guardCacheBytes += s->npages << PageShift;
+        s = NULL;
+    }
+    __atomic_store_n(&guardCacheN, guardCacheN, __ATOMIC_RELAXED);
+    spin_unlock(&guardCacheLock);
+    for (int i = 0; i < nevict; i++)
+        mheap_free(evict[i]);
+    if (s != NULL)
+        mheap_free(s);
+}
+
+void malloc_flushGuardCache(void)
+{
+    while (__atomic_load_n(&guardCacheN, __ATOMIC_RELAXED) != 0) {
+        spin_lock(&guardCacheLock);
+        mspan *s = guardCacheN > 0 ? guardCache[0] : NULL;
+        if (s != NULL) {
+            guardCacheBytes -= s->npages << PageShift;
+            memmove(&guardCache[0], &guardCache[1], (size_t)(guardCacheN - 1) * sizeof *guardCache);
+            __atomic_store_n(&guardCacheN, guardCacheN - 1, __ATOMIC_RELAXED);
+        }
+        spin_unlock(&guardCacheLock);
+        if (s != NULL)
+            mheap_free(s);
+    }
+}
+
+// fork: the child must not find the lock held by a thread that is gone.
+void malloc_atfork_prepare(void)
+{
+    spin_lock(&guardCacheLock);
+}
+
+void malloc_atfork_parent(void)
+{
+    spin_unlock(&guardCacheLock);
+}
+
 static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
 {
     uintptr_t npages = (n + PageMask) >> PageShift; // n <= PTRDIFF_MAX: no overflow
     // GOMEM_SECURE: a guard page after the object, the span's last page (a
     // span whose elemsize is short of its pages has one).
-    mspan *s = runtime_secure ? mheap_allocLargeGuarded(npages, align_pages) : mheap_allocLarge(npages, align_pages);
+    mspan *s = NULL;
+    if (runtime_secure && (s = guardCacheTake(npages, align_pages)) == NULL)
+        s = mheap_allocLargeGuarded(npages, align_pages);
+    else if (!runtime_secure)
+        s = mheap_allocLarge(npages, align_pages);
     if (s == NULL) {
         errno = ENOMEM;
         gm_warn("malloc(%zu): out of memory", n);
@@ -473,6 +566,9 @@ static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
     s = spanOf((uintptr_t)p); // the caller's may be a stale table entry
     if (s == NULL)
         throw("%s(%p): pointer not allocated by gomem (or its memory was already freed)", who, p);
+    if (s->spanclass == 0 && s->elemsize == 0 && atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanInUse)
+        throw("%s(%p): double free or use after free (the large object at %p is already free)", who, p,
+              (void *)s->startAddr);
     if (atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanManual)
         throw("%s(%p): pointer is inside a gomem stack, not a heap object", who, p);
     throw("%s(%p): pointer is not the start of an object (the %lu-byte object at %p holds it)", who, p,
@@ -574,7 +670,7 @@ void tcache_flushAll(mcache *c)
 static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 {
     if (s == NULL || s->spanclass != 0 || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse ||
-        (uintptr_t)p != s->startAddr)
+        (uintptr_t)p != s->startAddr || s->elemsize == 0)
         throwBadPointer(who, p, s);
     uintptr_t bytes = s->elemsize;
 #if GM_DEBUG >= 1
@@ -588,7 +684,10 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         atomic_fetch_add_explicit(&orphanFree[0], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&orphanLargeFreeBytes, bytes, memory_order_relaxed);
     }
-    mheap_free(s);
+    if (bytes < s->npages << PageShift)
+        guardCachePut(s);
+    else
+        mheap_free(s);
 }
 
 static inline void freeObject(void *p, const char *who)
@@ -650,7 +749,7 @@ static size_t objectSize(void *p, const char *who)
         throwBadPointer(who, p, s);
     uintptr_t off = (uintptr_t)p - s->startAddr;
     if (s->spanclass == 0) {
-        if (off != 0)
+        if (off != 0 || s->elemsize == 0) // 0: freed, in the guard cache
             throwBadPointer(who, p, s);
         return s->elemsize;
     }

@@ -242,6 +242,7 @@ static void atfork_prepare(void)
     // A thread may be half-way through runtime_init when another forks; the
     // child would wait forever for it to finish. Finish it here first.
     runtime_init();
+    malloc_atfork_prepare();
     stack_atfork_prepare();
     mcentral_atfork_prepare();
     lock(&mheap_.lock);
@@ -256,6 +257,7 @@ static void atfork_parent(void)
     unlock(&mheap_.lock);
     mcentral_atfork_parent();
     stack_atfork_parent();
+    malloc_atfork_parent();
 }
 
 static void atfork_child(void)
@@ -269,6 +271,7 @@ static void atfork_child(void)
     lock_reinit_child(&mheap_.lock);
     mcentral_atfork_child();
     stack_atfork_child();
+    malloc_atfork_parent(); // single-threaded now: the same release
     mcache *self = mcache_tls;
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;

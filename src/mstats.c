@@ -122,6 +122,7 @@ const char *gm_debug_check(void)
 size_t gm_scavenge(void)
 {
     gm_thread_flush();
+    malloc_flushGuardCache();
     mcentral_reclaim(0);
     stackLarge_releaseAll();
     return mheap_scavenge(0);

@@ -602,7 +602,11 @@ extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
 
 // malloc.c
 void malloc_init(void);                       // from runtime_init, before any mcache
-void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
+void malloc_setAlign16(void);
+// GOMEM_SECURE's cache of freed guarded large objects (malloc.c).
+void malloc_flushGuardCache(void);
+void malloc_atfork_prepare(void);
+void malloc_atfork_parent(void);                 // GOMEM_ALIGN16, before malloc_init
 void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
 void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 // The address where p, a pointer into parked coroutine g's stack, can be

@@ -106,6 +106,9 @@ static void double_free(void *arg)
     gm_free(p);
 }
 
+static void large_double_free(void *arg);
+static void large_use_after_free(void *arg);
+
 TEST(corruption_is_caught)
 {
     CHECK_DEATH(overwrite_link, NULL, "heap corruption: a free-list entry was overwritten");
@@ -113,6 +116,8 @@ TEST(corruption_is_caught)
     CHECK_DEATH(forge_link, NULL, "heap corruption: a free-list link points inside an object");
     CHECK_DEATH(overflow_large, NULL, ""); // SIGSEGV at the guard page
     CHECK_DEATH(double_free, NULL, "double free");
+    CHECK_DEATH(large_double_free, NULL, "double free or use after free (the large object");
+    CHECK_DEATH(large_use_after_free, NULL, "malloc_usable_size");
 }
 
 // The free cache fills, flushes half to the spans and is taken from again,
@@ -168,6 +173,42 @@ TEST(large_objects_work_with_their_guards)
     gm_memstats m;
     gm_stats(&m);
     CHECK_EQ(m.large_inuse, 0);
+    // Churn of every large size: freed guarded spans are reused (or go back
+    // to the heap), never piled up.
+    void *p[4] = { 0 };
+    for (int i = 0; i < 2000; i++) {
+        int k = i % 4;
+        gm_free(p[k]);
+        size_t n = ((size_t)65536 << (i % 7)) + (size_t)(i * 37) % 4096;
+        p[k] = gm_malloc(n);
+        CHECK(p[k] != NULL);
+        memset(p[k], 1, n);
+    }
+    gm_stats(&m);
+    CHECK(m.heap_inuse < ((uint64_t)200 << 20)); // 4 live objects of at most 4 MiB + 64 MiB of cache
+    for (int k = 0; k < 4; k++)
+        gm_free(p[k]);
+    gm_scavenge(); // empties the cache of freed guarded objects too
+    gm_stats(&m);
+    CHECK(m.heap_inuse < ((uint64_t)1 << 20));
+    CHECK(gm_debug_check() == NULL);
+}
+
+static void large_double_free(void *arg)
+{
+    (void)arg;
+    void *p = gm_malloc(300000);
+    gm_free(p);
+    gm_free(p); // its span waits in the guard cache, still "in use" for mheap
+}
+
+static void large_use_after_free(void *arg)
+{
+    (void)arg;
+    void *p = gm_malloc(300000);
+    gm_free(p);
+    volatile size_t n = gm_malloc_usable_size(p);
+    (void)n;
 }
 
 // The other heap tests, again in this mode.
