@@ -256,6 +256,7 @@ void mspan_initHeap(mspan *s, uint8_t spc)
         for (uintptr_t i = 0; i < s->nreserved; i++)
             s->allocBits[i >> 6] |= (uint64_t)1 << (i & 63);
     }
+    ASAN_POISON(s->startAddr + s->nreserved * s->elemsize, (s->nelems - s->nreserved) * s->elemsize);
     for (int w = 0; w < MaxObjsPerSpan / 64; w++)
         atomic_store_explicit(&s->xfreeBits[w], 0, memory_order_relaxed);
     atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
@@ -320,6 +321,7 @@ static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
     uintptr_t r = (uintptr_t)s->allocCacheBase + b;
     s->allocBits[r >> 6] |= (uint64_t)1 << b;
     counter_add(&c->nmalloc[spc], 1);
+    ASAN_UNPOISON(s->startAddr + r * s->elemsize, s->elemsize);
     return (void *)(s->startAddr + r * s->elemsize);
 }
 
@@ -441,6 +443,7 @@ static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
         return NULL;
     }
     s->elemsize = npages << PageShift;
+    ASAN_UNPOISON(s->startAddr, s->elemsize);
     if (zero && s->needzero)
         memset((void *)s->startAddr, 0, s->elemsize);
     counter_add(&c->largeAlloc, s->elemsize);
@@ -482,9 +485,10 @@ static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
 // its link was not overwritten by someone who does not know the key).
 static GM_NOINLINE void tcacheCheckLink(uint8_t spc, const gclink *x, const gclink *next)
 {
-    mspan *s = spanOf((uintptr_t)next);
-    if (s == NULL || s->spanclass != spc ||
-        atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+    // spanOfRaw and the class alone: a non-zero class means an in-use heap
+    // span (as free's fast path relies on); the slot check below bounds next.
+    mspan *s = spanOfRaw((uintptr_t)next);
+    if (s == NULL || s->spanclass != spc)
         throwCorrupt(spc, x, "a free-list link points outside the heap");
     uintptr_t off = (uintptr_t)next - s->startAddr;
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
@@ -508,6 +512,7 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     }
     c->tcache[spc] = next;
     c->tcount[spc]--;
+    ASAN_UNPOISON(x, class_to_size[spanclass_sizeclass(spc)]);
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
     counter_add(&c->nmalloc[spc], 1);
     return x;
@@ -596,6 +601,7 @@ static GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 // thread that caches s, or a remote free. Counters are the caller's.
 static inline void freeToSpan(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
 {
+    ASAN_POISON(p, s->elemsize);
     if (c != NULL && c->alloc[spc] == s) {
         uint64_t bit = (uint64_t)1 << (r & 63);
         uint64_t *word = &s->allocBits[r >> 6];
@@ -684,8 +690,10 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         atomic_fetch_add_explicit(&orphanFree[0], 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&orphanLargeFreeBytes, bytes, memory_order_relaxed);
     }
-    if (bytes < s->npages << PageShift)
+    if (bytes < s->npages << PageShift) {
+        ASAN_POISON(p, bytes);
         guardCachePut(s);
+    }
     else
         mheap_free(s);
 }
@@ -717,6 +725,10 @@ static inline void freeObject(void *p, const char *who)
     if (GM_LIKELY(c != NULL && limit != 0)) {
         // Every call below is a tail call, so this path needs no frame.
         uintptr_t *w = p;
+        if (GM_UNLIKELY(ASAN_IS_POISONED(p))) { // ASan build: freed to its span already
+            freeUncached(c, s, p, spc, r);      // the bits say so, with gomem's message
+            return;
+        }
         if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
             tcacheCheckDouble(c, spc, p, s);
             return;
@@ -726,6 +738,7 @@ static inline void freeObject(void *p, const char *who)
 #endif
         w[0] = linkEncode(p, c->tcache[spc]);
         w[1] = tcacheTag(c, w);
+        ASAN_POISON((char *)p + 16, s->elemsize - 16); // the link words stay readable for gomem
         c->tcache[spc] = p;
         counter_add(&c->nfree[spc], 1);
         if (GM_UNLIKELY(++c->tcount[spc] >= limit))
@@ -761,7 +774,7 @@ static size_t objectSize(void *p, const char *who)
     // A freed object waiting in this thread's tcache still has its bit set;
     // its key tells (objects in other threads' caches cannot be told).
     mcache *c = mcache_tls;
-    if (c != NULL && tcacheLimit[s->spanclass] != 0 && ((uintptr_t *)p)[1] == tcacheTag(c, p))
+    if (c != NULL && tcacheLimit[s->spanclass] != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
         for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = linkNext(x))
             if (x == p)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);

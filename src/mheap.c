@@ -494,6 +494,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     }
     if (guardLast)
         guardBit(last, 1);
+    ASAN_UNPOISON_IF(s->startAddr, npages << PageShift); // heap spans poison their free slots
     s->spanclass = spanclass;
     s->elemsize = 0;
     s->manualFreeList = NULL;
@@ -565,6 +566,7 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
     if (tail != NULL)
         addRemainderLocked(tail, freedAt);
     releasedOp(end, need, 2); // the caller will dirty them
+    ASAN_UNPOISON(end, need << PageShift);
     s->npages = newpages;
     mheap_.pagesInUse += need;
     setSpanAll(s);
@@ -611,6 +613,8 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
         mheap_.nspanManual--;
     }
     TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
+    if (st == mSpanInUse) // not stacks: their shadow would stay resident after a scavenge
+        ASAN_POISON(s->startAddr, s->npages << PageShift);
     s->nreleased = 0; // its pages were handed out as unreleased
     s->freedAt = os_coarse_ms();
     s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"

@@ -75,13 +75,7 @@ void gm_copy_stack(void *dst, const void *src, size_t n);
 // AddressSanitizer: told about every switch (its fiber interface), and the
 // execution stack's shadow is cleared when another coroutine's frames are
 // copied in (their redzones are not re-poisoned: a known loss of checking).
-#if defined(__SANITIZE_ADDRESS__)
-#define GM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GM_ASAN 1
-#endif
-#endif
+// (GM_ASAN: runtime.h.)
 #ifdef GM_ASAN
 // Saved stacks hold their frames' redzones: copied by code ASan does not check.
 #define copyStack gm_copy_stack
@@ -93,7 +87,6 @@ void gm_copy_stack(void *dst, const void *src, size_t n);
 #ifdef GM_ASAN
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old, size_t *size_old);
-void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
 #endif
 
 // ThreadSanitizer: each coroutine is a fiber of its own (its shadow call
