@@ -349,7 +349,7 @@ static void *mallocSmall(mcache *c, uint8_t spc)
 #define GuardCacheBytes ((uintptr_t)64 << 20)
 static int guardCacheLock;
 static mspan *guardCache[GuardCacheSpans]; // oldest first; guarded by guardCacheLock
-static int guardCacheN;                    // guarded by guardCacheLock
+static int guardCacheN; // written under guardCacheLock, atomically (guardCacheTake peeks)
 static uintptr_t guardCacheBytes;          // guarded by guardCacheLock
 
 static mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
@@ -380,19 +380,19 @@ static void guardCachePut(mspan *s)
     int nevict = 0;
     s->elemsize = 0; // freed
     spin_lock(&guardCacheLock);
-    while (guardCacheN > 0 && (guardCacheN == GuardCacheSpans ||
-                               guardCacheBytes + (s->npages << PageShift) > GuardCacheBytes)) {
+    int n = guardCacheN; // written atomically: guardCacheTake peeks without the lock
+    while (n > 0 && (n == GuardCacheSpans || guardCacheBytes + (s->npages << PageShift) > GuardCacheBytes)) {
         evict[nevict++] = guardCache[0];
         guardCacheBytes -= guardCache[0]->npages << PageShift;
-        memmove(&guardCache[0], &guardCache[1], (size_t)(guardCacheN - 1) * sizeof *guardCache);
-        guardCacheN--;
+        memmove(&guardCache[0], &guardCache[1], (size_t)(n - 1) * sizeof *guardCache);
+        n--;
     }
     if ((s->npages << PageShift) <= GuardCacheBytes) {
-        guardCache[guardCacheN++] = s;
+        guardCache[n++] = s;
         guardCacheBytes += s->npages << PageShift;
         s = NULL;
     }
-    __atomic_store_n(&guardCacheN, guardCacheN, __ATOMIC_RELAXED);
+    __atomic_store_n(&guardCacheN, n, __ATOMIC_RELAXED);
     spin_unlock(&guardCacheLock);
     for (int i = 0; i < nevict; i++)
         mheap_free(evict[i]);
