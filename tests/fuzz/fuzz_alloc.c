@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// libFuzzer harness (make fuzz): random sequences of heap, stack and
-// coroutine operations against a shadow model that checks contents, sizes
+// libFuzzer harness (make fuzz): random sequences of heap, stack,
+// coroutine and channel operations (send, receive, select with and without
+// default, park/ready) against a shadow model that checks contents, sizes
 // and alignment, then checks every structure (mheap, mcentral, stack pools)
 // and that the counters return to where they started.
 //
@@ -90,6 +91,91 @@ static void coro_main(void *arg)
     }
 }
 
+// Channels: nprod producers send their values over a channel of capacity
+// cap (0: unbuffered) to one consumer that sums them, with a select whose
+// default case polls a second, never-ready channel; one coroutine parks
+// and is readied by the consumer. Elements are 1 to 64 bytes.
+typedef struct {
+    gm_chan *c, *never;
+    int nprod, per;
+    size_t esize;
+    long sum;
+    gm_g *parked;
+    int woke;
+} chanrun;
+
+static void chan_producer(void *arg)
+{
+    chanrun *r = arg;
+    unsigned char e[64];
+    for (int i = 0; i < r->per; i++) {
+        memset(e, 0, sizeof e);
+        e[0] = (unsigned char)(i + 1);
+        e[r->esize - 1] ^= 0x5a; // the last byte travels too
+        gm_chan_send(r->c, e);
+    }
+}
+
+static void chan_parker(void *arg)
+{
+    chanrun *r = arg;
+    r->parked = gm_self();
+    gm_park();
+    r->woke = 1;
+}
+
+static void chan_consumer(void *arg)
+{
+    chanrun *r = arg;
+    unsigned char e[64], x[64];
+    for (int got = 0; got < r->nprod * r->per;) {
+        gm_select_case cases[2] = { { r->c, GM_SELECT_RECV, e, NULL }, { r->never, GM_SELECT_RECV, x, NULL } };
+        int k = gm_select(cases, 2, got % 3 == 0); // sometimes poll, sometimes block
+        if (k == -1) {
+            gm_yield();
+            continue;
+        }
+        if (k != 0)
+            abort(); // the never-ready channel was chosen
+        if (r->esize == 1) {
+            r->sum += e[0] ^ 0x5a;
+        } else {
+            if (e[r->esize - 1] != 0x5a)
+                abort(); // the last byte did not arrive intact
+            r->sum += e[0];
+        }
+        got++;
+    }
+    while (r->parked == NULL)
+        gm_yield();
+    gm_ready(r->parked);
+}
+
+static void chan_main(void *arg)
+{
+    chanrun *r = arg;
+    gm_go(chan_parker, r);
+    for (int i = 0; i < r->nprod; i++)
+        gm_go(chan_producer, r);
+    gm_go(chan_consumer, r);
+}
+
+static int run_channels(uint8_t a, uint8_t b)
+{
+    chanrun r = { 0 };
+    r.esize = 1 + b % 64;
+    r.nprod = 1 + a % 4;
+    r.per = 1 + (a >> 2) % 16;
+    r.c = gm_chan_new(r.esize, (size_t)(b >> 6)); // capacity 0..3
+    r.never = gm_chan_new(r.esize, 0);
+    if (r.c == NULL || r.never == NULL || gm_main(chan_main, &r) != 0)
+        return 0;
+    gm_chan_free(r.c);
+    gm_chan_free(r.never);
+    long want = (long)r.nprod * r.per * (r.per + 1) / 2;
+    return r.sum == want && r.woke;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static gm_memstats base;
@@ -167,7 +253,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 8: // the tiny allocator's setting
             gm_set_max_tiny_size((size_t[]){ 0, 8, 16, 32 }[a % 4]);
             break;
-        case 9: { // coroutines
+        case 9: { // coroutines (odd b: over channels)
+            if (b & 1) {
+                if (!run_channels(a, b))
+                    die("channels", i);
+                break;
+            }
             coro_sum = 0;
             int n = 1 + a % 16;
             if (gm_main(coro_main, (void *)(uintptr_t)n) != 0 || coro_sum != n * (n - 1) / 2)
