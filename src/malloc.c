@@ -57,10 +57,10 @@
 // the tcache's links are stored encoded (xor with a per-process secret and
 // the slot's own address, as glibc's safe-linking), so a leaked freed object
 // does not give away heap addresses. With GOMEM_SECURE=1 besides:
-//   - a tcache pop checks the popped object's key and its successor (in a
-//     span of the same class, at a slot start): a use-after-free write into
-//     a freed object aborts with a message instead of handing out a forged
-//     pointer;
+//   - a tcache pop checks the popped object's tag (word 1: the thread's key
+//     xor the encoded link): a use-after-free write into a freed object, or
+//     a link forged without the key, aborts with a message before a forged
+//     pointer is handed out;
 //   - each allocation takes a random free slot of the span's current 64-slot
 //     word (a rotate and a count of trailing zeros), so neighbours are not
 //     predictable;
@@ -480,22 +480,6 @@ static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
           (unsigned long)class_to_size[spanclass_sizeclass(spc)], x);
 }
 
-// GOMEM_SECURE: the successor of x, about to be handed out, must be a slot
-// start in a span of the same class (x's tag, checked by the caller, says
-// its link was not overwritten by someone who does not know the key).
-static GM_NOINLINE void tcacheCheckLink(uint8_t spc, const gclink *x, const gclink *next)
-{
-    // spanOfRaw and the class alone: a non-zero class means an in-use heap
-    // span (as free's fast path relies on); the slot check below bounds next.
-    mspan *s = spanOfRaw((uintptr_t)next);
-    if (s == NULL || s->spanclass != spc)
-        throwCorrupt(spc, x, "a free-list link points outside the heap");
-    uintptr_t off = (uintptr_t)next - s->startAddr;
-    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
-    if (r * s->elemsize != off || r >= s->nelems)
-        throwCorrupt(spc, x, "a free-list link points inside an object");
-}
-
 // Pops the most recently freed object of class spc from c's tcache; NULL
 // if none.
 static inline void *tcachePop(mcache *c, uint8_t spc)
@@ -504,12 +488,12 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     if (x == NULL)
         return NULL;
     gclink *next = linkNext(x);
-    if (GM_UNLIKELY(runtime_secure)) {
-        if (GM_UNLIKELY(((uintptr_t *)x)[1] != tcacheTag(c, x)))
-            throwCorrupt(spc, x, "a free-list entry was overwritten");
-        if (next != NULL)
-            tcacheCheckLink(spc, x, next);
-    }
+    // GOMEM_SECURE: x's tag must still bind its link to this thread's key.
+    // A link forged without the key fails here, before x is handed out; one
+    // that points elsewhere fails at the next pop, where its target (not a
+    // cached object) lacks the tag, before that is handed out.
+    if (GM_UNLIKELY(runtime_secure) && GM_UNLIKELY(((uintptr_t *)x)[1] != tcacheTag(c, x)))
+        throwCorrupt(spc, x, "a free-list entry was overwritten");
     c->tcache[spc] = next;
     c->tcount[spc]--;
     ASAN_UNPOISON(x, class_to_size[spanclass_sizeclass(spc)]);
