@@ -17,7 +17,8 @@
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
 // g. A worker's scheduler loop switches to a g, and a g switches back to
 // it (gm_swapctx in switch_amd64.S), or, in gm_yield, straight to the next
-// g when that one's frames are already in place.
+// g: with gm_swapctx when its frames are in place, with gm_swapctx_via
+// (frames swapped on the scheduler's idle stack) when both are copied.
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
 // worker steals half of another's newq (those gs have no stack yet). A
