@@ -22,12 +22,9 @@
 //
 // gm_copy_stack: see below.
 
-    .text
-    .globl gm_swapctx
-    .hidden gm_swapctx
-    .type gm_swapctx, @function
-gm_swapctx:
-    .cfi_startproc
+// The saved context, lowest address first: MXCSR (4 bytes), x87 control
+// word (2), padding, r15, r14, r13, r12, rbx, rbp, return address.
+.macro SAVE_CONTEXT
     pushq %rbp
     pushq %rbx
     pushq %r12
@@ -37,6 +34,32 @@ gm_swapctx:
     subq $8, %rsp
     stmxcsr (%rsp)
     fnstcw 4(%rsp)
+.endm
+
+// Pops what SAVE_CONTEXT pushed (the control words were loaded, or not,
+// by the caller) and resumes at the saved return address: pop + jmp, not
+// ret, because the return stack buffer predicts the caller of this call,
+// never the other context's; the indirect predictor learns the switch
+// patterns (Boost.Context's jump_fcontext does the same).
+.macro RESTORE_CONTEXT
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    popq %rcx
+    jmp *%rcx
+.endm
+
+    .text
+    .globl gm_swapctx
+    .hidden gm_swapctx
+    .type gm_swapctx, @function
+gm_swapctx:
+    .cfi_startproc
+    SAVE_CONTEXT
     movq %rsp, (%rdi)
     movq %rsi, %rsp
     // Load the control words only when they differ from the current ones
@@ -51,18 +74,7 @@ gm_swapctx:
     cmpw 4(%rsp), %cx
     je 2f
     fldcw 4(%rsp)
-2:  addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    // pop + jmp, not ret: the return stack buffer predicts the caller of
-    // this call, never the other context's; the indirect predictor learns
-    // the switch patterns (Boost.Context's jump_fcontext does the same).
-    popq %rcx
-    jmp *%rcx
+2:  RESTORE_CONTEXT
     .cfi_endproc
     .size gm_swapctx, .-gm_swapctx
 
@@ -71,15 +83,7 @@ gm_swapctx:
     .type gm_swapctx_via, @function
 gm_swapctx_via:
     .cfi_startproc
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
+    SAVE_CONTEXT
     movq %rsp, (%rdi)
     // The current control words, in registers fn preserves: fn may
     // overwrite the saved context itself (that is its purpose).
@@ -95,15 +99,7 @@ gm_swapctx_via:
 1:  cmpw 4(%rsp), %r13w
     je 2f
     fldcw 4(%rsp)
-2:  addq $8, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    popq %rcx
-    jmp *%rcx
+2:  RESTORE_CONTEXT
     .cfi_endproc
     .size gm_swapctx_via, .-gm_swapctx_via
 
