@@ -32,8 +32,8 @@
 // still in the CPU's cache, with no bitmap or atomic touched. A full list
 // sends its older half down the span path below. A double free of an object
 // in the list is caught as glibc's tcache does: word 1 holds a per-thread
-// key (xor the link: a tag), and a free that finds the tag scans the list. 8-byte objects have no
-// word 1 and skip the cache.
+// key (xor the link: a tag), and a free that finds the tag scans the list.
+// 8-byte objects have no word 1 and skip the cache.
 //
 // Free (the part Go does not have: Go's GC sweeps, C frees one object at a
 // time, from any thread). The span is found from the pointer; the slot index

@@ -404,7 +404,7 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     vec grows = { 0 }, shrinks = { 0 };
     unsigned orderSize[MaxOrders] = { 0 }, norders = 0;
     uint64_t count[64] = { 0 };
-    double classLive[256] = { 0 }, classTotal[256] = { 0 }, classSize[256] = { 0 }, largeBytes = 0, spanAllocs[256] = { 0 };
+    double classLive[256] = { 0 }, classTotal[256] = { 0 }, classSize[256] = { 0 }, largeBytes = 0;
     bool haveClasses = false;
     uint64_t tinyBlocks = 0, tinyLive = 0;
     for (size_t i = 0; i < n; i++) {
@@ -436,7 +436,6 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
             break;
         case EvStackGrow: push(&grows, t, r[i].x); break;
         case EvStackShrink: push(&shrinks, t, r[i].x); break;
-        case EvSpanAlloc: spanAllocs[a]++; break;
         case EvClassLive:
             haveClasses = true;
             if (a == 0)
@@ -564,7 +563,6 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
         if (evName[e] != NULL)
             fprintf(o, "<tr><th>%s</th><td>%llu</td></tr>\n", evName[e], (unsigned long long)count[e]);
     fputs("</table>\n</body></html>\n", o);
-    (void)spanAllocs;
     free(r);
     vec *all[] = { &rss, &halloc, &hinuse, &hrel, &stk, &run, &runnable, &waiting, &grows, &shrinks };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
