@@ -546,7 +546,7 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
         free = after != NULL && atomic_load_explicit(&after->state, memory_order_relaxed) == mSpanFree &&
                after->startAddr == end;
     }
-    if (!free || after->npages < need) {
+    if (!free || after->npages < need || unguardLocked(end, need, 0) != 0) {
         unlock(&mheap_.lock);
         return false;
     }
