@@ -856,13 +856,6 @@ void proc_copy_from(gm_g *g, void *dst, const void *src, size_t n)
 
 // ------------------------------------------------------------ timers
 
-static uint64_t nanotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void timerPush(worker *p, timer t)
 {
     if (p->ntimers == p->timerscap) {

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "gomem.h"
 #include "os.h"
@@ -522,20 +523,23 @@ enum traceEv {
     EvClassTotal = 50,       // at stop: aux class, x size, y objects ever allocated
     EvClock = 51,            // with each sample: y ns since the start at this record's ticks
 };
-#if !defined(__x86_64__)
-#include <time.h>
-#endif
+// CLOCK_MONOTONIC in ns (Go's nanotime): timers, the trace's clock.
+static inline uint64_t nanotime(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 // A cheap timestamp: the time-stamp counter on x86-64 (invariant and
 // synchronised across cores on the machines gomem targets; Go's cputicks),
-// CLOCK_MONOTONIC ns elsewhere. Only trace.c uses it.
+// nanotime elsewhere. Only trace.c uses it.
 static inline uint64_t cputicks(void)
 {
 #if defined(__x86_64__)
     return __builtin_ia32_rdtsc();
 #else
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    return nanotime();
 #endif
 }
 extern bool trace_on;

@@ -73,13 +73,6 @@ static bool samplerRunning;                     // guarded by traceLock
 static _Atomic bool samplerStop;
 static unsigned sampleIntervalMs = 10;
 
-static uint64_t monotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 // Caller holds traceLock. Writes all of [p, p+n) or marks the trace failed.
 static void writeAllLocked(const void *p, size_t n)
 {
@@ -196,7 +189,7 @@ static void sample(void)
 {
     gm_memstats m;
     gm_stats(&m);
-    traceEvent(EvClock, 0, 0, monotime() - traceStart); // the tick rate, for the reader
+    traceEvent(EvClock, 0, 0, nanotime() - traceStart); // the tick rate, for the reader
     traceEvent(EvSampleRSS, 0, 0, readRSS());
     traceEvent(EvSampleHeapAlloc, 0, 0, m.heap_alloc);
     traceEvent(EvSampleHeapInuse, 0, 0, m.heap_inuse);
@@ -259,7 +252,7 @@ int gm_trace_start(const char *path)
         errno = EIO;
         return -1;
     }
-    traceStart = monotime();
+    traceStart = nanotime();
     traceStartTicks = cputicks();
     nthreads = 0;
     for (traceBuf *b = allBufs; b != NULL; b = b->next)
