@@ -600,6 +600,17 @@ static void jspace(jwalk *j)
 
 static void jvalue(jwalk *j, int depth);
 
+// After a member or element: true at ',' (another follows), false at close
+// (the container ends) or on an error (j->err set).
+static bool jmore(jwalk *j, char close)
+{
+    jspace(j);
+    if (!j->err && j->p < j->end && (*j->p == ',' || *j->p == close))
+        return *j->p++ == ',';
+    j->err = 1;
+    return false;
+}
+
 static void jstring(jwalk *j, char *out, size_t n)
 {
     size_t k = 0;
@@ -651,21 +662,8 @@ static void jvalue(jwalk *j, int depth)
             snprintf(j->path + base, sizeof j->path - base, "%s%s", base ? "." : "", key);
             jvalue(j, depth + 1);
             j->path[base] = 0;
-            jspace(j);
-            if (j->err || j->p >= j->end) {
-                j->err = 1;
+            if (!jmore(j, '}'))
                 return;
-            }
-            if (*j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (*j->p == '}') {
-                j->p++;
-                return;
-            }
-            j->err = 1;
-            return;
         }
     }
     if (*j->p == '[') {
@@ -679,21 +677,8 @@ static void jvalue(jwalk *j, int depth)
             snprintf(j->path + base, sizeof j->path - base, "[%d]", i);
             jvalue(j, depth + 1);
             j->path[base] = 0;
-            jspace(j);
-            if (j->err || j->p >= j->end) {
-                j->err = 1;
+            if (!jmore(j, ']'))
                 return;
-            }
-            if (*j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (*j->p == ']') {
-                j->p++;
-                return;
-            }
-            j->err = 1;
-            return;
         }
     }
     if (*j->p == '"') {
