@@ -106,9 +106,10 @@ typedef struct gm_memstats {
     uint64_t max_tiny_size;     // current setting: 0 (off), 16 or 32
     uint64_t tiny_allocs;       // tiny objects ever allocated
     uint64_t tiny_frees;        // tiny objects ever freed
-    uint64_t tiny_blocks;       // blocks holding at least one live tiny object (or current)
+    uint64_t tiny_blocks;       // blocks holding a live tiny object, or current, or holding a thread's cached hole
     uint64_t tiny_block_bytes;  // their bytes
     uint64_t tiny_unpacked_bytes; // bytes the tiny objects ever allocated would have taken unpacked
+    uint64_t tiny_hole_allocs;  // of tiny_allocs, those placed in bytes freed inside a live block
     struct {
         uint64_t size;          // object size of the class (0: class 0, objects over 32 KiB)
         uint64_t mallocs;

@@ -940,13 +940,36 @@ void malloc_sumorphans(gm_memstats *out)
 // byte blocks, uint32 for 32; kept in the span's first, reserved blocks):
 //   bit i set  <=>  an object starts at offset i, or, in the thread's
 //                   current block, i == tinyoffset (the "fill mark", which
-//                   keeps the block alive while it is current)
+//                   keeps the block alive while it is current), or a hole
+//                   in some thread's hole cache starts at i
 // A free clears its object's bit atomically (any thread): a bit already
 // clear is a double free or not an object start; the free that clears the
 // last bit gives the block back to its span. An object's extent runs to the
 // next set bit (or the block's end), so malloc_usable_size never covers
-// another object's bytes, and a freed object's bytes are never reused
-// before the whole block is.
+// another object's bytes.
+//
+// Holes (where gomem departs from Go, whose GC frees a block only when all
+// of it is dead). Under churn a block lives while any of its objects does,
+// so freed bytes inside live blocks would be lost until then: random
+// replacement of short strings took 20% more memory than no packing. A
+// thread therefore keeps the free runs it makes, in c->tinyHoles by length:
+//  - a free by the owner thread whose block stays alive keeps its start bit
+//    set and caches [p, next set bit) as a hole (no atomic at all);
+//  - freeing the object just below the fill mark of the current block moves
+//    the fill mark back instead (a malloc/free pair is a bump and an undo);
+//  - a block that stops being current leaves [fill mark, end) as a hole;
+//  - when the current block cannot fit a request, the smallest hole that
+//    can is used before a new block is taken; when a new block is taken for
+//    one object and the current block has more room left, the current block
+//    stays (Go's rule) and the new block's rest becomes a hole.
+// A cached hole's bit keeps its block alive; it is cleared when the hole is
+// taken with a different start, evicted (stack full: the hole is not kept),
+// or released (gm_thread_flush, thread exit, fork adoption). A hole's first
+// byte holds TinyHoleMark, so a second free of a cached hole is caught by
+// looking in the cache only when that byte matches.
+
+#define TinyHoleMark 0xa5
+#define TinyMinHole 2 // a 1-byte hole fits only gm_malloc_bytes(1)
 
 static inline uint32_t tinyWordLoad(void *w, uintptr_t bs)
 {
@@ -982,7 +1005,92 @@ static void tinyBlockDead(mcache *c, mspan *s, uintptr_t idx)
     freeToSpan(c, s, (void *)(s->startAddr + idx * s->elemsize), spc, idx);
 }
 
-void tiny_release(mcache *c)
+// Clears start bit a (an address in a tiny block) on behalf of a cache that
+// held it; the block goes back if that was its last bit.
+static void tinyClearBit(mcache *c, uintptr_t a)
+{
+    mspan *s = spanOfRaw(a);
+    uintptr_t bs = s->elemsize, idx = (a - s->startAddr) / bs;
+    uint32_t bit = (uint32_t)1 << (a & (bs - 1));
+    uint32_t old = tinyWordAnd(tinyWordOf(s, idx), bs, ~bit);
+    if (GM_UNLIKELY((old & bit) == 0))
+        throw("free(%p): double free of a tiny object (freed by another thread while this one kept its bytes "
+              "for reuse)", (void *)a);
+    if ((old & ~bit) == 0)
+        tinyBlockDead(c, s, idx);
+}
+
+// Caches the hole [a, a+len) of a live block, whose start bit is set and
+// now belongs to c. False if c has no room for it (the caller clears the bit).
+static inline bool tinyHolePut(mcache *c, uintptr_t a, uintptr_t len)
+{
+    uintptr_t i = len - 1;
+    if (len < TinyMinHole || c->tinyHoleN[i] == TinyHoleDepth)
+        return false;
+    c->tinyHoles[i][c->tinyHoleN[i]++] = a;
+    c->tinyHoleMask |= (uint32_t)1 << i;
+    *(volatile uint8_t *)a = TinyHoleMark;
+    return true;
+}
+
+static GM_NOINLINE bool tinyHoleCached(const mcache *c, uintptr_t a)
+{
+    for (uint32_t m = c->tinyHoleMask; m != 0; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctz(m);
+        for (unsigned j = 0; j < c->tinyHoleN[i]; j++)
+            if (c->tinyHoles[i][j] == a)
+                return true;
+    }
+    return false;
+}
+
+static void tinyHolesRelease(mcache *c)
+{
+    for (uint32_t m = c->tinyHoleMask; m != 0; m &= m - 1) {
+        unsigned i = (unsigned)__builtin_ctz(m);
+        while (c->tinyHoleN[i] > 0)
+            tinyClearBit(c, c->tinyHoles[i][--c->tinyHoleN[i]]);
+    }
+    c->tinyHoleMask = 0;
+}
+
+// Places n bytes aligned to align in the smallest cached hole that fits;
+// NULL if none does.
+static void *tinyHoleTake(mcache *c, size_t n, unsigned align)
+{
+    for (uint32_t m = c->tinyHoleMask >> (n - 1); m != 0; m &= m - 1) {
+        uintptr_t i = (uintptr_t)__builtin_ctz(m) + n - 1, len = i + 1;
+        uintptr_t a = c->tinyHoles[i][c->tinyHoleN[i] - 1];
+        uintptr_t off = (a + align - 1) & ~(uintptr_t)(align - 1), e = off + n;
+        if (e > a + len)
+            continue; // alignment eats too much of it; a longer hole may do
+        if (--c->tinyHoleN[i] == 0)
+            c->tinyHoleMask &= ~((uint32_t)1 << i);
+        mspan *s = spanOfRaw(a);
+        uintptr_t bs = s->elemsize, base = a & ~(bs - 1);
+        // The start moves from a to off (the skipped bytes join the object
+        // before, which never had them handed to anyone else); what is left
+        // after the object becomes a hole of its own when the cache takes it,
+        // else part of this object's extent.
+        uint32_t mask = off != a ? ((uint32_t)1 << (a - base)) | ((uint32_t)1 << (off - base)) : 0;
+        if (e < a + len && tinyHolePut(c, e, a + len - e))
+            mask |= (uint32_t)1 << (e - base);
+        void *w = tinyWordOf(s, (base - s->startAddr) / bs);
+        uint32_t old = mask != 0 ? tinyWordXor(w, bs, mask) : tinyWordLoad(w, bs);
+        if (GM_UNLIKELY((old & ((uint32_t)1 << (a - base))) == 0))
+            throw("malloc: a tiny object at %p was freed twice (once by another thread while this thread kept "
+                  "its bytes for reuse)", (void *)a);
+        counter_add(&c->tinyAllocs, 1);
+        counter_add(&c->tinyHoleAllocs, 1);
+        counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+        return (void *)off;
+    }
+    return NULL;
+}
+
+// The current block stops being current. keepRest: its unused end becomes
+// a hole if the cache takes it (else the fill mark is cleared).
+static void tinyRetire(mcache *c, bool keepRest)
 {
     if (c->tinyBlockSize == 0)
         return;
@@ -990,6 +1098,8 @@ void tiny_release(mcache *c)
     c->tinyBlockSize = 0;
     if (f >= bs)
         return; // full: no fill mark, its objects keep it
+    if (keepRest && tinyHolePut(c, c->tiny + f, bs - f))
+        return; // the fill mark's bit now starts the hole
     uint32_t old = tinyWordAnd(c->tinyWord, bs, ~((uint32_t)1 << f));
     if ((old & ~((uint32_t)1 << f)) == 0) {
         mspan *s = c->tinySpan;
@@ -997,9 +1107,19 @@ void tiny_release(mcache *c)
     }
 }
 
-static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned max)
+void tiny_release(mcache *c)
 {
-    tiny_release(c);
+    tinyRetire(c, false);
+    tinyHolesRelease(c);
+}
+
+static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned max)
+{
+    if (c->tinyHoleMask >> (n - 1) != 0) {
+        void *p = tinyHoleTake(c, n, align);
+        if (p != NULL)
+            return p;
+    }
     uint8_t spc = max == 16 ? TinyClass16 : TinyClass32;
     void *b = mallocSmall(c, spc);
     if (b == NULL) {
@@ -1010,19 +1130,25 @@ static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned max)
     mspan *s = c->alloc[spc];
     uintptr_t bs = max, idx = ((uintptr_t)b - s->startAddr) / bs;
     void *w = tinyWordOf(s, idx);
-    // A fresh block: no other thread knows it yet.
-    uint32_t bits = 1u | ((uint32_t)1 << n); // n < bs: the fill mark is inside the block
+    counter_add(&c->tinyAllocs, 1);
+    counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+    // A fresh block: no other thread knows it yet, so plain stores.
+    uint32_t bits = 1u | ((uint32_t)1 << n); // n < bs: the mark at n is inside the block
+    bool keepCurrent = c->tinyBlockSize == bs && c->tinyoffset < n; // more room left than b would have
+    if (keepCurrent && !tinyHolePut(c, (uintptr_t)b + n, bs - n))
+        bits = 1u; // b's rest belongs to its one object
     if (bs == 16)
         atomic_store_explicit((_Atomic uint16_t *)w, (uint16_t)bits, memory_order_relaxed);
     else
         atomic_store_explicit((_Atomic uint32_t *)w, bits, memory_order_relaxed);
+    if (keepCurrent)
+        return b;
+    tinyRetire(c, true);
     c->tiny = (uintptr_t)b;
     c->tinyoffset = n;
     c->tinyBlockSize = bs;
     c->tinyWord = w;
     c->tinySpan = s;
-    counter_add(&c->tinyAllocs, 1);
-    counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
     return b;
 }
 
@@ -1047,7 +1173,7 @@ static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
         counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
         return (void *)(c->tiny + off);
     }
-    return tinyAllocSlow(c, n, max);
+    return tinyAllocSlow(c, n, align, max);
 }
 
 // p is in tiny span s (a TinyClass span, in use).
@@ -1058,11 +1184,37 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
     if (idx < s->nreserved || idx >= s->nelems)
         throwBadPointer(who, p, s);
     uint32_t bit = (uint32_t)1 << o;
-    uint32_t old = tinyWordAnd(tinyWordOf(s, idx), bs, ~bit);
+    void *w = tinyWordOf(s, idx);
+    mcache *c = mcache_tls;
+    if (c != NULL) {
+        uint32_t bits = tinyWordLoad(w, bs);
+        if (GM_UNLIKELY((bits & bit) == 0))
+            throw("%s(%p): double free, or not the start of an object (tiny block %p)", who, p,
+                  (void *)(s->startAddr + idx * bs));
+        if (GM_UNLIKELY(*(uint8_t *)p == TinyHoleMark) && tinyHoleCached(c, (uintptr_t)p))
+            throw("%s(%p): double free of a tiny object (tiny block %p)", who, p, (void *)(s->startAddr + idx * bs));
+        // Other threads only clear other bits, so a later bit seen here was
+        // set and its object is where this one's free bytes end at the most.
+        uint32_t after = bits >> o >> 1;
+        uintptr_t len = after == 0 ? bs - o : (uintptr_t)__builtin_ctz(after) + 1;
+        uintptr_t block = (uintptr_t)p - o;
+        if (block == c->tiny && bs == c->tinyBlockSize && o + len == c->tinyoffset) {
+            // Just below the fill mark: bit o becomes the fill mark.
+            if (c->tinyoffset < bs)
+                tinyWordXor(w, bs, (uint32_t)1 << c->tinyoffset);
+            c->tinyoffset = o;
+            counter_add(&c->tinyFrees, 1);
+            return;
+        }
+        if ((bits & ~bit) != 0 && tinyHolePut(c, (uintptr_t)p, len)) {
+            counter_add(&c->tinyFrees, 1);
+            return;
+        }
+    }
+    uint32_t old = tinyWordAnd(w, bs, ~bit);
     if (GM_UNLIKELY((old & bit) == 0))
         throw("%s(%p): double free, or not the start of an object (tiny block %p)", who, p,
               (void *)(s->startAddr + idx * bs));
-    mcache *c = mcache_tls;
     if (c != NULL)
         counter_add(&c->tinyFrees, 1);
     else
@@ -1094,10 +1246,22 @@ void *gm_malloc_bytes(size_t n)
     return gm_malloc(n);
 }
 
+// A string is chars: alignment 1 is all C asks, tighter still than Go's
+// low-bits rule that gm_malloc_bytes keeps (its caller may store wider
+// things in "bytes").
+static void *mallocChars(size_t n)
+{
+    mcache *c = mcache_tls;
+    unsigned max = atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
+    if (GM_LIKELY(c != NULL && n < max))
+        return tinyAlloc(c, n, 1, max);
+    return gm_malloc(n);
+}
+
 char *gm_strdup(const char *str)
 {
     size_t n = strlen(str) + 1;
-    char *p = gm_malloc_bytes(n);
+    char *p = mallocChars(n);
     if (p != NULL)
         memcpy(p, str, n);
     return p;
@@ -1106,7 +1270,7 @@ char *gm_strdup(const char *str)
 char *gm_strndup(const char *str, size_t max)
 {
     size_t n = strnlen(str, max);
-    char *p = gm_malloc_bytes(n + 1);
+    char *p = mallocChars(n + 1);
     if (p != NULL) {
         memcpy(p, str, n);
         p[n] = 0;

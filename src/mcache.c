@@ -40,7 +40,7 @@ mspan emptymspan;
 static struct {
     uint64_t nmalloc[NumSpanClasses], nfree[NumSpanClasses];
     uint64_t largeAlloc, largeFree, nlargeAlloc, nlargeFree;
-    uint64_t tinyAllocs, tinyFrees, tinyUnpacked;
+    uint64_t tinyAllocs, tinyFrees, tinyUnpacked, tinyHoleAllocs;
 } deadStats;
 
 static void foldStatsLocked(mcache *c)
@@ -56,6 +56,7 @@ static void foldStatsLocked(mcache *c)
     deadStats.tinyAllocs += atomic_load_explicit(&c->tinyAllocs, memory_order_relaxed);
     deadStats.tinyFrees += atomic_load_explicit(&c->tinyFrees, memory_order_relaxed);
     deadStats.tinyUnpacked += atomic_load_explicit(&c->tinyUnpacked, memory_order_relaxed);
+    deadStats.tinyHoleAllocs += atomic_load_explicit(&c->tinyHoleAllocs, memory_order_relaxed);
 }
 
 // ------------------------------------------------------------ heap spans
@@ -199,6 +200,7 @@ void mcache_sumcounters(gm_memstats *out)
     out->tiny_allocs += deadStats.tinyAllocs;
     out->tiny_frees += deadStats.tinyFrees;
     out->tiny_unpacked_bytes += deadStats.tinyUnpacked;
+    out->tiny_hole_allocs += deadStats.tinyHoleAllocs;
     out->by_size[0].mallocs += deadStats.nlargeAlloc;
     out->by_size[0].frees += deadStats.nlargeFree;
     out->large_inuse += deadStats.largeAlloc - deadStats.largeFree;
@@ -218,6 +220,7 @@ void mcache_sumcounters(gm_memstats *out)
         out->tiny_allocs += atomic_load_explicit(&c->tinyAllocs, memory_order_relaxed);
         out->tiny_frees += atomic_load_explicit(&c->tinyFrees, memory_order_relaxed);
         out->tiny_unpacked_bytes += atomic_load_explicit(&c->tinyUnpacked, memory_order_relaxed);
+        out->tiny_hole_allocs += atomic_load_explicit(&c->tinyHoleAllocs, memory_order_relaxed);
         out->by_size[0].mallocs += atomic_load_explicit(&c->nlargeAlloc, memory_order_relaxed);
         out->by_size[0].frees += atomic_load_explicit(&c->nlargeFree, memory_order_relaxed);
         out->large_inuse += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed) -

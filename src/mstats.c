@@ -86,7 +86,7 @@ int gm_stats_json(FILE *f)
     F(nspan_partial); F(nspan_full);
     F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
     F(coro_running); F(coro_runnable); F(coro_waiting);
-    F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes);
+    F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes); F(tiny_hole_allocs);
 #undef F
     fprintf(f, "  \"by_size\": [");
     for (int i = 0; i < GM_SIZE_CLASSES; i++)

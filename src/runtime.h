@@ -561,6 +561,11 @@ int parse_bytes(const char *s, uint64_t *out);
 
 // Per-thread cache (Go's mcache, per P there, per thread here). Owner thread
 // only, except the counters, which other threads read with relaxed loads.
+// The tiny allocator's per-thread hole cache: holes of 1..31 bytes (a 32-
+// byte block's most), up to TinyHoleDepth of each length.
+#define TinyHoleLens 31
+#define TinyHoleDepth 8
+
 typedef struct mcache {
     // The span each size class allocates from; &emptymspan when none (so the
     // fast path needs no NULL test). Owner only.
@@ -597,6 +602,13 @@ typedef struct mcache {
     mspan *tinySpan;                           // the block's span
     _Atomic uint64_t tinyAllocs, tinyFrees;    // objects; owner writes, anyone reads
     _Atomic uint64_t tinyUnpacked;             // bytes those objects would take unpacked
+    _Atomic uint64_t tinyHoleAllocs;           // objects placed in a hole; owner writes
+    // Free runs inside live tiny blocks kept for reuse (malloc.c, "holes"):
+    // tinyHoles[len-1] is a stack of the start addresses of holes of len
+    // bytes; bit len-1 of tinyHoleMask says it is not empty. Owner only.
+    uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
+    uint8_t tinyHoleN[TinyHoleLens];
+    uint32_t tinyHoleMask;
 } mcache;
 
 // Moves every object in c's free cache back to its span (malloc.c).
