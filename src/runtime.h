@@ -639,8 +639,11 @@ static inline unsigned gm_popcount64(uint64_t x)
 // A span is worth caching when at least 1/RoomyFraction of its slots are
 // free: every refill then pays for nelems/RoomyFraction allocations. Spans
 // with less room wait in mcentral's partial list until remote frees give
-// them more (at most that fraction of each span idles meanwhile).
-#define RoomyFraction 8
+// them more (at most that fraction of each span idles meanwhile). 16, not
+// 8: under random churn spans settle just under the line, and with 8 the
+// heap grew by new spans while 1/8 of every old one idled (1M short strings
+// replaced at random: 6% less RSS; +1.7% instructions on bench powerlaw).
+#define RoomyFraction 16
 static inline bool spanRoomy(uintptr_t nfree, uintptr_t nelems)
 {
     return nfree * RoomyFraction >= nelems;
