@@ -102,6 +102,8 @@ static bool align16;          // GOMEM_ALIGN16: malloc aligns everything to 16; 
 // Alignment of a tiny object of n bytes: C's rule for malloc (the largest
 // power of two <= n), Go's rule for bytes (the size's low bits).
 static uint8_t tinyAlignC[32], tinyAlignBytes[32];
+// Bytes a tiny request of n would take from a size class (for the stats).
+static uint8_t tinyUnpackedSize[32];
 
 // Most objects a thread's tcache[class] holds: about 32 KiB worth, between
 // 4 and 64 objects; 0 for 8-byte objects (no room for the key). Filled by
@@ -150,6 +152,7 @@ void malloc_init(void)
     for (unsigned n = 0; n < 32; n++) {
         tinyAlignC[n] = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
         tinyAlignBytes[n] = (n & 7) == 0 ? 8 : (n & 3) == 0 ? 4 : (n & 1) == 0 ? 2 : 1;
+        tinyUnpackedSize[n] = (uint8_t)class_to_size[malloc_class8[(n + 7) >> 3]];
     }
 }
 
@@ -989,20 +992,53 @@ static inline uint32_t tinyWordAnd(void *w, uintptr_t bs, uint32_t mask)
                     : atomic_fetch_and_explicit((_Atomic uint32_t *)w, mask, memory_order_acq_rel);
 }
 
-static inline void *tinyWordOf(const mspan *s, uintptr_t block)
+// Block index of offset off in a span of bs-byte blocks (16 or 32): free
+// computes it, so no division.
+static inline uintptr_t tinyIndex(uintptr_t off, uintptr_t bs)
 {
-    return (void *)(s->startAddr + block * (s->elemsize == 16 ? 2 : 4));
+    return off >> __builtin_ctzl(bs);
 }
 
-// The block at index idx of tiny span s lost its last object: back to the span.
+static inline void *tinyWordOf(const mspan *s, uintptr_t block)
+{
+    return (void *)(s->startAddr + ((block * s->elemsize) >> 3)); // 2 or 4 bytes per block
+}
+
+// The block at index idx of tiny span s lost its last object: kept for
+// the thread's next block (a tcache of blocks: taking a slot from a span
+// and giving it back cost more than the objects the block held), or back
+// to the span.
+#define TinyDeadMax 64
 static void tinyBlockDead(mcache *c, mspan *s, uintptr_t idx)
 {
     uint8_t spc = s->spanclass;
-    if (c != NULL)
+    gclink *b = (gclink *)(s->startAddr + idx * s->elemsize);
+    if (c != NULL) {
         counter_add(&c->nfree[spc], 1);
-    else
+        unsigned k = spc - TinyClass16;
+        if (c->tinyDeadN[k] < TinyDeadMax) {
+            b->next = c->tinyDead[k];
+            c->tinyDead[k] = b;
+            c->tinyDeadN[k]++;
+            return;
+        }
+    } else {
         atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
-    freeToSpan(c, s, (void *)(s->startAddr + idx * s->elemsize), spc, idx);
+    }
+    freeToSpan(c, s, b, spc, idx);
+}
+
+static void tinyDeadFlush(mcache *c)
+{
+    for (unsigned k = 0; k < 2; k++) {
+        while (c->tinyDead[k] != NULL) {
+            gclink *b = c->tinyDead[k];
+            c->tinyDead[k] = b->next;
+            mspan *s = spanOfRaw((uintptr_t)b);
+            freeToSpan(c, s, b, s->spanclass, tinyIndex((uintptr_t)b - s->startAddr, s->elemsize));
+        }
+        c->tinyDeadN[k] = 0;
+    }
 }
 
 // Clears start bit a (an address in a tiny block) on behalf of a cache that
@@ -1010,7 +1046,7 @@ static void tinyBlockDead(mcache *c, mspan *s, uintptr_t idx)
 static void tinyClearBit(mcache *c, uintptr_t a)
 {
     mspan *s = spanOfRaw(a);
-    uintptr_t bs = s->elemsize, idx = (a - s->startAddr) / bs;
+    uintptr_t bs = s->elemsize, idx = tinyIndex(a - s->startAddr, bs);
     uint32_t bit = (uint32_t)1 << (a & (bs - 1));
     uint32_t old = tinyWordAnd(tinyWordOf(s, idx), bs, ~bit);
     if (GM_UNLIKELY((old & bit) == 0))
@@ -1066,6 +1102,7 @@ static void *tinyHoleTake(mcache *c, size_t n, unsigned align)
             continue; // alignment eats too much of it; a longer hole may do
         if (--c->tinyHoleN[i] == 0)
             c->tinyHoleMask &= ~((uint32_t)1 << i);
+        *(uint8_t *)a = 0; // a program that never writes its object must not free a "cached hole"
         mspan *s = spanOfRaw(a);
         uintptr_t bs = s->elemsize, base = a & ~(bs - 1);
         // The start moves from a to off (the skipped bytes join the object
@@ -1075,14 +1112,14 @@ static void *tinyHoleTake(mcache *c, size_t n, unsigned align)
         uint32_t mask = off != a ? ((uint32_t)1 << (a - base)) | ((uint32_t)1 << (off - base)) : 0;
         if (e < a + len && tinyHolePut(c, e, a + len - e))
             mask |= (uint32_t)1 << (e - base);
-        void *w = tinyWordOf(s, (base - s->startAddr) / bs);
+        void *w = tinyWordOf(s, tinyIndex(base - s->startAddr, bs));
         uint32_t old = mask != 0 ? tinyWordXor(w, bs, mask) : tinyWordLoad(w, bs);
         if (GM_UNLIKELY((old & ((uint32_t)1 << (a - base))) == 0))
             throw("malloc: a tiny object at %p was freed twice (once by another thread while this thread kept "
                   "its bytes for reuse)", (void *)a);
         counter_add(&c->tinyAllocs, 1);
         counter_add(&c->tinyHoleAllocs, 1);
-        counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+        counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
         return (void *)off;
     }
     return NULL;
@@ -1103,7 +1140,7 @@ static void tinyRetire(mcache *c, bool keepRest)
     uint32_t old = tinyWordAnd(c->tinyWord, bs, ~((uint32_t)1 << f));
     if ((old & ~((uint32_t)1 << f)) == 0) {
         mspan *s = c->tinySpan;
-        tinyBlockDead(c, s, (c->tiny - s->startAddr) / bs);
+        tinyBlockDead(c, s, tinyIndex(c->tiny - s->startAddr, bs));
     }
 }
 
@@ -1111,6 +1148,7 @@ void tiny_release(mcache *c)
 {
     tinyRetire(c, false);
     tinyHolesRelease(c);
+    tinyDeadFlush(c); // last: the two above may kill blocks
 }
 
 static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned max)
@@ -1121,18 +1159,27 @@ static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsi
             return p;
     }
     uint8_t spc = max == 16 ? TinyClass16 : TinyClass32;
-    void *b = mallocSmall(c, spc);
-    if (b == NULL) {
-        errno = ENOMEM;
-        gm_warn("malloc(%zu): out of memory", n);
-        return NULL;
+    gclink *b = c->tinyDead[spc - TinyClass16];
+    mspan *s;
+    if (b != NULL) {
+        c->tinyDead[spc - TinyClass16] = b->next;
+        c->tinyDeadN[spc - TinyClass16]--;
+        counter_add(&c->nmalloc[spc], 1);
+        s = spanOfRaw((uintptr_t)b);
+    } else {
+        b = mallocSmall(c, spc);
+        if (b == NULL) {
+            errno = ENOMEM;
+            gm_warn("malloc(%zu): out of memory", n);
+            return NULL;
+        }
+        s = c->alloc[spc];
     }
-    mspan *s = c->alloc[spc];
-    uintptr_t bs = max, idx = ((uintptr_t)b - s->startAddr) / bs;
+    uintptr_t bs = max, idx = tinyIndex((uintptr_t)b - s->startAddr, bs);
     void *w = tinyWordOf(s, idx);
     counter_add(&c->tinyAllocs, 1);
-    counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
-    // A fresh block: no other thread knows it yet, so plain stores.
+    counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
+    // A fresh block: no other thread knows it yet.
     uint32_t bits = 1u | ((uint32_t)1 << n); // n < bs: the mark at n is inside the block
     bool keepCurrent = c->tinyBlockSize == bs && c->tinyoffset < n; // more room left than b would have
     if (keepCurrent && !tinyHolePut(c, (uintptr_t)b + n, bs - n))
@@ -1170,55 +1217,65 @@ static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
         tinyWordXor(c->tinyWord, bs, mask);
         c->tinyoffset = e;
         counter_add(&c->tinyAllocs, 1);
-        counter_add(&c->tinyUnpacked, class_to_size[malloc_class8[(n + 7) >> 3]]);
+        counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
         return (void *)(c->tiny + off);
     }
     return tinyAllocSlow(c, n, align, max);
+}
+
+static GM_COLD GM_NOINLINE void throwTinyFree(const char *who, void *p, const mspan *s, uintptr_t idx,
+                                              const char *what)
+{
+    throw("%s(%p): %s (tiny block %p)", who, p, what, (void *)(s->startAddr + idx * s->elemsize));
+}
+
+// The owner's part of freeing tiny object p at offset o of its block, whose
+// bitmap *w read bits with p's bit and another set: keep p's bytes for this
+// thread (undo the bump at the fill mark, or cache a hole). False if the
+// cache has no room: the caller clears the bit.
+static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, uintptr_t bs, void *w)
+{
+    // Other threads only clear other bits, so a later bit seen here was
+    // set and its object is where p's free bytes end at the most.
+    uint32_t after = bits >> o >> 1;
+    uintptr_t len = after == 0 ? bs - o : (uintptr_t)__builtin_ctz(after) + 1;
+    if (p - o == c->tiny && bs == c->tinyBlockSize && o + len == c->tinyoffset) {
+        // Just below the fill mark: bit o becomes the fill mark.
+        if (c->tinyoffset < bs)
+            tinyWordXor(w, bs, (uint32_t)1 << c->tinyoffset);
+        c->tinyoffset = o;
+        return true;
+    }
+    return tinyHolePut(c, p, len);
 }
 
 // p is in tiny span s (a TinyClass span, in use).
 static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
 {
     uintptr_t bs = s->elemsize, off = (uintptr_t)p - s->startAddr;
-    uintptr_t idx = off / bs, o = off & (bs - 1);
+    uintptr_t idx = tinyIndex(off, bs), o = off & (bs - 1);
     if (idx < s->nreserved || idx >= s->nelems)
         throwBadPointer(who, p, s);
     uint32_t bit = (uint32_t)1 << o;
     void *w = tinyWordOf(s, idx);
     mcache *c = mcache_tls;
-    if (c != NULL) {
-        uint32_t bits = tinyWordLoad(w, bs);
-        if (GM_UNLIKELY((bits & bit) == 0))
-            throw("%s(%p): double free, or not the start of an object (tiny block %p)", who, p,
-                  (void *)(s->startAddr + idx * bs));
+    uint32_t bits = tinyWordLoad(w, bs);
+    if (GM_UNLIKELY((bits & bit) == 0))
+        throwTinyFree(who, p, s, idx, "double free, or not the start of an object");
+    if (GM_LIKELY(c != NULL)) {
         if (GM_UNLIKELY(*(uint8_t *)p == TinyHoleMark) && tinyHoleCached(c, (uintptr_t)p))
-            throw("%s(%p): double free of a tiny object (tiny block %p)", who, p, (void *)(s->startAddr + idx * bs));
-        // Other threads only clear other bits, so a later bit seen here was
-        // set and its object is where this one's free bytes end at the most.
-        uint32_t after = bits >> o >> 1;
-        uintptr_t len = after == 0 ? bs - o : (uintptr_t)__builtin_ctz(after) + 1;
-        uintptr_t block = (uintptr_t)p - o;
-        if (block == c->tiny && bs == c->tinyBlockSize && o + len == c->tinyoffset) {
-            // Just below the fill mark: bit o becomes the fill mark.
-            if (c->tinyoffset < bs)
-                tinyWordXor(w, bs, (uint32_t)1 << c->tinyoffset);
-            c->tinyoffset = o;
+            throwTinyFree(who, p, s, idx, "double free of a tiny object");
+        if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs, w)) {
             counter_add(&c->tinyFrees, 1);
             return;
         }
-        if ((bits & ~bit) != 0 && tinyHolePut(c, (uintptr_t)p, len)) {
-            counter_add(&c->tinyFrees, 1);
-            return;
-        }
+        counter_add(&c->tinyFrees, 1);
+    } else {
+        atomic_fetch_add_explicit(&orphanTinyFrees, 1, memory_order_relaxed);
     }
     uint32_t old = tinyWordAnd(w, bs, ~bit);
     if (GM_UNLIKELY((old & bit) == 0))
-        throw("%s(%p): double free, or not the start of an object (tiny block %p)", who, p,
-              (void *)(s->startAddr + idx * bs));
-    if (c != NULL)
-        counter_add(&c->tinyFrees, 1);
-    else
-        atomic_fetch_add_explicit(&orphanTinyFrees, 1, memory_order_relaxed);
+        throwTinyFree(who, p, s, idx, "double free, or not the start of an object");
     if ((old & ~bit) == 0)
         tinyBlockDead(c, s, idx);
 }
@@ -1227,7 +1284,7 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
 static size_t tinyObjectSize(void *p, const mspan *s, const char *who)
 {
     uintptr_t bs = s->elemsize, off = (uintptr_t)p - s->startAddr;
-    uintptr_t idx = off / bs, o = off & (bs - 1);
+    uintptr_t idx = tinyIndex(off, bs), o = off & (bs - 1);
     if (idx < s->nreserved || idx >= s->nelems)
         throwBadPointer(who, p, s);
     uint32_t w = tinyWordLoad(tinyWordOf(s, idx), bs);

@@ -606,6 +606,11 @@ typedef struct mcache {
     // Free runs inside live tiny blocks kept for reuse (malloc.c, "holes"):
     // tinyHoles[len-1] is a stack of the start addresses of holes of len
     // bytes; bit len-1 of tinyHoleMask says it is not empty. Owner only.
+    // Tiny blocks whose last object died, kept for this thread's next
+    // blocks (a list through each block's first word; [0] 16-byte, [1]
+    // 32-byte). They count as freed. Owner only.
+    gclink *tinyDead[2];
+    uint8_t tinyDeadN[2];
     uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
     uint8_t tinyHoleN[TinyHoleLens];
     uint32_t tinyHoleMask;
