@@ -206,7 +206,7 @@ static inline uint8_t malloc_sizeclass(uintptr_t n)
 // nelems.
 static inline uint64_t freeWord(const mspan *s, uintptr_t w)
 {
-    uint64_t free = ~s->allocBits[w];
+    uint64_t free = ~spanAllocBits((mspan *)s)[w];
     uintptr_t left = s->nelems - (w << 6);
     if (left < 64)
         free &= ((uint64_t)1 << left) - 1;
@@ -238,7 +238,7 @@ uintptr_t mspan_countAlloc(const mspan *s)
 {
     uintptr_t n = 0;
     for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
-        n += gm_popcount64(s->allocBits[w]);
+        n += gm_popcount64(spanAllocBits((mspan *)s)[w]);
     return n;
 }
 
@@ -249,7 +249,10 @@ void mspan_initHeap(mspan *s, uint8_t spc)
     s->nelems = (uint16_t)((s->npages << PageShift) / s->elemsize);
     s->divMul = class_to_divmagic[sc];
     s->inList = SpanInNone;
-    memset(s->allocBits, 0, sizeof s->allocBits);
+    if (s->nelems > s->bitsCap * 64)
+        throw("internal error: span %p of %u objects has a descriptor for %u", (void *)s, s->nelems,
+              s->bitsCap * 64);
+    memset(s->bits, 0, 2 * s->bitsCap * sizeof(uint64_t));
     s->nreserved = 0;
     if (spc >= TinyClass16) {
         // The blocks' start bitmaps live in the span's first blocks.
@@ -257,11 +260,9 @@ void mspan_initHeap(mspan *s, uint8_t spc)
         s->nreserved = (uint8_t)((bytes + s->elemsize - 1) / s->elemsize);
         memset((void *)s->startAddr, 0, s->nreserved * s->elemsize);
         for (uintptr_t i = 0; i < s->nreserved; i++)
-            s->allocBits[i >> 6] |= (uint64_t)1 << (i & 63);
+            spanAllocBits(s)[i >> 6] |= (uint64_t)1 << (i & 63);
     }
     ASAN_POISON(s->startAddr + s->nreserved * s->elemsize, (s->nelems - s->nreserved) * s->elemsize);
-    for (int w = 0; w < MaxObjsPerSpan / 64; w++)
-        atomic_store_explicit(&s->xfreeBits[w], 0, memory_order_relaxed);
     atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
     mspan_rewind(s);
 }
@@ -275,17 +276,19 @@ static GM_COLD void throwDoubleFree(void *p, const mspan *s)
 bool mspan_drainXfree(mspan *s)
 {
     bool any = false;
+    uint64_t *alloc = spanAllocBits(s);
+    _Atomic uint64_t *xfree = spanXfreeBits(s);
     for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++) {
-        if (atomic_load_explicit(&s->xfreeBits[w], memory_order_relaxed) == 0)
+        if (atomic_load_explicit(&xfree[w], memory_order_relaxed) == 0)
             continue;
-        uint64_t x = atomic_exchange_explicit(&s->xfreeBits[w], 0, memory_order_acquire);
+        uint64_t x = atomic_exchange_explicit(&xfree[w], 0, memory_order_acquire);
         // A remote free of a slot that is not allocated: the object was freed
         // by its owner and then by another thread.
-        if (GM_UNLIKELY((s->allocBits[w] & x) != x)) {
-            uintptr_t r = (w << 6) + (uintptr_t)__builtin_ctzll(x & ~s->allocBits[w]);
+        if (GM_UNLIKELY((alloc[w] & x) != x)) {
+            uintptr_t r = (w << 6) + (uintptr_t)__builtin_ctzll(x & ~alloc[w]);
             throwDoubleFree((void *)(s->startAddr + r * s->elemsize), s);
         }
-        s->allocBits[w] &= ~x;
+        alloc[w] &= ~x;
         any = true;
     }
     return any;
@@ -294,7 +297,7 @@ bool mspan_drainXfree(mspan *s)
 bool mspan_hasXfree(mspan *s)
 {
     for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
-        if (atomic_load_explicit(&s->xfreeBits[w], memory_order_seq_cst) != 0)
+        if (atomic_load_explicit(&spanXfreeBits(s)[w], memory_order_seq_cst) != 0)
             return true;
     return false;
 }
@@ -322,7 +325,7 @@ static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
     unsigned b = GM_UNLIKELY(runtime_secure) ? randomSlot(c, cache) : (unsigned)__builtin_ctzll(cache);
     s->allocCache = cache & ~((uint64_t)1 << b);
     uintptr_t r = (uintptr_t)s->allocCacheBase + b;
-    s->allocBits[r >> 6] |= (uint64_t)1 << b;
+    spanAllocBits(s)[r >> 6] |= (uint64_t)1 << b;
     counter_add(&c->nmalloc[spc], 1);
     ASAN_UNPOISON(s->startAddr + r * s->elemsize, s->elemsize);
     return (void *)(s->startAddr + r * s->elemsize);
@@ -573,7 +576,7 @@ static GM_COLD void throwBadPointer(const char *who, void *p, const mspan *s)
 static GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 {
     uint64_t bit = (uint64_t)1 << (r & 63);
-    uint64_t old = atomic_fetch_or_explicit(&s->xfreeBits[r >> 6], bit, memory_order_seq_cst);
+    uint64_t old = atomic_fetch_or_explicit(&spanXfreeBits(s)[r >> 6], bit, memory_order_seq_cst);
     if (GM_UNLIKELY(old & bit))
         throwDoubleFree(p, s);
     // The span may wait in the full list for its first free (mcentral.c).
@@ -591,7 +594,7 @@ static inline void freeToSpan(mcache *c, mspan *s, void *p, uint8_t spc, uintptr
     ASAN_POISON(p, s->elemsize);
     if (c != NULL && c->alloc[spc] == s) {
         uint64_t bit = (uint64_t)1 << (r & 63);
-        uint64_t *word = &s->allocBits[r >> 6];
+        uint64_t *word = &spanAllocBits(s)[r >> 6];
         if (GM_UNLIKELY((*word & bit) == 0))
             throwDoubleFree(p, s);
         *word &= ~bit;
@@ -767,7 +770,7 @@ static size_t objectSize(void *p, const char *who)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     // Only the thread caching s may read its allocBits (it sets them
     // without a lock): check ownership first.
-    if (c != NULL && c->alloc[s->spanclass] == s && (s->allocBits[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
+    if (c != NULL && c->alloc[s->spanclass] == s && (spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
         throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     return s->elemsize;
 }

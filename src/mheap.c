@@ -46,7 +46,8 @@
 
 mheap mheap_ = {
     .lock = MUTEX_INIT(lockRankMheap),
-    .spanalloc = { .size = (sizeof(mspan) + 15) & ~(size_t)15 },
+    .spanalloc = { .size = (sizeof(mspan) + 2 * SpanBitsSmall * sizeof(uint64_t) + 15) & ~(size_t)15 },
+    .spanallocBig = { .size = (sizeof(mspan) + 2 * SpanBitsBig * sizeof(uint64_t) + 15) & ~(size_t)15 },
 };
 _Atomic(heapArena *) mheap_arenas[(size_t)1 << ArenaIndexBits];
 
@@ -217,10 +218,16 @@ static mspan *newSpanLocked(uintptr_t base, uintptr_t npages)
     mspan *s = fixalloc_alloc(&mheap_.spanalloc);
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof *s);
+    memset(s, 0, mheap_.spanalloc.size);
+    s->bitsCap = SpanBitsSmall;
     s->startAddr = base;
     s->npages = npages;
     return s;
+}
+
+static void spanFreeLocked(mspan *s)
+{
+    fixalloc_free(s->bitsCap == SpanBitsBig ? &mheap_.spanallocBig : &mheap_.spanalloc, s);
 }
 
 // Adds a span (just freed, or new from grow) to the free index, merging it
@@ -244,7 +251,7 @@ static void freeSpanLocked(mspan *s)
         s->npages += before->npages;
         s->nreleased += before->nreleased;
         atomic_store_explicit(&before->state, mSpanDead, memory_order_release);
-        fixalloc_free(&mheap_.spanalloc, before);
+        spanFreeLocked(before);
         mheap_.nspanFree--;
     }
     uintptr_t end = s->startAddr + (s->npages << PageShift);
@@ -257,7 +264,7 @@ static void freeSpanLocked(mspan *s)
         s->npages += after->npages;
         s->nreleased += after->nreleased;
         atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
-        fixalloc_free(&mheap_.spanalloc, after);
+        spanFreeLocked(after);
         mheap_.nspanFree--;
     }
     setSpanEnds(s);
@@ -396,7 +403,7 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
         return NULL;
     if (tailPages != 0 && (tail = newSpanLocked(base + (npages << PageShift), tailPages)) == NULL) {
         if (head != NULL)
-            fixalloc_free(&mheap_.spanalloc, head);
+            spanFreeLocked(head);
         return NULL;
     }
     freelist_remove(s);
@@ -494,6 +501,22 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     }
     if (guardLast)
         guardBit(last, 1);
+    if (spanclass != 0 &&
+        (npages << PageShift) / class_to_size[spanclass_sizeclass(spanclass)] > SpanBitsSmall * 64) {
+        // Its objects need the big bitmaps: move to such a descriptor
+        // before any page maps to it.
+        mspan *big = fixalloc_alloc(&mheap_.spanallocBig);
+        if (big == NULL) {
+            freeSpanLocked(s);
+            unlock(&mheap_.lock);
+            errno = ENOMEM;
+            return NULL;
+        }
+        memcpy(big, s, sizeof *s);
+        big->bitsCap = SpanBitsBig;
+        spanFreeLocked(s);
+        s = big;
+    }
     ASAN_UNPOISON_IF(s->startAddr, npages << PageShift); // heap spans poison their free slots
     s->spanclass = spanclass;
     s->elemsize = 0;
@@ -562,7 +585,7 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
     mheap_.pagesReleased -= after->nreleased;
     uint32_t freedAt = after->freedAt;
     atomic_store_explicit(&after->state, mSpanDead, memory_order_release);
-    fixalloc_free(&mheap_.spanalloc, after);
+    spanFreeLocked(after);
     if (tail != NULL)
         addRemainderLocked(tail, freedAt);
     releasedOp(end, need, 2); // the caller will dirty them

@@ -293,12 +293,31 @@ struct mspan {
     // while it is on an mcentral list, that mcentral's lock. Only
     // xfreeBits and xfreeNotify are shared.
     //   allocated objects == popcount(allocBits & ~xfreeBits)
-    uint64_t allocBits[MaxObjsPerSpan / 64]; // 1 = allocated; owner only
-    // 1 = freed by a thread that does not own the span, not yet taken back
-    // by the owner. Atomic: any thread sets bits, the owner takes words.
-    // On their own cache lines: remote frees do not disturb the owner's.
-    _Atomic uint64_t xfreeBits[MaxObjsPerSpan / 64] __attribute__((aligned(64)));
-} __attribute__((aligned(64)));
+    // bits holds two bitmaps of bitsCap words each (spanAllocBits,
+    // spanXfreeBits): allocBits, 1 = allocated, owner only; xfreeBits, 1 =
+    // freed by a thread that does not own the span and not yet taken back
+    // by the owner (atomic: any thread sets bits, the owner takes words).
+    // A descriptor's size is fixed when it is made: SpanBitsSmall words per
+    // bitmap (most spans: 128 B in all) or SpanBitsBig (spans of more than
+    // 128 objects: 8- to 48-byte classes and tiny blocks). Go sizes its
+    // gcBits per span the same way; a flat 1024-object bitmap made every
+    // descriptor 384 B, 4.7% of an 8 KiB span.
+    uint8_t bitsCap;         // immutable for the descriptor's life
+    uint64_t bits[];
+} __attribute__((aligned(16)));
+
+#define SpanBitsSmall 2
+#define SpanBitsBig (MaxObjsPerSpan / 64)
+
+static inline uint64_t *spanAllocBits(mspan *s)
+{
+    return s->bits;
+}
+
+static inline _Atomic uint64_t *spanXfreeBits(mspan *s)
+{
+    return (_Atomic uint64_t *)(s->bits + s->bitsCap);
+}
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
 
@@ -363,7 +382,8 @@ void fixalloc_free(fixalloc *f, void *p);
 // The page heap. Every field is guarded by lock unless marked.
 typedef struct mheap {
     mutex lock;
-    fixalloc spanalloc;                   // mspan descriptors
+    fixalloc spanalloc;                   // mspan descriptors (SpanBitsSmall)
+    fixalloc spanallocBig;                // those of spans of many objects (SpanBitsBig)
     // Free spans by size, two sets (dirty first); a bit per non-empty list.
     mSpanList freelists[2][FreeBuckets];
     uint64_t freemask[2][(FreeBuckets + 63) / 64];
