@@ -228,7 +228,10 @@ GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
 //
 // The tiny allocator (Go's, seed 001): requests below max_tiny_size bytes
 // share blocks of that size, carved by the calling thread; a block goes
-// back when all its objects are freed (from any thread). Settings: 0 (off),
+// back when all its objects are freed (from any thread), and bytes freed
+// inside a block that lives on are reused by the freeing thread. A tiny
+// object's usable size never reaches another object, but may grow by
+// padding a later object skipped. Settings: 0 (off),
 // 8 (same as off: no packing), 16 (default) or 32. Returns 0, or -1 and
 // EINVAL for another value. GOMEM_MAXTINY sets it at start.
 GM_API int gm_set_max_tiny_size(size_t n);
@@ -237,6 +240,7 @@ GM_API size_t gm_get_max_tiny_size(void);
 // low bits ask (Go's tiny rule: 8 if n % 8 == 0, else 4, 2 or 1), so tiny
 // requests pack tighter than malloc's C alignment allows.
 GM_API void *gm_malloc_bytes(size_t n) GM_MALLOC_ATTR(alloc_size(1));
+// Copies of C strings: chars, so aligned to 1 (tighter than Go's rule).
 GM_API char *gm_strdup(const char *s) __attribute__((malloc, warn_unused_result));
 GM_API char *gm_strndup(const char *s, size_t n) __attribute__((malloc, warn_unused_result));
 
