@@ -5,11 +5,21 @@
 // cache path) and a tiny pair with packing off, in one run; min/median of
 // RUNS runs (argument, default 5). Objects are freed in batches of 64 so the
 // tiny path really packs (a block dies and a new one starts), as a program
-// freeing its small strings would.
+// freeing its small strings would; and one at a time (malloc, free).
 #include "bench.h"
 #include "gomem.h"
 
 enum { Batch = 64 };
+
+static void single(void *arg, long iters)
+{
+    size_t n = (size_t)(uintptr_t)arg;
+    for (long i = 0; i < iters; i++) {
+        void *p = gm_malloc_bytes(n);
+        __asm__ volatile("" : : "r"(p) : "memory");
+        gm_free(p);
+    }
+}
 
 static void pairs(void *arg, long iters)
 {
@@ -36,7 +46,14 @@ int main(int argc, char **argv)
     gm_set_max_tiny_size(0);
     bench_result off = bench_run(pairs, (void *)(uintptr_t)7, iters, runs);
     bench_print("NoTinyPair/7B", iters, off, runs);
-    printf("tiny pair / 16-byte class pair: %.2f (min), %.2f (median)   [target <= 1]\n", tiny.min / cls.min,
-           tiny.median / cls.median);
+    gm_set_max_tiny_size(16);
+    bench_result tiny1 = bench_run(single, (void *)(uintptr_t)7, iters, runs);
+    bench_print("TinyPair1/7B", iters, tiny1, runs);
+    bench_result cls1 = bench_run(single, (void *)(uintptr_t)16, iters, runs);
+    bench_print("ClassPair1/16B", iters, cls1, runs);
+    printf("tiny pair / 16-byte class pair, batches of %d: %.2f (min), %.2f (median)   [target <= 1]\n", Batch,
+           tiny.min / cls.min, tiny.median / cls.median);
+    printf("tiny pair / 16-byte class pair, one at a time: %.2f (min), %.2f (median)   [target <= 1]\n",
+           tiny1.min / cls1.min, tiny1.median / cls1.median);
     return 0;
 }
