@@ -4,8 +4,10 @@
 //
 // Owns every page gomem hands out: heap spans (mheap_alloc/mheap_free, used
 // by mcentral and large objects) and manual spans (mheap_allocManual/
-// mheap_freeManual, used by the stack allocator). See malloc.c for how the
-// layers fit together.
+// mheap_freeManual, used by the stack allocator). realloc resizes a large
+// object's span in place (mheap_growInPlace, mheap_shrinkInPlace) and frees
+// one whose pages it moved away as released (mheap_freeReleased). See
+// malloc.c for how the layers fit together.
 //
 // Structure:
 //  - Address space is reserved in 64 MiB arenas (os_reserve) and committed
@@ -598,7 +600,9 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
     return allocCommon(npages, align_pages, mSpanManual, 0, false);
 }
 
-static void freeCommon(mspan *s, uint8_t wantState, const char *who)
+// released: every page of s was given back to the OS already (its pages
+// were moved away, mheap_freeReleased), so it is freed clean.
+static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *who)
 {
     lock(&mheap_.lock);
     uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -615,7 +619,12 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
     TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
     if (st == mSpanInUse) // not stacks: their shadow would stay resident after a scavenge
         ASAN_POISON(s->startAddr, s->npages << PageShift);
-    s->nreleased = 0; // its pages were handed out as unreleased
+    if (released) {
+        releasedOp(s->startAddr, s->npages, 1);
+        s->nreleased = s->npages;
+    } else {
+        s->nreleased = 0; // its pages were handed out as unreleased
+    }
     s->freedAt = os_coarse_ms();
     s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"
     freeSpanLocked(s);
@@ -630,12 +639,49 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
 
 void mheap_free(mspan *s)
 {
-    freeCommon(s, mSpanInUse, "mheap_free");
+    freeCommon(s, mSpanInUse, false, "mheap_free");
+}
+
+void mheap_freeReleased(mspan *s)
+{
+    freeCommon(s, mSpanInUse, true, "mheap_freeReleased");
 }
 
 void mheap_freeManual(mspan *s)
 {
-    freeCommon(s, mSpanManual, "mheap_freeManual");
+    freeCommon(s, mSpanManual, false, "mheap_freeManual");
+}
+
+// Shrinks in-use span s to its first newpages pages; the rest becomes a
+// free span (dirty: the object used those pages), merged with a free span
+// after it. The tail's span-table entries keep naming s, as a free span's
+// middle entries may (spanOf bounds them by s's new size). Returns false,
+// changing nothing, if newpages is not smaller or no descriptor is left.
+// realloc shrinking a large object uses it instead of copying.
+bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages)
+{
+    if (newpages == 0 || newpages >= s->npages)
+        return false;
+    uintptr_t tailPages = s->npages - newpages;
+    lock(&mheap_.lock);
+    mspan *t = newSpanLocked(s->startAddr + (newpages << PageShift), tailPages);
+    if (t == NULL) {
+        unlock(&mheap_.lock);
+        return false;
+    }
+    ASAN_POISON(t->startAddr, tailPages << PageShift);
+    s->npages = newpages;
+    mheap_.pagesInUse -= tailPages;
+    t->freedAt = os_coarse_ms(); // nreleased 0: dirty
+    freeSpanLocked(t);
+    scavengeIfNeededLocked();
+    unlock(&mheap_.lock);
+    if (GM_DEBUG >= 3) {
+        const char *bad = mheap_valid();
+        if (bad != NULL)
+            throw("mheap_valid after shrinkInPlace: %s", bad);
+    }
+    return true;
 }
 
 // ------------------------------------------------------------ scavenger

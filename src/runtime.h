@@ -407,6 +407,13 @@ mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages);
 mspan *mheap_allocLargeGuarded(uintptr_t npages, uintptr_t align_pages);
 // Grows an in-use span into the free pages after it; false if it cannot.
 bool mheap_growInPlace(mspan *s, uintptr_t newpages);
+// Gives the pages past the first newpages of an in-use span back to the
+// free index; false if it cannot.
+bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages);
+// Frees an in-use heap span whose pages were all given back to the OS
+// already (moved away by os_move_pages): they join the free index as
+// released, and heap_released counts them.
+void mheap_freeReleased(mspan *s);
 
 // Allocates a span for manual management (stacks). align_pages (a power of
 // two, 1 for none) aligns startAddr to align_pages*PageSize.
