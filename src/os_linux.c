@@ -12,6 +12,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -211,6 +212,33 @@ int os_move_pages(void *from, void *to, size_t nbytes)
     }
     errno = err;
     return -1;
+}
+
+long os_count_mappings(long *max)
+{
+    char buf[4096];
+    ssize_t k;
+    *max = 65530; // DEFAULT_MAX_MAP_COUNT
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        k = read(fd, buf, sizeof buf - 1);
+        if (k > 0) {
+            buf[k] = 0;
+            long v = strtol(buf, NULL, 10);
+            if (v > 0)
+                *max = v;
+        }
+        close(fd);
+    }
+    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long n = 0;
+    while ((k = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < k; i++)
+            n += buf[i] == '\n';
+    close(fd);
+    return k < 0 ? -1 : n;
 }
 
 void os_release(void *p, size_t nbytes)
