@@ -652,7 +652,14 @@ void malloc_setAlign16(void);
 void malloc_flushGuardCache(void);
 void malloc_atfork_prepare(void);
 void malloc_atfork_parent(void);                 // GOMEM_ALIGN16, before malloc_init
-void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
+// malloc.c's process-wide counters: frees by threads without an mcache,
+// realloc's page moves.
+void malloc_sumcounters(gm_memstats *out);
+// realloc moves pages while the process has fewer mappings than this
+// (malloc.c; 0: vm.max_map_count / 4). Tests set it, then call
+// malloc_recountMappings to have the mappings counted at the next realloc.
+extern long reallocMapLimit;
+void malloc_recountMappings(void);
 void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 // The address where p, a pointer into parked coroutine g's stack, can be
 // reached now (its saved copy when g's frames are not on the execution
