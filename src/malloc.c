@@ -813,7 +813,8 @@ void gm_free_aligned_sized(void *p, size_t align, size_t size)
 // before 5.7, a source spanning two mappings on older kernels, ENOMEM,
 // fault injection) falls back to the copy. Not in the hardened mode
 // (guarded objects are not plain spans) nor under ASan (its shadow would not
-// move with the pages).
+// move with the pages). A large object shrinking to half or less gives its
+// tail pages back in place (mheap_shrinkInPlace).
 //
 // Threshold (ReallocMoveMin): a move costs a system call, and if the new
 // span's pages were resident the kernel frees them (about a memcpy of the
@@ -884,7 +885,7 @@ void malloc_recountMappings(void)
 }
 
 // A large object of its own span and no guard page: the only kind realloc
-// grows in place or moves.
+// grows or shrinks in place, or moves.
 static inline bool plainLarge(const mspan *s)
 {
     return s->spanclass == 0 && s->elemsize == s->npages << PageShift;
@@ -951,15 +952,16 @@ void *gm_realloc(void *p, size_t n)
     // classes are at most 12.5% apart, so growth within a class stays put).
     if (n <= have && n > have / 2)
         return p;
-    if (n > have && n > MaxSmallSize && n <= PTRDIFF_MAX) {
+    if (n > MaxSmallSize && n <= PTRDIFF_MAX && have > MaxSmallSize) {
         mspan *s = spanOf((uintptr_t)p);
-        if (plainLarge(s) && mheap_growInPlace(s, (n + PageMask) >> PageShift)) {
+        if (plainLarge(s) && (n > have ? mheap_growInPlace(s, (n + PageMask) >> PageShift)
+                                        : mheap_shrinkInPlace(s, (n + PageMask) >> PageShift))) {
             uintptr_t bytes = s->npages << PageShift;
             largeResized((intptr_t)bytes - (intptr_t)s->elemsize);
             s->elemsize = bytes;
             return p;
         }
-        if (have >= ReallocMoveMin && plainLarge(s) && !runtime_secure)
+        if (n > have && have >= ReallocMoveMin && plainLarge(s) && !runtime_secure)
             return reallocMove(p, s, have, n);
     }
     void *q = gm_malloc(n);

@@ -613,6 +613,41 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
     VALID();
 }
 
+// Shrinking a large object to half or less gives its tail pages back in
+// place (not in the hardened mode: the guard page would have to move).
+TEST(large_realloc_shrinks_in_place)
+{
+    size_t n = 1 << 20;
+    char *p = gm_malloc(n);
+    test_fill(p, n, 19);
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    char *q = gm_realloc(p, 300000);
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK(test_pattern_ok(q, 300000, 19));
+    if (!runtime_secure) {
+        CHECK(q == p);
+        CHECK_EQ(gm_malloc_usable_size(q), 37 * PageSize); // 300000 rounded up to pages
+        CHECK_EQ(a.large_inuse - b.large_inuse, n - 37 * PageSize);
+        CHECK_EQ(b.mallocs, a.mallocs);
+        CHECK_EQ(b.frees, a.frees);
+        CHECK_EQ(a.heap_inuse - b.heap_inuse, n - 37 * PageSize);
+        // The tail is free right after q: growing back takes it in place.
+        char *r = gm_realloc(q, n);
+        CHECK(r == q);
+        CHECK(test_pattern_ok(r, 300000, 19));
+        q = r;
+    }
+    // To a small object: a copy.
+    char *s = gm_realloc(q, 1000);
+    CHECK(gm_malloc_usable_size(s) < 2000);
+    CHECK(test_pattern_ok(s, 1000, 19));
+    gm_free(s);
+    VALID();
+}
+
 TEST(aligned_allocation)
 {
     for (size_t align = 1; align <= ((size_t)1 << 22); align <<= 1) {
@@ -1112,6 +1147,7 @@ int main(void)
     RUN(large_realloc_grows_in_place_before_moving);
     RUN(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent);
     RUN(large_realloc_moves_stop_at_the_mapping_limit);
+    RUN(large_realloc_shrinks_in_place);
     RUN(aligned_allocation);
     RUN(free_sized);
     RUN(counters_add_up);
