@@ -804,44 +804,54 @@ void gm_free_aligned_sized(void *p, size_t align, size_t size)
 //
 // A large object that must grow first tries the free pages right after it
 // (mheap_growInPlace). Failing that it gets a new span, and from
-// ReallocMoveMin bytes its pages are moved there instead of copied
+// ReallocMoveMin bytes its pages may be moved there instead of copied
 // (os_move_pages: the kernel moves the page-table entries, as glibc's
 // realloc does for its mmapped chunks with mremap). The old span's pages are
-// then released, so resident memory never holds both copies (a 16 MiB string
-// grown to 20 MiB peaked at 36 MiB when copied), and the new span's pages
-// are not faulted in one by one. A move that fails for any reason (a kernel
-// before 5.7, a source spanning two mappings on older kernels, ENOMEM,
-// fault injection) falls back to the copy. Not in the hardened mode
-// (guarded objects are not plain spans) nor under ASan (its shadow would not
-// move with the pages). A large object shrinking to half or less gives its
-// tail pages back in place (mheap_shrinkInPlace).
+// then released. A move that fails for any reason (a kernel before 5.7, a
+// source spanning two mappings on older kernels, ENOMEM, fault injection)
+// falls back to the copy. Not in the hardened mode (guarded objects are not
+// plain spans) nor under ASan (its shadow would not move with the pages). A
+// large object shrinking to half or less gives its tail pages back in place
+// (mheap_shrinkInPlace).
 //
-// Threshold (ReallocMoveMin): a move costs a system call, and if the new
-// span's pages were resident the kernel frees them (about a memcpy of the
-// same bytes); a copy into pages that are not resident costs a page fault
-// per 4 KiB (~2.5 us each on the machine measured, ten times the copy).
-// Measured on Linux 6.18 (raw mremap and memcpy, best of 5): at 1 MiB a
-// move takes 13 us onto non-resident pages and 103 us onto resident ones; a
-// copy 650 us into non-resident pages and 54 us into resident ones (64 KiB:
-// 7, 14, 42, 2 us; 4 MiB: 19, 392, 3200, 438 us). From 1 MiB a move costs
-// at most one such copy more and saves up to 50 of them.
+// When. A move pays when the new span's pages are not resident: nothing is
+// faulted in, and resident memory never holds both copies (perl growing a
+// 16 MiB string to 20 MiB peaked 15 MiB higher when copied). Onto resident
+// pages the kernel first frees them (a memcpy's worth of work). And a move
+// sends the old pages back to the OS at once, where the heap would keep
+// them for reuse (the scavenger releases only pages left free for a
+// while): a program that grows buffers in a loop faults them in again on
+// every round (bench/realloc PairWarm: 86 ms a round moving onto any new
+// span, 43 ms copying into pages the heap keeps). So realloc moves only
+// when the heap had to grow to find the new span and at least half of its
+// pages were not resident (mspan.fresh): the first time a buffer reaches a
+// size, as perl's string did, not in a heap that reuses its own pages.
+//
+// Threshold (ReallocMoveMin): onto pages that are not resident a move of
+// 1 MiB takes 13 us, a copy 650 us, as it faults in every 4 KiB page (~2.5
+// us each here; Linux 6.18, raw mremap against memcpy, best of 5; 64 KiB:
+// 7 against 42 us, 4 MiB: 19 against 3200 us). Smaller moves would pay as
+// well, but each move costs mappings (below), and the doubled footprint
+// moves avoid matters for large buffers: from 1 MiB, where both do.
 //
 // Mappings. The moved pages keep the file offset of their old address, so
 // they do not merge with their new neighbours: a move splits the arena's
 // mapping (VMA) around its destination, and a source that spans k mappings
-// (recent kernels move those, 6.18 here; older ones such as 6.1 refuse with
-// EFAULT, and realloc copies) leaves k at the destination. Nothing merges them back until a later
-// move or a failed one covers them. A process may have vm.max_map_count
-// mappings (65530 by default), after which mmap fails, for gomem and the
-// program alike. Measured on 6.18 with random large reallocs over a 760 MiB
-// heap: 1.7 more mappings per move on average (3 to 10 for some), growing
-// without a plateau (11,500 after 6,800 moves). So moves are allowed while
-// the process has fewer than a quarter of max_map_count: moveAllowed
-// counts the mappings (/proc/self/maps, ~0.5 us per mapping) and grants
-// (limit - count) / ReallocMapsPerMove moves before counting again; at
-// the limit (less than ReallocMinGrant moves' worth left),
-// ReallocRecountAfter reallocs copy before it looks again. Without /proc,
-// reallocs always copy.
+// (recent kernels move those, 6.18 here; older ones such as 6.1 refuse
+// with EFAULT, and realloc copies) leaves k at the destination. Nothing
+// merges them back until a later move, or a failed one, covers them. A
+// process may have vm.max_map_count mappings (65530 by default), after
+// which mmap fails, for gomem and the program alike. Measured on 6.18 with
+// random large reallocs over a 760 MiB heap, every one moved: 1.7 more
+// mappings per move on average (3 to 10 for some), growing without a
+// plateau (11,500 after 6,800 moves). Moves need the heap to grow ("When"),
+// which bounds them by the heap's address space, not tightly enough. So
+// moves are allowed while the process has fewer than a quarter of
+// max_map_count: moveAllowed counts the mappings (/proc/self/maps, ~0.5 us
+// per mapping) and grants (limit - count) / ReallocMapsPerMove moves before
+// counting again; at the limit (less than ReallocMinGrant moves' worth
+// left), ReallocRecountAfter reallocs copy before it looks again. Without
+// /proc, reallocs always copy.
 #ifdef GM_ASAN
 #define ReallocMoveMin SIZE_MAX // ASan: the shadow would not move with the pages
 #else
@@ -850,13 +860,13 @@ void gm_free_aligned_sized(void *p, size_t align, size_t size)
 #define ReallocMapsPerMove 8    // assumed for the grant, above the measured average
 #define ReallocMinGrant 64      // fewer moves than this left: not worth a count each
 #define ReallocRecountAfter 1024
-// The grant: reallocs of ReallocMoveMin bytes or more left before the
-// mappings are counted again (0 at start: counted at the first), and
-// whether they move. Atomic; the count is taken under moveCountLock (a
-// try-lock: others copy meanwhile).
+// The grant: moves realloc may try before the mappings are counted again
+// (0 at start: counted at the first), and whether it may. Atomic; the count
+// is taken under moveCountLock (a try-lock: others copy meanwhile).
 static _Atomic int64_t moveTicket;
 static _Atomic bool moveGranted;
 long reallocMapLimit; // 0: max_map_count / 4; tests may set it
+bool reallocMoveAny;  // tests: move onto any new span ("When" skipped)
 static _Atomic uint64_t reallocMoves, reallocMovedBytes; // atomic; gm_stats
 
 static bool moveAllowed(void)
@@ -912,7 +922,9 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
     void *q = mallocLarge(c, n, 1, false);
     if (q == NULL)
         return NULL;
-    int r = moveAllowed() ? os_move_pages(p, q, have) : -1;
+    mspan *t = spanOfRaw((uintptr_t)q);
+    bool fresh = t->fresh || reallocMoveAny; // "When", above
+    int r = fresh && moveAllowed() ? os_move_pages(p, q, have) : -1;
     if (r == 0) {
         atomic_fetch_add_explicit(&reallocMoves, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&reallocMovedBytes, have, memory_order_relaxed);
@@ -924,7 +936,6 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
     if (r == -2) {
         // q's pages may be unmapped: its span stays in use, never handed
         // out again (counted as a freed object), and the copy goes elsewhere.
-        mspan *t = spanOf((uintptr_t)q);
         runtime_warning("realloc: pages at %p could not be mapped again after a failed move; %lu bytes leaked", q,
                         (unsigned long)t->elemsize);
         counter_add(&c->largeFree, t->elemsize);

@@ -373,14 +373,17 @@ static void addRemainderLocked(mspan *r, uint32_t freedAt)
 // Takes npages (aligned to align_pages) out of the free index. The result is
 // not in any list, its state is dead, and its released pages are marked
 // unreleased (the caller will dirty them); needzero says whether any page
-// may hold old data.
+// may hold old data, fresh whether the heap had to grow for it and at least
+// half of its pages were released (not resident).
 static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
 {
     uintptr_t want = npages + align_pages - 1;
     mspan *s = freelist_find(FreeSetDirty, want);
+    bool grew = false;
     if (s == NULL)
         s = freelist_find(FreeSetClean, want);
     if (s == NULL) {
+        grew = true;
         if (mheap_grow(bucket_roundup(want)) != 0)
             return NULL;
         s = freelist_find(FreeSetDirty, want);
@@ -416,6 +419,7 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     s->npages = npages;
     s->nreleased = 0;
     s->needzero = released != npages;
+    s->fresh = grew && released * 2 >= npages;
     return s;
 }
 

@@ -288,6 +288,10 @@ struct mspan {
     // blocks' start bitmaps (malloc.c) and are never handed out.
     uint8_t nreserved;       // immutable while in use
 
+    // 1 if the heap had to grow to find the span and at least half of its
+    // pages were not resident; set by mheap at alloc, a hint for realloc.
+    uint8_t fresh;
+
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,
     // while it is on an mcentral list, that mcentral's lock. Only
@@ -660,6 +664,9 @@ void malloc_sumcounters(gm_memstats *out);
 // malloc_recountMappings to have the mappings counted at the next realloc.
 extern long reallocMapLimit;
 void malloc_recountMappings(void);
+// Tests: realloc moves onto any new span, not only onto fresh pages the heap
+// grew for (malloc.c, "When").
+extern bool reallocMoveAny;
 void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 // The address where p, a pointer into parked coroutine g's stack, can be
 // reached now (its saved copy when g's frames are not on the execution

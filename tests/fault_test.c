@@ -136,7 +136,8 @@ static int workload(void)
         memset(r, 0x5a, n);
     }
     // Large reallocs that cannot grow in place (the next object follows
-    // each): their pages move (mremap), or are copied when that fails.
+    // each), to a size the heap must grow for: their pages move (mremap),
+    // or are copied when that fails.
     unsigned char *mv[3];
     for (int i = 0; i < 3; i++)
         mv[i] = fill(2 << 20, 0x30 + i);
@@ -144,15 +145,14 @@ static int workload(void)
         if (mv[i] == NULL)
             continue;
         errno = 0;
-        unsigned char *q = gm_realloc(mv[i], 5 << 20);
+        unsigned char *q = gm_realloc(mv[i], 48 << 20);
         if (q == NULL) {
             EXPECT(errno == ENOMEM);
             EXPECT(holds(mv[i], 2 << 20, 0x30 + i));
             continue;
         }
         EXPECT(holds(q, 2 << 20, 0x30 + i));
-        memset(q + (2 << 20), 0x30 + i, 3 << 20);
-        EXPECT(holds(q, 5 << 20, 0x30 + i));
+        q[(48 << 20) - 1] = 1; // the new pages are writable
         mv[i] = q;
     }
     for (int i = 0; i < 3; i++)

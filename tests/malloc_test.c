@@ -310,6 +310,7 @@ static void freeJunk(void **junk, int *njunk)
 
 TEST(large_realloc_chain_keeps_every_page_and_moves_them)
 {
+    reallocMoveAny = true; // every step not in place moves ("When" is tested below)
     gm_memstats a, b;
     gm_thread_flush();
     gm_stats(&a);
@@ -336,6 +337,7 @@ TEST(large_realloc_chain_keeps_every_page_and_moves_them)
         n = m;
     }
     CHECK(test_pattern_ok(p, n, 11));
+    reallocMoveAny = false;
     gm_thread_flush();
     gm_stats(&b);
     uint64_t moves = b.realloc_moves - a.realloc_moves;
@@ -368,6 +370,7 @@ TEST(large_realloc_move_does_not_copy_and_releases_the_old_pages)
     int njunk = 0;
     size_t n = (size_t)32 << 20;
     char *p = largeBlocked(n, 12, junk, &njunk);
+    reallocMoveAny = true;
     CHECK(p != NULL);
     gm_memstats a, b;
     gm_thread_flush();
@@ -375,6 +378,7 @@ TEST(large_realloc_move_does_not_copy_and_releases_the_old_pages)
     size_t rss0 = test_rss_bytes();
     char *q = gm_realloc(p, n + n / 2);
     size_t rss1 = test_rss_bytes();
+    reallocMoveAny = false;
     gm_thread_flush();
     gm_stats(&b);
     CHECK(q != NULL && q != p);
@@ -432,7 +436,9 @@ TEST(large_realloc_move_counters_add_up)
     gm_memstats a, b;
     gm_thread_flush();
     gm_stats(&a);
+    reallocMoveAny = true;
     char *q = gm_realloc(p, 5 << 20);
+    reallocMoveAny = false;
     gm_thread_flush();
     gm_stats(&b);
     CHECK(q != NULL && q != p);
@@ -494,6 +500,7 @@ TEST(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent)
     size_t n = 2 << 20;
     gm_memstats a, b;
     char *p = largeBlocked(n, 16, junk, &njunk);
+    reallocMoveAny = true;
     gm_thread_flush();
     gm_stats(&a);
     os_fault_set(OS_FAULT_MREMAP, 1);
@@ -543,6 +550,7 @@ TEST(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent)
         CHECK(b.heap_alloc <= b.heap_inuse);
         gm_free(q);
     }
+    reallocMoveAny = false;
     freeJunk(junk, &njunk);
     VALID();
 }
@@ -573,6 +581,7 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
     size_t maps0 = countMappings();
     reallocMapLimit = (long)maps0 + 1000;
     malloc_recountMappings();
+    reallocMoveAny = true;
     uint64_t rng = 3;
     void *live[8] = { 0 };
     size_t len[8] = { 0 };
@@ -608,8 +617,60 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
     CHECK(maps1 <= (size_t)reallocMapLimit);
     reallocMapLimit = 0;
     malloc_recountMappings();
+    reallocMoveAny = false;
     for (int k = 0; k < 8; k++)
         gm_free(live[k]);
+    VALID();
+}
+
+// The pages of the largest free span.
+static uintptr_t largestFreePages(void)
+{
+    uintptr_t max = 0;
+    lock(&mheap_.lock);
+    for (int set = 0; set < 2; set++)
+        for (int b = 0; b < FreeBuckets; b++)
+            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+                if (f->npages > max)
+                    max = f->npages;
+    unlock(&mheap_.lock);
+    return max;
+}
+
+// Without the tests' switch realloc moves only onto fresh pages of a heap
+// that had to grow (malloc.c, "When"), not into pages the heap keeps
+// resident, where a copy costs no page fault and keeps them in use.
+TEST(large_realloc_moves_only_when_the_heap_grows)
+{
+    void *junk[64];
+    int njunk = 0;
+    size_t n = 2 << 20;
+    gm_memstats a, b;
+    // A free span of resident pages takes the new object: a copy.
+    char *warm = gm_malloc(16 << 20);
+    memset(warm, 1, 16 << 20);
+    char *p = largeBlocked(n, 20, junk, &njunk);
+    gm_free(warm);
+    gm_thread_flush();
+    gm_stats(&a);
+    char *q = gm_realloc(p, 8 << 20);
+    gm_stats(&b);
+    CHECK(q != NULL && q != p && test_pattern_ok(q, n, 20));
+    CHECK_EQ(b.mremap_calls, a.mremap_calls);
+    CHECK_EQ(b.realloc_moves, a.realloc_moves);
+    gm_free(q);
+    // Larger than any free span (twice: fresh pages are most of the new
+    // one): the heap grows, and the pages move.
+    p = largeBlocked(n, 21, junk, &njunk);
+    size_t m = (2 * largestFreePages() << PageShift) + (4 << 20);
+    gm_stats(&a);
+    q = gm_realloc(p, m);
+    gm_stats(&b);
+    CHECK(q != NULL && q != p && test_pattern_ok(q, n, 21));
+    CHECK(b.arena_reserved > a.arena_reserved || b.heap_sys > a.heap_sys); // the heap grew
+    CHECK_EQ(b.realloc_moves - a.realloc_moves, movesExpected() ? 1 : 0);
+    gm_free(q);
+    freeJunk(junk, &njunk);
     VALID();
 }
 
@@ -1147,6 +1208,7 @@ int main(void)
     RUN(large_realloc_grows_in_place_before_moving);
     RUN(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent);
     RUN(large_realloc_moves_stop_at_the_mapping_limit);
+    RUN(large_realloc_moves_only_when_the_heap_grows);
     RUN(large_realloc_shrinks_in_place);
     RUN(aligned_allocation);
     RUN(free_sized);

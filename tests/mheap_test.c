@@ -239,6 +239,39 @@ TEST(shrink_in_place_frees_the_tail)
     VALID();
 }
 
+static uintptr_t largestFreePages(void)
+{
+    uintptr_t max = 0;
+    lock(&mheap_.lock);
+    for (int set = 0; set < 2; set++)
+        for (int b = 0; b < FreeBuckets; b++)
+            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+                if (f->npages > max)
+                    max = f->npages;
+    unlock(&mheap_.lock);
+    return max;
+}
+
+// fresh: the heap grew to find the span and most of its pages are not
+// resident (realloc moves pages only onto such a span).
+TEST(fresh_says_the_heap_grew_for_the_span)
+{
+    uintptr_t n = 2 * largestFreePages() + 512;
+    mspan *s = mheap_alloc(n, 0);
+    CHECK(s != NULL);
+    CHECK_EQ(s->fresh, 1);
+    memset((void *)s->startAddr, 1, n << PageShift);
+    mheap_free(s);
+    s = mheap_alloc(n, 0); // the same pages, resident
+    CHECK_EQ(s->fresh, 0);
+    CHECK_EQ(s->needzero, 1);
+    mheap_free(s);
+    s = mheap_alloc(3, 0);
+    CHECK_EQ(s->fresh, 0);
+    mheap_free(s);
+    VALID();
+}
+
 TEST(aligned_manual_spans)
 {
     for (uintptr_t align = 1; align <= 64; align *= 2) {
@@ -469,6 +502,7 @@ int main(void)
     RUN(needzero_is_truthful);
     RUN(free_released_joins_the_clean_index);
     RUN(shrink_in_place_frees_the_tail);
+    RUN(fresh_says_the_heap_grew_for_the_span);
     RUN(aligned_manual_spans);
     RUN(span_larger_than_an_arena);
     RUN(random_ops_keep_contents_and_invariants);
