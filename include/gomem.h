@@ -70,6 +70,7 @@ typedef struct gm_memstats {
     uint64_t mmap_calls;        // address-space reservations and metadata maps
     uint64_t mprotect_calls;    // commits and guard pages
     uint64_t madvise_calls;     // decommits (scavenger)
+    uint64_t mremap_calls;      // page moves tried (realloc of large objects)
     uint64_t scavenged_bytes;   // total bytes the scavenger ever released
     uint64_t scavenge_retain;   // the scavenger's retained budget (GOMEM_SCAVENGE)
 
@@ -100,6 +101,9 @@ typedef struct gm_memstats {
     uint64_t mallocs;           // [Mallocs] objects ever allocated
     uint64_t frees;             // [Frees] objects ever freed
     uint64_t large_inuse;       // bytes of allocated objects over 32 KiB
+    uint64_t realloc_moves;     // large reallocs whose pages moved to the new object, not copied
+                                // (each also counts as a malloc and a free)
+    uint64_t realloc_moved_bytes; // their bytes
     uint64_t nspan_partial;     // heap spans in mcentral partial lists
     uint64_t nspan_full;        // heap spans in mcentral full lists
     // The tiny allocator (objects below max_tiny_size packed into blocks).

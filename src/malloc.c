@@ -422,14 +422,19 @@ void malloc_flushGuardCache(void)
     }
 }
 
+static int moveCountLock; // realloc's count of the mappings (below)
+
 // fork: the child must not find the lock held by a thread that is gone.
+
 void malloc_atfork_prepare(void)
 {
     spin_lock(&guardCacheLock);
+    spin_lock(&moveCountLock);
 }
 
 void malloc_atfork_parent(void)
 {
+    spin_unlock(&moveCountLock);
     spin_unlock(&guardCacheLock);
 }
 
@@ -802,6 +807,154 @@ void gm_free_aligned_sized(void *p, size_t align, size_t size)
 }
 
 // --------------------------------------------------------------- realloc
+//
+// A large object that must grow first tries the free pages right after it
+// (mheap_growInPlace). Failing that it gets a new span, and from
+// ReallocMoveMin bytes its pages may be moved there instead of copied
+// (os_move_pages: the kernel moves the page-table entries, as glibc's
+// realloc does for its mmapped chunks with mremap). The old span's pages are
+// then released. A move that fails for any reason (a kernel before 5.7, a
+// source spanning two mappings on older kernels, ENOMEM, fault injection)
+// falls back to the copy. Not in the hardened mode (guarded objects are not
+// plain spans) nor under ASan (its shadow would not move with the pages). A
+// large object shrinking to half or less gives its tail pages back in place
+// (mheap_shrinkInPlace).
+//
+// When. A move pays when the new span's pages are not resident: nothing is
+// faulted in, and resident memory never holds both copies (perl growing a
+// 16 MiB string to 20 MiB peaked 15 MiB higher when copied). Onto resident
+// pages the kernel first frees them (a memcpy's worth of work). And a move
+// sends the old pages back to the OS at once, where the heap would keep
+// them for reuse (the scavenger releases only pages left free for a
+// while): a program that grows buffers in a loop faults them in again on
+// every round (bench/realloc PairWarm: 86 ms a round moving onto any new
+// span, 43 ms copying into pages the heap keeps). So realloc moves only
+// when the heap had to grow to find the new span and at least half of its
+// pages were not resident (mspan.fresh): the first time a buffer reaches a
+// size, as perl's string did, not in a heap that reuses its own pages.
+//
+// Threshold (ReallocMoveMin): onto pages that are not resident a move of
+// 1 MiB takes 13 us, a copy 650 us, as it faults in every 4 KiB page (~2.5
+// us each here; Linux 6.18, raw mremap against memcpy, best of 5; 64 KiB:
+// 7 against 42 us, 4 MiB: 19 against 3200 us). Smaller moves would pay as
+// well, but each move costs mappings (below), and the doubled footprint
+// moves avoid matters for large buffers: from 1 MiB, where both do.
+//
+// Mappings. The moved pages keep the file offset of their old address, so
+// they do not merge with their new neighbours: a move splits the arena's
+// mapping (VMA) around its destination, and a source that spans k mappings
+// (recent kernels move those, 6.18 here; older ones such as 6.1 refuse
+// with EFAULT, and realloc copies) leaves k at the destination. Nothing
+// merges them back until a later move, or a failed one, covers them. A
+// process may have vm.max_map_count mappings (65530 by default), after
+// which mmap fails, for gomem and the program alike. Measured on 6.18 with
+// random large reallocs over a 760 MiB heap, every one moved: 1.7 more
+// mappings per move on average (3 to 10 for some), growing without a
+// plateau (11,500 after 6,800 moves). Moves need the heap to grow ("When"),
+// which bounds them by the heap's address space, not tightly enough. So
+// moves are allowed while the process has fewer than a quarter of
+// max_map_count: moveAllowed counts the mappings (/proc/self/maps, ~0.5 us
+// per mapping) and grants (limit - count) / ReallocMapsPerMove moves before
+// counting again; at the limit (less than ReallocMinGrant moves' worth
+// left), ReallocRecountAfter reallocs copy before it looks again. Without
+// /proc, reallocs always copy.
+#ifdef GM_ASAN
+#define ReallocMoveMin SIZE_MAX // ASan: the shadow would not move with the pages
+#else
+#define ReallocMoveMin ((size_t)1 << 20)
+#endif
+#define ReallocMapsPerMove 8    // assumed for the grant, above the measured average
+#define ReallocMinGrant 64      // fewer moves than this left: not worth a count each
+#define ReallocRecountAfter 1024
+// The grant: moves realloc may try before the mappings are counted again
+// (0 at start: counted at the first), and whether it may. Atomic; the count
+// is taken under moveCountLock (a try-lock: others copy meanwhile).
+static _Atomic int64_t moveTicket;
+static _Atomic bool moveGranted;
+long reallocMapLimit; // 0: max_map_count / 4; tests may set it
+bool reallocMoveAny;  // tests: move onto any new span ("When" skipped)
+static _Atomic uint64_t reallocMoves, reallocMovedBytes; // atomic; gm_stats
+
+static bool moveAllowed(void)
+{
+    if (atomic_fetch_sub_explicit(&moveTicket, 1, memory_order_relaxed) > 0)
+        return atomic_load_explicit(&moveGranted, memory_order_relaxed);
+    if (__atomic_exchange_n(&moveCountLock, 1, __ATOMIC_ACQUIRE))
+        return false; // another thread is counting: copy this once
+    if (atomic_load_explicit(&moveTicket, memory_order_relaxed) < 0) {
+        long max, n = os_count_mappings(&max);
+        long limit = reallocMapLimit != 0 ? reallocMapLimit : max / 4;
+        long grant = n < 0 || n >= limit ? 0 : (limit - n) / ReallocMapsPerMove;
+        bool ok = grant >= ReallocMinGrant;
+        atomic_store_explicit(&moveGranted, ok, memory_order_relaxed);
+        atomic_store_explicit(&moveTicket, ok ? grant : n < 0 ? INT64_MAX : ReallocRecountAfter,
+                              memory_order_relaxed);
+    }
+    bool granted = atomic_load_explicit(&moveGranted, memory_order_relaxed);
+    __atomic_store_n(&moveCountLock, 0, __ATOMIC_RELEASE);
+    return granted;
+}
+
+void malloc_recountMappings(void)
+{
+    atomic_store_explicit(&moveTicket, 0, memory_order_relaxed);
+}
+
+// A large object of its own span and no guard page: the only kind realloc
+// grows or shrinks in place, or moves.
+static inline bool plainLarge(const mspan *s)
+{
+    return s->spanclass == 0 && s->elemsize == s->npages << PageShift;
+}
+
+static void largeResized(intptr_t delta)
+{
+    mcache *c = mcache_tls;
+    if (c != NULL && delta > 0)
+        counter_add(&c->largeAlloc, (uint64_t)delta);
+    else if (c != NULL)
+        counter_add(&c->largeFree, (uint64_t)-delta);
+    else
+        atomic_fetch_sub_explicit(&orphanLargeFreeBytes, (uint64_t)delta, memory_order_relaxed);
+}
+
+// p (span s, have bytes) grows to n > have bytes in a new span, its pages
+// moved there when the mappings allow. NULL and ENOMEM if no span.
+static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
+{
+    mcache *c = getmcache();
+    if (c == NULL)
+        return NULL;
+    void *q = mallocLarge(c, n, 1, false);
+    if (q == NULL)
+        return NULL;
+    mspan *t = spanOfRaw((uintptr_t)q);
+    bool fresh = t->fresh || reallocMoveAny; // "When", above
+    int r = fresh && moveAllowed() ? os_move_pages(p, q, have) : -1;
+    if (r == 0) {
+        atomic_fetch_add_explicit(&reallocMoves, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&reallocMovedBytes, have, memory_order_relaxed);
+        counter_add(&c->largeFree, have);
+        counter_add(&c->nlargeFree, 1);
+        mheap_freeReleased(s); // nothing to fill or poison: its pages are gone
+        return q;
+    }
+    if (r == -2) {
+        // q's pages may be unmapped: its span stays in use, never handed
+        // out again (counted as a freed object), and the copy goes elsewhere.
+        runtime_warning("realloc: pages at %p could not be mapped again after a failed move; %lu bytes leaked", q,
+                        (unsigned long)t->elemsize);
+        counter_add(&c->largeFree, t->elemsize);
+        counter_add(&c->nlargeFree, 1);
+        t->elemsize = 0; // a free of q now reports "already free"
+        q = gm_malloc(n);
+        if (q == NULL)
+            return NULL;
+    }
+    memcpy(q, p, have);
+    gm_free(p);
+    return q;
+}
 
 void *gm_realloc(void *p, size_t n)
 {
@@ -816,20 +969,17 @@ void *gm_realloc(void *p, size_t n)
     // classes are at most 12.5% apart, so growth within a class stays put).
     if (n <= have && n > have / 2)
         return p;
-    // A large object grows into the free pages after it when it can.
-    if (n > have && n > MaxSmallSize && n <= PTRDIFF_MAX) {
+    if (n > MaxSmallSize && n <= PTRDIFF_MAX && have > MaxSmallSize) {
         mspan *s = spanOf((uintptr_t)p);
-        if (s->spanclass == 0 && s->elemsize == s->npages << PageShift && // not guarded
-            mheap_growInPlace(s, (n + PageMask) >> PageShift)) {
-            uintptr_t grown = (s->npages << PageShift) - s->elemsize;
-            s->elemsize = s->npages << PageShift;
-            mcache *c = mcache_tls;
-            if (c != NULL)
-                counter_add(&c->largeAlloc, grown);
-            else
-                atomic_fetch_sub_explicit(&orphanLargeFreeBytes, grown, memory_order_relaxed);
+        if (plainLarge(s) && (n > have ? mheap_growInPlace(s, (n + PageMask) >> PageShift)
+                                        : mheap_shrinkInPlace(s, (n + PageMask) >> PageShift))) {
+            uintptr_t bytes = s->npages << PageShift;
+            largeResized((intptr_t)bytes - (intptr_t)s->elemsize);
+            s->elemsize = bytes;
             return p;
         }
+        if (n > have && have >= ReallocMoveMin && plainLarge(s) && !runtime_secure)
+            return reallocMove(p, s, have, n);
     }
     void *q = gm_malloc(n);
     if (q == NULL)
@@ -924,8 +1074,10 @@ int gm_posix_memalign(void **out, size_t align, size_t n)
 
 // ----------------------------------------------------------------- stats
 
-void malloc_sumorphans(gm_memstats *out)
+void malloc_sumcounters(gm_memstats *out)
 {
+    out->realloc_moves = atomic_load_explicit(&reallocMoves, memory_order_relaxed);
+    out->realloc_moved_bytes = atomic_load_explicit(&reallocMovedBytes, memory_order_relaxed);
     for (int i = 0; i < NumSizeClasses; i++)
         out->by_size[i].frees += atomic_load_explicit(&orphanFree[i], memory_order_relaxed);
     for (int i = TinyClass16; i <= TinyClass32; i++) {

@@ -4,8 +4,10 @@
 //
 // Owns every page gomem hands out: heap spans (mheap_alloc/mheap_free, used
 // by mcentral and large objects) and manual spans (mheap_allocManual/
-// mheap_freeManual, used by the stack allocator). See malloc.c for how the
-// layers fit together.
+// mheap_freeManual, used by the stack allocator). realloc resizes a large
+// object's span in place (mheap_growInPlace, mheap_shrinkInPlace) and frees
+// one whose pages it moved away as released (mheap_freeReleased). See
+// malloc.c for how the layers fit together.
 //
 // Structure:
 //  - Address space is reserved in 64 MiB arenas (os_reserve) and committed
@@ -378,14 +380,17 @@ static void addRemainderLocked(mspan *r, uint32_t freedAt)
 // Takes npages (aligned to align_pages) out of the free index. The result is
 // not in any list, its state is dead, and its released pages are marked
 // unreleased (the caller will dirty them); needzero says whether any page
-// may hold old data.
+// may hold old data, fresh whether the heap had to grow for it and at least
+// half of its pages were released (not resident).
 static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
 {
     uintptr_t want = npages + align_pages - 1;
     mspan *s = freelist_find(FreeSetDirty, want);
+    bool grew = false;
     if (s == NULL)
         s = freelist_find(FreeSetClean, want);
     if (s == NULL) {
+        grew = true;
         if (mheap_grow(bucket_roundup(want)) != 0)
             return NULL;
         s = freelist_find(FreeSetDirty, want);
@@ -421,6 +426,7 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     s->npages = npages;
     s->nreleased = 0;
     s->needzero = released != npages;
+    s->fresh = grew && released * 2 >= npages;
     return s;
 }
 
@@ -621,7 +627,9 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
     return allocCommon(npages, align_pages, mSpanManual, 0, false);
 }
 
-static void freeCommon(mspan *s, uint8_t wantState, const char *who)
+// released: every page of s was given back to the OS already (its pages
+// were moved away, mheap_freeReleased), so it is freed clean.
+static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *who)
 {
     lock(&mheap_.lock);
     uint8_t st = atomic_load_explicit(&s->state, memory_order_relaxed);
@@ -638,7 +646,12 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
     TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
     if (st == mSpanInUse) // not stacks: their shadow would stay resident after a scavenge
         ASAN_POISON(s->startAddr, s->npages << PageShift);
-    s->nreleased = 0; // its pages were handed out as unreleased
+    if (released) {
+        releasedOp(s->startAddr, s->npages, 1);
+        s->nreleased = s->npages;
+    } else {
+        s->nreleased = 0; // its pages were handed out as unreleased
+    }
     s->freedAt = os_coarse_ms();
     s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"
     freeSpanLocked(s);
@@ -653,12 +666,49 @@ static void freeCommon(mspan *s, uint8_t wantState, const char *who)
 
 void mheap_free(mspan *s)
 {
-    freeCommon(s, mSpanInUse, "mheap_free");
+    freeCommon(s, mSpanInUse, false, "mheap_free");
+}
+
+void mheap_freeReleased(mspan *s)
+{
+    freeCommon(s, mSpanInUse, true, "mheap_freeReleased");
 }
 
 void mheap_freeManual(mspan *s)
 {
-    freeCommon(s, mSpanManual, "mheap_freeManual");
+    freeCommon(s, mSpanManual, false, "mheap_freeManual");
+}
+
+// Shrinks in-use span s to its first newpages pages; the rest becomes a
+// free span (dirty: the object used those pages), merged with a free span
+// after it. The tail's span-table entries keep naming s, as a free span's
+// middle entries may (spanOf bounds them by s's new size). Returns false,
+// changing nothing, if newpages is not smaller or no descriptor is left.
+// realloc shrinking a large object uses it instead of copying.
+bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages)
+{
+    if (newpages == 0 || newpages >= s->npages)
+        return false;
+    uintptr_t tailPages = s->npages - newpages;
+    lock(&mheap_.lock);
+    mspan *t = newSpanLocked(s->startAddr + (newpages << PageShift), tailPages);
+    if (t == NULL) {
+        unlock(&mheap_.lock);
+        return false;
+    }
+    ASAN_POISON(t->startAddr, tailPages << PageShift);
+    s->npages = newpages;
+    mheap_.pagesInUse -= tailPages;
+    t->freedAt = os_coarse_ms(); // nreleased 0: dirty
+    freeSpanLocked(t);
+    scavengeIfNeededLocked();
+    unlock(&mheap_.lock);
+    if (GM_DEBUG >= 3) {
+        const char *bad = mheap_valid();
+        if (bad != NULL)
+            throw("mheap_valid after shrinkInPlace: %s", bad);
+    }
+    return true;
 }
 
 // ------------------------------------------------------------ scavenger

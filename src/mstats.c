@@ -38,9 +38,10 @@ int gm_stats(gm_memstats *out)
     out->mmap_calls = os_calls(OS_FAULT_MMAP);
     out->mprotect_calls = os_calls(OS_FAULT_MPROTECT);
     out->madvise_calls = os_calls(OS_FAULT_MADVISE);
+    out->mremap_calls = os_calls(OS_FAULT_MREMAP);
     stack_stats(out);
     mcache_sumcounters(out);
-    malloc_sumorphans(out);
+    malloc_sumcounters(out);
     mcentral_stats(out);
     for (int i = 0; i < GM_SIZE_CLASSES; i++) {
         out->by_size[i].size = class_to_size[i];
@@ -78,11 +79,12 @@ int gm_stats_json(FILE *f)
     F(sys); F(heap_sys); F(heap_inuse); F(heap_idle); F(heap_released);
     F(stack_inuse); F(meta_sys); F(arena_reserved);
     F(nspan_inuse); F(nspan_manual); F(nspan_free);
-    F(mmap_calls); F(mprotect_calls); F(madvise_calls);
+    F(mmap_calls); F(mprotect_calls); F(madvise_calls); F(mremap_calls);
     F(scavenged_bytes); F(scavenge_retain);
     F(stack_fixed); F(stack_orders);
     F(stack_large_inuse); F(stack_large_cached);
     F(heap_alloc); F(heap_objects); F(mallocs); F(frees); F(large_inuse);
+    F(realloc_moves); F(realloc_moved_bytes);
     F(nspan_partial); F(nspan_full);
     F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
     F(coro_running); F(coro_runnable); F(coro_waiting);

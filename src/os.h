@@ -10,6 +10,8 @@
 //                                          no longer counted in RSS)
 //   released: touching it is allowed and makes it committed again
 //   any page  --os_protect_none--> guard (any access faults)
+//   committed --os_move_pages--> released, its pages now at another
+//                                committed range (no copy)
 //   guard     --os_commit--> committed
 //   reserved/committed/released --os_release--> none
 //
@@ -19,15 +21,16 @@
 // Fault injection (tests only, but always compiled in since the check is one
 // predictable branch on a slow path): the Nth and later calls of a kind fail
 // with ENOMEM. Set from the environment at first use
-// (GOMEM_FAULT_MMAP=N, GOMEM_FAULT_MPROTECT=N, GOMEM_FAULT_MADVISE=N) or by
-// os_fault_set() from a test. N counts from 1; 0 disables.
+// (GOMEM_FAULT_MMAP=N, GOMEM_FAULT_MPROTECT=N, GOMEM_FAULT_MADVISE=N,
+// GOMEM_FAULT_MREMAP=N) or by os_fault_set() from a test. N counts from 1;
+// 0 disables.
 #ifndef GOMEM_OS_H
 #define GOMEM_OS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_NKINDS };
+enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_MREMAP, OS_FAULT_NKINDS };
 
 // The system page size (4 KiB on x86-64 Linux); gomem's own page is larger.
 size_t os_physpagesize(void);
@@ -53,6 +56,28 @@ int os_protect_none(void *p, size_t nbytes);
 // fail as OS_FAULT_MPROTECT. 0 on success, -1 and errno.
 int os_guard(void *p, size_t nbytes);
 int os_unguard(void *p, size_t nbytes);
+
+// Moves the pages of committed [from, from+nbytes) to committed [to,
+// to+nbytes) (page-aligned, not overlapping) without copying them: the
+// kernel moves the page-table entries (Linux 5.7+'s mremap with
+// MREMAP_DONTUNMAP; glibc's realloc moves its mmapped chunks the same way).
+// Afterwards to holds what from held, and from is released: still mapped,
+// reads as zero. 0 on success. On failure from is untouched and:
+//   -1 and errno: to is committed again, its old contents lost (the kernel
+//      may unmap the destination before it fails: it is mapped again);
+//   -2 and errno: to could not be mapped again and may be a hole: nothing
+//      may touch it again.
+// EINVAL once (a kernel without MREMAP_DONTUNMAP) and every later call fails
+// at once with ENOSYS, making no system call. Counts and fails (injected: as
+// a kernel may, after unmapping to) as OS_FAULT_MREMAP; mapping to again
+// counts and fails as OS_FAULT_MMAP.
+int os_move_pages(void *from, void *to, size_t nbytes);
+
+// The number of mappings (VMAs) this process has now, from
+// /proc/self/maps, and in *max the most the kernel allows one
+// (vm.max_map_count; 65530 if unreadable). -1 if /proc cannot be read.
+// About 0.5 us per mapping.
+long os_count_mappings(long *max);
 
 // Unmaps [p, p+nbytes). Used only to undo a reservation gomem could not use.
 void os_release(void *p, size_t nbytes);

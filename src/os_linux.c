@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// The OS layer on Linux: mmap, mprotect, madvise. See os.h for the states a
+// The OS layer on Linux: mmap, mprotect, madvise, mremap. See os.h for the states a
 // range moves through. This file only makes system calls and counts them; it
 // keeps no state besides the counters and the fault-injection thresholds
 // (both atomic, so any thread may call in).
@@ -12,6 +12,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -25,7 +26,7 @@ static _Atomic int os_fault_env_read;                  // atomic
 static void os_fault_read_env(void)
 {
     static const char *const names[OS_FAULT_NKINDS] = {
-        "GOMEM_FAULT_MMAP", "GOMEM_FAULT_MPROTECT", "GOMEM_FAULT_MADVISE",
+        "GOMEM_FAULT_MMAP", "GOMEM_FAULT_MPROTECT", "GOMEM_FAULT_MADVISE", "GOMEM_FAULT_MREMAP",
     };
     for (int k = 0; k < OS_FAULT_NKINDS; k++) {
         const char *v = getenv(names[k]);
@@ -175,6 +176,69 @@ int os_unguard(void *p, size_t nbytes)
         return -1;
     }
     return 0;
+}
+
+static _Atomic int noMoveDontunmap; // the kernel refused MREMAP_DONTUNMAP once (before 5.7)
+
+int os_move_pages(void *from, void *to, size_t nbytes)
+{
+    if (atomic_load_explicit(&noMoveDontunmap, memory_order_relaxed)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    void *r;
+    if (os_fault(OS_FAULT_MREMAP)) {
+        // Fail as a kernel may: MREMAP_FIXED unmaps the destination first,
+        // and a later check (a source spanning two mappings before 6.17,
+        // RLIMIT_AS, vm.max_map_count) fails after that.
+        munmap(to, nbytes);
+        r = MAP_FAILED;
+    } else {
+        r = mremap(from, nbytes, nbytes, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, to);
+        if (r != MAP_FAILED)
+            return 0;
+        if (errno == EINVAL) // unknown flag: refused before anything was unmapped
+            atomic_store_explicit(&noMoveDontunmap, 1, memory_order_relaxed);
+    }
+    int err = errno;
+    // The destination's contents do not matter: map it afresh, whatever
+    // state the failure left it in (a fresh mapping may also merge with its
+    // neighbours). Counts and fails as OS_FAULT_MMAP.
+    if (os_fault(OS_FAULT_MMAP) ||
+        mmap(to, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) ==
+            MAP_FAILED) {
+        errno = ENOMEM;
+        return -2;
+    }
+    errno = err;
+    return -1;
+}
+
+long os_count_mappings(long *max)
+{
+    char buf[4096];
+    ssize_t k;
+    *max = 65530; // DEFAULT_MAX_MAP_COUNT
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        k = read(fd, buf, sizeof buf - 1);
+        if (k > 0) {
+            buf[k] = 0;
+            long v = strtol(buf, NULL, 10);
+            if (v > 0)
+                *max = v;
+        }
+        close(fd);
+    }
+    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    long n = 0;
+    while ((k = read(fd, buf, sizeof buf)) > 0)
+        for (ssize_t i = 0; i < k; i++)
+            n += buf[i] == '\n';
+    close(fd);
+    return k < 0 ? -1 : n;
 }
 
 void os_release(void *p, size_t nbytes)

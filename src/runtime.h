@@ -288,6 +288,10 @@ struct mspan {
     // blocks' start bitmaps (malloc.c) and are never handed out.
     uint8_t nreserved;       // immutable while in use
 
+    // 1 if the heap had to grow to find the span and at least half of its
+    // pages were not resident; set by mheap at alloc, a hint for realloc.
+    uint8_t fresh;
+
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,
     // while it is on an mcentral list, that mcentral's lock. Only
@@ -427,6 +431,13 @@ mspan *mheap_allocLarge(uintptr_t npages, uintptr_t align_pages);
 mspan *mheap_allocLargeGuarded(uintptr_t npages, uintptr_t align_pages);
 // Grows an in-use span into the free pages after it; false if it cannot.
 bool mheap_growInPlace(mspan *s, uintptr_t newpages);
+// Gives the pages past the first newpages of an in-use span back to the
+// free index; false if it cannot.
+bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages);
+// Frees an in-use heap span whose pages were all given back to the OS
+// already (moved away by os_move_pages): they join the free index as
+// released, and heap_released counts them.
+void mheap_freeReleased(mspan *s);
 
 // Allocates a span for manual management (stacks). align_pages (a power of
 // two, 1 for none) aligns startAddr to align_pages*PageSize.
@@ -685,7 +696,17 @@ void malloc_setAlign16(void);
 void malloc_flushGuardCache(void);
 void malloc_atfork_prepare(void);
 void malloc_atfork_parent(void);                 // GOMEM_ALIGN16, before malloc_init
-void malloc_sumorphans(gm_memstats *out);     // counters of frees by threads without an mcache
+// malloc.c's process-wide counters: frees by threads without an mcache,
+// realloc's page moves.
+void malloc_sumcounters(gm_memstats *out);
+// realloc moves pages while the process has fewer mappings than this
+// (malloc.c; 0: vm.max_map_count / 4). Tests set it, then call
+// malloc_recountMappings to have the mappings counted at the next realloc.
+extern long reallocMapLimit;
+void malloc_recountMappings(void);
+// Tests: realloc moves onto any new span, not only onto fresh pages the heap
+// grew for (malloc.c, "When").
+extern bool reallocMoveAny;
 void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
 // The address where p, a pointer into parked coroutine g's stack, can be
 // reached now (its saved copy when g's frames are not on the execution

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "export_test.h"
@@ -248,6 +249,464 @@ TEST(large_realloc_grows_in_place_when_the_next_pages_are_free)
     gm_thread_flush();
     gm_stats(&m);
     CHECK_EQ(m.heap_sys, m.heap_inuse + m.heap_idle);
+}
+
+// ------------------------------------------------------- realloc moves
+
+// Whether realloc moves pages here: not under ASan, not in the hardened
+// mode, and the kernel has MREMAP_DONTUNMAP (5.7+).
+static int movesExpected(void)
+{
+#ifdef GM_ASAN
+    return 0;
+#else
+    runtime_init();
+    if (runtime_secure)
+        return 0;
+    static int kernel = -1;
+    if (kernel < 0) {
+        size_t n = 1 << 20;
+        char *m = os_reserve(2 * n, n);
+        kernel = m != NULL && os_commit(m, 2 * n) == 0 && os_move_pages(m, m + n, n) == 0;
+        if (m != NULL)
+            os_release(m, 2 * n);
+        if (!kernel)
+            fprintf(stderr, "    (no page moves on this kernel: realloc copies)\n");
+    }
+    return kernel;
+#endif
+}
+
+// Fills words [from, to) of p with seed's test_fill pattern.
+static void fillWords(void *p, size_t from, size_t to, uint64_t seed)
+{
+    uint64_t *w = p;
+    for (size_t i = from / 8; i < to / 8; i++)
+        w[i] = seed * 0x9E3779B97F4A7C15ull + i;
+}
+
+// A large object of n bytes (a multiple of the page) holding seed's pattern,
+// whose next page is in use, so that realloc cannot grow it in place. Spans
+// tried and left over go to junk[] (to free later).
+static void *largeBlocked(size_t n, uint64_t seed, void **junk, int *njunk)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        char *p = gm_malloc(n);
+        junk[(*njunk)++] = gm_malloc(40000);
+        if (spanOf((uintptr_t)p + n) != NULL) {
+            test_fill(p, n, seed);
+            return p;
+        }
+        junk[(*njunk)++] = p;
+    }
+    return NULL;
+}
+
+static void freeJunk(void **junk, int *njunk)
+{
+    while (*njunk > 0)
+        gm_free(junk[--*njunk]);
+}
+
+TEST(large_realloc_chain_keeps_every_page_and_moves_them)
+{
+    reallocMoveAny = true; // every step not in place moves ("When" is tested below)
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    void *junk[64];
+    int njunk = 0;
+    size_t n = 1 << 20;
+    char *p = largeBlocked(n, 11, junk, &njunk);
+    CHECK(p != NULL);
+    int steps = 0, inplace = 0;
+    uint64_t movedBytes = 0;
+    for (size_t m = 2 * n; m <= ((size_t)32 << 20); m *= 2, steps++) {
+        char *q = gm_realloc(p, m);
+        CHECK(q != NULL);
+        if (q == p)
+            inplace++;
+        else
+            movedBytes += n;
+        // Every word of the old size, so every page, survived.
+        if (!CHECK(test_pattern_ok(q, n, 11)))
+            fprintf(stderr, "    step %d: %zu -> %zu bytes\n", steps, n, m);
+        fillWords(q, n, m, 11);
+        junk[njunk++] = gm_malloc(40000); // usually right after q: the next step moves
+        p = q;
+        n = m;
+    }
+    CHECK(test_pattern_ok(p, n, 11));
+    reallocMoveAny = false;
+    gm_thread_flush();
+    gm_stats(&b);
+    uint64_t moves = b.realloc_moves - a.realloc_moves;
+    if (movesExpected()) {
+        CHECK(moves > 0);
+        CHECK_EQ(moves + (uint64_t)inplace, (uint64_t)steps);
+        CHECK_EQ(b.realloc_moved_bytes - a.realloc_moved_bytes, movedBytes);
+        CHECK_EQ(b.mremap_calls - a.mremap_calls, moves);
+    } else {
+        CHECK_EQ(moves, 0);
+    }
+    // Each step not in place is one large malloc and one large free, moved
+    // or not: p and the blockers are the only objects added.
+    CHECK_EQ(b.by_size[0].frees - a.by_size[0].frees, (uint64_t)(steps - inplace));
+    CHECK_EQ(b.by_size[0].mallocs - a.by_size[0].mallocs, 1 + (uint64_t)njunk + (uint64_t)(steps - inplace));
+    gm_free(p);
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
+// The pages move: resident memory does not hold two copies, the old range
+// is released (not resident, reads as zero, also in debug builds, which fill
+// a freed object), and calloc reusing it trusts that.
+TEST(large_realloc_move_does_not_copy_and_releases_the_old_pages)
+{
+    if (!movesExpected())
+        return;
+    gm_scavenge();
+    void *junk[64];
+    int njunk = 0;
+    size_t n = (size_t)32 << 20;
+    char *p = largeBlocked(n, 12, junk, &njunk);
+    reallocMoveAny = true;
+    CHECK(p != NULL);
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    size_t rss0 = test_rss_bytes();
+    char *q = gm_realloc(p, n + n / 2);
+    size_t rss1 = test_rss_bytes();
+    reallocMoveAny = false;
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK(q != NULL && q != p);
+    CHECK_EQ(b.realloc_moves - a.realloc_moves, 1);
+    if (!CHECK(rss1 < rss0 + n / 4)) // a copy adds n
+        fprintf(stderr, "    rss %zu -> %zu KiB\n", rss0 >> 10, rss1 >> 10);
+    CHECK(test_pattern_ok(q, n, 12));
+    // The old range is a free span now, every page released and not resident.
+    mspan *f = spanOfRaw((uintptr_t)p);
+    CHECK(f != NULL && atomic_load(&f->state) == mSpanFree && f->nreleased >= n >> PageShift);
+    static unsigned char vec[(32 << 20) / 4096];
+    CHECK_EQ(mincore(p, n, vec), 0);
+    size_t resident = 0;
+    for (size_t i = 0; i < sizeof vec; i++)
+        resident += vec[i] & 1;
+    CHECK_EQ(resident, 0);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 4096)
+        nonzero += ((volatile char *)p)[i + 100] != 0;
+    CHECK_EQ(nonzero, 0);
+    // Reused: calloc objects until one lies in the old range; it must read
+    // as zero (calloc skips the memset on released pages).
+    char *c[16];
+    int nc = 0, hit = 0;
+    while (nc < 16 && !hit) {
+        c[nc] = gm_calloc(1, n / 4);
+        CHECK(c[nc] != NULL);
+        hit = c[nc] >= p && c[nc] < p + n;
+        nc++;
+    }
+    CHECK(hit);
+    if (hit) {
+        char *h = c[nc - 1];
+        nonzero = 0;
+        for (size_t i = 0; i < n / 4; i += 64)
+            nonzero += h[i] != 0;
+        CHECK_EQ(nonzero, 0);
+        test_fill(h, n / 4, 13);
+        CHECK(test_pattern_ok(h, n / 4, 13));
+        CHECK(test_pattern_ok(q, n, 12)); // the moved object is not disturbed
+    }
+    while (nc > 0)
+        gm_free(c[--nc]);
+    gm_free(q);
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
+TEST(large_realloc_move_counters_add_up)
+{
+    void *junk[64];
+    int njunk = 0;
+    size_t n = 3 << 20;
+    char *p = largeBlocked(n, 14, junk, &njunk);
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    reallocMoveAny = true;
+    char *q = gm_realloc(p, 5 << 20);
+    reallocMoveAny = false;
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK(q != NULL && q != p);
+    CHECK(test_pattern_ok(q, n, 14));
+    CHECK_EQ(b.realloc_moves - a.realloc_moves, movesExpected() ? 1 : 0);
+    CHECK_EQ(b.realloc_moved_bytes - a.realloc_moved_bytes, movesExpected() ? n : 0);
+    CHECK_EQ(b.by_size[0].mallocs - a.by_size[0].mallocs, 1);
+    CHECK_EQ(b.by_size[0].frees - a.by_size[0].frees, 1);
+    CHECK_EQ(b.mallocs - a.mallocs, 1);
+    CHECK_EQ(b.frees - a.frees, 1);
+    CHECK_EQ(b.heap_objects, a.heap_objects);
+    CHECK_EQ(b.large_inuse - a.large_inuse, (5 << 20) - n);
+    CHECK_EQ(b.heap_alloc - a.heap_alloc, (5 << 20) - n);
+    CHECK_EQ(b.heap_sys, b.heap_inuse + b.heap_idle);
+    CHECK(b.heap_idle >= b.heap_released);
+    CHECK(b.heap_alloc <= b.heap_inuse);
+    uint64_t sum = b.large_inuse + b.tiny_block_bytes;
+    for (int i = 1; i < GM_SIZE_CLASSES; i++)
+        sum += b.by_size[i].size * (b.by_size[i].mallocs - b.by_size[i].frees);
+    CHECK_EQ(sum, b.heap_alloc);
+    gm_free(q);
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
+TEST(large_realloc_grows_in_place_before_moving)
+{
+    int inplace = 0;
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    for (int i = 0; i < 10; i++) {
+        char *x = gm_malloc(2 << 20), *y = gm_malloc(2 << 20);
+        test_fill(x, 2 << 20, 15);
+        if (y != x + (2 << 20)) {
+            gm_free(y);
+            gm_free(x);
+            continue;
+        }
+        gm_free(y); // the pages after x are free: x grows into them
+        char *z = gm_realloc(x, 3 << 20);
+        inplace += z == x;
+        CHECK(test_pattern_ok(z, 2 << 20, 15));
+        gm_free(z);
+    }
+    gm_stats(&b);
+    CHECK(inplace > 0 || runtime_secure);
+    CHECK_EQ(b.realloc_moves, a.realloc_moves);
+    VALID();
+}
+
+// A move that fails falls back to the copy (the injected failure unmaps
+// the new span's pages first, as a kernel may); with the budget spent,
+// reallocs copy without trying.
+TEST(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent)
+{
+    void *junk[64];
+    int njunk = 0;
+    size_t n = 2 << 20;
+    gm_memstats a, b;
+    char *p = largeBlocked(n, 16, junk, &njunk);
+    reallocMoveAny = true;
+    gm_thread_flush();
+    gm_stats(&a);
+    os_fault_set(OS_FAULT_MREMAP, 1);
+    char *q = gm_realloc(p, 2 * n);
+    os_fault_set(OS_FAULT_MREMAP, 0);
+    gm_stats(&b);
+    CHECK(q != NULL && q != p);
+    CHECK(test_pattern_ok(q, n, 16));
+    fillWords(q, n, 2 * n, 16);
+    CHECK(test_pattern_ok(q, 2 * n, 16)); // the remapped pages are writable
+    CHECK_EQ(b.realloc_moves, a.realloc_moves);
+    CHECK_EQ(b.mremap_calls - a.mremap_calls, movesExpected() ? 1 : 0);
+    VALID();
+    gm_free(q);
+    // The process at its limit of mappings: no call at all.
+    reallocMapLimit = 1;
+    malloc_recountMappings();
+    p = largeBlocked(n, 17, junk, &njunk);
+    gm_stats(&a);
+    q = gm_realloc(p, 2 * n);
+    gm_stats(&b);
+    CHECK(q != NULL && test_pattern_ok(q, n, 17));
+    CHECK_EQ(b.mremap_calls, a.mremap_calls);
+    CHECK_EQ(b.realloc_moves, a.realloc_moves);
+    reallocMapLimit = 0;
+    malloc_recountMappings();
+    gm_free(q);
+    // The destination cannot even be mapped again: its span is leaked
+    // (never handed out, still in use) and the copy goes to another.
+    if (movesExpected()) {
+        p = largeBlocked(n, 18, junk, &njunk);
+        gm_free(gm_malloc(8 * n)); // free pages, so that no mmap is needed
+        gm_thread_flush();
+        gm_stats(&a);
+        os_fault_set(OS_FAULT_MREMAP, 1);
+        os_fault_set(OS_FAULT_MMAP, 1);
+        q = gm_realloc(p, 2 * n);
+        os_fault_set(OS_FAULT_MMAP, 0);
+        os_fault_set(OS_FAULT_MREMAP, 0);
+        gm_thread_flush();
+        gm_stats(&b);
+        CHECK(q != NULL && q != p);
+        CHECK(test_pattern_ok(q, n, 18));
+        CHECK_EQ(b.realloc_moves, a.realloc_moves);
+        CHECK_EQ(b.heap_inuse - a.heap_inuse, 2 * (2 * n) - n); // the leaked span and q, not p
+        CHECK_EQ(b.large_inuse - a.large_inuse, n);
+        CHECK(b.heap_alloc <= b.heap_inuse);
+        gm_free(q);
+    }
+    reallocMoveAny = false;
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
+static size_t countMappings(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    size_t n = 0;
+    int ch;
+    if (f == NULL)
+        return 0;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
+}
+
+// Moves split the arena's mappings (malloc.c, "Mappings"): random growth
+// of a few large objects leaves more mappings after each move, and once
+// the process has reallocMapLimit of them reallocs copy instead.
+TEST(large_realloc_moves_stop_at_the_mapping_limit)
+{
+    if (!movesExpected())
+        return;
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    size_t maps0 = countMappings();
+    reallocMapLimit = (long)maps0 + 1000;
+    malloc_recountMappings();
+    reallocMoveAny = true;
+    uint64_t rng = 3;
+    void *live[8] = { 0 };
+    size_t len[8] = { 0 };
+    int grows = 0;
+    for (int i = 0; i < 1200; i++) {
+        int k = (int)(test_rand(&rng) % 8);
+        if (live[k] == NULL || len[k] > (4 << 20)) {
+            gm_free(live[k]);
+            len[k] = (1 << 20) + (test_rand(&rng) % 64) * PageSize;
+            live[k] = gm_malloc(len[k]);
+            memset(live[k], k, len[k]);
+            continue;
+        }
+        size_t m = len[k] + len[k] * (1 + test_rand(&rng) % 50) / 100;
+        char *q = gm_realloc(live[k], m);
+        grows += q != live[k];
+        size_t bad = 0;
+        for (size_t j = 0; j < len[k]; j += 4096)
+            bad += q[j] != (char)k;
+        CHECK_EQ(bad, 0);
+        memset(q + len[k], k, m - len[k]);
+        live[k] = q;
+        len[k] = m;
+    }
+    gm_stats(&b);
+    size_t maps1 = countMappings();
+    uint64_t moves = b.realloc_moves - a.realloc_moves;
+    printf("    %llu of %d reallocs to a new span moved pages; mappings %zu -> %zu (limit %ld)\n",
+           (unsigned long long)moves, grows, maps0, maps1, reallocMapLimit);
+    CHECK(moves >= 64);                  // moves happened
+    CHECK(moves < (uint64_t)grows);      // and then stopped
+    CHECK(maps1 > maps0 + moves / 2);    // they do add mappings
+    CHECK(maps1 <= (size_t)reallocMapLimit);
+    reallocMapLimit = 0;
+    malloc_recountMappings();
+    reallocMoveAny = false;
+    for (int k = 0; k < 8; k++)
+        gm_free(live[k]);
+    VALID();
+}
+
+// The pages of the largest free span.
+static uintptr_t largestFreePages(void)
+{
+    uintptr_t max = 0;
+    lock(&mheap_.lock);
+    for (int set = 0; set < 2; set++)
+        for (int b = 0; b < FreeBuckets; b++)
+            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+                if (f->npages > max)
+                    max = f->npages;
+    unlock(&mheap_.lock);
+    return max;
+}
+
+// Without the tests' switch realloc moves only onto fresh pages of a heap
+// that had to grow (malloc.c, "When"), not into pages the heap keeps
+// resident, where a copy costs no page fault and keeps them in use.
+TEST(large_realloc_moves_only_when_the_heap_grows)
+{
+    void *junk[64];
+    int njunk = 0;
+    size_t n = 2 << 20;
+    gm_memstats a, b;
+    // A free span of resident pages takes the new object: a copy.
+    char *warm = gm_malloc(16 << 20);
+    memset(warm, 1, 16 << 20);
+    char *p = largeBlocked(n, 20, junk, &njunk);
+    gm_free(warm);
+    gm_thread_flush();
+    gm_stats(&a);
+    char *q = gm_realloc(p, 8 << 20);
+    gm_stats(&b);
+    CHECK(q != NULL && q != p && test_pattern_ok(q, n, 20));
+    CHECK_EQ(b.mremap_calls, a.mremap_calls);
+    CHECK_EQ(b.realloc_moves, a.realloc_moves);
+    gm_free(q);
+    // Larger than any free span (twice: fresh pages are most of the new
+    // one): the heap grows, and the pages move.
+    p = largeBlocked(n, 21, junk, &njunk);
+    size_t m = (2 * largestFreePages() << PageShift) + (4 << 20);
+    gm_stats(&a);
+    q = gm_realloc(p, m);
+    gm_stats(&b);
+    CHECK(q != NULL && q != p && test_pattern_ok(q, n, 21));
+    CHECK(b.arena_reserved > a.arena_reserved || b.heap_sys > a.heap_sys); // the heap grew
+    CHECK_EQ(b.realloc_moves - a.realloc_moves, movesExpected() ? 1 : 0);
+    gm_free(q);
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
+// Shrinking a large object to half or less gives its tail pages back in
+// place (not in the hardened mode: the guard page would have to move).
+TEST(large_realloc_shrinks_in_place)
+{
+    size_t n = 1 << 20;
+    char *p = gm_malloc(n);
+    test_fill(p, n, 19);
+    gm_memstats a, b;
+    gm_thread_flush();
+    gm_stats(&a);
+    char *q = gm_realloc(p, 300000);
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK(test_pattern_ok(q, 300000, 19));
+    if (!runtime_secure) {
+        CHECK(q == p);
+        CHECK_EQ(gm_malloc_usable_size(q), 37 * PageSize); // 300000 rounded up to pages
+        CHECK_EQ(a.large_inuse - b.large_inuse, n - 37 * PageSize);
+        CHECK_EQ(b.mallocs, a.mallocs);
+        CHECK_EQ(b.frees, a.frees);
+        CHECK_EQ(a.heap_inuse - b.heap_inuse, n - 37 * PageSize);
+        // The tail is free right after q: growing back takes it in place.
+        char *r = gm_realloc(q, n);
+        CHECK(r == q);
+        CHECK(test_pattern_ok(r, 300000, 19));
+        q = r;
+    }
+    // To a small object: a copy.
+    char *s = gm_realloc(q, 1000);
+    CHECK(gm_malloc_usable_size(s) < 2000);
+    CHECK(test_pattern_ok(s, 1000, 19));
+    gm_free(s);
+    VALID();
 }
 
 TEST(aligned_allocation)
@@ -773,6 +1232,14 @@ int main(void)
     RUN(impossible_sizes_give_enomem);
     RUN(realloc_grows_shrinks_and_keeps_contents);
     RUN(large_realloc_grows_in_place_when_the_next_pages_are_free);
+    RUN(large_realloc_chain_keeps_every_page_and_moves_them);
+    RUN(large_realloc_move_does_not_copy_and_releases_the_old_pages);
+    RUN(large_realloc_move_counters_add_up);
+    RUN(large_realloc_grows_in_place_before_moving);
+    RUN(large_realloc_copies_when_the_move_fails_or_the_budget_is_spent);
+    RUN(large_realloc_moves_stop_at_the_mapping_limit);
+    RUN(large_realloc_moves_only_when_the_heap_grows);
+    RUN(large_realloc_shrinks_in_place);
     RUN(aligned_allocation);
     RUN(free_sized);
     RUN(span_descriptors_are_sized_by_their_objects);

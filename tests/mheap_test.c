@@ -147,6 +147,131 @@ TEST(needzero_is_truthful)
     VALID();
 }
 
+// A span whose pages were moved away (os_move_pages) is freed as released:
+// clean index, counted in heap_released, its pages reading as zero when
+// they are handed out again.
+TEST(free_released_joins_the_clean_index)
+{
+    mspan *run = mheap_alloc(3 * 64, 0);
+    uintptr_t base = run->startAddr;
+    mheap_free(run);
+    mspan *x = mheap_alloc(64, 0), *a = mheap_alloc(64, 0), *y = mheap_alloc(64, 0);
+    CHECK(x->startAddr == base && a->startAddr == base + 64 * PageSize && y->startAddr == base + 128 * PageSize);
+    mspan *dst = mheap_alloc(64, 0);
+    size_t n = 64 << PageShift;
+    test_fill((void *)a->startAddr, n, 3);
+    memset((void *)x->startAddr, 1, n);
+    memset((void *)y->startAddr, 1, n);
+    if (os_move_pages((void *)a->startAddr, (void *)dst->startAddr, n) != 0) {
+        fprintf(stderr, "    (no page moves on this kernel: %s)\n", strerror(errno));
+        os_decommit((void *)a->startAddr, n); // released all the same
+    } else {
+        CHECK(test_pattern_ok((void *)dst->startAddr, n, 3));
+    }
+    uintptr_t released0 = mheap_.pagesReleased, free0 = mheap_.pagesFree, inuse0 = mheap_.pagesInUse;
+    gm_memstats st0, st1;
+    gm_stats(&st0);
+    mheap_freeReleased(a);
+    VALID();
+    gm_stats(&st1);
+    CHECK_EQ(mheap_.pagesReleased - released0, 64);
+    CHECK_EQ(mheap_.pagesFree - free0, 64);
+    CHECK_EQ(inuse0 - mheap_.pagesInUse, 64);
+    CHECK_EQ(st1.heap_released - st0.heap_released, n);
+    CHECK_EQ(st1.scavenged_bytes, st0.scavenged_bytes); // not the scavenger's work
+    mspan *f = spanOfRaw(base + 64 * PageSize);
+    CHECK(f != NULL && atomic_load(&f->state) == mSpanFree && f->npages == 64);
+    CHECK_EQ(f->nreleased, 64);
+    CHECK_EQ(f->freeset, FreeSetClean);
+    // Merged with dirty neighbours it turns dirty, and its pages come back
+    // as zeros with the neighbours' bytes around them.
+    mheap_free(x);
+    mheap_free(y);
+    VALID();
+    mspan *again = mheap_alloc(3 * 64, 0);
+    CHECK_EQ(again->startAddr, base);
+    CHECK_EQ(again->needzero, 1);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 512)
+        nonzero += ((char *)again->startAddr)[n + i] != 0;
+    CHECK_EQ(nonzero, 0);
+    CHECK_EQ(((char *)again->startAddr)[0], 1);
+    mheap_free(again);
+    mheap_free(dst);
+    VALID();
+}
+
+TEST(shrink_in_place_frees_the_tail)
+{
+    mspan *run = mheap_alloc(200, 0);
+    uintptr_t base = run->startAddr;
+    mheap_free(run);
+    mspan *s = mheap_alloc(100, 0), *after = mheap_alloc(100, 0);
+    CHECK(s->startAddr == base && after->startAddr == base + 100 * PageSize);
+    test_fill((void *)s->startAddr, 100 << PageShift, 5);
+    CHECK(!mheap_shrinkInPlace(s, 0));
+    CHECK(!mheap_shrinkInPlace(s, 100));
+    CHECK(!mheap_shrinkInPlace(s, 101));
+    uintptr_t inuse0 = mheap_.pagesInUse, free0 = mheap_.pagesFree, nfree0 = mheap_.nspanFree;
+    CHECK(mheap_shrinkInPlace(s, 30));
+    VALID();
+    CHECK_EQ(s->npages, 30);
+    CHECK_EQ(inuse0 - mheap_.pagesInUse, 70);
+    CHECK_EQ(mheap_.pagesFree - free0, 70);
+    CHECK_EQ(mheap_.nspanFree, nfree0 + 1); // its own free span: in-use neighbours
+    CHECK(spanOf(base + 29 * PageSize) == s);
+    CHECK(spanOf(base + 30 * PageSize) == NULL);
+    CHECK(spanOf(base + 99 * PageSize) == NULL); // a stale entry, bounded by s's size
+    mspan *t = spanOfRaw(base + 30 * PageSize);
+    CHECK(t != NULL && atomic_load(&t->state) == mSpanFree && t->npages == 70 && t->freeset == FreeSetDirty);
+    CHECK(test_pattern_ok((void *)s->startAddr, 30 << PageShift, 5));
+    // The tail is free right after s: s grows back into it.
+    CHECK(mheap_growInPlace(s, 100));
+    VALID();
+    CHECK(test_pattern_ok((void *)s->startAddr, 30 << PageShift, 5));
+    // A tail merges with the free span after it.
+    mheap_free(after);
+    nfree0 = mheap_.nspanFree;
+    CHECK(mheap_shrinkInPlace(s, 1));
+    VALID();
+    CHECK_EQ(mheap_.nspanFree, nfree0);
+    mheap_free(s);
+    VALID();
+}
+
+static uintptr_t largestFreePages(void)
+{
+    uintptr_t max = 0;
+    lock(&mheap_.lock);
+    for (int set = 0; set < 2; set++)
+        for (int b = 0; b < FreeBuckets; b++)
+            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+                if (f->npages > max)
+                    max = f->npages;
+    unlock(&mheap_.lock);
+    return max;
+}
+
+// fresh: the heap grew to find the span and most of its pages are not
+// resident (realloc moves pages only onto such a span).
+TEST(fresh_says_the_heap_grew_for_the_span)
+{
+    uintptr_t n = 2 * largestFreePages() + 512;
+    mspan *s = mheap_alloc(n, 0);
+    CHECK(s != NULL);
+    CHECK_EQ(s->fresh, 1);
+    memset((void *)s->startAddr, 1, n << PageShift);
+    mheap_free(s);
+    s = mheap_alloc(n, 0); // the same pages, resident
+    CHECK_EQ(s->fresh, 0);
+    CHECK_EQ(s->needzero, 1);
+    mheap_free(s);
+    s = mheap_alloc(3, 0);
+    CHECK_EQ(s->fresh, 0);
+    mheap_free(s);
+    VALID();
+}
+
 TEST(aligned_manual_spans)
 {
     for (uintptr_t align = 1; align <= 64; align *= 2) {
@@ -375,6 +500,9 @@ int main(void)
     RUN(neighbours_coalesce);
     RUN(freed_pages_are_reused);
     RUN(needzero_is_truthful);
+    RUN(free_released_joins_the_clean_index);
+    RUN(shrink_in_place_frees_the_tail);
+    RUN(fresh_says_the_heap_grew_for_the_span);
     RUN(aligned_manual_spans);
     RUN(span_larger_than_an_arena);
     RUN(random_ops_keep_contents_and_invariants);

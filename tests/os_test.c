@@ -104,6 +104,52 @@ TEST(fault_set_counts_from_now)
     os_release(p, 1 << 20);
 }
 
+TEST(move_pages_moves_without_copying_and_empties_the_source)
+{
+    size_t n = 4 << 20;
+    char *p = os_reserve(4 * n, 1 << 20);
+    CHECK(p != NULL);
+    CHECK_EQ(os_commit(p, 4 * n), 0);
+    char *from = p, *to = p + 2 * n;
+    test_fill(from, n, 7);
+    memset(to, 0x11, n); // resident destination: replaced
+    size_t before = test_rss_bytes();
+    uint64_t calls = os_calls(OS_FAULT_MREMAP);
+    int r = os_move_pages(from, to, n);
+    CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + 1);
+    if (r != 0 && (errno == EINVAL || errno == ENOSYS)) { // the first refusal, then every call
+        fprintf(stderr, "    (no MREMAP_DONTUNMAP here: not checked)\n");
+        CHECK_EQ(os_move_pages(from, to, n), -1);
+        CHECK_EQ(errno, ENOSYS);
+        CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + 1); // no second system call
+        os_release(p, 4 * n);
+        return;
+    }
+    CHECK_EQ(r, 0);
+    CHECK(test_pattern_ok(to, n, 7));
+    // The destination's old pages went away and nothing was copied: RSS
+    // did not grow by n (a copy into fresh pages would have).
+    CHECK(test_rss_bytes() < before + n / 2);
+    // The source stays mapped, empty: zeros, writable.
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i += 4096)
+        zeros += from[i] == 0;
+    CHECK_EQ(zeros, n / 4096);
+    from[0] = 1;
+    // An injected failure: the source untouched, the destination mapped
+    // again (contents lost) and writable.
+    test_fill(from, n, 9);
+    os_fault_set(OS_FAULT_MREMAP, 1);
+    errno = 0;
+    CHECK_EQ(os_move_pages(from, to, n), -1);
+    CHECK_EQ(errno, ENOMEM);
+    os_fault_set(OS_FAULT_MREMAP, 0);
+    CHECK(test_pattern_ok(from, n, 9));
+    memset(to, 0x22, n);
+    CHECK_EQ((unsigned char)to[n - 1], 0x22);
+    os_release(p, 4 * n);
+}
+
 TEST(reserve_overflow_fails_cleanly)
 {
     errno = 0;
@@ -119,6 +165,7 @@ int main(void)
     RUN(decommit_gives_pages_back_and_reads_zero);
     RUN(guard_page_faults);
     RUN(fault_set_counts_from_now);
+    RUN(move_pages_moves_without_copying_and_empties_the_source);
     RUN(reserve_overflow_fails_cleanly);
     return test_report();
 }
