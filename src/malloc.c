@@ -1287,9 +1287,13 @@ static void tinyRetire(mcache *c, bool keepRest)
     if (c->tinyBlockSize == 0)
         return;
     uintptr_t bs = c->tinyBlockSize, f = c->tinyoffset;
+    uint32_t stale = c->tinyStale;
     c->tinyBlockSize = 0;
+    c->tinyStale = 0;
     if (f >= bs)
-        return; // full: no fill mark, its objects keep it
+        return; // full: no fill mark (nor stale ones), its objects keep it
+    if (stale != 0)
+        tinyWordAnd(c->tinyWord, bs, ~stale); // the fill mark keeps the block
     if (keepRest && tinyHolePut(c, c->tiny + f, bs - f))
         return; // the fill mark's bit now starts the hole
     uint32_t old = tinyWordAnd(c->tinyWord, bs, ~((uint32_t)1 << f));
@@ -1367,10 +1371,13 @@ static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
         // bits it flips are known to this thread; other threads only clear
         // other objects' bits.
         uintptr_t e = off + n;
-        uint32_t mask = (off != f ? ((uint32_t)1 << f) | ((uint32_t)1 << off) : 0) |
+        // Stale fill marks (all above f) go too; one at e or off cancels
+        // out and stays set, as it should.
+        uint32_t mask = c->tinyStale ^ (off != f ? ((uint32_t)1 << f) | ((uint32_t)1 << off) : 0) ^
                         (e < bs ? (uint32_t)1 << e : 0);
         tinyWordXor(c->tinyWord, bs, mask);
         c->tinyoffset = e;
+        c->tinyStale = 0;
         counter_add(&c->tinyAllocs, 1);
         counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
         return (void *)(c->tiny + off);
@@ -1385,21 +1392,24 @@ static GM_COLD GM_NOINLINE void throwTinyFree(const char *who, void *p, const ms
 }
 
 // The owner's part of freeing tiny object p at offset o of its block, whose
-// bitmap *w read bits with p's bit and another set: keep p's bytes for this
+// bitmap read bits with p's bit and another set: keep p's bytes for this
 // thread (undo the bump at the fill mark, or cache a hole). False if the
 // cache has no room: the caller clears the bit.
-static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, uintptr_t bs, void *w)
+static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, uintptr_t bs)
 {
     // Other threads only clear other bits, so a later bit seen here was
     // set and its object is where p's free bytes end at the most.
     uint32_t after = bits >> o >> 1;
     uintptr_t len = after == 0 ? bs - o : (uintptr_t)__builtin_ctz(after) + 1;
-    if (p - o == c->tiny && bs == c->tinyBlockSize && o + len == c->tinyoffset) {
-        // Just below the fill mark: bit o becomes the fill mark.
-        if (c->tinyoffset < bs)
-            tinyWordXor(w, bs, (uint32_t)1 << c->tinyoffset);
-        c->tinyoffset = o;
-        return true;
+    if (p - o == c->tiny && bs == c->tinyBlockSize) {
+        if (o + len == c->tinyoffset) {
+            // Just below the fill mark: bit o becomes the fill mark and the
+            // old one is cleared by the next bump.
+            if (c->tinyoffset < bs)
+                c->tinyStale |= (uint32_t)1 << c->tinyoffset;
+            c->tinyoffset = o;
+            return true;
+        }
     }
     return tinyHolePut(c, p, len);
 }
@@ -1420,7 +1430,10 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
     if (GM_LIKELY(c != NULL)) {
         if (GM_UNLIKELY(*(uint8_t *)p == TinyHoleMark) && tinyHoleCached(c, (uintptr_t)p))
             throwTinyFree(who, p, s, idx, "double free of a tiny object");
-        if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs, w)) {
+        // At or past this thread's fill mark: bytes given back to the block.
+        if (GM_UNLIKELY((uintptr_t)p - o == c->tiny && o >= c->tinyoffset && bs == c->tinyBlockSize))
+            throwTinyFree(who, p, s, idx, "double free of a tiny object");
+        if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs)) {
             counter_add(&c->tinyFrees, 1);
             return;
         }

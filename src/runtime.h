@@ -628,6 +628,10 @@ typedef struct mcache {
     // other threads' frees clear bits in *tinyWord (atomically).
     uintptr_t tiny;                            // the block, or 0
     uintptr_t tinyoffset;                      // bytes of the block handed out so far
+    // Old fill marks above tinyoffset, still set in the block's bits: a free
+    // just below the fill mark moves it back without an atomic, and the
+    // next bump's atomic XOR clears these.
+    uint32_t tinyStale;
     uintptr_t tinyBlockSize;                   // 16 or 32; 0 when there is no block
     void *tinyWord;                            // the block's start bitmap (uint16 or uint32)
     mspan *tinySpan;                           // the block's span

@@ -233,6 +233,32 @@ TEST(freed_bytes_are_reused_inside_live_blocks)
     CHECK(mcentral_valid() == NULL);
 }
 
+TEST(undos_at_the_fill_mark_keep_sizes_exact)
+{
+    gm_thread_flush();
+    gm_memstats a, b;
+    gm_stats(&a);
+    char *x = gm_malloc_bytes(3), *y = gm_malloc_bytes(3), *z = gm_malloc_bytes(3);
+    CHECK(y == x + 3 && z == y + 3);
+    gm_free(z);
+    gm_free(y); // two undos: the fill mark is back at y
+    char *w = gm_malloc_bytes(5); // odd sizes: byte alignment
+    CHECK(w == y);
+    CHECK_EQ(gm_malloc_usable_size(x), 3);
+    CHECK_EQ(gm_malloc_usable_size(w), 5); // up to the fill mark, not to an old one
+    char *v = gm_malloc_bytes(3);
+    CHECK(v == w + 5);
+    CHECK_EQ(gm_malloc_usable_size(w), 5);
+    CHECK_EQ(gm_malloc_usable_size(v), 3);
+    gm_free(x);
+    gm_free(w);
+    gm_free(v);
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK_EQ(b.tiny_blocks, a.tiny_blocks);
+    CHECK_EQ(b.heap_alloc, a.heap_alloc);
+}
+
 // Random replacement of mixed tiny objects: every object keeps its bytes,
 // alignment holds, no usable size reaches another live object, memory is
 // reused (blocks stay near the live bytes), counters add up.
@@ -405,6 +431,24 @@ static void tiny_hole_double_free_elsewhere(void *arg)
     pthread_join(t, NULL);
     gm_thread_flush(); // the hole's bit is gone: caught here
 }
+static void tiny_double_free_at_fill_mark(void *arg)
+{
+    (void)arg;
+    gm_thread_flush();
+    char *a = gm_malloc_bytes(5);
+    gm_free(a); // its bytes go back to the block (the fill mark moves back)
+    gm_free(a);
+}
+static void tiny_double_free_after_two_undos(void *arg)
+{
+    (void)arg;
+    gm_thread_flush();
+    char *a = gm_malloc_bytes(3), *b = gm_malloc_bytes(3), *c = gm_malloc_bytes(3);
+    (void)a;
+    gm_free(c);
+    gm_free(b); // two undos: c's start is a stale fill mark, still set
+    gm_free(c);
+}
 static void tiny_mark_is_data(void *arg)
 {
     (void)arg;
@@ -445,6 +489,8 @@ TEST(bad_tiny_frees_and_align16)
     CHECK_DEATH(tiny_double_free, NULL, "double free");
     CHECK_DEATH(tiny_hole_double_free_elsewhere, NULL, "double free of a tiny object");
     CHECK_DEATH(tiny_mark_is_data, NULL, "freed fine");
+    CHECK_DEATH(tiny_double_free_at_fill_mark, NULL, "double free of a tiny object");
+    CHECK_DEATH(tiny_double_free_after_two_undos, NULL, "double free of a tiny object");
     CHECK_DEATH(tiny_interior_free, NULL, "not the start of an object");
     CHECK_DEATH(align16_setting, NULL, "all 16-aligned");
 }
@@ -457,6 +503,7 @@ int main(void)
     RUN(realloc_of_a_tiny_object_keeps_its_neighbours);
     RUN(tiny_objects_freed_by_another_thread);
     RUN(freed_bytes_are_reused_inside_live_blocks);
+    RUN(undos_at_the_fill_mark_keep_sizes_exact);
     RUN(churn_keeps_contents_and_reuses_freed_bytes);
     RUN(holes_and_frees_from_another_thread);
     RUN(max_tiny_size_setting);
