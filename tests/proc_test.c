@@ -8,6 +8,9 @@
 #include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 #include "export_test.h"
 #include "testing.h"
@@ -653,6 +656,66 @@ TEST(floating_point_state_is_per_coroutine)
     }
 }
 
+#if defined(__x86_64__)
+// Only one of the two control words differs between two coroutines:
+// MXCSR (flush-to-zero) in one, the x87 precision in the other. The
+// switch compares the pair first, then each alone.
+static unsigned short fe_cw(void)
+{
+    unsigned short cw;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+
+static void fe_set_cw(unsigned short cw)
+{
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+}
+
+static unsigned fe_def_csr;
+static unsigned short fe_def_cw;
+
+static void fe_csr_only(void *arg)
+{
+    (void)arg;
+    _mm_setcsr(fe_def_csr | 0x8000);
+    gm_yield();
+    fe_a_ok = _mm_getcsr() == (fe_def_csr | 0x8000) && fe_cw() == fe_def_cw;
+    _mm_setcsr(fe_def_csr);
+}
+
+static void fe_cw_only(void *arg)
+{
+    (void)arg;
+    fe_b_ok = _mm_getcsr() == fe_def_csr && fe_cw() == fe_def_cw;
+    fe_set_cw((unsigned short)(fe_def_cw & ~0x0100)); // 53-bit precision
+    gm_yield();
+    fe_b_ok = fe_b_ok && fe_cw() == (fe_def_cw & ~0x0100) && _mm_getcsr() == fe_def_csr;
+    fe_set_cw(fe_def_cw);
+}
+
+static void fe_one_main(void *arg)
+{
+    gm_go_options o = { (gm_stack_mode)(uintptr_t)arg, 0, NULL, 0 };
+    gm_go_opts(fe_csr_only, NULL, &o);
+    gm_go_opts(fe_cw_only, NULL, &o);
+}
+
+TEST(floating_point_control_words_switch_separately)
+{
+    fe_def_csr = _mm_getcsr();
+    fe_def_cw = fe_cw();
+    for (uintptr_t mode = 0; mode <= 1; mode++) {
+        fe_a_ok = fe_b_ok = 0;
+        CHECK_EQ(gm_main(fe_one_main, (void *)mode), 0);
+        CHECK(fe_a_ok);
+        CHECK(fe_b_ok);
+        CHECK_EQ(_mm_getcsr(), fe_def_csr);
+        CHECK_EQ(fe_cw(), fe_def_cw);
+    }
+}
+#endif
+
 // Counts by state add up while coroutines run, park and sleep.
 static gm_g *st_parked[3];
 static gm_chan *st_never;
@@ -970,5 +1033,8 @@ int main(void)
     RUN(stackcheck);
     RUN(counts_by_state);
     RUN(floating_point_state_is_per_coroutine);
+#if defined(__x86_64__)
+    RUN(floating_point_control_words_switch_separately);
+#endif
     return test_report();
 }
