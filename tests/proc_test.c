@@ -387,6 +387,48 @@ static void overflow_canary(void *arg)
     gm_go_opts(smash_small, NULL, &o);
     gm_main(NULL, NULL);
 }
+// An overflow that leaves the stack pointer in its stack but writes over
+// the canary (a big local array, say): caught at the next switch, gm_yield's
+// direct hand-over to another dedicated coroutine included.
+static void smash_canary(void *arg)
+{
+    (void)arg;
+    volatile char here = 0;
+    uintptr_t lo = (uintptr_t)&here & ~(uintptr_t)2047; // small stacks are aligned to their size
+    *(volatile uint64_t *)lo = 0;
+    gm_yield();
+    _exit(0); // not caught at the yield itself (the end would catch it)
+}
+static void yield_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        gm_yield();
+}
+static void overflow_canary_direct(void *arg)
+{
+    (void)arg;
+    gm_go_options o = { GM_STACK_DEDICATED, 2048, "smasher", 0 };
+    gm_go_options other = { GM_STACK_DEDICATED, 2048, "other", 0 };
+    gm_go_opts(yield_forever, NULL, &other); // started and runnable when the smasher yields
+    gm_go_opts(smash_canary, NULL, &o);
+    gm_main(NULL, NULL);
+}
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+static void yield_outside(void *arg)
+{
+    (void)arg;
+    gm_yield();
+}
+static void yield_outside_with_worker(void *arg)
+{
+    (void)arg;
+    gm_go(nothing, NULL); // the thread has a worker now, and no coroutine runs
+    gm_yield();
+}
 static gm_g *ended;
 static void quick(void *arg)
 {
@@ -438,6 +480,10 @@ TEST(misuse_is_caught)
     CHECK_DEATH(overflow_dedicated, NULL, "\"deep\" (dedicated stack, 16384 bytes)");
     CHECK_DEATH(overflow_copied, NULL, "stack overflow in coroutine");
     CHECK_DEATH(overflow_canary, NULL, "canary");
+    CHECK_DEATH(overflow_canary_direct, NULL, "stack overflow (canary overwritten): coroutine");
+    CHECK_DEATH(overflow_canary_direct, NULL, "\"smasher\"");
+    CHECK_DEATH(yield_outside, NULL, "gm_yield called outside a coroutine");
+    CHECK_DEATH(yield_outside_with_worker, NULL, "gm_yield called outside a coroutine");
     CHECK_DEATH(ready_after_end, NULL, "has ended");
     CHECK_DEATH(park_outside, NULL, "outside a coroutine");
     CHECK_DEATH(deadlock, NULL, "all coroutines are asleep - deadlock!");
