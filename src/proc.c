@@ -149,7 +149,9 @@ struct gm_g {
     struct gm_g *schedlink;    // run queue, wait queue or free list
     struct gm_g *allprev, *allnext; // p->allg (started gs; p's thread only)
     worker *p;                 // its worker; changes only before it starts (a steal)
-    uint64_t enqSeq;           // when it was queued on p (runq and newq are merged by it)
+    uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
+                               // A yield straight to the next g (no loop) keeps the yielder's old one:
+                               // newq was empty then, so it still sorts the yielder first, as it should
     uint64_t id;
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
@@ -207,7 +209,7 @@ struct worker {
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and writes wakefd
     // --- the worker's own thread only (deadlock() reads allg under lock
     // once every worker is idle)
-    gm_g *runqhead, *runqtail; // runnable, in enqSeq order
+    gm_g *runqhead, *runqtail; // runnable, in the order queued
     uint64_t seq;              // enqSeq of the last g queued here
     gm_g *allg;                // started gs here, not dead
     group *grp;
@@ -1505,7 +1507,6 @@ static bool yieldDirect(worker *p, gm_g *g)
         return false;
     listGet(&p->runqhead, &p->runqtail);
     setstatus(g, Grunnable);
-    g->enqSeq = ++p->seq; // runqputLocal, for a g that was not parked
     listPut(&p->runqhead, &p->runqtail, g);
     setstatus(next, Grunning);
     __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
@@ -1538,7 +1539,7 @@ static GM_NOINLINE void yieldSlow(void)
 
 // The fast path hands over to a next g whose frames are in place on their
 // own stack (next->direct) when the loop has nothing to do: one TLS load,
-// 42 instructions (gcc 12 -O2), no stack frame, then a tail call of
+// 38 instructions (gcc 12 -O2), no stack frame, then a tail call of
 // gm_swapctx (24 more). Anything else, misuse included, is yieldSlow's (a
 // tail call too: it sees the same caller's stack pointer, and checks again
 // to report). Go's gosched goes through schedule() on g0 instead.
@@ -1556,7 +1557,6 @@ void gm_yield(void)
             p->runqtail->schedlink = g;
             p->runqtail = g;
             p->runqhead = next->schedlink;
-            g->enqSeq = ++p->seq; // runqputLocal, for a g that was not parked
             setstatus(g, Grunnable);
             setstatus(next, Grunning);
             __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
