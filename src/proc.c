@@ -47,7 +47,7 @@
 // Dedicated mode: the g's stack comes from gm_stackalloc; stacks of two OS
 // pages or more get their lowest page PROT_NONE (a SIGSEGV handler on an
 // alternate stack names the coroutine); smaller ones get a canary in their
-// lowest word, checked whenever the g switches back to the scheduler.
+// lowest word, checked whenever the g switches away (checkCanary).
 //
 // Differs from Go: started gs never migrate (C stacks cannot move), so a
 // ready from another worker is a cross-thread hand-off (inbox, and an
