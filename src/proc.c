@@ -1529,7 +1529,8 @@ static GM_NOINLINE void yieldSlow(void)
 {
     worker *p = tworker;
     gm_g *g = mustSelf(p, "gm_yield");
-    checkCanary(g);
+    if (GM_UNLIKELY(!canaryIntact(g)))
+        switchToSched(g, false); // the loop reports it from its own stack (formatting here overflows further)
     if (yieldDirect(p, g))
         return;
     setstatus(g, Grunnable);
