@@ -139,6 +139,7 @@ enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 #define StackCanary 0x676f6d656d21c0deull
 #define MaxProcs 1024
 #define CheckStackSize ((size_t)256 << 10) // stackcheck: each copied coroutine's own stack
+#define ScratchDepth ((size_t)64 << 10) // gm_yield's frame copy below the scheduler's sp: at most this deep
 
 typedef struct worker worker;
 
@@ -1466,6 +1467,15 @@ static inline gm_g *mustSelf(worker *p, const char *who)
 }
 
 #if !defined(GM_ASAN) && !defined(GM_TSAN)
+// memcheck marked the thread's stack below the scheduler's frames as gone
+// when they returned; yieldSwapFrames runs there. Out of line: the
+// request's argument block would sit in every yielding frame, which copied
+// mode saves and restores at each switch.
+static GM_NOINLINE void scratchInUse(void *scratch)
+{
+    VALGRIND_MAKE_MEM_UNDEFINED((char *)scratch - ScratchDepth, ScratchDepth);
+}
+
 // Runs on the worker's thread stack between the halves of gm_swapctx_via,
 // once the yielding g's context is saved: its frames go to its buffer and
 // the next g's (p->cur) come in over them.
@@ -1517,6 +1527,7 @@ static bool yieldDirect(worker *p, gm_g *g)
         gm_swapctx(&g->sp, next->sp);
     } else {
         void *scratch = (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
+        scratchInUse(scratch);
         gm_swapctx_via(&g->sp, scratch, yieldSwapFrames, p);
     }
     return true;
