@@ -1545,7 +1545,7 @@ static GM_NOINLINE void yieldSlow(void)
     if (yieldDirect(p, g))
         return;
     setstatus(g, Grunnable);
-    runqput(g);
+    runqputLocal(p, g); // g is p's own
     switchToSched(g, false);
 }
 
