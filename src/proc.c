@@ -1563,6 +1563,8 @@ void gm_yield(void)
         gm_g *next = p->runqhead;
         if (GM_LIKELY(next != NULL && next->direct && loopIdle(p))) {
             gm_assert1(next != g);
+            gm_assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
+            gm_assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
             // g to the runq's tail, then next off its head: the queue is
             // not empty (it holds next), so neither step branches.
             g->schedlink = NULL;
