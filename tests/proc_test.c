@@ -44,6 +44,40 @@ TEST(round_robin)
     CHECK(gm_self() == NULL);
 }
 
+// The same with dedicated stacks, where gm_yield hands over without the
+// loop (the runq's head moves to its tail, or swaps with the yielder when
+// alone), and a fourth coroutine created in the second round joins at the
+// tail.
+static const gm_go_options dedicated16k = { GM_STACK_DEDICATED, 16 << 10, NULL, 0 };
+
+static void worker_dedicated(void *arg)
+{
+    int id = (int)(uintptr_t)arg;
+    for (int i = 0; i < 3; i++) {
+        if (id == 1 && i == 1)
+            gm_go_opts(worker_dedicated, (void *)(uintptr_t)4, &dedicated16k);
+        order[norder++] = id;
+        gm_yield();
+    }
+}
+
+static void spawn3_dedicated(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 3; i++)
+        gm_go_opts(worker_dedicated, (void *)(uintptr_t)i, &dedicated16k);
+}
+
+TEST(round_robin_dedicated)
+{
+    norder = 0;
+    CHECK_EQ(gm_main(spawn3_dedicated, NULL), 0);
+    int want[] = { 1, 2, 3, 1, 2, 3, 4, 1, 2, 3, 4, 4 };
+    CHECK_EQ(norder, 12);
+    for (int i = 0; i < 12; i++)
+        CHECK_EQ(order[i], want[i]);
+}
+
 // park/ready: a one-slot mailbox.
 static gm_g *waiter;
 static int mailbox, got[100], ngot;
@@ -1064,6 +1098,7 @@ int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
     RUN(round_robin);
+    RUN(round_robin_dedicated);
     RUN(park_and_ready);
     RUN(copied_stacks_survive_and_resize);
     RUN(yield_between_modes_keeps_frames);
