@@ -8,6 +8,9 @@
 #include <pthread.h>
 #include <sys/wait.h>
 #include <time.h>
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
 
 #include "export_test.h"
 #include "testing.h"
@@ -39,6 +42,40 @@ TEST(round_robin)
     for (int i = 0; i < 9; i++)
         CHECK_EQ(order[i], want[i]);
     CHECK(gm_self() == NULL);
+}
+
+// The same with dedicated stacks, where gm_yield hands over without the
+// loop (the runq's head moves to its tail, or swaps with the yielder when
+// alone), and a fourth coroutine created in the second round joins at the
+// tail.
+static const gm_go_options dedicated16k = { GM_STACK_DEDICATED, 16 << 10, NULL, 0 };
+
+static void worker_dedicated(void *arg)
+{
+    int id = (int)(uintptr_t)arg;
+    for (int i = 0; i < 3; i++) {
+        if (id == 1 && i == 1)
+            gm_go_opts(worker_dedicated, (void *)(uintptr_t)4, &dedicated16k);
+        order[norder++] = id;
+        gm_yield();
+    }
+}
+
+static void spawn3_dedicated(void *arg)
+{
+    (void)arg;
+    for (int i = 1; i <= 3; i++)
+        gm_go_opts(worker_dedicated, (void *)(uintptr_t)i, &dedicated16k);
+}
+
+TEST(round_robin_dedicated)
+{
+    norder = 0;
+    CHECK_EQ(gm_main(spawn3_dedicated, NULL), 0);
+    int want[] = { 1, 2, 3, 1, 2, 3, 4, 1, 2, 3, 4, 4 };
+    CHECK_EQ(norder, 12);
+    for (int i = 0; i < 12; i++)
+        CHECK_EQ(order[i], want[i]);
 }
 
 // park/ready: a one-slot mailbox.
@@ -384,6 +421,48 @@ static void overflow_canary(void *arg)
     gm_go_opts(smash_small, NULL, &o);
     gm_main(NULL, NULL);
 }
+// An overflow that leaves the stack pointer in its stack but writes over
+// the canary (a big local array, say): caught at the next switch, gm_yield's
+// direct hand-over to another dedicated coroutine included.
+static void smash_canary(void *arg)
+{
+    (void)arg;
+    volatile char here = 0;
+    uintptr_t lo = (uintptr_t)&here & ~(uintptr_t)2047; // small stacks are aligned to their size
+    *(volatile uint64_t *)lo = 0;
+    gm_yield();
+    _exit(0); // not caught at the yield itself (the end would catch it)
+}
+static void yield_forever(void *arg)
+{
+    (void)arg;
+    for (;;)
+        gm_yield();
+}
+static void overflow_canary_direct(void *arg)
+{
+    (void)arg;
+    gm_go_options o = { GM_STACK_DEDICATED, 2048, "smasher", 0 };
+    gm_go_options other = { GM_STACK_DEDICATED, 2048, "other", 0 };
+    gm_go_opts(yield_forever, NULL, &other); // started and runnable when the smasher yields
+    gm_go_opts(smash_canary, NULL, &o);
+    gm_main(NULL, NULL);
+}
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+static void yield_outside(void *arg)
+{
+    (void)arg;
+    gm_yield();
+}
+static void yield_outside_with_worker(void *arg)
+{
+    (void)arg;
+    gm_go(nothing, NULL); // the thread has a worker now, and no coroutine runs
+    gm_yield();
+}
 static gm_g *ended;
 static void quick(void *arg)
 {
@@ -435,6 +514,10 @@ TEST(misuse_is_caught)
     CHECK_DEATH(overflow_dedicated, NULL, "\"deep\" (dedicated stack, 16384 bytes)");
     CHECK_DEATH(overflow_copied, NULL, "stack overflow in coroutine");
     CHECK_DEATH(overflow_canary, NULL, "canary");
+    CHECK_DEATH(overflow_canary_direct, NULL, "stack overflow (canary overwritten): coroutine");
+    CHECK_DEATH(overflow_canary_direct, NULL, "\"smasher\"");
+    CHECK_DEATH(yield_outside, NULL, "gm_yield called outside a coroutine");
+    CHECK_DEATH(yield_outside_with_worker, NULL, "gm_yield called outside a coroutine");
     CHECK_DEATH(ready_after_end, NULL, "has ended");
     CHECK_DEATH(park_outside, NULL, "outside a coroutine");
     CHECK_DEATH(deadlock, NULL, "all coroutines are asleep - deadlock!");
@@ -652,6 +735,66 @@ TEST(floating_point_state_is_per_coroutine)
         CHECK_EQ(fegetround(), FE_TONEAREST);
     }
 }
+
+#if defined(__x86_64__)
+// Only one of the two control words differs between two coroutines:
+// MXCSR (flush-to-zero) in one, the x87 precision in the other. The
+// switch compares the pair first, then each alone.
+static unsigned short fe_cw(void)
+{
+    unsigned short cw;
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    return cw;
+}
+
+static void fe_set_cw(unsigned short cw)
+{
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+}
+
+static unsigned fe_def_csr;
+static unsigned short fe_def_cw;
+
+static void fe_csr_only(void *arg)
+{
+    (void)arg;
+    _mm_setcsr(fe_def_csr | 0x8000);
+    gm_yield();
+    fe_a_ok = _mm_getcsr() == (fe_def_csr | 0x8000) && fe_cw() == fe_def_cw;
+    _mm_setcsr(fe_def_csr);
+}
+
+static void fe_cw_only(void *arg)
+{
+    (void)arg;
+    fe_b_ok = _mm_getcsr() == fe_def_csr && fe_cw() == fe_def_cw;
+    fe_set_cw((unsigned short)(fe_def_cw & ~0x0100)); // 53-bit precision
+    gm_yield();
+    fe_b_ok = fe_b_ok && fe_cw() == (fe_def_cw & ~0x0100) && _mm_getcsr() == fe_def_csr;
+    fe_set_cw(fe_def_cw);
+}
+
+static void fe_one_main(void *arg)
+{
+    gm_go_options o = { (gm_stack_mode)(uintptr_t)arg, 0, NULL, 0 };
+    gm_go_opts(fe_csr_only, NULL, &o);
+    gm_go_opts(fe_cw_only, NULL, &o);
+}
+
+TEST(floating_point_control_words_switch_separately)
+{
+    fe_def_csr = _mm_getcsr();
+    fe_def_cw = fe_cw();
+    for (uintptr_t mode = 0; mode <= 1; mode++) {
+        fe_a_ok = fe_b_ok = 0;
+        CHECK_EQ(gm_main(fe_one_main, (void *)mode), 0);
+        CHECK(fe_a_ok);
+        CHECK(fe_b_ok);
+        CHECK_EQ(_mm_getcsr(), fe_def_csr);
+        CHECK_EQ(fe_cw(), fe_def_cw);
+    }
+}
+#endif
 
 // Counts by state add up while coroutines run, park and sleep.
 static gm_g *st_parked[3];
@@ -955,6 +1098,7 @@ int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
     RUN(round_robin);
+    RUN(round_robin_dedicated);
     RUN(park_and_ready);
     RUN(copied_stacks_survive_and_resize);
     RUN(yield_between_modes_keeps_frames);
@@ -970,5 +1114,8 @@ int main(void)
     RUN(stackcheck);
     RUN(counts_by_state);
     RUN(floating_point_state_is_per_coroutine);
+#if defined(__x86_64__)
+    RUN(floating_point_control_words_switch_separately);
+#endif
     return test_report();
 }
