@@ -31,7 +31,13 @@ static void park_all(void *arg)
     size_t *rss = arg;
     for (long i = 0; i < N; i++)
         gs[i] = gm_go(idle, (void *)(uintptr_t)i);
-    gm_yield();
+    // Other workers steal some: wait until every one has parked (readying
+    // one that has not is an error).
+    gm_memstats m;
+    do {
+        gm_yield();
+        gm_stats(&m);
+    } while (m.coro_waiting < (uint64_t)N);
     rss[1] = bench_rss_kib();
     for (long i = 0; i < N; i++)
         gm_ready(gs[i]);
