@@ -1401,15 +1401,15 @@ static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, 
     // set and its object is where p's free bytes end at the most.
     uint32_t after = bits >> o >> 1;
     uintptr_t len = after == 0 ? bs - o : (uintptr_t)__builtin_ctz(after) + 1;
-    if (p - o == c->tiny && bs == c->tinyBlockSize) {
-        if (o + len == c->tinyoffset) {
-            // Just below the fill mark: bit o becomes the fill mark and the
-            // old one is cleared by the next bump.
-            if (c->tinyoffset < bs)
-                c->tinyStale |= (uint32_t)1 << c->tinyoffset;
-            c->tinyoffset = o;
-            return true;
-        }
+    // Only while the current block has its fill mark: a full block is kept
+    // by its objects alone and may die and serve another thread while
+    // c->tiny still names it.
+    if (p - o == c->tiny && bs == c->tinyBlockSize && c->tinyoffset < bs && o + len == c->tinyoffset) {
+        // Just below the fill mark: bit o becomes the fill mark and the old
+        // one is cleared by the next bump.
+        c->tinyStale |= (uint32_t)1 << c->tinyoffset;
+        c->tinyoffset = o;
+        return true;
     }
     return tinyHolePut(c, p, len);
 }
