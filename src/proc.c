@@ -1182,6 +1182,21 @@ static void protectChecked(gm_g *g, bool prot)
     spin_unlock(&g->stackLock);
 }
 
+// Where a dedicated coroutine's frames start below its stack's top. Stacks
+// are power-of-two aligned, so two coroutines switching at the same depth
+// would save and load their registers at the same offset in a page: the
+// CPU takes the loads for dependent on the other stack's stores (4K
+// aliasing) and a yield took 10.3 ns instead of 7.3 (Zen 3). Consecutive
+// coroutines start 512 bytes apart, in up to 8 steps, using at most 1/16
+// of the stack; stacks under 16 KiB start at the top.
+static uintptr_t stackColor(const gm_g *g)
+{
+    uintptr_t size = g->stack.hi - g->stack.lo, colors = size / 16 / 512 + 1;
+    if (colors > 8)
+        colors = 8;
+    return size < (16 << 10) ? 0 : (uintptr_t)(g->id % colors) * 512;
+}
+
 static void schedule(worker *p)
 {
     gm_g *g;
@@ -1190,7 +1205,7 @@ static void schedule(worker *p)
             if (p->owner != g || !g->started)
                 takeExecStack(p, g);
         } else if (!g->started) {
-            g->sp = newFrame((char *)g->stack.hi, g, coroMain);
+            g->sp = newFrame((char *)g->stack.hi - stackColor(g), g, coroMain);
         } else if (g->checked) {
             protectChecked(g, false); // runnable: nobody copies into it now
         }
