@@ -280,7 +280,9 @@ typedef struct gm_g gm_g;
 typedef enum { GM_STACK_COPIED = 0, GM_STACK_DEDICATED = 1 } gm_stack_mode;
 typedef struct {
     gm_stack_mode mode;
-    size_t stack_size;  // dedicated: bytes (rounded up to a power of two); 0: 64 KiB
+    size_t stack_size;  // dedicated: bytes (rounded up to a power of two); 0: 64 KiB. From
+                        // 16 KiB, up to 1/16 of it (3.5 KiB at most) staggers where frames start
+                        // (stacks switching at one page offset slow each other: 4K aliasing)
     const char *name;   // for messages; not copied, must outlive the coroutine
     int worker;         // 0: the creator's worker (idle workers may steal it before it
                         // starts); k > 0: worker (k-1) mod procs of the running gm_main, for good
