@@ -481,6 +481,16 @@ static int unguardLocked(uintptr_t base, uintptr_t npages, uintptr_t keep)
     return 0;
 }
 
+// GM_DEBUG >= 3: the whole heap is checked after each change (no lock held).
+static void debugValidate(const char *after)
+{
+    if (GM_DEBUG >= 3) {
+        const char *bad = mheap_valid();
+        if (bad != NULL)
+            throw("mheap_valid after %s: %s", after, bad);
+    }
+}
+
 static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass, bool guardLast)
 {
     runtime_init();
@@ -541,10 +551,8 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     atomic_store_explicit(&s->state, state, memory_order_release);
     TRACE(state == mSpanInUse ? EvSpanAlloc : EvStackSpanAlloc, spanclass, (uint32_t)npages, s->startAddr);
     if (GM_DEBUG >= 3) {
-        const char *bad = NULL;
         unlock(&mheap_.lock);
-        if ((bad = mheap_valid()) != NULL)
-            throw("mheap_valid after alloc: %s", bad);
+        debugValidate("alloc");
         return s;
     }
     unlock(&mheap_.lock);
@@ -600,11 +608,7 @@ bool mheap_growInPlace(mspan *s, uintptr_t newpages)
     mheap_.pagesInUse += need;
     setSpanAll(s);
     unlock(&mheap_.lock);
-    if (GM_DEBUG >= 3) {
-        const char *bad = mheap_valid();
-        if (bad != NULL)
-            throw("mheap_valid after growInPlace: %s", bad);
-    }
+    debugValidate("growInPlace");
     return true;
 }
 
@@ -657,11 +661,7 @@ static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *w
     freeSpanLocked(s);
     scavengeIfNeededLocked();
     unlock(&mheap_.lock);
-    if (GM_DEBUG >= 3) {
-        const char *bad = mheap_valid();
-        if (bad != NULL)
-            throw("mheap_valid after free: %s", bad);
-    }
+    debugValidate("free");
 }
 
 void mheap_free(mspan *s)
@@ -703,11 +703,7 @@ bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages)
     freeSpanLocked(t);
     scavengeIfNeededLocked();
     unlock(&mheap_.lock);
-    if (GM_DEBUG >= 3) {
-        const char *bad = mheap_valid();
-        if (bad != NULL)
-            throw("mheap_valid after shrinkInPlace: %s", bad);
-    }
+    debugValidate("shrinkInPlace");
     return true;
 }
 

@@ -20,6 +20,20 @@ static inline size_t test_c23_align(size_t n)
     return a;
 }
 
+// The pages of mheap's largest free span.
+static inline uintptr_t test_largestFreePages(void)
+{
+    uintptr_t max = 0;
+    lock(&mheap_.lock);
+    for (int set = 0; set < 2; set++)
+        for (int b = 0; b < FreeBuckets; b++)
+            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+                if (f->npages > max)
+                    max = f->npages;
+    unlock(&mheap_.lock);
+    return max;
+}
+
 // ThreadSanitizer's shadow memory follows the application's: resident-set
 // checks measure it, not gomem, under TSan.
 #if defined(__SANITIZE_THREAD__)

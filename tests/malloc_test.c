@@ -623,20 +623,6 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
     VALID();
 }
 
-// The pages of the largest free span.
-static uintptr_t largestFreePages(void)
-{
-    uintptr_t max = 0;
-    lock(&mheap_.lock);
-    for (int set = 0; set < 2; set++)
-        for (int b = 0; b < FreeBuckets; b++)
-            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
-                if (f->npages > max)
-                    max = f->npages;
-    unlock(&mheap_.lock);
-    return max;
-}
-
 // Without the tests' switch realloc moves only onto fresh pages of a heap
 // that had to grow (malloc.c, "When"), not into pages the heap keeps
 // resident, where a copy costs no page fault and keeps them in use.
@@ -662,7 +648,7 @@ TEST(large_realloc_moves_only_when_the_heap_grows)
     // Larger than any free span (twice: fresh pages are most of the new
     // one): the heap grows, and the pages move.
     p = largeBlocked(n, 21, junk, &njunk);
-    size_t m = (2 * largestFreePages() << PageShift) + (4 << 20);
+    size_t m = (2 * test_largestFreePages() << PageShift) + (4 << 20);
     gm_stats(&a);
     q = gm_realloc(p, m);
     gm_stats(&b);

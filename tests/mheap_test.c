@@ -239,24 +239,11 @@ TEST(shrink_in_place_frees_the_tail)
     VALID();
 }
 
-static uintptr_t largestFreePages(void)
-{
-    uintptr_t max = 0;
-    lock(&mheap_.lock);
-    for (int set = 0; set < 2; set++)
-        for (int b = 0; b < FreeBuckets; b++)
-            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
-                if (f->npages > max)
-                    max = f->npages;
-    unlock(&mheap_.lock);
-    return max;
-}
-
 // fresh: the heap grew to find the span and most of its pages are not
 // resident (realloc moves pages only onto such a span).
 TEST(fresh_says_the_heap_grew_for_the_span)
 {
-    uintptr_t n = 2 * largestFreePages() + 512;
+    uintptr_t n = 2 * test_largestFreePages() + 512;
     mspan *s = mheap_alloc(n, 0);
     CHECK(s != NULL);
     CHECK_EQ(s->fresh, 1);
