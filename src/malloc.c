@@ -1159,6 +1159,15 @@ static inline void *tinyWordOf(const mspan *s, uintptr_t block)
     return (void *)(s->startAddr + ((block * s->elemsize) >> 3)); // 2 or 4 bytes per block
 }
 
+// The span of a block or hole this thread holds (a tiny span in use).
+static inline mspan *tinySpanOf(uintptr_t a)
+{
+    mspan *s = spanOfRaw(a);
+    if (GM_UNLIKELY(s == NULL))
+        throw("internal error: tiny block %p has no span", (void *)a);
+    return s;
+}
+
 // The block at index idx of tiny span s lost its last object: kept for
 // the thread's next block (a tcache of blocks: taking a slot from a span
 // and giving it back cost more than the objects the block held), or back
@@ -1189,7 +1198,7 @@ static void tinyDeadFlush(mcache *c)
         while (c->tinyDead[k] != NULL) {
             gclink *b = c->tinyDead[k];
             c->tinyDead[k] = b->next;
-            mspan *s = spanOfRaw((uintptr_t)b);
+            mspan *s = tinySpanOf((uintptr_t)b);
             freeToSpan(c, s, b, s->spanclass, tinyIndex((uintptr_t)b - s->startAddr, s->elemsize));
         }
         c->tinyDeadN[k] = 0;
@@ -1200,7 +1209,7 @@ static void tinyDeadFlush(mcache *c)
 // held it; the block goes back if that was its last bit.
 static void tinyClearBit(mcache *c, uintptr_t a)
 {
-    mspan *s = spanOfRaw(a);
+    mspan *s = tinySpanOf(a);
     uintptr_t bs = s->elemsize, idx = tinyIndex(a - s->startAddr, bs);
     uint32_t bit = (uint32_t)1 << (a & (bs - 1));
     uint32_t old = tinyWordAnd(tinyWordOf(s, idx), bs, ~bit);
@@ -1258,7 +1267,7 @@ static void *tinyHoleTake(mcache *c, size_t n, unsigned align)
         if (--c->tinyHoleN[i] == 0)
             c->tinyHoleMask &= ~((uint32_t)1 << i);
         *(uint8_t *)a = 0; // a program that never writes its object must not free a "cached hole"
-        mspan *s = spanOfRaw(a);
+        mspan *s = tinySpanOf(a);
         uintptr_t bs = s->elemsize, base = a & ~(bs - 1);
         // The start moves from a to off (the skipped bytes join the object
         // before, which never had them handed to anyone else); what is left
@@ -1324,7 +1333,7 @@ static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsi
         c->tinyDead[spc - TinyClass16] = b->next;
         c->tinyDeadN[spc - TinyClass16]--;
         counter_add(&c->nmalloc[spc], 1);
-        s = spanOfRaw((uintptr_t)b);
+        s = tinySpanOf((uintptr_t)b);
     } else {
         b = mallocSmall(c, spc);
         if (b == NULL) {
