@@ -1225,8 +1225,8 @@ static void tinyClearBit(mcache *c, uintptr_t a)
 static inline bool tinyHolePut(mcache *c, uintptr_t a, uintptr_t len)
 {
     uintptr_t i = len - 1;
-    if (len < TinyMinHole || c->tinyHoleN[i] == TinyHoleDepth)
-        return false;
+    if (len < TinyMinHole || len > TinyHoleLens || c->tinyHoleN[i] == TinyHoleDepth)
+        return false; // (a whole 32-byte block is no hole: it is free)
     c->tinyHoles[i][c->tinyHoleN[i]++] = a;
     c->tinyHoleMask |= (uint32_t)1 << i;
     *(volatile uint8_t *)a = TinyHoleMark;
@@ -1303,7 +1303,8 @@ static void tinyRetire(mcache *c, bool keepRest)
         return; // full: no fill mark (nor stale ones), its objects keep it
     if (stale != 0)
         tinyWordAnd(c->tinyWord, bs, ~stale); // the fill mark keeps the block
-    if (keepRest && tinyHolePut(c, c->tiny + f, bs - f))
+    // f == 0: every object was freed (undone): the block goes back whole.
+    if (keepRest && f != 0 && tinyHolePut(c, c->tiny + f, bs - f))
         return; // the fill mark's bit now starts the hole
     uint32_t old = tinyWordAnd(c->tinyWord, bs, ~((uint32_t)1 << f));
     if ((old & ~((uint32_t)1 << f)) == 0) {

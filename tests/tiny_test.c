@@ -233,6 +233,31 @@ TEST(freed_bytes_are_reused_inside_live_blocks)
     CHECK(mcentral_valid() == NULL);
 }
 
+// A block emptied by undos at its fill mark goes back whole when it stops
+// being current, also a 32-byte one (whose rest would be a 32-byte "hole").
+TEST(an_emptied_current_block_goes_back_whole)
+{
+    for (int max = 16; max <= 32; max += 16) {
+        CHECK_EQ(gm_set_max_tiny_size((size_t)max), 0);
+        gm_thread_flush();
+        gm_memstats a, b;
+        gm_stats(&a);
+        char *p = gm_malloc_bytes((size_t)max - 3);
+        gm_free(p); // undone: the fill mark is back at 0
+        CHECK_EQ(gm_set_max_tiny_size(max == 16 ? 32 : 16), 0);
+        char *q = gm_malloc_bytes(5); // a block of the other size: the empty one retires
+        gm_free(q);
+        gm_stats(&b);
+        CHECK_EQ(b.tiny_blocks - a.tiny_blocks, 1); // q's, current; the emptied one went back
+        gm_thread_flush();
+        gm_stats(&b);
+        CHECK_EQ(b.tiny_blocks, a.tiny_blocks);
+        CHECK_EQ(b.heap_alloc, a.heap_alloc);
+    }
+    CHECK_EQ(gm_set_max_tiny_size(16), 0);
+    CHECK(mcentral_valid() == NULL);
+}
+
 TEST(undos_at_the_fill_mark_keep_sizes_exact)
 {
     gm_thread_flush();
@@ -504,6 +529,7 @@ int main(void)
     RUN(tiny_objects_freed_by_another_thread);
     RUN(freed_bytes_are_reused_inside_live_blocks);
     RUN(undos_at_the_fill_mark_keep_sizes_exact);
+    RUN(an_emptied_current_block_goes_back_whole);
     RUN(churn_keeps_contents_and_reuses_freed_bytes);
     RUN(holes_and_frees_from_another_thread);
     RUN(max_tiny_size_setting);
