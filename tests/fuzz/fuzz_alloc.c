@@ -154,10 +154,15 @@ static void chan_consumer(void *arg)
 static void chan_main(void *arg)
 {
     chanrun *r = arg;
-    gm_go(chan_parker, r);
+    // The parker and the consumer share worker 0: the parker publishes
+    // itself and parks with no switch in between, so the consumer cannot
+    // ready it before it has parked (on two workers it could: gm_ready of a
+    // coroutine not parked yet is an error, and the fuzzer found the race).
+    gm_go_options pin = { GM_STACK_COPIED, 0, NULL, 1 };
+    gm_go_opts(chan_parker, r, &pin);
     for (int i = 0; i < r->nprod; i++)
         gm_go(chan_producer, r);
-    gm_go(chan_consumer, r);
+    gm_go_opts(chan_consumer, r, &pin);
 }
 
 static int run_channels(uint8_t a, uint8_t b)
