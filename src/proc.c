@@ -119,6 +119,7 @@ void __tsan_switch_to_fiber(void *fiber, unsigned flags);
 #endif
 #endif
 #ifndef GM_VALGRIND
+#define RUNNING_ON_VALGRIND 0
 #define VALGRIND_STACK_REGISTER(lo, hi) 0u
 #define VALGRIND_STACK_DEREGISTER(id) ((void)(id))
 #define VALGRIND_MAKE_MEM_UNDEFINED(p, n) ((void)(p), (void)(n))
@@ -167,6 +168,8 @@ struct gm_g {
     bool started;
     bool direct;               // gm_yield may switch to it with a bare gm_swapctx: started, dedicated (frames
                                // never move), no sanitizer hooks to run; immutable once started
+    bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in:
+                               // started, copied, not checked, no sanitizer hooks; immutable once started
     uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
                                // (dedicated, stackcheck) or p's execution stack; immutable once started
     bool fdWait;               // parked in gm_wait_fd (an epoll event may ready it)
@@ -232,6 +235,7 @@ struct worker {
     void *asanFake;            // AddressSanitizer: the scheduler's fake stack
     void *tsanFiber;           // ThreadSanitizer: the thread's own fiber
     unsigned vgStack;          // valgrind's id of the execution stack
+    bool onValgrind;           // memcheck's requests are made only then: each costs ~12 instructions
     const void *threadStack;   // AddressSanitizer: the thread's own stack
     size_t threadStackSize;
     pthread_t thread;
@@ -398,6 +402,7 @@ static worker *workerNew(group *grp, int id)
     p->stackBase = m + page;
     p->stackTop = m + page + ExecStackSize;
     p->vgStack = VALGRIND_STACK_REGISTER(p->stackBase, p->stackTop);
+    p->onValgrind = RUNNING_ON_VALGRIND != 0;
     spin_lock(&allWorkersLock);
     p->allnext = allWorkers;
     if (allWorkers != NULL)
@@ -738,36 +743,43 @@ static int savedOrder(size_t size)
     return o; // NumStackOrders: larger than every order
 }
 
-// Saves the owner's frames [sp, top) into its buffer (seed 002's policy).
-// Caller holds g->stackLock.
+// Gives g a buffer for used bytes of frames (seed 002's policy): doubled
+// until they fit, or halved once when under a quarter of it is used. Out
+// of line: most saves fit the buffer they have.
+static GM_NOINLINE void resizeSaved(gm_g *g, size_t size, size_t used)
+{
+    size_t want = size ? size : FixedStack;
+    while (want < used) {
+        want *= 2;
+        atomic_fetch_add_explicit(&statGrows, 1, memory_order_relaxed);
+    }
+    if (size != 0 && want == size && used < size / 4) {
+        want = size / 2; // halve once per save
+        atomic_fetch_add_explicit(&statShrinks, 1, memory_order_relaxed);
+    }
+    TRACE(want > size ? EvStackGrow : EvStackShrink, savedOrder(size), (uint32_t)want, g->id);
+    if (debug.stacks)
+        fprintf(stderr, "gomem: coroutine %llu saved stack %zu -> %zu bytes (%zu used)\n",
+                (unsigned long long)g->id, size, want, used);
+    gm_stack nb = gm_stackalloc(want);
+    if (nb.lo == 0)
+        throwG("out of memory saving the stack of", g);
+    gm_stackfree(g->stack); // the old copy is stale: it is overwritten next
+    atomic_fetch_add_explicit(&statSavedBytes, (int64_t)want - (int64_t)size, memory_order_relaxed);
+    if (size != 0)
+        atomic_fetch_sub_explicit(&statSavedOrder[savedOrder(size)], (int64_t)size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statSavedOrder[savedOrder(want)], (int64_t)want, memory_order_relaxed);
+    g->stack = nb;
+}
+
+// Saves the owner's frames [sp, top) into its buffer. Caller holds
+// g->stackLock.
 static void saveStack(worker *p, gm_g *g)
 {
     size_t used = (size_t)(p->stackTop - (char *)g->sp);
     size_t size = g->stack.hi - g->stack.lo;
-    if (size < used || (size > FixedStack && used < size / 4)) {
-        size_t want = size ? size : FixedStack;
-        while (want < used) {
-            want *= 2;
-            atomic_fetch_add_explicit(&statGrows, 1, memory_order_relaxed);
-        }
-        if (size != 0 && want == size && used < size / 4) {
-            want = size / 2; // halve once per save
-            atomic_fetch_add_explicit(&statShrinks, 1, memory_order_relaxed);
-        }
-        TRACE(want > size ? EvStackGrow : EvStackShrink, savedOrder(size), (uint32_t)want, g->id);
-        if (debug.stacks)
-            fprintf(stderr, "gomem: coroutine %llu saved stack %zu -> %zu bytes (%zu used)\n",
-                    (unsigned long long)g->id, size, want, used);
-        gm_stack nb = gm_stackalloc(want);
-        if (nb.lo == 0)
-            throwG("out of memory saving the stack of", g);
-        gm_stackfree(g->stack); // the old copy is stale: it is overwritten below
-        atomic_fetch_add_explicit(&statSavedBytes, (int64_t)want - (int64_t)size, memory_order_relaxed);
-        if (size != 0)
-            atomic_fetch_sub_explicit(&statSavedOrder[savedOrder(size)], (int64_t)size, memory_order_relaxed);
-        atomic_fetch_add_explicit(&statSavedOrder[savedOrder(want)], (int64_t)want, memory_order_relaxed);
-        g->stack = nb;
-    }
+    if (GM_UNLIKELY(size < used || (size > FixedStack && used < size / 4)))
+        resizeSaved(g, size, used);
     copyStack((void *)g->stack.lo, g->sp, used);
     g->savedLen = used;
 }
@@ -801,8 +813,10 @@ static void takeExecStack(worker *p, gm_g *g)
 #endif
     // memcheck marked the execution stack below the last sp as gone; the
     // frames copied (or laid out) there are live again.
-    size_t need = g->started ? g->savedLen : 128;
-    VALGRIND_MAKE_MEM_UNDEFINED(p->stackTop - need, need);
+    if (GM_UNLIKELY(p->onValgrind)) {
+        size_t need = g->started ? g->savedLen : 128;
+        VALGRIND_MAKE_MEM_UNDEFINED(p->stackTop - need, need);
+    }
     // g is runnable: whoever readied it finished copying into it first.
     if (g->started)
         copyStack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
@@ -1214,6 +1228,7 @@ static void schedule(worker *p)
             g->runLo = ownStack(g) ? g->stack.lo : (uintptr_t)p->stackBase;
             g->runHi = ownStack(g) ? g->stack.hi : (uintptr_t)p->stackTop;
             g->direct = DirectYield && g->mode == GM_STACK_DEDICATED;
+            g->directCopy = DirectYield && g->mode == GM_STACK_COPIED && !g->checked;
             allgAdd(p, g);
         }
         setstatus(g, Grunning);
@@ -1493,12 +1508,21 @@ static GM_NOINLINE void scratchInUse(void *scratch)
 
 // Runs on the worker's thread stack between the halves of gm_swapctx_via,
 // once the yielding g's context is saved: its frames go to its buffer and
-// the next g's (p->cur) come in over them.
+// the next g's (p->cur) come in over them. takeExecStack's steps for the
+// case gm_yield makes: the owner is the yielder (runnable: nobody copies
+// into it, no lock) and next has run (it has frames to copy in).
 static void *yieldSwapFrames(void *arg)
 {
     worker *p = arg;
-    gm_g *next = p->cur;
-    takeExecStack(p, next);
+    gm_g *g = p->owner, *next = p->cur;
+    gm_assert1(g != NULL && gstatus(g) == Grunnable && next->started);
+    saveStack(p, g);
+    g->onExec = false;
+    if (GM_UNLIKELY(p->onValgrind))
+        VALGRIND_MAKE_MEM_UNDEFINED(p->stackTop - next->savedLen, next->savedLen);
+    copyStack(p->stackTop - next->savedLen, (void *)next->stack.lo, next->savedLen);
+    next->onExec = true;
+    p->owner = next;
     return next->sp;
 }
 #endif
@@ -1513,52 +1537,58 @@ static inline bool loopIdle(const worker *p)
             (uintptr_t)__atomic_load_n(&p->newqhead, __ATOMIC_RELAXED)) == 0;
 }
 
-// gm_yield's second path, for a next g whose frames are not in place:
-// hand the CPU straight to it anyway when nothing else needs the
-// scheduler's loop. One context switch instead of two. When the next g's
-// frames must be copied onto the execution stack the yielding g runs on,
-// the copy runs on the scheduler's thread stack below its saved context
-// (idle while a g runs). Not under the sanitizers, whose fiber hooks
-// assume the loop.
-static bool yieldDirect(worker *p, gm_g *g)
+// gm_yield's hand-over bookkeeping: next off the runq's head, g to its
+// tail. When next is all the queue holds (two gs taking turns), g takes
+// its place: the general steps would reload next->schedlink just after
+// storing g there, a store-forwarding wait (0.25 ns a yield).
+static inline void handOver(worker *p, gm_g *g, gm_g *next)
 {
-#if defined(GM_ASAN) || defined(GM_TSAN)
-    (void)p;
-    (void)g;
-    return false;
-#else
-    gm_g *next = p->runqhead;
-    if (next == NULL || next == g || !next->started || next->checked || !loopIdle(p))
-        return false;
-    listGet(&p->runqhead, &p->runqtail);
+    gm_assert1(next != g && next == p->runqhead);
+    g->schedlink = NULL;
+    if (next == p->runqtail) {
+        p->runqhead = g;
+    } else {
+        p->runqtail->schedlink = g;
+        p->runqhead = next->schedlink;
+    }
+    p->runqtail = g;
     setstatus(g, Grunnable);
-    listPut(&p->runqhead, &p->runqtail, g);
     setstatus(next, Grunning);
     __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
-    if (ownStack(next) || p->owner == next) {
+}
+
+#if !defined(GM_ASAN) && !defined(GM_TSAN)
+// gm_yield's hand-over to a copied-mode next (next->directCopy), checks
+// done: one context switch instead of two through the scheduler. When
+// next's frames must be copied onto the execution stack the yielding g
+// runs on, the copy runs on the scheduler's thread stack below its saved
+// context (idle while a g runs).
+static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
+{
+    gm_assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
+    handOver(p, g, next);
+    if (p->owner == next) { // g is dedicated and next ran last: its frames are in place
         gm_swapctx(&g->sp, next->sp);
     } else if (ownStack(g)) { // g is not on the execution stack: copy from here
         takeExecStack(p, next);
         gm_swapctx(&g->sp, next->sp);
     } else {
         void *scratch = (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
-        scratchInUse(scratch);
+        if (GM_UNLIKELY(p->onValgrind))
+            scratchInUse(scratch);
         gm_swapctx_via(&g->sp, scratch, yieldSwapFrames, p);
     }
-    return true;
-#endif
 }
+#endif
 
-// The rest of gm_yield, and its misuse reported: a direct hand-over that
-// copies frames, or a round trip through the scheduler's loop.
+// The rest of gm_yield, and its misuse reported: a round trip through the
+// scheduler's loop.
 static GM_NOINLINE void yieldSlow(void)
 {
     worker *p = tworker;
     gm_g *g = mustSelf(p, "gm_yield");
     if (GM_UNLIKELY(!canaryIntact(g)))
         switchToSched(g, false); // the loop reports it from its own stack (formatting here overflows further)
-    if (yieldDirect(p, g))
-        return;
     setstatus(g, Grunnable);
     runqputLocal(p, g); // g is p's own
     switchToSched(g, false);
@@ -1576,27 +1606,20 @@ void gm_yield(void)
     gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
     if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) && canaryIntact(g))) {
         gm_g *next = p->runqhead;
-        if (GM_LIKELY(next != NULL && next->direct && loopIdle(p))) {
-            gm_assert1(next != g);
-            gm_assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
-            gm_assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
-            // next off the runq's head, g to its tail. When next is all
-            // the queue holds (two gs taking turns), g takes its place:
-            // the general steps would reload next->schedlink just after
-            // storing g there, a store-forwarding wait (0.25 ns a yield).
-            g->schedlink = NULL;
-            if (next == p->runqtail) {
-                p->runqhead = g;
-            } else {
-                p->runqtail->schedlink = g;
-                p->runqhead = next->schedlink;
+        if (GM_LIKELY(next != NULL && loopIdle(p))) {
+            if (GM_LIKELY(next->direct)) {
+                gm_assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
+                gm_assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
+                handOver(p, g, next);
+                gm_swapctx(&g->sp, next->sp);
+                return;
             }
-            p->runqtail = g;
-            setstatus(g, Grunnable);
-            setstatus(next, Grunning);
-            __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
-            gm_swapctx(&g->sp, next->sp);
-            return;
+#if !defined(GM_ASAN) && !defined(GM_TSAN)
+            if (next->directCopy) {
+                yieldCopied(p, g, next);
+                return;
+            }
+#endif
         }
     }
     yieldSlow();
