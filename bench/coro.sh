@@ -23,8 +23,9 @@ else
     echo "go not installed: Go's side skipped"
 fi
 if [ -e /usr/include/boost/context/detail/fcontext.hpp ] && command -v g++ >/dev/null; then
-    g++ -O2 -o build/bench/boost_switch bench/boost_switch.cpp -lboost_context
-    build/bench/boost_switch "$RUNS"
+    make -s build/libgomem.a
+    g++ -O2 -Iinclude -o build/bench/boost_switch bench/boost_switch.cpp build/libgomem.a -lboost_context -pthread
+    GOMEM_PROCS=1 build/bench/boost_switch "$((RUNS > 9 ? RUNS : 9))"
 else
     echo "Boost.Context not installed: its side skipped"
 fi
