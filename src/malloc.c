@@ -1299,6 +1299,7 @@ static void tinyRetire(mcache *c, bool keepRest)
     uint32_t stale = c->tinyStale;
     c->tinyBlockSize = 0;
     c->tinyStale = 0;
+    c->tinyLast = 0;
     if (f >= bs)
         return; // full: no fill mark (nor stale ones), its objects keep it
     if (stale != 0)
@@ -1362,6 +1363,7 @@ static GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsi
     tinyRetire(c, true);
     c->tiny = (uintptr_t)b;
     c->tinyoffset = n;
+    c->tinyLast = (uintptr_t)b;
     c->tinyBlockSize = bs;
     c->tinyWord = w;
     c->tinySpan = s;
@@ -1385,8 +1387,10 @@ static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
         // out and stays set, as it should.
         uint32_t mask = c->tinyStale ^ (off != f ? ((uint32_t)1 << f) | ((uint32_t)1 << off) : 0) ^
                         (e < bs ? (uint32_t)1 << e : 0);
-        tinyWordXor(c->tinyWord, bs, mask);
+        if (mask != 0) // 0 after an undo of a same-sized object: the bitmap is already right
+            tinyWordXor(c->tinyWord, bs, mask);
         c->tinyoffset = e;
+        c->tinyLast = e < bs ? c->tiny + off : 0;
         c->tinyStale = 0;
         counter_add(&c->tinyAllocs, 1);
         counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
@@ -1419,13 +1423,14 @@ static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, 
         // one is cleared by the next bump.
         c->tinyStale |= (uint32_t)1 << c->tinyoffset;
         c->tinyoffset = o;
+        c->tinyLast = 0;
         return true;
     }
     return tinyHolePut(c, p, len);
 }
 
-// p is in tiny span s (a TinyClass span, in use).
-static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
+// p is in tiny span s (a TinyClass span, in use): freeTiny's long way.
+static GM_NOINLINE void freeTinySlow(void *p, mspan *s, const char *who)
 {
     uintptr_t bs = s->elemsize, off = (uintptr_t)p - s->startAddr;
     uintptr_t idx = tinyIndex(off, bs), o = off & (bs - 1);
@@ -1443,11 +1448,9 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
         // At or past this thread's fill mark: bytes given back to the block.
         if (GM_UNLIKELY((uintptr_t)p - o == c->tiny && o >= c->tinyoffset && bs == c->tinyBlockSize))
             throwTinyFree(who, p, s, idx, "double free of a tiny object");
-        if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs)) {
-            counter_add(&c->tinyFrees, 1);
-            return;
-        }
         counter_add(&c->tinyFrees, 1);
+        if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs))
+            return;
     } else {
         atomic_fetch_add_explicit(&orphanTinyFrees, 1, memory_order_relaxed);
     }
@@ -1456,6 +1459,29 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
         throwTinyFree(who, p, s, idx, "double free, or not the start of an object");
     if ((old & ~bit) == 0)
         tinyBlockDead(c, s, idx);
+}
+
+// p is in tiny span s (a TinyClass span, in use). The free of the object
+// this thread's last bump made (c->tinyLast: a program freeing what it
+// just allocated) is an undo of that bump, without a frame or an atomic:
+// bit o becomes the fill mark and the old one is cleared by the next
+// bump. Its bit is looked at: another thread may have freed it (this
+// free is then a double free, which the long way reports).
+static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
+{
+    mcache *c = mcache_tls;
+    if (GM_LIKELY(c != NULL) && (uintptr_t)p == c->tinyLast) {
+        uintptr_t o = (uintptr_t)p - c->tiny;
+        if (GM_LIKELY(tinyWordLoad(c->tinyWord, c->tinyBlockSize) & ((uint32_t)1 << o))) {
+            gm_assert1(c->tinyoffset < c->tinyBlockSize && o < c->tinyoffset);
+            c->tinyStale |= (uint32_t)1 << c->tinyoffset;
+            c->tinyoffset = o;
+            c->tinyLast = 0;
+            counter_add(&c->tinyFrees, 1);
+            return;
+        }
+    }
+    freeTinySlow(p, s, who);
 }
 
 // The extent of tiny object p (see above); aborts if p is not one.

@@ -284,6 +284,43 @@ TEST(undos_at_the_fill_mark_keep_sizes_exact)
     CHECK_EQ(b.heap_alloc, a.heap_alloc);
 }
 
+// A malloc+free pair of the object just made is an undo of its bump
+// (freeTiny's fast path): the same bytes each time, no atomic, counters
+// exact. Once another thread frees that object, the owner's next free of
+// it is not an undo (death test below), and a full block has no undo.
+TEST(pairs_undo_the_last_bump)
+{
+    gm_thread_flush();
+    gm_memstats a, b;
+    gm_stats(&a);
+    char *x = gm_malloc_bytes(5);
+    for (int i = 0; i < 1000; i++) {
+        char *y = gm_malloc_bytes(7);
+        CHECK(y == x + 5);
+        memset(y, 'y', 7);
+        gm_free(y);
+    }
+    char *y = gm_malloc_bytes(7);
+    objs o = { &y, 1 };
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, &o); // the last object, freed elsewhere
+    pthread_join(t, NULL);
+    char *z = gm_malloc_bytes(3); // bumps past y's lost bytes
+    CHECK(z == y + 7);
+    CHECK_EQ(gm_malloc_usable_size(x), 12); // x's extent runs over y's bytes now
+    char *full = gm_malloc_bytes(1); // 5+7+3+1: the block is full, no fill mark
+    CHECK(full == z + 3);
+    gm_free(full); // no undo (the block may die while current): a hole
+    gm_free(z);
+    gm_free(x);
+    gm_thread_flush();
+    gm_stats(&b);
+    CHECK_EQ(b.tiny_blocks, a.tiny_blocks);
+    CHECK_EQ(b.heap_alloc, a.heap_alloc);
+    CHECK_EQ(b.tiny_allocs - a.tiny_allocs, 1000 + 4);
+    CHECK_EQ(b.tiny_frees - a.tiny_frees, 1000 + 4);
+}
+
 // Random replacement of mixed tiny objects: every object keeps its bytes,
 // alignment holds, no usable size reaches another live object, memory is
 // reused (blocks stay near the live bytes), counters add up.
@@ -474,6 +511,17 @@ static void tiny_double_free_after_two_undos(void *arg)
     gm_free(b); // two undos: c's start is a stale fill mark, still set
     gm_free(c);
 }
+static void tiny_last_freed_elsewhere_then_here(void *arg)
+{
+    (void)arg;
+    gm_thread_flush();
+    char *a = gm_malloc_bytes(4);
+    objs o = { &a, 1 };
+    pthread_t t;
+    pthread_create(&t, NULL, free_all, &o);
+    pthread_join(t, NULL);
+    gm_free(a); // the last bump's object, but its bit is gone: not an undo
+}
 static void tiny_mark_is_data(void *arg)
 {
     (void)arg;
@@ -516,6 +564,7 @@ TEST(bad_tiny_frees_and_align16)
     CHECK_DEATH(tiny_mark_is_data, NULL, "freed fine");
     CHECK_DEATH(tiny_double_free_at_fill_mark, NULL, "double free of a tiny object");
     CHECK_DEATH(tiny_double_free_after_two_undos, NULL, "double free of a tiny object");
+    CHECK_DEATH(tiny_last_freed_elsewhere_then_here, NULL, "double free");
     CHECK_DEATH(tiny_interior_free, NULL, "not the start of an object");
     CHECK_DEATH(align16_setting, NULL, "all 16-aligned");
 }
@@ -523,6 +572,7 @@ TEST(bad_tiny_frees_and_align16)
 int main(void)
 {
     RUN(small_requests_share_blocks_and_keep_c_alignment);
+    RUN(pairs_undo_the_last_bump);
     RUN(bytes_pack_tighter_than_malloc);
     RUN(a_block_returns_when_its_last_object_is_freed);
     RUN(realloc_of_a_tiny_object_keeps_its_neighbours);
