@@ -1022,8 +1022,13 @@ static void netpoll(worker *p, int64_t timeout)
 
 static void freeG(worker *p, gm_g *g)
 {
-    if (ownStack(g))
+    if (ownStack(g)) {
         VALGRIND_STACK_DEREGISTER(g->vgStack);
+        // memcheck marked the stack below g's last sp as gone: the next
+        // user of these bytes (a copied g's buffer) writes them.
+        if (GM_UNLIKELY(p->onValgrind))
+            VALGRIND_MAKE_MEM_UNDEFINED((void *)g->stack.lo, g->stack.hi - g->stack.lo);
+    }
     if (g->checked) {
         spin_lock(&checkLock);
         if (g->checkPrev != NULL)
@@ -1563,9 +1568,25 @@ static inline void handOver(worker *p, gm_g *g, gm_g *next)
 // next's frames must be copied onto the execution stack the yielding g
 // runs on, the copy runs on the scheduler's thread stack below its saved
 // context (idle while a g runs).
+static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
+
 static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
 {
     gm_assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
+    if (GM_UNLIKELY(ownStack(g) || p->owner == next || p->onValgrind)) {
+        yieldCopiedFromOwn(p, g, next);
+        return;
+    }
+    // Two copied gs: g's frames are on the execution stack and must go
+    // before next's come in, from the scheduler's stack.
+    handOver(p, g, next);
+    gm_swapctx_via(&g->sp, (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15), yieldSwapFrames, p);
+}
+
+// yieldCopied's other cases (a frame of its own is fine here): g runs on
+// its own stack, or next's frames are in place, or memcheck watches.
+static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next)
+{
     handOver(p, g, next);
     if (p->owner == next) { // g is dedicated and next ran last: its frames are in place
         gm_swapctx(&g->sp, next->sp);
@@ -1574,8 +1595,7 @@ static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
         gm_swapctx(&g->sp, next->sp);
     } else {
         void *scratch = (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
-        if (GM_UNLIKELY(p->onValgrind))
-            scratchInUse(scratch);
+        scratchInUse(scratch);
         gm_swapctx_via(&g->sp, scratch, yieldSwapFrames, p);
     }
 }
