@@ -1616,10 +1616,11 @@ static GM_NOINLINE void yieldSlow(void)
 
 // The fast path hands over to a next g whose frames are in place on their
 // own stack (next->direct) when the loop has nothing to do: one TLS load,
-// 40 instructions (gcc 12 -O2), no stack frame, then a tail call of
-// gm_swapctx (24 more). Anything else, misuse included, is yieldSlow's (a
-// tail call too: it sees the same caller's stack pointer, and checks again
-// to report). Go's gosched goes through schedule() on g0 instead.
+// ~35 instructions (gcc 12 -O2), no stack frame, then a tail call of
+// gm_swapctx (24 more); to a copied-mode next, yieldCopied (a tail call).
+// Anything else, misuse included, is yieldSlow's (a tail call too: it sees
+// the same caller's stack pointer, and checks again to report). Go's
+// gosched goes through schedule() on g0 instead.
 void gm_yield(void)
 {
     worker *p = tworker;

@@ -16,15 +16,20 @@ pass=0 fail=0 skip=0
 # With BENCH_RUNS set (bench/realworld.sh), each program is instead timed
 # under every allocator in BENCH_ALLOCS ("name=preload-path" words; gomem's
 # is this build's libgomem.so): wall seconds and max RSS of the largest
-# process, min/median of BENCH_RUNS runs, ratios to glibc.
+# process. Each of the BENCH_RUNS rounds runs every allocator once, in
+# turn, so a machine that slows down for a while slows all of them; the
+# ratios to glibc are taken per round (then their median), besides min and
+# median times.
 bench_one() { # NAME CMD...
     local name=$1; shift
-    declare -A tmed rmed
-    for spec in $BENCH_ALLOCS; do
-        local a=${spec%%=*} lib=${spec#*=} ts=() rs=()
-        for r in $(seq 1 "$BENCH_RUNS"); do
+    declare -A t r
+    local allocs=() spec a
+    for spec in $BENCH_ALLOCS; do allocs+=("$spec"); done
+    for k in $(seq 1 "$BENCH_RUNS"); do
+        for spec in "${allocs[@]}"; do
+            local lib=${spec#*=} m
+            a=${spec%%=*}
             rm -rf "$work/$name-b"; mkdir -p "$work/$name-b"
-            local m
             m=$(cd "$work/$name-b" && PRELOAD=$lib python3 -c '
 import os, resource, subprocess, sys, time
 env = dict(os.environ)
@@ -34,17 +39,25 @@ t = time.monotonic()
 subprocess.run(sys.argv[1:], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
 ' "$@")
-            ts+=("${m% *}"); rs+=("${m#* }")
+            t[$a,$k]=${m% *}; r[$a,$k]=${m#* }
         done
-        local tmin tm rm
-        tmin=$(printf '%s\n' "${ts[@]}" | sort -n | head -1)
-        tm=$(printf '%s\n' "${ts[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-        rm=$(printf '%s\n' "${rs[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
-        tmed[$a]=$tm; rmed[$a]=$rm
-        printf '  %-12s %-9s %8s %8s %10s %8s %8s\n' "$name" "$a" "$tmin" "$tm" "$rm" \
-            "$(awk -v x="$tm" -v y="${tmed[glibc]}" 'BEGIN{printf "%.2f", x/y}')" \
-            "$(awk -v x="$rm" -v y="${rmed[glibc]}" 'BEGIN{printf "%.2f", x/y}')"
-        echo "$name,$a,$tm,$rm" >> "$BENCH_CSV"
+    done
+    med() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+    for spec in "${allocs[@]}"; do
+        a=${spec%%=*}
+        local ts=() rs=() tr=() rr=() tmin tm rm trm rrm
+        for k in $(seq 1 "$BENCH_RUNS"); do
+            ts+=("${t[$a,$k]}"); rs+=("${r[$a,$k]}")
+            tr+=("$(awk -v x="${t[$a,$k]}" -v y="${t[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
+            rr+=("$(awk -v x="${r[$a,$k]}" -v y="${r[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
+        done
+        tmin=$(printf '%s\n' "${ts[@]}" | sort -g | head -1)
+        tm=$(printf '%s\n' "${ts[@]}" | med)
+        rm=$(printf '%s\n' "${rs[@]}" | med)
+        trm=$(printf '%s\n' "${tr[@]}" | med)
+        rrm=$(printf '%s\n' "${rr[@]}" | med)
+        printf '  %-12s %-9s %8s %8s %10s %8.2f %8.2f\n' "$name" "$a" "$tmin" "$tm" "$rm" "$trm" "$rrm"
+        echo "$name,$a,$tm,$rm,$trm,$rrm" >> "$BENCH_CSV"
     done
 }
 
