@@ -1465,15 +1465,21 @@ static GM_NOINLINE void freeTinySlow(void *p, mspan *s, const char *who)
 // this thread's last bump made (c->tinyLast: a program freeing what it
 // just allocated) is an undo of that bump, without a frame or an atomic:
 // bit o becomes the fill mark and the old one is cleared by the next
-// bump. Its bit is looked at: another thread may have freed it (this
-// free is then a double free, which the long way reports).
+// bump. The bitmap is looked at, as the long way's undo does: p's bit must
+// be set (else another thread freed it and this is a double free, which
+// the long way reports) and no object may start between p and the fill
+// mark (a thread that frees p caches [p, fill mark) as a hole of its own
+// and may have handed part of it out again: p is then that thread's new
+// object, and the bytes after it are not this thread's to take back).
 static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
 {
     mcache *c = mcache_tls;
     if (GM_LIKELY(c != NULL) && (uintptr_t)p == c->tinyLast) {
-        uintptr_t o = (uintptr_t)p - c->tiny;
-        if (GM_LIKELY(tinyWordLoad(c->tinyWord, c->tinyBlockSize) & ((uint32_t)1 << o))) {
-            gm_assert1(c->tinyoffset < c->tinyBlockSize && o < c->tinyoffset);
+        uintptr_t o = (uintptr_t)p - c->tiny, f = c->tinyoffset;
+        gm_assert1(f < c->tinyBlockSize && o < f);
+        uint32_t bits = tinyWordLoad(c->tinyWord, c->tinyBlockSize);
+        uint32_t between = ((uint32_t)1 << f) - ((uint32_t)2 << o); // bits o+1 .. f-1
+        if (GM_LIKELY((bits >> o & 1) != 0 && (bits & between) == 0)) {
             c->tinyStale |= (uint32_t)1 << c->tinyoffset;
             c->tinyoffset = o;
             c->tinyLast = 0;

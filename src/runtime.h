@@ -632,8 +632,9 @@ typedef struct mcache {
     // just below the fill mark moves it back without an atomic, and the
     // next bump's atomic XOR clears these.
     uint32_t tinyStale;
-    // The object the last bump made, while its end is the fill mark (the
-    // block cannot die), else 0: freeing it undoes the bump (freeTiny).
+    // The object the last bump made, while the fill mark (just after it
+    // then) is set and keeps the block alive, else 0: freeing it undoes the
+    // bump when the bitmap still agrees (freeTiny).
     uintptr_t tinyLast;
     uintptr_t tinyBlockSize;                   // 16 or 32; 0 when there is no block
     void *tinyWord;                            // the block's start bitmap (uint16 or uint32)

@@ -321,6 +321,59 @@ TEST(pairs_undo_the_last_bump)
     CHECK_EQ(b.tiny_frees - a.tiny_frees, 1000 + 4);
 }
 
+// Another thread frees this thread's last object, keeps its bytes as a
+// hole, and hands a shorter object out of it (the rest stays its hole).
+// That object's free by this thread must not undo this thread's bump: the
+// bytes after it are the other thread's hole.
+static pthread_barrier_t holeStep;
+static char *volatile holeObj;
+static char *holeLater;
+static void *hole_taker(void *arg)
+{
+    char *x = arg;
+    gm_free(gm_malloc(64));          // this thread gets its cache (a free alone does not make one)
+    gm_free(x);                      // a hole [x, fill mark) in this thread's cache
+    holeObj = gm_malloc_bytes(3);    // no current block here: the hole is used, its rest stays a hole
+    pthread_barrier_wait(&holeStep); // the owner frees holeObj and allocates
+    pthread_barrier_wait(&holeStep);
+    holeLater = gm_malloc_bytes(5);  // the rest of the hole (odd: alignment 1)
+    memset(holeLater, 'h', 5);
+    pthread_barrier_wait(&holeStep);
+    pthread_barrier_wait(&holeStep); // the owner checked the bytes
+    gm_free(holeLater);
+    return NULL;
+}
+
+TEST(a_last_object_freed_and_reused_by_another_thread)
+{
+    gm_thread_flush();
+    pthread_barrier_init(&holeStep, NULL, 2);
+    char *x = gm_malloc_bytes(9); // this thread's last bump; fill mark at x+9
+    pthread_t t;
+    pthread_create(&t, NULL, hole_taker, x);
+    pthread_barrier_wait(&holeStep);
+    CHECK(holeObj == x); // the other thread's object, at this thread's last bump
+    gm_free(holeObj);    // not an undo: x+3 starts the other thread's hole
+    char *z = gm_malloc_bytes(5);
+    memset(z, 'z', 5);
+    CHECK(z < x || z >= x + 9);
+    pthread_barrier_wait(&holeStep);
+    pthread_barrier_wait(&holeStep);
+    CHECK(holeLater == x + 3);
+    size_t bad = 0;
+    for (int i = 0; i < 5; i++)
+        bad += holeLater[i] != 'h';
+    for (int i = 0; i < 5; i++)
+        bad += z[i] != 'z';
+    CHECK_EQ(bad, 0);
+    pthread_barrier_wait(&holeStep);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&holeStep);
+    gm_free(z);
+    gm_thread_flush();
+    CHECK(mcentral_valid() == NULL);
+}
+
 // Random replacement of mixed tiny objects: every object keeps its bytes,
 // alignment holds, no usable size reaches another live object, memory is
 // reused (blocks stay near the live bytes), counters add up.
@@ -573,6 +626,7 @@ int main(void)
 {
     RUN(small_requests_share_blocks_and_keep_c_alignment);
     RUN(pairs_undo_the_last_bump);
+    RUN(a_last_object_freed_and_reused_by_another_thread);
     RUN(bytes_pack_tighter_than_malloc);
     RUN(a_block_returns_when_its_last_object_is_freed);
     RUN(realloc_of_a_tiny_object_keeps_its_neighbours);
