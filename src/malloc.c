@@ -1449,6 +1449,8 @@ static GM_NOINLINE void freeTinySlow(void *p, mspan *s, const char *who)
         if (GM_UNLIKELY((uintptr_t)p - o == c->tiny && o >= c->tinyoffset && bs == c->tinyBlockSize))
             throwTinyFree(who, p, s, idx, "double free of a tiny object");
         counter_add(&c->tinyFrees, 1);
+        if ((uintptr_t)p == c->tinyLast)
+            c->tinyLast = 0; // freed here without an undo (it may become a hole): not to be undone later
         if ((bits & ~bit) != 0 && tinyKeep(c, (uintptr_t)p, o, bits, bs))
             return;
     } else {
