@@ -425,7 +425,6 @@ void malloc_flushGuardCache(void)
 static int moveCountLock; // realloc's count of the mappings (below)
 
 // fork: the child must not find the lock held by a thread that is gone.
-
 void malloc_atfork_prepare(void)
 {
     spin_lock(&guardCacheLock);
@@ -1405,6 +1404,16 @@ static GM_COLD GM_NOINLINE void throwTinyFree(const char *who, void *p, const ms
     throw("%s(%p): %s (tiny block %p)", who, p, what, (void *)(s->startAddr + idx * s->elemsize));
 }
 
+// Frees the current block's object at offset o, which ends at the fill
+// mark: bit o becomes the fill mark and the old one is cleared by the next
+// bump (tinyStale).
+static inline void tinyUndo(mcache *c, uintptr_t o)
+{
+    c->tinyStale |= (uint32_t)1 << c->tinyoffset;
+    c->tinyoffset = o;
+    c->tinyLast = 0;
+}
+
 // The owner's part of freeing tiny object p at offset o of its block, whose
 // bitmap read bits with p's bit and another set: keep p's bytes for this
 // thread (undo the bump at the fill mark, or cache a hole). False if the
@@ -1419,11 +1428,7 @@ static inline bool tinyKeep(mcache *c, uintptr_t p, uintptr_t o, uint32_t bits, 
     // by its objects alone and may die and serve another thread while
     // c->tiny still names it.
     if (p - o == c->tiny && bs == c->tinyBlockSize && c->tinyoffset < bs && o + len == c->tinyoffset) {
-        // Just below the fill mark: bit o becomes the fill mark and the old
-        // one is cleared by the next bump.
-        c->tinyStale |= (uint32_t)1 << c->tinyoffset;
-        c->tinyoffset = o;
-        c->tinyLast = 0;
+        tinyUndo(c, o);
         return true;
     }
     return tinyHolePut(c, p, len);
@@ -1482,9 +1487,7 @@ static GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
         uint32_t bits = tinyWordLoad(c->tinyWord, c->tinyBlockSize);
         uint32_t between = ((uint32_t)1 << f) - ((uint32_t)2 << o); // bits o+1 .. f-1
         if (GM_LIKELY((bits >> o & 1) != 0 && (bits & between) == 0)) {
-            c->tinyStale |= (uint32_t)1 << c->tinyoffset;
-            c->tinyoffset = o;
-            c->tinyLast = 0;
+            tinyUndo(c, o);
             counter_add(&c->tinyFrees, 1);
             return;
         }
@@ -1506,13 +1509,20 @@ static size_t tinyObjectSize(void *p, const mspan *s, const char *who)
     return after == 0 ? bs - o : (size_t)__builtin_ctz(after) + 1;
 }
 
-void *gm_malloc_bytes(size_t n)
+// n bytes the caller knows to be bytes: packed below tinyMaxBytes, aligned
+// to 1 (chars) or by Go's low-bits rule.
+static inline void *mallocBytes(size_t n, bool chars)
 {
     mcache *c = mcache_tls;
     unsigned max = atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
     if (GM_LIKELY(c != NULL && n < max))
-        return tinyAlloc(c, n, tinyAlignBytes[n], max);
+        return tinyAlloc(c, n, chars ? 1 : tinyAlignBytes[n], max);
     return gm_malloc(n);
+}
+
+void *gm_malloc_bytes(size_t n)
+{
+    return mallocBytes(n, false);
 }
 
 // A string is chars: alignment 1 is all C asks, tighter still than Go's
@@ -1520,11 +1530,7 @@ void *gm_malloc_bytes(size_t n)
 // things in "bytes").
 static void *mallocChars(size_t n)
 {
-    mcache *c = mcache_tls;
-    unsigned max = atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
-    if (GM_LIKELY(c != NULL && n < max))
-        return tinyAlloc(c, n, 1, max);
-    return gm_malloc(n);
+    return mallocBytes(n, true);
 }
 
 char *gm_strdup(const char *str)

@@ -48,8 +48,8 @@
 
 mheap mheap_ = {
     .lock = MUTEX_INIT(lockRankMheap),
-    .spanalloc = { .size = (sizeof(mspan) + 2 * SpanBitsSmall * sizeof(uint64_t) + 15) & ~(size_t)15 },
-    .spanallocBig = { .size = (sizeof(mspan) + 2 * SpanBitsBig * sizeof(uint64_t) + 15) & ~(size_t)15 },
+    .spanalloc = { .size = SpanDescSize(SpanBitsSmall) },
+    .spanallocBig = { .size = SpanDescSize(SpanBitsBig) },
 };
 _Atomic(heapArena *) mheap_arenas[(size_t)1 << ArenaIndexBits];
 

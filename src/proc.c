@@ -1568,6 +1568,13 @@ static inline void handOver(worker *p, gm_g *g, gm_g *next)
 // next's frames must be copied onto the execution stack the yielding g
 // runs on, the copy runs on the scheduler's thread stack below its saved
 // context (idle while a g runs).
+// Where yieldSwapFrames runs: the scheduler's thread stack, below its
+// saved context (p->sp) and a red zone, 16-byte aligned.
+static inline void *yieldScratch(const worker *p)
+{
+    return (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
+}
+
 static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
 
 static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
@@ -1580,7 +1587,7 @@ static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
     // Two copied gs: g's frames are on the execution stack and must go
     // before next's come in, from the scheduler's stack.
     handOver(p, g, next);
-    gm_swapctx_via(&g->sp, (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15), yieldSwapFrames, p);
+    gm_swapctx_via(&g->sp, yieldScratch(p), yieldSwapFrames, p);
 }
 
 // yieldCopied's other cases (a frame of its own is fine here): g runs on
@@ -1594,7 +1601,7 @@ static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next)
         takeExecStack(p, next);
         gm_swapctx(&g->sp, next->sp);
     } else {
-        void *scratch = (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
+        void *scratch = yieldScratch(p);
         scratchInUse(scratch);
         gm_swapctx_via(&g->sp, scratch, yieldSwapFrames, p);
     }

@@ -312,6 +312,8 @@ struct mspan {
 
 #define SpanBitsSmall 2
 #define SpanBitsBig (MaxObjsPerSpan / 64)
+// Bytes of a descriptor with bitmaps of bits words (16-byte aligned).
+#define SpanDescSize(bits) ((sizeof(mspan) + 2 * (bits) * sizeof(uint64_t) + 15) & ~(size_t)15)
 
 static inline uint64_t *spanAllocBits(mspan *s)
 {
