@@ -375,8 +375,10 @@ static mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
         }
     }
     spin_unlock(&guardCacheLock);
-    if (s != NULL)
-        s->needzero = 1;
+    if (s != NULL) {
+        s->dirtyLo = 0;
+        s->dirtyHi = s->npages;
+    }
     return s;
 }
 
@@ -454,8 +456,11 @@ static void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
     }
     s->elemsize = npages << PageShift;
     ASAN_UNPOISON(s->startAddr, s->elemsize);
-    if (zero && s->needzero)
-        memset((void *)s->startAddr, 0, s->elemsize);
+    // Only pages that may hold old data: the rest read as zero and are not
+    // faulted in until the program writes them (glibc's calloc skips fresh
+    // mmap memory the same way).
+    if (zero && s->dirtyHi > s->dirtyLo)
+        memset((void *)(s->startAddr + (s->dirtyLo << PageShift)), 0, (s->dirtyHi - s->dirtyLo) << PageShift);
     counter_add(&c->largeAlloc, s->elemsize);
     counter_add(&c->nlargeAlloc, 1);
     return (void *)s->startAddr;

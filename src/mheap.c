@@ -114,6 +114,30 @@ static uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
     return count;
 }
 
+// The first and one past the last page of [base, base + npages) that is not
+// released (may hold old data), as indexes from base; lo == hi if none is.
+static void unreleasedExtent(uintptr_t base, uintptr_t npages, uintptr_t *lo, uintptr_t *hi)
+{
+    uintptr_t first = npages, last = 0, done = 0;
+    while (done < npages) {
+        uintptr_t p = base + (done << PageShift);
+        heapArena *ha = arenaOf(p);
+        uintptr_t i = pageIndex(p);
+        uintptr_t bit = i & 63;
+        uintptr_t take = 64 - bit < npages - done ? 64 - bit : npages - done;
+        uint64_t mask = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1) << bit;
+        uint64_t dirty = ~ha->released[i >> 6] & mask;
+        if (dirty != 0) {
+            if (first == npages)
+                first = done + (uintptr_t)__builtin_ctzll(dirty) - bit;
+            last = done + (63 - (uintptr_t)__builtin_clzll(dirty)) - bit + 1;
+        }
+        done += take;
+    }
+    *lo = first == npages ? 0 : first;
+    *hi = first == npages ? 0 : last;
+}
+
 // ------------------------------------------------------------ free lists
 
 static inline unsigned bucket_floor(uintptr_t npages)
@@ -379,8 +403,8 @@ static void addRemainderLocked(mspan *r, uint32_t freedAt)
 
 // Takes npages (aligned to align_pages) out of the free index. The result is
 // not in any list, its state is dead, and its released pages are marked
-// unreleased (the caller will dirty them); needzero says whether any page
-// may hold old data, fresh whether the heap had to grow for it and at least
+// unreleased (the caller will dirty them); [dirtyLo, dirtyHi) holds the pages
+// that may hold old data, fresh whether the heap had to grow for it and at least
 // half of its pages were released (not resident).
 static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
 {
@@ -421,11 +445,11 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     if (tail != NULL)
         addRemainderLocked(tail, s->freedAt);
     uintptr_t released = releasedOp(base, npages, 0);
+    unreleasedExtent(base, npages, &s->dirtyLo, &s->dirtyHi);
     releasedOp(base, npages, 2);
     s->startAddr = base;
     s->npages = npages;
     s->nreleased = 0;
-    s->needzero = released != npages;
     s->fresh = grew && released * 2 >= npages;
     return s;
 }

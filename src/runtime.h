@@ -266,7 +266,6 @@ struct mspan {
     // has claimed the move back to partial. Atomic (seq_cst, see mcentral.c).
     _Atomic uint8_t xfreeNotify;
     uint8_t freeset;         // free spans: FreeSetDirty/Clean; guarded by mheap_.lock
-    uint8_t needzero;        // 1 if some page may hold old data; set by mheap at alloc
     uint8_t stackOrder;      // order of a stackpool span; 0xff for a large stack span
     uint8_t largeInUse;      // large stack spans: 1 while handed out; guarded by stackLarge.lock
     // heap: allocCache bit i set => slot allocCacheBase+i is free (bits past
@@ -291,6 +290,11 @@ struct mspan {
     // 1 if the heap had to grow to find the span and at least half of its
     // pages were not resident; set by mheap at alloc, a hint for realloc.
     uint8_t fresh;
+    // Pages [dirtyLo, dirtyHi) of the span (indexes from its start) may hold
+    // old data; the others were given back to the OS (or never touched) and
+    // read as zero. Set by mheap at alloc; calloc of a large object clears
+    // only this range, so it does not fault in pages nobody wrote.
+    uintptr_t dirtyLo, dirtyHi;
 
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,

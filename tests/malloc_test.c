@@ -161,6 +161,38 @@ TEST(calloc_zeroes_reused_memory_and_checks_overflow)
     gm_free(z);
 }
 
+// calloc of a large object clears only the pages that may hold old data:
+// the pages the scavenger gave back (or the heap never used) read as zero
+// and stay out of RSS until the program writes them. (git's many calloc'd
+// buffers faulted in whole under a memset of the entire span.)
+TEST(large_calloc_clears_only_pages_that_were_used)
+{
+    size_t used = (size_t)1 << 20, n = (size_t)6 << 20;
+    gm_scavenge(); // every free page released
+    char *a = gm_malloc(used);
+    CHECK(a != NULL);
+    memset(a, 0x5a, used);
+    gm_free(a); // dirty, merged with released neighbours
+    malloc_flushGuardCache(); // GOMEM_SECURE keeps freed spans there
+    char *c = gm_calloc(1, n);
+    CHECK(c == a); // dirty memory first
+    mspan *s = spanOf((uintptr_t)c);
+    CHECK_EQ(s->dirtyLo, 0);
+    // GOMEM_SECURE: a's guard page, the page after it, counts as used.
+    CHECK_EQ(s->dirtyHi, (used >> PageShift) + runtime_secure);
+    static unsigned char vec[(6 << 20) / 4096];
+    CHECK_EQ(mincore(c, n, vec), 0);
+    size_t resident = 0;
+    for (size_t i = (s->dirtyHi << PageShift) / 4096; i < n / 4096; i++)
+        resident += vec[i] & 1;
+    CHECK_EQ(resident, 0);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < n; i += 64)
+        nonzero += c[i] != 0;
+    CHECK_EQ(nonzero, 0);
+    gm_free(c);
+}
+
 TEST(impossible_sizes_give_enomem)
 {
     size_t sizes[] = { opaque(SIZE_MAX), opaque((size_t)PTRDIFF_MAX + 1), opaque(PTRDIFF_MAX), opaque((size_t)1 << 50) };
@@ -1215,6 +1247,7 @@ int main(void)
     RUN(thread_cache_is_bounded_and_tolerates_key_lookalikes);
     RUN(span_refills_reuse_freed_objects);
     RUN(calloc_zeroes_reused_memory_and_checks_overflow);
+    RUN(large_calloc_clears_only_pages_that_were_used);
     RUN(impossible_sizes_give_enomem);
     RUN(realloc_grows_shrinks_and_keeps_contents);
     RUN(large_realloc_grows_in_place_when_the_next_pages_are_free);

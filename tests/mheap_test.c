@@ -108,12 +108,13 @@ TEST(freed_pages_are_reused)
     mheap_free(s);
 }
 
-TEST(needzero_is_truthful)
+TEST(dirty_range_is_truthful)
 {
-    // Whenever mheap says a span needs no zeroing, it reads as zero; both
-    // answers occur as pages are dirtied, freed and scavenged.
+    // Every page mheap says holds no old data (outside [dirtyLo, dirtyHi))
+    // reads as zero; spans come out clean, wholly dirty and partly dirty as
+    // pages are dirtied, freed, scavenged and coalesced.
     uint64_t rng = 7;
-    int clean = 0, dirty = 0, lies = 0;
+    int clean = 0, dirty = 0, partly = 0, lies = 0;
     mspan *keep[16] = { 0 };
     for (int round = 0; round < 400; round++) {
         int i = (int)(test_rand(&rng) % 16);
@@ -124,16 +125,24 @@ TEST(needzero_is_truthful)
         if (round % 50 == 0)
             mheap_scavenge(0);
         mspan *s = mheap_alloc(1 + test_rand(&rng) % 300, 0);
-        if (!s->needzero) {
+        CHECK(s->dirtyLo <= s->dirtyHi && s->dirtyHi <= s->npages);
+        if (s->dirtyLo == s->dirtyHi)
             clean++;
-            const uint64_t *w = (const uint64_t *)s->startAddr;
-            for (uintptr_t k = 0; k < (s->npages << PageShift) / 8; k++)
+        else if (s->dirtyLo == 0 && s->dirtyHi == s->npages)
+            dirty++;
+        else
+            partly++;
+        for (uintptr_t pg = 0; pg < s->npages; pg++) {
+            if (pg == s->dirtyLo)
+                pg = s->dirtyHi;
+            if (pg >= s->npages)
+                break;
+            const uint64_t *w = (const uint64_t *)(s->startAddr + (pg << PageShift));
+            for (uintptr_t k = 0; k < PageSize / 8; k++)
                 if (w[k] != 0) {
                     lies++;
                     break;
                 }
-        } else {
-            dirty++;
         }
         memset((void *)s->startAddr, 0xee, s->npages << PageShift);
         keep[i] = s;
@@ -144,6 +153,7 @@ TEST(needzero_is_truthful)
     CHECK_EQ(lies, 0);
     CHECK(clean > 0);
     CHECK(dirty > 0);
+    CHECK(partly > 0);
     VALID();
 }
 
@@ -190,7 +200,8 @@ TEST(free_released_joins_the_clean_index)
     VALID();
     mspan *again = mheap_alloc(3 * 64, 0);
     CHECK_EQ(again->startAddr, base);
-    CHECK_EQ(again->needzero, 1);
+    CHECK_EQ(again->dirtyLo, 0); // x and y are dirty, a between them is not
+    CHECK_EQ(again->dirtyHi, 3 * 64);
     size_t nonzero = 0;
     for (size_t i = 0; i < n; i += 512)
         nonzero += ((char *)again->startAddr)[n + i] != 0;
@@ -251,7 +262,7 @@ TEST(fresh_says_the_heap_grew_for_the_span)
     mheap_free(s);
     s = mheap_alloc(n, 0); // the same pages, resident
     CHECK_EQ(s->fresh, 0);
-    CHECK_EQ(s->needzero, 1);
+    CHECK(s->dirtyLo == 0 && s->dirtyHi == n);
     mheap_free(s);
     s = mheap_alloc(3, 0);
     CHECK_EQ(s->fresh, 0);
@@ -348,7 +359,7 @@ TEST(scavenge_returns_memory_to_the_os)
     VALID();
     // Released pages come back zeroed and needing no zeroing.
     s = mheap_alloc(n, 0);
-    CHECK_EQ(s->needzero, 0);
+    CHECK_EQ(s->dirtyLo, s->dirtyHi);
     CHECK_EQ(((char *)s->startAddr)[100], 0);
     mheap_free(s);
 }
@@ -486,7 +497,7 @@ int main(void)
     RUN(foreign_pointers_are_not_ours);
     RUN(neighbours_coalesce);
     RUN(freed_pages_are_reused);
-    RUN(needzero_is_truthful);
+    RUN(dirty_range_is_truthful);
     RUN(free_released_joins_the_clean_index);
     RUN(shrink_in_place_frees_the_tail);
     RUN(fresh_says_the_heap_grew_for_the_span);
