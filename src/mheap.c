@@ -50,6 +50,7 @@ mheap mheap_ = {
     .lock = MUTEX_INIT(lockRankMheap),
     .spanalloc = { .size = SpanDescSize(SpanBitsSmall) },
     .spanallocBig = { .size = SpanDescSize(SpanBitsBig) },
+    .bigFreePages = BigFreePages,
 };
 _Atomic(heapArena *) mheap_arenas[(size_t)1 << ArenaIndexBits];
 
@@ -469,6 +470,7 @@ static bool npagesValid(uintptr_t npages)
 
 // Scavenges down to the budget after a free. Called with the lock held.
 static void scavengeIfNeededLocked(void);
+static uintptr_t dirtyFreeBytes(void);
 
 // ------------------------------------------------------------ guard pages
 
@@ -657,6 +659,29 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
 
 // released: every page of s was given back to the OS already (its pages
 // were moved away, mheap_freeReleased), so it is freed clean.
+// A big object freed while the free dirty pages are over the budget goes
+// back to the OS at once, not after the delay and the in-use allowance:
+// glibc unmaps such a block at free, and a program's peak RSS should not
+// carry a dead buffer of megabytes for half a second. Like glibc's dynamic
+// mmap threshold, each such release raises the bound to the span's size, so
+// a program that keeps freeing and reallocating buffers of that size gets
+// them from the heap again without madvise and page faults each time (a
+// fixed bound made bench/malloc.sh's large workload 100x slower). Small
+// spans, far more often freed and reused, keep the delay. Returns whether
+// the pages were released.
+static bool releaseBigFreeLocked(mspan *s)
+{
+    if (s->npages < mheap_.bigFreePages || mheap_.scavengeOff)
+        return false;
+    if (dirtyFreeBytes() + (s->npages << PageShift) <= mheap_.scavengeRetain)
+        return false;
+    if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
+        return false;
+    if (s->npages < BigFreeMaxPages)
+        mheap_.bigFreePages = s->npages + 1;
+    return true;
+}
+
 static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *who)
 {
     lock(&mheap_.lock);
@@ -674,6 +699,11 @@ static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *w
     TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
     if (st == mSpanInUse) // not stacks: their shadow would stay resident after a scavenge
         ASAN_POISON(s->startAddr, s->npages << PageShift);
+    if (!released && st == mSpanInUse && releaseBigFreeLocked(s)) {
+        mheap_.scavengedBytes += s->npages << PageShift;
+        TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)s->npages << PageShift);
+        released = true;
+    }
     if (released) {
         releasedOp(s->startAddr, s->npages, 1);
         s->nreleased = s->npages;

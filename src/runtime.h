@@ -111,6 +111,12 @@ __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt
 #define HeapArenaBytes ((uintptr_t)1 << LogHeapArenaBytes)
 #define PagesPerArena (HeapArenaBytes / PageSize)
 #define HeapCommitChunk ((uintptr_t)4 << 20)
+// A freed heap span of mheap_.bigFreePages or more goes back to the OS at
+// once past the scavenger's budget (mheap.c, releaseBigFreeLocked). The
+// bound starts at BigFreePages and rises with each span so released, up to
+// BigFreeMaxPages (glibc's dynamic mmap threshold: 128 KiB to 32 MiB).
+#define BigFreePages (((uintptr_t)1 << 20) >> PageShift)
+#define BigFreeMaxPages (((uintptr_t)32 << 20) >> PageShift)
 
 // The arena index covers a 48-bit address space in one level (as Go's on
 // linux/amd64): 4M entries, 32 MiB of zero-filled .bss of which only the
@@ -414,6 +420,7 @@ typedef struct mheap {
     uint64_t scavengedBytes;  // total ever released
     uint64_t scavengeRetain;  // bytes of free dirty pages the scavenger leaves
     uint32_t scavengeDelayMs; // free pages younger than this stay (GOMEM_SCAVENGE_DELAY)
+    uintptr_t bigFreePages;   // see BigFreePages; guarded by lock
     uint32_t scavengeNextMs;  // no automatic pass before this time
     bool scavengeOff;         // GOMEM_SCAVENGE=off
     uintptr_t nguarded;       // pages with a guard (GOMEM_SECURE); 0: no page to look at

@@ -4,6 +4,7 @@
 // spanOf, the scavenger, fault injection), with mheap_valid after each step.
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "export_test.h"
 #include "testing.h"
@@ -259,7 +260,10 @@ TEST(fresh_says_the_heap_grew_for_the_span)
     CHECK(s != NULL);
     CHECK_EQ(s->fresh, 1);
     memset((void *)s->startAddr, 1, n << PageShift);
+    uint64_t retain = mheap_.scavengeRetain;
+    mheap_.scavengeRetain = (uint64_t)1 << 40; // a big free would go back at once
     mheap_free(s);
+    mheap_.scavengeRetain = retain;
     s = mheap_alloc(n, 0); // the same pages, resident
     CHECK_EQ(s->fresh, 0);
     CHECK(s->dirtyLo == 0 && s->dirtyHi == n);
@@ -377,10 +381,16 @@ TEST(automatic_scavenge_bounds_dirty_free_pages)
     gm_stats(&st);
     uint64_t dirty = st.heap_idle - st.heap_released;
     CHECK(dirty <= st.scavenge_retain + st.heap_inuse + st.stack_inuse);
+    // Small spans (a big one would go back at once: big_free_...): 256 of
+    // 512 KiB.
     mheap_.scavengeDelayMs = 20;
-    s = mheap_alloc(16384, 0);
-    memset((void *)s->startAddr, 1, 16384 << PageShift);
-    mheap_free(s);
+    static mspan *small[256];
+    for (int i = 0; i < 256; i++) {
+        small[i] = mheap_alloc(64, 0);
+        memset((void *)small[i]->startAddr, 1, 64 << PageShift);
+    }
+    for (int i = 0; i < 256; i++)
+        mheap_free(small[i]);
     gm_stats(&st);
     CHECK(st.heap_idle - st.heap_released >= (uint64_t)128 << 20); // too young to release
     usleep(60 * 1000);
@@ -390,6 +400,69 @@ TEST(automatic_scavenge_bounds_dirty_free_pages)
     dirty = st.heap_idle - st.heap_released;
     CHECK(dirty <= st.scavenge_retain + st.heap_inuse + st.stack_inuse);
     mheap_.scavengeDelayMs = delay;
+    VALID();
+}
+
+// Past the budget, a freed big span goes back to the OS at once (a dead
+// buffer of megabytes does not wait for the delay); the bound then rises to
+// its size, so freeing that size again keeps the pages, as glibc's dynamic
+// mmap threshold does.
+static size_t residentPages(uintptr_t base, uintptr_t npages)
+{
+    static unsigned char vec[(8 << 20) / 4096];
+    size_t n = (npages << PageShift) / 4096, r = 0;
+    if (n > sizeof vec || mincore((void *)base, npages << PageShift, vec) != 0)
+        return (size_t)-1;
+    for (size_t i = 0; i < n; i++)
+        r += vec[i] & 1;
+    return r;
+}
+
+TEST(big_free_is_released_at_once_until_that_size_recurs)
+{
+    uint64_t retain = mheap_.scavengeRetain;
+    uint32_t delay = mheap_.scavengeDelayMs;
+    mheap_.scavengeRetain = 0;
+    mheap_.scavengeDelayMs = 60000; // only the big-free rule can release
+    mheap_.bigFreePages = BigFreePages;
+    uintptr_t n = 2 * BigFreePages, osPages = (n << PageShift) / 4096;
+    mspan *s = mheap_alloc(n, 0);
+    uintptr_t base = s->startAddr;
+    memset((void *)base, 1, n << PageShift);
+    CHECK_EQ(residentPages(base, n), osPages);
+    uint64_t scav0 = mheap_.scavengedBytes;
+    mheap_free(s);
+    CHECK_EQ(residentPages(base, n), 0);
+    CHECK_EQ(mheap_.scavengedBytes - scav0, n << PageShift);
+    CHECK_EQ(mheap_.bigFreePages, n + 1);
+    VALID();
+    // The same size again: kept (dirty), the bound unchanged.
+    s = mheap_alloc(n, 0);
+    base = s->startAddr;
+    memset((void *)base, 1, n << PageShift);
+    mheap_free(s);
+    CHECK_EQ(residentPages(base, n), osPages);
+    CHECK_EQ(mheap_.bigFreePages, n + 1);
+    // Within the budget nothing is released, whatever the size.
+    mheap_.scavengeRetain = (uint64_t)1 << 40;
+    mheap_.bigFreePages = BigFreePages;
+    s = mheap_alloc(n, 0);
+    base = s->startAddr;
+    memset((void *)base, 1, n << PageShift);
+    mheap_free(s);
+    CHECK_EQ(residentPages(base, n), osPages);
+    CHECK_EQ(mheap_.bigFreePages, BigFreePages);
+    // Past BigFreeMaxPages the bound stays: such spans always go back.
+    mheap_.scavengeRetain = 0;
+    mheap_.bigFreePages = BigFreeMaxPages;
+    s = mheap_alloc(BigFreeMaxPages + 1, 0);
+    memset((void *)s->startAddr, 1, 4096);
+    mheap_free(s);
+    CHECK_EQ(mheap_.bigFreePages, BigFreeMaxPages);
+    mheap_.scavengeRetain = retain;
+    mheap_.scavengeDelayMs = delay;
+    mheap_.bigFreePages = BigFreePages;
+    mheap_scavenge(0);
     VALID();
 }
 
@@ -506,6 +579,7 @@ int main(void)
     RUN(random_ops_keep_contents_and_invariants);
     RUN(scavenge_returns_memory_to_the_os);
     RUN(automatic_scavenge_bounds_dirty_free_pages);
+    RUN(big_free_is_released_at_once_until_that_size_recurs);
     RUN(mmap_failure_gives_enomem_and_heap_intact);
     RUN(threads_hammer_the_heap);
     RUN(stats_identities);
