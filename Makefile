@@ -55,8 +55,10 @@ $(CORE): $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# -Bsymbolic-functions: malloc calls gm_malloc (and every gm_ function its
+# callee) directly, not through the PLT and a lazy binding at first call.
 $(BUILD)/libgomem.so: $(LIB_OBJS)
-	$(CC) -shared -o $@ $^ $(LDFLAGS_ALL)
+	$(CC) -shared -Wl,-Bsymbolic-functions -o $@ $^ $(LDFLAGS_ALL)
 
 # Tests, tools, examples and benchmarks link the static library, so they can
 # reach internal (hidden) symbols through tests/export_test.h.
