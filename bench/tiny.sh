@@ -59,5 +59,10 @@ for mode in parse strings; do
         rr=$(awk -v a="$rss" -v b="$base_rss" 'BEGIN{ printf "%.2f", a/b }')
         printf '  %-13s %10s %10s %12s %11s %7s %9s %10s\n' "$c" "$objs" "$blocks" "$heap" "$rss" "$ms" "$rb" "$rr"
     done
+    if [ $mode = parse ]; then
+        bound=$(printf '%s' "${out[gomem-tiny0]}" | awk 'NF {for (i=1;i<NF;i++) if ($i=="packing_bound_pct") print $(i+1)}' | median)
+        echo "  bound: perfect packing of every piece under 16 bytes would save at most ${bound}% of the heap"
+        echo "  (tiny0's size-class bytes of those pieces minus their own bytes, over all class bytes; RSS >= heap)"
+    fi
     unset out
 done
