@@ -449,8 +449,7 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     unreleasedExtent(base, npages, &s->dirtyLo, &s->dirtyHi);
     releasedOp(base, npages, 2);
     s->startAddr = base;
-    s->npages = npages;
-    s->nreleased = 0;
+    s->npages = npages; // (nreleased, now dirtyHi, is set again at free)
     s->fresh = grew && released * 2 >= npages;
     return s;
 }
@@ -517,6 +516,16 @@ static void debugValidate(const char *after)
     }
 }
 
+// Puts back a span allocSpanLocked just took (a later step failed): its
+// pages were marked unreleased, and its free-span fields hold the dirty
+// range now (a union), so they are set again.
+static void unallocSpanLocked(mspan *s)
+{
+    s->nreleased = 0;
+    s->freedAt = os_coarse_ms();
+    freeSpanLocked(s);
+}
+
 static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass, bool guardLast)
 {
     runtime_init();
@@ -536,7 +545,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     uintptr_t last = s->startAddr + ((npages - 1) << PageShift);
     if (unguardLocked(s->startAddr, npages, guardLast ? last : 0) != 0 ||
         (guardLast && !guardBit(last, 0) && os_guard((void *)last, PageSize) != 0)) {
-        freeSpanLocked(s); // its pages are free again, guards and all
+        unallocSpanLocked(s); // its pages are free again, guards and all
         unlock(&mheap_.lock);
         errno = ENOMEM;
         return NULL;
@@ -549,7 +558,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
         // before any page maps to it.
         mspan *big = fixalloc_alloc(&mheap_.spanallocBig);
         if (big == NULL) {
-            freeSpanLocked(s);
+            unallocSpanLocked(s);
             unlock(&mheap_.lock);
             errno = ENOMEM;
             return NULL;
@@ -657,8 +666,6 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
     return allocCommon(npages, align_pages, mSpanManual, 0, false);
 }
 
-// released: every page of s was given back to the OS already (its pages
-// were moved away, mheap_freeReleased), so it is freed clean.
 // A big object freed while the free dirty pages are over the budget goes
 // back to the OS at once, not after the delay and the in-use allowance:
 // glibc unmaps such a block at free, and a program's peak RSS should not
@@ -682,6 +689,8 @@ static bool releaseBigFreeLocked(mspan *s)
     return true;
 }
 
+// released: every page of s was given back to the OS already (its pages
+// were moved away, mheap_freeReleased), so it is freed clean.
 static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *who)
 {
     lock(&mheap_.lock);

@@ -114,7 +114,8 @@ __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt
 // A freed heap span of mheap_.bigFreePages or more goes back to the OS at
 // once past the scavenger's budget (mheap.c, releaseBigFreeLocked). The
 // bound starts at BigFreePages and rises with each span so released, up to
-// BigFreeMaxPages (glibc's dynamic mmap threshold: 128 KiB to 32 MiB).
+// BigFreeMaxPages, as glibc's dynamic mmap threshold rises from 128 KiB to
+// at most 32 MiB.
 #define BigFreePages (((uintptr_t)1 << 20) >> PageShift)
 #define BigFreeMaxPages (((uintptr_t)32 << 20) >> PageShift)
 
@@ -280,10 +281,22 @@ struct mspan {
     // Owner only.
     uint64_t allocCache;
 
-    // --- free spans (mheap_.lock)
-    uint32_t freebucket;     // index of the free list holding it
-    uint32_t freedAt;        // os_coarse_ms() of the free that dominates it (see freeSpanLocked)
-    uintptr_t nreleased;     // pages given back to the OS
+    union {
+        struct { // --- free spans (mheap_.lock)
+            uint32_t freebucket; // index of the free list holding it
+            uint32_t freedAt;    // os_coarse_ms() of the free that dominates it (see freeSpanLocked)
+            uintptr_t nreleased; // pages given back to the OS
+        };
+        // --- in-use spans, set by mheap at alloc: pages [dirtyLo, dirtyHi)
+        // (indexes from the span's start) may hold old data; the others were
+        // given back to the OS (or never touched) and read as zero. calloc
+        // of a large object clears only this range, so it does not fault in
+        // pages nobody wrote. (A union: a descriptor has no room to spare,
+        // 16 more bytes made every small span's 128-byte one 160.)
+        struct {
+            uintptr_t dirtyLo, dirtyHi;
+        };
+    };
 
     // --- manual spans: owned by the stack allocator (stackpool lock / stackLarge lock)
     gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
@@ -296,11 +309,6 @@ struct mspan {
     // 1 if the heap had to grow to find the span and at least half of its
     // pages were not resident; set by mheap at alloc, a hint for realloc.
     uint8_t fresh;
-    // Pages [dirtyLo, dirtyHi) of the span (indexes from its start) may hold
-    // old data; the others were given back to the OS (or never touched) and
-    // read as zero. Set by mheap at alloc; calloc of a large object clears
-    // only this range, so it does not fault in pages nobody wrote.
-    uintptr_t dirtyLo, dirtyHi;
 
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,
