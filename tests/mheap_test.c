@@ -457,7 +457,9 @@ TEST(big_free_is_released_at_once_until_that_size_recurs)
     mheap_.bigFreePages = BigFreeMaxPages;
     s = mheap_alloc(BigFreeMaxPages + 1, 0);
     memset((void *)s->startAddr, 1, 4096);
+    scav0 = mheap_.scavengedBytes;
     mheap_free(s);
+    CHECK_EQ(mheap_.scavengedBytes - scav0, (BigFreeMaxPages + 1) << PageShift);
     CHECK_EQ(mheap_.bigFreePages, BigFreeMaxPages);
     mheap_.scavengeRetain = retain;
     mheap_.scavengeDelayMs = delay;
