@@ -85,10 +85,13 @@ static void setSpanEnds(mspan *s)
 // ------------------------------------------------------- released bitmap
 
 // Applies op to the released bits of [base, base + npages pages): op 0 counts
-// set bits, 1 sets them, 2 clears them. Returns the count for op 0.
-static uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
+// set bits, 1 sets them, 2 clears them. Returns the count of bits that were
+// set (ops 0 and 2). With dirtyLo non-NULL, [*dirtyLo, *dirtyHi) is set to
+// the pages whose bits were clear (may hold old data), as indexes from base
+// (empty, 0 and 0, if none was).
+static uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_t *dirtyLo, uintptr_t *dirtyHi)
 {
-    uintptr_t count = 0;
+    uintptr_t count = 0, done = 0, first = npages, last = 0;
     uintptr_t p = base, end = base + (npages << PageShift);
     while (p < end) {
         heapArena *ha = arenaOf(p);
@@ -102,41 +105,33 @@ static uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
             uintptr_t take = 64 - bit < n ? 64 - bit : n;
             uint64_t mask = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1) << bit;
             uint64_t *w = &ha->released[i >> 6];
-            if (op == 0)
+            uint64_t clear = ~*w & mask;
+            if (dirtyLo != NULL && clear != 0) {
+                if (first == npages)
+                    first = done + (uintptr_t)__builtin_ctzll(clear) - bit;
+                last = done + (63 - (uintptr_t)__builtin_clzll(clear)) - bit + 1;
+            }
+            if (op != 1)
                 count += gm_popcount64(*w & mask);
-            else if (op == 1)
+            if (op == 1)
                 *w |= mask;
-            else
+            else if (op == 2)
                 *w &= ~mask;
             i += take;
             n -= take;
+            done += take;
         }
+    }
+    if (dirtyLo != NULL) {
+        *dirtyLo = first == npages ? 0 : first;
+        *dirtyHi = first == npages ? 0 : last;
     }
     return count;
 }
 
-// The first and one past the last page of [base, base + npages) that is not
-// released (may hold old data), as indexes from base; lo == hi if none is.
-static void unreleasedExtent(uintptr_t base, uintptr_t npages, uintptr_t *lo, uintptr_t *hi)
+static inline uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
 {
-    uintptr_t first = npages, last = 0, done = 0;
-    while (done < npages) {
-        uintptr_t p = base + (done << PageShift);
-        heapArena *ha = arenaOf(p);
-        uintptr_t i = pageIndex(p);
-        uintptr_t bit = i & 63;
-        uintptr_t take = 64 - bit < npages - done ? 64 - bit : npages - done;
-        uint64_t mask = take == 64 ? ~(uint64_t)0 : (((uint64_t)1 << take) - 1) << bit;
-        uint64_t dirty = ~ha->released[i >> 6] & mask;
-        if (dirty != 0) {
-            if (first == npages)
-                first = done + (uintptr_t)__builtin_ctzll(dirty) - bit;
-            last = done + (63 - (uintptr_t)__builtin_clzll(dirty)) - bit + 1;
-        }
-        done += take;
-    }
-    *lo = first == npages ? 0 : first;
-    *hi = first == npages ? 0 : last;
+    return releasedWalk(base, npages, op, NULL, NULL);
 }
 
 // ------------------------------------------------------------ free lists
@@ -445,9 +440,7 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
         addRemainderLocked(head, s->freedAt);
     if (tail != NULL)
         addRemainderLocked(tail, s->freedAt);
-    uintptr_t released = releasedOp(base, npages, 0);
-    unreleasedExtent(base, npages, &s->dirtyLo, &s->dirtyHi);
-    releasedOp(base, npages, 2);
+    uintptr_t released = releasedWalk(base, npages, 2, &s->dirtyLo, &s->dirtyHi);
     s->startAddr = base;
     s->npages = npages; // (nreleased, now dirtyHi, is set again at free)
     s->fresh = grew && released * 2 >= npages;
@@ -675,7 +668,7 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
 // them from the heap again without madvise and page faults each time (a
 // fixed bound made bench/malloc.sh's large workload 100x slower). Small
 // spans, far more often freed and reused, keep the delay. Returns whether
-// the pages were released.
+// the pages were released (counted as the scavenger's work).
 static bool releaseBigFreeLocked(mspan *s)
 {
     if (s->npages < mheap_.bigFreePages || mheap_.scavengeOff)
@@ -686,6 +679,8 @@ static bool releaseBigFreeLocked(mspan *s)
         return false;
     if (s->npages < BigFreeMaxPages)
         mheap_.bigFreePages = s->npages + 1;
+    mheap_.scavengedBytes += s->npages << PageShift;
+    TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)s->npages << PageShift);
     return true;
 }
 
@@ -708,11 +703,8 @@ static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *w
     TRACE(st == mSpanInUse ? EvSpanFree : EvStackSpanFree, s->spanclass, (uint32_t)s->npages, s->startAddr);
     if (st == mSpanInUse) // not stacks: their shadow would stay resident after a scavenge
         ASAN_POISON(s->startAddr, s->npages << PageShift);
-    if (!released && st == mSpanInUse && releaseBigFreeLocked(s)) {
-        mheap_.scavengedBytes += s->npages << PageShift;
-        TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)s->npages << PageShift);
-        released = true;
-    }
+    if (!released && st == mSpanInUse)
+        released = releaseBigFreeLocked(s);
     if (released) {
         releasedOp(s->startAddr, s->npages, 1);
         s->nreleased = s->npages;

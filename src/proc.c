@@ -1563,11 +1563,6 @@ static inline void handOver(worker *p, gm_g *g, gm_g *next)
 }
 
 #if !defined(GM_ASAN) && !defined(GM_TSAN)
-// gm_yield's hand-over to a copied-mode next (next->directCopy), checks
-// done: one context switch instead of two through the scheduler. When
-// next's frames must be copied onto the execution stack the yielding g
-// runs on, the copy runs on the scheduler's thread stack below its saved
-// context (idle while a g runs).
 // Where yieldSwapFrames runs: the scheduler's thread stack, below its
 // saved context (p->sp) and a red zone, 16-byte aligned.
 static inline void *yieldScratch(const worker *p)
@@ -1577,6 +1572,11 @@ static inline void *yieldScratch(const worker *p)
 
 static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
 
+// gm_yield's hand-over to a copied-mode next (next->directCopy), checks
+// done: one context switch instead of two through the scheduler. When
+// next's frames must be copied onto the execution stack the yielding g
+// runs on, the copy runs on the scheduler's thread stack below its saved
+// context (idle while a g runs).
 static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
 {
     gm_assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
