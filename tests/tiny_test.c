@@ -21,8 +21,10 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
     static unsigned char *p[N];
     static size_t sz[N];
     uint64_t rng = 3;
+    uint64_t packed = 0; // malloc packs at most half a block (tinyMallocFits)
     for (int i = 0; i < N; i++) {
         sz[i] = 1 + test_rand(&rng) % 15;
+        packed += sz[i] <= 8;
         p[i] = gm_malloc(sz[i]);
         CHECK(p[i] != NULL);
         if (!CHECK(((uintptr_t)p[i] & (test_c23_align(sz[i]) - 1)) == 0))
@@ -30,10 +32,10 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
         memset(p[i], i & 0xff, sz[i]);
     }
     gm_stats(&b);
-    CHECK_EQ(b.tiny_allocs - a.tiny_allocs, N);
+    CHECK_EQ(b.tiny_allocs - a.tiny_allocs, packed);
     uint64_t blocks = b.tiny_blocks - a.tiny_blocks;
-    CHECK(blocks < N * 3 / 4); // packing happened
-    CHECK(blocks > N / 16);    // and no block holds more than it can
+    CHECK(blocks < packed * 3 / 4); // packing happened
+    CHECK(blocks > packed / 16);    // and no block holds more than it can
     CHECK(b.tiny_unpacked_bytes - a.tiny_unpacked_bytes > blocks * 16);
     // Contents survive, and an object's usable size never reaches the next
     // object in its block.
@@ -52,7 +54,7 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
         gm_free(p[i]);
     gm_thread_flush();
     gm_stats(&c);
-    CHECK_EQ(c.tiny_frees - a.tiny_frees, N);
+    CHECK_EQ(c.tiny_frees - a.tiny_frees, packed);
     CHECK_EQ(c.tiny_blocks, a.tiny_blocks); // every block went back
     CHECK_EQ(c.heap_alloc, a.heap_alloc);
     CHECK(mcentral_valid() == NULL);
@@ -377,6 +379,44 @@ TEST(a_last_object_freed_and_reused_by_another_thread)
 // Random replacement of mixed tiny objects: every object keeps its bytes,
 // alignment holds, no usable size reaches another live object, memory is
 // reused (blocks stay near the live bytes), counters add up.
+// malloc packs a request only when it takes at most half a block (a 9- to
+// 15-byte object, 8-aligned, leaves room for no object of its size);
+// gm_malloc_bytes and gm_strndup pack everything below the block size.
+TEST(malloc_packs_at_most_half_a_block)
+{
+    static const struct {
+        unsigned max;
+        size_t n;
+        int kind; // 0 gm_malloc, 1 gm_calloc, 2 gm_malloc_bytes
+        bool packed;
+    } cases[] = {
+        {16, 1, 0, true},   {16, 8, 0, true},   {16, 9, 0, false},  {16, 15, 0, false}, {16, 8, 1, true},
+        {16, 12, 1, false}, {16, 15, 2, true},  {32, 16, 0, true},  {32, 17, 0, false}, {32, 31, 0, false},
+        {32, 31, 2, true},  {16, 0, 0, false},  {0, 1, 0, false},   {0, 1, 2, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_EQ(gm_set_max_tiny_size(cases[i].max), 0);
+        gm_memstats a, b;
+        gm_stats(&a);
+        size_t n = cases[i].n;
+        unsigned char *p = cases[i].kind == 0   ? gm_malloc(n)
+                           : cases[i].kind == 1 ? gm_calloc(1, n)
+                                                : gm_malloc_bytes(n);
+        CHECK(p != NULL);
+        gm_stats(&b);
+        if (!CHECK(b.tiny_allocs - a.tiny_allocs == (uint64_t)cases[i].packed))
+            fprintf(stderr, "    case %zu: max %u, %zu bytes by kind %d\n", i, cases[i].max, n, cases[i].kind);
+        if (cases[i].kind != 2)
+            CHECK(((uintptr_t)p & (test_c23_align(n) - 1)) == 0);
+        CHECK(gm_malloc_usable_size(p) >= n);
+        memset(p, 0x5a, n);
+        gm_free(p);
+    }
+    gm_set_max_tiny_size(16);
+    gm_thread_flush();
+    CHECK(mcentral_valid() == NULL);
+}
+
 typedef struct {
     unsigned char *p;
     size_t n;
@@ -390,11 +430,14 @@ static int tobj_cmp(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
+static uint64_t tobj_packed; // objects tobj_new made tiny (malloc's only up to 8 bytes)
+
 static void tobj_new(tobj *o, uint64_t *rng, unsigned char tag)
 {
     o->n = 1 + test_rand(rng) % 15;
     o->kind = (unsigned)(test_rand(rng) % 3);
     o->tag = tag;
+    tobj_packed += o->kind != 0 || o->n <= 8;
     if (o->kind == 0) {
         o->p = gm_malloc(o->n);
     } else if (o->kind == 1) {
@@ -424,11 +467,14 @@ TEST(churn_keeps_contents_and_reuses_freed_bytes)
     static tobj o[Live];
     uint64_t rng = 11;
     size_t bad = 0, misaligned = 0, live_bytes = 0, max_blocks = 0;
+    uint64_t packedFreed = 0;
+    tobj_packed = 0;
     for (int i = 0; i < Live; i++)
         tobj_new(&o[i], &rng, (unsigned char)i);
     for (int i = 0; i < Ops; i++) {
         int k = (int)(test_rand(&rng) % Live);
         bad += tobj_bad(&o[k]);
+        packedFreed += o[k].kind != 0 || o[k].n <= 8;
         gm_free(o[k].p);
         tobj_new(&o[k], &rng, (unsigned char)(i * 7 + 1));
         if (o[k].kind == 0)
@@ -441,7 +487,8 @@ TEST(churn_keeps_contents_and_reuses_freed_bytes)
     }
     for (int i = 0; i < Live; i++) {
         bad += tobj_bad(&o[i]);
-        live_bytes += o[i].n;
+        if (o[i].kind != 0 || o[i].n <= 8)
+            live_bytes += o[i].n;
     }
     CHECK_EQ(bad, 0);
     CHECK_EQ(misaligned, 0);
@@ -462,13 +509,13 @@ TEST(churn_keeps_contents_and_reuses_freed_bytes)
     // churn that took 1.58x the live bytes; with it, 1.13x.
     if (!CHECK(max_blocks * 16 < live_bytes * 5 / 4))
         fprintf(stderr, "    %zu blocks (%zu bytes) for %zu live bytes\n", max_blocks, max_blocks * 16, live_bytes);
-    CHECK_EQ(b.tiny_allocs - a.tiny_allocs, Live + Ops);
-    CHECK_EQ(b.tiny_frees - a.tiny_frees, Ops);
+    CHECK_EQ(b.tiny_allocs - a.tiny_allocs, tobj_packed);
+    CHECK_EQ(b.tiny_frees - a.tiny_frees, packedFreed);
     for (int i = 0; i < Live; i++)
         gm_free(o[i].p);
     gm_thread_flush();
     gm_stats(&b);
-    CHECK_EQ(b.tiny_frees - a.tiny_frees, Live + Ops);
+    CHECK_EQ(b.tiny_frees - a.tiny_frees, tobj_packed);
     CHECK_EQ(b.tiny_blocks, a.tiny_blocks);
     CHECK_EQ(b.heap_alloc, a.heap_alloc);
     CHECK(mcentral_valid() == NULL);
@@ -625,6 +672,7 @@ TEST(bad_tiny_frees_and_align16)
 int main(void)
 {
     RUN(small_requests_share_blocks_and_keep_c_alignment);
+    RUN(malloc_packs_at_most_half_a_block);
     RUN(pairs_undo_the_last_bump);
     RUN(a_last_object_freed_and_reused_by_another_thread);
     RUN(bytes_pack_tighter_than_malloc);
