@@ -240,8 +240,21 @@ void gm_thread_flush(void)
 
 // fork: the child must find every lock free and every structure consistent.
 // Take all locks in rank order before fork, release them after.
+// A process that has never had a second thread skips all of it: no other
+// thread can hold a lock, and the child's release would write the lock
+// words, copying each page that holds one (~9 page faults per fork in a
+// shell that forks for every command). forkLocked is this fork's choice, for
+// its parent and child handlers; once a process has had threads it is true
+// for good (the C library's flag never goes back).
+_Atomic uint64_t mcache_forksLocked;
+static bool forkLocked;
+
 static void atfork_prepare(void)
 {
+    if (os_single_threaded()) {
+        forkLocked = false;
+        return;
+    }
     // A thread may be half-way through runtime_init when another forks; the
     // child would wait forever for it to finish. Finish it here first.
     runtime_init();
@@ -251,10 +264,14 @@ static void atfork_prepare(void)
     lock(&mheap_.lock);
     lock(&allmLock);
     persistent_atfork_prepare();
+    forkLocked = true;
+    atomic_fetch_add_explicit(&mcache_forksLocked, 1, memory_order_relaxed);
 }
 
 static void atfork_parent(void)
 {
+    if (!forkLocked)
+        return;
     persistent_atfork_parent();
     unlock(&allmLock);
     unlock(&mheap_.lock);
@@ -269,6 +286,8 @@ static void atfork_child(void)
     // caches: their stacks and spans go back to the pools, their counters to
     // deadStats. (A thread stopped half-way through malloc leaves at most that
     // one slot marked allocated.) Single-threaded here, so locks are cheap.
+    if (!forkLocked)
+        return; // the parent had no other thread: nothing held, no cache to adopt
     persistent_atfork_child();
     lock_reinit_child(&allmLock);
     lock_reinit_child(&mheap_.lock);

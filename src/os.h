@@ -27,6 +27,7 @@
 #ifndef GOMEM_OS_H
 #define GOMEM_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -86,11 +87,15 @@ void os_release(void *p, size_t nbytes);
 // gomem's own metadata). NULL and errno=ENOMEM on failure.
 void *os_alloc_meta(size_t nbytes);
 
-// Tests: make the nth and later calls of kind fail (0 turns it off) and read
-// how many calls of each kind were made.
 // A coarse monotonic clock in milliseconds (a few ms resolution, no syscall).
 uint32_t os_coarse_ms(void);
 
+// True only while the process has never had a second thread (the C
+// library's own flag; false where it has none).
+bool os_single_threaded(void);
+
+// Tests: make the nth and later calls of kind fail (0 turns it off) and read
+// how many calls of each kind were made.
 void os_fault_set(enum os_fault_kind kind, uint64_t nth);
 uint64_t os_calls(enum os_fault_kind kind);
 

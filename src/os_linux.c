@@ -18,6 +18,10 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h> // glibc 2.32 and later
+#define GM_HAVE_SINGLE_THREADED 1
+#endif
 
 static _Atomic uint64_t os_ncalls[OS_FAULT_NKINDS];   // atomic
 static _Atomic uint64_t os_fault_nth[OS_FAULT_NKINDS]; // atomic; 0 = off
@@ -55,6 +59,15 @@ uint32_t os_coarse_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint32_t)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+}
+
+bool os_single_threaded(void)
+{
+#ifdef GM_HAVE_SINGLE_THREADED
+    return __libc_single_threaded != 0;
+#else
+    return false;
+#endif
 }
 
 void os_fault_set(enum os_fault_kind kind, uint64_t nth)

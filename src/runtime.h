@@ -717,14 +717,17 @@ static inline bool spanRoomy(uintptr_t nfree, uintptr_t nelems)
 extern mspan emptymspan;
 // The calling thread's mcache, or NULL before its first allocation.
 extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
+// Forks whose handlers took every lock (mcache.c; tests): a process that has
+// never had a second thread forks without them.
+extern _Atomic uint64_t mcache_forksLocked;
 
 // malloc.c
 void malloc_init(void);                       // from runtime_init, before any mcache
-void malloc_setAlign16(void);
+void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
 // GOMEM_SECURE's cache of freed guarded large objects (malloc.c).
 void malloc_flushGuardCache(void);
 void malloc_atfork_prepare(void);
-void malloc_atfork_parent(void);                 // GOMEM_ALIGN16, before malloc_init
+void malloc_atfork_parent(void);
 // malloc.c's process-wide counters: frees by threads without an mcache,
 // realloc's page moves.
 void malloc_sumcounters(gm_memstats *out);

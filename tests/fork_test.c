@@ -2,7 +2,8 @@
 //
 // Threads and processes: a thread that exits gives its caches back, and a
 // fork() taken while other threads allocate gives a child whose allocator
-// works and whose structures are consistent.
+// works and whose structures are consistent; a process that never had a
+// second thread forks without the handlers taking every lock.
 #include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,8 +72,55 @@ static int child_work(void)
     return gm_stats(&m) == 0 ? 0 : 5;
 }
 
+// Run first, before this process has a second thread: the fork handlers
+// then take no lock (mcache.c), and the child still finds the parent's
+// objects and a working heap.
+TEST(fork_of_a_single_threaded_process_takes_no_locks)
+{
+    bool single = os_single_threaded();
+#if TEST_RSS_MEANINGFUL // (ThreadSanitizer's runtime has threads of its own)
+    CHECK(single);
+#endif
+    enum { N = 300 };
+    static unsigned char *objs[N];
+    static size_t sizes[N];
+    for (int i = 0; i < N; i++) {
+        sizes[i] = i % 3 == 0 ? 5 : i % 3 == 1 ? 200 + (size_t)i : 40000 + (size_t)i * 100;
+        objs[i] = gm_malloc(sizes[i]);
+        memset(objs[i], i & 0xff, sizes[i]);
+    }
+    gm_stack st = gm_stackalloc(8192);
+    memset((void *)st.lo, 0x77, st.hi - st.lo);
+    uint64_t locked = atomic_load(&mcache_forksLocked);
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            for (size_t k = 0; k < sizes[i]; k++)
+                bad += objs[i][k] != (unsigned char)(i & 0xff);
+            gm_free(objs[i]);
+        }
+        for (uintptr_t a = st.lo; a < st.hi; a++)
+            bad += *(unsigned char *)a != 0x77;
+        gm_stackfree(st);
+        _exit(bad != 0 ? 10 : child_work());
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+        fprintf(stderr, "    child: status 0x%x\n", status);
+    CHECK_EQ(atomic_load(&mcache_forksLocked), locked + (single ? 0 : 1));
+    for (int i = 0; i < N; i++)
+        gm_free(objs[i]);
+    gm_stackfree(st);
+    CHECK(mheap_valid() == NULL);
+    CHECK(mcentral_valid() == NULL);
+}
+
 TEST(fork_while_other_threads_allocate)
 {
+    uint64_t locked = atomic_load(&mcache_forksLocked);
     pthread_t t[2];
     atomic_store(&stop, 0);
     pthread_create(&t[0], NULL, churner, (void *)1);
@@ -95,6 +143,7 @@ TEST(fork_while_other_threads_allocate)
     pthread_join(t[0], NULL);
     pthread_join(t[1], NULL);
     CHECK_EQ(ok, 30);
+    CHECK_EQ(atomic_load(&mcache_forksLocked), locked + 30); // every handler held every lock
     CHECK(stackpool_valid() == NULL);
     CHECK(mheap_valid() == NULL);
     CHECK(mcentral_valid() == NULL);
@@ -138,6 +187,7 @@ TEST(thread_exit_gives_caches_back)
 
 int main(void)
 {
+    RUN(fork_of_a_single_threaded_process_takes_no_locks); // first: no thread yet
     RUN(fork_while_other_threads_allocate);
     RUN(thread_exit_gives_caches_back);
     return test_report();
