@@ -4,8 +4,14 @@
 # wall time and max RSS, min/median of RUNS rounds (default 3; each round
 # runs every allocator in turn), ratios to glibc per round, and geometric
 # means.   bench/realworld.sh [RUNS]
+# Instructions instead (callgrind, every process of each program summed; one
+# run each, as they do not vary; glibc and gomem, all peers with
+# BENCH_PEERS=1; BENCH_ONLY="perl gcc" for some programs; ~30 min for all):
+#          bench/realworld.sh --instr
 set -euo pipefail
 cd "$(dirname "$0")/.."
+INSTR=""
+if [ "${1:-}" = --instr ]; then INSTR=1; shift; fi
 RUNS=${1:-3}
 LIBDIR=/usr/lib/x86_64-linux-gnu
 need=()
@@ -17,14 +23,32 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
 fi
 make -s lib
 allocs="glibc="
+if [ -n "$INSTR" ]; then
+    command -v valgrind >/dev/null || { echo "bench/realworld.sh --instr needs valgrind (apt-get install valgrind)"; exit 1; }
+    [ -n "${BENCH_PEERS:-}" ] || LIBDIR=/nonexistent
+fi
 for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcmalloc_minimal.so.4; do
     [ -e "$LIBDIR/${pair#*:}" ] && allocs="$allocs ${pair%%:*}=$LIBDIR/${pair#*:}"
 done
 allocs="$allocs gomem=$PWD/build/libgomem.so"
-csv=build/bench/realworld.csv
+names=$(for spec in $allocs; do printf '%s ' "${spec%%=*}"; done)
 mkdir -p build/bench
+if [ -n "$INSTR" ]; then
+    csv=build/bench/realworld_instr.csv
+    : > "$csv"
+    echo "bench/realworld.sh --instr: instructions (callgrind, all processes of a program), one run each; allocators: $names"
+    printf '  %-12s %-9s %14s %8s\n' program allocator instructions i/glibc
+    BENCH_INSTR=1 BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
+    echo
+    echo "geomean over programs of the instruction ratios to glibc:"
+    awk -F, '$2 == "glibc" { g[$1] = $3 } { v[$1, $2] = $3; a[$2] = 1; p[$1] = 1 }
+    END { for (x in a) { l = 0; n = 0; for (q in p) if (g[q] > 0 && v[q, x] > 0) { l += log(v[q, x] / g[q]); n++ }
+              if (n) printf "  %-9s %.3f (%d programs)\n", x, exp(l / n), n } }' "$csv" | sort
+    exit 0
+fi
+csv=build/bench/realworld.csv
 : > "$csv"
-echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: ${allocs//=*([^ ])/}"
+echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: $names"
 printf '  %-12s %-9s %8s %8s %10s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc
 BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
 echo

@@ -61,9 +61,36 @@ print("%.3f %d" % (time.monotonic() - t, resource.getrusage(resource.RUSAGE_CHIL
     done
 }
 
+# With BENCH_INSTR set (bench/realworld.sh --instr), each program instead
+# runs once under callgrind per allocator, children traced, and the
+# instructions of all its processes are summed: counts that do not move
+# with this machine's noise (they miss cache misses and page-fault time).
+# The allocators run two at a time. BENCH_ONLY="perl gcc" picks programs.
+instr_one() { # NAME CMD...
+    local name=$1; shift
+    local spec a lib d n
+    for spec in $BENCH_ALLOCS; do
+        a=${spec%%=*} lib=${spec#*=} d=$work/$name-cg-$a
+        rm -rf "$d"; mkdir -p "$d/out"
+        (cd "$d" && LD_PRELOAD=$lib valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$d/out/cg.%p" \
+            "$@" > /dev/null 2> "$d/valgrind.err") &
+        [ "$(jobs -rp | wc -l)" -lt 2 ] || wait -n || true
+    done
+    wait
+    for spec in $BENCH_ALLOCS; do
+        a=${spec%%=*}
+        n=$(awk '/Collected :/ {s += $NF} END {printf "%.0f", s}' "$work/$name-cg-$a/valgrind.err")
+        echo "$name,$a,$n" >> "$BENCH_CSV"
+    done
+    awk -F, -v p="$name" '$1 == p { if ($2 == "glibc") g = $3; n[++k] = $2; v[k] = $3 }
+        END { for (i = 1; i <= k; i++) printf "  %-12s %-9s %14.0f %8.3f\n", p, n[i], v[i], g ? v[i] / g : 0 }' "$BENCH_CSV"
+}
+
 # run NAME CMD...: CMD writes its result on stdout, run from $work/NAME-{ref,gm}
 run() {
     local name=$1; shift
+    if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then return; fi
+    if [ -n "${BENCH_INSTR:-}" ]; then instr_one "$name" "$@"; return; fi
     if [ -n "${BENCH_RUNS:-}" ]; then bench_one "$name" "$@"; return; fi
     for mode in ref gm; do
         rm -rf "$work/$name-$mode"; mkdir -p "$work/$name-$mode"
