@@ -102,6 +102,8 @@ void mcache_releaseAll(mcache *c)
     }
 }
 
+_Static_assert(offsetof(mcache, tinyHoles) <= 4096, "an mcache's hot fields fit its first page");
+
 static void mcache_initAlloc(mcache *c)
 {
     for (int spc = 0; spc < NumSpanClasses; spc++)
@@ -160,7 +162,8 @@ static GM_COLD mcache *mcache_create(void)
         errno = ENOMEM;
         return NULL;
     }
-    memset(c, 0, sizeof *c);
+    // Zeroed by fixalloc_alloc (fresh memory is; a reused one it clears): no
+    // memset here, which would touch the cold tail's page too.
     mcache_initAlloc(c);
     c->tcacheKey = tcache_newKey(c);
     c->allnext = allm;
