@@ -246,9 +246,10 @@ void gm_thread_flush(void)
 // A process that has never had a second thread skips all of it: no other
 // thread can hold a lock, and the child's release would write the lock
 // words, copying each page that holds one (~9 page faults per fork in a
-// shell that forks for every command). forkLocked is this fork's choice, for
-// its parent and child handlers; once a process has had threads it is true
-// for good (the C library's flag never goes back).
+// shell that forks for every command); glibc's fork skips its own malloc's
+// locks the same way. forkLocked is this fork's choice, for its parent and
+// child handlers, written and read under every lock when it is true; once a
+// process has had threads it is true for good (the flag never goes back).
 _Atomic uint64_t mcache_forksLocked;
 static bool forkLocked;
 
