@@ -936,6 +936,16 @@ static void largeResized(intptr_t delta)
         atomic_fetch_sub_explicit(&orphanLargeFreeBytes, (uint64_t)delta, memory_order_relaxed);
 }
 
+// Realloc copied large object p elsewhere and frees it: its pages go back
+// at the free if they would have (bigAlloc), but the free does not raise
+// the bound as a program's own free does (mheap.c, releaseBigFreeLocked).
+static void reallocLeaves(void *p)
+{
+    mspan *s = spanOfRaw((uintptr_t)p);
+    if (s != NULL && s->spanclass == 0 && s->bigAlloc == BigAllocRelease)
+        s->bigAlloc = BigAllocMoved;
+}
+
 // p (span s, have bytes) grows to n > have bytes in a new span, its pages
 // moved there when the mappings allow. NULL and ENOMEM if no span.
 static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
@@ -970,6 +980,7 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
             return NULL;
     }
     memcpy(q, p, have);
+    reallocLeaves(p);
     gm_free(p);
     return q;
 }
@@ -1003,6 +1014,8 @@ void *gm_realloc(void *p, size_t n)
     if (q == NULL)
         return NULL;
     memcpy(q, p, n < have ? n : have);
+    if (have > MaxSmallSize)
+        reallocLeaves(p);
     gm_free(p);
     return q;
 }

@@ -566,6 +566,8 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     s->elemsize = 0;
     s->manualFreeList = NULL;
     s->allocCount = 0;
+    s->bigAlloc = state == mSpanInUse && spanclass == 0 && npages >= mheap_.bigFreePages ? BigAllocRelease
+                                                                                          : BigAllocKeep;
     if (state == mSpanInUse) {
         mheap_.pagesInUse += npages;
         mheap_.nspanInUse++;
@@ -659,25 +661,26 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages)
     return allocCommon(npages, align_pages, mSpanManual, 0, false);
 }
 
-// A big object freed while the free dirty pages are over the budget goes
-// back to the OS at once, not after the delay and the in-use allowance:
-// glibc unmaps such a block at free, and a program's peak RSS should not
-// carry a dead buffer of megabytes for half a second. Like glibc's dynamic
-// mmap threshold, each such release raises the bound to the span's size, so
-// a program that keeps freeing and reallocating buffers of that size gets
-// them from the heap again without madvise and page faults each time (a
-// fixed bound made bench/malloc.sh's large workload 100x slower). Small
-// spans, far more often freed and reused, keep the delay. Returns whether
-// the pages were released (counted as the scavenger's work).
+// A large object allocated while it was at least mheap_.bigFreePages
+// (bigAlloc) goes back to the OS when it is freed, whatever the budget:
+// glibc maps such a block by itself and unmaps it at free, and a program's
+// peak RSS should not carry dead buffers of hundreds of KiB for half a
+// second (python's json.dumps leaves 12 strings of 400 KiB). The decision
+// is taken at alloc, as glibc's: objects made before the bound rose still
+// go back. Like glibc's dynamic mmap threshold, each such free raises the
+// bound to the span's size, so a program that keeps freeing and
+// reallocating buffers of that size gets them from the heap again without
+// madvise and page faults each time (a fixed bound made bench/malloc.sh's
+// large workload 100x slower); a copy left by realloc does not raise it
+// (glibc mremaps those). Returns whether the pages were released (counted
+// as the scavenger's work).
 static bool releaseBigFreeLocked(mspan *s)
 {
-    if (s->npages < mheap_.bigFreePages || mheap_.scavengeOff)
-        return false;
-    if (dirtyFreeBytes() + (s->npages << PageShift) <= mheap_.scavengeRetain)
+    if (s->bigAlloc == BigAllocKeep || mheap_.scavengeOff)
         return false;
     if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
         return false;
-    if (s->npages < BigFreeMaxPages)
+    if (s->bigAlloc == BigAllocRelease && s->npages < BigFreeMaxPages && s->npages >= mheap_.bigFreePages)
         mheap_.bigFreePages = s->npages + 1;
     mheap_.scavengedBytes += s->npages << PageShift;
     TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)s->npages << PageShift);

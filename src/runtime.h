@@ -111,13 +111,17 @@ __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt
 #define HeapArenaBytes ((uintptr_t)1 << LogHeapArenaBytes)
 #define PagesPerArena (HeapArenaBytes / PageSize)
 #define HeapCommitChunk ((uintptr_t)4 << 20)
-// A freed heap span of mheap_.bigFreePages or more goes back to the OS at
-// once past the scavenger's budget (mheap.c, releaseBigFreeLocked). The
-// bound starts at BigFreePages and rises with each span so released, up to
-// BigFreeMaxPages, as glibc's dynamic mmap threshold rises from 128 KiB to
-// at most 32 MiB.
-#define BigFreePages (((uintptr_t)1 << 20) >> PageShift)
+// A large object allocated while it is at least mheap_.bigFreePages goes
+// back to the OS as soon as it is freed (mheap.c, releaseBigFreeLocked),
+// as glibc's mmapped chunks do. The bound starts at BigFreePages and rises
+// to each such span's size when it is freed, up to BigFreeMaxPages, as
+// glibc's dynamic mmap threshold does. (glibc starts at 128 KiB; at that
+// bound bench/malloc.sh's large workload, 64 KiB-4 MiB buffers, peaked 8%
+// higher than at 256 KiB, where it is as before, and python's 400 KiB
+// strings still go back.)
+#define BigFreePages (((uintptr_t)256 << 10) >> PageShift)
 #define BigFreeMaxPages (((uintptr_t)32 << 20) >> PageShift)
+enum { BigAllocKeep, BigAllocRelease, BigAllocMoved };
 
 // The arena index covers a 48-bit address space in one level (as Go's on
 // linux/amd64): 4M entries, 32 MiB of zero-filled .bss of which only the
@@ -309,6 +313,12 @@ struct mspan {
     // 1 if the heap had to grow to find the span and at least half of its
     // pages were not resident; set by mheap at alloc, a hint for realloc.
     uint8_t fresh;
+    // Large objects (in use, spanclass 0): BigAllocRelease if the span was
+    // at least mheap_.bigFreePages when allocated, so its pages go back to
+    // the OS when it is freed (glibc's mmapped chunks); BigAllocMoved once
+    // realloc copied it elsewhere (released too, the bound kept: glibc
+    // mremaps those). Set under mheap_.lock at alloc, by realloc's owner.
+    uint8_t bigAlloc;
 
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,

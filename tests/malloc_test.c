@@ -169,12 +169,15 @@ TEST(large_calloc_clears_only_pages_that_were_used)
 {
     size_t used = (size_t)1 << 20, n = (size_t)6 << 20;
     gm_scavenge(); // every free page released
+    uintptr_t bound = mheap_.bigFreePages;
+    mheap_.bigFreePages = UINTPTR_MAX; // a's pages stay at its free (else they go back: see mheap.c)
     char *a = gm_malloc(used);
     CHECK(a != NULL);
     memset(a, 0x5a, used);
     gm_free(a); // dirty, merged with released neighbours
     malloc_flushGuardCache(); // GOMEM_SECURE keeps freed spans there
     char *c = gm_calloc(1, n);
+    mheap_.bigFreePages = bound;
     CHECK(c == a); // dirty memory first
     mspan *s = spanOf((uintptr_t)c);
     CHECK_EQ(s->dirtyLo, 0);

@@ -256,14 +256,14 @@ TEST(shrink_in_place_frees_the_tail)
 TEST(fresh_says_the_heap_grew_for_the_span)
 {
     uintptr_t n = 2 * test_largestFreePages() + 512;
+    uintptr_t bound = mheap_.bigFreePages;
+    mheap_.bigFreePages = UINTPTR_MAX; // else its free gives the pages back at once
     mspan *s = mheap_alloc(n, 0);
+    mheap_.bigFreePages = bound;
     CHECK(s != NULL);
     CHECK_EQ(s->fresh, 1);
     memset((void *)s->startAddr, 1, n << PageShift);
-    uint64_t retain = mheap_.scavengeRetain;
-    mheap_.scavengeRetain = (uint64_t)1 << 40; // a big free would go back at once
     mheap_free(s);
-    mheap_.scavengeRetain = retain;
     s = mheap_alloc(n, 0); // the same pages, resident
     CHECK_EQ(s->fresh, 0);
     CHECK(s->dirtyLo == 0 && s->dirtyHi == n);
@@ -422,38 +422,49 @@ TEST(big_free_is_released_at_once_until_that_size_recurs)
 {
     uint64_t retain = mheap_.scavengeRetain;
     uint32_t delay = mheap_.scavengeDelayMs;
-    mheap_.scavengeRetain = 0;
-    mheap_.scavengeDelayMs = 60000; // only the big-free rule can release
+    mheap_.scavengeRetain = (uint64_t)1 << 40; // the budget plays no part
+    mheap_.scavengeDelayMs = 60000;           // only the big-free rule can release
     mheap_.bigFreePages = BigFreePages;
     uintptr_t n = 2 * BigFreePages, osPages = (n << PageShift) / 4096;
-    mspan *s = mheap_alloc(n, 0);
-    uintptr_t base = s->startAddr;
+    // Two made at the bound: both go back when freed, the second although
+    // the first's free raised the bound past it (decided at alloc).
+    mspan *s = mheap_alloc(n, 0), *t = mheap_alloc(n, 0);
+    CHECK(s->bigAlloc == BigAllocRelease && t->bigAlloc == BigAllocRelease);
+    uintptr_t base = s->startAddr, tbase = t->startAddr;
     memset((void *)base, 1, n << PageShift);
+    memset((void *)tbase, 1, n << PageShift);
     CHECK_EQ(residentPages(base, n), osPages);
     uint64_t scav0 = mheap_.scavengedBytes;
     mheap_free(s);
     CHECK_EQ(residentPages(base, n), 0);
     CHECK_EQ(mheap_.scavengedBytes - scav0, n << PageShift);
     CHECK_EQ(mheap_.bigFreePages, n + 1);
+    mheap_free(t);
+    CHECK_EQ(residentPages(tbase, n), 0);
+    CHECK_EQ(mheap_.bigFreePages, n + 1);
     VALID();
-    // The same size again: kept (dirty), the bound unchanged.
+    // The same size again: below the bound now, kept (dirty), the bound
+    // unchanged. A small-class span is never marked.
     s = mheap_alloc(n, 0);
+    CHECK(s->bigAlloc == BigAllocKeep);
     base = s->startAddr;
     memset((void *)base, 1, n << PageShift);
     mheap_free(s);
     CHECK_EQ(residentPages(base, n), osPages);
     CHECK_EQ(mheap_.bigFreePages, n + 1);
-    // Within the budget nothing is released, whatever the size.
-    mheap_.scavengeRetain = (uint64_t)1 << 40;
-    mheap_.bigFreePages = BigFreePages;
-    s = mheap_alloc(n, 0);
-    base = s->startAddr;
-    memset((void *)base, 1, n << PageShift);
+    s = mheap_alloc(2 * n, 2);
+    CHECK(s->bigAlloc == BigAllocKeep);
     mheap_free(s);
-    CHECK_EQ(residentPages(base, n), osPages);
-    CHECK_EQ(mheap_.bigFreePages, BigFreePages);
+    // What realloc leaves behind goes back without raising the bound.
+    s = mheap_alloc(2 * n, 0);
+    CHECK(s->bigAlloc == BigAllocRelease);
+    s->bigAlloc = BigAllocMoved;
+    memset((void *)s->startAddr, 1, 4096);
+    scav0 = mheap_.scavengedBytes;
+    mheap_free(s);
+    CHECK_EQ(mheap_.scavengedBytes - scav0, (2 * n) << PageShift);
+    CHECK_EQ(mheap_.bigFreePages, n + 1);
     // Past BigFreeMaxPages the bound stays: such spans always go back.
-    mheap_.scavengeRetain = 0;
     mheap_.bigFreePages = BigFreeMaxPages;
     s = mheap_alloc(BigFreeMaxPages + 1, 0);
     memset((void *)s->startAddr, 1, 4096);
