@@ -936,13 +936,13 @@ static void largeResized(intptr_t delta)
         atomic_fetch_sub_explicit(&orphanLargeFreeBytes, (uint64_t)delta, memory_order_relaxed);
 }
 
-// Realloc copied large object p elsewhere and frees it: its pages go back
-// at the free if they would have (bigAlloc), but the free does not raise
-// the bound as a program's own free does (mheap.c, releaseBigFreeLocked).
-static void reallocLeaves(void *p)
+// Realloc copied the large object of span s elsewhere and frees it: its
+// pages go back at the free if they would have (bigAlloc), but the free
+// does not raise the bound as a program's own free does (mheap.c,
+// releaseBigFreeLocked).
+static inline void reallocLeaves(mspan *s)
 {
-    mspan *s = spanOfRaw((uintptr_t)p);
-    if (s != NULL && s->spanclass == 0 && s->bigAlloc == BigAllocRelease)
+    if (s->bigAlloc == BigAllocRelease)
         s->bigAlloc = BigAllocMoved;
 }
 
@@ -980,7 +980,7 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
             return NULL;
     }
     memcpy(q, p, have);
-    reallocLeaves(p);
+    reallocLeaves(s);
     gm_free(p);
     return q;
 }
@@ -1015,7 +1015,7 @@ void *gm_realloc(void *p, size_t n)
         return NULL;
     memcpy(q, p, n < have ? n : have);
     if (have > MaxSmallSize)
-        reallocLeaves(p);
+        reallocLeaves(spanOfRaw((uintptr_t)p)); // a large span: objectSize checked p
     gm_free(p);
     return q;
 }
