@@ -479,6 +479,53 @@ TEST(big_free_is_released_at_once_until_that_size_recurs)
     VALID();
 }
 
+// When the heap must grow, dirty free pages older than an eighth of the
+// delay go back first (up to the growth), whatever the budget; younger
+// ones stay.
+TEST(growing_releases_old_dirty_pages_first)
+{
+    uint64_t retain = mheap_.scavengeRetain;
+    uint32_t delay = mheap_.scavengeDelayMs;
+    mheap_.scavengeRetain = (uint64_t)1 << 40; // only the growth can release
+    mheap_.scavengeDelayMs = 1600;             // an eighth: 200 ms
+    mheap_scavenge(0);
+    uintptr_t bound = mheap_.bigFreePages;
+    mheap_.bigFreePages = UINTPTR_MAX; // not marked: its free keeps the pages
+    uintptr_t n = 64, osPages = (n << PageShift) / 4096;
+    // A dirty free span between two in-use ones: nothing merges with it.
+    mspan *s = mheap_alloc(n + 2, 0);
+    uintptr_t base = s->startAddr + PageSize;
+    memset((void *)base, 1, n << PageShift);
+    mspan *fence[2] = { s, NULL };
+    CHECK(mheap_shrinkInPlace(s, n + 1));
+    fence[1] = mheap_alloc(1, 0); // the page freed: the only dirty one
+    CHECK_EQ(fence[1]->startAddr, base + (n << PageShift));
+    CHECK(mheap_shrinkInPlace(s, 1));
+    CHECK_EQ(residentPages(base, n), osPages);
+    // Young: a growth leaves them.
+    uintptr_t heap0 = mheap_.pagesInUse + mheap_.pagesManual + mheap_.pagesFree;
+    mspan *big = mheap_alloc(test_largestFreePages() + 1, 0);
+    CHECK(big != NULL && mheap_.pagesInUse + mheap_.pagesManual + mheap_.pagesFree > heap0);
+    CHECK_EQ(residentPages(base, n), osPages);
+    usleep(250 * 1000);
+    // Old: the next growth gives them back before it grows.
+    uint64_t scav0 = mheap_.scavengedBytes;
+    heap0 = mheap_.pagesInUse + mheap_.pagesManual + mheap_.pagesFree;
+    s = mheap_alloc(test_largestFreePages() + 1, 0);
+    CHECK(s != NULL && mheap_.pagesInUse + mheap_.pagesManual + mheap_.pagesFree > heap0);
+    CHECK_EQ(residentPages(base, n), 0);
+    CHECK(mheap_.scavengedBytes - scav0 >= n << PageShift);
+    mheap_free(s);
+    mheap_free(big);
+    mheap_free(fence[0]);
+    mheap_free(fence[1]);
+    mheap_.bigFreePages = bound;
+    mheap_.scavengeRetain = retain;
+    mheap_.scavengeDelayMs = delay;
+    mheap_scavenge(0);
+    VALID();
+}
+
 TEST(mmap_failure_gives_enomem_and_heap_intact)
 {
     gm_memstats before, after;
@@ -593,6 +640,7 @@ int main(void)
     RUN(scavenge_returns_memory_to_the_os);
     RUN(automatic_scavenge_bounds_dirty_free_pages);
     RUN(big_free_is_released_at_once_until_that_size_recurs);
+    RUN(growing_releases_old_dirty_pages_first);
     RUN(mmap_failure_gives_enomem_and_heap_intact);
     RUN(threads_hammer_the_heap);
     RUN(stats_identities);
