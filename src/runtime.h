@@ -319,6 +319,10 @@ struct mspan {
     // realloc copied it elsewhere (released too, the bound kept: glibc
     // mremaps those). Set under mheap_.lock at alloc, by realloc's owner.
     uint8_t bigAlloc;
+    // Large objects: 1 if realloc made this span for an object it grew; the
+    // object's next move gets room to grow (malloc.c, realloc). Set at
+    // alloc by malloc, then by realloc, both the object's owner.
+    uint8_t reallocGrown;
 
     // --- heap spans of a size class (state inuse, spanclass != 0). The
     // span's owner is the one mcache that caches it (owner thread only) or,

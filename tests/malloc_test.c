@@ -343,6 +343,53 @@ static void freeJunk(void **junk, int *njunk)
         gm_free(junk[--*njunk]);
 }
 
+// A large object realloc has to move to grow gets exactly what it asks for
+// the first time, and half again as much from its second move on, so the
+// next steps grow in place; a block right after the object forces each
+// move. Below ReallocMoveMin (copies) and above (moves).
+TEST(realloc_gives_a_growing_object_room_from_its_second_move)
+{
+    for (size_t n0 = 64 << 10; n0 <= ((size_t)2 << 20); n0 *= 32) {
+        void *junk[64];
+        int njunk = 0;
+        char *p = largeBlocked(n0, 21, junk, &njunk);
+        CHECK(p != NULL);
+        CHECK_EQ(gm_malloc_usable_size(p), n0);
+        // First move: exact.
+        size_t n1 = n0 + n0 / 4;
+        char *q = gm_realloc(p, n1);
+        CHECK(q != NULL && q != p);
+        CHECK_EQ(gm_malloc_usable_size(q), (n1 + PageSize - 1) & ~(size_t)(PageSize - 1));
+        CHECK(test_pattern_ok(q, n0, 21));
+        fillWords(q, n0, n1, 21);
+        for (int t = 0; t < 16 && spanOf((uintptr_t)q + gm_malloc_usable_size(q)) == NULL; t++)
+            junk[njunk++] = gm_malloc(40000); // block q's next page, so the next step moves
+        CHECK(spanOf((uintptr_t)q + gm_malloc_usable_size(q)) != NULL);
+        // Second move: room.
+        size_t n2 = n1 + n1 / 4;
+        p = gm_realloc(q, n2);
+        CHECK(p != NULL && p != q);
+        CHECK(gm_malloc_usable_size(p) >= n2 / 2 * 3);
+        CHECK(test_pattern_ok(p, n1, 21));
+        // The next step fits: in place, whatever lies after it.
+        junk[njunk++] = gm_malloc(40000);
+        q = gm_realloc(p, n2 + n2 / 4);
+        CHECK(q == p);
+        CHECK(test_pattern_ok(q, n1, 21));
+        gm_free(q);
+        freeJunk(junk, &njunk);
+    }
+    // An object never grown by realloc moves exactly.
+    void *junk[64];
+    int njunk = 0;
+    char *p = largeBlocked(256 << 10, 22, junk, &njunk);
+    char *q = gm_realloc(p, 300 << 10);
+    CHECK_EQ(gm_malloc_usable_size(q), (size_t)304 << 10);
+    gm_free(q);
+    freeJunk(junk, &njunk);
+    VALID();
+}
+
 TEST(large_realloc_chain_keeps_every_page_and_moves_them)
 {
     reallocMoveAny = true; // every step not in place moves ("When" is tested below)
@@ -357,12 +404,13 @@ TEST(large_realloc_chain_keeps_every_page_and_moves_them)
     int steps = 0, inplace = 0;
     uint64_t movedBytes = 0;
     for (size_t m = 2 * n; m <= ((size_t)32 << 20); m *= 2, steps++) {
+        size_t have = gm_malloc_usable_size(p); // more than n once realloc gave room
         char *q = gm_realloc(p, m);
         CHECK(q != NULL);
         if (q == p)
             inplace++;
         else
-            movedBytes += n;
+            movedBytes += have;
         // Every word of the old size, so every page, survived.
         if (!CHECK(test_pattern_ok(q, n, 11)))
             fprintf(stderr, "    step %d: %zu -> %zu bytes\n", steps, n, m);
@@ -1254,6 +1302,7 @@ int main(void)
     RUN(impossible_sizes_give_enomem);
     RUN(realloc_grows_shrinks_and_keeps_contents);
     RUN(large_realloc_grows_in_place_when_the_next_pages_are_free);
+    RUN(realloc_gives_a_growing_object_room_from_its_second_move);
     RUN(large_realloc_chain_keeps_every_page_and_moves_them);
     RUN(large_realloc_move_does_not_copy_and_releases_the_old_pages);
     RUN(large_realloc_move_counters_add_up);
