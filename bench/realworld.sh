@@ -3,7 +3,9 @@
 # jemalloc, mimalloc, tcmalloc and gomem (LD_PRELOAD), side by side:
 # wall time and max RSS, min/median of RUNS rounds (default 3; each round
 # runs every allocator in turn), ratios to glibc per round, and geometric
-# means.   bench/realworld.sh [RUNS]
+# means; also the ratio of CPU time (user + system of all the program's
+# processes), steadier than wall time on a shared machine.
+#          bench/realworld.sh [RUNS]
 # Instructions instead (callgrind, every process of each program summed; one
 # run each, as they do not vary; glibc and gomem, all peers with
 # BENCH_PEERS=1; BENCH_ONLY="perl gcc" for some programs; ~30 min for all):
@@ -49,9 +51,9 @@ fi
 csv=build/bench/realworld.csv
 : > "$csv"
 echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: $names"
-printf '  %-12s %-9s %8s %8s %10s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc
+printf '  %-12s %-9s %8s %8s %10s %8s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc cpu/glibc
 BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
 echo
 echo "geomean over programs of the per-round ratios to glibc (median of the rounds):"
-awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); n[$2]++ }
-END { for (x in n) printf "  %-9s time %.2f  rss %.2f\n", x, exp(lt[x]/n[x]), exp(lr[x]/n[x]) }' "$csv" | sort
+awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); lc[$2]+=log($7); n[$2]++ }
+END { for (x in n) printf "  %-9s time %.3f  rss %.3f  cpu %.3f\n", x, exp(lt[x]/n[x]), exp(lr[x]/n[x]), exp(lc[x]/n[x]) }' "$csv" | sort
