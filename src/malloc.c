@@ -957,21 +957,22 @@ static inline void reallocLeaves(mspan *s)
         s->bigAlloc = BigAllocMoved;
 }
 
-// A large object that realloc moves to grow, and had moved before, gets
-// half again the size it asked for: a program growing a buffer step by step
+// A large object that realloc moves to grow, and that a growing realloc
+// made (it moved before, or grew out of a small class), gets half again
+// the size asked for: a program growing a buffer step by step
 // (perl extends an array by a fifth each time) has the pages after it taken
 // by other spans between two steps, so without room every step copies the
 // whole buffer into pages it faults in (perl's 300,000-entry array: 26
-// copies, 28 MB; with the room about half as many, and ~1,000 fewer page
-// faults). glibc grows such buffers with mremap, which copies nothing. The
+// copies, 28 MB; with the room 13, and ~1,500 fewer page faults). glibc grows such buffers with mremap, which copies nothing. The
 // first move is exact, so a buffer that grows once wastes nothing; the room
 // is only address space until written when the span is fresh.
 #define ReallocRoomNum 3
 #define ReallocRoomDen 2
 
-// A new large object of n bytes where realloc grows an object (of span s,
-// NULL if small) to; its span is marked reallocGrown. NULL and ENOMEM if
-// none.
+// The new home of an object realloc grows to n bytes (n > MaxSmallSize):
+// with room if the object's span s (NULL for a small object) was itself
+// made by a growing realloc. Its span is marked reallocGrown. NULL and
+// ENOMEM if no span.
 static void *reallocNewLarge(mcache *c, const mspan *s, size_t n)
 {
     void *q = NULL;
