@@ -959,13 +959,14 @@ static inline void reallocLeaves(mspan *s)
 
 // A large object that realloc moves to grow, and that a growing realloc
 // made (it moved before, or grew out of a small class), gets half again
-// the size asked for: a program growing a buffer step by step
-// (perl extends an array by a fifth each time) has the pages after it taken
-// by other spans between two steps, so without room every step copies the
+// the size asked for: a program growing a buffer step by step (perl
+// extends an array by a fifth each time) has the pages after it taken by
+// other spans between two steps, so without room every step copies the
 // whole buffer into pages it faults in (perl's 300,000-entry array: 26
-// copies, 28 MB; with the room 13, and ~1,500 fewer page faults). glibc grows such buffers with mremap, which copies nothing. The
-// first move is exact, so a buffer that grows once wastes nothing; the room
-// is only address space until written when the span is fresh.
+// copies, 28 MB; with the room 13, and ~1,500 fewer page faults). glibc
+// grows such buffers with mremap, which copies nothing. The first move is
+// exact, so a buffer that grows once wastes nothing; the room is only
+// address space until written when the span is fresh.
 #define ReallocRoomNum 3
 #define ReallocRoomDen 2
 
@@ -1048,20 +1049,21 @@ void *gm_realloc(void *p, size_t n)
         if (n > have && have >= ReallocMoveMin && plainLarge(s) && !runtime_secure)
             return reallocMove(p, s, have, n);
     }
+    mspan *old = have > MaxSmallSize ? spanOfRaw((uintptr_t)p) : NULL; // large: objectSize checked p
     void *q;
     if (n > have && n > MaxSmallSize && n <= PTRDIFF_MAX) {
         mcache *c = getmcache();
         if (c == NULL)
             return NULL;
-        q = reallocNewLarge(c, have > MaxSmallSize ? spanOfRaw((uintptr_t)p) : NULL, n);
+        q = reallocNewLarge(c, old, n);
     } else {
         q = gm_malloc(n);
     }
     if (q == NULL)
         return NULL;
     memcpy(q, p, n < have ? n : have);
-    if (have > MaxSmallSize)
-        reallocLeaves(spanOfRaw((uintptr_t)p)); // a large span: objectSize checked p
+    if (old != NULL)
+        reallocLeaves(old);
     gm_free(p);
     return q;
 }
