@@ -246,6 +246,36 @@ void mspan_rewind(mspan *s)
 {
     s->allocCacheBase = 0;
     s->allocCache = freeWord(s, 0);
+    s->colourSkipped = 0;
+}
+
+// Slab colouring (Bonwick's slab allocator): every span starts on a page
+// boundary, so slot 0 of every size class falls in the same L1 cache
+// sets. A thread that mallocs and frees in a loop gets the same hot object
+// of each class back (the tcache is LIFO), and with all of them at slot 0
+// they evict each other: the C++ program of tests/realworld.sh (a vector
+// of 0..196 bytes made and dropped each iteration) took 5x glibc's D1
+// write misses in its own loop. So a fresh span offers its slots from a
+// colour on: the first slot at or after 0..31 cache lines, chosen by the
+// span's page number; the slots before it are offered when the scan
+// reaches the end (mcache_refill keeps the span then). Slot order only:
+// the fast paths and the slot arithmetic do not change.
+#define ColourLines 32
+
+static uintptr_t colourSlot(const mspan *s)
+{
+    uintptr_t line = (uintptr_t)(((uint64_t)(s->startAddr >> PageShift) * 0x9E3779B97F4A7C15ull) >> 59);
+    uintptr_t k = line * 64 / s->elemsize; // 64-byte lines; once per fresh span: off the fast path
+    return k < s->nelems ? k : 0;
+}
+_Static_assert(ColourLines == 1 << (64 - 59), "colourSlot's hash gives ColourLines values");
+
+static void mspan_startAtColour(mspan *s)
+{
+    uintptr_t k = colourSlot(s);
+    s->allocCacheBase = (uint16_t)(k & ~(uintptr_t)63);
+    s->allocCache = freeWord(s, k >> 6) & (~(uint64_t)0 << (k & 63));
+    s->colourSkipped = k != 0;
 }
 
 uintptr_t mspan_countAlloc(const mspan *s)
@@ -278,7 +308,7 @@ void mspan_initHeap(mspan *s, uint8_t spc)
     }
     ASAN_POISON(s->startAddr + s->nreserved * s->elemsize, (s->nelems - s->nreserved) * s->elemsize);
     atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
-    mspan_rewind(s);
+    mspan_startAtColour(s);
 }
 
 static GM_COLD void throwDoubleFree(void *p, const mspan *s)

@@ -66,11 +66,12 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
     mspan *s = c->alloc[spc];
     if (s != &emptymspan) {
         // s is exhausted. Take back what other threads freed into it and
-        // keep it if that, with the owner's own frees, leaves it roomy.
+        // keep it if that, with the owner's own frees, leaves it roomy, or
+        // if its first scan began at its colour and has slots to go back to.
         c->alloc[spc] = &emptymspan;
         mspan_drainXfree(s);
         uintptr_t nfree = s->nelems - mspan_countAlloc(s);
-        if (nfree != 0 && spanRoomy(nfree, s->nelems)) {
+        if (nfree != 0 && (s->colourSkipped || spanRoomy(nfree, s->nelems))) {
             mspan_rewind(s);
             c->alloc[spc] = s;
             return s;

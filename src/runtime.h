@@ -279,6 +279,10 @@ struct mspan {
     uint8_t freeset;         // free spans: FreeSetDirty/Clean; guarded by mheap_.lock
     uint8_t stackOrder;      // order of a stackpool span; 0xff for a large stack span
     uint8_t largeInUse;      // large stack spans: 1 while handed out; guarded by stackLarge.lock
+    // heap: 1 while the first scan of a fresh span, which began at its
+    // colour (malloc.c), has slots before that it has not offered; cleared
+    // by mspan_rewind. Owner only.
+    uint8_t colourSkipped;
     // heap: allocCache bit i set => slot allocCacheBase+i is free (bits past
     // nelems are 0); a free slot in an earlier word is offered again only
     // after mspan_rewind (Go: slots below freeindex wait for the sweep).

@@ -136,6 +136,76 @@ TEST(span_refills_reuse_freed_objects)
         gm_free(win[k]);
 }
 
+static uint8_t classOfSize(size_t size)
+{
+    for (uint8_t c = 1; c < NumSizeClasses; c++)
+        if (class_to_size[c] == size)
+            return c;
+    return 0;
+}
+
+TEST(fresh_spans_start_at_a_colour_and_hand_out_every_slot)
+{
+    // Every span starts on a page boundary; a fresh span offers its slots
+    // from one of 32 cache-line offsets on (slab colouring), so the first
+    // objects of different spans do not all share cache sets.
+    uint8_t spc = classOfSize(208);
+    CHECK(spc != 0);
+    enum { N = 48 };
+    mspan *s[N];
+    bool seen[32] = { false };
+    int distinct = 0, coloured = 0;
+    for (int i = 0; i < N; i++) {
+        s[i] = mheap_alloc(class_to_allocnpages[spc], spc);
+        CHECK(s[i] != NULL);
+        mspan_initHeap(s[i], spc);
+        uintptr_t k = mspan_nextFreeIndex(s[i]);
+        CHECK(k < s[i]->nelems);
+        uintptr_t line = k * s[i]->elemsize / 64;
+        CHECK(line < 32);
+        CHECK_EQ(s[i]->colourSkipped, k != 0);
+        coloured += k != 0;
+        if (line < 32 && !seen[line]) {
+            seen[line] = true;
+            distinct++;
+        }
+    }
+    CHECK(distinct >= 8);
+    CHECK(coloured >= N / 2);
+    for (int i = 0; i < N; i++)
+        mheap_free(s[i]);
+    VALID();
+
+    // The slots a coloured span skipped are handed out before the thread
+    // takes another span: every span it moved on from is full.
+    enum { M = 20 * (8192 / 208) };
+    static void *p[M];
+    for (int i = 0; i < M; i++) {
+        p[i] = gm_malloc(208);
+        CHECK(p[i] != NULL);
+        memset(p[i], i & 0xff, 208);
+    }
+    mspan *cached = getmcache()->alloc[spc];
+    int spans = 0;
+    for (int i = 0; i < M; i++) {
+        mspan *t = spanOf((uintptr_t)p[i]);
+        CHECK_EQ(t->spanclass, spc);
+        if (t == cached || (i > 0 && t == spanOf((uintptr_t)p[i - 1])))
+            continue;
+        spans++;
+        if (mspan_countAlloc(t) != t->nelems)
+            fprintf(stderr, "    span %p left with %lu of %u slots in use\n", (void *)t,
+                    (unsigned long)mspan_countAlloc(t), t->nelems);
+        CHECK_EQ(mspan_countAlloc(t), t->nelems);
+    }
+    CHECK(spans >= 10);
+    for (int i = 0; i < M; i++) {
+        CHECK_EQ(((unsigned char *)p[i])[207], i & 0xff);
+        gm_free(p[i]);
+    }
+    VALID();
+}
+
 TEST(calloc_zeroes_reused_memory_and_checks_overflow)
 {
     for (size_t n = 1; n < 70000; n = n * 3 + 1) {
@@ -1297,6 +1367,7 @@ int main(void)
     RUN(freed_slot_is_reused_at_once);
     RUN(thread_cache_is_bounded_and_tolerates_key_lookalikes);
     RUN(span_refills_reuse_freed_objects);
+    RUN(fresh_spans_start_at_a_colour_and_hand_out_every_slot);
     RUN(calloc_zeroes_reused_memory_and_checks_overflow);
     RUN(large_calloc_clears_only_pages_that_were_used);
     RUN(impossible_sizes_give_enomem);
