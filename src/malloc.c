@@ -19,7 +19,8 @@
 // is rounded up to one of Go's 67 size classes. Each thread's mcache holds
 // one span per class; the fast path takes the lowest free slot of the
 // span's current 64-slot word (allocCache, count trailing zeros) with no
-// lock and no atomic. When the word is exhausted the next word's bits are
+// lock and no atomic (a fresh span's first scan starts at its colour: see
+// colourSlot). When the word is exhausted the next word's bits are
 // loaded; when the span is exhausted mcache_refill first takes back the
 // objects other threads freed into it, and otherwise swaps it through
 // mcentral for a span with free slots (or a new one from mheap). Objects
