@@ -256,11 +256,14 @@ void mspan_rewind(mspan *s)
 // of each class back (the tcache is LIFO), and with all of them at slot 0
 // they evict each other: the C++ program of tests/realworld.sh (a vector
 // of 0..196 bytes made and dropped each iteration) took 5x glibc's D1
-// write misses in its own loop. So a fresh span offers its slots from a
-// colour on: the first slot at or after 0..31 cache lines, chosen by the
-// span's page number; the slots before it are offered when the scan
-// reaches the end (mcache_refill keeps the span then). Slot order only:
-// the fast paths and the slot arithmetic do not change.
+// write misses in its own loop, and perl (its scalars made and freed per
+// line) 15.1 M L1 misses to glibc's 5.3 M; coloured, 6.1 M. So a fresh
+// span offers its slots from a colour on: the slot at 0..31 cache lines
+// from its start (rounded down to a slot), chosen by the span's page
+// number; the slots before it are offered when the scan reaches the end
+// (mcache_refill keeps the span then). Slot order only: the fast paths and
+// the slot arithmetic do not change. (A 64-line range, or a colour by
+// class, left perl 8.1 M and 7.5 M misses.)
 #define ColourLines 32
 
 static uintptr_t colourSlot(const mspan *s)
