@@ -243,11 +243,18 @@ uintptr_t mspan_nextFreeIndex(mspan *s)
     return s->allocCacheBase + (uintptr_t)__builtin_ctzll(s->allocCache);
 }
 
+// Starts the slot scan at slot k: the slots before it are not offered
+// until the next rewind.
+static void mspan_startScan(mspan *s, uintptr_t k)
+{
+    s->allocCacheBase = (uint16_t)(k & ~(uintptr_t)63);
+    s->allocCache = freeWord(s, k >> 6) & (~(uint64_t)0 << (k & 63));
+    s->colourSkipped = k != 0;
+}
+
 void mspan_rewind(mspan *s)
 {
-    s->allocCacheBase = 0;
-    s->allocCache = freeWord(s, 0);
-    s->colourSkipped = 0;
+    mspan_startScan(s, 0);
 }
 
 // Slab colouring (Bonwick's slab allocator): every span starts on a page
@@ -273,14 +280,6 @@ static uintptr_t colourSlot(const mspan *s)
     return k < s->nelems ? k : 0;
 }
 _Static_assert(ColourLines == 1 << (64 - 59), "colourSlot's hash gives ColourLines values");
-
-static void mspan_startAtColour(mspan *s)
-{
-    uintptr_t k = colourSlot(s);
-    s->allocCacheBase = (uint16_t)(k & ~(uintptr_t)63);
-    s->allocCache = freeWord(s, k >> 6) & (~(uint64_t)0 << (k & 63));
-    s->colourSkipped = k != 0;
-}
 
 uintptr_t mspan_countAlloc(const mspan *s)
 {
@@ -312,7 +311,7 @@ void mspan_initHeap(mspan *s, uint8_t spc)
     }
     ASAN_POISON(s->startAddr + s->nreserved * s->elemsize, (s->nelems - s->nreserved) * s->elemsize);
     atomic_store_explicit(&s->xfreeNotify, 0, memory_order_relaxed);
-    mspan_startAtColour(s);
+    mspan_startScan(s, colourSlot(s));
 }
 
 static GM_COLD void throwDoubleFree(void *p, const mspan *s)

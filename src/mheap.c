@@ -447,9 +447,11 @@ static mspan *allocSpanLocked(uintptr_t npages, uintptr_t align_pages)
     uintptr_t nreleased = s->nreleased;
     uint32_t freedAt = s->freedAt;
     uintptr_t released = releasedWalk(base, npages, 2, &s->dirtyLo, &s->dirtyHi);
-    uintptr_t headReleased = head != NULL ? releasedOp(head->startAddr, headPages, 0) : 0;
-    if (head != NULL)
+    uintptr_t headReleased = 0;
+    if (head != NULL) {
+        headReleased = releasedOp(head->startAddr, headPages, 0);
         addRemainderLocked(head, headReleased, freedAt);
+    }
     if (tail != NULL)
         addRemainderLocked(tail, nreleased - headReleased - released, freedAt);
     s->startAddr = base;

@@ -136,21 +136,13 @@ TEST(span_refills_reuse_freed_objects)
         gm_free(win[k]);
 }
 
-static uint8_t classOfSize(size_t size)
-{
-    for (uint8_t c = 1; c < NumSizeClasses; c++)
-        if (class_to_size[c] == size)
-            return c;
-    return 0;
-}
-
 TEST(fresh_spans_start_at_a_colour_and_hand_out_every_slot)
 {
     // Every span starts on a page boundary; a fresh span offers its slots
     // from one of 32 cache-line offsets on (slab colouring), so the first
     // objects of different spans do not all share cache sets.
-    uint8_t spc = classOfSize(208);
-    CHECK(spc != 0);
+    uint8_t spc = size_to_class(208);
+    CHECK_EQ(class_to_size[spc], 208);
     enum { N = 48 };
     mspan *s[N];
     bool seen[32] = { false };
