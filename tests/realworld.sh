@@ -151,7 +151,11 @@ back = json.loads(s)
 print(len(s), len(back), sorted(d.items())[:5])
 print(sum(len(r["words"]) for r in back), len(re.findall(r"heap \w+", open("../data.txt").read())))
 PY
-    run python python3 ../py.py
+    # The interpreter itself: a python3 on PATH may be a wrapper script
+    # (pyenv's shim runs some 40 bash processes first), which would time
+    # bash under each allocator instead of python.
+    py=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+    run python "${py:-python3}" ../py.py
 fi
 if have perl perl; then
     run perl perl -e 'my %c; while (<>) { my @f = split; $c{$_}++ for @f[1..$#f-1]; push @l, join("-", reverse @f) } print join(",", map {"$_=$c{$_}"} sort keys %c), "\n", scalar(@l), " ", length(join("", @l)), "\n"' ../data.txt
