@@ -27,7 +27,7 @@
 //
 // Invariants (checked by mheap_valid):
 //  - no two free spans are adjacent (they would have been merged);
-//  - a free span is on exactly freelists[freeset][bucket_floor(npages)], and
+//  - a free span is on exactly freelists[bucket_floor(npages)][freeset], and
 //    freeset == FreeSetClean iff nreleased == npages;
 //  - nreleased == number of set bits of the released bitmap over the span;
 //  - pagesInUse/Manual/Free and nspan* equal the sums over all spans;
@@ -170,15 +170,15 @@ static void freelist_insert(mspan *s)
     unsigned b = bucket_floor(s->npages);
     s->freeset = (uint8_t)set;
     s->freebucket = b;
-    mSpanList_insert(&mheap_.freelists[set][b], s);
+    mSpanList_insert(&mheap_.freelists[b][set], s);
     mheap_.freemask[set][b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
 static void freelist_remove(mspan *s)
 {
     unsigned set = s->freeset, b = s->freebucket;
-    mSpanList_remove(&mheap_.freelists[set][b], s);
-    if (mSpanList_isEmpty(&mheap_.freelists[set][b]))
+    mSpanList_remove(&mheap_.freelists[b][set], s);
+    if (mSpanList_isEmpty(&mheap_.freelists[b][set]))
         mheap_.freemask[set][b >> 6] &= ~((uint64_t)1 << (b & 63));
 }
 
@@ -191,7 +191,7 @@ static mspan *freelist_find(unsigned set, uintptr_t npages)
         if (w == b >> 6)
             bits &= ~(uint64_t)0 << (b & 63);
         if (bits != 0)
-            return mheap_.freelists[set][w * 64 + (unsigned)__builtin_ctzll(bits)].first;
+            return mheap_.freelists[w * 64 + (unsigned)__builtin_ctzll(bits)][set].first;
     }
     return NULL;
 }
@@ -813,7 +813,7 @@ static uintptr_t scavengeLocked(uintptr_t keep_bytes)
         for (int w = (FreeBuckets + 63) / 64 - 1; w >= 0 && s == NULL; w--) {
             uint64_t bits = mheap_.freemask[FreeSetDirty][w];
             if (bits != 0)
-                s = mheap_.freelists[FreeSetDirty][w * 64 + 63 - __builtin_clzll(bits)].first;
+                s = mheap_.freelists[w * 64 + 63 - __builtin_clzll(bits)][FreeSetDirty].first;
         }
         if (s == NULL || releaseSpanLocked(s) < 0)
             break;
@@ -829,7 +829,7 @@ static void scavengeOldLocked(uintptr_t keep_bytes, uint32_t cutoff)
     for (int b = FreeBuckets - 1; b >= 0 && budget > 0 && dirtyFreeBytes() > keep_bytes; b--) {
         if (((mheap_.freemask[FreeSetDirty][b / 64] >> (b % 64)) & 1) == 0)
             continue;
-        for (mspan *s = mheap_.freelists[FreeSetDirty][b].first, *next; s != NULL && budget > 0; s = next) {
+        for (mspan *s = mheap_.freelists[b][FreeSetDirty].first, *next; s != NULL && budget > 0; s = next) {
             next = s->next; // s moves to the clean set when released
             budget--;
             if ((int32_t)(cutoff - s->freedAt) < 0)
@@ -973,13 +973,13 @@ const char *mheap_valid(void)
         uintptr_t listed = 0;
         for (int set = 0; set < 2; set++)
             for (unsigned b = 0; b < FreeBuckets; b++) {
-                bool nonempty = !mSpanList_isEmpty(&mheap_.freelists[set][b]);
+                bool nonempty = !mSpanList_isEmpty(&mheap_.freelists[b][set]);
                 bool bit = (mheap_.freemask[set][b >> 6] >> (b & 63)) & 1;
                 if (nonempty != bit) {
                     snprintf(msg, sizeof msg, "freemask bit %d/%u wrong", set, b);
                     bad = msg;
                 }
-                for (mspan *s = mheap_.freelists[set][b].first; s != NULL; s = s->next) {
+                for (mspan *s = mheap_.freelists[b][set].first; s != NULL; s = s->next) {
                     if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanFree) {
                         snprintf(msg, sizeof msg, "span 0x%lx on a free list is not free",
                                  (unsigned long)s->startAddr);

@@ -428,9 +428,6 @@ typedef struct mheap {
     mutex lock;
     fixalloc spanalloc;                   // mspan descriptors (SpanBitsSmall)
     fixalloc spanallocBig;                // those of spans of many objects (SpanBitsBig)
-    // Free spans by size, two sets (dirty first); a bit per non-empty list.
-    mSpanList freelists[2][FreeBuckets];
-    uint64_t freemask[2][(FreeBuckets + 63) / 64];
 
     // Where the heap grows: [curArenaBase, curArenaEnd) is reserved (not yet
     // committed) and not yet handed to the page allocator.
@@ -452,6 +449,13 @@ typedef struct mheap {
     uint32_t scavengeNextMs;  // no automatic pass before this time
     bool scavengeOff;         // GOMEM_SCAVENGE=off
     uintptr_t nguarded;       // pages with a guard (GOMEM_SECURE); 0: no page to look at
+
+    // Free spans by size, two sets (dirty, clean); a bit per non-empty list.
+    // Last, and a bucket's two lists side by side: a process touches few
+    // buckets, and each page of this 19 KiB table it touches is a page fault
+    // (the struct lives in libgomem's .data).
+    uint64_t freemask[2][(FreeBuckets + 63) / 64];
+    mSpanList freelists[FreeBuckets][2];
 } mheap;
 
 extern mheap mheap_;

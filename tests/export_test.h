@@ -27,7 +27,7 @@ static inline uintptr_t test_largestFreePages(void)
     lock(&mheap_.lock);
     for (int set = 0; set < 2; set++)
         for (int b = 0; b < FreeBuckets; b++)
-            for (mspan *f = mheap_.freelists[set][b].first; f != NULL; f = f->next)
+            for (mspan *f = mheap_.freelists[b][set].first; f != NULL; f = f->next)
                 if (f->npages > max)
                     max = f->npages;
     unlock(&mheap_.lock);
