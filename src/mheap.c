@@ -336,6 +336,10 @@ static int addGrown(uintptr_t base, uintptr_t npages)
         p += n << PageShift;
     }
     s->nreleased = npages;
+    // Write the span's entries before freeSpanLocked reads the one past its
+    // end: that read would map the zero page on a table page never touched,
+    // and this write then fault a second time to replace it.
+    setSpanEnds(s);
     freeSpanLocked(s);
     return 0;
 }
