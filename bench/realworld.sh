@@ -4,7 +4,8 @@
 # wall time and max RSS, min/median of RUNS rounds (default 3; each round
 # runs every allocator in turn), ratios to glibc per round, and geometric
 # means; also the ratio of CPU time (user + system of all the program's
-# processes), steadier than wall time on a shared machine.
+# processes), steadier than wall time on a shared machine; and a 95%
+# bootstrap interval of each geomean (how far chance alone moves it).
 #          bench/realworld.sh [RUNS]
 # Instructions instead (callgrind, every process of each program summed; one
 # run each, as they do not vary; glibc and gomem, all peers with
@@ -50,6 +51,7 @@ if [ -n "$INSTR" ]; then
 fi
 csv=build/bench/realworld.csv
 : > "$csv"
+: > "$csv.rounds"
 echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: $names"
 printf '  %-12s %-9s %8s %8s %10s %8s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc cpu/glibc
 BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
@@ -57,3 +59,30 @@ echo
 echo "geomean over programs of the per-round ratios to glibc (median of the rounds):"
 awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); lc[$2]+=log($7); n[$2]++ }
 END { for (x in n) printf "  %-9s time %.3f  rss %.3f  cpu %.3f\n", x, exp(lt[x]/n[x]), exp(lr[x]/n[x]), exp(lc[x]/n[x]) }' "$csv" | sort
+# How far those geomeans could move by chance: each program's rounds are
+# resampled (with replacement) 2000 times and the geomean of the medians
+# taken again; the middle 95% of the results is printed. An interval that
+# straddles 1.000 says this run cannot tell the allocator from glibc.
+echo
+echo "95% interval of each geomean (bootstrap over rounds, 2000 resamples):"
+python3 - "$csv.rounds" <<'PY'
+import collections, csv, math, random, sys
+random.seed(1)
+rounds = collections.defaultdict(lambda: collections.defaultdict(list))  # allocator -> program -> ratios
+for name, alloc, _, t, rss, cpu in csv.reader(open(sys.argv[1])):
+    rounds[alloc][name].append((float(t), float(rss), float(cpu)))
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+for alloc in sorted(rounds):
+    if alloc == "glibc":
+        continue
+    progs = rounds[alloc]
+    out = []
+    for m, label in ((0, "time"), (1, "rss"), (2, "cpu")):
+        g = sorted(math.exp(sum(math.log(median([random.choice(v)[m] for _ in v])) for v in progs.values()) / len(progs))
+                   for _ in range(2000))
+        out.append("%s %.3f..%.3f" % (label, g[50], g[1949]))
+    print("  %-9s %s" % (alloc, "  ".join(out)))
+PY

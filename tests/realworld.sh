@@ -63,6 +63,9 @@ print("%.3f %d %.3f" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_sti
         crm=$(printf '%s\n' "${cr[@]}" | med)
         printf '  %-12s %-9s %8s %8s %10s %8.2f %8.2f %8.2f\n' "$name" "$a" "$tmin" "$tm" "$rm" "$trm" "$rrm" "$crm"
         echo "$name,$a,$tm,$rm,$trm,$rrm,$crm" >> "$BENCH_CSV"
+        for k in $(seq 1 "$BENCH_RUNS"); do # every round's ratios, for bench/realworld.sh's intervals
+            echo "$name,$a,$k,${tr[k-1]},${rr[k-1]},${cr[k-1]}" >> "$BENCH_CSV.rounds"
+        done
     done
 }
 
