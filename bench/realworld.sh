@@ -4,7 +4,8 @@
 # wall time and max RSS, min/median of RUNS rounds (default 3; each round
 # runs every allocator in turn), ratios to glibc per round, and geometric
 # means; also the ratio of CPU time (user + system of all the program's
-# processes), steadier than wall time on a shared machine; and a 95%
+# processes), steadier than wall time on a shared machine; the ratio of
+# page faults (all processes; they hardly vary between runs); and a 95%
 # bootstrap interval of each geomean (how far chance alone moves it).
 #          bench/realworld.sh [RUNS]
 # Instructions instead (callgrind, every process of each program summed; one
@@ -53,12 +54,12 @@ csv=build/bench/realworld.csv
 : > "$csv"
 : > "$csv.rounds"
 echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: $names"
-printf '  %-12s %-9s %8s %8s %10s %8s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc cpu/glibc
+printf '  %-12s %-9s %8s %8s %10s %8s %8s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc cpu/glibc flt/glibc
 BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
 echo
 echo "geomean over programs of the per-round ratios to glibc (median of the rounds):"
-awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); lc[$2]+=log($7); n[$2]++ }
-END { for (x in n) printf "  %-9s time %.3f  rss %.3f  cpu %.3f\n", x, exp(lt[x]/n[x]), exp(lr[x]/n[x]), exp(lc[x]/n[x]) }' "$csv" | sort
+awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); lc[$2]+=log($7); lf[$2]+=log($8); n[$2]++ }
+END { for (x in n) printf "  %-9s time %.3f  rss %.3f  cpu %.3f  faults %.3f\n", x, exp(lt[x]/n[x]), exp(lr[x]/n[x]), exp(lc[x]/n[x]), exp(lf[x]/n[x]) }' "$csv" | sort
 # How far those geomeans could move by chance: each program's rounds are
 # resampled (with replacement) 2000 times and the geomean of the medians
 # taken again; the middle 95% of the results is printed. An interval that

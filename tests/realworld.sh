@@ -16,15 +16,16 @@ pass=0 fail=0 skip=0
 # With BENCH_RUNS set (bench/realworld.sh), each program is instead timed
 # under every allocator in BENCH_ALLOCS ("name=preload-path" words; gomem's
 # is this build's libgomem.so): wall seconds and max RSS of the largest
-# process, and CPU time (user + system, all processes: what the program
+# process, CPU time (user + system, all processes: what the program
 # itself spent, less moved by other tenants of a shared machine than wall
-# time). Each of the BENCH_RUNS rounds runs every allocator once, in
+# time) and page faults (all processes; nearly the same every run: what a
+# program of many short processes pays for an allocator's fixed cost). Each of the BENCH_RUNS rounds runs every allocator once, in
 # turn, so a machine that slows down for a while slows all of them; the
 # ratios to glibc are taken per round (then their median), besides min and
 # median times.
 bench_one() { # NAME CMD...
     local name=$1; shift
-    declare -A t r c
+    declare -A t r c f
     local allocs=() spec a
     for spec in $BENCH_ALLOCS; do allocs+=("$spec"); done
     for k in $(seq 1 "$BENCH_RUNS"); do
@@ -40,20 +41,21 @@ if env.get("PRELOAD"):
 t = time.monotonic()
 subprocess.run(sys.argv[1:], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.3f %d %.3f" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_stime))
+print("%.3f %d %.3f %d" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_stime, r.ru_minflt))
 ' "$@")
-            read -r t[$a,$k] r[$a,$k] c[$a,$k] <<< "$m"
+            read -r t[$a,$k] r[$a,$k] c[$a,$k] f[$a,$k] <<< "$m"
         done
     done
     med() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
     for spec in "${allocs[@]}"; do
         a=${spec%%=*}
-        local ts=() rs=() tr=() rr=() cr=() tmin tm rm trm rrm crm
+        local ts=() rs=() tr=() rr=() cr=() fr=() tmin tm rm trm rrm crm frm
         for k in $(seq 1 "$BENCH_RUNS"); do
             ts+=("${t[$a,$k]}"); rs+=("${r[$a,$k]}")
             tr+=("$(awk -v x="${t[$a,$k]}" -v y="${t[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
             rr+=("$(awk -v x="${r[$a,$k]}" -v y="${r[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
             cr+=("$(awk -v x="${c[$a,$k]}" -v y="${c[glibc,$k]}" 'BEGIN{printf "%.4f", (y > 0 ? x/y : 1)}')")
+            fr+=("$(awk -v x="${f[$a,$k]}" -v y="${f[glibc,$k]}" 'BEGIN{printf "%.4f", (y > 0 ? x/y : 1)}')")
         done
         tmin=$(printf '%s\n' "${ts[@]}" | sort -g | head -1)
         tm=$(printf '%s\n' "${ts[@]}" | med)
@@ -61,8 +63,9 @@ print("%.3f %d %.3f" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_sti
         trm=$(printf '%s\n' "${tr[@]}" | med)
         rrm=$(printf '%s\n' "${rr[@]}" | med)
         crm=$(printf '%s\n' "${cr[@]}" | med)
-        printf '  %-12s %-9s %8s %8s %10s %8.2f %8.2f %8.2f\n' "$name" "$a" "$tmin" "$tm" "$rm" "$trm" "$rrm" "$crm"
-        echo "$name,$a,$tm,$rm,$trm,$rrm,$crm" >> "$BENCH_CSV"
+        frm=$(printf '%s\n' "${fr[@]}" | med)
+        printf '  %-12s %-9s %8s %8s %10s %8.2f %8.2f %8.2f %8.3f\n' "$name" "$a" "$tmin" "$tm" "$rm" "$trm" "$rrm" "$crm" "$frm"
+        echo "$name,$a,$tm,$rm,$trm,$rrm,$crm,$frm" >> "$BENCH_CSV"
         for k in $(seq 1 "$BENCH_RUNS"); do # every round's ratios, for bench/realworld.sh's intervals
             echo "$name,$a,$k,${tr[k-1]},${rr[k-1]},${cr[k-1]}" >> "$BENCH_CSV.rounds"
         done
