@@ -65,6 +65,7 @@ END { for (x in n) printf "  %-9s time %.3f  rss %.3f  cpu %.3f  faults %.3f\n",
 # taken again; the middle 95% of the results is printed. An interval that
 # straddles 1.000 says this run cannot tell the allocator from glibc.
 echo
+[ "$RUNS" -ge 3 ] || { echo "(no interval: it needs 3 rounds or more)"; exit 0; }
 echo "95% interval of each geomean (bootstrap over rounds, 2000 resamples):"
 python3 - "$csv.rounds" <<'PY'
 import collections, csv, math, random, sys
