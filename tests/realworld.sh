@@ -19,10 +19,11 @@ pass=0 fail=0 skip=0
 # process, CPU time (user + system, all processes: what the program
 # itself spent, less moved by other tenants of a shared machine than wall
 # time) and page faults (all processes; nearly the same every run: what a
-# program of many short processes pays for an allocator's fixed cost). Each of the BENCH_RUNS rounds runs every allocator once, in
-# turn, so a machine that slows down for a while slows all of them; the
-# ratios to glibc are taken per round (then their median), besides min and
-# median times.
+# program of many short processes pays for an allocator's fixed cost).
+# Each of the BENCH_RUNS rounds runs every allocator once, in turn, so a
+# machine that slows down for a while slows all of them; the ratios to
+# glibc are taken per round (then their median), besides min and median
+# times. Every round's ratios also go to BENCH_CSV.rounds (appended).
 bench_one() { # NAME CMD...
     local name=$1; shift
     declare -A t r c f
