@@ -71,8 +71,8 @@ python3 - "$csv.rounds" <<'PY'
 import collections, csv, math, random, sys
 random.seed(1)
 rounds = collections.defaultdict(lambda: collections.defaultdict(list))  # allocator -> program -> ratios
-for name, alloc, _, t, rss, cpu in csv.reader(open(sys.argv[1])):
-    rounds[alloc][name].append((float(t), float(rss), float(cpu)))
+for name, alloc, _, *ratios in csv.reader(open(sys.argv[1])):  # time, rss, cpu, faults
+    rounds[alloc][name].append([float(x) for x in ratios])
 def median(v):
     v = sorted(v)
     n = len(v)
@@ -82,7 +82,7 @@ for alloc in sorted(rounds):
         continue
     progs = rounds[alloc]
     out = []
-    for m, label in ((0, "time"), (1, "rss"), (2, "cpu")):
+    for m, label in enumerate(("time", "rss", "cpu", "faults")):
         g = sorted(math.exp(sum(math.log(median([random.choice(v)[m] for _ in v])) for v in progs.values()) / len(progs))
                    for _ in range(2000))
         out.append("%s %.3f..%.3f" % (label, g[50], g[1949]))

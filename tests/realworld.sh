@@ -68,7 +68,7 @@ print("%.3f %d %.3f %d" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_
         printf '  %-12s %-9s %8s %8s %10s %8.2f %8.2f %8.2f %8.3f\n' "$name" "$a" "$tmin" "$tm" "$rm" "$trm" "$rrm" "$crm" "$frm"
         echo "$name,$a,$tm,$rm,$trm,$rrm,$crm,$frm" >> "$BENCH_CSV"
         for k in $(seq 1 "$BENCH_RUNS"); do # every round's ratios, for bench/realworld.sh's intervals
-            echo "$name,$a,$k,${tr[k-1]},${rr[k-1]},${cr[k-1]}" >> "$BENCH_CSV.rounds"
+            echo "$name,$a,$k,${tr[k-1]},${rr[k-1]},${cr[k-1]},${fr[k-1]}" >> "$BENCH_CSV.rounds"
         done
     done
 }
