@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #if defined(__has_feature)
@@ -117,6 +119,112 @@ GM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
     gm_free_aligned_sized(p, align, size);
 }
 
+#ifdef __GLIBC__
+// glibc's extensions that report on or trim the heap. Without them a
+// program calling mallinfo2 or malloc_trim under LD_PRELOAD would read or
+// trim glibc's idle arena, not the heap its objects live in. The mallinfo
+// fields keep glibc's meanings and identities: large objects (over 32 KiB,
+// whole pages: what glibc would mmap) are the "mmapped" blocks; the rest of
+// the resident heap is the "arena", uordblks of it in use, fordblks free;
+// keepcost is what malloc_trim would give back.
+static void heapInfo(struct mallinfo2 *mi)
+{
+    gm_memstats m;
+    gm_stats(&m);
+    uint64_t resident = m.heap_sys - m.heap_released;
+    uint64_t large = m.large_inuse < resident ? m.large_inuse : resident;
+    uint64_t small = m.heap_alloc > large ? m.heap_alloc - large : 0;
+    memset(mi, 0, sizeof *mi);
+    mi->arena = resident - large;
+    mi->uordblks = small < mi->arena ? small : mi->arena;
+    mi->fordblks = mi->arena - mi->uordblks;
+    mi->ordblks = m.nspan_free;
+    mi->hblks = m.by_size[0].mallocs - m.by_size[0].frees;
+    mi->hblkhd = large;
+    mi->keepcost = m.heap_idle - m.heap_released;
+}
+
+GM_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 mi;
+    heapInfo(&mi);
+    return mi;
+}
+
+static int clampInt(size_t v)
+{
+    return v > INT_MAX ? INT_MAX : (int)v; // glibc wraps; a saturated figure misleads less
+}
+
+GM_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 w;
+    heapInfo(&w);
+    struct mallinfo mi = {
+        .arena = clampInt(w.arena), .ordblks = clampInt(w.ordblks), .smblks = clampInt(w.smblks),
+        .hblks = clampInt(w.hblks), .hblkhd = clampInt(w.hblkhd), .usmblks = clampInt(w.usmblks),
+        .fsmblks = clampInt(w.fsmblks), .uordblks = clampInt(w.uordblks), .fordblks = clampInt(w.fordblks),
+        .keepcost = clampInt(w.keepcost),
+    };
+    return mi;
+}
+
+// glibc keeps pad bytes at the top of its heap; gomem's free pages have no
+// top, so all of them go back (the calling thread's cached spans first).
+// 1 if any memory went back, as glibc.
+GM_EXPORT int malloc_trim(size_t pad)
+{
+    (void)pad;
+    return gm_scavenge() > 0;
+}
+
+// glibc's layout of the summary on stderr, with gomem's figures.
+GM_EXPORT void malloc_stats(void)
+{
+    gm_memstats m;
+    gm_stats(&m);
+    fprintf(stderr,
+            "gomem %s\n"
+            "system bytes     = %10llu (resident or committed)\n"
+            "in use bytes     = %10llu\n"
+            "heap objects     = %10llu\n"
+            "free bytes       = %10llu (released to the OS: %llu)\n"
+            "large objects    = %10llu (%llu bytes)\n",
+            gm_version(), (unsigned long long)(m.sys - m.heap_released), (unsigned long long)m.heap_alloc,
+            (unsigned long long)m.heap_objects, (unsigned long long)m.heap_idle,
+            (unsigned long long)m.heap_released, (unsigned long long)(m.by_size[0].mallocs - m.by_size[0].frees),
+            (unsigned long long)m.large_inuse);
+}
+
+// glibc's XML, with the totals tools read (no per-size lists, no peak:
+// gomem does not keep one); options must be 0, as glibc's.
+GM_EXPORT int malloc_info(int options, FILE *f)
+{
+    if (options != 0 || f == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    gm_memstats m;
+    gm_stats(&m);
+    unsigned long long large = m.by_size[0].mallocs - m.by_size[0].frees;
+    fprintf(f,
+            "<malloc version=\"1\" allocator=\"gomem %s\">\n"
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<total type=\"mmap\" count=\"%llu\" size=\"%llu\"/>\n"
+            "<system type=\"current\" size=\"%llu\"/>\n"
+            "<aspace type=\"total\" size=\"%llu\"/>\n"
+            "</malloc>\n",
+            gm_version(), (unsigned long long)m.nspan_free, (unsigned long long)(m.heap_idle - m.heap_released),
+            large, (unsigned long long)m.large_inuse, (unsigned long long)(m.sys - m.heap_released),
+            (unsigned long long)m.arena_reserved);
+    return ferror(f) ? -1 : 0;
+}
+
+#endif // __GLIBC__
+
+// mallopt is not replaced: glibc's tunes its own, idle, allocator and
+// returns 1, as under jemalloc or mimalloc; gomem's knobs are GOMEM_*.
 // glibc's __libc_malloc & co. are left alone: they stay glibc's own
 // allocator (bench/stack compares against it through them).
 

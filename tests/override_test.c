@@ -211,10 +211,75 @@ TEST(heap_bugs_get_a_message_and_sigabrt)
     CHECK(died_by_abort(realloc_freed, "realloc("));
 }
 
+// glibc's mallinfo2, mallinfo, malloc_trim, malloc_stats and malloc_info
+// report and trim gomem's heap, not glibc's idle one.
+TEST(glibc_heap_extensions)
+{
+    gm_scavenge(); // nothing free and resident to start with
+    struct mallinfo2 a = mallinfo2();
+    CHECK_EQ(a.keepcost, 0);
+    CHECK_EQ(a.arena, a.uordblks + a.fordblks);
+
+    enum { NSMALL = 2000, NLARGE = 40, LARGE = 96 << 10 }; // whole pages, kept when freed (under 256 KiB)
+    static char *small[NSMALL], *large[NLARGE];
+    for (int i = 0; i < NSMALL; i++)
+        memset(small[i] = malloc(1000), 1, 1000);
+    for (int i = 0; i < NLARGE; i++)
+        memset(large[i] = malloc(LARGE), 2, LARGE);
+    struct mallinfo2 b = mallinfo2();
+    CHECK(b.uordblks >= a.uordblks + NSMALL * 1000);
+    CHECK_EQ(b.hblks, a.hblks + NLARGE);
+    CHECK_EQ(b.hblkhd, a.hblkhd + NLARGE * (size_t)LARGE);
+    CHECK_EQ(b.arena, b.uordblks + b.fordblks);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo old = mallinfo(); // the int version: the same figures while they fit
+#pragma GCC diagnostic pop
+    CHECK_EQ((size_t)old.uordblks, b.uordblks);
+    CHECK_EQ((size_t)old.hblkhd, b.hblkhd);
+
+    for (int i = 0; i < NSMALL; i++)
+        free(small[i]);
+    for (int i = 0; i < NLARGE; i++)
+        free(large[i]);
+    gm_thread_flush(); // the spans this thread caches go back to the heap
+    struct mallinfo2 c = mallinfo2();
+    CHECK_EQ(c.hblks, a.hblks);
+    CHECK(c.uordblks < b.uordblks - NSMALL * 900);
+    CHECK(c.keepcost >= NLARGE * (size_t)LARGE); // free pages still resident
+    CHECK_EQ(malloc_trim(0), 1);
+    struct mallinfo2 d = mallinfo2();
+    CHECK_EQ(d.keepcost, 0);
+    CHECK(d.arena < c.arena);
+    CHECK_EQ(malloc_trim(0), 0); // nothing left to give back
+
+    FILE *f = tmpfile();
+    CHECK(f != NULL);
+    CHECK_EQ(malloc_info(0, f), 0);
+    errno = 0;
+    CHECK_EQ(malloc_info(1, f), -1);
+    CHECK_EQ(errno, EINVAL);
+    int saved = dup(2);
+    CHECK(dup2(fileno(f), 2) == 2);
+    malloc_stats();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[1024];
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = 0;
+    fclose(f);
+    CHECK(strstr(buf, "<malloc version=\"1\" allocator=\"gomem") != NULL);
+    CHECK(strstr(buf, "</malloc>") != NULL);
+    CHECK(strstr(buf, "in use bytes") != NULL);
+}
+
 int main(void)
 {
     RUN(libc_allocations_are_gomem);
     RUN(contracts);
+    RUN(glibc_heap_extensions);
     RUN(threads_and_fork);
     RUN(heap_bugs_get_a_message_and_sigabrt);
     return test_report();
