@@ -673,6 +673,7 @@ static inline void freeToSpan(mcache *c, mspan *s, void *p, uint8_t spc, uintptr
 }
 
 static inline void freeObject(void *p, const char *who);
+static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r);
 
 // A free that skips the tcache (8-byte objects, or no mcache).
 static GM_NOINLINE void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
@@ -777,6 +778,13 @@ static inline void freeObject(void *p, const char *who)
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
     if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
         throwBadPointer(who, p, s);
+    freeSmall(s, p, spc, r);
+}
+
+// Frees p, slot r of the small span s of class spc (not tiny), which the
+// caller has checked: into this thread's tcache when it has one.
+static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
+{
     mcache *c = mcache_tls;
     unsigned limit = tcacheLimit[spc];
     if (GM_LIKELY(c != NULL && limit != 0)) {
@@ -811,6 +819,25 @@ void gm_free(void *p)
         freeObject(p, "free");
 }
 
+// Aborts if this thread can tell that p, slot r of the small span s of
+// class spc, is free: a freed object waiting in its tcache still has its
+// bit set, but its key tells (objects in other threads' caches cannot be
+// told); one freed to a span this thread caches has its bit clear.
+static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, const char *who)
+{
+    mcache *c = mcache_tls;
+    if (c == NULL)
+        return;
+    if (tcacheLimit[spc] != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
+        for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+            if (x == p)
+                throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+    // Only the thread caching s may read its allocBits (it sets them
+    // without a lock): check ownership first.
+    if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
+        throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+}
+
 // The usable size of heap object p; aborts if p is not one.
 static size_t objectSize(void *p, const char *who)
 {
@@ -828,17 +855,7 @@ static size_t objectSize(void *p, const char *who)
     uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
     if (r * s->elemsize != off || r >= s->nelems)
         throwBadPointer(who, p, s);
-    // A freed object waiting in this thread's tcache still has its bit set;
-    // its key tells (objects in other threads' caches cannot be told).
-    mcache *c = mcache_tls;
-    if (c != NULL && tcacheLimit[s->spanclass] != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
-        for (gclink *x = c->tcache[s->spanclass]; x != NULL; x = linkNext(x))
-            if (x == p)
-                throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
-    // Only the thread caching s may read its allocBits (it sets them
-    // without a lock): check ownership first.
-    if (c != NULL && c->alloc[s->spanclass] == s && (spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
-        throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+    checkNotFree(p, s, s->spanclass, r, who);
     return s->elemsize;
 }
 
@@ -1064,6 +1081,27 @@ void *gm_realloc(void *p, size_t n)
     if (n == 0) {
         gm_free(p);
         return NULL;
+    }
+    // A small object staying small (strings and arrays growing: nearly
+    // every realloc) is looked up and checked once, for the size and the
+    // free; freeObject's reasoning makes the raw lookup enough.
+    mspan *sm = spanOfRaw((uintptr_t)p);
+    if (GM_LIKELY(n <= MaxSmallSize && sm != NULL && sm->spanclass != 0 && sm->spanclass < TinyClass16)) {
+        uint8_t spc = sm->spanclass;
+        uintptr_t off = (uintptr_t)p - sm->startAddr;
+        uintptr_t r = ((uint64_t)off * sm->divMul) >> 32;
+        if (GM_UNLIKELY(r * sm->elemsize != off || r >= sm->nelems))
+            throwBadPointer("realloc", p, sm);
+        checkNotFree(p, sm, spc, r, "realloc");
+        size_t have = sm->elemsize;
+        if (n <= have && n > have / 2)
+            return p;
+        void *q = gm_malloc(n);
+        if (q == NULL)
+            return NULL;
+        memcpy(q, p, n < have ? n : have);
+        freeSmall(sm, p, spc, r);
+        return q;
     }
     size_t have = objectSize(p, "realloc");
     // Keep the object when n fits and still uses over half of it (small

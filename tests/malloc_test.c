@@ -1292,6 +1292,46 @@ static void free_past_last_object(void *arg)
     gm_free((void *)(s->startAddr + 170 * 48));
 }
 
+// realloc looks a small object up once for its size and its free: each
+// bad pointer free catches is caught there too. (Never reached: each dies.)
+static void free_result(void *q)
+{
+    gm_free(q);
+}
+static void realloc_foreign(void *arg)
+{
+    (void)arg;
+    int local;
+    free_result(gm_realloc(&local, 10));
+}
+static void realloc_interior(void *arg)
+{
+    char *p = gm_malloc((size_t)(uintptr_t)arg);
+    free_result(gm_realloc(p + 8, 300));
+}
+static void realloc_freed_cached(void *arg)
+{
+    (void)arg;
+    char *p = gm_malloc(100);
+    gm_free(p); // waits in this thread's tcache
+    free_result(gm_realloc(p, 300));
+}
+static void realloc_freed_to_span(void *arg)
+{
+    (void)arg;
+    // The last of 200 32-byte objects comes from the span this thread
+    // caches; freed first of 64, the tcache's flush sends it back to that
+    // span (its bit cleared) and keeps the newest 32.
+    static void *objs[200];
+    for (int i = 0; i < 200; i++)
+        objs[i] = gm_malloc(32);
+    void *p = objs[199];
+    gm_free(p);
+    for (int i = 0; i < 63; i++)
+        gm_free(objs[i]);
+    free_result(gm_realloc(p, 40));
+}
+
 #ifdef __SANITIZE_ADDRESS__
 // The ASan build (make test-asan): gomem poisons free slots, so ASan itself
 // reports a use after free inside gomem's heap.
@@ -1350,6 +1390,13 @@ TEST(bad_frees_abort_with_a_message)
     CHECK_DEATH(free_sized_wrong, NULL, "wrong size");
     CHECK_DEATH(usable_size_foreign, (void *)free_foreign, "not allocated by gomem");
     CHECK_DEATH(free_past_last_object, NULL, "not the start of an object");
+    CHECK_DEATH(realloc_foreign, NULL, "realloc(");
+    CHECK_DEATH(realloc_foreign, NULL, "not allocated by gomem");
+    CHECK_DEATH(realloc_interior, (void *)100, "not the start of an object");
+    CHECK_DEATH(realloc_interior, (void *)100000, "not the start of an object");
+    CHECK_DEATH(realloc_freed_cached, NULL, "realloc(");
+    CHECK_DEATH(realloc_freed_cached, NULL, "use after free");
+    CHECK_DEATH(realloc_freed_to_span, NULL, "use after free");
 }
 
 int main(void)
