@@ -36,6 +36,12 @@ enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAUL
 // The system page size (4 KiB on x86-64 Linux); gomem's own page is larger.
 size_t os_physpagesize(void);
 
+// getenv for gomem's own GOMEM_* options: NULL in a set-user-ID or
+// set-group-ID program (or one given capabilities), whose environment is the
+// unprivileged caller's: GOMEM_TRACE names a file it would write. glibc's
+// own tunables are ignored there the same way.
+const char *os_getenv(const char *name);
+
 // Reserves nbytes of address space aligned to align (a power of two, at least
 // the system page size), inaccessible. NULL and errno=ENOMEM on failure.
 void *os_reserve(size_t nbytes, size_t align);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +34,7 @@ static void os_fault_read_env(void)
         "GOMEM_FAULT_MMAP", "GOMEM_FAULT_MPROTECT", "GOMEM_FAULT_MADVISE", "GOMEM_FAULT_MREMAP",
     };
     for (int k = 0; k < OS_FAULT_NKINDS; k++) {
-        const char *v = getenv(names[k]);
+        const char *v = os_getenv(names[k]);
         if (v != NULL && *v != 0)
             atomic_store(&os_fault_nth[k], strtoull(v, NULL, 10));
     }
@@ -82,6 +83,14 @@ void os_fault_set(enum os_fault_kind kind, uint64_t nth)
 uint64_t os_calls(enum os_fault_kind kind)
 {
     return atomic_load_explicit(&os_ncalls[kind], memory_order_relaxed);
+}
+
+const char *os_getenv(const char *name)
+{
+    // AT_SECURE: the kernel's word that this exec raised privileges.
+    if (getauxval(AT_SECURE) != 0)
+        return NULL;
+    return getenv(name);
 }
 
 size_t os_physpagesize(void)

@@ -8,7 +8,7 @@
 // and libstdc++'s operator new/delete call malloc/free, so C++ works too.
 //
 // Safe from the first call: a thread's cache is created on its first malloc
-// (runtime_init reads GOMEM_* with getenv only; no allocation happens on
+// (runtime_init reads GOMEM_* with os_getenv only; no allocation happens on
 // the way), free never creates a cache (frees during thread teardown, after
 // our key destructor ran, take the remote path), and nothing here calls
 // dlsym or anything that could allocate.
@@ -247,7 +247,7 @@ static void print_stats_at_exit(void)
 
 __attribute__((constructor)) static void override_init(void)
 {
-    const char *v = getenv("GOMEM_STATS");
+    const char *v = os_getenv("GOMEM_STATS");
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0) {
         statsFd = fcntl(2, F_DUPFD_CLOEXEC, 3);
         if (statsFd >= 0)

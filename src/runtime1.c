@@ -7,7 +7,7 @@
 // variables, throw() and gm_warn(), gm_version(). runtime_init() is
 // idempotent and lock-free after the first call; it may run on any thread
 // and before main (a drop-in malloc is called from the dynamic loader), so it
-// reads the environment with getenv only and never allocates.
+// reads the environment with os_getenv only and never allocates.
 //
 // Options (documented in README.md):
 //   GOMEM_VERBOSE=1        print a line for each caller error (ENOMEM, EINVAL)
@@ -128,15 +128,15 @@ void runtime_init(void)
             sched_yield();
         return;
     }
-    const char *v = getenv("GOMEM_VERBOSE");
+    const char *v = os_getenv("GOMEM_VERBOSE");
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
         debug.verbose = 1;
-    parse_debug(getenv("GOMEM_DEBUG"));
+    parse_debug(os_getenv("GOMEM_DEBUG"));
 
     // The scavenger's budget; mheap_ is not locked yet (nothing used it).
     mheap_.scavengeRetain = (uint64_t)8 << 20;
     mheap_.scavengeDelayMs = 500;
-    v = getenv("GOMEM_SCAVENGE_DELAY");
+    v = os_getenv("GOMEM_SCAVENGE_DELAY");
     if (v != NULL && *v != 0) {
         char *end;
         unsigned long ms = strtoul(v, &end, 10);
@@ -145,7 +145,7 @@ void runtime_init(void)
         else
             runtime_warning("GOMEM_SCAVENGE_DELAY='%s' is not a number of milliseconds; using 500", v);
     }
-    v = getenv("GOMEM_SCAVENGE");
+    v = os_getenv("GOMEM_SCAVENGE");
     if (v != NULL && *v != 0) {
         uint64_t n;
         if (strcmp(v, "off") == 0)
@@ -165,25 +165,25 @@ void runtime_init(void)
     seed *= 0xBF58476D1CE4E5B9ull;
     seed ^= seed >> 29;
     stackFreeMarkInit((uintptr_t)seed);
-    v = getenv("GOMEM_SECURE");
+    v = os_getenv("GOMEM_SECURE");
     if (v != NULL && *v != 0) {
         if (strcmp(v, "1") == 0)
             runtime_secure = true;
         else if (strcmp(v, "0") != 0)
             runtime_warning("GOMEM_SECURE='%s' is not 0 or 1; using 0", v);
     }
-    v = getenv("GOMEM_ALIGN16");
+    v = os_getenv("GOMEM_ALIGN16");
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
         malloc_setAlign16();
     malloc_init();
-    v = getenv("GOMEM_MAXTINY");
+    v = os_getenv("GOMEM_MAXTINY");
     if (v != NULL && *v != 0) {
         char *end;
         unsigned long n = strtoul(v, &end, 10);
         if (*end != 0 || gm_set_max_tiny_size(n) != 0)
             runtime_warning("GOMEM_MAXTINY='%s' is not 0, 8, 16 or 32; using 16", v);
     }
-    v = getenv("GOMEM_PROCS");
+    v = os_getenv("GOMEM_PROCS");
     if (v != NULL && *v != 0) {
         char *end;
         long n = strtol(v, &end, 10);

@@ -347,10 +347,10 @@ __attribute__((constructor)) static void traceFromEnv(void)
     // drop-in malloc, under heap locks a trace event may be holding) only
     // for keys past the first 32, at pthread_setspecific.
     pthread_once(&traceKeyOnce, keyInit);
-    const char *path = getenv("GOMEM_TRACE");
+    const char *path = os_getenv("GOMEM_TRACE");
     if (path == NULL || path[0] == 0)
         return;
-    const char *iv = getenv("GOMEM_TRACE_INTERVAL");
+    const char *iv = os_getenv("GOMEM_TRACE_INTERVAL");
     if (iv != NULL) {
         char *end;
         unsigned long ms = strtoul(iv, &end, 10);

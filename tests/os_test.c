@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
 // Tests of the OS layer alone: the states of a range and fault injection.
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "export_test.h"
 #include "testing.h"
@@ -157,8 +163,83 @@ TEST(reserve_overflow_fails_cleanly)
     CHECK_EQ(errno, ENOMEM);
 }
 
-int main(void)
+// The helper mode (os_test --print-env): what this process reads of the
+// options, on one line.
+static int printEnv(void)
 {
+    gm_free(gm_malloc(1)); // the first malloc reads the options
+    const char *v = os_getenv("GOMEM_PROBE");
+    printf("secure=%d probe=%s maxtiny=%zu\n", getauxval(AT_SECURE) != 0, v != NULL ? v : "(none)",
+           gm_get_max_tiny_size());
+    fflush(stdout);
+    _exit(0); // no exit handlers: LeakSanitizer's fails in a set-user-ID process (not dumpable)
+}
+
+// Runs exe --print-env with GOMEM_PROBE and GOMEM_MAXTINY set; its line in out.
+static int runPrintEnv(const char *exe, char *out, size_t n)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        char *argv[] = {(char *)exe, "--print-env", NULL};
+        char *envp[] = {"GOMEM_PROBE=on", "GOMEM_MAXTINY=0", NULL};
+        execve(exe, argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    ssize_t got = read(fds[0], out, n - 1);
+    out[got > 0 ? got : 0] = 0;
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+// A set-user-ID program must not take options from whoever runs it. Root
+// makes a copy of this test owned by nobody, set-user-ID, and runs it: the
+// kernel marks that exec AT_SECURE and every GOMEM_* option is ignored.
+TEST(options_are_ignored_in_set_user_id_programs)
+{
+    char out[256];
+    CHECK_EQ(runPrintEnv("/proc/self/exe", out, sizeof out), 0);
+    CHECK_STR(out, "secure=0 probe=on maxtiny=0\n");
+    if (geteuid() != 0) {
+        printf("    (not root: cannot make a set-user-ID copy; only the plain run checked)\n");
+        return;
+    }
+    char self[PATH_MAX], copy[PATH_MAX + 16];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(len > 0);
+    self[len > 0 ? len : 0] = 0;
+    snprintf(copy, sizeof copy, "%s.suid", self); // beside the test: build/, not a nosuid /tmp
+    int in = open(self, O_RDONLY), outfd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0700);
+    CHECK(in >= 0 && outfd >= 0);
+    char buf[1 << 16];
+    ssize_t r;
+    while ((r = read(in, buf, sizeof buf)) > 0)
+        CHECK_EQ(write(outfd, buf, (size_t)r), r);
+    close(in);
+    close(outfd);
+    CHECK_EQ(chown(copy, 65534, 65534), 0);
+    CHECK_EQ(chmod(copy, 04755), 0); // after chown, which clears the bit
+    CHECK_EQ(runPrintEnv(copy, out, sizeof out), 0);
+    unlink(copy);
+    if (strncmp(out, "secure=0", 8) == 0) {
+        // A nosuid mount or a user namespace: the exec did not raise privileges.
+        printf("    (the set-user-ID copy ran without AT_SECURE here: %s)\n", out);
+        CHECK_STR(out, "secure=0 probe=on maxtiny=0\n");
+        return;
+    }
+    CHECK_STR(out, "secure=1 probe=(none) maxtiny=16\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--print-env") == 0)
+        return printEnv();
     setenv("GOMEM_FAULT_MPROTECT", "3", 1);
     RUN(env_fault_injection);
     RUN(reserve_is_aligned_and_inaccessible_until_commit);
@@ -167,5 +248,6 @@ int main(void)
     RUN(fault_set_counts_from_now);
     RUN(move_pages_moves_without_copying_and_empties_the_source);
     RUN(reserve_overflow_fails_cleanly);
+    RUN(options_are_ignored_in_set_user_id_programs);
     return test_report();
 }

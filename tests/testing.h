@@ -32,6 +32,12 @@ static const char *test_current = "?";
         fprintf(stderr, "    got %llu (0x%llx), want %llu (0x%llx)\n", a_, a_, b_, b_); \
 } while (0)
 
+#define CHECK_STR(a, b) do { \
+    const char *a_ = (a), *b_ = (b); \
+    if (!test_check(strcmp(a_, b_) == 0, __FILE__, __LINE__, #a " == " #b)) \
+        fprintf(stderr, "    got \"%s\", want \"%s\"\n", a_, b_); \
+} while (0)
+
 #define TEST(name) static void test_##name(void)
 #define RUN(name) do { test_current = #name; test_##name(); } while (0)
 
