@@ -165,7 +165,7 @@ TEST(reserve_overflow_fails_cleanly)
 
 // The helper mode (os_test --print-env): what this process reads of the
 // options, on one line.
-static int printEnv(void)
+static _Noreturn void printEnv(void)
 {
     gm_free(gm_malloc(1)); // the first malloc reads the options
     const char *v = os_getenv("GOMEM_PROBE");
@@ -223,7 +223,11 @@ TEST(options_are_ignored_in_set_user_id_programs)
         CHECK_EQ(write(outfd, buf, (size_t)r), r);
     close(in);
     close(outfd);
-    CHECK_EQ(chown(copy, 65534, 65534), 0);
+    if (chown(copy, 65534, 65534) != 0) { // e.g. a user namespace with no such user
+        printf("    (cannot give the copy to nobody here: %s; only the plain run checked)\n", strerror(errno));
+        unlink(copy);
+        return;
+    }
     CHECK_EQ(chmod(copy, 04755), 0); // after chown, which clears the bit
     CHECK_EQ(runPrintEnv(copy, out, sizeof out), 0);
     unlink(copy);
@@ -239,7 +243,7 @@ TEST(options_are_ignored_in_set_user_id_programs)
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--print-env") == 0)
-        return printEnv();
+        printEnv();
     setenv("GOMEM_FAULT_MPROTECT", "3", 1);
     RUN(env_fault_injection);
     RUN(reserve_is_aligned_and_inaccessible_until_commit);
