@@ -18,8 +18,8 @@
 
 #if GM_DEBUG >= 1
 #define MaxHeldLocks 128 // the fork handler holds every lock: ~80
-static __thread enum lockRank heldRanks[MaxHeldLocks]; // owner thread only
-static __thread int nheld;                             // owner thread only
+static __thread enum lockRank heldRanks[MaxHeldLocks] __attribute__((tls_model("initial-exec"))); // owner thread only
+static __thread int nheld __attribute__((tls_model("initial-exec")));                          // owner thread only
 #endif
 
 void lock(mutex *l)

@@ -903,7 +903,7 @@ uintptr_t mheap_scavenge(uintptr_t keep_bytes)
 
 const char *mheap_valid(void)
 {
-    static __thread char msg[200];
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
     const char *bad = NULL;
     uintptr_t inuse = 0, manual = 0, nfree = 0, pfree = 0, preleased = 0, ninuse = 0, nmanual = 0;
     lock(&mheap_.lock);

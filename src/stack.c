@@ -407,7 +407,7 @@ void stack_stats(gm_memstats *out)
 // the pool's counters add up. NULL if valid, else the first problem.
 const char *stackpool_valid(void)
 {
-    static __thread char msg[200];
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
     const char *bad = NULL;
     for (int o = 0; o < NumStackOrders && bad == NULL; o++) {
         uintptr_t size = FixedStack << o, nfree = 0;
