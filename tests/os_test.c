@@ -219,8 +219,10 @@ TEST(options_are_ignored_in_set_user_id_programs)
     CHECK(in >= 0 && outfd >= 0);
     char buf[1 << 16];
     ssize_t r;
+    int copied = 1;
     while ((r = read(in, buf, sizeof buf)) > 0)
-        CHECK_EQ(write(outfd, buf, (size_t)r), r);
+        copied &= write(outfd, buf, (size_t)r) == r;
+    CHECK(r == 0 && copied); // one check, whatever the binary's size
     close(in);
     close(outfd);
     if (chown(copy, 65534, 65534) != 0) { // e.g. a user namespace with no such user
