@@ -756,6 +756,17 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         mheap_free(s);
 }
 
+// The slot of small span s that p starts, or an abort naming who. The
+// check also proves p lies inside s (r < nelems and r * elemsize == off).
+static inline uintptr_t smallSlot(mspan *s, void *p, const char *who)
+{
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+    if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
+        throwBadPointer(who, p, s);
+    return r;
+}
+
 static inline void freeObject(void *p, const char *who)
 {
     // spanOfRaw, not spanOf: the slot check below also proves p lies in s
@@ -774,11 +785,7 @@ static inline void freeObject(void *p, const char *who)
         freeTiny(p, s, who);
         return;
     }
-    uintptr_t off = (uintptr_t)p - s->startAddr;
-    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
-    if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
-        throwBadPointer(who, p, s);
-    freeSmall(s, p, spc, r);
+    freeSmall(s, p, spc, smallSlot(s, p, who));
 }
 
 // Frees p, slot r of the small span s of class spc (not tiny), which the
@@ -852,10 +859,7 @@ static size_t objectSize(void *p, const char *who)
     }
     if (s->spanclass >= TinyClass16)
         return tinyObjectSize(p, s, who);
-    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
-    if (r * s->elemsize != off || r >= s->nelems)
-        throwBadPointer(who, p, s);
-    checkNotFree(p, s, s->spanclass, r, who);
+    checkNotFree(p, s, s->spanclass, smallSlot(s, p, who), who);
     return s->elemsize;
 }
 
@@ -1088,10 +1092,7 @@ void *gm_realloc(void *p, size_t n)
     mspan *sm = spanOfRaw((uintptr_t)p);
     if (GM_LIKELY(n <= MaxSmallSize && sm != NULL && sm->spanclass != 0 && sm->spanclass < TinyClass16)) {
         uint8_t spc = sm->spanclass;
-        uintptr_t off = (uintptr_t)p - sm->startAddr;
-        uintptr_t r = ((uint64_t)off * sm->divMul) >> 32;
-        if (GM_UNLIKELY(r * sm->elemsize != off || r >= sm->nelems))
-            throwBadPointer("realloc", p, sm);
+        uintptr_t r = smallSlot(sm, p, "realloc");
         checkNotFree(p, sm, spc, r, "realloc");
         size_t have = sm->elemsize;
         if (n <= have && n > have / 2)

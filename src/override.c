@@ -127,6 +127,12 @@ GM_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
 // whole pages: what glibc would mmap) are the "mmapped" blocks; the rest of
 // the resident heap is the "arena", uordblks of it in use, fordblks free;
 // keepcost is what malloc_trim would give back.
+// Large objects live: glibc's "mmapped" blocks.
+static uint64_t largeObjects(const gm_memstats *m)
+{
+    return m->by_size[0].mallocs - m->by_size[0].frees;
+}
+
 static void heapInfo(struct mallinfo2 *mi)
 {
     gm_memstats m;
@@ -139,7 +145,7 @@ static void heapInfo(struct mallinfo2 *mi)
     mi->uordblks = small < mi->arena ? small : mi->arena;
     mi->fordblks = mi->arena - mi->uordblks;
     mi->ordblks = m.nspan_free;
-    mi->hblks = m.by_size[0].mallocs - m.by_size[0].frees;
+    mi->hblks = largeObjects(&m);
     mi->hblkhd = large;
     mi->keepcost = m.heap_idle - m.heap_released;
 }
@@ -192,7 +198,7 @@ GM_EXPORT void malloc_stats(void)
             "large objects    = %10llu (%llu bytes)\n",
             gm_version(), (unsigned long long)(m.sys - m.heap_released), (unsigned long long)m.heap_alloc,
             (unsigned long long)m.heap_objects, (unsigned long long)m.heap_idle,
-            (unsigned long long)m.heap_released, (unsigned long long)(m.by_size[0].mallocs - m.by_size[0].frees),
+            (unsigned long long)m.heap_released, (unsigned long long)largeObjects(&m),
             (unsigned long long)m.large_inuse);
 }
 
@@ -206,7 +212,6 @@ GM_EXPORT int malloc_info(int options, FILE *f)
     }
     gm_memstats m;
     gm_stats(&m);
-    unsigned long long large = m.by_size[0].mallocs - m.by_size[0].frees;
     fprintf(f,
             "<malloc version=\"1\" allocator=\"gomem %s\">\n"
             "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
@@ -216,7 +221,8 @@ GM_EXPORT int malloc_info(int options, FILE *f)
             "<aspace type=\"total\" size=\"%llu\"/>\n"
             "</malloc>\n",
             gm_version(), (unsigned long long)m.nspan_free, (unsigned long long)(m.heap_idle - m.heap_released),
-            large, (unsigned long long)m.large_inuse, (unsigned long long)(m.sys - m.heap_released),
+            (unsigned long long)largeObjects(&m), (unsigned long long)m.large_inuse,
+            (unsigned long long)(m.sys - m.heap_released),
             (unsigned long long)m.arena_reserved);
     return ferror(f) ? -1 : 0;
 }

@@ -48,15 +48,16 @@ print("%.3f %d %.3f %d" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_
         done
     done
     med() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+    ratio() { awk -v x="$1" -v y="$2" 'BEGIN{printf "%.4f", (y > 0 ? x/y : 1)}'; } # 1 when glibc measured none
     for spec in "${allocs[@]}"; do
         a=${spec%%=*}
         local ts=() rs=() tr=() rr=() cr=() fr=() tmin tm rm trm rrm crm frm
         for k in $(seq 1 "$BENCH_RUNS"); do
             ts+=("${t[$a,$k]}"); rs+=("${r[$a,$k]}")
-            tr+=("$(awk -v x="${t[$a,$k]}" -v y="${t[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
-            rr+=("$(awk -v x="${r[$a,$k]}" -v y="${r[glibc,$k]}" 'BEGIN{printf "%.4f", x/y}')")
-            cr+=("$(awk -v x="${c[$a,$k]}" -v y="${c[glibc,$k]}" 'BEGIN{printf "%.4f", (y > 0 ? x/y : 1)}')")
-            fr+=("$(awk -v x="${f[$a,$k]}" -v y="${f[glibc,$k]}" 'BEGIN{printf "%.4f", (y > 0 ? x/y : 1)}')")
+            tr+=("$(ratio "${t[$a,$k]}" "${t[glibc,$k]}")")
+            rr+=("$(ratio "${r[$a,$k]}" "${r[glibc,$k]}")")
+            cr+=("$(ratio "${c[$a,$k]}" "${c[glibc,$k]}")")
+            fr+=("$(ratio "${f[$a,$k]}" "${f[glibc,$k]}")")
         done
         tmin=$(printf '%s\n' "${ts[@]}" | sort -g | head -1)
         tm=$(printf '%s\n' "${ts[@]}" | med)
