@@ -326,12 +326,16 @@ GM_API uint64_t gm_id(const gm_g *g);
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
 // sync.Mutex), for coroutines on any worker. Zero-initialise ({0}) or use
 // the _INIT macros; no destroy needed when no one waits.
+// A queue of parked coroutines inside the sync types (internal).
+typedef struct {
+    gm_g *head, *tail;
+} gm_waitq;
 typedef struct {
     long count;
-    gm_g *head, *tail; // parked waiters (internal)
+    gm_waitq waiters;  // internal
     int lk;            // internal
 } gm_waitgroup;
-#define GM_WAITGROUP_INIT { 0, 0, 0, 0 }
+#define GM_WAITGROUP_INIT { 0, { 0, 0 }, 0 }
 // Adds delta (may be negative); a count below zero: message and abort.
 GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
@@ -340,10 +344,10 @@ GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
 
 typedef struct {
     int locked;
-    gm_g *head, *tail; // parked waiters, FIFO (internal)
+    gm_waitq waiters;  // FIFO (internal)
     int lk;            // internal
 } gm_mutex;
-#define GM_MUTEX_INIT { 0, 0, 0, 0 }
+#define GM_MUTEX_INIT { 0, { 0, 0 }, 0 }
 GM_API void gm_mutex_lock(gm_mutex *m);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked

@@ -10,7 +10,7 @@
 // Locking: every field of a channel is guarded by its lock (a spin lock).
 // A coroutine that must wait enqueues its sudog and parks with the lock
 // still held; the scheduler releases it once the coroutine has switched
-// out (proc_park), so a waker never readies a g that is still running.
+// out (gopark), so a waker never readies a g that is still running.
 // select locks all its channels in address order (Go's sellock).
 //
 // Invariants (as in Go): recvq non-empty => the buffer is empty; sendq
@@ -19,10 +19,10 @@
 //
 // A sudog lives on the heap (gm_malloc), not on the parked coroutine's
 // stack: a copied coroutine's stack is elsewhere while it is parked. The
-// element pointer does point into its stack; proc_copy_to/from find it in
+// element pointer does point into its stack; stackCopyTo/from find it in
 // the saved copy when needed (Go's sendDirect / recvDirect, with a copy
 // instead of a move).
-#include "runtime.h"
+#include "runtime2.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -150,7 +150,7 @@ static void wait(gm_chan *c, sudog **head, sudog **tail, void *elem, sudog *sg, 
     sg->success = false;
     sg->sel = NULL;
     enqueue(head, tail, sg);
-    proc_park(reason, unlockChan, c);
+    gopark(reason, unlockChan, c);
 }
 
 // With c locked: 1 sent, 0 would block. Throws on a closed channel.
@@ -163,9 +163,9 @@ static int trySendLocked(gm_chan *c, const void *elem)
     sudog *r = dequeue(&c->recvq, &c->recvqTail);
     if (r != NULL) { // a receiver waits: straight into its variable
         if (r->elem != NULL)
-            proc_copy_to(r->g, r->elem, elem, c->elemsize);
+            stackCopyTo(r->g, r->elem, elem, c->elemsize);
         r->success = true;
-        proc_ready(r->g); // the last touch of r: its owner frees it
+        goready(r->g); // the last touch of r: its owner frees it
         return 1;
     }
     if (c->count < c->cap) {
@@ -182,14 +182,14 @@ static int tryRecvLocked(gm_chan *c, void *elem)
     sudog *s = dequeue(&c->sendq, &c->sendqTail);
     if (s != NULL) {
         if (c->cap == 0) {
-            proc_copy_from(s->g, elem, s->elem, c->elemsize);
+            stackCopyFrom(s->g, elem, s->elem, c->elemsize);
         } else { // buffer full: take the oldest, the sender's value joins the tail
             memcpy(elem, slot(c, 0), c->elemsize);
-            proc_copy_from(s->g, slot(c, 0), s->elem, c->elemsize);
+            stackCopyFrom(s->g, slot(c, 0), s->elem, c->elemsize);
             c->head = (c->head + 1) % c->cap;
         }
         s->success = true;
-        proc_ready(s->g);
+        goready(s->g);
         return 1;
     }
     if (c->count > 0) {
@@ -279,13 +279,13 @@ void gm_chan_close(gm_chan *c)
     sudog *sg;
     while ((sg = dequeue(&c->recvq, &c->recvqTail)) != NULL) {
         if (sg->elem != NULL)
-            proc_copy_to(sg->g, sg->elem, NULL, c->elemsize);
+            stackCopyTo(sg->g, sg->elem, NULL, c->elemsize);
         sg->success = false;
-        proc_ready(sg->g);
+        goready(sg->g);
     }
     while ((sg = dequeue(&c->sendq, &c->sendqTail)) != NULL) {
         sg->success = false; // the sender wakes and reports the send on a closed channel
-        proc_ready(sg->g);
+        goready(sg->g);
     }
     spin_unlock(&c->lock);
 }
@@ -331,7 +331,7 @@ gm_chan *gm_after(uint64_t ns)
     if (c == NULL)
         return NULL;
     c->timerPending = true;
-    if (!proc_after(c, ns)) {
+    if (!startAfterTimer(c, ns)) {
         gm_free(c);
         errno = EPERM;
         return NULL;
@@ -485,7 +485,7 @@ int gm_select(gm_select_case *cases, int n, int has_default)
     // The lock set is read by the scheduler right after the switch, while
     // this frame is still in place.
     lockset ls = { order, nc };
-    proc_park(nc > 0 ? "select" : "select (no cases)", unlockSet, &ls);
+    gopark(nc > 0 ? "select" : "select (no cases)", unlockSet, &ls);
     // Woken: st.chosen fired; take our other sudogs off their queues.
     lockAll(order, nc);
     for (int i = 0; i < n; i++) {

@@ -8,7 +8,7 @@
 // counters (relaxed loads under allmLock). Each part is consistent on its
 // own; across parts the snapshot is exact only when no other thread is
 // allocating, which is when the identities in gomem.h are checked by tests.
-#include "runtime.h"
+#include "runtime2.h"
 
 #include <string.h>
 

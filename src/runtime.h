@@ -24,6 +24,7 @@
 #include "gomem.h"
 #include "os.h"
 #include "sizeclasses.h"
+#include "track.h"
 
 // Span classes: Go's size classes 0..67, then two classes of blocks for the
 // tiny allocator (malloc.c), 16- and 32-byte blocks in 16- and 32-byte
@@ -40,39 +41,6 @@ static inline uint8_t spanclass_sizeclass(uint8_t spc)
 #define GM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define GM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-// AddressSanitizer builds (make test-asan): gomem poisons what the program
-// must not touch, so a use after free inside gomem's heap is reported as
-// ASan reports one in its own: a heap span's free slots, the bytes of an
-// object in a thread's free cache past its two link words, free pages.
-#if defined(__SANITIZE_ADDRESS__)
-#define GM_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define GM_ASAN 1
-#endif
-#endif
-#ifdef GM_ASAN
-void __asan_poison_memory_region(const volatile void *addr, size_t size);
-void __asan_unpoison_memory_region(const volatile void *addr, size_t size);
-int __asan_address_is_poisoned(const volatile void *addr);
-void *__asan_region_is_poisoned(void *beg, size_t size);
-#define ASAN_POISON(p, n) __asan_poison_memory_region((const void *)(p), (n))
-#define ASAN_UNPOISON(p, n) __asan_unpoison_memory_region((const void *)(p), (n))
-#define ASAN_IS_POISONED(p) __asan_address_is_poisoned((const void *)(p))
-// Unpoisons [p, p+n) if any of it is poisoned: writing a clean shadow would
-// make its pages resident (stacks that come and go would keep 1/8 of their
-// bytes in RSS after a scavenge).
-#define ASAN_UNPOISON_IF(p, n)                                                                               \
-    do {                                                                                                     \
-        if (__asan_region_is_poisoned((void *)(p), (n)) != NULL)                                             \
-            __asan_unpoison_memory_region((const void *)(p), (n));                                           \
-    } while (0)
-#else
-#define ASAN_POISON(p, n) ((void)(p), (void)(n))
-#define ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
-#define ASAN_IS_POISONED(p) ((void)(p), 0)
-#define ASAN_UNPOISON_IF(p, n) ((void)(p), (void)(n))
-#endif
 #define GM_NOINLINE __attribute__((noinline))
 #define GM_COLD __attribute__((cold, noinline))
 
@@ -766,28 +734,6 @@ void malloc_recountMappings(void);
 // Tests: realloc moves onto any new span, not only onto fresh pages the heap
 // grew for (malloc.c, "When").
 extern bool reallocMoveAny;
-void proc_stats(gm_memstats *out);            // proc.c: coroutine counters
-// The address where p, a pointer into parked coroutine g's stack, can be
-// reached now (its saved copy when g's frames are not on the execution
-// stack). Same thread as g's scheduler. (proc.c)
-// Parks the running coroutine; unlockf(arg), if any, runs once it has
-// switched out (Go's gopark): a waker that needs that lock cannot ready it
-// before its context is saved. reason names the wait in deadlock reports.
-void proc_park(const char *reason, void (*unlockf)(void *), void *arg);
-// Readies a coroutine parked by proc_park (any thread); throws if it is not.
-void proc_ready(gm_g *g);
-// Copies n bytes to or from addr in g's frames: a parked copied-mode
-// coroutine's frames are in its saved copy (Go's sendDirect/recvDirect).
-// proc_copy_to with src NULL zeroes.
-void proc_copy_to(gm_g *g, void *dst, const void *src, size_t n);
-void proc_copy_from(gm_g *g, void *dst, const void *src, size_t n);
-// gm_after's timer on the calling worker; false outside a coroutine.
-bool proc_after(gm_chan *c, uint64_t ns);
-// chan.c: a gm_after timer fired (sends when, or frees a channel the
-// program already freed); a pending timer was dropped (its group ended).
-void chan_timer_fire(gm_chan *c, uint64_t when);
-void chan_timer_drop(gm_chan *c);
-
 // Heap: the cached span of class spc is exhausted; get one with a free slot
 // (mcache.c). Returns the span now cached, or NULL with ENOMEM.
 mspan *mcache_refill(mcache *c, uint8_t spc);

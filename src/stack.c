@@ -41,7 +41,7 @@
 // stackpool spans are freed to the heap only when the GC is off; here the
 // cache is per thread and there is no GC, so an empty span goes back at
 // once. Go empties stackLarge at each GC; here it is bounded by bytes.
-#include "runtime.h"
+#include "runtime2.h"
 
 #include <string.h>
 
@@ -473,4 +473,322 @@ void stack_atfork_child(void)
 uintptr_t runtime_secret(uintptr_t salt)
 {
     return stackFreeMark(salt);
+}
+
+// ================================================ coroutine stacks (g.stack)
+//
+// What each mode's g has in g->stack (Go: the g's stack, and copystack /
+// shrinkstack applied to saved copies):
+//   dedicated   its stack, from gm_stackalloc; a stack of two OS pages or
+//               more has its lowest page PROT_NONE (g->guarded), a smaller
+//               one StackCanary in its lowest word (g->canary).
+//   copied      the saved copy of its frames while another g's occupy the
+//               worker's execution stack: savedLen bytes at stack.lo, from
+//               gm_stackalloc; it doubles when the used frames no longer
+//               fit and halves when under a quarter is used (Go's policy).
+//               A g that resumes while still the owner costs no copy.
+//   stackcheck  (GOMEM_DEBUG=stackcheck, copied) a mapping of its own with a
+//               guard page, PROT_NONE while it is parked (g->protected), so
+//               a pointer into a parked stack faults where it is used.
+//
+// Locking: g.stackLock guards where a copied g's frames are (onExec, stack,
+// savedLen) and g.protected, so that another thread can copy into a parked
+// g's variable (a channel send) while its worker saves or restores it.
+// A runnable g is copied into by nobody (its waker finished first), so the
+// worker takes the lock only to save a parked owner. checkLock guards the
+// checkedGs list (the fault handler reads it without the lock).
+
+static _Atomic uint64_t statGrows, statShrinks;
+static _Atomic int64_t statSavedBytes;
+static _Atomic int64_t statSavedOrder[NumStackOrders + 1]; // saved-copy bytes by order (+1: larger)
+static int checkLock;
+gm_g *checkedGs;
+
+static int savedOrder(size_t size)
+{
+    int o = 0;
+    while (o < NumStackOrders && ((size_t)FixedStack << o) < size)
+        o++;
+    return o; // NumStackOrders: larger than every order
+}
+
+static void savedBytesAdd(size_t size, int64_t sign)
+{
+    if (size == 0)
+        return;
+    atomic_fetch_add_explicit(&statSavedBytes, sign * (int64_t)size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statSavedOrder[savedOrder(size)], sign * (int64_t)size, memory_order_relaxed);
+}
+
+// Gives g a buffer for used bytes of frames: doubled until they fit, or
+// halved once when under a quarter of it is used (Go's contiguous-stack
+// policy). Out of line: most saves fit the buffer they have.
+static GM_NOINLINE void resizeSaved(gm_g *g, size_t size, size_t used)
+{
+    size_t want = size ? size : FixedStack;
+    while (want < used) {
+        want *= 2;
+        atomic_fetch_add_explicit(&statGrows, 1, memory_order_relaxed);
+    }
+    if (size != 0 && want == size && used < size / 4) {
+        want = size / 2; // halve once per save
+        atomic_fetch_add_explicit(&statShrinks, 1, memory_order_relaxed);
+    }
+    TRACE(want > size ? EvStackGrow : EvStackShrink, savedOrder(size), (uint32_t)want, g->id);
+    if (debug.stacks)
+        fprintf(stderr, "gomem: coroutine %llu saved stack %zu -> %zu bytes (%zu used)\n",
+                (unsigned long long)g->id, size, want, used);
+    gm_stack nb = gm_stackalloc(want);
+    if (nb.lo == 0)
+        throwG("out of memory saving the stack of", g);
+    gm_stackfree(g->stack); // the old copy is stale: it is overwritten next
+    savedBytesAdd(size, -1);
+    savedBytesAdd(want, +1);
+    g->stack = nb;
+}
+
+// Saves the owner's frames [sp, top) into its buffer.
+static inline void saveStack(worker *p, gm_g *g)
+{
+    size_t used = (size_t)(p->stackTop - (char *)g->sp);
+    size_t size = g->stack.hi - g->stack.lo;
+    if (GM_UNLIKELY(size < used || (size > FixedStack && used < size / 4)))
+        resizeSaved(g, size, used);
+    copyStack((void *)g->stack.lo, g->sp, used);
+    g->savedLen = used;
+}
+
+// The one frame swap of copied mode: the owner's frames out to its saved
+// copy, g's in (an unstarted g has none yet: the caller lays out its first
+// frame). yield: gm_yield's case, known at compile time, where the owner is
+// the yielder (runnable: no lock) and g has run.
+static inline __attribute__((always_inline)) void swapFrames(worker *p, gm_g *g, const bool yield)
+{
+    gm_g *old = p->owner;
+    size_t clear = 0;
+    if (old != NULL) {
+        bool lock = !yield && gstatus(old) == Gwaiting;
+        if (lock)
+            spin_lock(&old->stackLock);
+        saveStack(p, old);
+        old->onExec = false;
+        if (lock)
+            spin_unlock(&old->stackLock);
+        clear = old->savedLen;
+    }
+    track_stackReused(p->stackTop, clear, ExecStackSize);
+    bool started = yield || g->started;
+    // memcheck marked the execution stack below the last sp as gone; the
+    // frames copied (or laid out) there are live again.
+    if (GM_UNLIKELY(p->onValgrind)) {
+        size_t need = started ? g->savedLen : 128;
+        VALGRIND_MAKE_MEM_UNDEFINED(p->stackTop - need, need);
+    }
+    if (started)
+        copyStack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
+    g->onExec = true;
+    p->owner = g;
+}
+
+void takeExecStack(worker *p, gm_g *g)
+{
+    swapFrames(p, g, false);
+}
+
+void *yieldSwapFrames(void *arg)
+{
+    worker *p = arg;
+    gm_g *next = p->cur;
+    gm_assert1(p->owner != NULL && gstatus(p->owner) == Grunnable && next->started);
+    swapFrames(p, next, true);
+    return next->sp;
+}
+
+static void dropSavedStack(gm_g *g)
+{
+    savedBytesAdd(g->stack.hi - g->stack.lo, -1);
+    g->savedLen = 0;
+}
+
+// Copies n bytes between the caller and addr, which may be in the frames
+// of a parked copied-mode g: while g is off the execution stack they are
+// in its saved copy, at the same offset from its saved sp (Go's sendDirect
+// and recvDirect, with a copy where Go moves the stack).
+static void moveBytes(void *addr, void *other, size_t n, bool toG)
+{
+    if (!toG)
+        memcpy(other, addr, n);
+    else if (other != NULL)
+        memcpy(addr, other, n);
+    else
+        memset(addr, 0, n);
+}
+
+// stackcheck: a checked g's stack above its guard page, readable or not.
+// Protecting may fail (the kernel out of mappings): the stack then stays
+// open and this park goes unchecked, with a warning. Opening it again may
+// not fail: the coroutine could not run.
+static bool protectStack(const gm_g *g, bool protect)
+{
+    size_t page = os_physpagesize();
+    void *lo = (void *)(g->stack.lo + page);
+    size_t n = g->stack.hi - g->stack.lo - page;
+    if (!protect) {
+        if (os_commit(lo, n) != 0)
+            throwG("out of memory: stackcheck cannot unprotect the stack of", g);
+        return true;
+    }
+    if (os_protect_none(lo, n) == 0)
+        return true;
+    static _Atomic bool warned;
+    if (!atomic_exchange(&warned, true))
+        runtime_warning("stackcheck: out of memory protecting a parked stack; parks go unchecked until it succeeds");
+    return false;
+}
+
+void protectChecked(gm_g *g, bool prot)
+{
+    spin_lock(&g->stackLock);
+    if (prot)
+        g->protected = protectStack(g, true);
+    else if (g->protected) { // only what is protected needs opening
+        protectStack(g, false);
+        g->protected = false;
+    }
+    spin_unlock(&g->stackLock);
+}
+
+static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
+{
+    if (g->mode == GM_STACK_DEDICATED) { // frames never move
+        moveBytes(addr, other, n, toG);
+        return;
+    }
+    spin_lock(&g->stackLock);
+    if (g->checked) { // its own stack, maybe protected while parked
+        if (g->protected)
+            protectStack(g, false);
+        moveBytes(addr, other, n, toG);
+        if (g->protected)
+            g->protected = protectStack(g, true);
+    } else {
+        worker *p = g->p;
+        char *a = addr;
+        if (!g->onExec && a >= p->stackBase && a < p->stackTop) {
+            if (a < (char *)g->sp)
+                throwG("internal error: translating an address below the saved stack of", g);
+            a = (char *)g->stack.lo + (a - (char *)g->sp);
+        }
+        moveBytes(a, other, n, toG);
+    }
+    spin_unlock(&g->stackLock);
+}
+
+void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n)
+{
+    copyG(g, dst, (void *)src, n, true);
+}
+
+void stackCopyFrom(gm_g *g, void *dst, const void *src, size_t n)
+{
+    copyG(g, (void *)src, dst, n, false);
+}
+
+// Where a dedicated coroutine's frames start below its stack's top. Stacks
+// are power-of-two aligned, so two coroutines switching at the same depth
+// would save and load their registers at the same offset in a page: the
+// CPU takes the loads for dependent on the other stack's stores (4K
+// aliasing; a yield took 10.3 ns instead of 7.3 on Zen 3). Consecutive
+// coroutines start 512 bytes apart, in up to 8 steps, using at most 1/16
+// of the stack; stacks under 16 KiB start at the top.
+uintptr_t stackColor(const gm_g *g)
+{
+    uintptr_t size = g->stack.hi - g->stack.lo, colors = size / 16 / 512 + 1;
+    if (colors > 8)
+        colors = 8;
+    return size < (16 << 10) ? 0 : (uintptr_t)(g->id % colors) * 512;
+}
+
+// A new g's stack for its mode. false (ENOMEM) when there is none.
+bool stackInitG(gm_g *g, size_t dedicatedSize)
+{
+    size_t page = os_physpagesize();
+    if (g->mode == GM_STACK_DEDICATED) {
+        g->stack = gm_stackalloc(dedicatedSize ? dedicatedSize : DefaultDedicated);
+        if (g->stack.lo == 0)
+            return false;
+        if (g->stack.hi - g->stack.lo >= 2 * page && os_protect_none((void *)g->stack.lo, page) == 0)
+            g->guarded = true; // else (out of mappings) the canary
+        else {
+            *(uint64_t *)g->stack.lo = StackCanary;
+            g->canary = true;
+        }
+    } else if (debug.stackcheck) {
+        char *m = os_reserve(CheckStackSize + page, page); // the lowest page stays the guard
+        if (m != NULL && os_commit(m + page, CheckStackSize) != 0) {
+            os_release(m, CheckStackSize + page);
+            m = NULL;
+        }
+        if (m == NULL) {
+            errno = ENOMEM;
+            return false;
+        }
+        g->stack = (gm_stack){ (uintptr_t)m, (uintptr_t)m + page + CheckStackSize };
+        g->checked = g->guarded = true;
+        spin_lock(&checkLock);
+        g->checkNext = checkedGs;
+        if (checkedGs != NULL)
+            checkedGs->checkPrev = g;
+        __atomic_store_n(&checkedGs, g, __ATOMIC_RELEASE);
+        spin_unlock(&checkLock);
+    }
+    if (ownStack(g))
+        g->vgStack = VALGRIND_STACK_REGISTER(g->stack.lo, g->stack.hi);
+    return true;
+}
+
+// An ended g's stack, back where it came from. onValgrind: memcheck runs.
+void stackReleaseG(gm_g *g, bool onValgrind)
+{
+    if (ownStack(g)) {
+        VALGRIND_STACK_DEREGISTER(g->vgStack);
+        // memcheck marked the stack below g's last sp as gone: the next
+        // user of these bytes (a copied g's buffer) writes them.
+        if (GM_UNLIKELY(onValgrind))
+            VALGRIND_MAKE_MEM_UNDEFINED((void *)g->stack.lo, g->stack.hi - g->stack.lo);
+    }
+    if (g->checked) {
+        spin_lock(&checkLock);
+        if (g->checkPrev != NULL)
+            g->checkPrev->checkNext = g->checkNext;
+        else
+            checkedGs = g->checkNext;
+        if (g->checkNext != NULL)
+            g->checkNext->checkPrev = g->checkPrev;
+        spin_unlock(&checkLock);
+        os_release((void *)g->stack.lo, g->stack.hi - g->stack.lo);
+        g->stack = (gm_stack){ 0, 0 };
+    } else if (g->mode == GM_STACK_DEDICATED) {
+        if (g->guarded && os_commit((void *)g->stack.lo, os_physpagesize()) != 0) {
+            // Its guard page cannot be opened again: the stack must not go
+            // back to the pool, where its next user would fault. Leak it.
+            runtime_warning("out of memory unprotecting the guard page of a dedicated stack (%zu bytes at %p): "
+                            "the stack is leaked",
+                            (size_t)(g->stack.hi - g->stack.lo), (void *)g->stack.lo);
+            g->stack = (gm_stack){ 0, 0 };
+        }
+    } else {
+        dropSavedStack(g);
+    }
+    gm_stackfree(g->stack);
+    g->stack = (gm_stack){ 0, 0 };
+}
+
+void savedstack_stats(gm_memstats *out)
+{
+    out->coro_stack_grows = atomic_load_explicit(&statGrows, memory_order_relaxed);
+    out->coro_stack_shrinks = atomic_load_explicit(&statShrinks, memory_order_relaxed);
+    out->coro_saved_bytes = (uint64_t)atomic_load_explicit(&statSavedBytes, memory_order_relaxed);
+    for (int o = 0; o <= NumStackOrders; o++)
+        out->coro_saved_by_order[o] = (uint64_t)atomic_load_explicit(&statSavedOrder[o], memory_order_relaxed);
 }

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: MIT
 //
-// The context switch for x86-64 (System V): the only architecture-specific
-// code of the coroutine layer (proc.c). An aarch64 port adds
-// switch_arm64.S with the same symbols.
+// The context switch for x86-64 (System V). With sys_amd64.c it is the
+// only architecture-specific code of the coroutine layer; a port adds
+// switch_<arch>.S and sys_<arch>.c with the same symbols.
 //
-// void gm_swapctx(void **save_sp, void *new_sp)
+// void swapctx(void **save_sp, void *new_sp)
 //   Saves the callee-saved registers, MXCSR and the x87 control word on the
 //   current stack, stores the stack pointer in *save_sp, switches to new_sp
-//   and restores the same from there. A frame built by proc.c's
-//   newFrame has the same layout, with gm_coro_entry as return address.
+//   and restores the same from there. A frame built by sys_amd64.c's
+//   gostartcall has the same layout, with gostart as return address.
 //   24 instructions, as many as Boost.Context's jump_fcontext.
 //
 // The control words, measured on Zen 3 (AMD EPYC; a bare switch loop like
@@ -21,17 +21,17 @@
 // store is forwarded: the x87 word is compared and loaded only when it
 // differs (0.3 ns less than always).
 //
-// void gm_swapctx_via(void **save_sp, void *scratch, void *(*fn)(void *), void *arg)
-//   gm_swapctx whose new stack pointer is computed by fn(arg), run on the
+// void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg)
+//   swapctx whose new stack pointer is computed by fn(arg), run on the
 //   16-byte aligned scratch stack after the current context is saved: a
 //   copied-mode coroutine yielding to another copies frames over its own,
 //   which must happen on neither's stack. One switch (one mispredicted
 //   return) instead of two through the scheduler.
 //
-// gm_coro_entry: first code of a new coroutine: calls r13(r12) (proc.c's
-//   coroMain(g), which never returns).
+// gostart: first code of a new coroutine: calls r13(r12) (proc.c's
+//   goroutineMain(g), which never returns).
 //
-// gm_copy_stack: see below.
+// copystackbytes: see below.
 
 // The saved context, lowest address first: MXCSR (4 bytes), x87 control
 // word (2), padding, r15, r14, r13, r12, rbx, rbp, return address.
@@ -65,10 +65,10 @@
 .endm
 
     .text
-    .globl gm_swapctx
-    .hidden gm_swapctx
-    .type gm_swapctx, @function
-gm_swapctx:
+    .globl swapctx
+    .hidden swapctx
+    .type swapctx, @function
+swapctx:
     .cfi_startproc
     SAVE_CONTEXT
     movq %rsp, (%rdi)
@@ -81,12 +81,12 @@ gm_swapctx:
 1:  fldcw 4(%rsp)
     RESTORE_CONTEXT
     .cfi_endproc
-    .size gm_swapctx, .-gm_swapctx
+    .size swapctx, .-swapctx
 
-    .globl gm_swapctx_via
-    .hidden gm_swapctx_via
-    .type gm_swapctx_via, @function
-gm_swapctx_via:
+    .globl swapctxVia
+    .hidden swapctxVia
+    .type swapctxVia, @function
+swapctxVia:
     .cfi_startproc
     SAVE_CONTEXT
     movq %rsp, (%rdi)
@@ -103,32 +103,32 @@ gm_swapctx_via:
     fldcw 4(%rsp)
 1:  RESTORE_CONTEXT
     .cfi_endproc
-    .size gm_swapctx_via, .-gm_swapctx_via
+    .size swapctxVia, .-swapctxVia
 
-    .globl gm_coro_entry
-    .hidden gm_coro_entry
-    .type gm_coro_entry, @function
-gm_coro_entry:
+    .globl gostart
+    .hidden gostart
+    .type gostart, @function
+gostart:
     .cfi_startproc
     .cfi_undefined rip
     movq %r12, %rdi
     callq *%r13
     ud2
     .cfi_endproc
-    .size gm_coro_entry, .-gm_coro_entry
+    .size gostart, .-gostart
 
-// void gm_copy_stack(void *dst, const void *src, size_t n)
+// void copystackbytes(void *dst, const void *src, size_t n)
 //   memcpy for saved stacks, in assembly so that AddressSanitizer does not
 //   check it: a stack's bytes include its frames' redzones.
-    .globl gm_copy_stack
-    .hidden gm_copy_stack
-    .type gm_copy_stack, @function
-gm_copy_stack:
+    .globl copystackbytes
+    .hidden copystackbytes
+    .type copystackbytes, @function
+copystackbytes:
     .cfi_startproc
     movq %rdx, %rcx
     rep movsb
     ret
     .cfi_endproc
-    .size gm_copy_stack, .-gm_copy_stack
+    .size copystackbytes, .-copystackbytes
 
     .section .note.GNU-stack,"",@progbits

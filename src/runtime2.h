@@ -1,0 +1,313 @@
+// SPDX-License-Identifier: MIT
+//
+// The coroutine runtime's types (Go: runtime2.go): g, the worker (Go's P and
+// M in one), the group of workers one gm_main runs, timers, and gQueue, the
+// one intrusive queue of gs. The story of how they move is the head of
+// proc.c; the files that share these types:
+//
+//   proc.c            workers, run queues, stealing, schedule, gm_go, gm_yield,
+//                     gopark/goready
+//   stack.c           copied mode: saving and restoring frames (saved copies)
+//   time.c            the per-worker timer heap, gm_sleep, gm_after's timers
+//   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
+//   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
+//   sema.c            gm_waitgroup, gm_mutex
+//   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
+//   sys_amd64.c       a new coroutine's first frame
+//
+// Guards, in the vocabulary of the field comments: "p's thread" is the
+// worker's own thread, no lock; "p->lock" is worker.lock, a spin lock and a
+// leaf (taken under a channel's lock, never the other way); "stackLock" is
+// g.stackLock.
+#ifndef GOMEM_RUNTIME2_H
+#define GOMEM_RUNTIME2_H
+
+#include "runtime.h"
+
+// A g's status. Moves (proc.c's head has the diagram):
+//   Grunnable -> Grunning (its worker picks it) -> Grunnable (gm_yield)
+//   Grunning -> Gwaiting (gopark) -> Grunnable (goready, any thread: a CAS)
+//   Grunning -> Gdead (fn returned; the descriptor is queued for reuse)
+enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
+
+#define ExecStackSize ((size_t)8 << 20)    // the copied-mode execution stack (touched only as deep as used)
+#define DefaultDedicated ((size_t)64 << 10) // a dedicated stack when gm_go_options gives no size
+#define StackCanary 0x676f6d656d21c0deull   // the lowest word of a dedicated stack too small for a guard page
+#define MaxProcs 1024
+#define CheckStackSize ((size_t)256 << 10)  // GOMEM_DEBUG=stackcheck: each copied coroutine's own stack
+#define ScratchDepth ((size_t)64 << 10)     // gm_yield's frame copy below the scheduler's sp: at most this deep
+#define SignalStackSize ((size_t)64 << 10)  // each worker's alternate signal stack
+
+// gm_yield's hand-over without the scheduler's loop (g.direct, g.directCopy):
+// not when a sanitizer must see every switch (its hooks run in the loop).
+#define DirectYield (!TrackFibers)
+
+typedef struct worker worker;
+
+// A FIFO of gs linked through g.schedlink (Go's gQueue). A g is on at most
+// one queue: a run queue, a new queue, an inbox, a free list or a wait
+// queue. head is stored with relaxed atomics: other threads peek at it
+// without the queue's lock to see whether there is anything to take.
+// The public sync types embed one (gm_waitq, in gomem.h).
+typedef gm_waitq gQueue;
+
+struct gm_g {
+    void *sp;                  // saved stack pointer while not running
+    void (*fn)(void *);
+    void *arg;
+    struct gm_g *schedlink;    // the gQueue it is on
+    struct gm_g *allprev, *allnext; // p->allg (started gs); p's thread
+    worker *p;                 // its worker; changes only before it starts (a steal)
+    uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
+                               // A yield straight to the next g (no loop) keeps the yielder's old one:
+                               // newq was empty then, so it still sorts the yielder first, as it should
+    uint64_t id;
+    const char *name;
+    const char *waitReason;    // why it is parked (deadlock report)
+    _Atomic int status;        // enum gstatus
+    gm_stack_mode mode;
+    gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
+    size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
+    int stackLock;             // copied: a spin lock; see stack.c's head
+    bool onExec;               // copied: its frames are on p's execution stack now; guarded by stackLock
+    bool guarded;              // dedicated: lowest page is PROT_NONE
+    bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
+    bool started;
+    bool direct;               // gm_yield may switch to it with a bare swapctx: started, dedicated (frames
+                               // never move), no sanitizer hooks to run; immutable once started
+    bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in:
+                               // started, copied, not checked, no sanitizer hooks; immutable once started
+    uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
+                               // (dedicated, stackcheck) or p's execution stack; immutable once started
+    bool parked;               // counted in p->nwaiting; p's thread
+    int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
+    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
+    void *asanFake;            // AddressSanitizer's fake stack of this g
+    void *tsanFiber;           // ThreadSanitizer's fiber of this g
+    unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck)
+    // GOMEM_DEBUG=stackcheck: a copied g runs on a mapping of its own
+    // (stack, guard page lowest) that is PROT_NONE while it is not running.
+    bool checked;
+    bool protected;            // guarded by stackLock
+    struct gm_g *checkPrev, *checkNext; // checkedGs; guarded by checkLock
+};
+
+// A pending timer, in a worker's min-heap by when: wakes g if it still
+// waits in wait seq, or sends the time on a gm_after channel.
+typedef struct timer {
+    uint64_t when;             // CLOCK_MONOTONIC ns
+    uint64_t seq;
+    gm_g *g;
+    gm_chan *c;
+} timer;
+
+// The workers of one gm_main call.
+typedef struct group {
+    int nprocs;
+    worker **ps;               // immutable while running
+    _Atomic long live;         // gs not dead
+    _Atomic int nidle;         // workers with idle set
+    _Atomic long ntimers;      // pending timers, all workers
+    _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
+    bool running;
+} group;
+
+// A worker: a thread, its queues, its execution stack for copied-mode gs,
+// its timers and its poller. Queue invariants (worker_valid checks them):
+// every g on runq, inbox and newq is Grunnable with g->p == p; the gs of
+// runq are in increasing enqSeq; nnew is newq's length; every g on allg is
+// started and not dead, and owner, when set, is on allg.
+struct worker {
+    int lock;                  // spin lock: guards the fields up to idle
+    gQueue newq;               // created here, not started: other workers may steal them; p->lock
+    long nnew;                 // newq's length; p->lock
+    gQueue inbox;              // readied by other threads, for runq; p->lock
+    bool idle;                 // asleep in netpoll, or about to: a waker clears it and wakes the poller; p->lock
+    // --- p's thread only (deadlock() reads allg under lock once every
+    // worker is idle)
+    gQueue runq;               // runnable, in the order queued
+    uint64_t seq;              // enqSeq of the last g queued here
+    gm_g *allg;                // started gs here, not dead
+    group *grp;
+    int id;
+    unsigned tick;
+    void *sp;                  // the scheduler's own context
+    gm_g *cur;                 // running g, or NULL (read relaxed by gm_stats)
+    gQueue freeq;              // dead gs, reused oldest first
+    char *stackBase;           // copied mode: the execution stack [stackBase, stackTop), guard below
+    char *stackTop;
+    gm_g *owner;               // copied g whose frames occupy the execution stack
+    void (*unlockf)(void *);   // run once cur has switched out (gopark)
+    void *unlockarg;
+    timer *timers;             // min-heap by when
+    size_t ntimers, timerscap;
+    long nfdwait;              // gs of this worker in gm_wait_fd
+    int epfd, wakefd;          // the poller (netpoll_epoll.c only)
+    void *altstack;            // for the SIGSEGV handler
+    void *asanFake;            // AddressSanitizer: the scheduler's fake stack
+    void *tsanFiber;           // ThreadSanitizer: the thread's own fiber
+    unsigned vgStack;          // valgrind's id of the execution stack
+    bool onValgrind;           // memcheck's requests are made only then: each costs ~12 instructions
+    const void *threadStack;   // AddressSanitizer: the thread's own stack
+    size_t threadStackSize;
+    pthread_t thread;
+    bool hasThread;
+    _Atomic long nwaiting;     // parked gs of this worker: its thread writes (no RMW), gm_stats reads
+    struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
+};
+
+// The calling thread's worker, or NULL. initial-exec: the .so is built
+// -fPIC, and the general model calls __tls_get_addr at every access (twice
+// per gm_yield); like mcache_tls.
+extern __thread worker *tworker __attribute__((tls_model("initial-exec")));
+
+// ------------------------------------------------------------------ gQueue
+
+static inline bool gQueue_empty(const gQueue *q)
+{
+    return __atomic_load_n(&q->head, __ATOMIC_RELAXED) == NULL;
+}
+
+static inline void gQueue_pushBack(gQueue *q, gm_g *g)
+{
+    g->schedlink = NULL;
+    if (q->tail != NULL)
+        q->tail->schedlink = g;
+    else
+        __atomic_store_n(&q->head, g, __ATOMIC_RELAXED);
+    q->tail = g;
+}
+
+static inline gm_g *gQueue_pop(gQueue *q)
+{
+    gm_g *g = q->head;
+    if (g != NULL) {
+        __atomic_store_n(&q->head, g->schedlink, __ATOMIC_RELAXED);
+        if (g->schedlink == NULL)
+            q->tail = NULL;
+    }
+    return g;
+}
+
+// Takes the whole queue, leaving it empty; walk it through schedlink.
+static inline gm_g *gQueue_popAll(gQueue *q)
+{
+    gm_g *g = q->head;
+    __atomic_store_n(&q->head, NULL, __ATOMIC_RELAXED);
+    q->tail = NULL;
+    return g;
+}
+
+// ------------------------------------------------------------------ g state
+
+static inline int gstatus(const gm_g *g)
+{
+    return atomic_load_explicit(&g->status, memory_order_acquire);
+}
+
+static inline void setstatus(gm_g *g, int st)
+{
+    atomic_store_explicit(&g->status, st, memory_order_release);
+}
+
+// A g whose frames live on a stack of its own (not the execution stack).
+static inline bool ownStack(const gm_g *g)
+{
+    return g->mode == GM_STACK_DEDICATED || g->checked;
+}
+
+// A dedicated stack too small for a guard page (or whose guard page could
+// not be made) has a canary in its lowest word, checked at every switch
+// away from its g: an overflow is caught by the next switch at the latest.
+static inline bool canaryIntact(const gm_g *g)
+{
+    return !g->canary || *(const uint64_t *)g->stack.lo == StackCanary;
+}
+
+// ------------------------------------------------------------ the switch
+// switch_amd64.S: the context switch (see its head).
+void swapctx(void **save_sp, void *new_sp);
+void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg);
+// sys_amd64.c: lays out a new g's first frame below top, so that swapctx to
+// the result runs entry(g) (Go: gostartcall).
+void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *));
+
+// ------------------------------------------------------------------ proc.c
+
+// "coroutine 7 "name" (copied stack, 8388608 bytes)", for messages.
+void describeG(char *buf, size_t n, const gm_g *g);
+// Throws what, naming g.
+__attribute__((noreturn, cold)) void throwG(const char *what, const gm_g *g);
+// "who called outside a coroutine", and abort.
+__attribute__((noreturn, cold)) void notInCoroutine(const char *who);
+// Parks the running coroutine; unlockf(arg), if any, runs once it has
+// switched out: a waker that needs that lock cannot ready it before its
+// context is saved. reason names the wait in deadlock reports. (Go: gopark)
+void gopark(const char *reason, void (*unlockf)(void *), void *arg);
+// Readies a coroutine parked by gopark (any thread); throws if it is not.
+// (Go: goready)
+void goready(gm_g *g);
+// Parks g in a timed wait (timeout < 0: none): a timer and a fresh wait
+// seq. Returns after a wake by the timer, an fd event or gm_ready.
+void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
+// Readies g if it still waits in wait seq (timers and fd events; a CAS, as
+// gm_ready may race from another thread).
+bool readyIfWaiting(gm_g *g, uint64_t seq);
+void proc_stats(gm_memstats *out);
+// Every worker's queues (GM_DEBUG=3): NULL or what is wrong. Takes each
+// worker's lock; the run queue is read only for the caller's own worker.
+const char *worker_valid(worker *p);
+
+// ------------------------------------------------------------------ stack.c
+
+// Puts g's frames on p's execution stack, saving the owner's first (a new
+// g gets its first frame there).
+void takeExecStack(worker *p, gm_g *g);
+// gm_yield's swap of two copied gs' frames: run by swapctxVia on the
+// scheduler's stack, arg is p, p->owner yields to p->cur. Returns cur's sp.
+void *yieldSwapFrames(void *arg);
+// A new g's stack for its mode (dedicatedSize 0: DefaultDedicated); false
+// and ENOMEM when there is none. An ended g's stack back where it came from.
+bool stackInitG(gm_g *g, size_t dedicatedSize);
+void stackReleaseG(gm_g *g, bool onValgrind);
+// stackcheck: opens (prot false) or protects a checked g's stack.
+void protectChecked(gm_g *g, bool prot);
+// Copies n bytes to or from addr in g's frames: a parked copied-mode
+// coroutine's frames are in its saved copy (Go's sendDirect/recvDirect).
+// stackCopyTo with src NULL zeroes.
+void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n);
+void stackCopyFrom(gm_g *g, void *dst, const void *src, size_t n);
+// Where a dedicated coroutine's first frame starts below its stack's top.
+uintptr_t stackColor(const gm_g *g);
+void savedstack_stats(gm_memstats *out);
+// stackcheck: every checked g (signal_linux.c reads it from the fault handler).
+extern gm_g *checkedGs;
+
+// ------------------------------------------------------------------ time.c
+
+void addtimer(worker *p, timer t);
+// Fires p's timers due at now.
+void checkTimers(worker *p, uint64_t now);
+// Nanoseconds until p's next timer, or -1 when it has none.
+int64_t timerDelay(worker *p, uint64_t now);
+// Drops p's timers when it goes away (gm_after channels may wait for them).
+void dropTimers(worker *p);
+// The heap order and counts (GM_DEBUG=3): NULL or what is wrong. p's thread.
+const char *timers_valid(const worker *p);
+// gm_after's timer on the calling worker; false outside a coroutine.
+bool startAfterTimer(gm_chan *c, uint64_t ns);
+
+// ------------------------------------------------------------- signal_linux.c
+
+// Per worker thread: the alternate signal stack, and the process's SIGSEGV
+// handler once (Go: minitSignals / unminitSignals).
+void minitSignals(worker *p);
+void unminitSignals(worker *p);
+
+// ------------------------------------------------------------------ chan.c
+// A gm_after timer fired (sends when, or frees a channel the program already
+// freed); a pending timer was dropped (its group ended).
+void chan_timer_fire(gm_chan *c, uint64_t when);
+void chan_timer_drop(gm_chan *c);
+
+#endif
