@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // gomem's yield beside Boost.Context's raw switch (jump_fcontext), the
-// reference of issue 8 (dedicated within 1.5x, copied within 4x), in one
-// process: each round times Boost's loop, then gm_yield between two
-// dedicated coroutines, then between two copied ones, so the three see the
-// same machine. On a shared VM a process's speed drifts by up to 1.5x over
+// reference for a bare context switch (dedicated is meant to stay within
+// 1.5x of it, copied within 4x), in one process: each round times Boost's
+// loop, then gm_yield between two dedicated coroutines, then between two
+// copied ones, so the three see the same machine. On a shared VM a process's speed drifts by up to 1.5x over
 // seconds, and it does not drift the same for the three loops (gomem's
 // yield runs more instructions than one jump, so it suffers more when the
 // core is shared); separate processes compared at different moments gave

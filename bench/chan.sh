@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Channels, the prime sieve and a TCP echo server, gomem beside Go in one
-# run (issue 9's numbers).  bench/chan.sh [RUNS] [ECHO_CONNECTIONS] [ECHO_SECONDS]
+# run (the channel figures of docs/performance.md).
+#   bench/chan.sh [RUNS] [ECHO_CONNECTIONS] [ECHO_SECONDS]
 #   - unbuffered ping-pong round trip, one worker (GOMEM_PROCS=1 / GOMAXPROCS=1)
 #   - buffered channel (cap 128) throughput, 1 producer / 1 consumer, on one
 #     worker and on two (gomem places the consumer on the second worker)

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Coroutines (issue 8), gomem's side; bench/coro.sh runs Go's side
+// Coroutines, gomem's side; bench/coro.sh runs Go's side
 // (bench/go/coro.go) in the same run. Prints:
 //   - bytes per idle coroutine: N coroutines each parked after a shallow
 //     call, RSS delta / N (default N = 1,000,000)

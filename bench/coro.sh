@@ -2,8 +2,8 @@
 # Coroutines side by side with Go's goroutines (GOMEM_PROCS=1 / GOMAXPROCS=1)
 # and Boost.Context's raw switch, in one run: bytes per idle coroutine,
 # create+run, yield switch, ping-pong, stack growth to 1 MiB.
-#   bench/coro.sh [RUNS] [N]    N idle coroutines (default 1M; 10000000 shows
-#                               10M on a 24 GiB machine, ~4.5 GB)
+#   bench/coro.sh [RUNS] [N]    RUNS default 5; N idle coroutines (default 1M;
+#                               10M need about 5 GB: Go's side then runs 1M)
 # Installs Debian's golang-go and libboost-context-dev when missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."

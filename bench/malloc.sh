@@ -55,7 +55,7 @@ for w in $WORKLOADS; do
             for a in "${allocs[@]}"; do
                 if [ "$a" = gomem ]; then
                     out=$(build/bench/malloc_work_gomem "$w" "$t")
-                elif [ "$a" = gomem-secure ]; then # the hardened mode's cost (issue 11)
+                elif [ "$a" = gomem-secure ]; then # the hardened mode's cost
                     out=$(GOMEM_SECURE=1 build/bench/malloc_work_gomem "$w" "$t")
                 else
                     out=$(LD_PRELOAD=${preload[$a]} build/bench/malloc_work_libc "$w" "$t")

@@ -14,8 +14,8 @@
 //     copies into pages the heap keeps (moving would fault them in again).
 // Compared: realloc as built ("move"), realloc moving onto any new span
 // ("any": reallocMoveAny, the tests' switch, without malloc.c's "When"),
-// and realloc copying ("copy": reallocMapLimit = 1, the mapping bound
-// reached, every step copies as before moves existed).
+// and realloc copying ("copy": reallocMapLimit = 1, as if the mapping
+// bound were reached, so every step copies).
 // Reported per chain: wall time, time inside realloc (median), peak
 // resident growth (fresh: the child's maxrss, transients included), system
 // time of the fresh child (median).

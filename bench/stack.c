@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// bench/stack: the stack allocator (seed 000's paths) against its peers.
+// bench/stack: the stack allocator (Go's stackcache/stackpool/stackLarge
+// paths) against its peers.
 //
 //  1. Cached alloc+free pair, each small order: gm_stackalloc+gm_stackfree
 //     vs glibc malloc+free of the same size vs mmap+munmap of the same size.

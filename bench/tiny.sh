@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The tiny allocator (issue 6), side by side in one run:
-#  1. seed 001's JSON claim in C: parse a generated JSON document (MB MiB,
-#     default 200) into a tree whose strings and boxed numbers are separate
-#     allocations; heap blocks taken, peak heap and max RSS with gomem's
-#     maxTinySize 0, 8, 16, 32, beside glibc, jemalloc and mimalloc;
+# The tiny allocator, side by side in one run:
+#  1. Go's JSON claim for the tiny allocator, in C: parse a generated JSON
+#     document (MB MiB, default 200) into a tree whose strings and boxed
+#     numbers are separate allocations; heap blocks taken, peak heap and max
+#     RSS with gomem's maxTinySize 0, 8, 16, 32, beside glibc, jemalloc and
+#     mimalloc;
 #  2. many short strings (1-15 B, 1M live, 10M replaced): max RSS;
 #  3. the cost: tiny malloc+free pair vs the 16-byte class pair (bench/stack
 #     style, gomem only) is in build/bench/tinypair.

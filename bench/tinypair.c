@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// The tiny allocator's cost (issue 6): a tiny malloc+free pair (7 bytes,
-// packed into the thread's block) beside a 16-byte-class pair (the thread
+// The tiny allocator's cost: a tiny malloc+free pair (7 bytes, packed into
+// the thread's block) beside a 16-byte-class pair (the thread
 // cache path) and a tiny pair with packing off, in one run; min/median of
 // RUNS rounds (argument, default 5). Objects are freed in batches of 64 so the
 // tiny path really packs (a block dies and a new one starts), as a program

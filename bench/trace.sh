@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The trace's cost (issue 10). Tracing off: bench/trace_cost.c (malloc/free
+# The trace's cost. Tracing off: bench/trace_cost.c (malloc/free
 # fast path, span alloc/free, yields, coroutine create/end) counted by
 # callgrind with the hooks compiled in (and off) and compiled out
 # (-DGM_NO_TRACE): instruction counts, which machine noise does not move.

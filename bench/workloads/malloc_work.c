@@ -5,7 +5,7 @@
 // tcmalloc) and with -DUSE_GOMEM against gm_malloc. One run of one workload:
 //   malloc_work WORKLOAD THREADS
 // prints one line: "workload threads ms maxrss_kib rss_after_free_kib check".
-// Workloads (issue 5): churn (8-128 B, large live set), powerlaw (sizes up
+// Workloads: churn (8-128 B, large live set), powerlaw (sizes up
 // to 64 KiB, power-law), prodcons (producer/consumer, every free remote),
 // larson (server pattern: objects outlive their thread's round and are freed
 // by another thread), realloc (strings grown piece by piece), large (64 KiB

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// The tiny allocator's workload (issue 6; seed 001's JSON benchmark in C).
+// The tiny allocator's workload: in C, the kind of JSON benchmark Go's tiny
+// allocator is credited on (a smaller heap from packing small pieces).
 //   tiny_json gen FILE MB     writes a generated JSON document of about MB MiB
 //   tiny_json strings         1M live strings of 1-15 bytes, 10M replaced
 //   tiny_json parse FILE      parses it into a tree (nodes, key strings,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// docs/stack-or-heap.md, example 2: the parked-stack contract (seed 002's
+// docs/stack-or-heap.md, example 2: the parked-stack contract (Go's
 // escape rule, for copied-mode coroutines). A copied coroutine's locals
 // live at the same addresses as every other copied coroutine's of its
 // worker: while it is parked they are somewhere else (its saved copy). So a

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// docs/stack-or-heap.md, example 1: value vs pointer semantics (seed 003).
+// docs/stack-or-heap.md, example 1: value vs pointer semantics.
 // A small struct returned by value lives in the caller's frame: no
 // allocation, nothing to free. Returned by pointer it must live on the heap,
 // and someone must free it. Run: prints what each way cost, in gomem's
