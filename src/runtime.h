@@ -8,7 +8,7 @@
 //
 // Lock ranks (Go's lockrank.go): a thread may take a lock only if its rank is
 // higher than every lock it holds. GM_DEBUG >= 1 checks this.
-//   lockRankSched < lockRankStackpool < lockRankStackLarge
+//   lockRankStackpool < lockRankStackLarge
 //       < lockRankMcentral < lockRankMheap < lockRankAllm < lockRankPersistent
 #ifndef GOMEM_RUNTIME_H
 #define GOMEM_RUNTIME_H
@@ -122,7 +122,6 @@ enum { BigAllocKeep, BigAllocRelease, BigAllocMoved };
 #endif
 #define StackCacheSize ((uintptr_t)GM_STACK_CACHE_SIZE)
 #define StackSpanPages (StackCacheSize / PageSize)
-#define MaxStacksPerSpan (StackCacheSize / FixedStack)
 
 _Static_assert((FixedStack & (FixedStack - 1)) == 0, "FixedStack must be a power of two");
 _Static_assert(FixedStack >= 256, "FixedStack below 256 B makes stack spans too dense");
@@ -137,7 +136,6 @@ _Static_assert((FixedStack << NumStackOrders) >= PageSize, "large stacks must be
 
 enum lockRank {
     lockRankNone = 0,
-    lockRankSched,
     lockRankStackpool,
     lockRankStackLarge,
     lockRankMcentral,
