@@ -233,7 +233,7 @@ GM_API int gm_posix_memalign(void **out, size_t align, size_t n);
 GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
 // ------------------------------------------------------------------- tiny
 //
-// The tiny allocator (Go's, seed 001): requests below max_tiny_size bytes
+// Go's tiny allocator: requests below max_tiny_size bytes
 // (gm_malloc_bytes, gm_strdup; gm_malloc and gm_calloc only those of at
 // most half of it, as C's alignment leaves a larger one alone in its block)
 // share blocks of that size, carved by the calling thread; a block goes
@@ -274,7 +274,7 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //     worker's execution stack (8 MiB, guard page below); when another one
 //     needs it, the used part is saved to a buffer from gm_stackalloc that
 //     doubles when too small and halves when under a quarter is used (Go's
-//     policy, seed 002). While a copied coroutine is parked, no pointer into
+//     contiguous-stack policy). While a copied coroutine is parked, no pointer into
 //     its stack may be used (docs/stack-or-heap.md).
 //   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
 //     usual pointer rules; overflow hits a guard page (stacks of two pages or
@@ -367,7 +367,9 @@ enum { GM_FD_READ = 1, GM_FD_WRITE = 2 };
 // another coroutine of the same worker already waits on fd). A regular
 // file is always ready.
 GM_API int gm_wait_fd(int fd, int events, int64_t timeout_ns);
-// read/write/accept/connect that park instead of block. They put fd in
+// read/write/accept/connect that park instead of block. A socket is read
+// and written with MSG_DONTWAIT and left as it is; any other fd, and the
+// listening or connecting socket of gm_accept and gm_connect, is put in
 // non-blocking mode (as Go does with its files); gm_accept's new socket is
 // non-blocking and close-on-exec. Return values and errno as the calls.
 GM_API ssize_t gm_read(int fd, void *buf, size_t n);

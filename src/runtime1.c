@@ -9,15 +9,21 @@
 // and before main (a drop-in malloc is called from the dynamic loader), so it
 // reads the environment with os_getenv only and never allocates.
 //
-// Options (documented in README.md):
-//   GOMEM_VERBOSE=1        print a line for each caller error (ENOMEM, EINVAL)
-//   GOMEM_DEBUG=a,b        stacks: log coroutine stack grow/shrink;
-//                          stackcheck: check the parked-stack contract
-//   GOMEM_SCAVENGE=off|N   free dirty pages the scavenger keeps (bytes, k/m/g)
-//   GOMEM_PROCS=N          workers of gm_main (default: the CPUs)
-//   GOMEM_SECURE=1         hardened heap (malloc.c)
-// (GOMEM_TRACE and GOMEM_TRACE_INTERVAL are read by trace.c's constructor.)
-// A malformed value gets a warning naming it and the default is kept.
+// Options (docs/options.md has each one's meaning and default):
+//   GOMEM_VERBOSE=1          print a line for each caller error (ENOMEM, EINVAL)
+//   GOMEM_DEBUG=a,b          stacks: log coroutine stack grow/shrink;
+//                            stackcheck: check the parked-stack contract
+//   GOMEM_SCAVENGE=off|N     dirty pages the scavenger keeps (bytes, k/m/g)
+//   GOMEM_SCAVENGE_DELAY=ms  how long freed pages wait before they go back
+//   GOMEM_PROCS=N            workers of gm_main (default: the CPUs)
+//   GOMEM_SECURE=1           hardened heap (malloc.c)
+//   GOMEM_ALIGN16=1          gm_malloc results 16-byte aligned, as glibc's
+//   GOMEM_MAXTINY=0|8|16|32  the tiny allocator's block size (0: off)
+// Read elsewhere: GOMEM_TRACE and GOMEM_TRACE_INTERVAL (trace.c's
+// constructor), GOMEM_STATS (override.c), GOMEM_FAULT_* (os_linux.c, for
+// tests). A malformed value gets a warning naming it and the default is
+// kept, except GOMEM_FAULT_*, a test knob read with strtoull. In set-user-ID
+// and set-group-ID programs every GOMEM_* is ignored (os_getenv).
 #include "runtime.h"
 
 #include <sched.h>

@@ -4,8 +4,8 @@
 //
 // Owns gm_stackalloc/gm_stackfree, the per-order pools (stackpool), the
 // large-stack cache (stackLarge) and the per-thread caches' stack lists
-// (mcache.stackcache, whose memory lives in mcache.c). Seed 000 draws the
-// paths; they are exactly these:
+// (mcache.stackcache, whose memory lives in mcache.c), and the stacks of
+// coroutines (below). Go's allocation paths, exactly:
 //
 //   alloc, order < NumStackOrders (size < StackCacheSize):
 //     mcache.stackcache[order]  --empty-->  stackcacherefill
