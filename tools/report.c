@@ -814,10 +814,19 @@ int report_main(const char *in, const char *out)
     size_t i = 0;
     while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r'))
         i++;
+    // GOMEM_STATS=1 writes a line "gomem stats:" before the JSON, on a
+    // stderr that may hold the program's own lines too: start after it.
+    const char *mark = "gomem stats:\n";
+    char *at = i < len && data[i] != '{' ? memmem(data, len, mark, strlen(mark)) : NULL;
+    if (at != NULL) {
+        i = (size_t)(at - data) + strlen(mark);
+        while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\t' || data[i] == '\r'))
+            i++;
+    }
     if (len >= 8 && memcmp(data, "GOMEMTRC", 8) == 0)
         rc = traceReport(in, data, len, out);
     else if (i < len && data[i] == '{')
-        rc = statsReport(in, data, len, out);
+        rc = statsReport(in, data + i, len - i, out);
     else if (len == 0)
         rc = fail("'%s' is empty: not a gomem trace or statistics file", in);
     else
