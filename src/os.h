@@ -93,6 +93,9 @@ void os_release(void *p, size_t nbytes);
 // gomem's own metadata). NULL and errno=ENOMEM on failure.
 void *os_alloc_meta(size_t nbytes);
 
+// The process's resident set in bytes, 0 if unknown; never allocates.
+uint64_t os_rss(void);
+
 // A coarse monotonic clock in milliseconds (a few ms resolution, no syscall).
 uint32_t os_coarse_ms(void);
 

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -278,4 +279,21 @@ void *os_alloc_meta(size_t nbytes)
         return NULL;
     }
     return p;
+}
+
+uint64_t os_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long size = 0, rss = 0;
+    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+        return 0;
+    return rss * (uint64_t)os_physpagesize();
 }

@@ -167,30 +167,12 @@ void traceEvent(int ev, unsigned aux, uint32_t x, uint64_t y)
     spin_unlock(&b->lk);
 }
 
-// RSS from /proc/self/statm without allocating.
-static uint64_t readRSS(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    unsigned long long size = 0, rss = 0;
-    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
-        return 0;
-    return rss * (uint64_t)os_physpagesize();
-}
-
 static void sample(void)
 {
     gm_memstats m;
     gm_stats(&m);
     traceEvent(EvClock, 0, 0, nanotime() - traceStart); // the tick rate, for the reader
-    traceEvent(EvSampleRSS, 0, 0, readRSS());
+    traceEvent(EvSampleRSS, 0, 0, os_rss());
     traceEvent(EvSampleHeapAlloc, 0, 0, m.heap_alloc);
     traceEvent(EvSampleHeapInuse, 0, 0, m.heap_inuse);
     traceEvent(EvSampleHeapReleased, 0, 0, m.heap_released);
