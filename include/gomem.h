@@ -161,7 +161,8 @@ GM_API int gm_trace_stop(void);
 GM_API size_t gm_scavenge(void);
 
 // Walks every shared structure (page heap, central lists, stack pools) and
-// checks its invariants. Returns NULL when all hold, else a description of
+// the calling thread's own (its worker's run queues and timers, when it
+// runs coroutines), and checks their invariants. Returns NULL when all hold, else a description of
 // the first problem (a static string, valid until the next call). Takes the
 // locks one at a time; meant for tests and debugging, not hot paths.
 GM_API const char *gm_debug_check(void);

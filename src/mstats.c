@@ -118,6 +118,8 @@ const char *gm_debug_check(void)
         bad = mcentral_valid();
     if (bad == NULL)
         bad = stackpool_valid();
+    if (bad == NULL && tworker != NULL)
+        bad = worker_valid(tworker);
     return bad;
 }
 
