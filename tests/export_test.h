@@ -47,6 +47,14 @@ static inline uintptr_t test_largestFreePages(void)
 #define TEST_RSS_MEANINGFUL 1
 #endif
 
+// AddressSanitizer: its shadow memory (1/8 of what the program touches) is
+// part of the resident set and is not released with the pages it shadows.
+#ifdef GM_ASAN
+#define TEST_ASAN 1
+#else
+#define TEST_ASAN 0
+#endif
+
 // ThreadSanitizer counts each coroutine as a fiber, at most 8128 alive
 // together with the threads.
 #if TEST_RSS_MEANINGFUL

@@ -270,6 +270,7 @@ TEST(many_stacks_then_scavenge_returns_rss)
 {
     enum { N = 100000 };
     gm_stack *st = malloc(N * sizeof *st);
+    memset(st, 0, N * sizeof *st); // resident before rss0, not counted as stacks
     gm_scavenge();
     gm_memstats before, after;
     gm_stats(&before);
@@ -286,7 +287,8 @@ TEST(many_stacks_then_scavenge_returns_rss)
     size_t rss2 = test_rss_bytes();
     gm_stats(&after);
     CHECK(after.stack_inuse <= before.stack_inuse + 4 * StackCacheSize);
-    CHECK(!TEST_RSS_MEANINGFUL || rss2 <= rss0 + (rss1 - rss0) / 10);
+    // AddressSanitizer's shadow of the stacks (1/8 of them) stays resident.
+    CHECK(!TEST_RSS_MEANINGFUL || rss2 <= rss0 + (rss1 - rss0) / 10 + (TEST_ASAN ? (rss1 - rss0) / 8 : 0));
     CHECK_EQ(after.heap_released, after.heap_idle);
     free(st);
     VALID();
