@@ -24,12 +24,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define GM_NO_OVERRIDE 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// The sanitizers replace malloc themselves (track.h says which runs).
+#if defined(GM_ASAN) || defined(GM_TSAN)
 #define GM_NO_OVERRIDE 1
 #endif
 
