@@ -9,8 +9,16 @@
 #include "export_test.h"
 #include "testing.h"
 
-#define VALID() do { const char *bad_ = mheap_valid(); \
-    if (!test_check(bad_ == NULL, __FILE__, __LINE__, "mheap_valid")) fprintf(stderr, "    %s\n", bad_); } while (0)
+// Whether mheap's structures are consistent; prints what is not.
+static bool valid(void)
+{
+    const char *bad = mheap_valid();
+    if (bad != NULL)
+        fprintf(stderr, "    mheap_valid: %s\n", bad);
+    return bad == NULL;
+}
+
+#define VALID() CHECK(valid())
 
 TEST(alloc_maps_every_page_and_free_unmaps)
 {

@@ -31,8 +31,7 @@
 int main(void)
 {
     // The sanitizers bring their own malloc; the drop-in is not built.
-    printf("override_test: not built under sanitizers (their malloc wins)\n");
-    test_check(1, __FILE__, __LINE__, "skipped");
+    printf("override_test: not built under sanitizers (their malloc wins): no tests\n");
     return test_report();
 }
 #else

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT
 //
-// Tests of the stack allocator: every order and large sizes, the
-// cache/pool/heap hand-offs of seed 000, cross-thread churn, misuse.
+// Tests of the stack allocator: every order and large sizes, the hand-offs
+// between a thread's cache, the shared pool and the heap, cross-thread
+// churn, misuse.
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "export_test.h"
 #include "testing.h"
 
-#define VALID() do { const char *bad_ = stackpool_valid(); \
-    if (bad_ == NULL) bad_ = mheap_valid(); \
-    if (!test_check(bad_ == NULL, __FILE__, __LINE__, "stackpool_valid && mheap_valid")) \
-        fprintf(stderr, "    %s\n", bad_); } while (0)
+// Whether the stack pool's and mheap's structures are consistent; prints
+// what is not.
+static bool valid(void)
+{
+    const char *bad = stackpool_valid();
+    if (bad == NULL)
+        bad = mheap_valid();
+    if (bad != NULL)
+        fprintf(stderr, "    invalid: %s\n", bad);
+    return bad == NULL;
+}
+
+#define VALID() CHECK(valid())
 
 static uintptr_t cacheBytes(int order)
 {
