@@ -36,37 +36,43 @@ static const char *test_current = "(outside any test)";
 #define TEST(name) static void test_##name(void)
 #define RUN(name) do { test_end(); test_current = #name; test_##name(); test_end(); } while (0)
 
-#define CHECK(cond) test_check((cond) ? 1 : -1, __FILE__, __LINE__, #cond, " ")
+#define CHECK(cond) (test_true((cond) != 0) ? 1 : test_fail(1, __FILE__, __LINE__, #cond, " "))
 #define CHECK_EQ(a, b) do { \
     unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
     if (a_ != b_) \
-        test_check(-1, __FILE__, __LINE__, #a " == " #b, " got %llu (0x%llx), want %llu (0x%llx)", a_, a_, b_, b_); \
+        test_fail(1, __FILE__, __LINE__, #a " == " #b, " got %llu (0x%llx), want %llu (0x%llx)", a_, a_, b_, b_); \
 } while (0)
 #define CHECK_STR(a, b) do { \
     const char *a_ = (a), *b_ = (b); \
     if (strcmp(a_, b_) != 0) \
-        test_check(-1, __FILE__, __LINE__, #a " == " #b, " got \"%s\", want \"%s\"", a_, b_); \
+        test_fail(1, __FILE__, __LINE__, #a " == " #b, " got \"%s\", want \"%s\"", a_, b_); \
 } while (0)
 
 // A check inside a loop: TALLY(bad, cond) adds a failure of cond to bad (an
 // integer; _Atomic when threads share it) and fails the test, printing only
-// the first failure, with an optional printf-style note such as the index.
-// CHECK_EQ(bad, 0) after the loop reports how many. The value is cond's.
+// the first failure, with an optional printf-style note such as the index
+// (evaluated after cond, when it fails). CHECK_EQ(bad, 0) after the loop
+// reports how many. The value is cond's.
 #define TALLY(bad, cond, ...) \
-    test_check((cond) ? 1 : (bad)++ == 0 ? -1 : 0, __FILE__, __LINE__, #cond " (the loop's first failure)", \
-               " " __VA_ARGS__)
+    (test_true((cond) != 0) ? 1 \
+                            : test_fail((bad)++ == 0, __FILE__, __LINE__, #cond " (the loop's first failure)", \
+                                        " " __VA_ARGS__))
 
-// ok 1 passes; 0 fails quietly, -1 says where, what, and (fmt after its
-// leading space, if any) the details. Returns whether the check passed.
-__attribute__((unused, format(printf, 5, 6))) static int test_check(int ok, const char *file, int line,
-                                                                    const char *expr, const char *fmt, ...)
+// A call, so that a check of a constant is no "statement with no effect".
+static inline int test_true(int ok)
 {
-    if (ok > 0)
-        return 1;
+    return ok;
+}
+
+// A failed check: fails the running test and, if print, says where, what
+// and (fmt after its leading space, if any) the details. Returns 0.
+__attribute__((unused, format(printf, 5, 6))) static int test_fail(int print, const char *file, int line,
+                                                                   const char *expr, const char *fmt, ...)
+{
     test_checks_failed++;
-    if (ok < 0)
+    if (print)
         fprintf(stderr, "FAIL %s: %s:%d: %s\n", test_current, file, line, expr);
-    if (ok < 0 && fmt[1] != 0) {
+    if (print && fmt[1] != 0) {
         va_list ap;
         va_start(ap, fmt);
         fputs("   ", stderr);
@@ -127,7 +133,7 @@ __attribute__((unused)) static int expect_death(void (*fn)(void *), void *arg, c
 }
 
 #define CHECK_DEATH(fn, arg, text) \
-    test_check(expect_death((fn), (arg), (text)) ? 1 : -1, __FILE__, __LINE__, "dies with \"" text "\"", " ")
+    (expect_death((fn), (arg), (text)) ? 1 : test_fail(1, __FILE__, __LINE__, "dies with \"" text "\"", " "))
 
 __attribute__((unused)) static int test_report(void)
 {
