@@ -269,10 +269,18 @@ static void run_in_secure_mode(const char *test)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-TEST(heap_tests_pass_in_secure_mode)
+TEST(malloc_tests_pass_in_secure_mode)
 {
     run_in_secure_mode("malloc_test");
+}
+
+TEST(tiny_tests_pass_in_secure_mode)
+{
     run_in_secure_mode("tiny_test");
+}
+
+TEST(fork_tests_pass_in_secure_mode)
+{
     run_in_secure_mode("fork_test");
 }
 
@@ -283,6 +291,8 @@ int main(void)
     RUN(corruption_is_caught);
     RUN(free_cache_churn_is_not_corruption);
     RUN(large_objects_work_with_their_guards);
-    RUN(heap_tests_pass_in_secure_mode);
+    RUN(malloc_tests_pass_in_secure_mode);
+    RUN(tiny_tests_pass_in_secure_mode);
+    RUN(fork_tests_pass_in_secure_mode);
     return test_report();
 }
