@@ -89,8 +89,10 @@ TEST(buffered_fifo_and_close)
     nreceived = 0;
     CHECK_EQ(gm_main(buf_main, NULL), 0);
     CHECK_EQ(nreceived, 100);
+    int bad = 0;
     for (int i = 0; i < nreceived; i++)
-        CHECK_EQ(received[i], i);
+        TALLY(bad, received[i] == i, "received[%d] is %d", i, received[i]);
+    CHECK_EQ(bad, 0);
     gm_chan_free(buffered);
 }
 
@@ -192,9 +194,10 @@ TEST(prime_sieve)
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK_EQ(have, sizeof got);
-    int want[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29 };
+    int want[] = { 2, 3, 5, 7, 11, 13, 17, 19, 23, 29 }, bad = 0;
     for (int i = 0; i < 10; i++)
-        CHECK_EQ(got[i], want[i]);
+        TALLY(bad, got[i] == want[i], "prime %d is %d", i, got[i]);
+    CHECK_EQ(bad, 0);
     CHECK_EQ(got[999], 7919); // the 1000th prime
 }
 
@@ -221,7 +224,7 @@ static void select_ready_main(void *arg)
 }
 
 static gm_chan *sa, *sb, *quit;
-static int sel_got[3];
+static int sel_got[3], sel_bad;
 
 static void select_waiter(void *arg)
 {
@@ -236,7 +239,7 @@ static void select_waiter(void *arg)
             CHECK_EQ(ok, 0); // quit was closed
             return;
         }
-        CHECK_EQ(ok, 1);
+        TALLY(sel_bad, ok == 1);
         sel_got[i] += v;
     }
 }
@@ -265,6 +268,7 @@ TEST(select)
     sb = gm_chan_new(sizeof(int), 0);
     quit = gm_chan_new(sizeof(int), 0);
     CHECK_EQ(gm_main(select_wait_main, NULL), 0);
+    CHECK_EQ(sel_bad, 0);
     CHECK_EQ(sel_got[0], 2500); // 1 + 3 + ... + 99
     CHECK_EQ(sel_got[1], 2550); // 2 + 4 + ... + 100
     gm_chan_free(sa);
@@ -280,7 +284,7 @@ typedef struct msg {
 } msg;
 
 static gm_chan *work, *done_ch;
-static _Atomic long cross_thread, total_got, sum_got;
+static _Atomic long cross_thread, total_got, sum_got, all_got;
 static gm_waitgroup producers_wg = GM_WAITGROUP_INIT;
 
 static uint64_t now_ns(void)
@@ -342,7 +346,7 @@ static void fan_main(void *arg)
         gm_chan_recv(done_ch, &n);
         all += n;
     }
-    CHECK_EQ(all, 32000);
+    all_got = all;
     gm_chan_free(work);
     gm_chan_free(done_ch);
 }
@@ -354,13 +358,17 @@ TEST(channels_between_workers)
     for (long id = 0; id < 16; id++)
         for (long i = 0; i < 2000; i++)
             want += id * 1000000 + i;
+    int bad = 0;
     for (long cap = 0; cap <= 8; cap += 8) { // unbuffered, then buffered
-        total_got = sum_got = cross_thread = 0;
-        CHECK_EQ(gm_main(fan_main, (void *)(uintptr_t)cap), 0);
-        CHECK_EQ(total_got, 32000);
-        CHECK_EQ(sum_got, want);
-        CHECK(cross_thread > 0); // values did go from one worker's stack to another's
+        total_got = sum_got = cross_thread = all_got = 0;
+        int rc = gm_main(fan_main, (void *)(uintptr_t)cap);
+        // Every value arrived once, and values did go from one worker's
+        // stack to another's.
+        if (!TALLY(bad, rc == 0 && all_got == 32000 && total_got == 32000 && sum_got == want && cross_thread > 0))
+            fprintf(stderr, "    capacity %ld: gm_main %d, %ld and %ld received, sum %ld, %ld across threads\n", cap, rc,
+                    (long)all_got, (long)total_got, (long)sum_got, (long)cross_thread);
     }
+    CHECK_EQ(bad, 0);
     gm_set_procs(1);
 }
 

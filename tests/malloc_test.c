@@ -13,15 +13,18 @@
 #include "export_test.h"
 #include "testing.h"
 
-#define VALID()                                                   \
-    do {                                                          \
-        const char *bad_ = gm_debug_check();                      \
-        if (bad_ == NULL)                                         \
-            bad_ = mheap_valid();                                 \
-        if (bad_ != NULL)                                         \
-            fprintf(stderr, "    invalid: %s\n", bad_);           \
-        CHECK(bad_ == NULL);                                      \
-    } while (0)
+// Whether the heap's structures are consistent; prints what is not.
+static bool valid(void)
+{
+    const char *bad = gm_debug_check();
+    if (bad == NULL)
+        bad = mheap_valid();
+    if (bad != NULL)
+        fprintf(stderr, "    invalid: %s\n", bad);
+    return bad == NULL;
+}
+
+#define VALID() CHECK(valid())
 
 // Hides a constant from the compiler, which would otherwise reject the
 // impossible sizes these tests pass on purpose.
@@ -36,24 +39,26 @@ TEST(every_size_aligned_usable_and_contents_survive)
     enum { N = 700 };
     static void *p[N];
     static size_t sz[N];
-    size_t n = 0, count = 0;
+    size_t n = 0, count = 0, bad = 0;
     for (size_t i = 0; i < N && n < 200000; i++, count++) {
         n = i < 300 ? i : n + 1 + n / 40; // every size to 300, then growing steps past 32 KiB
         sz[i] = n;
         p[i] = gm_malloc(n);
-        CHECK(p[i] != NULL);
-        if (!CHECK(((uintptr_t)p[i] & (test_c23_align(n) - 1)) == 0))
-            fprintf(stderr, "    malloc(%zu) = %p\n", n, p[i]);
-        CHECK(gm_malloc_usable_size(p[i]) >= n);
+        if (!TALLY(bad, p[i] != NULL, "malloc(%zu)", n))
+            break;
+        TALLY(bad, ((uintptr_t)p[i] & (test_c23_align(n) - 1)) == 0, "malloc(%zu) = %p", n, p[i]);
+        TALLY(bad, gm_malloc_usable_size(p[i]) >= n, "malloc(%zu)", n);
         memset(p[i], (int)i, n);
         test_fill(p[i], n, i);
     }
+    CHECK_EQ(bad, 0);
     CHECK(sz[count - 1] > 100000); // reached large objects
     for (size_t i = 0; i < count; i++) {
-        CHECK(test_pattern_ok(p[i], sz[i], i));
+        TALLY(bad, test_pattern_ok(p[i], sz[i], i), "%zu bytes", sz[i]);
         for (size_t k = sz[i] / 8 * 8; k < sz[i]; k++)
-            CHECK(((unsigned char *)p[i])[k] == (unsigned char)i);
+            TALLY(bad, ((unsigned char *)p[i])[k] == (unsigned char)i, "byte %zu of %zu", k, sz[i]);
     }
+    CHECK_EQ(bad, 0);
     for (size_t i = 0; i < count; i++)
         gm_free(p[i]);
     VALID();
@@ -146,25 +151,27 @@ TEST(fresh_spans_start_at_a_colour_and_hand_out_every_slot)
     enum { N = 48 };
     mspan *s[N];
     bool seen[32] = { false };
-    int distinct = 0, coloured = 0;
-    for (int i = 0; i < N; i++) {
-        s[i] = mheap_alloc(class_to_allocnpages[spc], spc);
-        CHECK(s[i] != NULL);
-        mspan_initHeap(s[i], spc);
-        uintptr_t k = mspan_nextFreeIndex(s[i]);
-        CHECK(k < s[i]->nelems);
-        uintptr_t line = k * s[i]->elemsize / 64;
-        CHECK(line < 32);
-        CHECK_EQ(s[i]->colourSkipped, k != 0);
+    int distinct = 0, coloured = 0, bad = 0, n = 0;
+    for (; n < N; n++) {
+        s[n] = mheap_alloc(class_to_allocnpages[spc], spc);
+        if (!TALLY(bad, s[n] != NULL, "span %d", n))
+            break;
+        mspan_initHeap(s[n], spc);
+        uintptr_t k = mspan_nextFreeIndex(s[n]);
+        TALLY(bad, k < s[n]->nelems, "span %d: first slot %lu", n, (unsigned long)k);
+        uintptr_t line = k * s[n]->elemsize / 64;
+        TALLY(bad, line < 32, "span %d: first slot %lu", n, (unsigned long)k);
+        TALLY(bad, s[n]->colourSkipped == (k != 0), "span %d: first slot %lu", n, (unsigned long)k);
         coloured += k != 0;
         if (line < 32 && !seen[line]) {
             seen[line] = true;
             distinct++;
         }
     }
+    CHECK_EQ(bad, 0);
     CHECK(distinct >= 8);
     CHECK(coloured >= N / 2);
-    for (int i = 0; i < N; i++)
+    for (int i = 0; i < n; i++)
         mheap_free(s[i]);
     VALID();
 
@@ -172,46 +179,50 @@ TEST(fresh_spans_start_at_a_colour_and_hand_out_every_slot)
     // takes another span: every span it moved on from is full.
     enum { M = 20 * (8192 / 208) };
     static void *p[M];
-    for (int i = 0; i < M; i++) {
-        p[i] = gm_malloc(208);
-        CHECK(p[i] != NULL);
-        memset(p[i], i & 0xff, 208);
+    int m = 0;
+    for (; m < M; m++) {
+        p[m] = gm_malloc(208);
+        if (!TALLY(bad, p[m] != NULL, "object %d", m))
+            break;
+        memset(p[m], m & 0xff, 208);
     }
     mspan *cached = getmcache()->alloc[spc];
     int spans = 0;
-    for (int i = 0; i < M; i++) {
+    for (int i = 0; i < m; i++) {
         mspan *t = spanOf((uintptr_t)p[i]);
-        CHECK_EQ(t->spanclass, spc);
+        TALLY(bad, t->spanclass == spc, "object %d", i);
         if (t == cached || (i > 0 && t == spanOf((uintptr_t)p[i - 1])))
             continue;
         spans++;
-        if (mspan_countAlloc(t) != t->nelems)
-            fprintf(stderr, "    span %p left with %lu of %u slots in use\n", (void *)t,
-                    (unsigned long)mspan_countAlloc(t), t->nelems);
-        CHECK_EQ(mspan_countAlloc(t), t->nelems);
+        TALLY(bad, mspan_countAlloc(t) == t->nelems, "span %p left with %lu of %u slots in use", (void *)t,
+              (unsigned long)mspan_countAlloc(t), t->nelems);
     }
     CHECK(spans >= 10);
-    for (int i = 0; i < M; i++) {
-        CHECK_EQ(((unsigned char *)p[i])[207], i & 0xff);
+    for (int i = 0; i < m; i++) {
+        TALLY(bad, ((unsigned char *)p[i])[207] == (i & 0xff), "object %d", i);
         gm_free(p[i]);
     }
+    CHECK_EQ(bad, 0);
     VALID();
 }
 
 TEST(calloc_zeroes_reused_memory_and_checks_overflow)
 {
+    int bad = 0;
     for (size_t n = 1; n < 70000; n = n * 3 + 1) {
         unsigned char *p = gm_malloc(n);
         memset(p, 0xAB, n);
         gm_free(p);
         unsigned char *q = gm_calloc(1, n);
-        CHECK(q != NULL);
+        if (!TALLY(bad, q != NULL, "calloc(1, %zu)", n))
+            continue;
         size_t nonzero = 0;
         for (size_t i = 0; i < n; i++)
             nonzero += q[i] != 0;
-        CHECK_EQ(nonzero, 0);
+        TALLY(bad, nonzero == 0, "calloc(1, %zu): %zu bytes not zero", n, nonzero);
         gm_free(q);
     }
+    CHECK_EQ(bad, 0);
     errno = 0;
     CHECK(gm_calloc(opaque(SIZE_MAX / 2), 3) == NULL);
     CHECK_EQ(errno, ENOMEM);
@@ -225,8 +236,8 @@ TEST(calloc_zeroes_reused_memory_and_checks_overflow)
 
 // calloc of a large object clears only the pages that may hold old data:
 // the pages the scavenger gave back (or the heap never used) read as zero
-// and stay out of RSS until the program writes them. (git's many calloc'd
-// buffers faulted in whole under a memset of the entire span.)
+// and stay out of RSS until the program writes them. (A memset of the whole
+// span would fault in every page of a program's many calloc'd buffers.)
 TEST(large_calloc_clears_only_pages_that_were_used)
 {
     size_t used = (size_t)1 << 20, n = (size_t)6 << 20;
@@ -261,17 +272,16 @@ TEST(large_calloc_clears_only_pages_that_were_used)
 TEST(impossible_sizes_give_enomem)
 {
     size_t sizes[] = { opaque(SIZE_MAX), opaque((size_t)PTRDIFF_MAX + 1), opaque(PTRDIFF_MAX), opaque((size_t)1 << 50) };
+    int bad = 0;
     for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
         errno = 0;
-        CHECK(gm_malloc(sizes[i]) == NULL);
-        CHECK_EQ(errno, ENOMEM);
+        TALLY(bad, gm_malloc(sizes[i]) == NULL && errno == ENOMEM, "size %zu", sizes[i]);
         errno = 0;
-        CHECK(gm_calloc(1, sizes[i]) == NULL);
-        CHECK_EQ(errno, ENOMEM);
+        TALLY(bad, gm_calloc(1, sizes[i]) == NULL && errno == ENOMEM, "size %zu", sizes[i]);
         errno = 0;
-        CHECK(gm_aligned_alloc(64, sizes[i]) == NULL);
-        CHECK_EQ(errno, ENOMEM);
+        TALLY(bad, gm_aligned_alloc(64, sizes[i]) == NULL && errno == ENOMEM, "size %zu", sizes[i]);
     }
+    CHECK_EQ(bad, 0);
     void *p = gm_malloc(10);
     errno = 0;
     CHECK(gm_realloc(p, opaque(SIZE_MAX)) == NULL);
@@ -290,15 +300,18 @@ TEST(realloc_grows_shrinks_and_keeps_contents)
     unsigned char *p = gm_realloc(NULL, n);
     p[0] = 0;
     // Grow byte by byte through every class and into large objects.
+    size_t bad = 0;
     while (n < 200000) {
         size_t m = n + 1 + n / 5;
-        p = gm_realloc(p, m);
-        CHECK(p != NULL);
+        unsigned char *q = gm_realloc(p, m);
+        if (!TALLY(bad, q != NULL, "realloc(p, %zu)", m))
+            break;
+        p = q;
         for (size_t i = n; i < m; i++)
             p[i] = (unsigned char)(i * 7);
         n = m;
     }
-    size_t bad = 0;
+    CHECK_EQ(bad, 0);
     for (size_t i = 0; i < n; i++)
         bad += p[i] != (unsigned char)(i * 7) && i != 0;
     CHECK_EQ(bad, 0);
@@ -323,22 +336,24 @@ TEST(realloc_grows_shrinks_and_keeps_contents)
 
 TEST(large_realloc_grows_in_place_when_the_next_pages_are_free)
 {
-    int inplace = 0;
+    int inplace = 0, bad = 0;
     for (int i = 0; i < 10; i++) {
         unsigned char *a = gm_malloc(100000), *b = gm_malloc(100000);
         memset(a, 0x5a, 100000);
         gm_free(b); // if b came right after a, a can grow into it
         unsigned char *a2 = gm_realloc(a, 180000);
-        CHECK(a2 != NULL);
+        if (!TALLY(bad, a2 != NULL, "round %d", i))
+            continue;
         inplace += a2 == a;
-        size_t bad = 0;
+        size_t changed = 0;
         for (size_t k = 0; k < 100000; k++)
-            bad += a2[k] != 0x5a;
-        CHECK_EQ(bad, 0);
-        CHECK(gm_malloc_usable_size(a2) >= 180000);
+            changed += a2[k] != 0x5a;
+        TALLY(bad, changed == 0, "round %d: %zu bytes changed", i, changed);
+        TALLY(bad, gm_malloc_usable_size(a2) >= 180000, "round %d", i);
         memset(a2, 1, 180000);
         gm_free(a2);
     }
+    CHECK_EQ(bad, 0);
     const char *secure = getenv("GOMEM_SECURE"); // guarded objects never grow in place
     CHECK(inplace > 0 || (secure != NULL && strcmp(secure, "1") == 0));
     VALID();
@@ -411,36 +426,43 @@ static void freeJunk(void **junk, int *njunk)
 // move. Below ReallocMoveMin (copies) and above (moves).
 TEST(realloc_gives_a_growing_object_room_from_its_second_move)
 {
+    int bad = 0;
     for (size_t n0 = 64 << 10; n0 <= ((size_t)2 << 20); n0 *= 32) {
         void *junk[64];
         int njunk = 0;
         char *p = largeBlocked(n0, 21, junk, &njunk);
-        CHECK(p != NULL);
-        CHECK_EQ(gm_malloc_usable_size(p), n0);
+        if (!TALLY(bad, p != NULL, "from %zu bytes", n0))
+            continue;
+        TALLY(bad, gm_malloc_usable_size(p) == n0, "from %zu bytes", n0);
         // First move: exact.
         size_t n1 = n0 + n0 / 4;
         char *q = gm_realloc(p, n1);
-        CHECK(q != NULL && q != p);
-        CHECK_EQ(gm_malloc_usable_size(q), (n1 + PageSize - 1) & ~(size_t)(PageSize - 1));
-        CHECK(test_pattern_ok(q, n0, 21));
+        if (!TALLY(bad, q != NULL && q != p, "from %zu bytes", n0))
+            continue;
+        TALLY(bad, gm_malloc_usable_size(q) == ((n1 + PageSize - 1) & ~(size_t)(PageSize - 1)),
+              "from %zu bytes: %zu usable after the first move", n0, gm_malloc_usable_size(q));
+        TALLY(bad, test_pattern_ok(q, n0, 21), "from %zu bytes", n0);
         fillWords(q, n0, n1, 21);
         for (int t = 0; t < 16 && spanOf((uintptr_t)q + gm_malloc_usable_size(q)) == NULL; t++)
             junk[njunk++] = gm_malloc(40000); // block q's next page, so the next step moves
-        CHECK(spanOf((uintptr_t)q + gm_malloc_usable_size(q)) != NULL);
+        TALLY(bad, spanOf((uintptr_t)q + gm_malloc_usable_size(q)) != NULL, "from %zu bytes", n0);
         // Second move: room.
         size_t n2 = n1 + n1 / 4;
         p = gm_realloc(q, n2);
-        CHECK(p != NULL && p != q);
-        CHECK(gm_malloc_usable_size(p) >= n2 / 2 * 3);
-        CHECK(test_pattern_ok(p, n1, 21));
+        if (!TALLY(bad, p != NULL && p != q, "from %zu bytes", n0))
+            continue;
+        TALLY(bad, gm_malloc_usable_size(p) >= n2 / 2 * 3, "from %zu bytes: %zu usable after the second move", n0,
+              gm_malloc_usable_size(p));
+        TALLY(bad, test_pattern_ok(p, n1, 21), "from %zu bytes", n0);
         // The next step fits: in place, whatever lies after it.
         junk[njunk++] = gm_malloc(40000);
         q = gm_realloc(p, n2 + n2 / 4);
-        CHECK(q == p);
-        CHECK(test_pattern_ok(q, n1, 21));
+        TALLY(bad, q == p, "from %zu bytes", n0);
+        TALLY(bad, test_pattern_ok(q, n1, 21), "from %zu bytes", n0);
         gm_free(q);
         freeJunk(junk, &njunk);
     }
+    CHECK_EQ(bad, 0);
     // An object never grown by realloc moves exactly.
     void *junk[64];
     int njunk = 0;
@@ -463,24 +485,25 @@ TEST(large_realloc_chain_keeps_every_page_and_moves_them)
     size_t n = 1 << 20;
     char *p = largeBlocked(n, 11, junk, &njunk);
     CHECK(p != NULL);
-    int steps = 0, inplace = 0;
+    int steps = 0, inplace = 0, bad = 0;
     uint64_t movedBytes = 0;
     for (size_t m = 2 * n; m <= ((size_t)32 << 20); m *= 2, steps++) {
         size_t have = gm_malloc_usable_size(p); // more than n once realloc gave room
         char *q = gm_realloc(p, m);
-        CHECK(q != NULL);
+        if (!TALLY(bad, q != NULL, "step %d: %zu -> %zu bytes", steps, n, m))
+            break;
         if (q == p)
             inplace++;
         else
             movedBytes += have;
         // Every word of the old size, so every page, survived.
-        if (!CHECK(test_pattern_ok(q, n, 11)))
-            fprintf(stderr, "    step %d: %zu -> %zu bytes\n", steps, n, m);
+        TALLY(bad, test_pattern_ok(q, n, 11), "step %d: %zu -> %zu bytes", steps, n, m);
         fillWords(q, n, m, 11);
         junk[njunk++] = gm_malloc(40000); // usually right after q: the next step moves
         p = q;
         n = m;
     }
+    CHECK_EQ(bad, 0);
     CHECK(test_pattern_ok(p, n, 11));
     reallocMoveAny = false;
     gm_thread_flush();
@@ -547,13 +570,14 @@ TEST(large_realloc_move_does_not_copy_and_releases_the_old_pages)
     // Reused: calloc objects until one lies in the old range; it must read
     // as zero (calloc skips the memset on released pages).
     char *c[16];
-    int nc = 0, hit = 0;
+    int nc = 0, hit = 0, failed = 0;
     while (nc < 16 && !hit) {
         c[nc] = gm_calloc(1, n / 4);
-        CHECK(c[nc] != NULL);
+        TALLY(failed, c[nc] != NULL, "calloc %d", nc);
         hit = c[nc] >= p && c[nc] < p + n;
         nc++;
     }
+    CHECK_EQ(failed, 0);
     CHECK(hit);
     if (hit) {
         char *h = c[nc - 1];
@@ -611,7 +635,7 @@ TEST(large_realloc_move_counters_add_up)
 
 TEST(large_realloc_grows_in_place_before_moving)
 {
-    int inplace = 0;
+    int inplace = 0, bad = 0;
     gm_memstats a, b;
     gm_thread_flush();
     gm_stats(&a);
@@ -626,9 +650,10 @@ TEST(large_realloc_grows_in_place_before_moving)
         gm_free(y); // the pages after x are free: x grows into them
         char *z = gm_realloc(x, 3 << 20);
         inplace += z == x;
-        CHECK(test_pattern_ok(z, 2 << 20, 15));
+        TALLY(bad, test_pattern_ok(z, 2 << 20, 15), "round %d", i);
         gm_free(z);
     }
+    CHECK_EQ(bad, 0);
     gm_stats(&b);
     CHECK(inplace > 0 || runtime_secure);
     CHECK_EQ(b.realloc_moves, a.realloc_moves);
@@ -731,6 +756,7 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
     void *live[8] = { 0 };
     size_t len[8] = { 0 };
     int grows = 0;
+    size_t bad = 0;
     for (int i = 0; i < 1200; i++) {
         int k = (int)(test_rand(&rng) % 8);
         if (live[k] == NULL || len[k] > (4 << 20)) {
@@ -743,14 +769,13 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
         size_t m = len[k] + len[k] * (1 + test_rand(&rng) % 50) / 100;
         char *q = gm_realloc(live[k], m);
         grows += q != live[k];
-        size_t bad = 0;
         for (size_t j = 0; j < len[k]; j += 4096)
-            bad += q[j] != (char)k;
-        CHECK_EQ(bad, 0);
+            TALLY(bad, q[j] == (char)k, "realloc %d: byte %zu of %zu", i, j, len[k]);
         memset(q + len[k], k, m - len[k]);
         live[k] = q;
         len[k] = m;
     }
+    CHECK_EQ(bad, 0);
     gm_stats(&b);
     size_t maps1 = countMappings();
     uint64_t moves = b.realloc_moves - a.realloc_moves;
@@ -842,18 +867,20 @@ TEST(large_realloc_shrinks_in_place)
 
 TEST(aligned_allocation)
 {
+    int bad = 0;
     for (size_t align = 1; align <= ((size_t)1 << 22); align <<= 1) {
         size_t sizes[] = { 1, 7, align, align + 1, 3 * align, 40000 };
         for (size_t i = 0; i < 6; i++) {
             void *p = gm_aligned_alloc(align, sizes[i]);
-            CHECK(p != NULL);
-            if (!CHECK(((uintptr_t)p & (align - 1)) == 0))
-                fprintf(stderr, "    aligned_alloc(%zu, %zu) = %p\n", align, sizes[i], p);
-            CHECK(gm_malloc_usable_size(p) >= sizes[i]);
+            if (!TALLY(bad, p != NULL, "aligned_alloc(%zu, %zu)", align, sizes[i]))
+                continue;
+            TALLY(bad, ((uintptr_t)p & (align - 1)) == 0, "aligned_alloc(%zu, %zu) = %p", align, sizes[i], p);
+            TALLY(bad, gm_malloc_usable_size(p) >= sizes[i], "aligned_alloc(%zu, %zu)", align, sizes[i]);
             memset(p, 1, sizes[i]);
             gm_free_aligned_sized(p, align, sizes[i]);
         }
     }
+    CHECK_EQ(bad, 0);
     errno = 0;
     CHECK(gm_aligned_alloc(opaque(3), 10) == NULL);
     CHECK_EQ(errno, EINVAL);
@@ -902,7 +929,8 @@ TEST(span_descriptors_are_sized_by_their_objects)
     gm_stats(&b);
     uint64_t spans = b.nspan_inuse - a.nspan_inuse, meta = b.meta_sys - a.meta_sys;
     CHECK(spans >= Spans * 9 / 10); // some slots may be free in spans from earlier tests
-    // 128 B each plus chunk rounding; the old flat bitmaps took 384.
+    // 128 B each plus chunk rounding; bitmaps for 1024 objects in every
+    // descriptor would make each 384.
     if (!CHECK(meta < spans * 200))
         fprintf(stderr, "    %llu bytes of metadata for %llu spans\n", (unsigned long long)meta,
                 (unsigned long long)spans);
@@ -1085,6 +1113,7 @@ TEST(threads_allocate_and_free_each_others_objects)
     gm_memstats a, z;
     gm_thread_flush(); // z is taken after a flush too (gm_scavenge)
     gm_stats(&a);
+    int invalid = 0;
     for (int round = 0; round < 6; round++) {
         pthread_t t[T];
         uint64_t rng = (uint64_t)round + 11;
@@ -1104,8 +1133,9 @@ TEST(threads_allocate_and_free_each_others_objects)
         }
         for (int k = 0; k < T; k++)
             pthread_join(t[k], NULL);
-        VALID();
+        TALLY(invalid, valid(), "round %d", round);
     }
+    CHECK_EQ(invalid, 0);
     gm_scavenge();
     gm_stats(&z);
     CHECK_EQ(z.heap_objects, a.heap_objects);

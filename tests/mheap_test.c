@@ -9,8 +9,16 @@
 #include "export_test.h"
 #include "testing.h"
 
-#define VALID() do { const char *bad_ = mheap_valid(); \
-    if (!test_check(bad_ == NULL, __FILE__, __LINE__, "mheap_valid")) fprintf(stderr, "    %s\n", bad_); } while (0)
+// Whether mheap's structures are consistent; prints what is not.
+static bool valid(void)
+{
+    const char *bad = mheap_valid();
+    if (bad != NULL)
+        fprintf(stderr, "    mheap_valid: %s\n", bad);
+    return bad == NULL;
+}
+
+#define VALID() CHECK(valid())
 
 TEST(alloc_maps_every_page_and_free_unmaps)
 {
@@ -20,8 +28,10 @@ TEST(alloc_maps_every_page_and_free_unmaps)
     CHECK_EQ(s->npages, 5);
     CHECK_EQ(s->spanclass, 3);
     CHECK_EQ(s->startAddr % PageSize, 0);
+    int bad = 0;
     for (uintptr_t off = 0; off < 5 * PageSize; off += 777)
-        CHECK(spanOf(s->startAddr + off) == s);
+        TALLY(bad, spanOf(s->startAddr + off) == s, "offset %lu", (unsigned long)off);
+    CHECK_EQ(bad, 0);
     CHECK(spanOf(s->startAddr + 5 * PageSize) != s);
     memset((void *)s->startAddr, 0x11, 5 * PageSize);
     uintptr_t base = s->startAddr;
@@ -115,7 +125,7 @@ TEST(dirty_range_is_truthful)
     // reads as zero; spans come out clean, wholly dirty and partly dirty as
     // pages are dirtied, freed, scavenged and coalesced.
     uint64_t rng = 7;
-    int clean = 0, dirty = 0, partly = 0, lies = 0;
+    int clean = 0, dirty = 0, partly = 0, lies = 0, bad = 0;
     mspan *keep[16] = { 0 };
     for (int round = 0; round < 400; round++) {
         int i = (int)(test_rand(&rng) % 16);
@@ -126,7 +136,8 @@ TEST(dirty_range_is_truthful)
         if (round % 50 == 0)
             mheap_scavenge(0);
         mspan *s = mheap_alloc(1 + test_rand(&rng) % 300, 0);
-        CHECK(s->dirtyLo <= s->dirtyHi && s->dirtyHi <= s->npages);
+        TALLY(bad, s->dirtyLo <= s->dirtyHi && s->dirtyHi <= s->npages, "round %d: [%lu, %lu) of %lu pages", round,
+              (unsigned long)s->dirtyLo, (unsigned long)s->dirtyHi, (unsigned long)s->npages);
         if (s->dirtyLo == s->dirtyHi)
             clean++;
         else if (s->dirtyLo == 0 && s->dirtyHi == s->npages)
@@ -151,6 +162,7 @@ TEST(dirty_range_is_truthful)
     for (int i = 0; i < 16; i++)
         if (keep[i] != NULL)
             mheap_free(keep[i]);
+    CHECK_EQ(bad, 0);
     CHECK_EQ(lies, 0);
     CHECK(clean > 0);
     CHECK(dirty > 0);
@@ -276,16 +288,20 @@ TEST(fresh_says_the_heap_grew_for_the_span)
 
 TEST(aligned_manual_spans)
 {
+    int bad = 0;
     for (uintptr_t align = 1; align <= 64; align *= 2) {
         mspan *pad = mheap_allocManual(1, 1);
         mspan *s = mheap_allocManual(3, align);
-        CHECK(s != NULL);
-        CHECK_EQ(atomic_load(&s->state), mSpanManual);
-        CHECK_EQ(s->startAddr % (align * PageSize), 0);
-        CHECK(spanOf(s->startAddr + 2 * PageSize) == s);
-        mheap_freeManual(s);
+        if (TALLY(bad, s != NULL, "alignment %lu pages", (unsigned long)align)) {
+            TALLY(bad, atomic_load(&s->state) == mSpanManual, "alignment %lu pages", (unsigned long)align);
+            TALLY(bad, s->startAddr % (align * PageSize) == 0, "alignment %lu pages: %#lx", (unsigned long)align,
+                  (unsigned long)s->startAddr);
+            TALLY(bad, spanOf(s->startAddr + 2 * PageSize) == s, "alignment %lu pages", (unsigned long)align);
+            mheap_freeManual(s);
+        }
         mheap_freeManual(pad);
     }
+    CHECK_EQ(bad, 0);
     VALID();
 }
 
@@ -306,14 +322,14 @@ TEST(random_ops_keep_contents_and_invariants)
     enum { N = 256, OPS = 20000 };
     mspan *live[N] = { 0 };
     uint64_t rng = 42;
+    int bad = 0;
     for (int op = 0; op < OPS; op++) {
         int i = (int)(test_rand(&rng) % N);
         if (live[i] != NULL) {
             mspan *s = live[i];
-            if (!test_pattern_ok((void *)s->startAddr, s->npages << PageShift, (uint64_t)i + s->startAddr)) {
-                CHECK(!"span contents changed");
+            if (!TALLY(bad, test_pattern_ok((void *)s->startAddr, s->npages << PageShift, (uint64_t)i + s->startAddr),
+                       "op %d: span %d's contents changed", op, i))
                 break;
-            }
             if (atomic_load(&s->state) == mSpanManual)
                 mheap_freeManual(s);
             else
@@ -322,16 +338,15 @@ TEST(random_ops_keep_contents_and_invariants)
         } else {
             uintptr_t np = 1 + test_rand(&rng) % 128;
             mspan *s = (test_rand(&rng) & 1) ? mheap_alloc(np, 1) : mheap_allocManual(np, 1 + (test_rand(&rng) & 3 ? 0 : 3));
-            if (s == NULL) {
-                CHECK(!"alloc failed");
+            if (!TALLY(bad, s != NULL, "op %d: %lu pages", op, (unsigned long)np))
                 break;
-            }
             test_fill((void *)s->startAddr, np << PageShift, (uint64_t)i + s->startAddr);
             live[i] = s;
         }
         if (op % 2000 == 0)
-            VALID();
+            TALLY(bad, valid(), "op %d", op);
     }
+    CHECK_EQ(bad, 0);
     for (int i = 0; i < N; i++) {
         if (live[i] == NULL)
             continue;

@@ -254,6 +254,7 @@ TEST(partial_writes_park_until_drained)
 static int listen_fd;
 static struct sockaddr_in server_addr;
 static _Atomic long echoed, client_ok;
+static _Atomic int tcp_bad; // the accepts' and the clients' failed checks, on both workers
 static gm_waitgroup clients_wg = GM_WAITGROUP_INIT;
 
 static void echo_conn(void *arg)
@@ -274,10 +275,9 @@ static void acceptor(void *arg)
     long want = (long)(intptr_t)arg;
     for (long i = 0; i < want; i++) {
         int c = gm_accept(listen_fd, NULL, NULL);
-        CHECK(c >= 0);
-        if (c < 0)
+        if (!TALLY(tcp_bad, c >= 0, "accept %ld: errno %d", i, errno))
             break;
-        CHECK(fcntl(c, F_GETFL) & O_NONBLOCK);
+        TALLY(tcp_bad, fcntl(c, F_GETFL) & O_NONBLOCK, "accept %ld", i);
         gm_go(echo_conn, (void *)(intptr_t)c);
     }
 }
@@ -286,8 +286,9 @@ static void client(void *arg)
 {
     long id = (long)(intptr_t)arg;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    CHECK(fd >= 0);
-    CHECK_EQ(gm_connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr), 0);
+    TALLY(tcp_bad, fd >= 0, "client %ld: errno %d", id, errno);
+    int rc = gm_connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr);
+    TALLY(tcp_bad, rc == 0, "client %ld: errno %d", id, errno);
     int ok = 1;
     for (int r = 0; r < 50 && ok; r++) {
         char msg[64], back[64];
@@ -330,6 +331,7 @@ TEST(tcp_echo_across_workers)
     gm_set_procs(2);
     CHECK_EQ(gm_main(tcp_main, (void *)(intptr_t)40), 0);
     gm_set_procs(1);
+    CHECK_EQ(tcp_bad, 0);
     CHECK_EQ(client_ok, 40);
     CHECK(echoed > 40 * 50 * 10);
     // Connecting to a port nobody listens on reports the error.

@@ -31,8 +31,7 @@
 int main(void)
 {
     // The sanitizers bring their own malloc; the drop-in is not built.
-    printf("override_test: not built under sanitizers (their malloc wins)\n");
-    test_check(1, __FILE__, __LINE__, "skipped");
+    printf("override_test: not built under sanitizers (their malloc wins): no tests\n");
     return test_report();
 }
 #else
@@ -132,11 +131,13 @@ TEST(threads_and_fork)
     int st = 0;
     waitpid(pid, &st, 0);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int bad = 0;
     for (int i = 0; i < 4; i++) {
         pthread_join(t[i], NULL);
-        CHECK(strcmp(res[i], "from a thread") == 0);
+        TALLY(bad, strcmp(res[i], "from a thread") == 0, "thread %d", i);
         free(res[i]); // allocated by a thread that has exited
     }
+    CHECK_EQ(bad, 0);
 }
 
 static void double_free(void *arg)

@@ -39,8 +39,10 @@ TEST(round_robin)
     CHECK_EQ(gm_main(spawn3, NULL), 0);
     int want[] = { 1, 2, 3, 1, 2, 3, 1, 2, 3 };
     CHECK_EQ(norder, 9);
+    int bad = 0;
     for (int i = 0; i < 9; i++)
-        CHECK_EQ(order[i], want[i]);
+        TALLY(bad, order[i] == want[i], "turn %d went to %d", i, order[i]);
+    CHECK_EQ(bad, 0);
     CHECK(gm_self() == NULL);
 }
 
@@ -74,8 +76,10 @@ TEST(round_robin_dedicated)
     CHECK_EQ(gm_main(spawn3_dedicated, NULL), 0);
     int want[] = { 1, 2, 3, 1, 2, 3, 4, 1, 2, 3, 4, 4 };
     CHECK_EQ(norder, 12);
+    int bad = 0;
     for (int i = 0; i < 12; i++)
-        CHECK_EQ(order[i], want[i]);
+        TALLY(bad, order[i] == want[i], "turn %d went to %d", i, order[i]);
+    CHECK_EQ(bad, 0);
 }
 
 // park/ready: a one-slot mailbox.
@@ -124,8 +128,10 @@ TEST(park_and_ready)
     mailbox = 0;
     CHECK_EQ(gm_main(mail, NULL), 0);
     CHECK_EQ(ngot, 100);
+    int bad = 0;
     for (int i = 0; i < ngot; i++)
-        CHECK_EQ(got[i], i + 1);
+        TALLY(bad, got[i] == i + 1, "message %d was %d", i, got[i]);
+    CHECK_EQ(bad, 0);
 }
 
 // Copied stacks: deep frames survive while others run on the same stack.
@@ -168,10 +174,12 @@ TEST(copied_stacks_survive_and_resize)
     gm_stats(&a);
     CHECK_EQ(gm_main(deep_spawn, NULL), 0);
     gm_stats(&b);
+    int bad = 0;
     for (int i = 0; i < 8; i++) {
         int d = 20 + i * 10;
-        CHECK_EQ(results[i], (long)d * (d + 1) / 2);
+        TALLY(bad, results[i] == (long)d * (d + 1) / 2, "coroutine %d: %ld", i, results[i]);
     }
+    CHECK_EQ(bad, 0);
     CHECK(b.coro_stack_grows > a.coro_stack_grows);
     CHECK(b.coro_stack_shrinks > a.coro_stack_shrinks);
     CHECK_EQ(b.coro_created - a.coro_created, 9);
@@ -182,12 +190,14 @@ TEST(copied_stacks_survive_and_resize)
 // gm_yield hands over directly between modes: a dedicated g copies a
 // copied g's frames in from its own stack, a copied g swaps frames through
 // the scheduler's stack; every frame must survive either way.
+static int mixed_failed; // gm_go_opts calls that returned NULL
+
 static void mixed_spawn(void *arg)
 {
     (void)arg;
     for (int i = 0; i < 8; i++) {
         gm_go_options o = { i % 2 ? GM_STACK_DEDICATED : GM_STACK_COPIED, 128 << 10, NULL, 0 };
-        CHECK(gm_go_opts(deep_worker, (void *)(uintptr_t)i, &o) != NULL);
+        TALLY(mixed_failed, gm_go_opts(deep_worker, (void *)(uintptr_t)i, &o) != NULL, "coroutine %d", i);
     }
 }
 
@@ -195,10 +205,14 @@ TEST(yield_between_modes_keeps_frames)
 {
     memset(results, 0, sizeof results);
     CHECK_EQ(gm_main(mixed_spawn, NULL), 0);
+    CHECK_EQ(mixed_failed, 0);
+    int bad = 0;
     for (int i = 0; i < 8; i++) {
         int d = 20 + i * 10;
-        CHECK_EQ(results[i], (long)d * (d + 1) / 2);
+        TALLY(bad, results[i] == (long)d * (d + 1) / 2, "coroutine %d (%s): %ld", i, i % 2 ? "dedicated" : "copied",
+              results[i]);
     }
+    CHECK_EQ(bad, 0);
     gm_memstats m;
     gm_stats(&m);
     CHECK_EQ(m.coro_saved_bytes, 0);
@@ -727,13 +741,15 @@ static void fe_main(void *arg)
 
 TEST(floating_point_state_is_per_coroutine)
 {
-    for (uintptr_t mode = 0; mode <= 1; mode++) {
+    int bad = 0;
+    for (uintptr_t mode = 0; mode <= 1; mode++) { // copied, then dedicated stacks
         fe_a_ok = fe_b_ok = 0;
-        CHECK_EQ(gm_main(fe_main, (void *)mode), 0);
-        CHECK(fe_a_ok);
-        CHECK(fe_b_ok);
-        CHECK_EQ(fegetround(), FE_TONEAREST);
+        TALLY(bad, gm_main(fe_main, (void *)mode) == 0, "mode %d", (int)mode);
+        TALLY(bad, fe_a_ok, "mode %d", (int)mode);
+        TALLY(bad, fe_b_ok, "mode %d", (int)mode);
+        TALLY(bad, fegetround() == FE_TONEAREST, "mode %d", (int)mode);
     }
+    CHECK_EQ(bad, 0);
 }
 
 #if defined(__x86_64__)
@@ -785,14 +801,16 @@ TEST(floating_point_control_words_switch_separately)
 {
     fe_def_csr = _mm_getcsr();
     fe_def_cw = fe_cw();
-    for (uintptr_t mode = 0; mode <= 1; mode++) {
+    int bad = 0;
+    for (uintptr_t mode = 0; mode <= 1; mode++) { // copied, then dedicated stacks
         fe_a_ok = fe_b_ok = 0;
-        CHECK_EQ(gm_main(fe_one_main, (void *)mode), 0);
-        CHECK(fe_a_ok);
-        CHECK(fe_b_ok);
-        CHECK_EQ(_mm_getcsr(), fe_def_csr);
-        CHECK_EQ(fe_cw(), fe_def_cw);
+        TALLY(bad, gm_main(fe_one_main, (void *)mode) == 0, "mode %d", (int)mode);
+        TALLY(bad, fe_a_ok, "mode %d", (int)mode);
+        TALLY(bad, fe_b_ok, "mode %d", (int)mode);
+        TALLY(bad, _mm_getcsr() == fe_def_csr, "mode %d: MXCSR %#x", (int)mode, _mm_getcsr());
+        TALLY(bad, fe_cw() == fe_def_cw, "mode %d: x87 control word %#x", (int)mode, fe_cw());
     }
+    CHECK_EQ(bad, 0);
 }
 #endif
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every test binary given, sums their "N passed, N failed" lines, prints
-# the total alone on the last line and exits non-zero if anything failed. A
-# binary that crashes, prints no summary or runs past GOMEM_TEST_TIMEOUT
-# seconds (default 600; a deadlock must fail CI, not eat its time budget)
-# counts as one failure.
+# Runs every test binary given, sums their "N passed, N failed" lines (counts
+# of tests), prints the total alone on the last line and exits non-zero if
+# anything failed. A binary that crashes, prints no summary or runs past
+# GOMEM_TEST_TIMEOUT seconds (default 600; a deadlock must fail CI, not eat
+# its time budget) counts as one failed test; its output is printed, so its
+# last "ok" line shows the test it died after.
 set -u
 limit=${GOMEM_TEST_TIMEOUT:-600}
 total_pass=0

@@ -26,6 +26,12 @@ static void *fresh_thread(void *arg)
     return NULL;
 }
 
+static int address_order(const void *x, const void *y)
+{
+    uintptr_t a = (uintptr_t)*(void *const *)x, b = (uintptr_t)*(void *const *)y;
+    return a < b ? -1 : a > b;
+}
+
 // A fresh thread's first objects of a class come from one fresh span: in
 // address order normally, in no predictable order here.
 TEST(slot_order_is_random)
@@ -33,20 +39,30 @@ TEST(slot_order_is_random)
     pthread_t t;
     pthread_create(&t, NULL, fresh_thread, NULL);
     pthread_join(t, NULL);
-    int adjacent = 0;
+    int adjacent = 0, bad = 0;
     for (int i = 0; i < N; i++) {
-        CHECK(slots[i] != NULL);
+        if (!TALLY(bad, slots[i] != NULL, "object %d", i))
+            continue;
         memset(slots[i], i, 48);
         if (i > 0 && (char *)slots[i] == (char *)slots[i - 1] + 48)
             adjacent++;
-        for (int j = 0; j < i; j++)
-            CHECK(slots[j] != slots[i]);
     }
+    CHECK_EQ(bad, 0);
     CHECK(adjacent < N / 4);
+    // No slot handed out twice: in address order, no two are equal.
+    void *sorted[N];
+    memcpy(sorted, slots, sizeof sorted);
+    qsort(sorted, N, sizeof sorted[0], address_order);
+    for (int i = 1; i < N; i++)
+        TALLY(bad, sorted[i] != sorted[i - 1], "%p twice", sorted[i]);
+    CHECK_EQ(bad, 0);
     for (int i = 0; i < N; i++) {
-        CHECK_EQ(((unsigned char *)slots[i])[47], i);
+        if (slots[i] == NULL)
+            continue;
+        TALLY(bad, ((unsigned char *)slots[i])[47] == i, "object %d", i);
         gm_free(slots[i]);
     }
+    CHECK_EQ(bad, 0);
     CHECK(gm_debug_check() == NULL);
 }
 
@@ -132,11 +148,13 @@ TEST(corruption_is_caught)
 TEST(free_cache_churn_is_not_corruption)
 {
     static void *p[300];
+    int bad = 0;
     for (size_t size = 16; size <= 4096; size = size * 3 / 2) {
         for (int round = 0; round < 3; round++) {
             for (int i = 0; i < 300; i++) {
                 p[i] = gm_malloc(size);
-                CHECK(p[i] != NULL);
+                if (!TALLY(bad, p[i] != NULL, "%zu bytes, round %d, object %d", size, round, i))
+                    return; // the test failed; the steps below would write through it
                 memset(p[i], i & 0xff, size);
             }
             for (int i = 0; i < 300; i += 2)
@@ -144,11 +162,13 @@ TEST(free_cache_churn_is_not_corruption)
             for (int i = 0; i < 300; i += 2)
                 p[i] = gm_malloc(size);
             for (int i = 1; i < 300; i += 2)
-                CHECK_EQ(((unsigned char *)p[i])[size - 1], i & 0xff);
+                TALLY(bad, ((unsigned char *)p[i])[size - 1] == (i & 0xff), "%zu bytes, round %d, object %d", size,
+                      round, i);
             for (int i = 0; i < 300; i++)
                 gm_free(p[i]);
         }
     }
+    CHECK_EQ(bad, 0);
     CHECK(gm_debug_check() == NULL);
 }
 
@@ -156,19 +176,22 @@ TEST(large_objects_work_with_their_guards)
 {
     // Freed and reused: the guard is opened on free, so the next user of the
     // pages can write all of them.
+    int bad = 0;
     for (int round = 0; round < 3; round++) {
         char *p = gm_malloc(200000);
-        CHECK(p != NULL);
+        if (!TALLY(bad, p != NULL, "round %d", round))
+            continue;
         size_t n = gm_malloc_usable_size(p);
-        CHECK(n >= 200000);
+        TALLY(bad, n >= 200000, "round %d: %zu bytes usable", round, n);
         memset(p, round, n);
         char *q = gm_realloc(p, 500000); // moves (no growth into the guard)
-        CHECK(q != NULL);
-        CHECK_EQ(q[n - 1], round);
-        CHECK_EQ(q[0], round);
+        if (!TALLY(bad, q != NULL, "round %d", round))
+            continue;
+        TALLY(bad, q[n - 1] == round && q[0] == round, "round %d", round);
         memset(q, 1, gm_malloc_usable_size(q));
         gm_free(q);
     }
+    CHECK_EQ(bad, 0);
     void *big[16];
     for (int i = 0; i < 16; i++) {
         big[i] = gm_malloc(40000 + (size_t)i * 8192);
@@ -188,9 +211,10 @@ TEST(large_objects_work_with_their_guards)
         gm_free(p[k]);
         size_t n = ((size_t)65536 << (i % 7)) + (size_t)(i * 37) % 4096;
         p[k] = gm_malloc(n);
-        CHECK(p[k] != NULL);
-        memset(p[k], 1, n);
+        if (TALLY(bad, p[k] != NULL, "object %d: %zu bytes", i, n))
+            memset(p[k], 1, n);
     }
+    CHECK_EQ(bad, 0);
     gm_stats(&m);
     CHECK(m.heap_inuse < ((uint64_t)200 << 20)); // 4 live objects of at most 4 MiB + 64 MiB of cache
     for (int k = 0; k < 4; k++)
@@ -245,10 +269,18 @@ static void run_in_secure_mode(const char *test)
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-TEST(heap_tests_pass_in_secure_mode)
+TEST(malloc_tests_pass_in_secure_mode)
 {
     run_in_secure_mode("malloc_test");
+}
+
+TEST(tiny_tests_pass_in_secure_mode)
+{
     run_in_secure_mode("tiny_test");
+}
+
+TEST(fork_tests_pass_in_secure_mode)
+{
     run_in_secure_mode("fork_test");
 }
 
@@ -259,6 +291,8 @@ int main(void)
     RUN(corruption_is_caught);
     RUN(free_cache_churn_is_not_corruption);
     RUN(large_objects_work_with_their_guards);
-    RUN(heap_tests_pass_in_secure_mode);
+    RUN(malloc_tests_pass_in_secure_mode);
+    RUN(tiny_tests_pass_in_secure_mode);
+    RUN(fork_tests_pass_in_secure_mode);
     return test_report();
 }

@@ -31,11 +31,13 @@ TEST(table_is_gos)
 {
     CHECK_EQ(NumSizeClasses, 68);
     CHECK_EQ(class_to_size[0], 0);
+    int bad = 0;
     for (int c = 1; c < NumSizeClasses; c++) {
-        CHECK_EQ(class_to_size[c], go_size[c - 1]);
-        CHECK_EQ(class_to_allocnpages[c], go_npages[c - 1]);
-        CHECK_EQ(class_to_allocnpages[c] * PAGE / class_to_size[c], go_objects[c - 1]);
+        TALLY(bad, class_to_size[c] == go_size[c - 1], "class %d: %d bytes", c, class_to_size[c]);
+        TALLY(bad, class_to_allocnpages[c] == go_npages[c - 1], "class %d: %d pages", c, class_to_allocnpages[c]);
+        TALLY(bad, class_to_allocnpages[c] * PAGE / class_to_size[c] == go_objects[c - 1], "class %d", c);
     }
+    CHECK_EQ(bad, 0);
     CHECK_EQ(class_to_size[NumSizeClasses - 1], MaxSmallSize);
 }
 
@@ -74,14 +76,13 @@ TEST(size_to_class_is_the_smallest_fit)
 
 TEST(objindex_needs_no_division)
 {
+    int bad = 0;
     for (int c = 1; c < NumSizeClasses; c++) {
         uintptr_t size = class_to_size[c], span = (uintptr_t)class_to_allocnpages[c] * PAGE;
-        int bad = 0;
         for (uintptr_t off = 0; off < span; off++)
-            if (class_objindex((uint8_t)c, off) != off / size)
-                bad++;
-        CHECK_EQ(bad, 0);
+            TALLY(bad, class_objindex((uint8_t)c, off) == off / size, "class %d, offset %lu", c, (unsigned long)off);
     }
+    CHECK_EQ(bad, 0);
 }
 
 TEST(committed_header_is_generated)

@@ -1,17 +1,27 @@
 // SPDX-License-Identifier: MIT
 //
-// Tests of the stack allocator: every order and large sizes, the
-// cache/pool/heap hand-offs of seed 000, cross-thread churn, misuse.
+// Tests of the stack allocator: every order and large sizes, the hand-offs
+// between a thread's cache, the shared pool and the heap, cross-thread
+// churn, misuse.
 #include <pthread.h>
 #include <stdlib.h>
 
 #include "export_test.h"
 #include "testing.h"
 
-#define VALID() do { const char *bad_ = stackpool_valid(); \
-    if (bad_ == NULL) bad_ = mheap_valid(); \
-    if (!test_check(bad_ == NULL, __FILE__, __LINE__, "stackpool_valid && mheap_valid")) \
-        fprintf(stderr, "    %s\n", bad_); } while (0)
+// Whether the stack pool's and mheap's structures are consistent; prints
+// what is not.
+static bool valid(void)
+{
+    const char *bad = stackpool_valid();
+    if (bad == NULL)
+        bad = mheap_valid();
+    if (bad != NULL)
+        fprintf(stderr, "    invalid: %s\n", bad);
+    return bad == NULL;
+}
+
+#define VALID() CHECK(valid())
 
 static uintptr_t cacheBytes(int order)
 {
@@ -29,6 +39,7 @@ static void on_new_thread(void *(*fn)(void *), void *arg)
 TEST(every_order_rounds_aligns_and_keeps_contents)
 {
     gm_stack st[NumStackOrders][3];
+    int bad = 0;
     for (int o = 0; o < NumStackOrders; o++) {
         uintptr_t size = FixedStack << o;
         size_t asks[3] = { size, size / 2 + 1, size - 1 };
@@ -36,17 +47,21 @@ TEST(every_order_rounds_aligns_and_keeps_contents)
             asks[1] = 1;
         for (int k = 0; k < 3; k++) {
             st[o][k] = gm_stackalloc(asks[k]);
-            CHECK(st[o][k].lo != 0);
-            CHECK_EQ(st[o][k].hi - st[o][k].lo, size);
-            CHECK_EQ(st[o][k].lo % size, 0);
+            if (!TALLY(bad, st[o][k].lo != 0, "gm_stackalloc(%zu)", asks[k]))
+                return;
+            TALLY(bad, st[o][k].hi - st[o][k].lo == size, "gm_stackalloc(%zu): %lu bytes", asks[k],
+                  (unsigned long)(st[o][k].hi - st[o][k].lo));
+            TALLY(bad, st[o][k].lo % size == 0, "gm_stackalloc(%zu) at %#lx", asks[k], (unsigned long)st[o][k].lo);
             test_fill((void *)st[o][k].lo, size, (uint64_t)(o * 3 + k));
         }
     }
     for (int o = 0; o < NumStackOrders; o++)
         for (int k = 0; k < 3; k++) {
-            CHECK(test_pattern_ok((void *)st[o][k].lo, FixedStack << o, (uint64_t)(o * 3 + k)));
+            TALLY(bad, test_pattern_ok((void *)st[o][k].lo, FixedStack << o, (uint64_t)(o * 3 + k)), "order %d, stack %d",
+                  o, k);
             gm_stackfree(st[o][k]);
         }
+    CHECK_EQ(bad, 0);
     VALID();
 }
 
@@ -55,17 +70,21 @@ TEST(large_stacks)
     size_t asks[] = { StackCacheSize, StackCacheSize + 1, 64 << 10, 1 << 20, (3 << 20) + 5 };
     size_t want[] = { StackCacheSize, 2 * StackCacheSize, 64 << 10, 1 << 20, 4 << 20 };
     gm_stack st[5];
+    int bad = 0;
     for (int i = 0; i < 5; i++) {
         st[i] = gm_stackalloc(asks[i]);
-        CHECK(st[i].lo != 0);
-        CHECK_EQ(st[i].hi - st[i].lo, want[i]);
-        CHECK_EQ(st[i].lo % PageSize, 0);
+        if (!TALLY(bad, st[i].lo != 0, "gm_stackalloc(%zu)", asks[i]))
+            return;
+        TALLY(bad, st[i].hi - st[i].lo == want[i], "gm_stackalloc(%zu): %lu bytes", asks[i],
+              (unsigned long)(st[i].hi - st[i].lo));
+        TALLY(bad, st[i].lo % PageSize == 0, "gm_stackalloc(%zu) at %#lx", asks[i], (unsigned long)st[i].lo);
         test_fill((void *)st[i].lo, want[i], (uint64_t)i);
     }
     for (int i = 0; i < 5; i++) {
-        CHECK(test_pattern_ok((void *)st[i].lo, want[i], (uint64_t)i));
+        TALLY(bad, test_pattern_ok((void *)st[i].lo, want[i], (uint64_t)i), "gm_stackalloc(%zu)", asks[i]);
         gm_stackfree(st[i]);
     }
+    CHECK_EQ(bad, 0);
     // stackLarge hands the same span back for the same size.
     gm_stack a = gm_stackalloc(1 << 20);
     CHECK_EQ(a.lo, st[3].lo);
@@ -75,18 +94,21 @@ TEST(large_stacks)
 
 TEST(addresses_are_reused)
 {
+    int bad = 0;
     for (int o = 0; o < NumStackOrders; o++) {
         gm_stack a = gm_stackalloc(FixedStack << o);
         gm_stackfree(a);
         gm_stack b = gm_stackalloc(FixedStack << o);
-        CHECK_EQ(b.lo, a.lo);
+        TALLY(bad, b.lo == a.lo, "order %d", o);
         gm_stackfree(b);
     }
+    CHECK_EQ(bad, 0);
 }
 
 static void *refill_moves_half(void *arg)
 {
     (void)arg;
+    int bad = 0;
     for (int o = 0; o < NumStackOrders; o++) {
         uintptr_t size = FixedStack << o;
         gm_memstats before, after;
@@ -94,12 +116,15 @@ static void *refill_moves_half(void *arg)
         gm_stack s = gm_stackalloc(size);
         gm_stats(&after);
         // One refill took StackCacheSize/2 from the pool; one stack left the cache.
-        CHECK_EQ(cacheBytes(o), StackCacheSize / 2 - size);
-        CHECK_EQ(after.stack_order[o].cached - before.stack_order[o].cached, StackCacheSize / 2 - size);
-        CHECK_EQ(after.stack_order[o].inuse - before.stack_order[o].inuse, size);
+        TALLY(bad, cacheBytes(o) == StackCacheSize / 2 - size, "order %d: %lu cached", o, (unsigned long)cacheBytes(o));
+        TALLY(bad, after.stack_order[o].cached - before.stack_order[o].cached == StackCacheSize / 2 - size,
+              "order %d", o);
+        TALLY(bad, after.stack_order[o].inuse - before.stack_order[o].inuse == size, "order %d", o);
         gm_stackfree(s);
-        CHECK_EQ(cacheBytes(o), StackCacheSize / 2);
+        TALLY(bad, cacheBytes(o) == StackCacheSize / 2, "order %d: %lu cached after the free", o,
+              (unsigned long)cacheBytes(o));
     }
+    CHECK_EQ(bad, 0);
     return NULL;
 }
 
@@ -112,6 +137,7 @@ TEST(refill_takes_exactly_half)
 static void *release_moves_half(void *arg)
 {
     (void)arg;
+    int bad = 0;
     for (int o = 0; o < NumStackOrders; o++) {
         uintptr_t size = FixedStack << o;
         int n = (int)(StackCacheSize / size) * 2;
@@ -122,20 +148,22 @@ static void *release_moves_half(void *arg)
         int i = 0;
         while (cacheBytes(o) + size < StackCacheSize)
             gm_stackfree(st[i++]);
-        CHECK_EQ(cacheBytes(o), StackCacheSize - size);
+        TALLY(bad, cacheBytes(o) == StackCacheSize - size, "order %d: %lu cached", o, (unsigned long)cacheBytes(o));
         gm_memstats m0, m1;
         gm_stats(&m0);
         gm_stackfree(st[i++]);
         // The cache reached StackCacheSize and gave back exactly half.
-        CHECK_EQ(cacheBytes(o), StackCacheSize / 2);
+        TALLY(bad, cacheBytes(o) == StackCacheSize / 2, "order %d: %lu cached after the release", o,
+              (unsigned long)cacheBytes(o));
         gm_stats(&m1);
-        CHECK_EQ(m0.stack_order[o].cached - m1.stack_order[o].cached, StackCacheSize / 2 - size);
-        CHECK_EQ(m0.stack_order[o].inuse - m1.stack_order[o].inuse, size);
+        TALLY(bad, m0.stack_order[o].cached - m1.stack_order[o].cached == StackCacheSize / 2 - size, "order %d", o);
+        TALLY(bad, m0.stack_order[o].inuse - m1.stack_order[o].inuse == size, "order %d", o);
         for (; i < n; i++)
             gm_stackfree(st[i]);
-        CHECK(cacheBytes(o) <= StackCacheSize);
+        TALLY(bad, cacheBytes(o) <= StackCacheSize, "order %d: %lu cached at the end", o, (unsigned long)cacheBytes(o));
         free(st);
     }
+    CHECK_EQ(bad, 0);
     return NULL;
 }
 
@@ -144,6 +172,8 @@ TEST(release_gives_back_exactly_half)
     on_new_thread(release_moves_half, NULL);
     VALID();
 }
+
+static _Atomic int round_trip_bad; // over the orders' threads
 
 static void *span_round_trip(void *arg)
 {
@@ -157,15 +187,15 @@ static void *span_round_trip(void *arg)
     for (int i = 0; i < n; i++)
         st[i] = gm_stackalloc(size);
     gm_stats(&full);
-    CHECK(full.stack_order[order].nspans >= before.stack_order[order].nspans + 4);
+    TALLY(round_trip_bad, full.stack_order[order].nspans >= before.stack_order[order].nspans + 4, "order %d", order);
     for (int i = 0; i < n; i++)
         gm_stackfree(st[i]);
     gm_thread_flush();
     gm_stats(&after);
     // Every stack is free again: the spans went back to mheap.
-    CHECK_EQ(after.stack_order[order].nspans, before.stack_order[order].nspans);
-    CHECK_EQ(after.stack_inuse, before.stack_inuse);
-    CHECK_EQ(after.nspan_manual, before.nspan_manual);
+    TALLY(round_trip_bad, after.stack_order[order].nspans == before.stack_order[order].nspans, "order %d", order);
+    TALLY(round_trip_bad, after.stack_inuse == before.stack_inuse, "order %d", order);
+    TALLY(round_trip_bad, after.nspan_manual == before.nspan_manual, "order %d", order);
     free(st);
     return NULL;
 }
@@ -174,6 +204,7 @@ TEST(empty_spans_return_to_mheap)
 {
     for (int o = 0; o < NumStackOrders; o++)
         on_new_thread(span_round_trip, (void *)(intptr_t)o);
+    CHECK_EQ(round_trip_bad, 0);
     VALID();
 }
 
@@ -186,11 +217,13 @@ TEST(stats_add_up)
     gm_memstats m;
     gm_stats(&m);
     uint64_t sum = m.stack_large_inuse + m.stack_large_cached;
+    int bad = 0;
     for (int o = 0; o < NumStackOrders; o++) {
         sum += m.stack_order[o].inuse + m.stack_order[o].cached + m.stack_order[o].pooled;
-        CHECK(m.stack_order[o].inuse >= FixedStack << o);
-        CHECK_EQ(m.stack_order[o].size, FixedStack << o);
+        TALLY(bad, m.stack_order[o].inuse >= FixedStack << o, "order %d", o);
+        TALLY(bad, m.stack_order[o].size == FixedStack << o, "order %d", o);
     }
+    CHECK_EQ(bad, 0);
     CHECK_EQ(sum, m.stack_inuse);
     CHECK(m.stack_large_inuse >= 256 << 10);
     CHECK_EQ(m.stack_fixed, FixedStack);
@@ -257,11 +290,13 @@ TEST(cross_thread_churn_leaks_nothing)
     // Both threads exited: their caches went back, so every counter returns.
     stackLarge_releaseAll();
     gm_stats(&after);
+    int changed = 0;
     for (int o = 0; o < NumStackOrders; o++) {
-        CHECK_EQ(after.stack_order[o].inuse, before.stack_order[o].inuse);
-        CHECK_EQ(after.stack_order[o].cached, before.stack_order[o].cached);
-        CHECK_EQ(after.stack_order[o].nspans, before.stack_order[o].nspans);
+        TALLY(changed, after.stack_order[o].inuse == before.stack_order[o].inuse, "order %d", o);
+        TALLY(changed, after.stack_order[o].cached == before.stack_order[o].cached, "order %d", o);
+        TALLY(changed, after.stack_order[o].nspans == before.stack_order[o].nspans, "order %d", o);
     }
+    CHECK_EQ(changed, 0);
     CHECK_EQ(after.stack_inuse, before.stack_inuse);
     VALID();
 }

@@ -1,20 +1,27 @@
 // SPDX-License-Identifier: MIT
 //
-// The test harness: named checks, a count, "N passed, N failed" at the end,
-// a non-zero exit on failure. Every tests/*_test.c includes it and nothing
-// else is needed (no test dependency to install).
+// The test harness: named tests, a line per test ("ok   name" or "FAIL
+// name"), "N passed, N failed" over tests at the end, a non-zero exit on
+// failure. Every tests/*_test.c includes it and nothing else is needed (no
+// test dependency to install).
 //
 //   TEST(name) { CHECK(cond); CHECK_EQ(a, b); ... }
 //   int main(void) { RUN(name); ...; return test_report(); }
 //
-// A check that fails prints file:line and the expression and counts one
-// failure; the test goes on so one run shows every broken check. Death tests
-// (expect_death) run a function in a forked child and check that it aborts
-// with a message containing the expected text on stderr.
+// A check that fails prints file:line and the expression to stderr and fails
+// its test; the test goes on so one run shows every broken check. A loop
+// adds up its failures and checks once (TALLY(bad, cond) in the loop, then
+// CHECK_EQ(bad, 0)): the count is of behaviours tried, not of bytes
+// compared. Checks may run on other threads, or in coroutines on several
+// workers while the test's RUN waits in gm_main: the counters are atomic.
+// Death tests (expect_death) run a function in a forked child and check
+// that it dies with the expected text on stderr.
 #ifndef GOMEM_TESTING_H
 #define GOMEM_TESTING_H
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,38 +29,78 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static _Atomic int test_passed, test_failed; // checks run in coroutines on several workers
-static const char *test_current = "?";
-
-#define CHECK(cond) test_check((cond) != 0, __FILE__, __LINE__, #cond)
-#define CHECK_EQ(a, b) do { \
-    unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
-    if (!test_check(a_ == b_, __FILE__, __LINE__, #a " == " #b)) \
-        fprintf(stderr, "    got %llu (0x%llx), want %llu (0x%llx)\n", a_, a_, b_, b_); \
-} while (0)
-
-#define CHECK_STR(a, b) do { \
-    const char *a_ = (a), *b_ = (b); \
-    if (!test_check(strcmp(a_, b_) == 0, __FILE__, __LINE__, #a " == " #b)) \
-        fprintf(stderr, "    got \"%s\", want \"%s\"\n", a_, b_); \
-} while (0)
+static _Atomic int test_passed, test_failed; // tests
+static _Atomic int test_checks_failed;        // checks failed since the running test began
+static const char *test_current = "(outside any test)";
 
 #define TEST(name) static void test_##name(void)
-#define RUN(name) do { test_current = #name; test_##name(); } while (0)
+#define RUN(name) do { test_end(); test_current = #name; test_##name(); test_end(); } while (0)
 
-__attribute__((unused)) static int test_check(int ok, const char *file, int line, const char *expr)
+#define CHECK(cond) (test_true((cond) != 0) ? 1 : test_fail(1, __FILE__, __LINE__, #cond, " "))
+#define CHECK_EQ(a, b) do { \
+    unsigned long long a_ = (unsigned long long)(a), b_ = (unsigned long long)(b); \
+    if (a_ != b_) \
+        test_fail(1, __FILE__, __LINE__, #a " == " #b, " got %llu (0x%llx), want %llu (0x%llx)", a_, a_, b_, b_); \
+} while (0)
+#define CHECK_STR(a, b) do { \
+    const char *a_ = (a), *b_ = (b); \
+    if (strcmp(a_, b_) != 0) \
+        test_fail(1, __FILE__, __LINE__, #a " == " #b, " got \"%s\", want \"%s\"", a_, b_); \
+} while (0)
+
+// A check inside a loop: TALLY(bad, cond) adds a failure of cond to bad (an
+// integer; _Atomic when threads share it) and fails the test, printing only
+// the first failure, with an optional printf-style note such as the index
+// (evaluated after cond, when it fails). CHECK_EQ(bad, 0) after the loop
+// reports how many. The value is cond's.
+#define TALLY(bad, cond, ...) \
+    (test_true((cond) != 0) ? 1 \
+                            : test_fail((bad)++ == 0, __FILE__, __LINE__, #cond " (the loop's first failure)", \
+                                        " " __VA_ARGS__))
+
+// A call, so that a check of a constant is no "statement with no effect".
+static inline int test_true(int ok)
 {
-    if (ok) {
-        test_passed++;
-        return 1;
+    return ok;
+}
+
+// A failed check: fails the running test and, if print, says where, what
+// and (fmt after its leading space, if any) the details. Returns 0.
+__attribute__((unused, format(printf, 5, 6))) static int test_fail(int print, const char *file, int line,
+                                                                   const char *expr, const char *fmt, ...)
+{
+    test_checks_failed++;
+    if (print)
+        fprintf(stderr, "FAIL %s: %s:%d: %s\n", test_current, file, line, expr);
+    if (print && fmt[1] != 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        fputs("   ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+        va_end(ap);
     }
-    test_failed++;
-    fprintf(stderr, "FAIL %s: %s:%d: %s\n", test_current, file, line, expr);
     return 0;
 }
 
-// Runs fn(arg) in a child. Passes when the child dies by SIGABRT (or exits
-// non-zero when want_signal is 0) and its stderr contains want_text.
+// Ends the running test: a line for it, or for failed checks made outside
+// any test. stdout is flushed so a crash keeps the lines before it.
+__attribute__((unused)) static void test_end(void)
+{
+    int bad = atomic_exchange(&test_checks_failed, 0);
+    if (bad == 0 && strcmp(test_current, "(outside any test)") == 0)
+        return;
+    printf("%s %s\n", bad == 0 ? "ok  " : "FAIL", test_current);
+    fflush(stdout);
+    if (bad == 0)
+        test_passed++;
+    else
+        test_failed++;
+    test_current = "(outside any test)";
+}
+
+// Runs fn(arg) in a child. Passes when the child dies (by a signal, or by
+// exiting non-zero) and its stderr contains want_text.
 __attribute__((unused)) static int expect_death(void (*fn)(void *), void *arg, const char *want_text)
 {
     int pipefd[2];
@@ -86,10 +133,11 @@ __attribute__((unused)) static int expect_death(void (*fn)(void *), void *arg, c
 }
 
 #define CHECK_DEATH(fn, arg, text) \
-    test_check(expect_death((fn), (arg), (text)), __FILE__, __LINE__, "dies with \"" text "\"")
+    (expect_death((fn), (arg), (text)) ? 1 : test_fail(1, __FILE__, __LINE__, "dies with \"" text "\"", " "))
 
 __attribute__((unused)) static int test_report(void)
 {
+    test_end(); // failed checks after the last test
     printf("%d passed, %d failed\n", test_passed, test_failed);
     return test_failed != 0;
 }

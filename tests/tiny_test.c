@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// The tiny allocator (malloc.c, seed 001): packing into 16/32-byte blocks,
+// Go's tiny allocator (malloc.c): packing into 16/32-byte blocks,
 // C alignment for malloc and Go's for bytes, explicit free from any thread,
 // usable sizes that never cover a neighbour, the run-time setting, counters,
 // and bad frees.
@@ -22,15 +22,17 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
     static size_t sz[N];
     uint64_t rng = 3;
     uint64_t packed = 0; // malloc packs at most half a block (tinyMallocFits)
+    size_t failed = 0;
     for (int i = 0; i < N; i++) {
         sz[i] = 1 + test_rand(&rng) % 15;
         packed += sz[i] <= 8;
         p[i] = gm_malloc(sz[i]);
-        CHECK(p[i] != NULL);
-        if (!CHECK(((uintptr_t)p[i] & (test_c23_align(sz[i]) - 1)) == 0))
-            fprintf(stderr, "    malloc(%zu) = %p\n", sz[i], (void *)p[i]);
+        if (!TALLY(failed, p[i] != NULL, "malloc(%zu), object %d", sz[i], i))
+            return; // the test failed; the steps below would write through it
+        TALLY(failed, ((uintptr_t)p[i] & (test_c23_align(sz[i]) - 1)) == 0, "malloc(%zu) = %p", sz[i], (void *)p[i]);
         memset(p[i], i & 0xff, sz[i]);
     }
+    CHECK_EQ(failed, 0);
     gm_stats(&b);
     CHECK_EQ(b.tiny_allocs - a.tiny_allocs, packed);
     uint64_t blocks = b.tiny_blocks - a.tiny_blocks;
@@ -39,16 +41,17 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
     CHECK(b.tiny_unpacked_bytes - a.tiny_unpacked_bytes > blocks * 16);
     // Contents survive, and an object's usable size never reaches the next
     // object in its block.
-    size_t bad = 0, overlap = 0;
+    size_t bad = 0, overlap = 0, short_usable = 0;
     for (int i = 0; i < N; i++) {
         for (size_t k = 0; k < sz[i]; k++)
             bad += p[i][k] != (unsigned char)(i & 0xff);
         size_t u = gm_malloc_usable_size(p[i]);
-        CHECK(u >= sz[i]);
+        TALLY(short_usable, u >= sz[i], "object %d: %zu usable of %zu", i, u, sz[i]);
         if (i + 1 < N && p[i + 1] > p[i] && p[i + 1] < p[i] + 16)
             overlap += p[i] + u > p[i + 1];
     }
     CHECK_EQ(bad, 0);
+    CHECK_EQ(short_usable, 0);
     CHECK_EQ(overlap, 0);
     for (int i = 0; i < N; i++)
         gm_free(p[i]);
@@ -239,23 +242,27 @@ TEST(freed_bytes_are_reused_inside_live_blocks)
 // being current, also a 32-byte one (whose rest would be a 32-byte "hole").
 TEST(an_emptied_current_block_goes_back_whole)
 {
+    int bad = 0;
     for (int max = 16; max <= 32; max += 16) {
-        CHECK_EQ(gm_set_max_tiny_size((size_t)max), 0);
+        TALLY(bad, gm_set_max_tiny_size((size_t)max) == 0, "%d-byte blocks", max);
         gm_thread_flush();
         gm_memstats a, b;
         gm_stats(&a);
         char *p = gm_malloc_bytes((size_t)max - 3);
         gm_free(p); // undone: the fill mark is back at 0
-        CHECK_EQ(gm_set_max_tiny_size(max == 16 ? 32 : 16), 0);
+        TALLY(bad, gm_set_max_tiny_size(max == 16 ? 32 : 16) == 0, "%d-byte blocks", max);
         char *q = gm_malloc_bytes(5); // a block of the other size: the empty one retires
         gm_free(q);
         gm_stats(&b);
-        CHECK_EQ(b.tiny_blocks - a.tiny_blocks, 1); // q's, current; the emptied one went back
+        // q's block, current; the emptied one went back.
+        TALLY(bad, b.tiny_blocks - a.tiny_blocks == 1, "%d-byte blocks: %llu more blocks", max,
+              (unsigned long long)(b.tiny_blocks - a.tiny_blocks));
         gm_thread_flush();
         gm_stats(&b);
-        CHECK_EQ(b.tiny_blocks, a.tiny_blocks);
-        CHECK_EQ(b.heap_alloc, a.heap_alloc);
+        TALLY(bad, b.tiny_blocks == a.tiny_blocks, "%d-byte blocks, flushed", max);
+        TALLY(bad, b.heap_alloc == a.heap_alloc, "%d-byte blocks, flushed", max);
     }
+    CHECK_EQ(bad, 0);
     CHECK_EQ(gm_set_max_tiny_size(16), 0);
     CHECK(mcentral_valid() == NULL);
 }
@@ -296,12 +303,14 @@ TEST(pairs_undo_the_last_bump)
     gm_memstats a, b;
     gm_stats(&a);
     char *x = gm_malloc_bytes(5);
+    int moved = 0;
     for (int i = 0; i < 1000; i++) {
         char *y = gm_malloc_bytes(7);
-        CHECK(y == x + 5);
+        TALLY(moved, y == x + 5, "pair %d: %p, not %p", i, (void *)y, (void *)(x + 5));
         memset(y, 'y', 7);
         gm_free(y);
     }
+    CHECK_EQ(moved, 0);
     char *y = gm_malloc_bytes(7);
     objs o = { &y, 1 };
     pthread_t t;
@@ -394,24 +403,27 @@ TEST(malloc_packs_at_most_half_a_block)
         {16, 12, 1, false}, {16, 15, 2, true},  {32, 16, 0, true},  {32, 17, 0, false}, {32, 31, 0, false},
         {32, 31, 2, true},  {16, 0, 0, false},  {0, 1, 0, false},   {0, 1, 2, false},
     };
+    int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        CHECK_EQ(gm_set_max_tiny_size(cases[i].max), 0);
+        TALLY(bad, gm_set_max_tiny_size(cases[i].max) == 0, "case %zu", i);
         gm_memstats a, b;
         gm_stats(&a);
         size_t n = cases[i].n;
         unsigned char *p = cases[i].kind == 0   ? gm_malloc(n)
                            : cases[i].kind == 1 ? gm_calloc(1, n)
                                                 : gm_malloc_bytes(n);
-        CHECK(p != NULL);
+        if (!TALLY(bad, p != NULL, "case %zu", i))
+            continue;
         gm_stats(&b);
-        if (!CHECK(b.tiny_allocs - a.tiny_allocs == (uint64_t)cases[i].packed))
-            fprintf(stderr, "    case %zu: max %u, %zu bytes by kind %d\n", i, cases[i].max, n, cases[i].kind);
+        TALLY(bad, b.tiny_allocs - a.tiny_allocs == (uint64_t)cases[i].packed, "case %zu: max %u, %zu bytes by kind %d",
+              i, cases[i].max, n, cases[i].kind);
         if (cases[i].kind != 2)
-            CHECK(((uintptr_t)p & (test_c23_align(n) - 1)) == 0);
-        CHECK(gm_malloc_usable_size(p) >= n);
+            TALLY(bad, ((uintptr_t)p & (test_c23_align(n) - 1)) == 0, "case %zu: %p", i, (void *)p);
+        TALLY(bad, gm_malloc_usable_size(p) >= n, "case %zu", i);
         memset(p, 0x5a, n);
         gm_free(p);
     }
+    CHECK_EQ(bad, 0);
     gm_set_max_tiny_size(16);
     gm_thread_flush();
     CHECK(mcentral_valid() == NULL);
