@@ -5,7 +5,8 @@
 //
 // Owns: gm_chan (a ring buffer of cap elements, and two queues of parked
 // coroutines, each waiting with a sudog: the g, where its element is, and
-// whether it succeeded), gm_after's channels.
+// whether it succeeded; the types are in runtime2.h, as Go's sudog is in
+// runtime2.go), gm_after's channels.
 //
 // Locking: every field of a channel is guarded by its lock (a spin lock).
 // A coroutine that must wait enqueues its sudog and parks with the lock
@@ -35,40 +36,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-// The shared state of one gm_select call waiting on several channels.
-typedef struct selstate {
-    int done;             // 0 until a case proceeds (CAS: channels have different locks)
-    int chosen;           // which case; written by the CAS winner
-} selstate;
-
-typedef struct sudog {
-    gm_g *g;
-    void *elem;           // the waiter's variable (in its stack, maybe)
-    struct sudog *next;
-    bool success;         // false: woken by close
-    selstate *sel;        // NULL for a plain send/recv
-    int caseIndex;        // in sel's case array
-} sudog;
-
-// A FIFO of sudogs (Go's waitq).
-typedef struct waitq {
-    sudog *first, *last;
-} waitq;
-
-struct gm_chan {
-    int lock;
-    bool closed;
-    bool timerPending;    // gm_after: its timer has not fired yet
-    bool freed;           // gm_after: freed by the program before the timer fired
-    size_t elemsize;
-    size_t cap;
-    size_t count;         // elements in buf
-    size_t head;          // index of the oldest element
-    waitq recvq;          // parked receivers
-    waitq sendq;          // parked senders
-    unsigned char buf[];  // cap * elemsize
-};
 
 static void enqueue(waitq *q, sudog *sg)
 {
@@ -118,7 +85,7 @@ static void unlink(waitq *q, sudog *sg)
 }
 
 // The invariants of the file head, with c locked: NULL or what is wrong.
-static const char *chan_valid(const gm_chan *c)
+const char *chan_valid(const gm_chan *c)
 {
     if (c->count > c->cap || (c->cap > 0 && c->head >= c->cap))
         return "channel: count or head out of range";

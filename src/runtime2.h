@@ -156,6 +156,44 @@ struct worker {
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
 };
 
+// The shared state of one gm_select call waiting on several channels.
+typedef struct selstate {
+    int done;             // 0 until a case proceeds (CAS: channels have different locks)
+    int chosen;           // which case; written by the CAS winner
+} selstate;
+
+// A g waiting on a channel (Go's sudog), on the heap: a copied g's stack
+// is elsewhere while it is parked.
+typedef struct sudog {
+    gm_g *g;
+    void *elem;           // the waiter's variable (in its stack, maybe)
+    struct sudog *next;
+    bool success;         // false: woken by close
+    selstate *sel;        // NULL for a plain send/recv
+    int caseIndex;        // in sel's case array
+} sudog;
+
+// A FIFO of sudogs (Go's waitq).
+typedef struct waitq {
+    sudog *first, *last;
+} waitq;
+
+// A channel (Go's hchan). Every field is guarded by lock (a spin lock);
+// chan.c's head states the invariants.
+struct gm_chan {
+    int lock;
+    bool closed;
+    bool timerPending;    // gm_after: its timer has not fired yet
+    bool freed;           // gm_after: freed by the program before the timer fired
+    size_t elemsize;
+    size_t cap;
+    size_t count;         // elements in buf
+    size_t head;          // index of the oldest element
+    waitq recvq;          // parked receivers
+    waitq sendq;          // parked senders
+    unsigned char buf[];  // cap * elemsize
+};
+
 // The calling thread's worker, or NULL. initial-exec: the .so is built
 // -fPIC, and the general model calls __tls_get_addr at every access (twice
 // per gm_yield); like mcache_tls.
@@ -305,6 +343,8 @@ void minitSignals(worker *p);
 void unminitSignals(worker *p);
 
 // ------------------------------------------------------------------ chan.c
+// The invariants of chan.c's head, with c locked: NULL or what is wrong.
+const char *chan_valid(const gm_chan *c);
 // A gm_after timer fired (sends when, or frees a channel the program already
 // freed); a pending timer was dropped (its group ended).
 void chan_timer_fire(gm_chan *c, uint64_t when);

@@ -512,6 +512,31 @@ TEST(misuse)
     CHECK_DEATH(free_with_waiter, NULL, "while coroutines wait on it");
 }
 
+// chan_valid states the file head's invariants; it holds in every state a
+// channel goes through and names a broken one.
+TEST(validator_names_broken_invariants)
+{
+    gm_chan *c = gm_chan_new(sizeof(long), 2);
+    long v = 1;
+    CHECK(chan_valid(c) == NULL);
+    CHECK_EQ(gm_chan_try_send(c, &v), 1);
+    CHECK(chan_valid(c) == NULL);
+    c->count = 3; // more elements than room
+    CHECK(chan_valid(c) != NULL);
+    c->count = 1;
+    sudog fake = { 0 };
+    c->recvq.first = c->recvq.last = &fake; // a receiver waiting beside a buffered element
+    const char *bad = chan_valid(c);
+    CHECK(bad != NULL && strstr(bad, "receivers wait") != NULL);
+    c->recvq.first = c->recvq.last = NULL;
+    gm_chan_close(c);
+    CHECK(chan_valid(c) == NULL);
+    CHECK_EQ(gm_chan_try_recv(c, &v), 1);
+    CHECK_EQ(gm_chan_try_recv(c, &v), -1);
+    CHECK(chan_valid(c) == NULL);
+    gm_chan_free(c);
+}
+
 int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
@@ -524,5 +549,6 @@ int main(void)
     RUN(ping_pong_between_two_workers);
     RUN(after_and_timeouts);
     RUN(misuse);
+    RUN(validator_names_broken_invariants);
     return test_report();
 }

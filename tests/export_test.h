@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "runtime.h"
+#include "runtime2.h"
 
 // C23's malloc alignment: the largest power of two <= n, at most 16.
 static inline size_t test_c23_align(size_t n)

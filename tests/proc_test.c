@@ -17,7 +17,7 @@
 
 static int order[64], norder;
 
-static void worker(void *arg)
+static void rr_worker(void *arg)
 {
     int id = (int)(uintptr_t)arg;
     for (int i = 0; i < 3; i++) {
@@ -30,7 +30,7 @@ static void spawn3(void *arg)
 {
     (void)arg;
     for (int i = 1; i <= 3; i++)
-        gm_go(worker, (void *)(uintptr_t)i);
+        gm_go(rr_worker, (void *)(uintptr_t)i);
 }
 
 TEST(round_robin)
@@ -1112,6 +1112,53 @@ TEST(stackcheck)
     gm_set_procs(1);
 }
 
+// worker_valid and timers_valid (GM_DEBUG=3 runs them in every scheduling
+// round) hold while coroutines queue and sleep, and name a broken queue or
+// timer heap.
+static void vq_sleeper(void *arg)
+{
+    gm_sleep((uint64_t)(uintptr_t)arg);
+}
+static void vq_nop(void *arg)
+{
+    (void)arg;
+}
+static void validator_main(void *arg)
+{
+    (void)arg;
+    worker *p = tworker;
+    gm_go(vq_sleeper, (void *)(uintptr_t)2000000);
+    gm_go(vq_sleeper, (void *)(uintptr_t)4000000);
+    gm_yield(); // both park on their timers
+    gm_go(vq_nop, NULL);
+    gm_go(vq_nop, NULL); // two runnable, not started
+    CHECK(worker_valid(p) == NULL);
+    CHECK(gm_debug_check() == NULL);
+    CHECK_EQ(p->ntimers, 2);
+    gm_g *g = p->runq.head;
+    setstatus(g, Gwaiting); // a parked g on the run queue
+    const char *bad = worker_valid(p);
+    CHECK(bad != NULL && strstr(bad, "runq") != NULL);
+    setstatus(g, Grunnable);
+    p->nnew++; // a count that disagrees with newq
+    CHECK(worker_valid(p) != NULL);
+    p->nnew--;
+    timer t = p->timers[0]; // the later deadline at the root
+    p->timers[0] = p->timers[1];
+    p->timers[1] = t;
+    bad = timers_valid(p);
+    CHECK(bad != NULL && strstr(bad, "heap order") != NULL);
+    CHECK(worker_valid(p) != NULL);
+    p->timers[1] = p->timers[0];
+    p->timers[0] = t;
+    CHECK(worker_valid(p) == NULL);
+}
+
+TEST(validators_name_broken_queues_and_timers)
+{
+    CHECK_EQ(gm_main(validator_main, NULL), 0);
+}
+
 int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
@@ -1135,5 +1182,6 @@ int main(void)
 #if defined(__x86_64__)
     RUN(floating_point_control_words_switch_separately);
 #endif
+    RUN(validators_name_broken_queues_and_timers);
     return test_report();
 }

@@ -294,6 +294,15 @@ TEST(report_from_stats)
     CHECK(h != NULL && strstr(h, "<svg id=\"size-classes\"") != NULL && strstr(h, "<svg id=\"stack-orders\"") != NULL);
     CHECK(h != NULL && strstr(h, "<th>heap_alloc</th>") != NULL);
     free(h);
+    // As GOMEM_STATS=1 leaves them on a captured stderr: the program's own
+    // lines, then "gomem stats:", then the JSON.
+    char err[256];
+    snprintf(err, sizeof err, "%s/stderr.txt", tmpdir);
+    CHECK_EQ(sh("(echo 'a line of the program'; echo 'gomem stats:'; cat %s) > %s", js, err), 0);
+    CHECK_EQ(sh("%s/gomem-info report %s -o %s 2>&1", build(), err, html), 0);
+    h = slurp(html, &len);
+    CHECK(h != NULL && strstr(h, "<th>heap_alloc</th>") != NULL);
+    free(h);
 }
 
 TEST(bench_report)
