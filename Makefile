@@ -35,7 +35,7 @@ HEADERS  := include/gomem.h $(wildcard src/*.h)
 .PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
-lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so
+lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so $(BUILD)/libgomem_core.a $(BUILD)/libgomem_core.so
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -45,23 +45,47 @@ $(BUILD)/obj/%.o: src/%.S
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/libgomem.a: $(LIB_OBJS)
+# The version, read from include/gomem.h so that the two cannot disagree.
+version_part = $(shell sed -n 's/^\#define GM_VERSION_$(1) \([0-9]*\)$$/\1/p' include/gomem.h)
+SOMAJOR := $(call version_part,MAJOR)
+VERSION := $(SOMAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+
+# Two products, each as a static and a shared library:
+#   libgomem       the gm_ API, and the drop-in malloc (src/override.c)
+#   libgomem_core  the gm_ API alone: the program's malloc stays its own
+# A static archive is one object, partially linked, whose internal (hidden)
+# symbols are made local: it exports gm_* and the malloc family only, so a
+# program may define lock, debug or throw of its own. Being one object, any
+# gm_ call links all of it; a program that calls no gm_ function and should
+# still get gomem's malloc links with -Wl,--undefined=malloc (docs/malloc.md).
+CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
+$(BUILD)/gomem.o: $(LIB_OBJS)
+	$(CC) -r -nostdlib -o $@.tmp $^ && objcopy --localize-hidden $@.tmp $@ && rm -f $@.tmp
+$(BUILD)/gomem_core.o: $(CORE_OBJS)
+	$(CC) -r -nostdlib -o $@.tmp $^ && objcopy --localize-hidden $@.tmp $@ && rm -f $@.tmp
+$(BUILD)/libgomem.a: $(BUILD)/gomem.o
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libgomem_core.a: $(BUILD)/gomem_core.o
 	@rm -f $@
 	ar rcs $@ $^
 
-# Everything but the drop-in malloc symbols (src/override.c): what tests,
-# tools, examples and benchmarks link, so that their own malloc stays the
-# C library's unless they ask for gomem's.
-CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
-CORE := $(BUILD)/libgomem_core.a
+# What tests, tools, examples and benchmarks link: the core objects as they
+# are, internal symbols included (tests reach them through
+# tests/export_test.h), and the program's malloc left alone unless it asks
+# for gomem's.
+CORE := $(BUILD)/libgomem_internal.a
 $(CORE): $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
 # -Bsymbolic-functions: malloc calls gm_malloc (and every gm_ function its
 # callee) directly, not through the PLT and a lazy binding at first call.
+# The soname carries the major version: a program records libgomem.so.N.
 $(BUILD)/libgomem.so: $(LIB_OBJS)
-	$(CC) -shared -Wl,-Bsymbolic-functions -o $@ $^ $(LDFLAGS_ALL)
+	$(CC) -shared -Wl,-Bsymbolic-functions -Wl,-soname,libgomem.so.$(SOMAJOR) -o $@ $^ $(LDFLAGS_ALL)
+$(BUILD)/libgomem_core.so: $(CORE_OBJS)
+	$(CC) -shared -Wl,-Bsymbolic-functions -Wl,-soname,libgomem_core.so.$(SOMAJOR) -o $@ $^ $(LDFLAGS_ALL)
 
 # Tests, tools, examples and benchmarks link the static library, so they can
 # reach internal (hidden) symbols through tests/export_test.h.
@@ -76,10 +100,21 @@ $(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/lib
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fno-builtin $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
 
+# A program that defines names gomem uses inside, linked like a user's:
+# against the installed archives (internal symbols local), the full one and
+# the core one.
+$(BUILD)/tests/link_test: tests/link_test.c tests/testing.h $(BUILD)/libgomem.a include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fno-builtin $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+$(BUILD)/tests/link_core_test: tests/link_test.c tests/testing.h $(BUILD)/libgomem_core.a include/gomem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fno-builtin -DLINK_CORE $< -o $@ $(BUILD)/libgomem_core.a $(LDFLAGS_ALL)
+
 # The same test, linked fully static: libgomem.a replaces libc.a's malloc.
 # (Not with sanitizers, which cannot link static.)
+STATIC_TESTS := $(BUILD)/tests/link_core_test
 ifeq ($(SANITIZE),)
-STATIC_TESTS := $(BUILD)/tests/override_static_test
+STATIC_TESTS += $(BUILD)/tests/override_static_test
 endif
 $(BUILD)/tests/override_static_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -192,9 +227,9 @@ test-valgrind: $(BUILD)/examples/sieve $(BUILD)/examples/pipeline $(BUILD)/examp
 FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
-	    SANITIZE="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" build-fuzz/libgomem_core.a
+	    SANITIZE="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" build-fuzz/libgomem_internal.a
 	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
-	    tests/fuzz/fuzz_alloc.c build-fuzz/libgomem_core.a -pthread -o build-fuzz/fuzz_alloc
+	    tests/fuzz/fuzz_alloc.c build-fuzz/libgomem_internal.a -pthread -o build-fuzz/fuzz_alloc
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
 	build-fuzz/fuzz_alloc -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 build-fuzz/corpus
 

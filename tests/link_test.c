@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: MIT
+//
+// Linking like a user: this program defines names gomem uses inside (lock,
+// debug, throw, netpoll, ...) and links the installed static archives, whose
+// internal symbols are local, so nothing clashes. Built twice: against
+// libgomem.a, whose malloc is gomem's, and (-DLINK_CORE) against
+// libgomem_core.a, which leaves the C library's malloc in place.
+#include <stdlib.h>
+#include <string.h>
+
+#include "gomem.h"
+#include "testing.h"
+
+// Names of gomem's internals, defined again by the program.
+int debug = 7;
+int trace_on = 1;
+int runtime_procs = 3;
+int checkedGs;
+void lock(void);
+void unlock(void);
+void throw(const char *what);
+void runtime_init(void);
+long parse_bytes(void);
+void netpoll(void);
+void *os_reserve(void);
+void lock(void)
+{
+    debug++;
+}
+void unlock(void)
+{
+    debug--;
+}
+void throw(const char *what)
+{
+    (void)what;
+    abort();
+}
+void runtime_init(void)
+{
+    trace_on = 2;
+}
+long parse_bytes(void)
+{
+    return 42;
+}
+void netpoll(void)
+{
+}
+void *os_reserve(void)
+{
+    return NULL;
+}
+
+static gm_chan *results;
+static void square(void *arg)
+{
+    long v = (long)(intptr_t)arg * (long)(intptr_t)arg;
+    gm_chan_send(results, &v);
+}
+static void squares(void *arg)
+{
+    (void)arg;
+    for (long i = 1; i <= 10; i++)
+        gm_go(square, (void *)(intptr_t)i);
+    long sum = 0, v;
+    for (int i = 0; i < 10; i++) {
+        gm_chan_recv(results, &v);
+        sum += v;
+    }
+    *(long *)gm_malloc(sizeof sum) = sum; // kept: counted below
+    CHECK_EQ(sum, 385);
+}
+
+TEST(program_names_and_gomem_coexist)
+{
+    lock();
+    unlock();
+    runtime_init();
+    CHECK_EQ(debug, 7);
+    CHECK_EQ(trace_on, 2);
+    CHECK_EQ(parse_bytes(), 42);
+    results = gm_chan_new(sizeof(long), 0);
+    CHECK_EQ(gm_main(squares, NULL), 0);
+    gm_chan_free(results);
+    char *s = gm_strdup("gomem");
+    CHECK_STR(s, "gomem");
+    gm_free(s);
+}
+
+// malloc is gomem's with libgomem.a and the C library's with
+// libgomem_core.a: gomem's heap counts the object or it does not.
+TEST(malloc_is_whose_the_archive_says)
+{
+    gm_memstats before, after;
+    gm_stats(&before);
+    void *volatile p = malloc(1000);
+    gm_stats(&after);
+#ifdef LINK_CORE
+    CHECK_EQ(after.heap_alloc, before.heap_alloc);
+#else
+    CHECK(after.heap_alloc >= before.heap_alloc + 1000);
+#endif
+    free(p);
+}
+
+int main(void)
+{
+    RUN(program_names_and_gomem_coexist);
+    RUN(malloc_is_whose_the_archive_says);
+    return test_report();
+}
