@@ -32,7 +32,7 @@ DOC_TESTS := $(BUILD)/docs/value_or_pointer $(BUILD)/docs/parked_stack
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
+.PHONY: all lib run test install uninstall test-install test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
 all: lib $(BUILD)/gomem-info $(EXAMPLES)
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so $(BUILD)/libgomem_core.a $(BUILD)/libgomem_core.so
@@ -242,6 +242,71 @@ bench: $(BENCHES) $(MALLOC_WORK) $(BUILD)/gomem-info
 # runs without it (tests/realworld.sh).
 test-realworld: $(BUILD)/libgomem.so
 	@BUILD=$(BUILD) ./tests/realworld.sh
+
+# ------------------------------------------------------------------ install
+#
+# make install PREFIX=/usr/local DESTDIR=/staging (and make uninstall with
+# the same variables): the header, both libraries (static, and shared as
+# libX.so.VERSION with the links libX.so.MAJOR and libX.so), their
+# pkg-config files (gomem, gomem-core), gomem-info, and the gdb helper
+# under gdb's auto-load name for the shared library. Every path it writes
+# is in INSTALLED, which uninstall removes, so a failed install leaves
+# nothing uninstall cannot take away.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+GDBAUTOLOAD := $(DATADIR)/gdb/auto-load$(LIBDIR)
+D := $(DESTDIR)
+INSTALLED := $(INCLUDEDIR)/gomem.h $(BINDIR)/gomem-info \
+    $(foreach l,gomem gomem_core,$(LIBDIR)/lib$(l).a $(LIBDIR)/lib$(l).so.$(VERSION) \
+        $(LIBDIR)/lib$(l).so.$(SOMAJOR) $(LIBDIR)/lib$(l).so) \
+    $(PKGCONFIGDIR)/gomem.pc $(PKGCONFIGDIR)/gomem-core.pc \
+    $(DATADIR)/gomem/gomem-gdb.py $(GDBAUTOLOAD)/libgomem.so.$(VERSION)-gdb.py \
+    $(GDBAUTOLOAD)/libgomem_core.so.$(VERSION)-gdb.py
+
+# A pkg-config file: $(1) the name, $(2) the library, $(3) what it is.
+define pcfile
+prefix=$(PREFIX)
+libdir=$(LIBDIR)
+includedir=$(INCLUDEDIR)
+
+Name: $(1)
+Description: $(3)
+Version: $(VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -l$(2)
+Libs.private: -pthread
+endef
+export GOMEM_PC = $(call pcfile,gomem,gomem,Go's runtime memory system for C: heap and drop-in malloc; stacks; coroutines; channels)
+export GOMEM_CORE_PC = $(call pcfile,gomem-core,gomem_core,Go's runtime memory system for C: the gm_ API; malloc stays the program's)
+
+install: lib $(BUILD)/gomem-info
+	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR) $(D)$(BINDIR) $(D)$(PKGCONFIGDIR) $(D)$(DATADIR)/gomem $(D)$(GDBAUTOLOAD)
+	install -m 644 include/gomem.h $(D)$(INCLUDEDIR)/gomem.h
+	install -m 755 $(BUILD)/gomem-info $(D)$(BINDIR)/gomem-info
+	for l in gomem gomem_core; do \
+	    install -m 644 $(BUILD)/lib$$l.a $(D)$(LIBDIR)/lib$$l.a && \
+	    install -m 755 $(BUILD)/lib$$l.so $(D)$(LIBDIR)/lib$$l.so.$(VERSION) && \
+	    ln -sf lib$$l.so.$(VERSION) $(D)$(LIBDIR)/lib$$l.so.$(SOMAJOR) && \
+	    ln -sf lib$$l.so.$(SOMAJOR) $(D)$(LIBDIR)/lib$$l.so && \
+	    install -m 644 tools/gomem-gdb.py $(D)$(GDBAUTOLOAD)/lib$$l.so.$(VERSION)-gdb.py || exit 1; \
+	done
+	printf '%s\n' "$$GOMEM_PC" > $(D)$(PKGCONFIGDIR)/gomem.pc
+	printf '%s\n' "$$GOMEM_CORE_PC" > $(D)$(PKGCONFIGDIR)/gomem-core.pc
+	install -m 644 tools/gomem-gdb.py $(D)$(DATADIR)/gomem/gomem-gdb.py
+
+uninstall:
+	rm -f $(addprefix $(D),$(INSTALLED))
+	-rmdir $(D)$(DATADIR)/gomem $(D)$(GDBAUTOLOAD) 2>/dev/null
+
+# Installs into a scratch prefix and builds a program outside the tree with
+# pkg-config (shared, and static), then checks a staged DESTDIR install and
+# that uninstall removes every file (tests/install.sh; needs pkg-config).
+test-install: lib $(BUILD)/gomem-info
+	@BUILD=$(BUILD) tests/install.sh
 
 clean:
 	rm -rf build build-asan build-tsan build-debug build-clang build-fuzz
