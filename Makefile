@@ -280,8 +280,8 @@ Cflags: -I$${includedir}
 Libs: -L$${libdir} -l$(2)
 Libs.private: -pthread
 endef
-export GOMEM_PC = $(call pcfile,gomem,gomem,Go's runtime memory system for C: heap and drop-in malloc; stacks; coroutines; channels)
-export GOMEM_CORE_PC = $(call pcfile,gomem-core,gomem_core,Go's runtime memory system for C: the gm_ API; malloc stays the program's)
+export PC_GOMEM = $(call pcfile,gomem,gomem,Go's runtime memory system for C: heap and drop-in malloc; stacks; coroutines; channels)
+export PC_GOMEM_CORE = $(call pcfile,gomem-core,gomem_core,Go's runtime memory system for C: the gm_ API; malloc stays the program's)
 
 install: lib $(BUILD)/gomem-info
 	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR) $(D)$(BINDIR) $(D)$(PKGCONFIGDIR) $(D)$(DATADIR)/gomem $(D)$(GDBAUTOLOAD)
@@ -294,8 +294,8 @@ install: lib $(BUILD)/gomem-info
 	    ln -sf lib$$l.so.$(SOMAJOR) $(D)$(LIBDIR)/lib$$l.so && \
 	    install -m 644 tools/gomem-gdb.py $(D)$(GDBAUTOLOAD)/lib$$l.so.$(VERSION)-gdb.py || exit 1; \
 	done
-	printf '%s\n' "$$GOMEM_PC" > $(D)$(PKGCONFIGDIR)/gomem.pc
-	printf '%s\n' "$$GOMEM_CORE_PC" > $(D)$(PKGCONFIGDIR)/gomem-core.pc
+	printf '%s\n' "$$PC_GOMEM" > $(D)$(PKGCONFIGDIR)/gomem.pc
+	printf '%s\n' "$$PC_GOMEM_CORE" > $(D)$(PKGCONFIGDIR)/gomem-core.pc
 	install -m 644 tools/gomem-gdb.py $(D)$(DATADIR)/gomem/gomem-gdb.py
 
 uninstall:

@@ -22,7 +22,8 @@
 // Read elsewhere: GOMEM_TRACE and GOMEM_TRACE_INTERVAL (trace.c's
 // constructor), GOMEM_STATS (override.c), GOMEM_FAULT_* (os_linux.c, for
 // tests). A malformed value gets a warning naming it and the default is
-// kept, except GOMEM_FAULT_*, a test knob read with strtoull. In set-user-ID
+// kept, except GOMEM_FAULT_*, a test knob read with strtoull; so does a
+// GOMEM_* name that is none of these (GOMEM_TEST_* is the tests' own). In set-user-ID
 // and set-group-ID programs every GOMEM_* is ignored (os_getenv).
 #include "runtime.h"
 
@@ -123,6 +124,43 @@ static void parse_debug(const char *v)
     }
 }
 
+// Every GOMEM_* the runtime reads; GOMEM_TEST_* belongs to gomem's tests.
+static const char *const knownOptions[] = {
+    "VERBOSE", "DEBUG", "SCAVENGE", "SCAVENGE_DELAY", "PROCS", "SECURE", "ALIGN16", "MAXTINY",
+    "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
+};
+
+// A GOMEM_* variable gomem does not know is most likely a typo (GOMEM_STAT
+// for GOMEM_STATS) that would otherwise go unnoticed: one warning naming it
+// and the known ones, as jemalloc warns about a bad MALLOC_CONF entry.
+static void warnUnknownOptions(void)
+{
+    extern char **environ;
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        if (strncmp(*e, "GOMEM_", 6) != 0 || strncmp(*e, "GOMEM_TEST_", 11) == 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        size_t len = eq != NULL ? (size_t)(eq - *e) : strlen(*e);
+        char name[64];
+        if (len >= sizeof name)
+            len = sizeof name - 1;
+        memcpy(name, *e, len);
+        name[len] = 0;
+        if (os_getenv(name) == NULL) // a set-user-ID program: every GOMEM_* is ignored
+            return;
+        bool known = false;
+        for (size_t i = 0; i < sizeof knownOptions / sizeof knownOptions[0]; i++)
+            known |= strcmp(knownOptions[i], name + 6) == 0;
+        if (known)
+            continue;
+        char list[400];
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof knownOptions / sizeof knownOptions[0] && n < sizeof list; i++)
+            n += (size_t)snprintf(list + n, sizeof list - n, "%sGOMEM_%s", i ? ", " : "", knownOptions[i]);
+        runtime_warning("unknown environment variable %s ignored (known: %s)", name, list);
+    }
+}
+
 void runtime_init(void)
 {
     if (GM_LIKELY(atomic_load_explicit(&runtime_inited, memory_order_acquire) == 2))
@@ -198,6 +236,7 @@ void runtime_init(void)
         else
             runtime_warning("GOMEM_PROCS='%s' is not a number of workers from 1 to 1024; using the CPUs", v);
     }
+    warnUnknownOptions();
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);
 }
 

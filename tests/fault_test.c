@@ -313,7 +313,7 @@ TEST(every_call_site_can_fail)
 // The sweep sweepIn starts in a fresh copy of this program.
 TEST(every_call_site_can_fail_in_this_process)
 {
-    sweep(getenv("GOMEM_FAULT_SWEEP"));
+    sweep(getenv("GOMEM_TEST_FAULT_SWEEP"));
 }
 
 // Under GOMEM_DEBUG=stackcheck every copied coroutine has its own mapping,
@@ -329,7 +329,7 @@ static void sweepIn(const char *env, const char *label, int nkinds)
     if (n <= 0)
         return;
     self[n] = 0;
-    snprintf(cmd, sizeof cmd, "GOMEM_FAULT_SWEEP='%s' %s '%s' 2>&1", label, env, self);
+    snprintf(cmd, sizeof cmd, "GOMEM_TEST_FAULT_SWEEP='%s' %s '%s' 2>&1", label, env, self);
     FILE *f = popen(cmd, "r");
     CHECK(f != NULL);
     if (f == NULL)
@@ -358,7 +358,7 @@ TEST(every_call_site_can_fail_in_secure_mode)
 
 int main(void)
 {
-    if (getenv("GOMEM_FAULT_SWEEP") != NULL) {
+    if (getenv("GOMEM_TEST_FAULT_SWEEP") != NULL) {
         RUN(every_call_site_can_fail_in_this_process);
         return test_report();
     }

@@ -168,14 +168,14 @@ TEST(reserve_overflow_fails_cleanly)
 static _Noreturn void printEnv(void)
 {
     gm_free(gm_malloc(1)); // the first malloc reads the options
-    const char *v = os_getenv("GOMEM_PROBE");
+    const char *v = os_getenv("GOMEM_TEST_PROBE");
     printf("secure=%d probe=%s maxtiny=%zu\n", getauxval(AT_SECURE) != 0, v != NULL ? v : "(none)",
            gm_get_max_tiny_size());
     fflush(stdout);
     _exit(0); // no exit handlers: LeakSanitizer's fails in a set-user-ID process (not dumpable)
 }
 
-// Runs exe --print-env with GOMEM_PROBE and GOMEM_MAXTINY set; its line in out.
+// Runs exe --print-env with GOMEM_TEST_PROBE and GOMEM_MAXTINY set; its line in out.
 static int runPrintEnv(const char *exe, char *out, size_t n)
 {
     int fds[2];
@@ -185,7 +185,7 @@ static int runPrintEnv(const char *exe, char *out, size_t n)
     if (pid == 0) {
         dup2(fds[1], 1);
         char *argv[] = {(char *)exe, "--print-env", NULL};
-        char *envp[] = {"GOMEM_PROBE=on", "GOMEM_MAXTINY=0", NULL};
+        char *envp[] = {"GOMEM_TEST_PROBE=on", "GOMEM_MAXTINY=0", NULL};
         execve(exe, argv, envp);
         _exit(127);
     }
@@ -242,6 +242,39 @@ TEST(options_are_ignored_in_set_user_id_programs)
     CHECK_STR(out, "secure=1 probe=(none) maxtiny=16\n");
 }
 
+// A GOMEM_* name gomem does not read (a typo) gets one warning naming it
+// and the known ones; known names and the tests' GOMEM_TEST_* get none.
+TEST(unknown_options_are_named)
+{
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        dup2(open("/dev/null", O_WRONLY), 1);
+        char *argv[] = {"/proc/self/exe", "--print-env", NULL};
+        char *envp[] = {"GOMEM_STAT=1", "GOMEM_SCAVENGE=off", "GOMEM_TEST_ANYTHING=1", "GOMEM_MAXTINY=16", NULL};
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    close(fds[1]);
+    char err[2048];
+    size_t len = 0;
+    ssize_t got;
+    while (len < sizeof err - 1 && (got = read(fds[0], err + len, sizeof err - 1 - len)) > 0)
+        len += (size_t)got;
+    err[len] = 0;
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK(strstr(err, "unknown environment variable GOMEM_STAT ignored (known: GOMEM_VERBOSE,") != NULL);
+    CHECK(strstr(err, "GOMEM_STATS,") != NULL);
+    CHECK(strstr(err, "GOMEM_SCAVENGE ignored") == NULL && strstr(err, "GOMEM_TEST_ANYTHING") == NULL &&
+          strstr(err, "GOMEM_MAXTINY ignored") == NULL);
+    CHECK(strchr(err, '\n') == strrchr(err, '\n')); // one line
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--print-env") == 0)
@@ -255,5 +288,6 @@ int main(int argc, char **argv)
     RUN(move_pages_moves_without_copying_and_empties_the_source);
     RUN(reserve_overflow_fails_cleanly);
     RUN(options_are_ignored_in_set_user_id_programs);
+    RUN(unknown_options_are_named);
     return test_report();
 }
