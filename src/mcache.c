@@ -89,7 +89,9 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
     return s;
 }
 
-void mcache_releaseAll(mcache *c)
+// Gives every cached heap span and object back to the shared pools
+// (thread exit, flush).
+static void mcache_releaseAll(mcache *c)
 {
     tiny_release(c);
     tcache_flushAll(c); // first: the cached objects hold their spans' bits
@@ -145,11 +147,6 @@ static void mcacheKeyInit(void)
 {
     if (pthread_key_create(&mcacheKey, mcache_destroy) != 0)
         throw("pthread_key_create failed: cannot track thread exit");
-}
-
-mcache *mcache_peek(void)
-{
-    return mcache_tls;
 }
 
 static GM_COLD mcache *mcache_create(void)

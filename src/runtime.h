@@ -410,11 +410,8 @@ typedef struct fixalloc {
     gclink *list;          // freed objects
     char *chunk;           // bump region
     size_t nchunk;         // bytes left in chunk
-    size_t inuse;          // bytes handed out
-    size_t sys;            // bytes obtained from persistentalloc
 } fixalloc;
 
-void fixalloc_init(fixalloc *f, size_t size);
 void *fixalloc_alloc(fixalloc *f);
 void fixalloc_free(fixalloc *f, void *p);
 
@@ -441,7 +438,6 @@ typedef struct mheap {
     uintptr_t pagesReleased;  // free pages given back to the OS
     uintptr_t nspanInUse, nspanManual, nspanFree;
     uint64_t arenaReserved;   // bytes
-    uint64_t metaSys;         // bytes of heapArena and index maps
     uint64_t scavengedBytes;  // total ever released
     uint64_t scavengeRetain;  // bytes of free dirty pages the scavenger leaves
     uint32_t scavengeDelayMs; // free pages younger than this stay (GOMEM_SCAVENGE_DELAY)
@@ -791,8 +787,6 @@ void chan_timer_drop(gm_chan *c);
 // Heap: the cached span of class spc is exhausted; get one with a free slot
 // (mcache.c). Returns the span now cached, or NULL with ENOMEM.
 mspan *mcache_refill(mcache *c, uint8_t spc);
-// Gives every cached heap span back to mcentral (thread exit, flush).
-void mcache_releaseAll(mcache *c);
 
 // The slow path of nextFree: the next free slot of s at or after freeindex,
 // loading allocCache word by word; nelems if none (malloc.c).
@@ -840,8 +834,6 @@ void mcentral_stats(gm_memstats *out);
 
 // The calling thread's cache, created on first use. NULL only when out of memory.
 mcache *getmcache(void);
-// The caller's cache if it has one (never creates).
-mcache *mcache_peek(void);
 // Adds every live mcache's cached bytes into out. Takes allmLock.
 void mcache_sumcounters(gm_memstats *out);
 
