@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 
 #include "bench.h"
-#include "runtime.h"
+#include "../tests/export_test.h"
 
 enum { Chains = 4, MaxRuns = 64 };
 

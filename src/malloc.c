@@ -79,7 +79,7 @@
 // multiple of 16 or below 16. aligned_alloc picks the smallest class whose
 // size is a multiple of the alignment (spans are page-aligned), or a large
 // span aligned in the page heap.
-#include "runtime.h"
+#include "malloc.h"
 
 #include <string.h>
 

@@ -21,6 +21,7 @@
 // Differs from Go: per thread, not per P; spans return to mcentral when
 // full or at thread exit (Go: at every GC).
 #include "runtime.h"
+#include "malloc.h"
 
 #include <string.h>
 

@@ -9,6 +9,7 @@
 // own; across parts the snapshot is exact only when no other thread is
 // allocating, which is when the identities in gomem.h are checked by tests.
 #include "runtime.h"
+#include "malloc.h"
 
 #include <string.h>
 

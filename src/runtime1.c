@@ -19,6 +19,7 @@
 // (GOMEM_TRACE and GOMEM_TRACE_INTERVAL are read by trace.c's constructor.)
 // A malformed value gets a warning naming it and the default is kept.
 #include "runtime.h"
+#include "malloc.h"
 
 #include <sched.h>
 #include <stdarg.h>
