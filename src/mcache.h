@@ -34,14 +34,14 @@ typedef struct mcache {
     uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
 
     // Freed objects kept for reuse by this thread (LIFO per class, like
-    // tcmalloc's and glibc's thread caches; see malloc.c). Each holds the
+    // tcmalloc's and glibc's thread caches; see free.c). Each holds the
     // next link in word 0 and tcacheKey in word 1. Owner only.
     gclink *tcache[NumSpanClasses];
     uint16_t tcount[NumSpanClasses];
     uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
     uint64_t secureRng;                        // GOMEM_SECURE: slot order; owner only
 
-    // The tiny allocator's current block (malloc.c). Owner only, except that
+    // The tiny allocator's current block (tiny.c). Owner only, except that
     // other threads' frees clear bits in *tinyWord (atomically).
     uintptr_t tiny;                            // the block, or 0
     uintptr_t tinyoffset;                      // bytes of the block handed out so far
@@ -64,7 +64,7 @@ typedef struct mcache {
     // 32-byte). They count as freed. Owner only.
     gclink *tinyDead[2];
     uint8_t tinyDeadN[2];
-    // Free runs inside live tiny blocks kept for reuse (malloc.c, "holes"):
+    // Free runs inside live tiny blocks kept for reuse (tiny.c, "Holes"):
     // tinyHoles[len-1] is a stack of tinyHoleN[len-1] start addresses of
     // holes of len bytes; bit len-1 of tinyHoleMask says it is not empty.
     // Owner only. tinyHoles is last: a thread that frees no tiny object

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// The heap allocator (malloc.c, mcache.c, mcentral.c): the C library's
-// contracts, alignment, contents, reuse, cross-thread frees, counters, empty
-// spans going back to mheap, and every kind of bad input.
+// The heap allocator (malloc.c, free.c, realloc.c, mcache.c, mcentral.c):
+// the C library's contracts, alignment, contents, reuse, cross-thread frees,
+// counters, empty spans going back to mheap, and every kind of bad input.
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -713,7 +713,7 @@ static size_t countMappings(void)
     return n;
 }
 
-// Moves split the arena's mappings (malloc.c, "Mappings"): random growth
+// Moves split the arena's mappings (realloc.c, "Mappings"): random growth
 // of a few large objects leaves more mappings after each move, and once
 // the process has reallocMapLimit of them reallocs copy instead.
 TEST(large_realloc_moves_stop_at_the_mapping_limit)
@@ -769,7 +769,7 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
 }
 
 // Without the tests' switch realloc moves only onto fresh pages of a heap
-// that had to grow (malloc.c, "When"), not into pages the heap keeps
+// that had to grow (realloc.c, "When"), not into pages the heap keeps
 // resident, where a copy costs no page fault and keeps them in use.
 TEST(large_realloc_moves_only_when_the_heap_grows)
 {

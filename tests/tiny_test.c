@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// The tiny allocator (malloc.c, seed 001): packing into 16/32-byte blocks,
+// The tiny allocator (tiny.c): packing into 16/32-byte blocks,
 // C alignment for malloc and Go's for bytes, explicit free from any thread,
 // usable sizes that never cover a neighbour, the run-time setting, counters,
 // and bad frees.
