@@ -98,9 +98,7 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
         (uintptr_t)p != s->startAddr || s->elemsize == 0)
         throwBadPointer(who, p, s);
     uintptr_t bytes = s->elemsize;
-#if GM_DEBUG >= 1
-    memset(p, 0xdf, bytes); // freed memory reads as garbage, not as old data
-#endif
+    freedFill(p, bytes);
     mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
     if (c != NULL) {
         counter_add(&c->largeFree, bytes);
@@ -140,6 +138,10 @@ static inline void freeObject(void *p, const char *who)
     freeSmall(s, p, spc, smallSlot(s, p, who));
 }
 
+// Cost of the common case, a small object into this thread's tcache
+// (x86-64, gcc -O2; objdump -d build/obj/free.o): about 70 instructions
+// and 12 conditional branches, no atomic, no frame: gm_free tail-calls
+// freeObject, whose calls are all tail calls off the path.
 void gm_free(void *p)
 {
     if (p != NULL)

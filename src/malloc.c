@@ -320,22 +320,38 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     return x;
 }
 
-void *gm_malloc(size_t n)
+// The path of gm_malloc and gm_calloc (Go's mallocgc, whose needzero is
+// zero here): a constant at each call, so each gets its own copy, with the
+// memset or without. Each way out clears its own object: with one memset
+// after the branches gcc spends a register move on the tcache's way.
+static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
 {
     mcache *c = mcache_tls;
     if (GM_LIKELY(c != NULL && n <= MaxSmallSize)) {
         unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
-        if (tinyMallocFits(n, max))
-            return tinyAlloc(c, n, tinyAlignC[n], max);
+        if (tinyMallocFits(n, max)) {
+            void *x = tinyAlloc(c, n, tinyAlignC[n], max);
+            return zero && x != NULL ? memset(x, 0, n) : x;
+        }
         uint8_t spc = malloc_sizeclass(n);
         void *x = tcachePop(c, spc);
         if (x != NULL)
-            return x;
+            return zero ? memset(x, 0, n) : x;
         mspan *s = c->alloc[spc];
         if (GM_LIKELY(s->allocCache != 0))
-            return takeSlot(c, s, spc);
+            return zero ? memset(takeSlot(c, s, spc), 0, n) : takeSlot(c, s, spc);
     }
-    return mallocSlow(n, false);
+    return mallocSlow(n, zero);
+}
+
+// Cost of the common case, a size class of up to 1 KiB whose tcache holds
+// an object (x86-64, gcc -O2; objdump -d build/obj/malloc.o): about 45
+// instructions, 6 conditional branches, no call, no atomic, one push and
+// pop; from the span's word instead (takeSlot) about 55. bench/instr.sh
+// counts it with gm_free (hotpaths malloc: 127 instructions per pair).
+void *gm_malloc(size_t n)
+{
+    return mallocgc(n, false);
 }
 
 void *gm_calloc(size_t n, size_t size)
@@ -346,22 +362,7 @@ void *gm_calloc(size_t n, size_t size)
         gm_warn("calloc(%zu, %zu): size overflows", n, size);
         return NULL;
     }
-    mcache *c = mcache_tls;
-    if (GM_LIKELY(c != NULL && total <= MaxSmallSize)) {
-        unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
-        if (tinyMallocFits(total, max)) {
-            void *x = tinyAlloc(c, total, tinyAlignC[total], max);
-            return x == NULL ? NULL : memset(x, 0, total);
-        }
-        uint8_t spc = malloc_sizeclass(total);
-        void *x = tcachePop(c, spc);
-        if (x != NULL)
-            return memset(x, 0, total);
-        mspan *s = c->alloc[spc];
-        if (GM_LIKELY(s->allocCache != 0))
-            return memset(takeSlot(c, s, spc), 0, total);
-    }
-    return mallocSlow(total, true);
+    return mallocgc(total, true);
 }
 
 // ------------------------------------------------------------- alignment

@@ -12,6 +12,9 @@
 // declared GM_HIDDEN: the fast paths then reach it with one RIP-relative
 // access, where a default-visibility declaration costs a load of its
 // address from the GOT first.
+//
+// Debug and sanitizer variants of these paths are chosen here, once
+// (freedFill; ASAN_* in runtime.h): no fast path holds an #if.
 #ifndef GOMEM_MALLOC_H
 #define GOMEM_MALLOC_H
 
@@ -92,6 +95,23 @@ void guardcache_atfork_prepare(void);
 void guardcache_atfork_parent(void);
 void realloc_atfork_prepare(void);
 void realloc_atfork_parent(void);
+
+// ----------------------------------------------------------------- debug
+
+// Debug builds (GM_DEBUG >= 1) fill a freed object with 0xdf, so that a use
+// after free reads garbage rather than the old data.
+#if GM_DEBUG >= 1
+static inline void freedFill(void *p, size_t n)
+{
+    memset(p, 0xdf, n);
+}
+#else
+static inline void freedFill(void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+#endif
 
 // ---------------------------------------------------------------- tcache
 // A freed small object waiting in its freeing thread's tcache[class]
@@ -200,9 +220,7 @@ static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
             tcacheCheckDouble(c, spc, p, s);
             return;
         }
-#if GM_DEBUG >= 1
-        memset(p, 0xdf, s->elemsize);
-#endif
+        freedFill(p, s->elemsize);
         w[0] = linkEncode(p, c->tcache[spc]);
         w[1] = tcacheTag(c, w);
         ASAN_POISON((char *)p + 16, s->elemsize - 16); // the link words stay readable for gomem
