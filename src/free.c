@@ -10,9 +10,9 @@
 // freeSmall in malloc.h, into the tcache, and freeUncached or freeRemote
 // to the span; large: freeLarge; tiny objects go to tiny.c's freeTiny);
 // the tcache behind the small path (tcacheFlush, tcache_flushAll,
-// tcache_newKey); and the messages of bad frees.
+// tcache_newKey, tcache_valid); and the messages of bad frees.
 //
-// The tcache, owner thread only:
+// The tcache, owner thread only; tcache_valid checks it:
 //   tcount[spc] == the length of tcache[spc] < tcacheLimit[spc], and 0
 //     where the limit is 0 (8-byte objects). The list is intrusive: an
 //     object on it twice makes it a cycle, which the count catches.
@@ -34,6 +34,7 @@
 // is caught with a one-line message, in release builds too.
 #include "malloc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 // ------------------------------------------------------------- bad frees
@@ -194,6 +195,8 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         freeToSpan(c, s, rest, spc, r);
         rest = next;
     }
+    if (GM_DEBUG >= 3)
+        debugValid(tcache_valid(c), "tcache_valid", "a flush");
 }
 
 void tcache_flushAll(mcache *c)
@@ -201,6 +204,47 @@ void tcache_flushAll(mcache *c)
     for (int spc = 1; spc < NumSpanClasses; spc++)
         if (c->tcache[spc] != NULL)
             tcacheFlush(c, (uint8_t)spc, 0);
+}
+
+// The invariants of tcache[spc] (this file's head), or NULL. The list is
+// intrusive: an object on it twice makes it a cycle, which the count
+// catches.
+static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
+{
+    unsigned n = 0;
+    *at = NULL;
+    if (c->tcount[spc] != 0 && c->tcount[spc] >= tcacheLimit[spc])
+        return "tcount is at its class's limit (or the class has no cache)";
+    for (const gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x)) {
+        *at = x;
+        if (++n > c->tcount[spc])
+            return "the list is longer than tcount";
+        mspan *s = spanOf((uintptr_t)x);
+        if (s == NULL || s->spanclass != spc || ((uintptr_t)x - s->startAddr) % s->elemsize != 0)
+            return "an object is not a slot of a span of its class";
+        if (((const uintptr_t *)x)[1] != tcacheTag(c, x))
+            return "an object's word 1 is not its tag";
+        uintptr_t r = ((uintptr_t)x - s->startAddr) / s->elemsize;
+        // Only the span's owner may read its allocBits.
+        if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] >> (r & 63) & 1) == 0)
+            return "an object's slot is free in its span";
+    }
+    return n != c->tcount[spc] ? "the list is shorter than tcount" : NULL;
+}
+
+const char *tcache_valid(mcache *c)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
+        const gclink *at;
+        const char *bad = validClass(c, (uint8_t)spc, &at);
+        if (bad != NULL) {
+            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->tcount[spc], (const void *)at,
+                     bad);
+            return msg;
+        }
+    }
+    return NULL;
 }
 
 // ------------------------------------------------------------------ sizes

@@ -15,7 +15,7 @@
 // part of malloc.c or free.c: both use it, it has a lock of its own, and
 // only the hardened mode reaches it.
 //
-// Invariants, under guardCacheLock:
+// Invariants (guardcache_valid checks them), under guardCacheLock:
 //   guardCacheN <= GuardCacheSpans; guardCache[0, guardCacheN) oldest first
 //   guardCacheBytes == the cached spans' bytes <= GuardCacheBytes
 //   each cached span is in use, large (class 0), of at least two pages
@@ -26,6 +26,7 @@
 // mheap_free is called only after it is released.
 #include "malloc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define GuardCacheSpans 16
@@ -34,6 +35,13 @@ static int guardCacheLock;
 static mspan *guardCache[GuardCacheSpans]; // oldest first; guarded by guardCacheLock
 static int guardCacheN; // written under guardCacheLock, atomically (guardCacheTake peeks)
 static uintptr_t guardCacheBytes;          // guarded by guardCacheLock
+
+// GM_DEBUG >= 3: the cache is checked after each change.
+static void debugValidate(const char *after)
+{
+    if (GM_DEBUG >= 3)
+        debugValid(guardcache_valid(), "guardcache_valid", after);
+}
 
 mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
 {
@@ -55,6 +63,7 @@ mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
     if (s != NULL) {
         s->dirtyLo = 0;
         s->dirtyHi = s->npages;
+        debugValidate("take");
     }
     return s;
 }
@@ -79,6 +88,7 @@ void guardCachePut(mspan *s)
     }
     __atomic_store_n(&guardCacheN, n, __ATOMIC_RELAXED);
     spin_unlock(&guardCacheLock);
+    debugValidate("put");
     for (int i = 0; i < nevict; i++)
         mheap_free(evict[i]);
     if (s != NULL)
@@ -110,4 +120,32 @@ void guardcache_atfork_prepare(void)
 void guardcache_atfork_parent(void)
 {
     spin_unlock(&guardCacheLock);
+}
+
+const char *guardcache_valid(void)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    const char *bad = NULL;
+    mspan *s = NULL;
+    uintptr_t bytes = 0;
+    spin_lock(&guardCacheLock);
+    if (guardCacheN < 0 || guardCacheN > GuardCacheSpans)
+        bad = "more spans than it holds";
+    for (int i = 0; bad == NULL && i < guardCacheN; i++) {
+        s = guardCache[i];
+        bytes += s->npages << PageShift;
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse || s->spanclass != 0)
+            bad = "a cached span is not a large object's";
+        else if (s->npages < 2)
+            bad = "a cached span has no room for its guard page";
+        else if (s->elemsize != 0)
+            bad = "a cached object is not marked freed (elemsize)";
+    }
+    if (bad == NULL && (bytes != guardCacheBytes || bytes > GuardCacheBytes))
+        bad = "guardCacheBytes is not the cached spans' bytes, or over the bound";
+    spin_unlock(&guardCacheLock);
+    if (bad == NULL)
+        return NULL;
+    snprintf(msg, sizeof msg, "guard cache (span %p): %s", (void *)s, bad);
+    return msg;
 }

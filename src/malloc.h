@@ -42,6 +42,14 @@ uintptr_t tcache_newKey(mcache *c);
 // Retires c's current tiny block, its holes and its dead blocks (tiny.c).
 void tiny_release(mcache *c);
 
+// Validators of the calling thread's caches (GM_DEBUG >= 3, tests): NULL
+// if every invariant of free.c's and tiny.c's heads holds in c, else a
+// description of the first that does not. c must be the caller's own.
+const char *tcache_valid(mcache *c);
+const char *tiny_valid(mcache *c);
+// The same for GOMEM_SECURE's guard cache (guardcache.c; takes its lock).
+const char *guardcache_valid(void);
+
 // Tests only (tests/export_test.h declares the knobs it goes with): realloc
 // counts the process's mappings again at its next move.
 void malloc_recountMappings(void);
@@ -97,6 +105,16 @@ void realloc_atfork_prepare(void);
 void realloc_atfork_parent(void);
 
 // ----------------------------------------------------------------- debug
+
+// GM_DEBUG >= 3 runs a validator after each slow-path step that changes
+// what it checks (as mheap_valid after each change of the page heap), and
+// this throws naming the validator (what), the step (after) and the
+// broken invariant (bad, the validator's answer), if any.
+static inline void debugValid(const char *bad, const char *what, const char *after)
+{
+    if (bad != NULL)
+        throw("%s after %s: %s", what, after, bad);
+}
 
 // Debug builds (GM_DEBUG >= 1) fill a freed object with 0xdf, so that a use
 // after free reads garbage rather than the old data.

@@ -10,9 +10,10 @@
 //
 // Owns the slot scan (mspan_initHeap, mspan_nextFreeIndex, mspan_rewind,
 // and the colour a fresh span's scan starts at), the drain of remote frees
-// (mspan_drainXfree, mspan_hasXfree) and mspan_countAlloc.
+// (mspan_drainXfree, mspan_hasXfree), mspan_countAlloc, and
+// mspan_validSlots.
 //
-// Invariants, for the span's owner:
+// Invariants, for the span's owner (mspan_validSlots checks them):
 //   allocCacheBase is a multiple of 64, at most nelems rounded up to 64
 //   allocCache bit i set => slot allocCacheBase + i (< nelems) is free in
 //     allocBits; allocCache == 0 once allocCacheBase is past the last word
@@ -33,6 +34,7 @@
 // it keeps. A fresh span's first scan starts at its colour, not at slot 0.
 #include "malloc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 // The free slots of word w of s's allocation bitmap, without slots past
@@ -157,4 +159,28 @@ bool mspan_hasXfree(mspan *s)
         if (atomic_load_explicit(&spanXfreeBits(s)[w], memory_order_seq_cst) != 0)
             return true;
     return false;
+}
+
+const char *mspan_validSlots(mspan *s)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    uintptr_t nwords = ((uintptr_t)s->nelems + 63) >> 6, base = s->allocCacheBase;
+    const uint64_t *alloc = spanAllocBits(s);
+    const char *bad = NULL;
+    if (base % 64 != 0 || base > nwords << 6)
+        bad = "allocCacheBase is not a word of the span";
+    else if (base == nwords << 6 ? s->allocCache != 0 : (s->allocCache & ~freeWord(s, base >> 6)) != 0)
+        bad = "allocCache offers a slot that is allocated or past nelems";
+    else if ((s->nelems & 63) != 0 && alloc[nwords - 1] >> (s->nelems & 63) != 0)
+        bad = "an allocation bit is set past nelems";
+    for (uintptr_t i = 0; bad == NULL && i < s->nreserved; i++)
+        if ((alloc[i >> 6] & ((uint64_t)1 << (i & 63))) == 0)
+            bad = "a reserved slot is free";
+    for (uintptr_t w = 0; bad == NULL && w < nwords; w++)
+        if ((atomic_load_explicit(&spanXfreeBits(s)[w], memory_order_relaxed) & ~alloc[w]) != 0)
+            bad = "a remote free of a slot that is not allocated";
+    if (bad == NULL)
+        return NULL;
+    snprintf(msg, sizeof msg, "span %p (class %u, %u objects): %s", (void *)s, s->spanclass, s->nelems, bad);
+    return msg;
 }

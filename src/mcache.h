@@ -88,6 +88,10 @@ extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
 
 // The calling thread's cache, created on first use. NULL only when out of memory.
 mcache *getmcache(void);
+// NULL if the invariants of mcache.c's head hold for c, the caller's own
+// cache, and those of its tcache and tiny state (tcache_valid,
+// tiny_valid); else a description of the first that does not.
+const char *mcache_valid(mcache *c);
 // Adds every live mcache's cached bytes into out. Takes allmLock.
 void mcache_sumcounters(gm_memstats *out);
 

@@ -185,6 +185,9 @@ bool mspan_drainXfree(mspan *s);
 bool mspan_hasXfree(mspan *s);
 // Allocated objects in s (popcount of allocBits).
 uintptr_t mspan_countAlloc(const mspan *s);
+// NULL if the invariants of mbitmap.c's head hold for s, else the first
+// that does not. The caller owns s.
+const char *mspan_validSlots(mspan *s);
 
 // Population count without a libgcc call where the CPU baseline lacks
 // POPCNT (x86-64 before v2): SWAR, a dozen instructions.

@@ -119,6 +119,10 @@ const char *gm_debug_check(void)
         bad = mcentral_valid();
     if (bad == NULL)
         bad = stackpool_valid();
+    if (bad == NULL)
+        bad = guardcache_valid();
+    if (bad == NULL && mcache_tls != NULL)
+        bad = mcache_valid(mcache_tls);
     return bad;
 }
 

@@ -39,11 +39,11 @@
 //
 // Owns the mcache's tiny* fields and the tiny spans' start bitmaps. Entry
 // points: tinyAlloc (inline, in malloc.h) and tinyAllocSlow, freeTiny,
-// tinyObjectSize, tiny_release; gm_malloc_bytes, gm_strdup and
+// tinyObjectSize, tiny_release, tiny_valid; gm_malloc_bytes, gm_strdup and
 // gm_strndup, whose bytes need no alignment and pack tighter.
 //
-// Invariants of a thread's cache c, beside the bitmap rule (owner thread
-// only):
+// Invariants of a thread's cache c, beside the bitmap rule (tiny_valid
+// checks them, owner thread only):
 //   a current block with its fill mark (tinyoffset < tinyBlockSize, which
 //     is 16 or 32): tiny is a block of tinySpan, a tiny span in use, and
 //     tinyWord its bitmap word; the set bits above tinyoffset are exactly
@@ -72,6 +72,8 @@
 // holes.
 #include "malloc.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ---------------------------------------------------------- blocks, holes
@@ -109,6 +111,13 @@ static inline mspan *tinySpanOf(uintptr_t a)
     if (GM_UNLIKELY(s == NULL))
         throw("internal error: tiny block %p has no span", (void *)a);
     return s;
+}
+
+// GM_DEBUG >= 3: the thread's tiny state is checked after each slow step.
+static void debugValidate(mcache *c, const char *after)
+{
+    if (GM_DEBUG >= 3)
+        debugValid(tiny_valid(c), "tiny_valid", after);
 }
 
 // The block at index idx of tiny span s lost its last object: kept for
@@ -262,6 +271,7 @@ void tiny_release(mcache *c)
     tinyRetire(c, false);
     tinyHolesRelease(c);
     tinyDeadFlush(c); // last: the two above may kill blocks
+    debugValidate(c, "release");
 }
 
 // ------------------------------------------------------------ allocation
@@ -270,8 +280,10 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
 {
     if (c->tinyHoleMask >> (n - 1) != 0) {
         void *p = tinyHoleTake(c, n, align);
-        if (p != NULL)
+        if (p != NULL) {
+            debugValidate(c, "a hole taken");
             return p;
+        }
     }
     uint8_t spc = max == 16 ? TinyClass16 : TinyClass32;
     gclink *b = c->tinyDead[spc - TinyClass16];
@@ -303,8 +315,10 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
         atomic_store_explicit((_Atomic uint16_t *)w, (uint16_t)bits, memory_order_relaxed);
     else
         atomic_store_explicit((_Atomic uint32_t *)w, bits, memory_order_relaxed);
-    if (keepCurrent)
+    if (keepCurrent) {
+        debugValidate(c, "a block for one object");
         return b;
+    }
     tinyRetire(c, true);
     c->tiny = (uintptr_t)b;
     c->tinyoffset = n;
@@ -312,6 +326,7 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
     c->tinyBlockSize = bs;
     c->tinyWord = w;
     c->tinySpan = s;
+    debugValidate(c, "a new block");
     return b;
 }
 
@@ -466,4 +481,112 @@ char *gm_strndup(const char *str, size_t max)
         p[n] = 0;
     }
     return p;
+}
+
+// ------------------------------------------------------------- validator
+
+static int compareAddr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+// The block of a tiny span in use that holds a, of bs bytes (0: either
+// size), and its index; NULL if a is in none.
+static mspan *tinyBlockOf(uintptr_t a, uintptr_t bs, uintptr_t *idx)
+{
+    mspan *s = spanOf(a);
+    if (s == NULL || s->spanclass < TinyClass16 || (bs != 0 && s->elemsize != bs))
+        return NULL;
+    *idx = tinyIndex(a - s->startAddr, s->elemsize);
+    return *idx >= s->nreserved && *idx < s->nelems ? s : NULL;
+}
+
+// The current block: "Invariants" above.
+static const char *validCurrent(const mcache *c)
+{
+    uintptr_t bs = c->tinyBlockSize, f = c->tinyoffset, idx;
+    if (bs == 0)
+        return c->tinyStale != 0 || c->tinyLast != 0 ? "no current block, but a stale fill mark or a last object"
+                                                     : NULL;
+    if (bs != 16 && bs != 32)
+        return "tinyBlockSize is not 0, 16 or 32";
+    if (f > bs)
+        return "the fill mark is past the block";
+    if (f == bs)
+        return c->tinyStale != 0 || c->tinyLast != 0 ? "a full block has a stale fill mark or a last object" : NULL;
+    mspan *s = tinyBlockOf(c->tiny, bs, &idx);
+    if (s == NULL || s != c->tinySpan || (c->tiny & (bs - 1)) != 0)
+        return "the current block is not a block of tinySpan";
+    if (c->tinyWord != tinyWordOf(s, idx))
+        return "tinyWord is not the current block's bitmap";
+    uint32_t bits = tinyWordLoad(c->tinyWord, bs);
+    if ((bits >> f & 1) == 0)
+        return "the fill mark's bit is clear";
+    if ((bits & ~(uint32_t)(((uint64_t)2 << f) - 1)) != c->tinyStale)
+        return "the bits above the fill mark are not the stale fill marks";
+    if (c->tinyLast != 0 && (c->tinyLast < c->tiny || c->tinyLast - c->tiny >= f || c->tinyStale != 0))
+        return "tinyLast is not an object below the fill mark of a block without stale marks";
+    return NULL;
+}
+
+const char *tiny_valid(mcache *c)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    uintptr_t holes[TinyHoleLens * TinyHoleDepth], at = c->tiny, idx;
+    unsigned nholes = 0;
+    const char *bad = validCurrent(c);
+    for (unsigned i = 0; bad == NULL && i < TinyHoleLens; i++) {
+        uintptr_t len = i + 1;
+        if ((c->tinyHoleMask >> i & 1) != (c->tinyHoleN[i] != 0))
+            bad = "tinyHoleMask does not say which lengths have holes";
+        else if (c->tinyHoleN[i] > TinyHoleDepth || (c->tinyHoleN[i] != 0 && len < TinyMinHole))
+            bad = "tinyHoleN holds more holes than fit, or holes too short to keep";
+        for (unsigned j = 0; bad == NULL && j < c->tinyHoleN[i]; j++) {
+            uintptr_t a = at = c->tinyHoles[i][j];
+            mspan *s = tinyBlockOf(a, 0, &idx);
+            uintptr_t o = s != NULL ? a & (s->elemsize - 1) : 0;
+            if (s == NULL || o + len > s->elemsize) {
+                bad = "a hole is not inside one block of a tiny span in use";
+                break;
+            }
+            uint32_t bits = tinyWordLoad(tinyWordOf(s, idx), s->elemsize);
+            uint64_t inside = ((uint64_t)1 << (o + len)) - ((uint64_t)2 << o);
+            if ((bits >> o & 1) == 0)
+                bad = "a hole's start bit is clear";
+            else if ((bits & inside) != 0)
+                bad = "an object starts inside a hole";
+            else if (*(const uint8_t *)a != TinyHoleMark)
+                bad = "a hole's first byte is not TinyHoleMark";
+            holes[nholes++] = a;
+        }
+    }
+    if (bad == NULL) {
+        qsort(holes, nholes, sizeof holes[0], compareAddr);
+        for (unsigned k = 1; bad == NULL && k < nholes; k++)
+            if (holes[k] == holes[k - 1])
+                bad = "a hole is cached twice";
+    }
+    // An intrusive list with a block on it twice is a cycle: the count
+    // catches it.
+    for (unsigned k = 0; bad == NULL && k < 2; k++) {
+        uintptr_t bs = k == 0 ? 16 : 32;
+        unsigned n = 0;
+        for (gclink *b = c->tinyDead[k]; bad == NULL && b != NULL; b = b->next) {
+            at = (uintptr_t)b;
+            mspan *s = tinyBlockOf((uintptr_t)b, bs, &idx);
+            if (++n > c->tinyDeadN[k])
+                bad = "a dead-block list is longer than its count";
+            else if (s == NULL || ((uintptr_t)b & (bs - 1)) != 0)
+                bad = "a dead block is not a block of a tiny span of its size";
+            else if (tinyWordLoad(tinyWordOf(s, idx), bs) != 0)
+                bad = "a dead block has a start bit set";
+        }
+        if (bad == NULL && (n != c->tinyDeadN[k] || n > TinyDeadMax))
+            bad = "a dead-block list is shorter than its count, or longer than TinyDeadMax";
+    }
+    if (bad == NULL)
+        return NULL;
+    snprintf(msg, sizeof msg, "tiny cache %p (at %p): %s", (void *)c, (void *)at, bad);
+    return msg;
 }
