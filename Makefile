@@ -14,8 +14,10 @@ SANITIZE ?=
 DEBUG    ?= 0
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+# -iquote src: gomem's internal headers are found by #include "..." only, so
+# src/malloc.h does not hide the C library's <malloc.h> (override.c uses it).
 CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -pthread -fPIC -fvisibility=hidden \
-              -D_GNU_SOURCE -DGM_DEBUG=$(DEBUG) -Iinclude -Isrc $(SANITIZE) $(CFLAGS)
+              -D_GNU_SOURCE -DGM_DEBUG=$(DEBUG) -Iinclude -iquote src $(SANITIZE) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANITIZE) $(LDFLAGS)
 
 # mheap.c last: its 32 MiB arena index then ends .bss, and the small
@@ -146,7 +148,7 @@ $(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(CORE) $(HEADER
 	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
 $(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/report.h $(CORE) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) -Isrc tools/gomem_info.c tools/report.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
+	$(CC) $(CFLAGS_ALL) tools/gomem_info.c tools/report.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)
@@ -173,7 +175,7 @@ $(BUILD)/docs/%: docs/examples/%.c $(CORE) include/gomem.h
 ESCAPE_WARN := -Wreturn-local-addr -Wdangling-pointer=2
 check-escape:
 	@for f in src/*.c; do \
-	    gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc $(ESCAPE_WARN) -fanalyzer -Werror -c $$f -o /dev/null || exit 1; \
+	    gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -iquote src $(ESCAPE_WARN) -fanalyzer -Werror -c $$f -o /dev/null || exit 1; \
 	done
 	@n=$$(gcc -std=c11 -O2 $(ESCAPE_WARN) -c docs/examples/bad_escape.c -o /dev/null 2>&1 | \
 	      grep -cE 'Wreturn-local-addr|Wdangling-pointer'); \
@@ -228,7 +230,7 @@ FUZZ_SECONDS ?= 60
 fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT="-O1 -g" \
 	    SANITIZE="-fsanitize=address,undefined -fsanitize=fuzzer-no-link" build-fuzz/libgomem_internal.a
-	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
+	clang -std=c11 -O1 -g -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -iquote src \
 	    tests/fuzz/fuzz_alloc.c build-fuzz/libgomem_internal.a -pthread -o build-fuzz/fuzz_alloc
 	mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/* build-fuzz/corpus/
 	build-fuzz/fuzz_alloc -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1 build-fuzz/corpus

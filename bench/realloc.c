@@ -9,11 +9,11 @@
 // such buffers grown in turns, each in the other's way.
 //   Fresh: the first chain of a new heap (a forked child each time), which
 //     grows the heap as it goes: what a program's first big buffer sees,
-//     and where realloc moves pages (malloc.c, "When").
+//     and where realloc moves pages (realloc.c, "When").
 //   Warm: chains in a loop, reusing the pages the last one freed: realloc
 //     copies into pages the heap keeps (moving would fault them in again).
 // Compared: realloc as built ("move"), realloc moving onto any new span
-// ("any": reallocMoveAny, the tests' switch, without malloc.c's "When"),
+// ("any": reallocMoveAny, the tests' switch, without realloc.c's "When"),
 // and realloc copying ("copy": reallocMapLimit = 1, as if the mapping
 // bound were reached, so every step copies).
 // Reported per chain: wall time, time inside realloc (median), peak
@@ -26,7 +26,7 @@
 #include <sys/wait.h>
 
 #include "bench.h"
-#include "runtime.h"
+#include "../tests/export_test.h"
 
 enum { Chains = 4, MaxRuns = 64 };
 

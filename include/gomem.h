@@ -160,10 +160,11 @@ GM_API int gm_trace_stop(void);
 // GC). Flushes the calling thread's caches first. Returns the bytes released.
 GM_API size_t gm_scavenge(void);
 
-// Walks every shared structure (page heap, central lists, stack pools) and
-// the calling thread's own (its worker's run queues and timers, when it
-// runs coroutines), and checks their invariants. Returns NULL when all hold, else a description of
-// the first problem (a static string, valid until the next call). Takes the
+// Walks every shared structure (page heap, central lists, stack pools, the
+// hardened mode's guard cache) and the calling thread's own (its caches,
+// and its worker's run queues and timers when it runs coroutines), and
+// checks their invariants. Returns NULL when all hold, else a description of the
+// first problem (a static string, valid until the next call). Takes the
 // locks one at a time; meant for tests and debugging, not hot paths.
 GM_API const char *gm_debug_check(void);
 

@@ -12,7 +12,9 @@
 // Invariants: a thread's mcache is touched only by that thread, except its
 // counters, which other threads read with relaxed atomic loads. An mcache is
 // on allm from creation until its thread's destructor removes it. alloc[c]
-// is a span of class c that no list holds, or &emptymspan.
+// is an in-use span of class c that no list holds, whose slot scan is
+// valid (mbitmap.c), or &emptymspan, which no one writes. mcache_valid
+// checks these, then the tcache's (free.c) and the tiny state's (tiny.c).
 //
 // Locks: allmLock (rank lockRankAllm) guards allm, mcachealloc and
 // deadStats. Flushing a cache takes the stack pool, mcentral and heap locks,
@@ -21,7 +23,9 @@
 // Differs from Go: per thread, not per P; spans return to mcentral when
 // full or at thread exit (Go: at every GC).
 #include "runtime.h"
+#include "malloc.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static mutex allmLock = MUTEX_INIT(lockRankAllm);
@@ -61,6 +65,13 @@ static void foldStatsLocked(mcache *c)
 
 // ------------------------------------------------------------ heap spans
 
+// GM_DEBUG >= 3: the thread's whole cache is checked at each refill.
+static void debugValidate(mcache *c, const char *after)
+{
+    if (GM_DEBUG >= 3)
+        debugValid(mcache_valid(c), "mcache_valid", after);
+}
+
 mspan *mcache_refill(mcache *c, uint8_t spc)
 {
     mspan *s = c->alloc[spc];
@@ -74,6 +85,7 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
         if (nfree != 0 && (s->colourSkipped || spanRoomy(nfree, s->nelems))) {
             mspan_rewind(s);
             c->alloc[spc] = s;
+            debugValidate(c, "a refill keeping its span");
             return s;
         }
         mcentral_uncacheSpan(s);
@@ -86,10 +98,38 @@ mspan *mcache_refill(mcache *c, uint8_t spc)
     if (s == NULL)
         return NULL;
     c->alloc[spc] = s;
+    debugValidate(c, "a refill");
     return s;
 }
 
-void mcache_releaseAll(mcache *c)
+const char *mcache_valid(mcache *c)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    if (emptymspan.allocCache != 0 || emptymspan.nelems != 0)
+        return "emptymspan was written to";
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
+        mspan *s = c->alloc[spc];
+        if (s == &emptymspan)
+            continue;
+        const char *bad;
+        if (atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse || s->spanclass != spc)
+            bad = "the span is not an in-use span of its class";
+        else if (s->inList != SpanInNone)
+            bad = "the span is on a central list";
+        else
+            bad = mspan_validSlots(s);
+        if (bad != NULL) {
+            snprintf(msg, sizeof msg, "mcache %p: alloc[%d] (span %p): %s", (void *)c, spc, (void *)s, bad);
+            return msg;
+        }
+    }
+    const char *bad = tcache_valid(c);
+    return bad != NULL ? bad : tiny_valid(c);
+}
+
+// Gives every cached heap span and object back to the shared pools
+// (thread exit, flush).
+static void mcache_releaseAll(mcache *c)
 {
     tiny_release(c);
     tcache_flushAll(c); // first: the cached objects hold their spans' bits
@@ -145,11 +185,6 @@ static void mcacheKeyInit(void)
 {
     if (pthread_key_create(&mcacheKey, mcache_destroy) != 0)
         throw("pthread_key_create failed: cannot track thread exit");
-}
-
-mcache *mcache_peek(void)
-{
-    return mcache_tls;
 }
 
 static GM_COLD mcache *mcache_create(void)

@@ -12,7 +12,7 @@
 // persistentalloc chunks. Not locked itself: each fixalloc is guarded by its
 // owner's lock (mheap_.spanalloc by mheap_.lock).
 //
-// Invariants: persistentChunkLeft <= PersistentChunk; f->inuse <= f->sys.
+// Invariants: persistentChunkLeft <= PersistentChunk.
 #include "runtime.h"
 
 #include <string.h>
@@ -59,24 +59,11 @@ void *persistentalloc(size_t nbytes, size_t align)
     return (void *)aligned;
 }
 
-void fixalloc_init(fixalloc *f, size_t size)
-{
-    if (size < sizeof(gclink))
-        size = sizeof(gclink);
-    f->size = (size + 15) & ~(size_t)15;
-    f->list = NULL;
-    f->chunk = NULL;
-    f->nchunk = 0;
-    f->inuse = 0;
-    f->sys = 0;
-}
-
 void *fixalloc_alloc(fixalloc *f)
 {
     if (f->list != NULL) {
         gclink *v = f->list;
         f->list = v->next;
-        f->inuse += f->size;
         memset(v, 0, f->size);
         return v;
     }
@@ -86,18 +73,15 @@ void *fixalloc_alloc(fixalloc *f)
             return NULL;
         f->chunk = chunk;
         f->nchunk = FixallocChunk;
-        f->sys += FixallocChunk;
     }
     void *v = f->chunk;
     f->chunk += f->size;
     f->nchunk -= f->size;
-    f->inuse += f->size;
     return v;
 }
 
 void fixalloc_free(fixalloc *f, void *p)
 {
-    f->inuse -= f->size;
     gclink *v = p;
     v->next = f->list;
     f->list = v;

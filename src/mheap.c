@@ -302,7 +302,6 @@ static int registerArenas(uintptr_t base, uintptr_t nbytes)
         heapArena *ha = persistentalloc(sizeof(heapArena), 64);
         if (ha == NULL)
             return -1;
-        mheap_.metaSys += sizeof(heapArena);
         ha->base = a;
         // Fresh address space reads as zero and is not resident: released.
         memset(ha->released, 0xff, sizeof ha->released);

@@ -9,6 +9,7 @@
 // own; across parts the snapshot is exact only when no other thread is
 // allocating, which is when the identities in gomem.h are checked by tests.
 #include "runtime2.h"
+#include "malloc.h"
 
 #include <string.h>
 
@@ -118,6 +119,10 @@ const char *gm_debug_check(void)
         bad = mcentral_valid();
     if (bad == NULL)
         bad = stackpool_valid();
+    if (bad == NULL)
+        bad = guardcache_valid();
+    if (bad == NULL && mcache_tls != NULL)
+        bad = mcache_valid(mcache_tls);
     if (bad == NULL && tworker != NULL)
         bad = worker_valid(tworker);
     return bad;

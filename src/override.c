@@ -3,7 +3,7 @@
 // The drop-in malloc (no Go counterpart): the C library's allocation entry
 // points, exported from libgomem.so (LD_PRELOAD=build/libgomem.so, or -lgomem)
 // and from libgomem.a, each a thin wrapper over the gm_ function of the same
-// contract in malloc.c. glibc routes its own internal allocations (strdup,
+// contract (malloc.c, free.c, realloc.c). glibc routes its own internal allocations (strdup,
 // stdio buffers, the dynamic loader after startup) through these symbols,
 // and libstdc++'s operator new/delete call malloc/free, so C++ works too.
 //

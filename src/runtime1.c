@@ -26,6 +26,7 @@
 // GOMEM_* name that is none of these (GOMEM_TEST_* is the tests' own). In set-user-ID
 // and set-group-ID programs every GOMEM_* is ignored (os_getenv).
 #include "runtime.h"
+#include "malloc.h"
 
 #include <sched.h>
 #include <stdarg.h>

@@ -1,15 +1,28 @@
 // SPDX-License-Identifier: MIT
 //
 // Export guts for testing (Go: export_test.go). Tests link the static library
-// and reach internal functions through runtime.h; this header adds the small
-// helpers several tests share.
+// and reach internal functions through runtime.h and malloc.h; this header
+// adds the knobs only tests (and bench/realloc.c) set, and the small helpers
+// several tests share.
 #ifndef GOMEM_EXPORT_TEST_H
 #define GOMEM_EXPORT_TEST_H
 
 #include <stdio.h>
 #include <unistd.h>
 
+#include "malloc.h"
 #include "runtime2.h"
+
+// realloc moves pages while the process has fewer mappings than this
+// (realloc.c; 0: vm.max_map_count / 4). Tests set it, then call
+// malloc_recountMappings to have the mappings counted at the next realloc.
+extern long reallocMapLimit;
+// realloc moves onto any new span, not only onto fresh pages the heap grew
+// for (realloc.c, "When").
+extern bool reallocMoveAny;
+// Forks whose handlers took every lock (mcache.c): a process that has never
+// had a second thread forks without them.
+extern _Atomic uint64_t mcache_forksLocked;
 
 // C23's malloc alignment: the largest power of two <= n, at most 16.
 static inline size_t test_c23_align(size_t n)

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
-// The heap allocator (malloc.c, mcache.c, mcentral.c): the C library's
-// contracts, alignment, contents, reuse, cross-thread frees, counters, empty
-// spans going back to mheap, and every kind of bad input.
+// The heap allocator (malloc.c, free.c, realloc.c, mcache.c, mcentral.c):
+// the C library's contracts, alignment, contents, reuse, cross-thread frees,
+// counters, empty spans going back to mheap, and every kind of bad input.
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -738,7 +738,7 @@ static size_t countMappings(void)
     return n;
 }
 
-// Moves split the arena's mappings (malloc.c, "Mappings"): random growth
+// Moves split the arena's mappings (realloc.c, "Mappings"): random growth
 // of a few large objects leaves more mappings after each move, and once
 // the process has reallocMapLimit of them reallocs copy instead.
 TEST(large_realloc_moves_stop_at_the_mapping_limit)
@@ -794,7 +794,7 @@ TEST(large_realloc_moves_stop_at_the_mapping_limit)
 }
 
 // Without the tests' switch realloc moves only onto fresh pages of a heap
-// that had to grow (malloc.c, "When"), not into pages the heap keeps
+// that had to grow (realloc.c, "When"), not into pages the heap keeps
 // resident, where a copy costs no page fault and keeps them in use.
 TEST(large_realloc_moves_only_when_the_heap_grows)
 {
@@ -1429,6 +1429,41 @@ TEST(bad_frees_abort_with_a_message)
     CHECK_DEATH(realloc_freed_to_span, NULL, "use after free");
 }
 
+// The calling thread's caches keep the invariants free.c's and mcache.c's
+// heads state after a workload (mcache_valid, tcache_valid), and a broken
+// one is reported: a tcache count one off, a cached object whose word 1
+// lost its tag. Each is put right again at once.
+TEST(cache_validators_pass_after_a_workload_and_catch_corruption)
+{
+    enum { N = 400 };
+    static void *p[N];
+    uint64_t rng = 5;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++)
+            p[i] = gm_malloc(1 + test_rand(&rng) % 3000);
+        for (int i = 0; i < N; i++)
+            gm_free(p[(i * 7) % N]); // N is not a multiple of 7: each once
+    }
+    mcache *c = getmcache();
+    CHECK(mcache_valid(c) == NULL);
+    CHECK(gm_debug_check() == NULL);
+    uintptr_t *q = gm_malloc(64);
+    gm_free(q); // the head of its class's tcache
+    uint8_t spc = spanOf((uintptr_t)q)->spanclass;
+    CHECK(c->tcache[spc] == (gclink *)q);
+    c->tcount[spc]++;
+    const char *bad = tcache_valid(c);
+    CHECK(bad != NULL && strstr(bad, "tcount") != NULL);
+    CHECK(mcache_valid(c) != NULL);
+    c->tcount[spc]--;
+    CHECK(tcache_valid(c) == NULL);
+    q[1] ^= 1;
+    bad = tcache_valid(c);
+    CHECK(bad != NULL && strstr(bad, "tag") != NULL);
+    q[1] ^= 1;
+    CHECK(mcache_valid(c) == NULL);
+}
+
 int main(void)
 {
     RUN(every_size_aligned_usable_and_contents_survive);
@@ -1464,6 +1499,7 @@ int main(void)
 #ifdef __SANITIZE_ADDRESS__
     RUN(asan_sees_use_after_free_in_gomem_memory);
 #endif
+    RUN(cache_validators_pass_after_a_workload_and_catch_corruption);
     RUN(bad_frees_abort_with_a_message);
     return test_report();
 }

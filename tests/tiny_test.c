@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Go's tiny allocator (malloc.c): packing into 16/32-byte blocks,
+// Go's tiny allocator (tiny.c): packing into 16/32-byte blocks,
 // C alignment for malloc and Go's for bytes, explicit free from any thread,
 // usable sizes that never cover a neighbour, the run-time setting, counters,
 // and bad frees.
@@ -681,6 +681,53 @@ TEST(bad_tiny_frees_and_align16)
     CHECK_DEATH(align16_setting, NULL, "all 16-aligned");
 }
 
+// The thread's tiny state keeps the invariants of tiny.c's head after a
+// churn of packed objects (undos, holes, dead blocks; tiny_valid), and a
+// broken one is reported: a stale fill mark below the fill mark, a hole
+// length the mask says is empty. Each is put right again at once.
+TEST(tiny_validator_passes_after_churn_and_catches_corruption)
+{
+    enum { N = 4000 };
+    static void *p[N];
+    uint64_t rng = 9;
+    gm_set_max_tiny_size(16);
+    for (int i = 0; i < N; i++)
+        p[i] = gm_malloc_bytes(1 + test_rand(&rng) % 15);
+    for (int i = 0; i < N; i++)
+        if (test_rand(&rng) % 3 == 0) {
+            gm_free(p[i]);
+            p[i] = NULL;
+        }
+    for (int i = 0; i < N / 2; i++)
+        gm_free(gm_malloc_bytes(1 + test_rand(&rng) % 15));
+    mcache *c = getmcache();
+    CHECK(tiny_valid(c) == NULL);
+    CHECK(gm_debug_check() == NULL);
+    void *x = gm_malloc_bytes(3); // a current block with its fill mark at 3 or more
+    CHECK(c->tinyBlockSize != 0 && c->tinyoffset < c->tinyBlockSize);
+    c->tinyStale ^= 1;
+    const char *bad = tiny_valid(c);
+    CHECK(bad != NULL && strstr(bad, "fill mark") != NULL);
+    c->tinyStale ^= 1;
+    CHECK(tiny_valid(c) == NULL);
+    unsigned empty = 1; // a length of at least TinyMinHole with no hole
+    while (empty < TinyHoleLens && c->tinyHoleN[empty] != 0)
+        empty++;
+    if (CHECK(empty < TinyHoleLens)) {
+        c->tinyHoleMask ^= 1u << empty;
+        bad = tiny_valid(c);
+        CHECK(bad != NULL && strstr(bad, "tinyHoleMask") != NULL);
+        c->tinyHoleMask ^= 1u << empty;
+    }
+    CHECK(tiny_valid(c) == NULL);
+    gm_free(x);
+    for (int i = 0; i < N; i++)
+        gm_free(p[i]);
+    CHECK(tiny_valid(c) == NULL);
+    gm_thread_flush();
+    CHECK(tiny_valid(c) == NULL);
+}
+
 int main(void)
 {
     RUN(small_requests_share_blocks_and_keep_c_alignment);
@@ -697,6 +744,7 @@ int main(void)
     RUN(churn_keeps_contents_and_reuses_freed_bytes);
     RUN(holes_and_frees_from_another_thread);
     RUN(max_tiny_size_setting);
+    RUN(tiny_validator_passes_after_churn_and_catches_corruption);
     RUN(bad_tiny_frees_and_align16);
     return test_report();
 }

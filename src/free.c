@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+//
+// Free: gm_free and its checked kin, and the thread free cache (tcache)
+// of malloc.c's overview. Go has no such file: its GC sweeps (mgcsweep.go);
+// C frees one object at a time, from any thread. mimalloc splits alloc.c
+// and free.c the same way.
+//
+// Owns gm_free, gm_free_sized, gm_free_aligned_sized and
+// gm_malloc_usable_size; the free path of each kind of object (small:
+// freeSmall in malloc.h, into the tcache, and freeUncached or freeRemote
+// to the span; large: freeLarge; tiny objects go to tiny.c's freeTiny);
+// the tcache behind the small path (tcacheFlush, tcache_flushAll,
+// tcache_newKey, tcache_valid); and the messages of bad frees.
+//
+// The tcache, owner thread only; tcache_valid checks it:
+//   tcount[spc] == the length of tcache[spc] < tcacheLimit[spc], and 0
+//     where the limit is 0 (8-byte objects). The list is intrusive: an
+//     object on it twice makes it a cycle, which the count catches.
+//   every object x on tcache[spc] is the start of a slot of an in-use span
+//     of class spc, and its word 1 == tcacheTag(c, x) (c's key xor x's
+//     encoded link: a free that finds the tag looks for a double free)
+//   its slot's allocation bit stays set: to its span it is allocated until
+//     tcacheFlush gives it back, so no other thread can be handed it
+//
+// Locks: none of its own. A free into the span this thread caches clears
+// the slot's bit without an atomic; into any other span it is one atomic
+// OR on the span's xfreeBits (and, once per span fill, mcentral_notify
+// takes that class's lock); a large object goes to mheap_free (mheap_.lock)
+// or the guard cache.
+//
+// Where gomem goes beyond what C asks: a free finds its span from the
+// pointer and proves itself legal from the slot's allocation bit (or the
+// tcache tag, or the tiny bitmap), so every double free and foreign pointer
+// is caught with a one-line message, in release builds too.
+#include "malloc.h"
+
+#include <stdio.h>
+#include <string.h>
+
+// ------------------------------------------------------------- bad frees
+
+// p is not the start of an allocated heap object: says what it is. The
+// caller's s may be a stale table entry, so p is looked up again.
+void throwBadPointer(const char *who, void *p, const mspan *s)
+{
+    s = spanOf((uintptr_t)p); // the caller's may be a stale table entry
+    if (s == NULL)
+        throw("%s(%p): pointer not allocated by gomem (or its memory was already freed)", who, p);
+    if (s->spanclass == 0 && s->elemsize == 0 && atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanInUse)
+        throw("%s(%p): double free or use after free (the large object at %p is already free)", who, p,
+              (void *)s->startAddr);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == mSpanManual)
+        throw("%s(%p): pointer is inside a gomem stack, not a heap object", who, p);
+    throw("%s(%p): pointer is not the start of an object (the %lu-byte object at %p holds it)", who, p,
+          (unsigned long)s->elemsize,
+          (void *)(s->startAddr + ((uintptr_t)p - s->startAddr) / s->elemsize * s->elemsize));
+}
+
+void throwDoubleFree(void *p, const mspan *s)
+{
+    throw("free(%p): double free (the %lu-byte object at %p is already free)", p,
+          (unsigned long)s->elemsize, p);
+}
+
+// ----------------------------------------------------------- to the span
+
+// Remote free: the calling thread does not cache s. One atomic OR into the
+// span's metadata; the object's memory is not touched.
+GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
+{
+    uint64_t bit = (uint64_t)1 << (r & 63);
+    uint64_t old = atomic_fetch_or_explicit(&spanXfreeBits(s)[r >> 6], bit, memory_order_seq_cst);
+    if (GM_UNLIKELY(old & bit))
+        throwDoubleFree(p, s);
+    // The span may wait in the full list for its first free (mcentral.c).
+    // From here on s may already be another span: the owner can have taken
+    // the bit, found the span empty and freed it. mcentral_notify copes.
+    if (GM_UNLIKELY(atomic_load_explicit(&s->xfreeNotify, memory_order_seq_cst)) &&
+        atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst))
+        mcentral_notify(s);
+}
+
+// A free that skips the tcache (8-byte objects, or no mcache).
+GM_NOINLINE void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
+{
+    if (c != NULL)
+        counter_add(&c->nfree[spc], 1);
+    else
+        atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
+    freeToSpan(c, s, p, spc, r);
+}
+
+// ----------------------------------------------------------------- large
+
+// p is a large object (span s, or NULL), or not an object at all.
+static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
+{
+    if (s == NULL || s->spanclass != 0 || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse ||
+        (uintptr_t)p != s->startAddr || s->elemsize == 0)
+        throwBadPointer(who, p, s);
+    uintptr_t bytes = s->elemsize;
+    freedFill(p, bytes);
+    mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
+    if (c != NULL) {
+        counter_add(&c->largeFree, bytes);
+        counter_add(&c->nlargeFree, 1);
+    } else {
+        atomic_fetch_add_explicit(&orphanFree[0], 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&orphanLargeFreeBytes, bytes, memory_order_relaxed);
+    }
+    if (bytes < s->npages << PageShift) { // a guard page follows (GOMEM_SECURE)
+        ASAN_POISON(p, bytes);
+        guardCachePut(s);
+    } else {
+        mheap_free(s);
+    }
+}
+
+// ------------------------------------------------------------------ free
+
+static inline void freeObject(void *p, const char *who)
+{
+    // spanOfRaw, not spanOf: the slot check below also proves p lies in s
+    // (r < nelems and r * elemsize == off imply off < the span's bytes), so
+    // the fast path skips spanOf's bounds check. Anything odd goes the slow
+    // way, which checks fully.
+    // A non-zero spanclass means an in-use heap span (mheap zeroes it on
+    // free; stack and large spans have class 0), so no state load either.
+    mspan *s = spanOfRaw((uintptr_t)p);
+    if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
+        freeLarge(p, spanOf((uintptr_t)p), who);
+        return;
+    }
+    uint8_t spc = s->spanclass;
+    if (GM_UNLIKELY(spc >= TinyClass16)) {
+        freeTiny(p, s, who);
+        return;
+    }
+    freeSmall(s, p, spc, smallSlot(s, p, who));
+}
+
+// Cost of the common case, a small object into this thread's tcache
+// (x86-64, gcc -O2; objdump -d build/obj/free.o): about 70 instructions
+// and 12 conditional branches, no atomic, no frame: gm_free tail-calls
+// freeObject, whose calls are all tail calls off the path.
+void gm_free(void *p)
+{
+    if (p != NULL)
+        freeObject(p, "free");
+}
+
+// ---------------------------------------------------------------- tcache
+
+uintptr_t tcache_newKey(mcache *c)
+{
+    // Unpredictable enough that program data will not equal it by chance:
+    // the stack secret mixed with this cache's address.
+    uintptr_t k = runtime_secret((uintptr_t)c) * 0x9E3779B97F4A7C15ull;
+    return (k ^ (k >> 29)) | 1;
+}
+
+// A free found the tcache key in p's word 1: p is in the cache (a double
+// free) or the program's data happens to hold the key. The list says which.
+GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s)
+{
+    for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+        if (x == p)
+            throwDoubleFree(p, s);
+    // Not cached: the program's data held the key. Free it for real.
+    ((uintptr_t *)p)[1] = 0;
+    freeObject(p, "free");
+}
+
+GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
+{
+    gclink *x = c->tcache[spc], *rest;
+    if (keep == 0) {
+        rest = x;
+        c->tcache[spc] = NULL;
+    } else {
+        for (unsigned i = 1; i < keep; i++)
+            x = linkNext(x);
+        rest = linkNext(x);
+        x->next = (gclink *)linkEncode(x, NULL);
+        ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
+    }
+    c->tcount[spc] = (uint16_t)keep;
+    while (rest != NULL) {
+        gclink *next = linkNext(rest);
+        ((uintptr_t *)rest)[1] = 0;
+        mspan *s = spanOfRaw((uintptr_t)rest);
+        if (s == NULL)
+            throw("internal error: tcache object %p has no span", (void *)rest);
+        uintptr_t r = ((uint64_t)((uintptr_t)rest - s->startAddr) * s->divMul) >> 32;
+        freeToSpan(c, s, rest, spc, r);
+        rest = next;
+    }
+    if (GM_DEBUG >= 3)
+        debugValid(tcache_valid(c), "tcache_valid", "a flush");
+}
+
+void tcache_flushAll(mcache *c)
+{
+    for (int spc = 1; spc < NumSpanClasses; spc++)
+        if (c->tcache[spc] != NULL)
+            tcacheFlush(c, (uint8_t)spc, 0);
+}
+
+// The invariants of tcache[spc] (this file's head), or NULL. The list is
+// intrusive: an object on it twice makes it a cycle, which the count
+// catches.
+static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
+{
+    unsigned n = 0;
+    *at = NULL;
+    if (c->tcount[spc] != 0 && c->tcount[spc] >= tcacheLimit[spc])
+        return "tcount is at its class's limit (or the class has no cache)";
+    for (const gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x)) {
+        *at = x;
+        if (++n > c->tcount[spc])
+            return "the list is longer than tcount";
+        mspan *s = spanOf((uintptr_t)x);
+        if (s == NULL || s->spanclass != spc || ((uintptr_t)x - s->startAddr) % s->elemsize != 0)
+            return "an object is not a slot of a span of its class";
+        if (((const uintptr_t *)x)[1] != tcacheTag(c, x))
+            return "an object's word 1 is not its tag";
+        uintptr_t r = ((uintptr_t)x - s->startAddr) / s->elemsize;
+        // Only the span's owner may read its allocBits.
+        if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] >> (r & 63) & 1) == 0)
+            return "an object's slot is free in its span";
+    }
+    return n != c->tcount[spc] ? "the list is shorter than tcount" : NULL;
+}
+
+const char *tcache_valid(mcache *c)
+{
+    static __thread char msg[200] __attribute__((tls_model("initial-exec"))); // as all our TLS: no __tls_get_addr
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
+        const gclink *at;
+        const char *bad = validClass(c, (uint8_t)spc, &at);
+        if (bad != NULL) {
+            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->tcount[spc], (const void *)at,
+                     bad);
+            return msg;
+        }
+    }
+    return NULL;
+}
+
+// ------------------------------------------------------------------ sizes
+
+size_t objectSize(void *p, const char *who)
+{
+    mspan *s = spanOf((uintptr_t)p);
+    if (s == NULL || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanInUse)
+        throwBadPointer(who, p, s);
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    if (s->spanclass == 0) {
+        if (off != 0 || s->elemsize == 0) // 0: freed, in the guard cache
+            throwBadPointer(who, p, s);
+        return s->elemsize;
+    }
+    if (s->spanclass >= TinyClass16)
+        return tinyObjectSize(p, s, who);
+    checkNotFree(p, s, s->spanclass, smallSlot(s, p, who), who);
+    return s->elemsize;
+}
+
+size_t gm_malloc_usable_size(void *p)
+{
+    return p == NULL ? 0 : objectSize(p, "malloc_usable_size");
+}
+
+void gm_free_sized(void *p, size_t size)
+{
+    if (p == NULL)
+        return;
+    size_t have = objectSize(p, "free_sized");
+    if (size > have)
+        throw("free_sized(%p, %zu): the object is only %zu bytes; wrong size passed", p, size, have);
+    freeObject(p, "free_sized");
+}
+
+void gm_free_aligned_sized(void *p, size_t align, size_t size)
+{
+    if (p == NULL)
+        return;
+    size_t have = objectSize(p, "free_aligned_sized");
+    if (size > have || (align != 0 && ((uintptr_t)p & (align - 1)) != 0))
+        throw("free_aligned_sized(%p, %zu, %zu): not how the object was allocated (%zu bytes)", p, align,
+              size, have);
+    freeObject(p, "free_aligned_sized");
+}

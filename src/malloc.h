@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: MIT
+//
+// What the malloc files share, and their entry points for the rest of the
+// runtime. The malloc files are malloc.c (the overview, options, the
+// allocation paths, the counters), free.c, realloc.c, tiny.c, mbitmap.c (a
+// span's slots; its prototypes are in mheap.h beside mspan) and
+// guardcache.c; the story is the overview at the top of malloc.c.
+//
+// Owns the inline paths more than one of those files runs (the tcache's
+// link words, the tiny bump, the free of a small object), the tables
+// malloc_init fills and the process-wide counters. Every variable here is
+// declared GM_HIDDEN: the fast paths then reach it with one RIP-relative
+// access, where a default-visibility declaration costs a load of its
+// address from the GOT first.
+//
+// Debug and sanitizer variants of these paths are chosen here, once
+// (freedFill; ASAN_* in runtime.h): no fast path holds an #if.
+#ifndef GOMEM_MALLOC_H
+#define GOMEM_MALLOC_H
+
+#include "runtime.h"
+
+#include <string.h>
+
+// ------------------------------------------------------- for the runtime
+
+void malloc_init(void);                       // from runtime_init, before any mcache
+void malloc_setAlign16(void);                 // GOMEM_ALIGN16, before malloc_init
+// Frees every span in GOMEM_SECURE's cache of freed guarded large objects
+// (guardcache.c; gm_scavenge).
+void malloc_flushGuardCache(void);
+// fork: the malloc files' spin locks (guardcache.c's, realloc.c's).
+void malloc_atfork_prepare(void);
+void malloc_atfork_parent(void);
+// The process-wide counters below, into gm_stats.
+void malloc_sumcounters(gm_memstats *out);
+
+// Moves every object in c's free cache back to its span (free.c).
+void tcache_flushAll(mcache *c);
+// c's tcache key: a per-cache secret (free.c).
+uintptr_t tcache_newKey(mcache *c);
+// Retires c's current tiny block, its holes and its dead blocks (tiny.c).
+void tiny_release(mcache *c);
+
+// Validators of the calling thread's caches (GM_DEBUG >= 3, tests): NULL
+// if every invariant of free.c's and tiny.c's heads holds in c, else a
+// description of the first that does not. c must be the caller's own.
+const char *tcache_valid(mcache *c);
+const char *tiny_valid(mcache *c);
+// The same for GOMEM_SECURE's guard cache (guardcache.c; takes its lock).
+const char *guardcache_valid(void);
+
+// Tests only (tests/export_test.h declares the knobs it goes with): realloc
+// counts the process's mappings again at its next move.
+void malloc_recountMappings(void);
+
+// -------------------------------------------------- tables and settings
+// Filled by malloc_init before any mcache exists (every fast path reads
+// them only after finding its mcache), then immutable, unless marked.
+
+// Requests below tinyMaxMalloc (gm_malloc, gm_calloc) or tinyMaxBytes
+// (gm_malloc_bytes, gm_strdup) are packed by the tiny allocator; 0 turns
+// packing off. Written by gm_set_max_tiny_size; read relaxed.
+extern GM_HIDDEN _Atomic uint8_t tinyMaxMalloc, tinyMaxBytes;
+// Alignment of a tiny object of n bytes: C's rule for malloc (the largest
+// power of two <= n), Go's rule for bytes (the size's low bits).
+extern GM_HIDDEN uint8_t tinyAlignC[32], tinyAlignBytes[32];
+// Bytes a tiny request of n would take from a size class (for the stats).
+extern GM_HIDDEN uint8_t tinyUnpackedSize[32];
+// Most objects a thread's tcache[class] holds: about 32 KiB worth, between
+// 4 and 64 objects; 0 for 8-byte objects (no room for the key).
+extern GM_HIDDEN uint8_t tcacheLimit[NumSpanClasses];
+// Mixed into every tcache link (malloc.c, "Hardened mode").
+extern GM_HIDDEN uintptr_t linkSecret;
+
+// ---------------------------------------------------------------- counters
+// Frees by threads that could not get an mcache (out of memory), and
+// realloc's page moves: atomic adds, on rare paths only (malloc.c).
+// orphanFree[0] counts large objects, orphanLargeFreeBytes their bytes.
+extern GM_HIDDEN _Atomic uint64_t orphanFree[NumSpanClasses];
+extern GM_HIDDEN _Atomic uint64_t orphanLargeFreeBytes;
+extern GM_HIDDEN _Atomic uint64_t orphanTinyFrees;
+extern GM_HIDDEN _Atomic uint64_t reallocMoves, reallocMovedBytes;
+
+// ----------------------------------------------------------- allocation
+// (malloc.c)
+
+// A slot of class spc from c's span, refilling it when exhausted; NULL
+// (errno not set) when out of memory.
+void *mallocSmall(mcache *c, uint8_t spc);
+// A large object of n bytes (n <= PTRDIFF_MAX) aligned to align_pages
+// pages, zeroed if zero; NULL and ENOMEM, and a GOMEM_VERBOSE line, if no
+// span. mallocLargeTry: the same without the line.
+void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero);
+void *mallocLargeTry(mcache *c, size_t n, uintptr_t align_pages, bool zero);
+
+// GOMEM_SECURE's cache of freed guarded large objects (guardcache.c): a
+// span of npages + 1 pages (the last the guard) aligned to align_pages, or
+// NULL; guardCachePut takes a freed one (or frees it to mheap).
+mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages);
+void guardCachePut(mspan *s);
+void guardcache_atfork_prepare(void);
+void guardcache_atfork_parent(void);
+void realloc_atfork_prepare(void);
+void realloc_atfork_parent(void);
+
+// ----------------------------------------------------------------- debug
+
+// GM_DEBUG >= 3 runs a validator after each slow-path step that changes
+// what it checks (as mheap_valid after each change of the page heap), and
+// this throws naming the validator (what), the step (after) and the
+// broken invariant (bad, the validator's answer), if any.
+static inline void debugValid(const char *bad, const char *what, const char *after)
+{
+    if (bad != NULL)
+        throw("%s after %s: %s", what, after, bad);
+}
+
+// Debug builds (GM_DEBUG >= 1) fill a freed object with 0xdf, so that a use
+// after free reads garbage rather than the old data.
+#if GM_DEBUG >= 1
+static inline void freedFill(void *p, size_t n)
+{
+    memset(p, 0xdf, n);
+}
+#else
+static inline void freedFill(void *p, size_t n)
+{
+    (void)p;
+    (void)n;
+}
+#endif
+
+// ---------------------------------------------------------------- tcache
+// A freed small object waiting in its freeing thread's tcache[class]
+// (free.c) holds an encoded link in word 0 and a tag in word 1.
+
+static inline uintptr_t linkEncode(const void *slot, const void *next)
+{
+    return (uintptr_t)next ^ linkSecret ^ ((uintptr_t)slot >> 12);
+}
+
+static inline gclink *linkNext(const gclink *x)
+{
+    return (gclink *)((uintptr_t)x->next ^ linkSecret ^ ((uintptr_t)x >> 12));
+}
+
+// Word 1 of an object in c's tcache: the key bound to the object's (encoded)
+// link, so that a free can tell a cached object, and a pop can tell a link
+// overwritten without the key (GOMEM_SECURE).
+static inline uintptr_t tcacheTag(const mcache *c, const void *x)
+{
+    return c->tcacheKey ^ ((const uintptr_t *)x)[0];
+}
+
+// ------------------------------------------------------------------ free
+// (free.c)
+
+// Aborts naming who and p: a free or size query of something that is not
+// an allocated heap object. s is the caller's lookup (maybe stale).
+GM_COLD __attribute__((noreturn)) void throwBadPointer(const char *who, void *p, const mspan *s);
+GM_COLD __attribute__((noreturn)) void throwDoubleFree(void *p, const mspan *s);
+// A free of slot r of s by a thread that does not cache s: one atomic OR
+// into s's xfreeBits.
+void freeRemote(mspan *s, void *p, uintptr_t r);
+// A free that skips the tcache (8-byte objects, or no mcache).
+void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r);
+// A free found the tcache tag in p's word 1: a double free, or program data.
+void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s);
+// Sends all but the newest keep objects of c->tcache[spc] to their spans.
+void tcacheFlush(mcache *c, uint8_t spc, unsigned keep);
+// The usable size of heap object p; aborts naming who if p is not one.
+size_t objectSize(void *p, const char *who);
+
+// Gives slot r of span s (object p) back to the span: a bit cleared by the
+// thread that caches s, or a remote free. Counters are the caller's.
+static inline void freeToSpan(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
+{
+    ASAN_POISON(p, s->elemsize);
+    if (c != NULL && c->alloc[spc] == s) {
+        uint64_t bit = (uint64_t)1 << (r & 63);
+        uint64_t *word = &spanAllocBits(s)[r >> 6];
+        if (GM_UNLIKELY((*word & bit) == 0))
+            throwDoubleFree(p, s);
+        *word &= ~bit;
+        if ((r & ~(uintptr_t)63) == s->allocCacheBase)
+            s->allocCache |= bit; // offered again at once: the slot is hot
+        return;
+    }
+    freeRemote(s, p, r);
+}
+
+// The slot of small span s that p starts, or an abort naming who. The
+// check also proves p lies inside s (r < nelems and r * elemsize == off).
+static inline uintptr_t smallSlot(mspan *s, void *p, const char *who)
+{
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+    if (GM_UNLIKELY(r * s->elemsize != off || r >= s->nelems))
+        throwBadPointer(who, p, s);
+    return r;
+}
+
+// Aborts if this thread can tell that p, slot r of the small span s of
+// class spc, is free: a freed object waiting in its tcache still has its
+// bit set, but its key tells (objects in other threads' caches cannot be
+// told); one freed to a span this thread caches has its bit clear.
+static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, const char *who)
+{
+    mcache *c = mcache_tls;
+    if (c == NULL)
+        return;
+    if (tcacheLimit[spc] != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
+        for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+            if (x == p)
+                throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+    // Only the thread caching s may read its allocBits (it sets them
+    // without a lock): check ownership first.
+    if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
+        throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+}
+
+// Frees p, slot r of the small span s of class spc (not tiny), which the
+// caller has checked: into this thread's tcache when it has one (gm_free,
+// realloc).
+static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
+{
+    mcache *c = mcache_tls;
+    unsigned limit = tcacheLimit[spc];
+    if (GM_LIKELY(c != NULL && limit != 0)) {
+        // Every call below is a tail call, so this path needs no frame.
+        uintptr_t *w = p;
+        if (GM_UNLIKELY(ASAN_IS_POISONED(p))) { // ASan build: freed to its span already
+            freeUncached(c, s, p, spc, r);      // the bits say so, with gomem's message
+            return;
+        }
+        if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
+            tcacheCheckDouble(c, spc, p, s);
+            return;
+        }
+        freedFill(p, s->elemsize);
+        w[0] = linkEncode(p, c->tcache[spc]);
+        w[1] = tcacheTag(c, w);
+        ASAN_POISON((char *)p + 16, s->elemsize - 16); // the link words stay readable for gomem
+        c->tcache[spc] = p;
+        counter_add(&c->nfree[spc], 1);
+        if (GM_UNLIKELY(++c->tcount[spc] >= limit))
+            tcacheFlush(c, spc, limit / 2);
+        return;
+    }
+    freeUncached(c, s, p, spc, r);
+}
+
+// ------------------------------------------------------------------ tiny
+// (tiny.c; its head states the bitmap rule)
+
+// A tiny block's start bitmap word (uint16 for 16-byte blocks, uint32 for
+// 32), read and changed atomically: any thread may clear bits in it.
+static inline uint32_t tinyWordLoad(void *w, uintptr_t bs)
+{
+    return bs == 16 ? atomic_load_explicit((_Atomic uint16_t *)w, memory_order_relaxed)
+                    : atomic_load_explicit((_Atomic uint32_t *)w, memory_order_relaxed);
+}
+
+static inline uint32_t tinyWordXor(void *w, uintptr_t bs, uint32_t mask)
+{
+    return bs == 16 ? atomic_fetch_xor_explicit((_Atomic uint16_t *)w, (uint16_t)mask, memory_order_acq_rel)
+                    : atomic_fetch_xor_explicit((_Atomic uint32_t *)w, mask, memory_order_acq_rel);
+}
+
+static inline uint32_t tinyWordAnd(void *w, uintptr_t bs, uint32_t mask)
+{
+    return bs == 16 ? atomic_fetch_and_explicit((_Atomic uint16_t *)w, (uint16_t)mask, memory_order_acq_rel)
+                    : atomic_fetch_and_explicit((_Atomic uint32_t *)w, mask, memory_order_acq_rel);
+}
+
+void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned max);
+// p is in tiny span s (a TinyClass span, in use).
+void freeTiny(void *p, mspan *s, const char *who);
+// The extent of tiny object p; aborts naming who if p is not one.
+size_t tinyObjectSize(void *p, const mspan *s, const char *who);
+
+// n < max (the current maxTinySize, 16 or 32); align a power of two <= 16.
+static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
+{
+    if (n == 0)
+        n = 1; // distinct objects need distinct starts
+    uintptr_t f = c->tinyoffset, bs = c->tinyBlockSize;
+    uintptr_t off = (f + align - 1) & ~(uintptr_t)(align - 1);
+    if (GM_LIKELY(off + n <= bs && bs == max)) {
+        // Move the fill mark from f to off + n, with a start at off (which
+        // is f itself unless alignment skipped bytes). One atomic XOR: the
+        // bits it flips are known to this thread; other threads only clear
+        // other objects' bits.
+        uintptr_t e = off + n;
+        // Stale fill marks (all above f) go too; one at e or off cancels
+        // out and stays set, as it should.
+        uint32_t mask = c->tinyStale ^ (off != f ? ((uint32_t)1 << f) | ((uint32_t)1 << off) : 0) ^
+                        (e < bs ? (uint32_t)1 << e : 0);
+        if (mask != 0) // 0 after an undo of a same-sized object: the bitmap is already right
+            tinyWordXor(c->tinyWord, bs, mask);
+        c->tinyoffset = e;
+        c->tinyLast = e < bs ? c->tiny + off : 0;
+        c->tinyStale = 0;
+        counter_add(&c->tinyAllocs, 1);
+        counter_add(&c->tinyUnpacked, tinyUnpackedSize[n]);
+        return (void *)(c->tiny + off);
+    }
+    return tinyAllocSlow(c, n, align, max);
+}
+
+#endif

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: MIT
+//
+// Per-thread caches (Go: mcache.go): the type, the calling thread's cache,
+// and the entry points of mcache.c, whose head states who may touch what.
+// runtime.h includes this header.
+#include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
+#ifndef GOMEM_MCACHE_H
+#define GOMEM_MCACHE_H
+
+// The tiny allocator's per-thread hole cache: holes of 1..31 bytes (a 32-
+// byte block's most), up to TinyHoleDepth of each length.
+#define TinyHoleLens 31
+#define TinyHoleDepth 8
+
+// Per-thread cache (Go's mcache, per P there, per thread here). Owner thread
+// only, except the counters, which other threads read with relaxed loads.
+typedef struct mcache {
+    // The span each size class allocates from; &emptymspan when none (so the
+    // fast path needs no NULL test). Owner only.
+    mspan *alloc[NumSpanClasses];
+    gclink *stackcache[NumStackOrders];        // free stacks; owner only
+    // Bytes in stackcache[order]: written by the owner only (relaxed stores),
+    // read by gm_stats from any thread.
+    _Atomic uintptr_t stackcacheBytes[NumStackOrders];
+    struct mcache *allnext, *allprev;          // allm list; guarded by allmLock
+
+    // Heap counters (Go's per-P heapStatsDelta): written by the owner only,
+    // as a relaxed load and store (never a locked RMW), read by gm_stats.
+    // A free counts on the freeing thread, whoever allocated the object.
+    _Atomic uint64_t nmalloc[NumSpanClasses];  // small objects allocated, by class
+    _Atomic uint64_t nfree[NumSpanClasses];    // small objects freed, by class
+    _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
+    _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
+    uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
+
+    // Freed objects kept for reuse by this thread (LIFO per class, like
+    // tcmalloc's and glibc's thread caches; see free.c). Each holds the
+    // next link in word 0 and tcacheKey in word 1. Owner only.
+    gclink *tcache[NumSpanClasses];
+    uint16_t tcount[NumSpanClasses];
+    uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
+    uint64_t secureRng;                        // GOMEM_SECURE: slot order; owner only
+
+    // The tiny allocator's current block (tiny.c). Owner only, except that
+    // other threads' frees clear bits in *tinyWord (atomically).
+    uintptr_t tiny;                            // the block, or 0
+    uintptr_t tinyoffset;                      // bytes of the block handed out so far
+    // Old fill marks above tinyoffset, still set in the block's bits: a free
+    // just below the fill mark moves it back without an atomic, and the
+    // next bump's atomic XOR clears these.
+    uint32_t tinyStale;
+    // The object the last bump made, while the fill mark (just after it
+    // then) is set and keeps the block alive, else 0: freeing it undoes the
+    // bump when the bitmap still agrees (freeTiny).
+    uintptr_t tinyLast;
+    uintptr_t tinyBlockSize;                   // 16 or 32; 0 when there is no block
+    void *tinyWord;                            // the block's start bitmap (uint16 or uint32)
+    mspan *tinySpan;                           // the block's span
+    _Atomic uint64_t tinyAllocs, tinyFrees;    // objects; owner writes, anyone reads
+    _Atomic uint64_t tinyUnpacked;             // bytes those objects would take unpacked
+    _Atomic uint64_t tinyHoleAllocs;           // objects placed in a hole; owner writes
+    // Tiny blocks whose last object died, kept for this thread's next
+    // blocks (a list through each block's first word; [0] 16-byte, [1]
+    // 32-byte). They count as freed. Owner only.
+    gclink *tinyDead[2];
+    uint8_t tinyDeadN[2];
+    // Free runs inside live tiny blocks kept for reuse (tiny.c, "Holes"):
+    // tinyHoles[len-1] is a stack of tinyHoleN[len-1] start addresses of
+    // holes of len bytes; bit len-1 of tinyHoleMask says it is not empty.
+    // Owner only. tinyHoles is last: a thread that frees no tiny object
+    // inside a live block never touches it, and the fields above fit the
+    // mcache's first page (one page fault less in every process).
+    uint8_t tinyHoleN[TinyHoleLens];
+    uint32_t tinyHoleMask;
+    uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
+} mcache;
+
+// Adds v to one of an mcache's counters: the owner's relaxed load and
+// store, never a locked read-modify-write (other threads only read them).
+static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
+{
+    atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v, memory_order_relaxed);
+}
+
+extern mspan emptymspan;
+// The calling thread's mcache, or NULL before its first allocation.
+extern __thread mcache *mcache_tls __attribute__((tls_model("initial-exec")));
+
+// The calling thread's cache, created on first use. NULL only when out of memory.
+mcache *getmcache(void);
+// NULL if the invariants of mcache.c's head hold for c, the caller's own
+// cache, and those of its tcache and tiny state (tcache_valid,
+// tiny_valid); else a description of the first that does not.
+const char *mcache_valid(mcache *c);
+// Adds every live mcache's cached bytes into out. Takes allmLock.
+void mcache_sumcounters(gm_memstats *out);
+
+// The cached span of class spc is exhausted; get one with a free slot.
+// Returns the span now cached, or NULL with ENOMEM.
+mspan *mcache_refill(mcache *c, uint8_t spc);
+
+#endif
