@@ -21,6 +21,7 @@
 #include "runtime.h"
 
 #include <string.h>
+#pragma GCC visibility push(hidden)
 
 // ------------------------------------------------------- for the runtime
 
@@ -309,4 +310,5 @@ static inline void *tinyAlloc(mcache *c, size_t n, unsigned align, unsigned max)
     return tinyAllocSlow(c, n, align, max);
 }
 
+#pragma GCC visibility pop
 #endif

@@ -6,6 +6,7 @@
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_MCACHE_H
 #define GOMEM_MCACHE_H
+#pragma GCC visibility push(hidden)
 
 // The tiny allocator's per-thread hole cache: holes of 1..31 bytes (a 32-
 // byte block's most), up to TinyHoleDepth of each length.
@@ -99,4 +100,5 @@ void mcache_sumcounters(gm_memstats *out);
 // Returns the span now cached, or NULL with ENOMEM.
 mspan *mcache_refill(mcache *c, uint8_t spc);
 
+#pragma GCC visibility pop
 #endif

@@ -6,6 +6,7 @@
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_MCENTRAL_H
 #define GOMEM_MCENTRAL_H
+#pragma GCC visibility push(hidden)
 
 // Central lists of one size class (Go: mcentral.go). A span on a list is
 // owned by the list's lock; a cached span is not on any list.
@@ -48,4 +49,5 @@ static inline bool spanRoomy(uintptr_t nfree, uintptr_t nelems)
     return nfree * RoomyFraction >= nelems;
 }
 
+#pragma GCC visibility pop
 #endif

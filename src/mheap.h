@@ -9,6 +9,7 @@
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_MHEAP_H
 #define GOMEM_MHEAP_H
+#pragma GCC visibility push(hidden)
 
 // ------------------------------------------------------------------ spans
 
@@ -363,4 +364,5 @@ static inline mspan *spanOf(uintptr_t p)
 // description of the first problem. Takes mheap_.lock.
 const char *mheap_valid(void);
 
+#pragma GCC visibility pop
 #endif

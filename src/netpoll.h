@@ -11,6 +11,7 @@
 #define GOMEM_NETPOLL_H
 
 #include "runtime2.h"
+#pragma GCC visibility push(hidden)
 
 // Sets up p's poller (p's thread or before it starts). 0, or -1 and errno.
 int netpollinit(worker *p);
@@ -25,4 +26,5 @@ void netpollBreak(worker *p);
 int netpollopen(worker *p, int fd, int events, gm_g *g);
 void netpolldisarm(worker *p, int fd);
 
+#pragma GCC visibility pop
 #endif

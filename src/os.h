@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#pragma GCC visibility push(hidden)
 
 enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_MREMAP, OS_FAULT_NKINDS };
 
@@ -108,4 +109,5 @@ bool os_single_threaded(void);
 void os_fault_set(enum os_fault_kind kind, uint64_t nth);
 uint64_t os_calls(enum os_fault_kind kind);
 
+#pragma GCC visibility pop
 #endif

@@ -26,6 +26,10 @@
 #include "sizeclasses.h"
 #include "track.h"
 
+// Every internal declaration is hidden: code built -fPIC then reaches gomem's
+// own variables and functions directly, not through the GOT.
+#pragma GCC visibility push(hidden)
+
 // Span classes: Go's size classes 0..67, then two classes of blocks for the
 // tiny allocator (malloc.c), 16- and 32-byte blocks in 16- and 32-byte
 // spans laid out as classes 2 and 4, so free can tell a tiny block's span.
@@ -304,4 +308,5 @@ void stack_atfork_parent(void);
 void stack_atfork_child(void);
 
 
+#pragma GCC visibility pop
 #endif

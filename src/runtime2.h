@@ -23,6 +23,7 @@
 #define GOMEM_RUNTIME2_H
 
 #include "runtime.h"
+#pragma GCC visibility push(hidden)
 
 // A g's status. Moves (proc.c's head has the diagram):
 //   Grunnable -> Grunning (its worker picks it) -> Grunnable (gm_yield)
@@ -350,4 +351,5 @@ const char *chan_valid(const gm_chan *c);
 void chan_timer_fire(gm_chan *c, uint64_t when);
 void chan_timer_drop(gm_chan *c);
 
+#pragma GCC visibility pop
 #endif
