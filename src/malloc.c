@@ -156,7 +156,7 @@ int gm_set_max_tiny_size(size_t n)
 {
     if (n != 0 && n != 8 && n != 16 && n != 32) {
         errno = EINVAL;
-        gm_warn("gm_set_max_tiny_size(%zu): must be 0, 8, 16 or 32", n);
+        callerError("gm_set_max_tiny_size(%zu): must be 0, 8, 16 or 32", n);
         return -1;
     }
     if (n == 8)
@@ -265,7 +265,7 @@ void *mallocLarge(mcache *c, size_t n, uintptr_t align_pages, bool zero)
 {
     void *p = mallocLargeTry(c, n, align_pages, zero);
     if (p == NULL)
-        gm_warn("malloc(%zu): out of memory", n);
+        callerError("malloc(%zu): out of memory", n);
     return p;
 }
 
@@ -273,7 +273,7 @@ static GM_NOINLINE void *mallocSlow(size_t n, bool zero)
 {
     if (GM_UNLIKELY(n > PTRDIFF_MAX)) {
         errno = ENOMEM;
-        gm_warn("malloc(%zu): size too large", n);
+        callerError("malloc(%zu): size too large", n);
         return NULL;
     }
     mcache *c = getmcache();
@@ -285,7 +285,7 @@ static GM_NOINLINE void *mallocSlow(size_t n, bool zero)
     void *p = tinyMallocFits(n, max) ? tinyAlloc(c, n, tinyAlignC[n], max) : mallocSmall(c, malloc_sizeclass(n));
     if (p == NULL) {
         errno = ENOMEM;
-        gm_warn("malloc(%zu): out of memory", n);
+        callerError("malloc(%zu): out of memory", n);
     } else if (zero) {
         memset(p, 0, n);
     }
@@ -359,7 +359,7 @@ void *gm_calloc(size_t n, size_t size)
     size_t total;
     if (GM_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
         errno = ENOMEM;
-        gm_warn("calloc(%zu, %zu): size overflows", n, size);
+        callerError("calloc(%zu, %zu): size overflows", n, size);
         return NULL;
     }
     return mallocgc(total, true);
@@ -393,7 +393,7 @@ static void *alignedAlloc(size_t align, size_t n)
     }
     if (align > HeapArenaBytes) {
         errno = ENOMEM;
-        gm_warn("aligned_alloc(%zu, %zu): alignment too large", align, n);
+        callerError("aligned_alloc(%zu, %zu): alignment too large", align, n);
         return NULL;
     }
     return mallocLarge(c, need, align > PageSize ? align >> PageShift : 1, false);
@@ -403,7 +403,7 @@ void *gm_aligned_alloc(size_t align, size_t n)
 {
     if (align == 0 || (align & (align - 1)) != 0) {
         errno = EINVAL;
-        gm_warn("aligned_alloc(%zu, %zu): alignment is not a power of two", align, n);
+        callerError("aligned_alloc(%zu, %zu): alignment is not a power of two", align, n);
         return NULL;
     }
     return alignedAlloc(align, n);
@@ -423,7 +423,7 @@ void *gm_memalign(size_t align, size_t n)
 int gm_posix_memalign(void **out, size_t align, size_t n)
 {
     if (align < sizeof(void *) || (align & (align - 1)) != 0) {
-        gm_warn("posix_memalign(%zu, %zu): alignment is not a power-of-two multiple of sizeof(void *)", align, n);
+        callerError("posix_memalign(%zu, %zu): alignment is not a power-of-two multiple of sizeof(void *)", align, n);
         return EINVAL;
     }
     int saved = errno;

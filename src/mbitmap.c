@@ -103,7 +103,7 @@ uintptr_t mspan_countAlloc(const mspan *s)
 {
     uintptr_t n = 0;
     for (uintptr_t w = 0; w < ((uintptr_t)s->nelems + 63) >> 6; w++)
-        n += gm_popcount64(spanAllocBits((mspan *)s)[w]);
+        n += popcount64(spanAllocBits((mspan *)s)[w]);
     return n;
 }
 

@@ -112,7 +112,7 @@ static uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_
                 last = done + (63 - (uintptr_t)__builtin_clzll(clear)) - bit + 1;
             }
             if (op != 1)
-                count += gm_popcount64(*w & mask);
+                count += popcount64(*w & mask);
             if (op == 1)
                 *w |= mask;
             else if (op == 2)

@@ -192,7 +192,7 @@ const char *mspan_validSlots(mspan *s);
 
 // Population count without a libgcc call where the CPU baseline lacks
 // POPCNT (x86-64 before v2): SWAR, a dozen instructions.
-static inline unsigned gm_popcount64(uint64_t x)
+static inline unsigned popcount64(uint64_t x)
 {
 #if defined(__POPCNT__) || !defined(__x86_64__)
     return (unsigned)__builtin_popcountll(x);

@@ -404,7 +404,7 @@ static gm_g *findRunnable(worker *p)
             checkTimers(p, nanotime());
         if (p->nfdwait > 0 && (++p->tick & 31) == 0)
             netpoll(p, 0); // fairness for fd waiters while gs keep running
-        gm_assert3(worker_valid(p) == NULL);
+        assert3(worker_valid(p) == NULL);
         gm_g *g = runqget(p);
         if (g != NULL)
             return g;
@@ -740,7 +740,7 @@ static inline bool loopIdle(const worker *p)
 // storing g there, a store-forwarding wait (0.25 ns a yield).
 static inline void handOver(worker *p, gm_g *g, gm_g *next)
 {
-    gm_assert1(next != g && next == p->runq.head);
+    assert1(next != g && next == p->runq.head);
     g->schedlink = NULL;
     if (next == p->runq.tail) {
         p->runq.head = g;
@@ -779,7 +779,7 @@ static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
 // context (idle while a g runs).
 static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
 {
-    gm_assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
+    assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
     if (GM_UNLIKELY(ownStack(g) || p->owner == next || p->onValgrind)) {
         yieldCopiedFromOwn(p, g, next);
         return;
@@ -837,8 +837,8 @@ void gm_yield(void)
         gm_g *next = p->runq.head;
         if (GM_LIKELY(next != NULL && loopIdle(p))) {
             if (GM_LIKELY(next->direct)) {
-                gm_assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
-                gm_assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
+                assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
+                assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
                 handOver(p, g, next);
                 swapctx(&g->sp, next->sp);
                 return;

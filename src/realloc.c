@@ -288,7 +288,7 @@ void *gm_reallocarray(void *p, size_t n, size_t size)
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
-        gm_warn("reallocarray(%p, %zu, %zu): size overflows", p, n, size);
+        callerError("reallocarray(%p, %zu, %zu): size overflows", p, n, size);
         return NULL;
     }
     return gm_realloc(p, total);

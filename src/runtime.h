@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// Internal types and helpers shared by every file of gomem: constants, the
-// throw/assert machinery and debug levels, locks with their ranks, and the
-// central types (mspan, mheap, mcache) so that each .c can be read beside
-// Go's file of the same name. The story of how they fit together is the
-// overview at the top of malloc.c; this header only declares.
+// The base every file of gomem includes: constants (pages, arenas, stack
+// orders), throw and the assert tiers, debug levels, locks with their
+// ranks, options and the trace hooks; then the heap's types, one header per
+// concept (mheap.h, mcentral.h, mcache.h). The coroutine runtime's types
+// are in runtime2.h, as Go's are in runtime2.go. The story of how it all
+// fits together is the overview at the top of malloc.c; headers only
+// declare.
 //
 // Lock ranks (Go's lockrank.go): a thread may take a lock only if its rank is
 // higher than every lock it holds. GM_DEBUG >= 1 checks this.
@@ -31,7 +33,7 @@
 #pragma GCC visibility push(hidden)
 
 // Span classes: Go's size classes 0..67, then two classes of blocks for the
-// tiny allocator (malloc.c), 16- and 32-byte blocks in 16- and 32-byte
+// tiny allocator (tiny.c), 16- and 32-byte blocks in 16- and 32-byte
 // spans laid out as classes 2 and 4, so free can tell a tiny block's span.
 #define TinyClass16 NumSizeClasses
 #define TinyClass32 (NumSizeClasses + 1)
@@ -61,14 +63,17 @@ static inline uint8_t spanclass_sizeclass(uint8_t spc)
 // "gomem: " + the message on one line and aborts. Never returns.
 __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt, ...);
 
-#define gm_assert_level(level, cond)                                                  \
-    do {                                                                              \
-        if (GM_DEBUG >= (level) && GM_UNLIKELY(!(cond)))                              \
-            throw("internal error: %s:%d: assertion failed: %s", __FILE__, __LINE__, #cond); \
+// The three tiers of asserts, compiled in from GM_DEBUG >= their number:
+// assert1 the public contract, assert2 internal invariants, assert3 the
+// expensive walks of a whole structure (the *_valid validators).
+#define assertLevel(level, cond)                                                                             \
+    do {                                                                                                     \
+        if (GM_DEBUG >= (level) && GM_UNLIKELY(!(cond)))                                                     \
+            throw("internal error: %s:%d: assertion failed: %s", __FILE__, __LINE__, #cond);                 \
     } while (0)
-#define gm_assert1(cond) gm_assert_level(1, cond)
-#define gm_assert2(cond) gm_assert_level(2, cond)
-#define gm_assert3(cond) gm_assert_level(3, cond)
+#define assert1(cond) assertLevel(1, cond)
+#define assert2(cond) assertLevel(2, cond)
+#define assert3(cond) assertLevel(3, cond)
 
 // -------------------------------------------------------------- constants
 
@@ -209,14 +214,14 @@ typedef struct debugVars {
 } debugVars;
 extern debugVars debug;
 extern int runtime_procs; // GOMEM_PROCS (workers of gm_main), 0 if unset
-// GOMEM_SECURE=1: the hardened mode (malloc.c). Immutable after runtime_init.
+// GOMEM_SECURE=1: the hardened mode (malloc.c, free.c, guardcache.c). Immutable after runtime_init.
 extern bool runtime_secure;
 
 // Reads GOMEM_* once; cheap after the first call.
 void runtime_init(void);
 
 // With GOMEM_VERBOSE set, prints "gomem: " + message for a caller's error.
-__attribute__((format(printf, 1, 2))) void gm_warn(const char *fmt, ...);
+__attribute__((format(printf, 1, 2))) void callerError(const char *fmt, ...);
 
 // Prints "gomem: warning: " + message, always (bad options, trace errors).
 __attribute__((format(printf, 1, 2))) void runtime_warning(const char *fmt, ...);

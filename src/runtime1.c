@@ -4,7 +4,7 @@
 // parsedebugvars, and panic.go's throw).
 //
 // Owns: the debug/verbose knobs read once from GOMEM_* environment
-// variables, throw() and gm_warn(), gm_version(). runtime_init() is
+// variables, throw() and callerError(), gm_version(). runtime_init() is
 // idempotent and lock-free after the first call; it may run on any thread
 // and before main (a drop-in malloc is called from the dynamic loader), so it
 // reads the environment with os_getenv only and never allocates.
@@ -67,7 +67,7 @@ void throw(const char *fmt, ...)
     abort();
 }
 
-void gm_warn(const char *fmt, ...)
+void callerError(const char *fmt, ...)
 {
     if (!debug.verbose)
         return;

@@ -223,7 +223,7 @@ void stackcache_clear(mcache *c)
 static GM_COLD gm_stack stackalloc_fail(int err, size_t n)
 {
     errno = err;
-    gm_warn("gm_stackalloc(%zu): %s", n, err == EINVAL ? "size 0" : "out of memory");
+    callerError("gm_stackalloc(%zu): %s", n, err == EINVAL ? "size 0" : "out of memory");
     return (gm_stack){ 0, 0 };
 }
 
@@ -599,7 +599,7 @@ void *yieldSwapFrames(void *arg)
 {
     worker *p = arg;
     gm_g *next = p->cur;
-    gm_assert1(p->owner != NULL && gstatus(p->owner) == Grunnable && next->started);
+    assert1(p->owner != NULL && gstatus(p->owner) == Grunnable && next->started);
     swapFrames(p, next, true);
     return next->sp;
 }

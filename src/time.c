@@ -67,7 +67,7 @@ void checkTimers(worker *p, uint64_t now)
         else
             readyIfWaiting(t.g, t.seq);
     }
-    gm_assert3(timers_valid(p) == NULL);
+    assert3(timers_valid(p) == NULL);
 }
 
 int64_t timerDelay(worker *p, uint64_t now)

@@ -297,7 +297,7 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
         b = mallocSmall(c, spc);
         if (b == NULL) {
             errno = ENOMEM;
-            gm_warn("malloc(%zu): out of memory", n);
+            callerError("malloc(%zu): out of memory", n);
             return NULL;
         }
         s = c->alloc[spc];
@@ -414,7 +414,7 @@ GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
     mcache *c = mcache_tls;
     if (GM_LIKELY(c != NULL) && (uintptr_t)p == c->tinyLast) {
         uintptr_t o = (uintptr_t)p - c->tiny, f = c->tinyoffset;
-        gm_assert1(f < c->tinyBlockSize && o < f);
+        assert1(f < c->tinyBlockSize && o < f);
         uint32_t bits = tinyWordLoad(c->tinyWord, c->tinyBlockSize);
         uint32_t between = ((uint32_t)1 << f) - ((uint32_t)2 << o); // bits o+1 .. f-1
         if (GM_LIKELY((bits >> o & 1) != 0 && (bits & between) == 0)) {
