@@ -1127,8 +1127,10 @@ static void validator_main(void *arg)
 {
     (void)arg;
     worker *p = tworker;
-    gm_go(vq_sleeper, (void *)(uintptr_t)2000000);
-    gm_go(vq_sleeper, (void *)(uintptr_t)4000000);
+    // Sleepers of 100 and 200 s, woken early at the end: no timer may fire
+    // while the heap is checked, however slow the build.
+    gm_g *s1 = gm_go(vq_sleeper, (void *)(uintptr_t)100000000000ull);
+    gm_g *s2 = gm_go(vq_sleeper, (void *)(uintptr_t)200000000000ull);
     gm_yield(); // both park on their timers
     gm_go(vq_nop, NULL);
     gm_go(vq_nop, NULL); // two runnable, not started
@@ -1152,6 +1154,8 @@ static void validator_main(void *arg)
     p->timers[1] = p->timers[0];
     p->timers[0] = t;
     CHECK(worker_valid(p) == NULL);
+    gm_ready(s1);
+    gm_ready(s2);
 }
 
 TEST(validators_name_broken_queues_and_timers)
