@@ -34,8 +34,8 @@ DOC_TESTS := $(BUILD)/docs/value_or_pointer $(BUILD)/docs/parked_stack
 BENCHES  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
 HEADERS  := include/gomem.h $(wildcard src/*.h)
 
-.PHONY: all lib run test install uninstall test-install test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
-all: lib $(BUILD)/gomem-info $(EXAMPLES)
+.PHONY: all lib man run test install uninstall test-install test-asan test-tsan test-debug test-valgrind test-gdb stress test-realworld fuzz check-escape bench gen clean
+all: lib $(BUILD)/gomem-info $(EXAMPLES) man
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so $(BUILD)/libgomem_core.a $(BUILD)/libgomem_core.so
 
@@ -154,6 +154,20 @@ $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
 
+# The man pages, made from the text they describe (tools/mkman.c): the API
+# pages from include/gomem.h's comments, gomem(7) from docs/options.md,
+# gomem-info(1) from tools/gomem_info.c. Generated, never committed: the
+# directory is made afresh, so a page for a function since removed goes.
+$(BUILD)/mkman: tools/mkman.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+MAN_SOURCES := include/gomem.h docs/options.md tools/gomem_info.c
+man: $(BUILD)/man/stamp
+$(BUILD)/man/stamp: $(BUILD)/mkman $(MAN_SOURCES)
+	@rm -rf $(BUILD)/man
+	$(BUILD)/mkman $(BUILD)/man $(MAN_SOURCES)
+	@touch $@
+
 # src/sizeclasses.h is generated and committed; `make gen` rebuilds it and a
 # test checks that the committed file is what the generator prints.
 gen: $(BUILD)/mksizeclasses
@@ -162,7 +176,7 @@ gen: $(BUILD)/mksizeclasses
 run: $(BUILD)/examples/demo
 	$(BUILD)/examples/demo
 
-test: $(TESTS) $(STATIC_TESTS) $(DOC_TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES)
+test: $(TESTS) $(STATIC_TESTS) $(DOC_TESTS) $(BUILD)/gomem-info $(BUILD)/mksizeclasses $(EXAMPLES) man
 	@BUILD=$(BUILD) ./tests/run_all.sh $(TESTS) $(STATIC_TESTS) $(DOC_TESTS)
 
 $(BUILD)/docs/%: docs/examples/%.c $(CORE) include/gomem.h
@@ -250,8 +264,9 @@ test-realworld: $(BUILD)/libgomem.so
 # make install PREFIX=/usr/local DESTDIR=/staging (and make uninstall with
 # the same variables): the header, both libraries (static, and shared as
 # libX.so.VERSION with the links libX.so.MAJOR and libX.so), their
-# pkg-config files (gomem, gomem-core), gomem-info, and the gdb helper
-# under gdb's auto-load name for the shared library. Every path it writes
+# pkg-config files (gomem, gomem-core), gomem-info, the gdb helper under
+# gdb's auto-load name for the shared library, and the man pages (a page per
+# GM_API function: most are ".so" links to their group's page). Every path it writes
 # is in INSTALLED, which uninstall removes, so a failed install leaves
 # nothing uninstall cannot take away.
 PREFIX ?= /usr/local
@@ -260,6 +275,14 @@ INCLUDEDIR ?= $(PREFIX)/include
 BINDIR ?= $(PREFIX)/bin
 DATADIR ?= $(PREFIX)/share
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+MANDIR ?= $(DATADIR)/man
+# What mkman writes: its pages, and man3/FN.3 for every GM_API function
+# (tests/install.sh checks that the two lists agree).
+LPAREN := (
+MAN_FUNCS := $(shell sed -n 's/^GM_API [^$(LPAREN)]*[ *]\(gm_[a-z0-9_]*\)[$(LPAREN)].*/\1/p' include/gomem.h)
+MAN_PAGES := man1/gomem-info.1 man7/gomem.7 \
+    $(sort $(patsubst %,man3/%.3,gomem gm_malloc gm_stats gm_go gm_chan $(MAN_FUNCS)))
+
 GDBAUTOLOAD := $(DATADIR)/gdb/auto-load$(LIBDIR)
 D := $(DESTDIR)
 INSTALLED := $(INCLUDEDIR)/gomem.h $(BINDIR)/gomem-info \
@@ -267,7 +290,8 @@ INSTALLED := $(INCLUDEDIR)/gomem.h $(BINDIR)/gomem-info \
         $(LIBDIR)/lib$(l).so.$(SOMAJOR) $(LIBDIR)/lib$(l).so) \
     $(PKGCONFIGDIR)/gomem.pc $(PKGCONFIGDIR)/gomem-core.pc \
     $(DATADIR)/gomem/gomem-gdb.py $(GDBAUTOLOAD)/libgomem.so.$(VERSION)-gdb.py \
-    $(GDBAUTOLOAD)/libgomem_core.so.$(VERSION)-gdb.py
+    $(GDBAUTOLOAD)/libgomem_core.so.$(VERSION)-gdb.py \
+    $(addprefix $(MANDIR)/,$(MAN_PAGES))
 
 # A pkg-config file: $(1) the name, $(2) the library, $(3) what it is.
 define pcfile
@@ -285,8 +309,9 @@ endef
 export PC_GOMEM = $(call pcfile,gomem,gomem,Go's runtime memory system for C: heap and drop-in malloc; stacks; coroutines; channels)
 export PC_GOMEM_CORE = $(call pcfile,gomem-core,gomem_core,Go's runtime memory system for C: the gm_ API; malloc stays the program's)
 
-install: lib $(BUILD)/gomem-info
-	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR) $(D)$(BINDIR) $(D)$(PKGCONFIGDIR) $(D)$(DATADIR)/gomem $(D)$(GDBAUTOLOAD)
+install: lib $(BUILD)/gomem-info man
+	install -d $(D)$(INCLUDEDIR) $(D)$(LIBDIR) $(D)$(BINDIR) $(D)$(PKGCONFIGDIR) $(D)$(DATADIR)/gomem $(D)$(GDBAUTOLOAD) \
+	    $(D)$(MANDIR)/man1 $(D)$(MANDIR)/man3 $(D)$(MANDIR)/man7
 	install -m 644 include/gomem.h $(D)$(INCLUDEDIR)/gomem.h
 	install -m 755 $(BUILD)/gomem-info $(D)$(BINDIR)/gomem-info
 	for l in gomem gomem_core; do \
@@ -299,6 +324,7 @@ install: lib $(BUILD)/gomem-info
 	printf '%s\n' "$$PC_GOMEM" > $(D)$(PKGCONFIGDIR)/gomem.pc
 	printf '%s\n' "$$PC_GOMEM_CORE" > $(D)$(PKGCONFIGDIR)/gomem-core.pc
 	install -m 644 tools/gomem-gdb.py $(D)$(DATADIR)/gomem/gomem-gdb.py
+	for p in $(MAN_PAGES); do install -m 644 $(BUILD)/man/$$p $(D)$(MANDIR)/$$p || exit 1; done
 
 uninstall:
 	rm -f $(addprefix $(D),$(INSTALLED))
@@ -307,7 +333,7 @@ uninstall:
 # Installs into a scratch prefix and builds a program outside the tree with
 # pkg-config (shared, and static), then checks a staged DESTDIR install and
 # that uninstall removes every file (tests/install.sh; needs pkg-config).
-test-install: lib $(BUILD)/gomem-info
+test-install: lib $(BUILD)/gomem-info man
 	@BUILD=$(BUILD) tests/install.sh
 
 clean:

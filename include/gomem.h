@@ -2,6 +2,11 @@
 //
 // gomem: Go's runtime memory system for C programs.
 //
+// Go's heap allocator (size classes, per-thread caches, the tiny
+// allocator), used through gm_malloc and its kin or as the program's malloc;
+// Go's stack allocator; and on top of them goroutine-style coroutines with
+// channels, select, timers and waits for file descriptors.
+//
 // The one public header. Every function here is thread-safe unless its
 // comment says otherwise. Errors follow the C library's habits: a function
 // that can fail returns NULL, a zero value or -1 and sets errno (ENOMEM when
@@ -10,7 +15,8 @@
 // prints one line starting "gomem: " to stderr and aborts.
 //
 // Sections: version; statistics and the scavenger; stacks; heap; tiny;
-// coroutines.
+// coroutines; I/O; channels. The man pages (man gomem) are made from these
+// comments by tools/mkman.c.
 #ifndef GOMEM_H
 #define GOMEM_H
 
@@ -36,12 +42,12 @@ extern "C" {
 #define GM_VERSION_MINOR 1
 #define GM_VERSION_PATCH 0
 
-// "0.1.0" and the build settings, e.g. "0.1.0 FixedStack=256 orders=7".
+// "0.1.0" and the build settings, e.g. "0.1.0 FixedStack=256 orders=7 debug=0".
 GM_API const char *gm_version(void);
 
 // ------------------------------------------------- statistics, scavenger
 
-// The most stack orders any build may configure (see GM_FIXED_STACK below).
+// The most stack orders any build may configure (build switch GM_STACK_ORDERS).
 #define GM_STACK_ORDERS_MAX 16
 // Go's 67 size classes up to 32 KiB, plus class 0 for larger objects.
 #define GM_SIZE_CLASSES 68
@@ -242,7 +248,9 @@ GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
 // back when all its objects are freed (from any thread), and bytes freed
 // inside a block that lives on are reused by the freeing thread. A tiny
 // object's usable size never reaches another object, but may grow by
-// padding a later object skipped. Settings: 0 (off),
+// padding a later object skipped.
+
+// Sets and reads max_tiny_size. Settings: 0 (off),
 // 8 (same as off: no packing), 16 (default) or 32. Returns 0, or -1 and
 // EINVAL for another value. GOMEM_MAXTINY sets it at start.
 GM_API int gm_set_max_tiny_size(size_t n);
@@ -328,6 +336,7 @@ GM_API uint64_t gm_id(const gm_g *g);
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
 // sync.Mutex), for coroutines on any worker. Zero-initialise ({0}) or use
 // the _INIT macros; no destroy needed when no one waits.
+
 // A queue of parked coroutines inside the sync types (internal).
 typedef struct {
     gm_g *head, *tail;
@@ -340,6 +349,7 @@ typedef struct {
 #define GM_WAITGROUP_INIT { 0, { 0, 0 }, 0 }
 // Adds delta (may be negative); a count below zero: message and abort.
 GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
+// gm_waitgroup_add(wg, -1).
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
 // Parks until the count is zero.
 GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
@@ -350,6 +360,7 @@ typedef struct {
     int lk;            // internal
 } gm_mutex;
 #define GM_MUTEX_INIT { 0, { 0, 0 }, 0 }
+// Locks m; while another holds it, parks until an unlock hands it over.
 GM_API void gm_mutex_lock(gm_mutex *m);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
@@ -399,7 +410,10 @@ GM_API int gm_chan_recv(gm_chan *c, void *elem);
 // Never block: 1 done, 0 would block; try_recv returns -1 when closed and drained.
 GM_API int gm_chan_try_send(gm_chan *c, const void *elem);
 GM_API int gm_chan_try_recv(gm_chan *c, void *elem);
+// Closes c. Parked receivers wake with 0, parked senders abort (send on a
+// closed channel); the buffered values can still be received.
 GM_API void gm_chan_close(gm_chan *c);
+// Frees c (NULL: no-op); a gm_after channel is freed when its timer fires.
 GM_API void gm_chan_free(gm_chan *c);
 // Buffered elements now.
 GM_API size_t gm_chan_len(const gm_chan *c);

@@ -7,6 +7,8 @@
 #   2. a staged install (DESTDIR) puts every file under DESTDIR/PREFIX, and
 #      make uninstall with the same variables leaves no file behind;
 #   3. an install where it may not write fails, and uninstall cleans up.
+# Step 1 also checks that every man page is installed and that
+# `man -M PREFIX/share/man gm_free` shows gm_free's entry.
 # Prints a line per check and "N passed, N failed" (tests/run_all.sh's form).
 set -u
 cd "$(dirname "$0")/.."
@@ -62,6 +64,19 @@ for pc in gomem gomem-core; do
     check "$pc: static build with pkg-config --static" sh -c "cc -static \$(pkg-config --cflags $pc) '$tmp/prog.c' -o '$tmp/static' \$(pkg-config --static --libs $pc)"
     check "$pc: the static program runs, malloc is $want" sh -c "'$tmp/static' | tr '\\n' ' ' | grep -q \"malloc is $want sum 6\""
 done
+# The man pages: each one mkman wrote is installed, and man finds a
+# function's page through its .so link (groff alone where man is absent).
+mandir=$prefix/share/man
+check "every man page is installed" sh -c "cd '$build/man' && find . -name '*.[137]' | sort > '$tmp/built' && cd '$mandir' && find . -type f | sort | diff '$tmp/built' -"
+if command -v man >/dev/null; then
+    # (sed drops grotty's overstrike bold)
+    check "man -M .../share/man gm_free shows gm_malloc(3)" sh -c "MANWIDTH=80 man -M '$mandir' -P cat gm_free 2>&1 | sed 's/.\x08//g' > '$tmp/page' && grep -q '^GM_MALLOC(3)' '$tmp/page' && grep -q '^ *gm_free()' '$tmp/page'"
+    check "man -M .../share/man 7 gomem renders the options" sh -c "MANWIDTH=80 man -M '$mandir' -P cat 7 gomem 2>&1 | sed 's/.\x08//g' | grep -q GOMEM_SCAVENGE"
+elif command -v groff >/dev/null; then
+    check "gm_free's page renders (groff; man is not installed)" sh -c "cd '$mandir' && groff -man -Tutf8 man3/gm_free.3 | sed 's/.\x08//g' | grep -q 'gm_free()'"
+else
+    echo "skip man pages render: neither man nor groff is installed"
+fi
 check "the gdb helper is where gdb auto-loads it" test -f "$prefix/share/gdb/auto-load$prefix/lib/libgomem.so.$(pkg-config --modversion gomem)-gdb.py"
 
 stage=$tmp/stage

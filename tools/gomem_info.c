@@ -10,6 +10,15 @@
 //                            (GOMEM_STATS, gm_stats_json) as plots
 //   gomem-info bench-report FILE.csv -o OUT.html
 //                            make bench's results as bar charts
+//
+// A report is one HTML file of inline SVG, with no script and nothing
+// fetched from the network. It is written to a temporary file and renamed,
+// so a failed write leaves nothing behind; a missing, truncated or foreign
+// input file is an error naming it.
+//
+// Exit status: 0 when the command did its work; 1 when it could not (a
+// message on stderr says why); 2 for a command line it does not know, after
+// the usage text.
 #include <stdio.h>
 #include <string.h>
 
