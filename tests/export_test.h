@@ -24,6 +24,18 @@ extern bool reallocMoveAny;
 // had a second thread forks without them.
 extern _Atomic uint64_t mcache_forksLocked;
 
+// Whether every structure gm_debug_check walks is consistent (the page
+// heap, central lists, stack pools, this thread's caches and worker);
+// prints what is not. VALID() checks it in a test.
+static inline bool test_valid(void)
+{
+    const char *bad = gm_debug_check();
+    if (bad != NULL)
+        fprintf(stderr, "    invalid: %s\n", bad);
+    return bad == NULL;
+}
+#define VALID() CHECK(test_valid())
+
 // C23's malloc alignment: the largest power of two <= n, at most 16.
 static inline size_t test_c23_align(size_t n)
 {

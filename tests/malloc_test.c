@@ -13,18 +13,6 @@
 #include "export_test.h"
 #include "testing.h"
 
-// Whether the heap's structures are consistent; prints what is not.
-static bool valid(void)
-{
-    const char *bad = gm_debug_check();
-    if (bad == NULL)
-        bad = mheap_valid();
-    if (bad != NULL)
-        fprintf(stderr, "    invalid: %s\n", bad);
-    return bad == NULL;
-}
-
-#define VALID() CHECK(valid())
 
 // Hides a constant from the compiler, which would otherwise reject the
 // impossible sizes these tests pass on purpose.
@@ -1133,7 +1121,7 @@ TEST(threads_allocate_and_free_each_others_objects)
         }
         for (int k = 0; k < T; k++)
             pthread_join(t[k], NULL);
-        TALLY(invalid, valid(), "round %d", round);
+        TALLY(invalid, test_valid(), "round %d", round);
     }
     CHECK_EQ(invalid, 0);
     gm_scavenge();

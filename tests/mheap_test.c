@@ -10,7 +10,7 @@
 #include "testing.h"
 
 // Whether mheap's structures are consistent; prints what is not.
-static bool valid(void)
+static bool mheapValid(void)
 {
     const char *bad = mheap_valid();
     if (bad != NULL)
@@ -18,7 +18,7 @@ static bool valid(void)
     return bad == NULL;
 }
 
-#define VALID() CHECK(valid())
+#define MHEAP_VALID() CHECK(mheapValid())
 
 TEST(alloc_maps_every_page_and_free_unmaps)
 {
@@ -38,7 +38,7 @@ TEST(alloc_maps_every_page_and_free_unmaps)
     mheap_free(s);
     CHECK(spanOf(base) == NULL);
     CHECK(spanOf(base + 4 * PageSize) == NULL);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(bad_sizes_are_errors)
@@ -59,7 +59,7 @@ TEST(bad_sizes_are_errors)
     errno = 0;
     CHECK(mheap_allocManual(1, 3) == NULL); // alignment not a power of two
     CHECK_EQ(errno, EINVAL);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(foreign_pointers_are_not_ours)
@@ -94,19 +94,19 @@ TEST(neighbours_coalesce)
     CHECK_EQ(c->startAddr, base + 20 * PageSize);
     uintptr_t nfree0 = mheap_.nspanFree;
     mheap_free(b);
-    VALID();
+    MHEAP_VALID();
     CHECK_EQ(mheap_.nspanFree, nfree0 + 1);
     mheap_free(a); // merges with b
-    VALID();
+    MHEAP_VALID();
     CHECK_EQ(mheap_.nspanFree, nfree0 + 1);
     mheap_free(c); // merges with a+b and the free space after c
-    VALID();
+    MHEAP_VALID();
     CHECK_EQ(mheap_.nspanFree, nfree0);
     // The merged run is handed out again whole.
     mspan *again = mheap_alloc(30, 0);
     CHECK_EQ(again->startAddr, base);
     mheap_free(again);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(freed_pages_are_reused)
@@ -167,7 +167,7 @@ TEST(dirty_range_is_truthful)
     CHECK(clean > 0);
     CHECK(dirty > 0);
     CHECK(partly > 0);
-    VALID();
+    MHEAP_VALID();
 }
 
 // A span whose pages were moved away (os_move_pages) is freed as released:
@@ -195,7 +195,7 @@ TEST(free_released_joins_the_clean_index)
     gm_memstats st0, st1;
     gm_stats(&st0);
     mheap_freeReleased(a);
-    VALID();
+    MHEAP_VALID();
     gm_stats(&st1);
     CHECK_EQ(mheap_.pagesReleased - released0, 64);
     CHECK_EQ(mheap_.pagesFree - free0, 64);
@@ -210,7 +210,7 @@ TEST(free_released_joins_the_clean_index)
     // as zeros with the neighbours' bytes around them.
     mheap_free(x);
     mheap_free(y);
-    VALID();
+    MHEAP_VALID();
     mspan *again = mheap_alloc(3 * 64, 0);
     CHECK_EQ(again->startAddr, base);
     CHECK_EQ(again->dirtyLo, 0); // x and y are dirty, a between them is not
@@ -222,7 +222,7 @@ TEST(free_released_joins_the_clean_index)
     CHECK_EQ(((char *)again->startAddr)[0], 1);
     mheap_free(again);
     mheap_free(dst);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(shrink_in_place_frees_the_tail)
@@ -238,7 +238,7 @@ TEST(shrink_in_place_frees_the_tail)
     CHECK(!mheap_shrinkInPlace(s, 101));
     uintptr_t inuse0 = mheap_.pagesInUse, free0 = mheap_.pagesFree, nfree0 = mheap_.nspanFree;
     CHECK(mheap_shrinkInPlace(s, 30));
-    VALID();
+    MHEAP_VALID();
     CHECK_EQ(s->npages, 30);
     CHECK_EQ(inuse0 - mheap_.pagesInUse, 70);
     CHECK_EQ(mheap_.pagesFree - free0, 70);
@@ -251,16 +251,16 @@ TEST(shrink_in_place_frees_the_tail)
     CHECK(test_pattern_ok((void *)s->startAddr, 30 << PageShift, 5));
     // The tail is free right after s: s grows back into it.
     CHECK(mheap_growInPlace(s, 100));
-    VALID();
+    MHEAP_VALID();
     CHECK(test_pattern_ok((void *)s->startAddr, 30 << PageShift, 5));
     // A tail merges with the free span after it.
     mheap_free(after);
     nfree0 = mheap_.nspanFree;
     CHECK(mheap_shrinkInPlace(s, 1));
-    VALID();
+    MHEAP_VALID();
     CHECK_EQ(mheap_.nspanFree, nfree0);
     mheap_free(s);
-    VALID();
+    MHEAP_VALID();
 }
 
 // fresh: the heap grew to find the span and most of its pages are not
@@ -283,7 +283,7 @@ TEST(fresh_says_the_heap_grew_for_the_span)
     s = mheap_alloc(3, 0);
     CHECK_EQ(s->fresh, 0);
     mheap_free(s);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(aligned_manual_spans)
@@ -302,7 +302,7 @@ TEST(aligned_manual_spans)
         mheap_freeManual(pad);
     }
     CHECK_EQ(bad, 0);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(span_larger_than_an_arena)
@@ -314,7 +314,7 @@ TEST(span_larger_than_an_arena)
     CHECK(spanOf(s->startAddr + HeapArenaBytes + 12345) == s);
     ((char *)s->startAddr)[(npages << PageShift) - 1] = 7;
     mheap_free(s);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(random_ops_keep_contents_and_invariants)
@@ -344,7 +344,7 @@ TEST(random_ops_keep_contents_and_invariants)
             live[i] = s;
         }
         if (op % 2000 == 0)
-            TALLY(bad, valid(), "op %d", op);
+            TALLY(bad, mheapValid(), "op %d", op);
     }
     CHECK_EQ(bad, 0);
     for (int i = 0; i < N; i++) {
@@ -355,7 +355,7 @@ TEST(random_ops_keep_contents_and_invariants)
         else
             mheap_free(live[i]);
     }
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(scavenge_returns_memory_to_the_os)
@@ -375,7 +375,7 @@ TEST(scavenge_returns_memory_to_the_os)
     gm_stats(&st);
     CHECK_EQ(st.heap_released, st.heap_idle);
     CHECK(st.scavenged_bytes >= (n << PageShift));
-    VALID();
+    MHEAP_VALID();
     // Released pages come back zeroed and needing no zeroing.
     s = mheap_alloc(n, 0);
     CHECK_EQ(s->dirtyLo, s->dirtyHi);
@@ -415,7 +415,7 @@ TEST(automatic_scavenge_bounds_dirty_free_pages)
     dirty = st.heap_idle - st.heap_released;
     CHECK(dirty <= st.scavenge_retain + st.heap_inuse + st.stack_inuse);
     mheap_.scavengeDelayMs = delay;
-    VALID();
+    MHEAP_VALID();
 }
 
 // Past the budget, a freed big span goes back to the OS at once (a dead
@@ -457,7 +457,7 @@ TEST(big_free_is_released_at_once_until_that_size_recurs)
     mheap_free(t);
     CHECK_EQ(residentPages(tbase, n), 0);
     CHECK_EQ(mheap_.bigFreePages, n + 1);
-    VALID();
+    MHEAP_VALID();
     // The same size again: below the bound now, kept (dirty), the bound
     // unchanged. A small-class span is never marked.
     s = mheap_alloc(n, 0);
@@ -491,7 +491,7 @@ TEST(big_free_is_released_at_once_until_that_size_recurs)
     mheap_.scavengeDelayMs = delay;
     mheap_.bigFreePages = BigFreePages;
     mheap_scavenge(0);
-    VALID();
+    MHEAP_VALID();
 }
 
 // When the heap must grow, dirty free pages older than an eighth of the
@@ -538,7 +538,7 @@ TEST(growing_releases_old_dirty_pages_first)
     mheap_.scavengeRetain = retain;
     mheap_.scavengeDelayMs = delay;
     mheap_scavenge(0);
-    VALID();
+    MHEAP_VALID();
 }
 
 TEST(mmap_failure_gives_enomem_and_heap_intact)
@@ -552,7 +552,7 @@ TEST(mmap_failure_gives_enomem_and_heap_intact)
     CHECK(s == NULL);
     CHECK_EQ(errno, ENOMEM);
     os_fault_set(OS_FAULT_MMAP, 0);
-    VALID();
+    MHEAP_VALID();
     gm_stats(&after);
     CHECK_EQ(after.heap_sys, before.heap_sys);
     CHECK_EQ(after.heap_inuse, before.heap_inuse);
@@ -562,12 +562,12 @@ TEST(mmap_failure_gives_enomem_and_heap_intact)
     CHECK(mheap_alloc(PagesPerArena * 4, 0) == NULL);
     CHECK_EQ(errno, ENOMEM);
     os_fault_set(OS_FAULT_MPROTECT, 0);
-    VALID();
+    MHEAP_VALID();
     // And the heap still works.
     s = mheap_alloc(PagesPerArena * 4, 0);
     CHECK(s != NULL);
     mheap_free(s);
-    VALID();
+    MHEAP_VALID();
 }
 
 static void *hammer_checked(void *arg)
@@ -613,7 +613,7 @@ TEST(threads_hammer_the_heap)
         bad += (intptr_t)r;
     }
     CHECK_EQ(bad, 0);
-    VALID();
+    MHEAP_VALID();
     gm_stats(&after);
     CHECK_EQ(after.heap_inuse, before.heap_inuse);
     CHECK_EQ(after.nspan_inuse, before.nspan_inuse);

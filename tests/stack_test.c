@@ -9,19 +9,6 @@
 #include "export_test.h"
 #include "testing.h"
 
-// Whether the stack pool's and mheap's structures are consistent; prints
-// what is not.
-static bool valid(void)
-{
-    const char *bad = stackpool_valid();
-    if (bad == NULL)
-        bad = mheap_valid();
-    if (bad != NULL)
-        fprintf(stderr, "    invalid: %s\n", bad);
-    return bad == NULL;
-}
-
-#define VALID() CHECK(valid())
 
 static uintptr_t cacheBytes(int order)
 {
