@@ -111,35 +111,7 @@ enum { BigAllocKeep, BigAllocRelease, BigAllocMoved };
 // so that page arithmetic cannot overflow.
 #define MaxSpanPages (((uintptr_t)1 << (HeapAddrBits - PageShift)) - PagesPerArena)
 
-// Stacks (stack.c). FixedStack and the order count are build-time settings:
-// gomem's copied-mode coroutines save stacks of about a hundred bytes when
-// parked shallow, so the default minimum is 256 B, not Go's 2 KiB, with
-// three more orders so that stacks up to 16 KiB still come from the
-// per-thread caches (an idle coroutine: 256 B saved + a 96 B descriptor). A smaller
-// FixedStack wastes less per idle coroutine; each extra order costs one more
-// cache list and pool list per thread/process and nothing per stack.
-#ifndef GM_FIXED_STACK
-#define GM_FIXED_STACK 256
-#endif
-#ifndef GM_STACK_ORDERS
-#define GM_STACK_ORDERS 7
-#endif
-#define FixedStack ((uintptr_t)GM_FIXED_STACK)
-#define NumStackOrders GM_STACK_ORDERS
-#ifndef GM_STACK_CACHE_SIZE
-#define GM_STACK_CACHE_SIZE (32 << 10)
-#endif
-#define StackCacheSize ((uintptr_t)GM_STACK_CACHE_SIZE)
-#define StackSpanPages (StackCacheSize / PageSize)
-
-_Static_assert((FixedStack & (FixedStack - 1)) == 0, "FixedStack must be a power of two");
-_Static_assert(FixedStack >= 256, "FixedStack below 256 B makes stack spans too dense");
-_Static_assert((FixedStack << (NumStackOrders - 1)) < StackCacheSize,
-               "the largest stack order must be smaller than StackCacheSize");
-_Static_assert(NumStackOrders <= GM_STACK_ORDERS_MAX, "raise GM_STACK_ORDERS_MAX");
-_Static_assert(StackCacheSize % PageSize == 0, "stack spans are whole pages");
-_Static_assert((StackCacheSize & (StackCacheSize - 1)) == 0, "StackCacheSize must be a power of two (stacks align to their size)");
-_Static_assert((FixedStack << NumStackOrders) >= PageSize, "large stacks must be whole pages");
+#include "stack.h"
 
 // ------------------------------------------------------------------ locks
 
@@ -226,92 +198,10 @@ __attribute__((format(printf, 1, 2))) void callerError(const char *fmt, ...);
 // Prints "gomem: warning: " + message, always (bad options, trace errors).
 __attribute__((format(printf, 1, 2))) void runtime_warning(const char *fmt, ...);
 
-// ------------------------------------------------------------------ trace
-// The event trace (trace.c). A hook costs one load and a branch predicted
-// not taken when tracing is off; its arguments are evaluated only when on.
-// Build with -DGM_NO_TRACE to compile the hooks out (to measure that cost).
-#define TraceVersion 1
-typedef struct traceRecord {
-    uint64_t ts;      // cputicks() since the trace started (EvClock gives the rate)
-    uint8_t ev;       // traceEv
-    uint8_t aux;      // per event: span class, stack order, size class
-    uint16_t thread;  // the thread's number in this trace
-    uint32_t x;       // per event: pages, bytes
-    uint64_t y;       // per event: address, coroutine id, bytes
-} traceRecord;
-_Static_assert(sizeof(traceRecord) == 24, "trace records are 24 bytes");
-// Numbers are part of the file format: append only.
-enum traceEv {
-    EvSpanAlloc = 1,    // aux spanclass, x npages, y base       (heap span)
-    EvSpanFree = 2,     // aux spanclass, x npages, y base
-    EvStackSpanAlloc = 3, // x npages, y base                   (stack span)
-    EvStackSpanFree = 4,  // x npages, y base
-    EvScavenge = 5,     // y bytes released to the OS
-    EvStackGrow = 6,    // x new saved-stack bytes, y coroutine id (aux: old order)
-    EvStackShrink = 7,  // x new saved-stack bytes, y coroutine id
-    EvGoCreate = 8,     // y coroutine id
-    EvGoPark = 9,       // y coroutine id
-    EvGoEnd = 10,       // y coroutine id
-    EvSampleRSS = 32,   // y bytes (sampler thread, every interval)
-    EvSampleHeapAlloc = 33,
-    EvSampleHeapInuse = 34,
-    EvSampleHeapReleased = 35,
-    EvSampleStackInuse = 36,
-    EvSampleStackOrder = 37, // aux order, x size/256, y bytes in use
-    EvSampleSavedOrder = 38, // aux order (stack_orders: larger), y saved bytes
-    EvSampleCoros = 39,      // x running, y runnable | waiting << 32
-    EvClassLive = 48,        // at stop: aux class, x size, y live objects (class 0: y large bytes)
-    EvTinyLive = 49,         // at stop: x tiny blocks, y live tiny objects
-    EvClassTotal = 50,       // at stop: aux class, x size, y objects ever allocated
-    EvClock = 51,            // with each sample: y ns since the start at this record's ticks
-};
-// CLOCK_MONOTONIC in ns (Go's nanotime): timers, the trace's clock.
-static inline uint64_t nanotime(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-// A cheap timestamp: the time-stamp counter on x86-64 (invariant and
-// synchronised across cores on the machines gomem targets; Go's cputicks),
-// nanotime elsewhere. Only trace.c uses it.
-static inline uint64_t cputicks(void)
-{
-#if defined(__x86_64__)
-    return __builtin_ia32_rdtsc();
-#else
-    return nanotime();
-#endif
-}
-extern bool trace_on;
-void traceEvent(int ev, unsigned aux, uint32_t x, uint64_t y);
-#ifdef GM_NO_TRACE
-#define TRACE(ev, aux, x, y) ((void)0)
-#else
-#define TRACE(ev, aux, x, y)                                                                                 \
-    do {                                                                                                     \
-        if (GM_UNLIKELY(__atomic_load_n(&trace_on, __ATOMIC_RELAXED)))                                       \
-            traceEvent((ev), (aux), (x), (y));                                                               \
-    } while (0)
-#endif
+#include "trace.h"
 
 // Parses "123", "64k", "16m", "1g" into bytes. Returns -1 if malformed.
 int parse_bytes(const char *s, uint64_t *out);
-
-
-// Stack allocator internals (stack.c), used by mcache and stats.
-void stackcache_clear(mcache *c);
-void stackFreeMarkInit(uintptr_t seed);
-// A per-process secret mixed with salt (set by runtime_init).
-uintptr_t runtime_secret(uintptr_t salt);
-void stack_stats(gm_memstats *out);
-void stackLarge_releaseAll(void);
-const char *stackpool_valid(void);
-void stack_atfork_prepare(void);
-void stack_atfork_parent(void);
-void stack_atfork_child(void);
-
 
 #pragma GCC visibility pop
 #endif
