@@ -18,11 +18,23 @@ CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -pthread -fPIC -fvisibility=hidden \
               -D_GNU_SOURCE -DGM_DEBUG=$(DEBUG) -Iinclude -Isrc $(SANITIZE) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANITIZE) $(LDFLAGS)
 
+# The target architecture, from the compiler (a cross compiler gives its
+# target): only its context switch (src/switch_ARCH.S) and first frame
+# (src/sys_ARCH.c) are built.
+TARGET := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter x86_64-%,$(TARGET)),)
+ARCH := amd64
+else ifneq ($(filter aarch64-% arm64-%,$(TARGET)),)
+ARCH := arm64
+else
+$(error gomem supports x86-64 (amd64) and AArch64 (arm64) on Linux; $(CC) targets '$(TARGET)')
+endif
+
 # mheap.c last: its 32 MiB arena index then ends .bss, and the small
 # variables of the files after it share the pages already touched instead of
 # a page of their own past the index (two page faults in every process).
-LIB_SRCS := $(filter-out src/mheap.c,$(wildcard src/*.c)) src/mheap.c
-LIB_ASMS := $(wildcard src/*_amd64.S)
+LIB_SRCS := $(filter-out src/mheap.c src/sys_%.c,$(wildcard src/*.c)) src/sys_$(ARCH).c src/mheap.c
+LIB_ASMS := $(wildcard src/*_$(ARCH).S)
 LIB_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) \
             $(patsubst src/%.S,$(BUILD)/obj/%.o,$(LIB_ASMS))
 TESTS    := $(patsubst tests/%.c,$(BUILD)/tests/%,$(wildcard tests/*_test.c))
@@ -137,7 +149,7 @@ $(BUILD)/docs/%: docs/examples/%.c $(CORE) include/gomem.h
 # escapes in docs/examples/bad_escape.c.
 ESCAPE_WARN := -Wreturn-local-addr -Wdangling-pointer=2
 check-escape:
-	@for f in src/*.c; do \
+	@for f in $(LIB_SRCS); do \
 	    gcc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc $(ESCAPE_WARN) -fanalyzer -Werror -c $$f -o /dev/null || exit 1; \
 	done
 	@n=$$(gcc -std=c11 -O2 $(ESCAPE_WARN) -c docs/examples/bad_escape.c -o /dev/null 2>&1 | \
