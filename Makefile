@@ -203,6 +203,13 @@ test-aarch64:
 	    echo "BenchmarkHotpath/$$1/qemu-aarch64 $$2 $$(( (t2 - t1 - (t1 - t0)) / $$2 )) ns/op (emulated)"; \
 	done
 
+# musl: make test built with musl-gcc (build-musl/, dynamically linked
+# against musl, and override_static_test fully static). musl-gcc builds C
+# only and no sanitizers; docs/ports.md says what differs from glibc.
+test-musl:
+	@command -v musl-gcc >/dev/null || { echo "test-musl: needs musl-gcc (apt-get install musl-tools)"; exit 1; }
+	$(MAKE) BUILD=build-musl CC=musl-gcc test
+
 # A multi-threaded soak of every API with thread churn and forks, bounded
 # by STRESS_SECONDS (default 60); stats must return to the baseline.
 STRESS_SECONDS ?= 60

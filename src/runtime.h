@@ -151,8 +151,14 @@ typedef struct mutex {
 
 // Adaptive: spins briefly before sleeping. Slow paths hold locks for well
 // under a microsecond, so a futex sleep (a syscall each side) costs more
-// than the wait; measured on bench/stack churn with 2 threads.
+// than the wait; measured on bench/stack churn with 2 threads. glibc's
+// kind; other C libraries (musl) get a plain mutex (musl's spins briefly
+// before it sleeps anyway).
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define MUTEX_INIT(r) { PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, (r) }
+#else
+#define MUTEX_INIT(r) { PTHREAD_MUTEX_INITIALIZER, (r) }
+#endif
 
 void lock(mutex *l);
 void unlock(mutex *l);
