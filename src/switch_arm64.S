@@ -178,8 +178,8 @@ swapctxVia:
     // The current FPCR, in a register fn preserves (x19 is saved above):
     // fn may overwrite the saved context itself (that is its purpose).
     mov x19, x9
-    mov sp, x1
     .cfi_undefined x30
+    mov sp, x1
     mov x0, x3
     blr x2
     mov sp, x0
