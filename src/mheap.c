@@ -538,6 +538,10 @@ static void unallocSpanLocked(mspan *s)
 static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state, uint8_t spanclass, bool guardLast)
 {
     runtime_init();
+    // A guard is one gomem page, which the OS cannot protect alone where
+    // its page is larger (16 and 64 KiB kernels): no guard there (runtime1.c
+    // warns under GOMEM_SECURE).
+    guardLast = guardLast && os_physpagesize() <= PageSize;
     if (!npagesValid(npages))
         return NULL;
     if (align_pages == 0 || (align_pages & (align_pages - 1)) != 0 || align_pages > PagesPerArena) {

@@ -34,8 +34,15 @@
 
 enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_MREMAP, OS_FAULT_NKINDS };
 
-// The system page size (4 KiB on x86-64 Linux); gomem's own page is larger.
+// The system page size: 4 KiB on x86-64 Linux; 4, 16 or 64 KiB on arm64
+// Linux, where it may be larger than gomem's own 8 KiB page. os_commit,
+// os_protect_none, os_guard and os_unguard take whole OS pages (so do
+// os_reserve's align and os_move_pages, which refuse other ranges);
+// os_decommit takes any range of gomem pages.
 size_t os_physpagesize(void);
+// Tests: what os_physpagesize returns from now on (0: ask the system again),
+// to run the large-page paths on a 4 KiB page machine.
+void os_setphyspagesize(size_t n);
 
 // getenv for gomem's own GOMEM_* options: NULL in a set-user-ID or
 // set-group-ID program (or one given capabilities), whose environment is the
@@ -51,7 +58,10 @@ void *os_reserve(size_t nbytes, size_t align);
 int os_commit(void *p, size_t nbytes);
 
 // Gives the physical pages of [p, p+nbytes) back to the kernel; the range
-// stays mapped and reads as zero afterwards. 0 on success, -1 and errno.
+// stays mapped and reads as zero afterwards. Where the OS page is larger
+// than the range's alignment, only the OS pages wholly inside go back, and
+// the bytes of the partial pages at either end are zeroed in place (they
+// stay resident). 0 on success, -1 and errno.
 int os_decommit(void *p, size_t nbytes);
 
 // Makes [p, p+nbytes) inaccessible (a guard). 0 on success, -1 and errno.
@@ -60,8 +70,10 @@ int os_protect_none(void *p, size_t nbytes);
 // A guard after a heap object (GOMEM_SECURE): [p, p+nbytes) faults on any
 // access until os_unguard; its contents are lost. Linux 6.13's lightweight
 // guard regions (MADV_GUARD_INSTALL: no VMA split, a quarter of an mprotect
-// pair's cost) where the kernel has them, else mprotect. Both count and
-// fail as OS_FAULT_MPROTECT. 0 on success, -1 and errno.
+// pair's cost) where the kernel has them (probed once: they must make an
+// access fail, which qemu-user's do not), else mprotect. Both count and
+// fail as OS_FAULT_MPROTECT. A range that is not whole OS pages fails with
+// EINVAL. 0 on success, -1 and errno.
 int os_guard(void *p, size_t nbytes);
 int os_unguard(void *p, size_t nbytes);
 
@@ -76,7 +88,10 @@ int os_unguard(void *p, size_t nbytes);
 //   -2 and errno: to could not be mapped again and may be a hole: nothing
 //      may touch it again.
 // EINVAL once (a kernel without MREMAP_DONTUNMAP) and every later call fails
-// at once with ENOSYS, making no system call. Counts and fails (injected: as
+// at once with ENOSYS, making no system call; so does every call where the
+// first one found that MADV_DONTNEED does not zero a range moved away from
+// (qemu-user). from, to and nbytes not whole OS pages: -1 and EINVAL, to
+// untouched. Counts and fails (injected: as
 // a kernel may, after unmapping to) as OS_FAULT_MREMAP; mapping to again
 // counts and fails as OS_FAULT_MMAP.
 int os_move_pages(void *from, void *to, size_t nbytes);

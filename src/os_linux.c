@@ -94,16 +94,22 @@ const char *os_getenv(const char *name)
     return getenv(name);
 }
 
+static _Atomic size_t physPageSize; // atomic; 0 until first asked
+
 size_t os_physpagesize(void)
 {
-    static _Atomic size_t cached; // atomic; 0 until first asked
-    size_t n = atomic_load_explicit(&cached, memory_order_relaxed);
+    size_t n = atomic_load_explicit(&physPageSize, memory_order_relaxed);
     if (n == 0) {
         long v = sysconf(_SC_PAGESIZE);
         n = v > 0 ? (size_t)v : 4096;
-        atomic_store_explicit(&cached, n, memory_order_relaxed);
+        atomic_store_explicit(&physPageSize, n, memory_order_relaxed);
     }
     return n;
+}
+
+void os_setphyspagesize(size_t n)
+{
+    atomic_store_explicit(&physPageSize, n, memory_order_relaxed);
 }
 
 void *os_reserve(size_t nbytes, size_t align)
@@ -131,10 +137,21 @@ void *os_reserve(size_t nbytes, size_t align)
     return (void *)base;
 }
 
+// Whether [p, p+nbytes) is whole OS pages: what mprotect and madvise's
+// guards need (they would round the length up and cover a neighbour).
+static bool wholePages(const void *p, size_t nbytes)
+{
+    return (((uintptr_t)p | nbytes) & (os_physpagesize() - 1)) == 0;
+}
+
 int os_commit(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MPROTECT))
         return -1;
+    if (!wholePages(p, nbytes)) {
+        errno = EINVAL;
+        return -1;
+    }
     if (mprotect(p, nbytes, PROT_READ | PROT_WRITE) != 0) {
         errno = ENOMEM;
         return -1;
@@ -142,17 +159,53 @@ int os_commit(void *p, size_t nbytes)
     return 0;
 }
 
+// Zeroes [lo, hi) where it is not zero already: a page never written (or
+// released) is only read, so it is not made resident. Not checked by
+// AddressSanitizer: the heap poisons a span before releasing it.
+__attribute__((no_sanitize("address"))) static void zeroIfNot(uintptr_t lo, uintptr_t hi)
+{
+    for (; lo < hi && (lo & 7) != 0; lo++)
+        if (*(unsigned char *)lo != 0)
+            *(unsigned char *)lo = 0;
+    for (; lo + 8 <= hi; lo += 8)
+        if (*(uint64_t *)lo != 0)
+            *(uint64_t *)lo = 0;
+    for (; lo < hi; lo++)
+        if (*(unsigned char *)lo != 0)
+            *(unsigned char *)lo = 0;
+}
+
 int os_decommit(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MADVISE))
         return -1;
-    return madvise(p, nbytes, MADV_DONTNEED);
+    // madvise takes whole OS pages, and rounds the length up: on a 16 or
+    // 64 KiB page kernel it would discard the rest of the last page, which
+    // may belong to a span in use. The pages wholly inside go back; the
+    // bytes of partial pages at either end are zeroed in place.
+    size_t page = os_physpagesize();
+    uintptr_t lo = (uintptr_t)p, hi = lo + nbytes;
+    uintptr_t inLo = (lo + page - 1) & ~(uintptr_t)(page - 1), inHi = hi & ~(uintptr_t)(page - 1);
+    if (inLo < inHi && madvise((void *)inLo, inHi - inLo, MADV_DONTNEED) != 0)
+        return -1;
+    if (inLo >= inHi) {
+        zeroIfNot(lo, hi);
+    } else {
+        zeroIfNot(lo, inLo);
+        zeroIfNot(inHi, hi);
+    }
+    return 0;
 }
+
 
 int os_protect_none(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MPROTECT))
         return -1;
+    if (!wholePages(p, nbytes)) {
+        errno = EINVAL;
+        return -1;
+    }
     if (mprotect(p, nbytes, PROT_NONE) != 0) {
         errno = ENOMEM;
         return -1;
@@ -164,20 +217,46 @@ int os_protect_none(void *p, size_t nbytes)
 #define MADV_GUARD_INSTALL 102
 #define MADV_GUARD_REMOVE 103
 #endif
-static _Atomic int noGuardRegions; // the kernel refused MADV_GUARD_INSTALL once
+// 0 not known yet, 1 no guard regions (an older kernel), 2 they work.
+static _Atomic int guardRegions;
+
+// Whether MADV_GUARD_INSTALL really guards: a kernel that lacks it refuses
+// it (EINVAL), but qemu-user (7.2) returns success for advice it does not
+// know and installs nothing. A write(2) from a guarded page fails with
+// EFAULT; from an unguarded one it succeeds.
+static int probeGuardRegions(void)
+{
+    size_t page = os_physpagesize();
+    int works = 0, fds[2];
+    char *m = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED && madvise(m, page, MADV_GUARD_INSTALL) == 0 && pipe2(fds, O_CLOEXEC) == 0) {
+        works = write(fds[1], m, 1) < 0 && errno == EFAULT;
+        close(fds[0]);
+        close(fds[1]);
+    }
+    if (m != MAP_FAILED)
+        munmap(m, page);
+    return works ? 2 : 1;
+}
 
 int os_guard(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MPROTECT))
         return -1;
-    if (!atomic_load_explicit(&noGuardRegions, memory_order_relaxed)) {
+    if (!wholePages(p, nbytes)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int g = atomic_load_explicit(&guardRegions, memory_order_relaxed);
+    if (g == 0) {
+        g = probeGuardRegions();
+        atomic_store_explicit(&guardRegions, g, memory_order_relaxed);
+    }
+    if (g == 2) {
         if (madvise(p, nbytes, MADV_GUARD_INSTALL) == 0)
             return 0;
-        if (errno != EINVAL) {
-            errno = ENOMEM;
-            return -1;
-        }
-        atomic_store_explicit(&noGuardRegions, 1, memory_order_relaxed); // older kernel
+        errno = ENOMEM;
+        return -1;
     }
     if (mprotect(p, nbytes, PROT_NONE) != 0) {
         errno = ENOMEM;
@@ -190,9 +269,13 @@ int os_unguard(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MPROTECT))
         return -1;
-    // Either kind may be there: MADV_GUARD_REMOVE is harmless on a page
-    // without a guard region, and mprotect opens one guarded by mprotect.
-    if (!atomic_load_explicit(&noGuardRegions, memory_order_relaxed) && madvise(p, nbytes, MADV_GUARD_REMOVE) == 0)
+    if (!wholePages(p, nbytes)) {
+        errno = EINVAL;
+        return -1;
+    }
+    // os_guard chose one kind for the process: MADV_GUARD_REMOVE where
+    // guard regions work (harmless on a page without one), else mprotect.
+    if (atomic_load_explicit(&guardRegions, memory_order_relaxed) == 2 && madvise(p, nbytes, MADV_GUARD_REMOVE) == 0)
         return 0;
     if (mprotect(p, nbytes, PROT_READ | PROT_WRITE) != 0) {
         errno = ENOMEM;
@@ -201,12 +284,50 @@ int os_unguard(void *p, size_t nbytes)
     return 0;
 }
 
-static _Atomic int noMoveDontunmap; // the kernel refused MREMAP_DONTUNMAP once (before 5.7)
+// The kernel refused MREMAP_DONTUNMAP once (before 5.7), or a release of
+// the range it leaves behind does not read as zero (probeMoveRelease).
+static _Atomic int noMoveDontunmap;
+static _Atomic int moveProbed;
+
+// A range MREMAP_DONTUNMAP left behind must still be released by
+// MADV_DONTNEED (os_decommit), as the heap releases it again once reused:
+// under qemu-user (7.2) such a range loses its anonymous-memory mark, and
+// a later MADV_DONTNEED over it succeeds without doing anything, so pages
+// counted as zero would keep old data (calloc would hand it out). Tried
+// once, on two fresh pages; false where it does not hold.
+static bool probeMoveRelease(void)
+{
+    size_t page = os_physpagesize();
+    bool ok = false;
+    char *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return true; // nothing learnt; the real move will tell
+    m[0] = 1;
+    if (mremap(m, page, page, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, m + page) != MAP_FAILED) {
+        *(volatile char *)m = 2;
+        ok = madvise(m, page, MADV_DONTNEED) == 0 && *(volatile char *)m == 0;
+    } else {
+        ok = true; // refused: the real call gets the same answer and handles it
+    }
+    munmap(m, 2 * page);
+    return ok;
+}
 
 int os_move_pages(void *from, void *to, size_t nbytes)
 {
+    if (!atomic_load_explicit(&moveProbed, memory_order_acquire)) {
+        if (!probeMoveRelease())
+            atomic_store_explicit(&noMoveDontunmap, 1, memory_order_relaxed);
+        atomic_store_explicit(&moveProbed, 1, memory_order_release);
+    }
     if (atomic_load_explicit(&noMoveDontunmap, memory_order_relaxed)) {
         errno = ENOSYS;
+        return -1;
+    }
+    // mremap moves whole OS pages: on a 16 or 64 KiB page kernel a range
+    // of gomem pages may not be (to is left as it was).
+    if (!wholePages(from, nbytes) || !wholePages(to, 0)) {
+        errno = EINVAL;
         return -1;
     }
     void *r;

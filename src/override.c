@@ -36,6 +36,8 @@
 // C23's, which this glibc's headers may not declare yet.
 void free_sized(void *p, size_t size);
 void free_aligned_sized(void *p, size_t align, size_t size);
+// glibc's, which musl's headers do not declare (exported all the same).
+void *pvalloc(size_t n);
 
 GM_EXPORT void *malloc(size_t n)
 {

@@ -101,9 +101,15 @@ __attribute__((noreturn, cold, format(printf, 1, 2))) void throw(const char *fmt
 enum { BigAllocKeep, BigAllocRelease, BigAllocMoved };
 
 // The arena index covers a 48-bit address space in one level (as Go's on
-// linux/amd64): 4M entries, 32 MiB of zero-filled .bss of which only the
-// pages that name an arena are ever touched. A lookup of any pointer, ours
-// or not, is one load and never faults.
+// linux/amd64 and linux/arm64): 4M entries, 32 MiB of zero-filled .bss of
+// which only the pages that name an arena are ever touched. A lookup of any
+// pointer, ours or not, is one load and never faults. Linux gives user
+// space 47 bits on x86-64 with 4-level paging and 39 to 48 on arm64, so
+// everything fits. Kernels with 57-bit (x86-64 LA57) or 52-bit (arm64
+// LVA) user addresses still place mmap below 2^48 unless the caller's hint
+// is above it, and gomem never gives one (os_reserve passes NULL); a
+// pointer above (a tagged pointer, or another allocator's high mapping) is
+// simply not gomem's (arenaOf).
 #define HeapAddrBits 48
 #define ArenaIndexBits (HeapAddrBits - LogHeapArenaBytes)
 
@@ -132,8 +138,14 @@ typedef struct mutex {
 
 // Adaptive: spins briefly before sleeping. Slow paths hold locks for well
 // under a microsecond, so a futex sleep (a syscall each side) costs more
-// than the wait; measured on bench/stack churn with 2 threads.
+// than the wait; measured on bench/stack churn with 2 threads. glibc's
+// kind; other C libraries (musl) get a plain mutex (musl's spins briefly
+// before it sleeps anyway).
+#ifdef PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP
 #define MUTEX_INIT(r) { PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP, (r) }
+#else
+#define MUTEX_INIT(r) { PTHREAD_MUTEX_INITIALIZER, (r) }
+#endif
 
 void lock(mutex *l);
 void unlock(mutex *l);

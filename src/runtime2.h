@@ -13,7 +13,7 @@
 //   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
 //   sema.c            gm_waitgroup, gm_mutex
 //   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
-//   sys_amd64.c       a new coroutine's first frame
+//   sys_<arch>.c      a new coroutine's first frame (sys_amd64.c, sys_arm64.c)
 //
 // Guards, in the vocabulary of the field comments: "p's thread" is the
 // worker's own thread, no lock; "p->lock" is worker.lock, a spin lock and a
@@ -264,10 +264,11 @@ static inline bool canaryIntact(const gm_g *g)
 }
 
 // ------------------------------------------------------------ the switch
-// switch_amd64.S: the context switch (see its head).
+// switch_<arch>.S (switch_amd64.S, switch_arm64.S): the context switch (see
+// its head).
 void swapctx(void **save_sp, void *new_sp);
 void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg);
-// sys_amd64.c: lays out a new g's first frame below top, so that swapctx to
+// sys_<arch>.c: lays out a new g's first frame below top, so that swapctx to
 // the result runs entry(g) (Go: gostartcall).
 void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *));
 

@@ -240,7 +240,11 @@ static GM_NOINLINE gm_stack stackalloc_large(uintptr_t size)
     }
     unlock(&stackLarge.lock);
     if (s == NULL) {
-        s = mheap_allocManual(npages, 1);
+        // Aligned to the OS page where it is larger than gomem's (16, 64
+        // KiB): a dedicated stack's lowest OS page can then be its guard
+        // (stackInitG), which mprotect needs whole.
+        uintptr_t osPages = os_physpagesize() >> PageShift;
+        s = mheap_allocManual(npages, osPages > 1 && osPages <= npages ? osPages : 1);
         if (s == NULL)
             return stackalloc_fail(ENOMEM, size);
         s->elemsize = size;

@@ -6,7 +6,7 @@
 #include "runtime2.h"
 
 #if !defined(__x86_64__)
-#error "sys_amd64.c is the x86-64 port; gomem supports x86-64 (amd64)"
+#error "sys_amd64.c is the x86-64 port; gomem supports x86-64 (amd64) and AArch64 (arm64)"
 #endif
 
 // Callee-saved registers with r12 = g and r13 = entry, then gostart as the

@@ -84,7 +84,7 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 #define track_switchStart(fake_save, bottom, size) __sanitizer_start_switch_fiber((fake_save), (bottom), (size))
 #define track_switchFinish(fake) __sanitizer_finish_switch_fiber((fake), NULL, NULL)
 // Saved stacks hold their frames' redzones: copied by code ASan does not
-// check (switch_amd64.S).
+// check (switch_<arch>.S).
 void copystackbytes(void *dst, const void *src, size_t n);
 #define copyStack copystackbytes
 // A stack whose frames will be overwritten by another coroutine's: clears

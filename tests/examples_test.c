@@ -18,7 +18,8 @@ static int run(const char *procs, const char *cmd)
 {
     const char *build = getenv("BUILD");
     char line[512];
-    snprintf(line, sizeof line, "GOMEM_PROCS=%s %s/examples/%s 2>&1", procs, build ? build : "build", cmd);
+    snprintf(line, sizeof line, "GOMEM_PROCS=%s %s %s/examples/%s 2>&1", procs, test_runner(), build ? build : "build",
+             cmd);
     FILE *f = popen(line, "r");
     if (f == NULL)
         return -1;

@@ -78,8 +78,8 @@ static int child_work(void)
 TEST(fork_of_a_single_threaded_process_takes_no_locks)
 {
     bool single = os_single_threaded();
-#if TEST_RSS_MEANINGFUL // (ThreadSanitizer's runtime has threads of its own)
-    CHECK(single);
+#if TEST_RSS_MEANINGFUL && defined(__GLIBC__) // (ThreadSanitizer's runtime has threads of its own;
+    CHECK(single);                            // other C libraries do not say: false, locks taken)
 #endif
     enum { N = 300 };
     static unsigned char *objs[N];

@@ -18,15 +18,16 @@ TEST(env_fault_injection)
     // main() set GOMEM_FAULT_MPROTECT=3 before any gomem call: the third and
     // later commits fail until a test turns injection off.
     char *p = os_reserve(1 << 20, 1 << 20);
+    size_t pg = os_physpagesize();
     CHECK(p != NULL);
-    CHECK_EQ(os_commit(p, 4096), 0);
-    CHECK_EQ(os_commit(p + 4096, 4096), 0);
+    CHECK_EQ(os_commit(p, pg), 0);
+    CHECK_EQ(os_commit(p + pg, pg), 0);
     errno = 0;
-    CHECK_EQ(os_commit(p + 8192, 4096), -1);
+    CHECK_EQ(os_commit(p + 2 * pg, pg), -1);
     CHECK_EQ(errno, ENOMEM);
-    CHECK_EQ(os_commit(p + 8192, 4096), -1);
+    CHECK_EQ(os_commit(p + 2 * pg, pg), -1);
     os_fault_set(OS_FAULT_MPROTECT, 0);
-    CHECK_EQ(os_commit(p + 8192, 4096), 0);
+    CHECK_EQ(os_commit(p + 2 * pg, pg), 0);
     os_release(p, 1 << 20);
 }
 
@@ -38,11 +39,13 @@ TEST(reserve_is_aligned_and_inaccessible_until_commit)
     CHECK_EQ((uintptr_t)p % align, 0);
     // mincore works on reserved ranges: nothing is resident.
     unsigned char vec[16];
-    CHECK_EQ(mincore(p, 16 * 4096, vec), 0);
-    int resident = 0;
-    for (int i = 0; i < 16; i++)
-        resident += vec[i] & 1;
-    CHECK_EQ(resident, 0);
+    if (!test_skip_qemu("mincore fails with ENOMEM on a PROT_NONE range there")) {
+        CHECK_EQ(mincore(p, 16 * 4096, vec), 0);
+        int resident = 0;
+        for (int i = 0; i < 16; i++)
+            resident += vec[i] & 1;
+        CHECK_EQ(resident, 0);
+    }
     CHECK_EQ(os_commit(p, 1 << 20), 0);
     memset(p, 0xab, 1 << 20);
     CHECK_EQ((unsigned char)p[12345], 0xab);
@@ -78,8 +81,8 @@ TEST(guard_page_faults)
     char *p = os_reserve(1 << 20, 1 << 20);
     CHECK(p != NULL);
     CHECK_EQ(os_commit(p, 1 << 20), 0);
-    CHECK_EQ(os_protect_none(p, 4096), 0);
-    p[4096] = 1; // the next page is still fine
+    CHECK_EQ(os_protect_none(p, os_physpagesize()), 0);
+    p[os_physpagesize()] = 1; // the next page is still fine
     CHECK_DEATH(touch_guard, p, "");
     os_release(p, 1 << 20);
 }
@@ -121,13 +124,16 @@ TEST(move_pages_moves_without_copying_and_empties_the_source)
     memset(to, 0x11, n); // resident destination: replaced
     size_t before = test_rss_bytes();
     uint64_t calls = os_calls(OS_FAULT_MREMAP);
-    int r = os_move_pages(from, to, n);
-    CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + 1);
-    if (r != 0 && (errno == EINVAL || errno == ENOSYS)) { // the first refusal, then every call
+    int r = os_move_pages(from, to, n), err = errno;
+    // One system call; none where the first call found that a moved-from
+    // range cannot be released (qemu-user): ENOSYS at once.
+    uint64_t made = r != 0 && err == ENOSYS ? 0 : 1;
+    CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + made);
+    if (r != 0 && (err == EINVAL || err == ENOSYS)) { // the first refusal, then every call
         fprintf(stderr, "    (no MREMAP_DONTUNMAP here: not checked)\n");
         CHECK_EQ(os_move_pages(from, to, n), -1);
         CHECK_EQ(errno, ENOSYS);
-        CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + 1); // no second system call
+        CHECK_EQ(os_calls(OS_FAULT_MREMAP), calls + made); // no second system call
         os_release(p, 4 * n);
         return;
     }
@@ -203,6 +209,8 @@ static int runPrintEnv(const char *exe, char *out, size_t n)
 // kernel marks that exec AT_SECURE and every GOMEM_* option is ignored.
 TEST(options_are_ignored_in_set_user_id_programs)
 {
+    if (test_skip_qemu("the kernel execs the emulator, not this binary: no exec of /proc/self/exe, no AT_SECURE"))
+        return;
     char out[256];
     CHECK_EQ(runPrintEnv("/proc/self/exe", out, sizeof out), 0);
     CHECK_STR(out, "secure=0 probe=on maxtiny=0\n");
@@ -275,6 +283,56 @@ TEST(unknown_options_are_named)
     CHECK(strchr(err, '\n') == strrchr(err, '\n')); // one line
 }
 
+// On a kernel whose page is 16 or 64 KiB (arm64), a range of gomem's 8 KiB
+// pages may cover part of an OS page: it is released by whole OS pages and
+// zeroed in place at the ends, never rounded out over a neighbour; guards,
+// commits and moves of part of a page are refused. Run here with the page
+// size forced (the real pages are 4 KiB, so madvise accepts every range
+// os_decommit makes).
+TEST(large_os_pages_are_never_rounded_over_a_neighbour)
+{
+    for (size_t page = 16 << 10; page <= 64 << 10; page *= 4) {
+        if (page < (size_t)sysconf(_SC_PAGESIZE))
+            continue; // the kernel's pages are larger still
+        os_setphyspagesize(page);
+        size_t n = 16 * page;
+        unsigned char *p = os_reserve(n, page);
+        CHECK(p != NULL && (uintptr_t)p % page == 0);
+        if (p == NULL)
+            break;
+        CHECK_EQ(os_commit(p, n), 0);
+        memset(p, 0x5a, n);
+        // One gomem page inside the second OS page: zeroed, nothing else.
+        CHECK_EQ(os_decommit(p + page + 8192, 8192), 0);
+        // From the last gomem page of the 4th OS page through the first of
+        // the 6th: the 5th goes back whole, the ends are zeroed.
+        CHECK_EQ(os_decommit(p + 5 * page - 8192, page + 16384), 0);
+        size_t bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            int zero = (i >= page + 8192 && i < page + 16384) || (i >= 5 * page - 8192 && i < 6 * page + 8192);
+            bad += p[i] != (zero ? 0 : 0x5a);
+        }
+        CHECK_EQ(bad, 0);
+        errno = 0;
+        CHECK_EQ(os_guard(p + 8192, 8192), -1);
+        CHECK_EQ(errno, EINVAL);
+        errno = 0;
+        CHECK_EQ(os_protect_none(p + page, 8192), -1);
+        CHECK_EQ(errno, EINVAL);
+        errno = 0;
+        CHECK_EQ(os_commit(p + 8192, page), -1);
+        CHECK_EQ(errno, EINVAL);
+        errno = 0;
+        CHECK_EQ(os_move_pages(p + 8192, p + 8 * page, page), -1);
+        CHECK(errno == EINVAL || errno == ENOSYS); // ENOSYS: no moves at all here
+        CHECK_EQ(p[8 * page], 0x5a);
+        p[n - 1] = 1; // all of it still writable
+        os_release(p, n);
+    }
+    os_setphyspagesize(0);
+    CHECK_EQ(os_physpagesize(), (size_t)sysconf(_SC_PAGESIZE));
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--print-env") == 0)
@@ -287,6 +345,7 @@ int main(int argc, char **argv)
     RUN(fault_set_counts_from_now);
     RUN(move_pages_moves_without_copying_and_empties_the_source);
     RUN(reserve_overflow_fails_cleanly);
+    RUN(large_os_pages_are_never_rounded_over_a_neighbour);
     RUN(options_are_ignored_in_set_user_id_programs);
     RUN(unknown_options_are_named);
     return test_report();

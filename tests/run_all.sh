@@ -4,13 +4,16 @@
 # anything failed. A binary that crashes, prints no summary or runs past
 # GOMEM_TEST_TIMEOUT seconds (default 600; a deadlock must fail CI, not eat
 # its time budget) counts as one failed test; its output is printed, so its
-# last "ok" line shows the test it died after.
+# last "ok" line shows the test it died after. GOMEM_TEST_RUNNER, when set,
+# is a command each binary runs under (make test-aarch64: qemu-aarch64).
 set -u
 limit=${GOMEM_TEST_TIMEOUT:-600}
+runner=${GOMEM_TEST_RUNNER:-}
 total_pass=0
 total_fail=0
 for t in "$@"; do
-    out=$(timeout -k 10 "$limit" "$t" 2>&1)
+    # shellcheck disable=SC2086 # the runner may carry arguments
+    out=$(timeout -k 10 "$limit" $runner "$t" 2>&1)
     rc=$?
     if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
         printf '%s\n' "$out"

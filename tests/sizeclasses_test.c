@@ -89,7 +89,7 @@ TEST(committed_header_is_generated)
 {
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "%s/mksizeclasses", build);
+    snprintf(cmd, sizeof cmd, "%s %s/mksizeclasses", test_runner(), build);
     FILE *gen = popen(cmd, "r");
     FILE *file = fopen("src/sizeclasses.h", "r");
     CHECK(gen != NULL);

@@ -135,6 +135,33 @@ __attribute__((unused)) static int expect_death(void (*fn)(void *), void *arg, c
 #define CHECK_DEATH(fn, arg, text) \
     (expect_death((fn), (arg), (text)) ? 1 : test_fail(1, __FILE__, __LINE__, "dies with \"" text "\"", " "))
 
+// The command that starts another binary of the build, "" when they run
+// directly: make test-aarch64 runs each under qemu-user, with its command
+// in GOMEM_TEST_RUNNER (tests/run_all.sh uses it the same way).
+__attribute__((unused)) static const char *test_runner(void)
+{
+    const char *r = getenv("GOMEM_TEST_RUNNER");
+    return r != NULL ? r : "";
+}
+
+// Whether the tests run under qemu-user (GOMEM_TEST_QEMU=1, set by make
+// test-aarch64).
+__attribute__((unused)) static int test_under_qemu(void)
+{
+    const char *q = getenv("GOMEM_TEST_QEMU");
+    return q != NULL && strcmp(q, "1") == 0;
+}
+
+// Under qemu-user: prints why a check cannot run there and returns 1; 0
+// elsewhere.
+__attribute__((unused)) static int test_skip_qemu(const char *why)
+{
+    if (!test_under_qemu())
+        return 0;
+    printf("    (skipped under qemu-user: %s)\n", why);
+    return 1;
+}
+
 __attribute__((unused)) static int test_report(void)
 {
     test_end(); // failed checks after the last test

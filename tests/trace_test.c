@@ -22,10 +22,14 @@
 static char tmpdir[] = "/tmp/gomem-trace-XXXXXX";
 static char out[16384];
 
+// The build directory as commands name it: after the runner, if any
+// (test_runner).
 static const char *build(void)
 {
+    static char cmd[512];
     const char *b = getenv("BUILD");
-    return b ? b : "build";
+    snprintf(cmd, sizeof cmd, "%s %s", test_runner(), b ? b : "build");
+    return cmd;
 }
 
 // Runs a shell command, output in out; returns its exit status.
