@@ -11,7 +11,7 @@
 // ratios anywhere from 1.0 to 1.9. The ratio is taken per round, then its
 // min and median over the rounds are printed.
 //
-// A gm_yield between two coroutines hands over directly (one gm_swapctx,
+// A gm_yield between two coroutines hands over directly (one swapctx,
 // in both modes), so the comparable Boost figure is one jump: its loop
 // jumps there and back, two jumps per iteration.
 //   build/bench/boost_switch [ROUNDS]

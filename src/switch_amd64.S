@@ -29,7 +29,7 @@
 //   return) instead of two through the scheduler.
 //
 // gostart: first code of a new coroutine: calls r13(r12) (proc.c's
-//   goroutineMain(g), which never returns).
+//   coroMain(g), which never returns).
 //
 // copystackbytes: see below.
 

@@ -33,7 +33,7 @@
 //   head says why).
 //
 // gostart: first code of a new coroutine: calls x19(x20) (proc.c's
-//   goroutineMain(g), which never returns).
+//   coroMain(g), which never returns).
 //
 // copystackbytes: memcpy for saved stacks, not checked by AddressSanitizer.
 //

@@ -4,7 +4,7 @@
 #                        mode, state (the wait reason when parked)
 #   gm-bt ID             the backtrace of coroutine ID where it parked
 #
-# A parked coroutine's context is what gm_swapctx pushed at g->sp: MXCSR and
+# A parked coroutine's context is what swapctx pushed at g->sp: MXCSR and
 # x87 control word, r15, r14, r13, r12, rbx, rbp, then the return address.
 # gm-bt points rsp/rip/rbp there, prints the backtrace and puts them back
 # (a live process, not a core file). A dedicated coroutine's frames are
