@@ -281,7 +281,9 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // its worker. Several threads may each run their own gm_main.
 // Two stack modes:
 //   GM_STACK_COPIED (default): every coroutine of a worker runs on the
-//     worker's execution stack (8 MiB, guard page below); when another one
+//     worker's execution stack (GOMEM_MAXSTACK bytes: 8 MiB unless set, at
+//     most 1 GiB; address space, touched only as deep as used; guard page
+//     below); when another one
 //     needs it, the used part is saved to a buffer from gm_stackalloc that
 //     doubles when too small and halves when under a quarter is used (Go's
 //     contiguous-stack policy). While a copied coroutine is parked, no pointer into

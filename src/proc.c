@@ -60,7 +60,14 @@ void describeG(char *buf, size_t n, const gm_g *g)
              g->mode == GM_STACK_DEDICATED ? "dedicated" : g->checked ? "copied, stackcheck" : "copied",
              g->mode == GM_STACK_DEDICATED ? (size_t)(g->stack.hi - g->stack.lo)
              : g->checked                  ? CheckStackSize
-                                           : ExecStackSize);
+                                           : execStackSize(g->p));
+}
+
+const char *stackLimitHint(const gm_g *g)
+{
+    return g->mode == GM_STACK_DEDICATED ? "a dedicated stack's size is gm_go_options.stack_size"
+           : g->checked ? "GOMEM_DEBUG=stackcheck runs each copied coroutine on a stack of 256 KiB"
+                        : "copied coroutines may grow to GOMEM_MAXSTACK (default 8m, at most 1g)";
 }
 
 void throwG(const char *what, const gm_g *g)
@@ -70,10 +77,17 @@ void throwG(const char *what, const gm_g *g)
     throw("%s: %s", what, buf);
 }
 
+static GM_COLD __attribute__((noreturn)) void throwCanary(const gm_g *g)
+{
+    char buf[200];
+    describeG(buf, sizeof buf, g);
+    throw("stack overflow (canary overwritten): %s (%s)", buf, stackLimitHint(g));
+}
+
 static inline void checkCanary(const gm_g *g)
 {
     if (GM_UNLIKELY(!canaryIntact(g)))
-        throwG("stack overflow (canary overwritten)", g);
+        throwCanary(g);
 }
 
 // ------------------------------------------------------------- workers
@@ -87,24 +101,25 @@ static worker *workerNew(group *grp, int id)
         return NULL;
     p->grp = grp;
     p->id = id;
-    size_t page = os_physpagesize();
+    runtime_init(); // runtime_maxstack
+    size_t page = os_physpagesize(), size = runtime_maxstack;
     // Reserved inaccessible, then all but the lowest page (the guard)
     // made usable.
-    char *m = os_reserve(ExecStackSize + page, page);
-    if (m != NULL && os_commit(m + page, ExecStackSize) != 0) {
-        os_release(m, ExecStackSize + page);
+    char *m = os_reserve(size + page, page);
+    if (m != NULL && os_commit(m + page, size) != 0) {
+        os_release(m, size + page);
         m = NULL;
     }
     if (m == NULL || netpollinit(p) != 0) {
         int err = m == NULL ? ENOMEM : errno;
         if (m != NULL)
-            os_release(m, ExecStackSize + page);
+            os_release(m, size + page);
         gm_free(p);
         errno = err == EMFILE || err == ENFILE ? err : ENOMEM;
         return NULL;
     }
     p->stackBase = m + page;
-    p->stackTop = m + page + ExecStackSize;
+    p->stackTop = m + page + size;
     p->vgStack = VALGRIND_STACK_REGISTER(p->stackBase, p->stackTop);
     p->onValgrind = RUNNING_ON_VALGRIND != 0;
     spin_lock(&allWorkersLock);
@@ -148,7 +163,7 @@ static void workerFree(worker *p)
     if (p->allnext != NULL)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
-    os_release(p->stackBase - page, ExecStackSize + page);
+    os_release(p->stackBase - page, execStackSize(p) + page);
     netpollclose(p);
     gm_free(p);
 }
@@ -295,7 +310,7 @@ static gm_g *runqsteal(worker *p)
 static inline void switchToG(worker *p, gm_g *g)
 {
     if (!ownStack(g))
-        track_switchStart(&p->asanFake, p->stackBase, ExecStackSize);
+        track_switchStart(&p->asanFake, p->stackBase, execStackSize(p));
     else
         track_switchStart(&p->asanFake, (void *)g->stack.lo, g->stack.hi - g->stack.lo);
     track_toFiber(&g->tsanFiber);

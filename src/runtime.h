@@ -198,6 +198,12 @@ typedef struct debugVars {
 } debugVars;
 extern debugVars debug;
 extern int runtime_procs; // GOMEM_PROCS (workers of gm_main), 0 if unset
+// GOMEM_MAXSTACK: the bytes of each worker's execution stack, so the deepest
+// a copied coroutine may go (Go's maxstacksize). Reserved address space,
+// touched only as deep as used. Immutable after runtime_init.
+extern size_t runtime_maxstack;
+#define DefaultMaxStack ((size_t)8 << 20)
+#define MaxMaxStack ((size_t)1 << 30) // Go's default limit on 64-bit systems
 // GOMEM_SECURE=1: the hardened mode (malloc.c, free.c, guardcache.c). Immutable after runtime_init.
 extern bool runtime_secure;
 

@@ -16,6 +16,7 @@
 //   GOMEM_SCAVENGE=off|N     dirty pages the scavenger keeps (bytes, k/m/g)
 //   GOMEM_SCAVENGE_DELAY=ms  how long freed pages wait before they go back
 //   GOMEM_PROCS=N            workers of gm_main (default: the CPUs)
+//   GOMEM_MAXSTACK=N         a copied coroutine's deepest stack (default 8m)
 //   GOMEM_SECURE=1           hardened heap (malloc.c)
 //   GOMEM_ALIGN16=1          gm_malloc results 16-byte aligned, as glibc's
 //   GOMEM_MAXTINY=0|8|16|32  the tiny allocator's block size (0: off)
@@ -38,6 +39,7 @@
 
 debugVars debug;
 int runtime_procs; // GOMEM_PROCS, 0 if unset
+size_t runtime_maxstack = DefaultMaxStack;
 bool runtime_secure; // GOMEM_SECURE=1
 static _Atomic int runtime_inited; // 0 never, 1 in progress, 2 done
 
@@ -128,7 +130,7 @@ static void parse_debug(const char *v)
 // Every GOMEM_* the runtime reads; GOMEM_TEST_* belongs to gomem's tests.
 static const char *const knownOptions[] = {
     "VERBOSE", "DEBUG", "SCAVENGE", "SCAVENGE_DELAY", "PROCS", "SECURE", "ALIGN16", "MAXTINY",
-    "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
+    "MAXSTACK", "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
 };
 
 // A GOMEM_* variable gomem does not know is most likely a typo (GOMEM_STAT
@@ -154,7 +156,7 @@ static void warnUnknownOptions(void)
             known |= strcmp(knownOptions[i], name + 6) == 0;
         if (known)
             continue;
-        char list[400];
+        char list[512];
         size_t n = 0;
         for (size_t i = 0; i < sizeof knownOptions / sizeof knownOptions[0] && n < sizeof list; i++)
             n += (size_t)snprintf(list + n, sizeof list - n, "%sGOMEM_%s", i ? ", " : "", knownOptions[i]);
@@ -240,6 +242,14 @@ void runtime_init(void)
             runtime_procs = (int)n;
         else
             runtime_warning("GOMEM_PROCS='%s' is not a number of workers from 1 to 1024; using the CPUs", v);
+    }
+    v = os_getenv("GOMEM_MAXSTACK");
+    if (v != NULL && *v != 0) {
+        uint64_t n;
+        if (parse_bytes(v, &n) == 0 && n >= (64 << 10) && n <= MaxMaxStack)
+            runtime_maxstack = ((size_t)n + 65535) & ~(size_t)65535; // whole pages of every size
+        else
+            runtime_warning("GOMEM_MAXSTACK='%s' is not a size from 64k to 1g; using 8m", v);
     }
     warnUnknownOptions();
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);

@@ -31,7 +31,6 @@
 //   Grunning -> Gdead (fn returned; the descriptor is queued for reuse)
 enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 
-#define ExecStackSize ((size_t)8 << 20)    // the copied-mode execution stack (touched only as deep as used)
 #define DefaultDedicated ((size_t)64 << 10) // a dedicated stack when gm_go_options gives no size
 #define StackCanary 0x676f6d656d21c0deull   // the lowest word of a dedicated stack too small for a guard page
 #define MaxProcs 1024
@@ -249,6 +248,12 @@ static inline void setstatus(gm_g *g, int st)
     atomic_store_explicit(&g->status, st, memory_order_release);
 }
 
+// The bytes of p's execution stack (runtime_maxstack when p was made).
+static inline size_t execStackSize(const worker *p)
+{
+    return (size_t)(p->stackTop - p->stackBase);
+}
+
 // A g whose frames live on a stack of its own (not the execution stack).
 static inline bool ownStack(const gm_g *g)
 {
@@ -276,6 +281,8 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *));
 
 // "coroutine 7 "name" (copied stack, 8388608 bytes)", for messages.
 void describeG(char *buf, size_t n, const gm_g *g);
+// How to raise g's stack limit, for an overflow message.
+const char *stackLimitHint(const gm_g *g);
 // Throws what, naming g.
 __attribute__((noreturn, cold)) void throwG(const char *what, const gm_g *g);
 // "who called outside a coroutine", and abort.

@@ -44,8 +44,9 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
             describeG(buf, sizeof buf, g);
             // snprintf is not async-signal-safe in general; this process is
             // about to abort and the faulting thread holds no gomem lock.
-            char msg[300];
-            writeErr(msg, snprintf(msg, sizeof msg, "gomem: stack overflow in %s at %p\n", buf, (void *)a));
+            char msg[400];
+            writeErr(msg, snprintf(msg, sizeof msg, "gomem: stack overflow in %s at %p (%s)\n", buf, (void *)a,
+                                   stackLimitHint(g)));
             abort();
         }
     }

@@ -580,7 +580,7 @@ static inline __attribute__((always_inline)) void swapFrames(worker *p, gm_g *g,
             spin_unlock(&old->stackLock);
         clear = old->savedLen;
     }
-    track_stackReused(p->stackTop, clear, ExecStackSize);
+    track_stackReused(p->stackTop, clear, execStackSize(p));
     bool started = yield || g->started;
     // memcheck marked the execution stack below the last sp as gone; the
     // frames copied (or laid out) there are live again.

@@ -260,9 +260,8 @@ TEST(unknown_options_are_named)
     if (pid == 0) {
         dup2(fds[1], 2);
         dup2(open("/dev/null", O_WRONLY), 1);
-        char *argv[] = {"/proc/self/exe", "--print-env", NULL};
         char *envp[] = {"GOMEM_STAT=1", "GOMEM_SCAVENGE=off", "GOMEM_TEST_ANYTHING=1", "GOMEM_MAXTINY=16", NULL};
-        execve("/proc/self/exe", argv, envp);
+        test_exec_self("--print-env", envp);
         _exit(127);
     }
     close(fds[1]);

@@ -538,6 +538,8 @@ TEST(misuse_is_caught)
     if (!expect_death(overflow_dedicated, NULL, deepText))
         test_fail(1, __FILE__, __LINE__, "dies naming the stack", " want \"%s\"", deepText);
     CHECK_DEATH(overflow_copied, NULL, "stack overflow in coroutine");
+    CHECK_DEATH(overflow_copied, NULL, "copied coroutines may grow to GOMEM_MAXSTACK");
+    CHECK_DEATH(overflow_dedicated, NULL, "a dedicated stack's size is gm_go_options.stack_size");
     CHECK_DEATH(overflow_canary, NULL, "canary");
     CHECK_DEATH(overflow_canary_direct, NULL, "stack overflow (canary overwritten): coroutine");
     CHECK_DEATH(overflow_canary_direct, NULL, "\"smasher\"");
@@ -1174,8 +1176,55 @@ TEST(validators_name_broken_queues_and_timers)
     CHECK_EQ(gm_main(validator_main, NULL), 0);
 }
 
-int main(void)
+// GOMEM_MAXSTACK sets how deep a copied coroutine may go: 12 MiB of frames
+// overflow the default 8 MiB and fit in 16 MiB (a child process each, the
+// setting being read once per process).
+static volatile long maxstack_sum;
+static long go_deep(long n)
 {
+    volatile char frame[1000]; // under a page: the overflow must land on the guard page
+    frame[0] = (char)n;
+    return n == 0 ? 0 : go_deep(n - 1) + frame[0];
+}
+static void deep12(void *arg)
+{
+    (void)arg;
+    maxstack_sum = go_deep((12 << 20) / 1000);
+}
+static void maxstack_child(void *arg)
+{
+    setenv("GOMEM_MAXSTACK", (const char *)arg, 1);
+    test_exec_self("--deep12", NULL);
+    _exit(127);
+}
+TEST(maxstack_sets_how_deep_copied_coroutines_go)
+{
+    CHECK_DEATH(maxstack_child, "8m", "copied coroutines may grow to GOMEM_MAXSTACK");
+    int fds[2];
+    CHECK_EQ(pipe(fds), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        maxstack_child("16m");
+    }
+    close(fds[1]);
+    char out[64] = { 0 };
+    CHECK(read(fds[0], out, sizeof out - 1) > 0);
+    close(fds[0]);
+    int st;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_STR(out, "deep12 done\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--deep12") == 0) { // maxstack_sets_how_deep_copied_coroutines_go's child
+        gm_set_procs(1);
+        gm_main(deep12, NULL);
+        printf("deep12 done\n");
+        return 0;
+    }
     gm_set_procs(1); // the first tests check one worker's exact order
     RUN(round_robin);
     RUN(round_robin_dedicated);
@@ -1198,5 +1247,6 @@ int main(void)
     RUN(floating_point_control_words_switch_separately);
 #endif
     RUN(validators_name_broken_queues_and_timers);
+    RUN(maxstack_sets_how_deep_copied_coroutines_go);
     return test_report();
 }

@@ -144,6 +144,37 @@ __attribute__((unused)) static const char *test_runner(void)
     return r != NULL ? r : "";
 }
 
+// Replaces this process with this test binary run again with arg (the
+// tests' helper modes), through test_runner() when there is one, with envp
+// as the environment (NULL: this one's). Returns only on failure.
+__attribute__((unused)) static void test_exec_self(const char *arg, char *const envp[])
+{
+    extern char **environ;
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return;
+    self[n] = 0;
+    char *env0[] = { NULL };
+    char *const *env = envp != NULL ? envp : environ != NULL ? environ : env0;
+    const char *runner = test_runner();
+    if (*runner == 0) {
+        char *argv[] = { self, (char *)arg, NULL };
+        execve(self, argv, env);
+    } else { // one word, the emulator: qemu-aarch64, which needs its own settings
+        char *argv[] = { (char *)runner, self, (char *)arg, NULL };
+        char *withEmu[64];
+        int k = 0;
+        for (char *const *e = env; *e != NULL && k < 48; e++)
+            withEmu[k++] = *e;
+        for (char **e = environ; envp != NULL && e != NULL && *e != NULL && k < 63; e++)
+            if (strncmp(*e, "QEMU_", 5) == 0 || strncmp(*e, "PATH=", 5) == 0)
+                withEmu[k++] = *e;
+        withEmu[k] = NULL;
+        execvpe(runner, argv, withEmu);
+    }
+}
+
 // Whether the tests run under qemu-user (GOMEM_TEST_QEMU=1, set by make
 // test-aarch64).
 __attribute__((unused)) static int test_under_qemu(void)
