@@ -334,8 +334,12 @@ GM_API void gm_sleep(uint64_t ns);
 GM_API uint64_t gm_id(const gm_g *g);
 
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
-// sync.Mutex), for coroutines on any worker. Zero-initialise ({0}) or use
-// the _INIT macros; no destroy needed when no one waits.
+// sync.Mutex, sync.RWMutex, sync.Once, sync.Cond, and a counting
+// semaphore like golang.org/x/sync/semaphore), for coroutines on any
+// worker. Zero-initialise ({0}) or use the _INIT macros; no destroy needed
+// when no one waits. Misuse that Go reports with a panic (an unlock of an
+// unlocked mutex, a counter below zero) prints a message naming the object
+// and aborts.
 
 // A queue of parked coroutines inside the sync types (internal).
 typedef struct {
@@ -366,6 +370,94 @@ GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
 // mutex: message and abort.
 GM_API void gm_mutex_unlock(gm_mutex *m);
+
+// A reader/writer lock (Go's sync.RWMutex): any number of readers or one
+// writer. Writers do not starve: once a writer waits, new readers wait
+// behind it; its Unlock admits every reader that queued meanwhile before
+// the next writer. So a reader must not take a read lock it already holds
+// (a writer arriving between the two would deadlock both), as in Go.
+// Either lock may be released by another coroutine than the one that took
+// it.
+typedef struct {
+    int writer;        // internal: 1 while a writer holds it
+    long readers;      // internal: readers holding it
+    gm_waitq readq;    // internal: readers waiting behind a writer
+    gm_waitq writeq;   // internal: writers waiting, FIFO
+    int lk;            // internal
+} gm_rwmutex;
+#define GM_RWMUTEX_INIT { 0, 0, { 0, 0 }, { 0, 0 }, 0 }
+// Takes a read lock; parks while a writer holds rw or waits for it.
+GM_API void gm_rwmutex_rlock(gm_rwmutex *rw);
+// Takes a read lock if that needs no wait: 1 taken, 0 not.
+GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
+// Releases a read lock; the last reader out hands rw to the longest
+// waiting writer. A read unlock of an rwmutex no reader holds: message
+// and abort.
+GM_API void gm_rwmutex_runlock(gm_rwmutex *rw);
+// Takes the write lock; parks while readers or a writer hold rw.
+GM_API void gm_rwmutex_lock(gm_rwmutex *rw);
+// Takes the write lock if that needs no wait: 1 taken, 0 not.
+GM_API int gm_rwmutex_trylock(gm_rwmutex *rw);
+// Releases the write lock: to every waiting reader if any, else to the
+// longest waiting writer. An unlock of an rwmutex no writer holds: message
+// and abort.
+GM_API void gm_rwmutex_unlock(gm_rwmutex *rw);
+
+// Go's sync.Once.
+typedef struct {
+    int done;          // internal: 0, running (1) or done (2)
+    gm_waitq waiters;  // internal
+    int lk;            // internal
+} gm_once;
+#define GM_ONCE_INIT { 0, { 0, 0 }, 0 }
+// Runs fn(arg) if no call on once has run it yet: exactly once per once.
+// A call while fn runs parks until fn has returned, so when gm_once_do
+// returns fn has completed. After the first call returned, a call is one
+// atomic load. fn must not call gm_once_do on the same once (it would wait
+// for itself). A NULL fn: message and abort.
+GM_API void gm_once_do(gm_once *once, void (*fn)(void *), void *arg);
+
+// A condition variable (Go's sync.Cond) used with a gm_mutex: a waiter
+// holds the mutex, gm_cond_wait releases it while parked and takes it
+// again before returning. As with any condition variable, wake-ups are
+// hints: wait in a loop that checks the condition.
+typedef struct {
+    gm_mutex *m;       // internal: the mutex its waiters hold
+    gm_waitq waiters;  // internal, FIFO
+    int lk;            // internal
+} gm_cond;
+#define GM_COND_INIT { 0, { 0, 0 }, 0 }
+// Unlocks m, parks until gm_cond_signal or gm_cond_broadcast wakes this
+// waiter, and locks m again. m unlocked when called (gomem cannot tell
+// which coroutine holds it, only that someone does), or another mutex than
+// the one the cond's other waiters hold: message and abort.
+GM_API void gm_cond_wait(gm_cond *c, gm_mutex *m);
+// Wakes the longest waiter, if any. Holding the mutex is allowed, not
+// required.
+GM_API void gm_cond_signal(gm_cond *c);
+// Wakes every waiter.
+GM_API void gm_cond_broadcast(gm_cond *c);
+
+// A counting semaphore (golang.org/x/sync/semaphore's Weighted, without a
+// fixed size): count units are available; acquire takes n, release gives n
+// back. Waiters are served first come, first served: one waiting for many
+// units holds back later ones asking for fewer, so none starves.
+typedef struct {
+    long count;        // units available (read it only for reports)
+    gm_waitq waiters;  // internal, FIFO
+    int lk;            // internal
+} gm_sema;
+#define GM_SEMA_INIT(n) { (n), { 0, 0 }, 0 }
+// Takes n units, parking until they are available and every earlier waiter
+// is served (n == 0 returns at once). A negative n, or a negative count
+// (GM_SEMA_INIT(-1)): message and abort.
+GM_API void gm_sema_acquire(gm_sema *s, long n);
+// Takes n units if that needs no wait: 1 taken, 0 not. A negative n or
+// count: message and abort.
+GM_API int gm_sema_tryacquire(gm_sema *s, long n);
+// Gives n units back, waking the waiters they satisfy in order. A negative
+// n, or a count that would overflow a long: message and abort.
+GM_API void gm_sema_release(gm_sema *s, long n);
 
 // ------------------------------------------------------------------ I/O
 //
@@ -417,6 +509,8 @@ GM_API void gm_chan_close(gm_chan *c);
 GM_API void gm_chan_free(gm_chan *c);
 // Buffered elements now.
 GM_API size_t gm_chan_len(const gm_chan *c);
+// The capacity c was made with (0: unbuffered; 0 for NULL).
+GM_API size_t gm_chan_cap(const gm_chan *c);
 
 // select over several sends and receives (Go's select). Returns the index
 // of the case that proceeded, chosen at random among the ready ones, or -1

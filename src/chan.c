@@ -323,6 +323,11 @@ size_t gm_chan_len(const gm_chan *c)
     return __atomic_load_n(&c->count, __ATOMIC_RELAXED);
 }
 
+size_t gm_chan_cap(const gm_chan *c)
+{
+    return c != NULL ? c->cap : 0; // immutable
+}
+
 // ----------------------------------------------------------------- timers
 
 gm_chan *gm_after(uint64_t ns)

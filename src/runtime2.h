@@ -11,7 +11,7 @@
 //   time.c            the per-worker timer heap, gm_sleep, gm_after's timers
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
 //   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
-//   sema.c            gm_waitgroup, gm_mutex
+//   sema.c            gm_waitgroup, gm_mutex, gm_rwmutex, gm_once, gm_cond, gm_sema
 //   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
 //   sys_amd64.c       a new coroutine's first frame
 //
@@ -82,6 +82,8 @@ struct gm_g {
                                // (dedicated, stackcheck) or p's execution stack; immutable once started
     bool parked;               // counted in p->nwaiting; p's thread
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
+    long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
+                               // guarded by that object's lock
     _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
@@ -335,6 +337,24 @@ void dropTimers(worker *p);
 const char *timers_valid(const worker *p);
 // gm_after's timer on the calling worker; false outside a coroutine.
 bool startAfterTimer(gm_chan *c, uint64_t ns);
+
+// ------------------------------------------------------------------ sema.c
+
+// Parks the caller on q, a sync object's queue whose lock the caller holds;
+// unlockf(arg) releases it once the caller sleeps (gopark's rule). want is
+// stored in the waiter's semaWant. reason names the wait in deadlock
+// reports.
+void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want);
+// Wakes a waiter that semaPark queued and the caller took off its queue.
+void semaReady(gm_g *g);
+// The invariants of sema.c's head, with the object's lock held: NULL or
+// what is wrong.
+const char *waitgroup_valid(const gm_waitgroup *wg);
+const char *mutex_valid(const gm_mutex *m);
+const char *rwmutex_valid(const gm_rwmutex *rw);
+const char *once_valid(const gm_once *o);
+const char *cond_valid(const gm_cond *c);
+const char *sema_valid(const gm_sema *s);
 
 // ------------------------------------------------------------- signal_linux.c
 
