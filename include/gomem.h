@@ -15,8 +15,8 @@
 // prints one line starting "gomem: " to stderr and aborts.
 //
 // Sections: version; statistics and the scavenger; stacks; heap; tiny;
-// coroutines; I/O; channels. The man pages (man gomem) are made from these
-// comments by tools/mkman.c.
+// coroutines; I/O; channels; timers. The man pages (man gomem) are made
+// from these comments by tools/mkman.c.
 #ifndef GOMEM_H
 #define GOMEM_H
 
@@ -532,6 +532,70 @@ GM_API int gm_select(gm_select_case *cases, int n, int has_default);
 // the timer then frees it). Call from a coroutine: NULL and EPERM outside
 // one, ENOMEM without memory.
 GM_API gm_chan *gm_after(uint64_t ns);
+
+// ------------------------------------------------------------------ timers
+//
+// Go's time.Timer, time.Ticker and time.AfterFunc. A timer lives in the
+// timer heap of a worker: the one whose coroutine started it (created it,
+// or reset it while it was stopped). Stop and reset work from any
+// coroutine or thread; one from another worker or thread is handed to the
+// timer's worker, which applies it at its next scheduling round (or wakes
+// for it when it sleeps). As in Go 1.23, once gm_timer_stop, gm_timer_reset,
+// gm_ticker_stop or gm_ticker_reset returns, no value sent before the call
+// is received: a value sent and not yet received is taken back.
+// When gm_main returns, its pending timers are dropped: they count as
+// stopped (a pending timer does not keep gm_main running, as a Go program
+// ends with main whatever its timers). A reset of a stopped timer from
+// outside a coroutine starts it on the worker it last ran on, while that
+// worker's gm_main runs. Creating allocates once (the timer and its
+// channel together); stop and reset never allocate.
+typedef struct gm_timer gm_timer;
+typedef struct gm_ticker gm_ticker;
+// A timer that fires once, ns nanoseconds from now, sending the
+// CLOCK_MONOTONIC time it fired at (ns, >= the deadline) on its channel
+// (gm_timer_chan; elem_size 8, cap 1). Call from a coroutine: NULL and
+// EPERM outside one, ENOMEM without memory.
+GM_API gm_timer *gm_timer_new(uint64_t ns);
+// The channel t sends on (Go's Timer.C); NULL for a gm_after_func timer.
+// It belongs to t: gm_chan_close or gm_chan_free on it aborts.
+GM_API gm_chan *gm_timer_chan(gm_timer *t);
+// Stops t. Returns 1 if that stopped it from firing, or from delivering a
+// value not yet received (taken back); 0 if it had already fired (value
+// received, or gm_after_func's function started) or was stopped.
+GM_API int gm_timer_stop(gm_timer *t);
+// Stops t and starts it again, to fire ns nanoseconds from now. Returns 1
+// or 0 as gm_timer_stop would have; -1 and EPERM when called outside a
+// coroutine on a stopped timer whose last worker's gm_main has ended (it
+// stays stopped).
+GM_API int gm_timer_reset(gm_timer *t, uint64_t ns);
+// Stops t and frees it with its channel, which must not be used after
+// (NULL: no-op). A coroutine parked on the channel: message and abort.
+GM_API void gm_timer_free(gm_timer *t);
+// Go's time.AfterFunc: ns nanoseconds from now, fn(arg) starts as a new
+// coroutine on the timer's worker. gm_timer_stop prevents it if it has not
+// started (returns 1); gm_timer_reset arms it again. Free it with
+// gm_timer_free when done, also after it fired. Call from a coroutine: NULL
+// and EPERM outside one, EINVAL for a NULL fn, ENOMEM without memory.
+GM_API gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg);
+
+// A ticker: sends the time on its channel every period nanoseconds, the
+// first one period from now. A receiver that falls behind misses ticks:
+// the channel holds one, and the ticks due meanwhile are dropped, not
+// queued (Go's rule), so the next one comes at the next multiple of the
+// period. Call from a coroutine: NULL and EPERM outside one, EINVAL for a
+// zero period, ENOMEM without memory.
+GM_API gm_ticker *gm_ticker_new(uint64_t period);
+// The channel tk sends on (Go's Ticker.C); elem_size 8, cap 1.
+GM_API gm_chan *gm_ticker_chan(gm_ticker *tk);
+// Stops tk: no tick is received after (one sent and not received is taken
+// back). gm_ticker_reset starts it again.
+GM_API void gm_ticker_stop(gm_ticker *tk);
+// Stops tk and restarts it with a new period, the next tick one period
+// from now. Returns 0, or -1 and EINVAL (period 0) or EPERM (as
+// gm_timer_reset).
+GM_API int gm_ticker_reset(gm_ticker *tk, uint64_t period);
+// Stops tk and frees it with its channel (NULL: no-op).
+GM_API void gm_ticker_free(gm_ticker *tk);
 
 #ifdef __cplusplus
 }

@@ -29,8 +29,10 @@
 // gs wait in the worker's own runq (its thread only, no lock); other
 // threads ready a g through its worker's inbox.
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox and idle; it is a
-// leaf, taken under a channel's lock. A park that must release a lock only
+// Locks: worker.lock (a spin lock) guards newq, inbox, timerq and idle; it
+// is a leaf, taken under a channel's or a timer's lock. Other threads
+// queue work for a worker on its inbox: readied gs, and the note that
+// timers of the worker changed (time.c). A park that must release a lock only
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
 // unlockf): the scheduler unlocks once the g's context is saved.
 //
@@ -51,6 +53,7 @@ static int allWorkersLock;     // spin lock for allWorkers
 static worker *allWorkers;     // every worker, for gm_stats; guarded by allWorkersLock
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 static _Atomic uint64_t goidgen;
+static _Atomic uint64_t workerSerialGen;
 static _Atomic uint64_t statCreated, statEnded;
 
 void describeG(char *buf, size_t n, const gm_g *g)
@@ -87,6 +90,7 @@ static worker *workerNew(group *grp, int id)
         return NULL;
     p->grp = grp;
     p->id = id;
+    p->serial = atomic_fetch_add_explicit(&workerSerialGen, 1, memory_order_relaxed) + 1;
     size_t page = os_physpagesize();
     // Reserved inaccessible, then all but the lowest page (the guard)
     // made usable.
@@ -138,9 +142,7 @@ static void workerFree(worker *p)
     size_t page = os_physpagesize();
     for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
         gm_free(g);
-    dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
-    VALGRIND_STACK_DEREGISTER(p->vgStack);
-    spin_lock(&allWorkersLock);
+    spin_lock(&allWorkersLock); // first: withLiveWorker no longer finds p
     if (p->allprev != NULL)
         p->allprev->allnext = p->allnext;
     else
@@ -148,9 +150,23 @@ static void workerFree(worker *p)
     if (p->allnext != NULL)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
+    dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
+    VALGRIND_STACK_DEREGISTER(p->vgStack);
     os_release(p->stackBase - page, ExecStackSize + page);
     netpollclose(p);
     gm_free(p);
+}
+
+bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), void *arg)
+{
+    bool live = false;
+    spin_lock(&allWorkersLock);
+    for (worker *w = allWorkers; w != NULL && !live; w = w->allnext)
+        live = w == p && w->serial == serial;
+    if (live)
+        f(p, arg);
+    spin_unlock(&allWorkersLock);
+    return live;
 }
 
 // The calling thread's worker: in gm_main, its own; otherwise worker 0 of
@@ -172,8 +188,8 @@ static worker *getworker(void)
     return p;
 }
 
-// Wakes p if it sleeps (or is about to). Called without p->lock.
-static void wake(worker *p)
+// Wakes p if it sleeps (or is about to). Called without p->lock (runtime2.h).
+void wakeWorker(worker *p)
 {
     spin_lock(&p->lock);
     bool was = p->idle && p->hasThread;
@@ -212,7 +228,7 @@ static void runqput(gm_g *g)
     bool sleeping = p->idle;
     spin_unlock(&p->lock);
     if (sleeping)
-        wake(p);
+        wakeWorker(p);
 }
 
 // The next g to run on p, oldest first across the local queue and the
@@ -225,7 +241,10 @@ static gm_g *runqget(worker *p)
         spin_unlock(&p->lock);
         for (gm_g *next; g != NULL; g = next) {
             next = g->schedlink;
-            runqputLocal(p, g);
+            if (GM_UNLIKELY(g == &p->timerNote))
+                adjusttimers(p); // other threads changed timers of p's
+            else
+                runqputLocal(p, g);
         }
     }
     gm_g *r = p->runq.head;
@@ -339,7 +358,7 @@ static void freeG(worker *p, gm_g *g)
         group *grp = p->grp; // the last one: every worker may stop
         for (int i = 0; i < grp->nprocs; i++)
             if (grp->ps[i] != p)
-                wake(grp->ps[i]);
+                wakeWorker(grp->ps[i]);
     }
 }
 
@@ -508,9 +527,16 @@ const char *worker_valid(worker *p)
             bad = "worker: newq holds a g that is not a new runnable g of this worker";
     if (bad == NULL && n != p->nnew)
         bad = "worker: nnew is not newq's length";
-    for (gm_g *g = p->inbox.head; g != NULL && bad == NULL; g = g->schedlink)
-        if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->inbox.tail))
+    bool note = false;
+    for (gm_g *g = p->inbox.head; g != NULL && bad == NULL; g = g->schedlink) {
+        note |= g == &p->timerNote;
+        if (g != &p->timerNote && (g->p != p || gstatus(g) != Grunnable))
             bad = "worker: inbox holds a g that is not runnable on this worker";
+        if ((g->schedlink == NULL) != (g == p->inbox.tail))
+            bad = "worker: inbox's tail is not its last g";
+    }
+    if (bad == NULL && p->timerq != NULL && !note && p == tworker) // (another's may be in runqget)
+        bad = "worker: timers are queued for it with no note in its inbox";
     spin_unlock(&p->lock);
     if (bad != NULL || p != tworker)
         return bad;
@@ -577,7 +603,7 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
         for (int k = 1; k < grp->nprocs; k++) {
             worker *v = grp->ps[(p->id + k) % grp->nprocs];
             if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
-                wake(v);
+                wakeWorker(v);
                 break;
             }
         }
@@ -880,7 +906,7 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout)
     g->waitReason = reason;
     atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
     if (timeout >= 0)
-        addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL });
+        addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL, NULL });
     countParked(p, g);
     setstatus(g, Gwaiting);
     switchToSched(g, false);
