@@ -291,6 +291,11 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //     more) or breaks a canary checked at every switch (smaller stacks).
 // Stack overflow, readying a coroutine that ended, parking outside a
 // coroutine: a message naming the coroutine, and abort.
+// A gm_g * names its coroutine until the coroutine ends. Its descriptor is
+// then reused for a later coroutine (with a new gm_id), never freed: the
+// pointer stays readable, but gm_ready, gm_id and the like act on whatever
+// coroutine holds the descriptor now. To wait for a coroutine's end, keep
+// its id with the pointer and call gm_join, which tells the two apart.
 typedef struct gm_g gm_g;
 typedef enum { GM_STACK_COPIED = 0, GM_STACK_DEDICATED = 1 } gm_stack_mode;
 typedef struct {
@@ -308,6 +313,12 @@ typedef struct {
 // it. NULL and ENOMEM when out of memory, EINVAL for a NULL fn.
 GM_API gm_g *gm_go(void (*fn)(void *), void *arg);
 GM_API gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts);
+// gm_go_opts (opts may be NULL), storing the new coroutine's gm_id in *id
+// (if id is not NULL) before the coroutine can run: with the pointer, the
+// pair gm_join needs. (gm_id(g) after gm_go returned may already be another
+// coroutine's when an idle worker stole g, ran it to its end and reused the
+// descriptor.) Returns and fails as gm_go_opts.
+GM_API gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *id);
 // Runs fn(arg) as a coroutine, and the scheduler's workers until every
 // coroutine has ended. Returns 0, or -1 and ENOMEM/EAGAIN (no memory or no
 // threads for the workers). When every coroutine is parked and no timer or
@@ -330,8 +341,16 @@ GM_API void gm_ready(gm_g *g);
 // per worker; a worker's thread sleeps only when no coroutine can run).
 // Outside a coroutine, the thread sleeps. gm_ready wakes a sleeper early.
 GM_API void gm_sleep(uint64_t ns);
-// The coroutine's id (1, 2, ... per process).
+// The coroutine's id (1, 2, ... per process); 0 for NULL. Of a descriptor
+// whose coroutine ended: that one's id until the descriptor is reused, then
+// the new coroutine's.
 GM_API uint64_t gm_id(const gm_g *g);
+// Parks until the coroutine that g named when gm_id(g) was id has ended;
+// returns at once if it has (also when g has since been reused for another
+// coroutine: its id differs). Any number of coroutines may join one. Get
+// the pair from gm_go_id, or from gm_self and gm_id inside the coroutine.
+// A coroutine joining itself, or g NULL: message and abort.
+GM_API void gm_join(gm_g *g, uint64_t id);
 
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
 // sync.Mutex, sync.RWMutex, sync.Once, sync.Cond, and a counting

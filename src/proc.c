@@ -13,7 +13,12 @@
 // A g moves between states:
 //   runnable --(its worker picks it)--> running --gm_yield--> runnable
 //   running --gopark--> waiting --goready (any thread)--> runnable
-//   running --fn returns--> dead (descriptor queued for reuse)
+//   running --fn returns--> dead (joiners woken, descriptor queued for reuse)
+//   dead --gm_go--> runnable (the descriptor reused, with a new id)
+// Descriptors are never freed (Go's gs are not either): they come in
+// batches of metadata (gfget), wait for reuse on their worker's freeq and,
+// once their group ended, on the process-wide gFree. So a gm_g * is always
+// readable, and gm_join tells its coroutine from a later one by the id.
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
 // g. schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
@@ -40,8 +45,10 @@
 // ready from another worker is a cross-thread hand-off (inbox, and a
 // netpollBreak if the worker sleeps; an idle worker spins briefly first,
 // as Go's spinning Ms do).
+#include "mheap.h"
 #include "netpoll.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +61,8 @@ static worker *allWorkers;     // every worker, for gm_stats; guarded by allWork
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 static _Atomic uint64_t goidgen;
 static _Atomic uint64_t workerSerialGen;
+static int gFreeLock;          // spin lock for gFree
+static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded;
 
 void describeG(char *buf, size_t n, const gm_g *g)
@@ -140,8 +149,12 @@ static void workerUnbind(worker *p)
 static void workerFree(worker *p)
 {
     size_t page = os_physpagesize();
-    for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
-        gm_free(g);
+    if (!gQueue_empty(&p->freeq)) { // descriptors are never freed (gm_join may still read them)
+        spin_lock(&gFreeLock);
+        for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
+            gQueue_pushBack(&gFree, g);
+        spin_unlock(&gFreeLock);
+    }
     spin_lock(&allWorkersLock); // first: withLiveWorker no longer finds p
     if (p->allprev != NULL)
         p->allprev->allnext = p->allnext;
@@ -350,6 +363,16 @@ static void freeG(worker *p, gm_g *g)
     if (p->owner == g)
         p->owner = NULL;
     allgRemove(p, g);
+    // Its joiners first: once on freeq, g may be reused.
+    if (!gQueue_empty(&g->joiners)) {
+        spin_lock(&g->joinLock);
+        gm_g *j = gQueue_popAll(&g->joiners);
+        spin_unlock(&g->joinLock);
+        for (gm_g *next; j != NULL; j = next) {
+            next = j->schedlink;
+            semaReady(j);
+        }
+    }
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
     gQueue_pushBack(&p->freeq, g);
@@ -556,7 +579,37 @@ const char *worker_valid(worker *p)
 
 // ------------------------------------------------------------- the API
 
-gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
+#define GBatch 32 // descriptors made at a time: one metadata allocation, about 12 KiB
+
+// A dead descriptor to reuse: p's own (oldest first), one of an ended
+// group, or a new batch of metadata (descriptors are never freed, as Go
+// never frees a g; the rest of the batch goes on p's free list).
+static gm_g *gfget(worker *p)
+{
+    gm_g *g = gQueue_pop(&p->freeq);
+    if (g != NULL)
+        return g;
+    if (!gQueue_empty(&gFree)) {
+        spin_lock(&gFreeLock);
+        for (int i = 0; i < GBatch && !gQueue_empty(&gFree); i++)
+            gQueue_pushBack(&p->freeq, gQueue_pop(&gFree));
+        spin_unlock(&gFreeLock);
+        if ((g = gQueue_pop(&p->freeq)) != NULL)
+            return g;
+    }
+    gm_g *batch = persistentalloc(GBatch * sizeof *batch, 64); // zeroed: fresh pages, never reused
+    if (batch == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int i = 1; i < GBatch; i++) {
+        setstatus(&batch[i], Gdead);
+        gQueue_pushBack(&p->freeq, &batch[i]);
+    }
+    return &batch[0];
+}
+
+gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *idp)
 {
     if (fn == NULL) {
         errno = EINVAL;
@@ -565,21 +618,27 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     worker *p = getworker();
     if (p == NULL)
         return NULL;
-    gm_g *g = gQueue_pop(&p->freeq);
-    if (g == NULL && (g = gm_malloc(sizeof *g)) == NULL)
+    gm_g *g = gfget(p);
+    if (g == NULL)
         return NULL;
-    memset(g, 0, sizeof *g);
+    memset(g, 0, offsetof(gm_g, id)); // id, status and the joiners stay: gm_join may be reading them
     g->fn = fn;
     g->arg = arg;
     g->p = p;
-    g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
-    TRACE(EvGoCreate, 0, 0, g->id);
     g->mode = opts ? opts->mode : GM_STACK_COPIED;
     g->name = opts ? opts->name : NULL;
+    // A new id before anything else of the new coroutine: a joiner of the
+    // old one sees the change and returns.
+    uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    atomic_store_explicit(&g->id, id, memory_order_release);
     if (!stackInitG(g, opts ? opts->stack_size : 0)) {
-        gm_free(g);
+        setstatus(g, Gdead);
+        gQueue_pushBack(&p->freeq, g);
         return NULL;
     }
+    TRACE(EvGoCreate, 0, 0, id);
+    if (idp != NULL)
+        *idp = id; // before g can run (and end, and its descriptor be reused)
     setstatus(g, Grunnable);
     atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&statCreated, 1, memory_order_relaxed);
@@ -611,9 +670,14 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     return g;
 }
 
+gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
+{
+    return gm_go_id(fn, arg, opts, NULL);
+}
+
 gm_g *gm_go(void (*fn)(void *), void *arg)
 {
-    return gm_go_opts(fn, arg, NULL);
+    return gm_go_id(fn, arg, NULL, NULL);
 }
 
 int gm_set_procs(int n)
@@ -963,7 +1027,31 @@ gm_g *gm_self(void)
 
 uint64_t gm_id(const gm_g *g)
 {
-    return g != NULL ? g->id : 0;
+    return g != NULL ? atomic_load_explicit(&g->id, memory_order_relaxed) : 0;
+}
+
+static void unlockJoin(void *l)
+{
+    spin_unlock(l);
+}
+
+void gm_join(gm_g *g, uint64_t id)
+{
+    if (g == NULL)
+        throw("gm_join(NULL)");
+    spin_lock(&g->joinLock);
+    // Under joinLock g cannot get past freeG's wake of its joiners, so it
+    // cannot be reused either: either it is id's coroutine, not yet woken
+    // its joiners, or id no longer matches, or it is dead.
+    if (atomic_load_explicit(&g->id, memory_order_acquire) != id || gstatus(g) == Gdead) {
+        spin_unlock(&g->joinLock);
+        return;
+    }
+    if (g == gm_self()) {
+        spin_unlock(&g->joinLock);
+        throwG("gm_join: a coroutine joins itself", g);
+    }
+    semaPark(&g->joiners, "join", unlockJoin, &g->joinLock, 0);
 }
 
 void proc_stats(gm_memstats *out)

@@ -31,6 +31,7 @@
 //   Grunnable -> Grunning (its worker picks it) -> Grunnable (gm_yield)
 //   Grunning -> Gwaiting (gopark) -> Grunnable (goready, any thread: a CAS)
 //   Grunning -> Gdead (fn returned; the descriptor is queued for reuse)
+//   Gdead -> Grunnable (the descriptor reused by gm_go, with a new id)
 enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 
 #define ExecStackSize ((size_t)8 << 20)    // the copied-mode execution stack (touched only as deep as used)
@@ -64,10 +65,8 @@ struct gm_g {
     uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
                                // A yield straight to the next g (no loop) keeps the yielder's old one:
                                // newq was empty then, so it still sorts the yielder first, as it should
-    uint64_t id;
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
-    _Atomic int status;        // enum gstatus
     gm_stack_mode mode;
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
@@ -95,6 +94,15 @@ struct gm_g {
     bool checked;
     bool protected;            // guarded by stackLock
     struct gm_g *checkPrev, *checkNext; // checkedGs; guarded by checkLock
+
+    // Kept when the descriptor is reused: gm_go_opts clears the fields
+    // above id only. A descriptor is never freed (its memory is metadata,
+    // as Go never frees a g), so gm_join and gm_id may read these of a
+    // gm_g * whose coroutine ended long ago.
+    _Atomic uint64_t id;       // gm_id: the coroutine's, a new one each time the descriptor is reused
+    _Atomic int status;        // enum gstatus
+    int joinLock;              // spin lock: guards joiners
+    gQueue joiners;            // parked in gm_join until this coroutine ends (freeG wakes them)
 };
 
 // An entry of a worker's timer heap, a min-heap by when (time.c). Exactly
@@ -179,7 +187,7 @@ struct worker {
     unsigned tick;
     void *sp;                  // the scheduler's own context
     gm_g *cur;                 // running g, or NULL (read relaxed by gm_stats)
-    gQueue freeq;              // dead gs, reused oldest first
+    gQueue freeq;              // dead gs, reused oldest first (to the process-wide gFree when p goes)
     char *stackBase;           // copied mode: the execution stack [stackBase, stackTop), guard below
     char *stackTop;
     gm_g *owner;               // copied g whose frames occupy the execution stack
