@@ -321,10 +321,12 @@ GM_API gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts
 GM_API gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *id);
 // Runs fn(arg) as a coroutine, and the scheduler's workers until every
 // coroutine has ended. Returns 0, or -1 and ENOMEM/EAGAIN (no memory or no
-// threads for the workers). When every coroutine is parked and no timer or
-// file descriptor can wake one: "all coroutines are asleep - deadlock!",
-// the list of them, and abort (Go's rule; a thread outside this gm_main
-// that would ready one later does not count).
+// threads for the workers). When every coroutine is parked and no timer,
+// file descriptor or thread can wake one: "all coroutines are asleep -
+// deadlock!", the list of them, and abort (Go's rule). A plain thread
+// counts as one that may wake a coroutine from its first call of a sync
+// type's function, gm_join or gm_ready until it exits (as Go counts its
+// threads in cgo calls); before that, it does not.
 GM_API int gm_main(void (*fn)(void *), void *arg);
 // Workers for the next gm_main (1..1024; 0 only reads it). Returns the
 // previous value, or -1 and EINVAL.
@@ -345,7 +347,8 @@ GM_API void gm_sleep(uint64_t ns);
 // whose coroutine ended: that one's id until the descriptor is reused, then
 // the new coroutine's.
 GM_API uint64_t gm_id(const gm_g *g);
-// Parks until the coroutine that g named when gm_id(g) was id has ended;
+// Waits (parks, or blocks a plain thread) until the coroutine that g named
+// when gm_id(g) was id has ended;
 // returns at once if it has (also when g has since been reused for another
 // coroutine: its id differs). Any number of coroutines may join one. Get
 // the pair from gm_go_id, or from gm_self and gm_id inside the coroutine.
@@ -355,10 +358,13 @@ GM_API void gm_join(gm_g *g, uint64_t id);
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
 // sync.Mutex, sync.RWMutex, sync.Once, sync.Cond, and a counting
 // semaphore like golang.org/x/sync/semaphore), for coroutines on any
-// worker. Zero-initialise ({0}) or use the _INIT macros; no destroy needed
-// when no one waits. Misuse that Go reports with a panic (an unlock of an
-// unlocked mutex, a counter below zero) prints a message naming the object
-// and aborts.
+// worker and for plain threads: a coroutine that must wait parks, a plain
+// thread blocks (on a futex), and either may wake the other. Waiters are
+// served in order, and a woken waiter owns what it waited for (the lock,
+// the units). Zero-initialise ({0}) or use the _INIT macros; no destroy
+// needed when no one waits. Misuse that Go reports with a panic (an unlock
+// of an unlocked mutex, a counter below zero) prints a message naming the
+// object and aborts.
 
 // A queue of parked coroutines inside the sync types (internal).
 typedef struct {
@@ -374,7 +380,7 @@ typedef struct {
 GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
 // gm_waitgroup_add(wg, -1).
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
-// Parks until the count is zero.
+// Waits (parks, or blocks a plain thread) until the count is zero.
 GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
 
 typedef struct {
@@ -383,7 +389,8 @@ typedef struct {
     int lk;            // internal
 } gm_mutex;
 #define GM_MUTEX_INIT { 0, { 0, 0 }, 0 }
-// Locks m; while another holds it, parks until an unlock hands it over.
+// Locks m; while another holds it, waits (parks, or blocks a plain
+// thread) until an unlock hands it over.
 GM_API void gm_mutex_lock(gm_mutex *m);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
@@ -405,7 +412,7 @@ typedef struct {
     int lk;            // internal
 } gm_rwmutex;
 #define GM_RWMUTEX_INIT { 0, 0, { 0, 0 }, { 0, 0 }, 0 }
-// Takes a read lock; parks while a writer holds rw or waits for it.
+// Takes a read lock; waits while a writer holds rw or waits for it.
 GM_API void gm_rwmutex_rlock(gm_rwmutex *rw);
 // Takes a read lock if that needs no wait: 1 taken, 0 not.
 GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
@@ -413,7 +420,7 @@ GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
 // waiting writer. A read unlock of an rwmutex no reader holds: message
 // and abort.
 GM_API void gm_rwmutex_runlock(gm_rwmutex *rw);
-// Takes the write lock; parks while readers or a writer hold rw.
+// Takes the write lock; waits while readers or a writer hold rw.
 GM_API void gm_rwmutex_lock(gm_rwmutex *rw);
 // Takes the write lock if that needs no wait: 1 taken, 0 not.
 GM_API int gm_rwmutex_trylock(gm_rwmutex *rw);
@@ -430,14 +437,14 @@ typedef struct {
 } gm_once;
 #define GM_ONCE_INIT { 0, { 0, 0 }, 0 }
 // Runs fn(arg) if no call on once has run it yet: exactly once per once.
-// A call while fn runs parks until fn has returned, so when gm_once_do
+// A call while fn runs waits until fn has returned, so when gm_once_do
 // returns fn has completed. After the first call returned, a call is one
 // atomic load. fn must not call gm_once_do on the same once (it would wait
 // for itself). A NULL fn: message and abort.
 GM_API void gm_once_do(gm_once *once, void (*fn)(void *), void *arg);
 
 // A condition variable (Go's sync.Cond) used with a gm_mutex: a waiter
-// holds the mutex, gm_cond_wait releases it while parked and takes it
+// holds the mutex, gm_cond_wait releases it while waiting and takes it
 // again before returning. As with any condition variable, wake-ups are
 // hints: wait in a loop that checks the condition.
 typedef struct {
@@ -446,7 +453,7 @@ typedef struct {
     int lk;            // internal
 } gm_cond;
 #define GM_COND_INIT { 0, { 0, 0 }, 0 }
-// Unlocks m, parks until gm_cond_signal or gm_cond_broadcast wakes this
+// Unlocks m, waits until gm_cond_signal or gm_cond_broadcast wakes this
 // waiter, and locks m again. m unlocked when called (gomem cannot tell
 // which coroutine holds it, only that someone does), or another mutex than
 // the one the cond's other waiters hold: message and abort.
@@ -467,7 +474,7 @@ typedef struct {
     int lk;            // internal
 } gm_sema;
 #define GM_SEMA_INIT(n) { (n), { 0, 0 }, 0 }
-// Takes n units, parking until they are available and every earlier waiter
+// Takes n units, waiting until they are available and every earlier waiter
 // is served (n == 0 returns at once). A negative n, or a negative count
 // (GM_SEMA_INIT(-1)): message and abort.
 GM_API void gm_sema_acquire(gm_sema *s, long n);

@@ -61,6 +61,11 @@ static worker *allWorkers;     // every worker, for gm_stats; guarded by allWork
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 static _Atomic uint64_t goidgen;
 static _Atomic uint64_t workerSerialGen;
+_Atomic long attachedThreads;  // runtime2.h
+__thread bool tAttached __attribute__((tls_model("initial-exec")));
+static __thread bool tInMain;  // attached, and running a gm_main: not counted meanwhile
+static pthread_key_t attachKey; // its destructor uncounts an attached thread that exits
+static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
 static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded;
@@ -168,6 +173,41 @@ static void workerFree(worker *p)
     os_release(p->stackBase - page, ExecStackSize + page);
     netpollclose(p);
     gm_free(p);
+}
+
+// ------------------------------------------------------ attached threads
+
+static void detachThread(void *unused)
+{
+    (void)unused;
+    if (atomic_fetch_sub_explicit(&attachedThreads, 1, memory_order_acq_rel) != 1)
+        return;
+    // The last one: idle workers look again whether their group is
+    // deadlocked (they went to sleep without a limit when it was alive).
+    spin_lock(&allWorkersLock);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+        wakeWorker(p);
+    spin_unlock(&allWorkersLock);
+}
+
+// In a forked child only the forking thread lives.
+static void attachForkChild(void)
+{
+    atomic_store(&attachedThreads, tAttached && !tInMain ? 1 : 0);
+}
+
+static void attachInit(void)
+{
+    if (pthread_key_create(&attachKey, detachThread) != 0 || pthread_atfork(NULL, NULL, attachForkChild) != 0)
+        throw("cannot register the thread-exit hook of attached threads");
+}
+
+void threadAttach(void)
+{
+    pthread_once(&attachOnce, attachInit);
+    tAttached = true;
+    atomic_fetch_add_explicit(&attachedThreads, 1, memory_order_relaxed);
+    pthread_setspecific(attachKey, (void *)1);
 }
 
 bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), void *arg)
@@ -475,7 +515,7 @@ static gm_g *findRunnable(worker *p)
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
-            atomic_load(&grp->live) > 0)
+            atomic_load(&attachedThreads) == 0 && atomic_load(&grp->live) > 0)
             deadlock(grp);
         netpoll(p, timerDelay(p, nanotime()));
         spin_lock(&p->lock);
@@ -739,6 +779,10 @@ int gm_main(void (*fn)(void *), void *arg)
     for (int i = 0; i < grp->nprocs; i++)
         grp->ps[i]->hasThread = true; // before any worker thread can read it
     grp->running = true;
+    if (tAttached) { // a worker now: it wakes coroutines as one, not from outside
+        tInMain = true;
+        atomic_fetch_sub_explicit(&attachedThreads, 1, memory_order_relaxed);
+    }
     for (int i = 1; i < grp->nprocs; i++) {
         worker *p = grp->ps[i];
         if (pthread_create(&p->thread, NULL, workerMain, p) != 0) {
@@ -752,6 +796,10 @@ int gm_main(void (*fn)(void *), void *arg)
         }
     }
     schedule(p0);
+    if (tInMain) {
+        tInMain = false;
+        atomic_fetch_add_explicit(&attachedThreads, 1, memory_order_relaxed);
+    }
     for (int i = 1; i < grp->nprocs; i++) // all first: a worker still looking for work reads the others
         if (grp->ps[i]->hasThread)
             pthread_join(grp->ps[i]->thread, NULL);
@@ -999,6 +1047,7 @@ void gm_ready(gm_g *g)
 {
     if (g == NULL)
         throw("gm_ready(NULL)");
+    noteThread();
     int st;
     if (casReady(g, &st)) {
         runqput(g);
@@ -1039,6 +1088,7 @@ void gm_join(gm_g *g, uint64_t id)
 {
     if (g == NULL)
         throw("gm_join(NULL)");
+    noteThread();
     spin_lock(&g->joinLock);
     // Under joinLock g cannot get past freeG's wake of its joiners, so it
     // cannot be reused either: either it is id's coroutine, not yet woken

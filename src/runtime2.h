@@ -85,6 +85,9 @@ struct gm_g {
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
     long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
                                // guarded by that object's lock
+    bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
+                               // its stack; it sleeps on status (a futex) until semaReady stores
+                               // Grunnable there. Immutable
     _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
@@ -349,6 +352,21 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
 bool readyIfWaiting(gm_g *g, uint64_t seq);
 // Wakes p if it sleeps in netpoll, or is about to. Called without p->lock.
 void wakeWorker(worker *p);
+
+// Plain threads that have used the sync types, gm_join or gm_ready and
+// still live (outside a gm_main of their own): each may wake a coroutine
+// later, so while any does, no group reports a deadlock (Go's threads in a
+// cgo call count as running alike). tAttached: the calling thread is one.
+extern _Atomic long attachedThreads;
+extern __thread bool tAttached __attribute__((tls_model("initial-exec")));
+void threadAttach(void);
+// At the entry of the sync types' calls: counts a plain thread (no worker)
+// once. A coroutine pays one TLS load and a branch.
+static inline void noteThread(void)
+{
+    if (GM_UNLIKELY(tworker == NULL) && !tAttached)
+        threadAttach();
+}
 // Calls f(p, arg) under the lock of the list of workers if p is still the
 // worker it was at serial (it has not been freed, its gm_main still
 // runs); false when it is not.

@@ -3,7 +3,8 @@
 // Sync primitives that park the coroutine instead of blocking the thread
 // (Go: sync's WaitGroup, Mutex, RWMutex, Once and Cond over sema.go's
 // semaphores, and x/sync/semaphore's Weighted): gm_waitgroup, gm_mutex,
-// gm_rwmutex, gm_once, gm_cond, gm_sema.
+// gm_rwmutex, gm_once, gm_cond, gm_sema; and plain threads that wait in
+// them.
 //
 // Each object has a spin lock (lk) and one or two gQueues of parked gs,
 // linked through g.schedlink: a parked g is on no run queue. A waiter
@@ -14,6 +15,15 @@
 // (semaReady). A waiter is woken owning what it waited for (the mutex, the
 // read or write lock, the units): the waker hands it over, as Go's
 // starvation mode does, always.
+//
+// A plain thread (no coroutine) waits the same way with a stand-in g on
+// its own stack (g.threadWaiter; a thread's stack does not move): queued
+// like a coroutine, it releases lk itself and sleeps on the stand-in's
+// status word (a futex, os_futexsleep) until semaReady stores Grunnable
+// there and wakes it. The waker touches the stand-in no more after that
+// store: the thread may return at once. Each entry point counts a plain
+// caller as a thread that may wake coroutines (noteThread, for proc.c's
+// deadlock check).
 //
 // Invariants, with lk held (the *_valid functions; GM_DEBUG=3 checks them
 // after every step that queued or woke a waiter): every queued g is
@@ -29,6 +39,7 @@
 //   cond       waiters non-empty => m != NULL
 //   sema       count >= 0; waiters non-empty => the first waiter's semaWant
 //              > count (release serves the queue's head while it can)
+// A thread's stand-in counts as a parked g: Gwaiting while queued.
 //
 // Lock order: an object's lk, then a worker's lock (goready, through
 // unlockf too). gm_cond_wait's unlockf releases the cond's lk and then
@@ -37,21 +48,39 @@
 // Differs from Go: no semaphore table keyed by address (sema.go's
 // semtable): the queues live in the object, which the caller allocates.
 // No spinning before parking, and no barging: a woken waiter owns the lock.
+// Go has no plain threads to serve (its Ms in cgo calls are the nearest).
 #include "runtime2.h"
 
 #include <limits.h>
+#include <string.h>
 
 static void unlockSpin(void *l)
 {
     spin_unlock(l);
 }
 
+// A plain thread's wait: a stand-in g on this thread's stack (which does
+// not move, unlike a parked copied coroutine's), queued like a coroutine;
+// the thread sleeps on its status until semaReady stores Grunnable there.
+static GM_NOINLINE void threadWait(gQueue *q, void (*unlockf)(void *), void *arg, long want)
+{
+    gm_g w;
+    memset(&w, 0, sizeof w);
+    w.threadWaiter = true;
+    w.semaWant = want;
+    setstatus(&w, Gwaiting);
+    gQueue_pushBack(q, &w);
+    unlockf(arg);
+    while (gstatus(&w) == Gwaiting)
+        os_futexsleep((uint32_t *)&w.status, Gwaiting);
+}
+
 void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want)
 {
     gm_g *g = gm_self();
     if (g == NULL) {
-        unlockf(arg);
-        throw("a %s wait called outside a coroutine", reason);
+        threadWait(q, unlockf, arg, want);
+        return;
     }
     g->semaWant = want;
     gQueue_pushBack(q, g);
@@ -60,7 +89,13 @@ void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg,
 
 void semaReady(gm_g *g)
 {
-    goready(g);
+    if (!g->threadWaiter) {
+        goready(g);
+        return;
+    }
+    uint32_t *word = (uint32_t *)&g->status;
+    setstatus(g, Grunnable); // from here the waiter may return: its frame (g) may go
+    os_futexwakeup(word, 1);
 }
 
 // Readies a list taken off a queue (gQueue_popAll), linked by schedlink.
@@ -158,6 +193,7 @@ const char *sema_valid(const gm_sema *s)
 
 void gm_waitgroup_add(gm_waitgroup *wg, long delta)
 {
+    noteThread();
     spin_lock(&wg->lk);
     wg->count += delta;
     if (wg->count < 0) {
@@ -177,6 +213,7 @@ void gm_waitgroup_done(gm_waitgroup *wg)
 
 void gm_waitgroup_wait(gm_waitgroup *wg)
 {
+    noteThread();
     spin_lock(&wg->lk);
     while (wg->count > 0) {
         semaPark(&wg->waiters, "waitgroup", unlockSpin, &wg->lk, 0);
@@ -189,6 +226,7 @@ void gm_waitgroup_wait(gm_waitgroup *wg)
 
 void gm_mutex_lock(gm_mutex *m)
 {
+    noteThread();
     spin_lock(&m->lk);
     if (!m->locked) {
         m->locked = 1;
@@ -200,6 +238,7 @@ void gm_mutex_lock(gm_mutex *m)
 
 int gm_mutex_trylock(gm_mutex *m)
 {
+    noteThread();
     spin_lock(&m->lk);
     int got = !m->locked;
     m->locked = 1;
@@ -209,6 +248,7 @@ int gm_mutex_trylock(gm_mutex *m)
 
 void gm_mutex_unlock(gm_mutex *m)
 {
+    noteThread();
     spin_lock(&m->lk);
     if (!m->locked) {
         spin_unlock(&m->lk);
@@ -227,6 +267,7 @@ void gm_mutex_unlock(gm_mutex *m)
 
 void gm_rwmutex_rlock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     if (!rw->writer && gQueue_empty(&rw->writeq)) {
         rw->readers++;
@@ -239,6 +280,7 @@ void gm_rwmutex_rlock(gm_rwmutex *rw)
 
 int gm_rwmutex_tryrlock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     int got = !rw->writer && gQueue_empty(&rw->writeq);
     rw->readers += got;
@@ -248,6 +290,7 @@ int gm_rwmutex_tryrlock(gm_rwmutex *rw)
 
 void gm_rwmutex_runlock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     if (rw->readers <= 0) {
         spin_unlock(&rw->lk);
@@ -264,6 +307,7 @@ void gm_rwmutex_runlock(gm_rwmutex *rw)
 
 void gm_rwmutex_lock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     if (!rw->writer && rw->readers == 0) { // then no writer waits either (rwmutex_valid)
         rw->writer = 1;
@@ -277,6 +321,7 @@ void gm_rwmutex_lock(gm_rwmutex *rw)
 
 int gm_rwmutex_trylock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     int got = !rw->writer && rw->readers == 0;
     rw->writer |= got;
@@ -286,6 +331,7 @@ int gm_rwmutex_trylock(gm_rwmutex *rw)
 
 void gm_rwmutex_unlock(gm_rwmutex *rw)
 {
+    noteThread();
     spin_lock(&rw->lk);
     if (!rw->writer) {
         spin_unlock(&rw->lk);
@@ -311,6 +357,7 @@ void gm_rwmutex_unlock(gm_rwmutex *rw)
 
 static GM_NOINLINE void onceSlow(gm_once *o, void (*fn)(void *), void *arg)
 {
+    noteThread();
     spin_lock(&o->lk);
     if (o->done == OnceDone) {
         spin_unlock(&o->lk);
@@ -358,6 +405,7 @@ static void condUnlock(void *arg)
 
 void gm_cond_wait(gm_cond *c, gm_mutex *m)
 {
+    noteThread();
     spin_lock(&m->lk);
     int held = m->locked;
     spin_unlock(&m->lk);
@@ -378,6 +426,7 @@ void gm_cond_wait(gm_cond *c, gm_mutex *m)
 
 void gm_cond_signal(gm_cond *c)
 {
+    noteThread();
     spin_lock(&c->lk);
     gm_g *g = gQueue_pop(&c->waiters);
     checkValid("gm_cond", c, cond_valid);
@@ -388,6 +437,7 @@ void gm_cond_signal(gm_cond *c)
 
 void gm_cond_broadcast(gm_cond *c)
 {
+    noteThread();
     spin_lock(&c->lk);
     gm_g *waiters = gQueue_popAll(&c->waiters);
     spin_unlock(&c->lk);
@@ -409,6 +459,7 @@ static void semaCheck(gm_sema *s, long n, const char *who)
 
 void gm_sema_acquire(gm_sema *s, long n)
 {
+    noteThread();
     spin_lock(&s->lk);
     semaCheck(s, n, "gm_sema_acquire");
     if (gQueue_empty(&s->waiters) && s->count >= n) {
@@ -422,6 +473,7 @@ void gm_sema_acquire(gm_sema *s, long n)
 
 int gm_sema_tryacquire(gm_sema *s, long n)
 {
+    noteThread();
     spin_lock(&s->lk);
     semaCheck(s, n, "gm_sema_tryacquire");
     int got = gQueue_empty(&s->waiters) && s->count >= n;
@@ -433,6 +485,7 @@ int gm_sema_tryacquire(gm_sema *s, long n)
 
 void gm_sema_release(gm_sema *s, long n)
 {
+    noteThread();
     spin_lock(&s->lk);
     semaCheck(s, n, "gm_sema_release");
     if (s->count > LONG_MAX - n) {

@@ -6,9 +6,11 @@
 // writer), gm_once (exactly once, callers wait for fn), gm_cond (signal in
 // order, broadcast), gm_sema (units, first come first served), between
 // coroutines of one worker in a known order and of several workers under
-// load; misuse that must abort naming the object; and the validators.
+// load; plain threads blocking in them, among themselves and with
+// coroutines; misuse that must abort naming the object; and the validators.
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "export_test.h"
@@ -449,6 +451,210 @@ TEST(chan_cap)
     gm_chan_free(b);
 }
 
+// ------------------------------------------------------- plain threads
+
+// Plain threads block (on a futex) in every sync type, among themselves.
+#define NTH 4
+static gm_mutex tmu = GM_MUTEX_INIT;
+static gm_rwmutex trw = GM_RWMUTEX_INIT;
+static gm_sema tsem = GM_SEMA_INIT(2);
+static gm_once tonce = GM_ONCE_INIT;
+static gm_waitgroup twg = GM_WAITGROUP_INIT;
+static long tcounter;
+static _Atomic int tin_sem, tmax_sem, tonce_runs, tbad;
+static int tonce_value;
+
+static void tonce_fn(void *arg)
+{
+    (void)arg;
+    atomic_fetch_add(&tonce_runs, 1);
+    usleep(5000); // the others wait meanwhile
+    tonce_value = 7;
+}
+
+static void *sync_thread(void *arg)
+{
+    (void)arg;
+    gm_once_do(&tonce, tonce_fn, NULL);
+    if (tonce_value != 7)
+        tbad++;
+    for (int i = 0; i < 2000; i++) {
+        gm_mutex_lock(&tmu);
+        long c = tcounter;
+        if (i % 64 == 0)
+            sched_yield();
+        tcounter = c + 1;
+        gm_mutex_unlock(&tmu);
+        if (i % 8 == 0) {
+            gm_rwmutex_lock(&trw);
+            tcounter += 0;
+            gm_rwmutex_unlock(&trw);
+        } else {
+            gm_rwmutex_rlock(&trw);
+            gm_rwmutex_runlock(&trw);
+        }
+        gm_sema_acquire(&tsem, 1);
+        int in = atomic_fetch_add(&tin_sem, 1) + 1;
+        if (in > atomic_load(&tmax_sem))
+            atomic_store(&tmax_sem, in);
+        if (i % 32 == 0)
+            sched_yield();
+        atomic_fetch_sub(&tin_sem, 1);
+        gm_sema_release(&tsem, 1);
+    }
+    gm_waitgroup_done(&twg);
+    return NULL;
+}
+
+TEST(plain_threads_block_in_sync_types)
+{
+    pthread_t th[NTH];
+    gm_waitgroup_add(&twg, NTH);
+    for (int i = 0; i < NTH; i++)
+        pthread_create(&th[i], NULL, sync_thread, NULL);
+    gm_waitgroup_wait(&twg); // blocks this thread until all are done
+    CHECK_EQ(tcounter, NTH * 2000);
+    CHECK(tmax_sem <= 2);
+    CHECK_EQ(tonce_runs, 1);
+    CHECK_EQ(tbad, 0);
+    for (int i = 0; i < NTH; i++)
+        pthread_join(th[i], NULL);
+    CHECK(gQueue_empty(&tmu.waiters));
+    CHECK_EQ(tmu.locked, 0);
+}
+
+// A pool of plain threads and coroutines on two workers handing work both
+// ways: coroutines queue jobs for the threads (a mutex and a cond the
+// threads wait on), threads queue results for the coroutines (a cond the
+// coroutines wait on) and take a semaphore the coroutines release; both
+// sides update one counter under one mutex; the threads start when a
+// coroutine's waitgroup says so and join the coroutines at the end. No
+// keeper coroutine: the pool threads count as able to wake coroutines, so
+// the idle workers are not a deadlock.
+#define POOL 3
+#define PRODUCERS 4
+#define JOBS 300 // per producer
+static gm_mutex jmu = GM_MUTEX_INIT;
+static gm_cond jcond = GM_COND_INIT, rcond = GM_COND_INIT;
+static long jobs[64], results[64];
+static int njobs, nresults, jobs_closed;
+static gm_waitgroup start_wg = GM_WAITGROUP_INIT;
+static gm_sema credits = GM_SEMA_INIT(0);
+static gm_mutex shared_mu = GM_MUTEX_INIT;
+static long shared_counter;
+static _Atomic long result_sum, consumed;
+static gm_g *producers[PRODUCERS];
+static uint64_t producer_ids[PRODUCERS];
+static gm_g *_Atomic consumer_g;
+static uint64_t consumer_id;
+
+static gm_waitgroup ready_wg = GM_WAITGROUP_INIT;
+
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_done(&ready_wg); // from its first call on, the thread counts as one that may wake coroutines
+    gm_waitgroup_wait(&start_wg); // a coroutine starts the pool
+    for (;;) {
+        gm_mutex_lock(&jmu);
+        while (njobs == 0 && !jobs_closed)
+            gm_cond_wait(&jcond, &jmu);
+        if (njobs == 0) {
+            gm_mutex_unlock(&jmu);
+            break;
+        }
+        long job = jobs[--njobs];
+        gm_mutex_unlock(&jmu);
+        gm_sema_acquire(&credits, 1); // released by the coroutines, one per job
+        gm_mutex_lock(&shared_mu);
+        shared_counter++;
+        gm_mutex_unlock(&shared_mu);
+        gm_mutex_lock(&jmu);
+        while (nresults == 64)
+            gm_cond_wait(&jcond, &jmu); // the consumer makes room
+        results[nresults++] = job * 2;
+        gm_cond_broadcast(&rcond);
+        gm_mutex_unlock(&jmu);
+    }
+    for (int i = 0; i < PRODUCERS; i++)
+        gm_join(producers[i], producer_ids[i]);
+    gm_g *c;
+    while ((c = atomic_load(&consumer_g)) == NULL)
+        usleep(100);
+    gm_join(c, consumer_id);
+    return NULL;
+}
+
+static void producer(void *arg)
+{
+    long base = (long)(uintptr_t)arg * 100000;
+    for (long i = 0; i < JOBS; i++) {
+        gm_mutex_lock(&jmu);
+        while (njobs == 64)
+            gm_cond_wait(&rcond, &jmu); // a thread takes one
+        jobs[njobs++] = base + i;
+        gm_cond_broadcast(&jcond);
+        gm_mutex_unlock(&jmu);
+        gm_sema_release(&credits, 1);
+        gm_mutex_lock(&shared_mu);
+        shared_counter++;
+        gm_mutex_unlock(&shared_mu);
+    }
+}
+
+static void consumer(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&consumed) < PRODUCERS * JOBS) {
+        gm_mutex_lock(&jmu);
+        while (nresults == 0)
+            gm_cond_wait(&rcond, &jmu); // a thread's result wakes it
+        long r = results[--nresults];
+        gm_cond_broadcast(&jcond); // room for results
+        gm_mutex_unlock(&jmu);
+        atomic_fetch_add(&result_sum, r);
+        atomic_fetch_add(&consumed, 1);
+    }
+    gm_mutex_lock(&jmu);
+    jobs_closed = 1;
+    gm_cond_broadcast(&jcond);
+    gm_mutex_unlock(&jmu);
+}
+
+static void pool_main(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < PRODUCERS; i++)
+        producers[i] = gm_go_id(producer, (void *)(uintptr_t)i, NULL, &producer_ids[i]);
+    gm_g *c = gm_go_id(consumer, NULL, NULL, &consumer_id);
+    atomic_store(&consumer_g, c);
+    gm_waitgroup_done(&start_wg); // the threads, asleep in the waitgroup, start
+}
+
+TEST(thread_pool_and_coroutines_exchange_work)
+{
+    pthread_t th[POOL];
+    gm_waitgroup_add(&start_wg, 1);
+    gm_waitgroup_add(&ready_wg, POOL);
+    for (int i = 0; i < POOL; i++)
+        pthread_create(&th[i], NULL, pool_thread, NULL);
+    gm_waitgroup_wait(&ready_wg);
+    gm_set_procs(2);
+    CHECK_EQ(gm_main(pool_main, NULL), 0);
+    gm_set_procs(1);
+    for (int i = 0; i < POOL; i++)
+        pthread_join(th[i], NULL);
+    long want = 0;
+    for (long p = 0; p < PRODUCERS; p++)
+        for (long i = 0; i < JOBS; i++)
+            want += (p * 100000 + i) * 2;
+    CHECK_EQ(result_sum, want);
+    CHECK_EQ(shared_counter, 2 * PRODUCERS * JOBS);
+    CHECK_EQ(credits.count, 0);
+    CHECK_EQ(njobs, 0);
+    CHECK_EQ(nresults, 0);
+}
+
 // -------------------------------------------------------------- misuse
 
 static void rw_runlock_unlocked(void *arg)
@@ -538,8 +744,37 @@ static void once_null(void *arg)
     gm_once_do(&o, NULL, NULL);
 }
 
+// A coroutine waits for a mutex that a plain thread holds and never
+// releases: no deadlock report while the thread lives (it might unlock),
+// one once it has exited.
+static gm_mutex held = GM_MUTEX_INIT;
+static _Atomic int held_taken;
+static void *holder(void *arg)
+{
+    (void)arg;
+    gm_mutex_lock(&held);
+    atomic_store(&held_taken, 1);
+    usleep(20000); // the coroutine parks on the mutex meanwhile
+    return NULL;   // exits holding it
+}
+static void held_waiter(void *arg)
+{
+    (void)arg;
+    gm_mutex_lock(&held);
+}
+static void thread_holder_exits(void *arg)
+{
+    (void)arg;
+    pthread_t th;
+    pthread_create(&th, NULL, holder, NULL);
+    while (!atomic_load(&held_taken))
+        usleep(100);
+    gm_main(held_waiter, NULL);
+}
+
 TEST(misuse_is_caught)
 {
+    CHECK_DEATH(thread_holder_exits, NULL, "all coroutines are asleep - deadlock!");
     CHECK_DEATH(rw_runlock_unlocked, NULL, "gm_rwmutex_runlock of unlocked rwmutex 0x");
     CHECK_DEATH(rw_unlock_unlocked, NULL, "gm_rwmutex_unlock of unlocked rwmutex 0x");
     CHECK_DEATH(rw_unlock_read_locked, NULL, "gm_rwmutex_unlock of unlocked rwmutex");
@@ -694,6 +929,8 @@ int main(void)
     RUN(sema_first_come_first_served);
     RUN(sema_bounds_concurrency_between_workers);
     RUN(chan_cap);
+    RUN(plain_threads_block_in_sync_types);
+    RUN(thread_pool_and_coroutines_exchange_work);
     RUN(misuse_is_caught);
     RUN(validators_name_broken_invariants);
     return test_report();
