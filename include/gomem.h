@@ -15,8 +15,8 @@
 // prints one line starting "gomem: " to stderr and aborts.
 //
 // Sections: version; statistics and the scavenger; stacks; heap; tiny;
-// coroutines; I/O; channels. The man pages (man gomem) are made from these
-// comments by tools/mkman.c.
+// coroutines; I/O; channels; timers. The man pages (man gomem) are made
+// from these comments by tools/mkman.c.
 #ifndef GOMEM_H
 #define GOMEM_H
 
@@ -293,6 +293,11 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //     more) or breaks a canary checked at every switch (smaller stacks).
 // Stack overflow, readying a coroutine that ended, parking outside a
 // coroutine: a message naming the coroutine, and abort.
+// A gm_g * names its coroutine until the coroutine ends. Its descriptor is
+// then reused for a later coroutine (with a new gm_id), never freed: the
+// pointer stays readable, but gm_ready, gm_id and the like act on whatever
+// coroutine holds the descriptor now. To wait for a coroutine's end, keep
+// its id with the pointer and call gm_join, which tells the two apart.
 typedef struct gm_g gm_g;
 typedef enum { GM_STACK_COPIED = 0, GM_STACK_DEDICATED = 1 } gm_stack_mode;
 typedef struct {
@@ -310,12 +315,20 @@ typedef struct {
 // it. NULL and ENOMEM when out of memory, EINVAL for a NULL fn.
 GM_API gm_g *gm_go(void (*fn)(void *), void *arg);
 GM_API gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts);
+// gm_go_opts (opts may be NULL), storing the new coroutine's gm_id in *id
+// (if id is not NULL) before the coroutine can run: with the pointer, the
+// pair gm_join needs. (gm_id(g) after gm_go returned may already be another
+// coroutine's when an idle worker stole g, ran it to its end and reused the
+// descriptor.) Returns and fails as gm_go_opts.
+GM_API gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *id);
 // Runs fn(arg) as a coroutine, and the scheduler's workers until every
 // coroutine has ended. Returns 0, or -1 and ENOMEM/EAGAIN (no memory or no
-// threads for the workers). When every coroutine is parked and no timer or
-// file descriptor can wake one: "all coroutines are asleep - deadlock!",
-// the list of them, and abort (Go's rule; a thread outside this gm_main
-// that would ready one later does not count).
+// threads for the workers). When every coroutine is parked and no timer,
+// file descriptor or thread can wake one: "all coroutines are asleep -
+// deadlock!", the list of them, and abort (Go's rule). A plain thread
+// counts as one that may wake a coroutine from its first call of a sync
+// type's function, gm_join or gm_ready until it exits (as Go counts its
+// threads in cgo calls); before that, it does not.
 GM_API int gm_main(void (*fn)(void *), void *arg);
 // Workers for the next gm_main (1..1024; 0 only reads it). Returns the
 // previous value, or -1 and EINVAL.
@@ -332,12 +345,28 @@ GM_API void gm_ready(gm_g *g);
 // per worker; a worker's thread sleeps only when no coroutine can run).
 // Outside a coroutine, the thread sleeps. gm_ready wakes a sleeper early.
 GM_API void gm_sleep(uint64_t ns);
-// The coroutine's id (1, 2, ... per process).
+// The coroutine's id (1, 2, ... per process); 0 for NULL. Of a descriptor
+// whose coroutine ended: that one's id until the descriptor is reused, then
+// the new coroutine's.
 GM_API uint64_t gm_id(const gm_g *g);
+// Waits (parks, or blocks a plain thread) until the coroutine that g named
+// when gm_id(g) was id has ended;
+// returns at once if it has (also when g has since been reused for another
+// coroutine: its id differs). Any number of coroutines may join one. Get
+// the pair from gm_go_id, or from gm_self and gm_id inside the coroutine.
+// A coroutine joining itself, or g NULL: message and abort.
+GM_API void gm_join(gm_g *g, uint64_t id);
 
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
-// sync.Mutex), for coroutines on any worker. Zero-initialise ({0}) or use
-// the _INIT macros; no destroy needed when no one waits.
+// sync.Mutex, sync.RWMutex, sync.Once, sync.Cond, and a counting
+// semaphore like golang.org/x/sync/semaphore), for coroutines on any
+// worker and for plain threads: a coroutine that must wait parks, a plain
+// thread blocks (on a futex), and either may wake the other. Waiters are
+// served in order, and a woken waiter owns what it waited for (the lock,
+// the units). Zero-initialise ({0}) or use the _INIT macros; no destroy
+// needed when no one waits. Misuse that Go reports with a panic (an unlock
+// of an unlocked mutex, a counter below zero) prints a message naming the
+// object and aborts.
 
 // A queue of parked coroutines inside the sync types (internal).
 typedef struct {
@@ -353,7 +382,7 @@ typedef struct {
 GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
 // gm_waitgroup_add(wg, -1).
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
-// Parks until the count is zero.
+// Waits (parks, or blocks a plain thread) until the count is zero.
 GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
 
 typedef struct {
@@ -362,12 +391,101 @@ typedef struct {
     int lk;            // internal
 } gm_mutex;
 #define GM_MUTEX_INIT { 0, { 0, 0 }, 0 }
-// Locks m; while another holds it, parks until an unlock hands it over.
+// Locks m; while another holds it, waits (parks, or blocks a plain
+// thread) until an unlock hands it over.
 GM_API void gm_mutex_lock(gm_mutex *m);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
 // mutex: message and abort.
 GM_API void gm_mutex_unlock(gm_mutex *m);
+
+// A reader/writer lock (Go's sync.RWMutex): any number of readers or one
+// writer. Writers do not starve: once a writer waits, new readers wait
+// behind it; its Unlock admits every reader that queued meanwhile before
+// the next writer. So a reader must not take a read lock it already holds
+// (a writer arriving between the two would deadlock both), as in Go.
+// Either lock may be released by another coroutine than the one that took
+// it.
+typedef struct {
+    int writer;        // internal: 1 while a writer holds it
+    long readers;      // internal: readers holding it
+    gm_waitq readq;    // internal: readers waiting behind a writer
+    gm_waitq writeq;   // internal: writers waiting, FIFO
+    int lk;            // internal
+} gm_rwmutex;
+#define GM_RWMUTEX_INIT { 0, 0, { 0, 0 }, { 0, 0 }, 0 }
+// Takes a read lock; waits while a writer holds rw or waits for it.
+GM_API void gm_rwmutex_rlock(gm_rwmutex *rw);
+// Takes a read lock if that needs no wait: 1 taken, 0 not.
+GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
+// Releases a read lock; the last reader out hands rw to the longest
+// waiting writer. A read unlock of an rwmutex no reader holds: message
+// and abort.
+GM_API void gm_rwmutex_runlock(gm_rwmutex *rw);
+// Takes the write lock; waits while readers or a writer hold rw.
+GM_API void gm_rwmutex_lock(gm_rwmutex *rw);
+// Takes the write lock if that needs no wait: 1 taken, 0 not.
+GM_API int gm_rwmutex_trylock(gm_rwmutex *rw);
+// Releases the write lock: to every waiting reader if any, else to the
+// longest waiting writer. An unlock of an rwmutex no writer holds: message
+// and abort.
+GM_API void gm_rwmutex_unlock(gm_rwmutex *rw);
+
+// Go's sync.Once.
+typedef struct {
+    int done;          // internal: 0, running (1) or done (2)
+    gm_waitq waiters;  // internal
+    int lk;            // internal
+} gm_once;
+#define GM_ONCE_INIT { 0, { 0, 0 }, 0 }
+// Runs fn(arg) if no call on once has run it yet: exactly once per once.
+// A call while fn runs waits until fn has returned, so when gm_once_do
+// returns fn has completed. After the first call returned, a call is one
+// atomic load. fn must not call gm_once_do on the same once (it would wait
+// for itself). A NULL fn: message and abort.
+GM_API void gm_once_do(gm_once *once, void (*fn)(void *), void *arg);
+
+// A condition variable (Go's sync.Cond) used with a gm_mutex: a waiter
+// holds the mutex, gm_cond_wait releases it while waiting and takes it
+// again before returning. As with any condition variable, wake-ups are
+// hints: wait in a loop that checks the condition.
+typedef struct {
+    gm_mutex *m;       // internal: the mutex its waiters hold
+    gm_waitq waiters;  // internal, FIFO
+    int lk;            // internal
+} gm_cond;
+#define GM_COND_INIT { 0, { 0, 0 }, 0 }
+// Unlocks m, waits until gm_cond_signal or gm_cond_broadcast wakes this
+// waiter, and locks m again. m unlocked when called (gomem cannot tell
+// which coroutine holds it, only that someone does), or another mutex than
+// the one the cond's other waiters hold: message and abort.
+GM_API void gm_cond_wait(gm_cond *c, gm_mutex *m);
+// Wakes the longest waiter, if any. Holding the mutex is allowed, not
+// required.
+GM_API void gm_cond_signal(gm_cond *c);
+// Wakes every waiter.
+GM_API void gm_cond_broadcast(gm_cond *c);
+
+// A counting semaphore (golang.org/x/sync/semaphore's Weighted, without a
+// fixed size): count units are available; acquire takes n, release gives n
+// back. Waiters are served first come, first served: one waiting for many
+// units holds back later ones asking for fewer, so none starves.
+typedef struct {
+    long count;        // units available (read it only for reports)
+    gm_waitq waiters;  // internal, FIFO
+    int lk;            // internal
+} gm_sema;
+#define GM_SEMA_INIT(n) { (n), { 0, 0 }, 0 }
+// Takes n units, waiting until they are available and every earlier waiter
+// is served (n == 0 returns at once). A negative n, or a negative count
+// (GM_SEMA_INIT(-1)): message and abort.
+GM_API void gm_sema_acquire(gm_sema *s, long n);
+// Takes n units if that needs no wait: 1 taken, 0 not. A negative n or
+// count: message and abort.
+GM_API int gm_sema_tryacquire(gm_sema *s, long n);
+// Gives n units back, waking the waiters they satisfy in order. A negative
+// n, or a count that would overflow a long: message and abort.
+GM_API void gm_sema_release(gm_sema *s, long n);
 
 // ------------------------------------------------------------------ I/O
 //
@@ -419,6 +537,8 @@ GM_API void gm_chan_close(gm_chan *c);
 GM_API void gm_chan_free(gm_chan *c);
 // Buffered elements now.
 GM_API size_t gm_chan_len(const gm_chan *c);
+// The capacity c was made with (0: unbuffered; 0 for NULL).
+GM_API size_t gm_chan_cap(const gm_chan *c);
 
 // select over several sends and receives (Go's select). Returns the index
 // of the case that proceeded, chosen at random among the ready ones, or -1
@@ -440,6 +560,70 @@ GM_API int gm_select(gm_select_case *cases, int n, int has_default);
 // the timer then frees it). Call from a coroutine: NULL and EPERM outside
 // one, ENOMEM without memory.
 GM_API gm_chan *gm_after(uint64_t ns);
+
+// ------------------------------------------------------------------ timers
+//
+// Go's time.Timer, time.Ticker and time.AfterFunc. A timer lives in the
+// timer heap of a worker: the one whose coroutine started it (created it,
+// or reset it while it was stopped). Stop and reset work from any
+// coroutine or thread; one from another worker or thread is handed to the
+// timer's worker, which applies it at its next scheduling round (or wakes
+// for it when it sleeps). As in Go 1.23, once gm_timer_stop, gm_timer_reset,
+// gm_ticker_stop or gm_ticker_reset returns, no value sent before the call
+// is received: a value sent and not yet received is taken back.
+// When gm_main returns, its pending timers are dropped: they count as
+// stopped (a pending timer does not keep gm_main running, as a Go program
+// ends with main whatever its timers). A reset of a stopped timer from
+// outside a coroutine starts it on the worker it last ran on, while that
+// worker's gm_main runs. Creating allocates once (the timer and its
+// channel together); stop and reset never allocate.
+typedef struct gm_timer gm_timer;
+typedef struct gm_ticker gm_ticker;
+// A timer that fires once, ns nanoseconds from now, sending the
+// CLOCK_MONOTONIC time it fired at (ns, >= the deadline) on its channel
+// (gm_timer_chan; elem_size 8, cap 1). Call from a coroutine: NULL and
+// EPERM outside one, ENOMEM without memory.
+GM_API gm_timer *gm_timer_new(uint64_t ns);
+// The channel t sends on (Go's Timer.C); NULL for a gm_after_func timer.
+// It belongs to t: gm_chan_close or gm_chan_free on it aborts.
+GM_API gm_chan *gm_timer_chan(gm_timer *t);
+// Stops t. Returns 1 if that stopped it from firing, or from delivering a
+// value not yet received (taken back); 0 if it had already fired (value
+// received, or gm_after_func's function started) or was stopped.
+GM_API int gm_timer_stop(gm_timer *t);
+// Stops t and starts it again, to fire ns nanoseconds from now. Returns 1
+// or 0 as gm_timer_stop would have; -1 and EPERM when called outside a
+// coroutine on a stopped timer whose last worker's gm_main has ended (it
+// stays stopped).
+GM_API int gm_timer_reset(gm_timer *t, uint64_t ns);
+// Stops t and frees it with its channel, which must not be used after
+// (NULL: no-op). A coroutine parked on the channel: message and abort.
+GM_API void gm_timer_free(gm_timer *t);
+// Go's time.AfterFunc: ns nanoseconds from now, fn(arg) starts as a new
+// coroutine on the timer's worker. gm_timer_stop prevents it if it has not
+// started (returns 1); gm_timer_reset arms it again. Free it with
+// gm_timer_free when done, also after it fired. Call from a coroutine: NULL
+// and EPERM outside one, EINVAL for a NULL fn, ENOMEM without memory.
+GM_API gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg);
+
+// A ticker: sends the time on its channel every period nanoseconds, the
+// first one period from now. A receiver that falls behind misses ticks:
+// the channel holds one, and the ticks due meanwhile are dropped, not
+// queued (Go's rule), so the next one comes at the next multiple of the
+// period. Call from a coroutine: NULL and EPERM outside one, EINVAL for a
+// zero period, ENOMEM without memory.
+GM_API gm_ticker *gm_ticker_new(uint64_t period);
+// The channel tk sends on (Go's Ticker.C); elem_size 8, cap 1.
+GM_API gm_chan *gm_ticker_chan(gm_ticker *tk);
+// Stops tk: no tick is received after (one sent and not received is taken
+// back). gm_ticker_reset starts it again.
+GM_API void gm_ticker_stop(gm_ticker *tk);
+// Stops tk and restarts it with a new period, the next tick one period
+// from now. Returns 0, or -1 and EINVAL (period 0) or EPERM (as
+// gm_timer_reset).
+GM_API int gm_ticker_reset(gm_ticker *tk, uint64_t period);
+// Stops tk and frees it with its channel (NULL: no-op).
+GM_API void gm_ticker_free(gm_ticker *tk);
 
 #ifdef __cplusplus
 }

@@ -6,7 +6,10 @@
 // Owns: gm_chan (a ring buffer of cap elements, and two queues of parked
 // coroutines, each waiting with a sudog: the g, where its element is, and
 // whether it succeeded; the types are in runtime2.h, as Go's sudog is in
-// runtime2.go), gm_after's channels.
+// runtime2.go), gm_after's channels, the channels of gm_timer and
+// gm_ticker (made inside the timer's allocation; only time.c sends on
+// them, with the timer's lock held: a timer's lock comes before its
+// channel's).
 //
 // Locking: every field of a channel is guarded by its lock (a spin lock).
 // A coroutine that must wait enqueues its sudog and parks with the lock
@@ -272,6 +275,8 @@ int gm_chan_try_recv(gm_chan *c, void *elem)
 void gm_chan_close(gm_chan *c)
 {
     check(c, "close");
+    if (c->timer) // immutable
+        throw("close of channel %p, a timer's (only its timer sends on it)", (void *)c);
     spin_lock(&c->lock);
     if (c->closed) {
         spin_unlock(&c->lock);
@@ -298,6 +303,8 @@ void gm_chan_free(gm_chan *c)
 {
     if (c == NULL)
         return;
+    if (c->timer)
+        throw("gm_chan_free of channel %p, a timer's (gm_timer_free or gm_ticker_free frees it)", (void *)c);
     spin_lock(&c->lock);
     if (c->recvq.first != NULL || c->sendq.first != NULL) {
         spin_unlock(&c->lock);
@@ -321,6 +328,11 @@ size_t gm_chan_len(const gm_chan *c)
     if (c == NULL)
         return 0;
     return __atomic_load_n(&c->count, __ATOMIC_RELAXED);
+}
+
+size_t gm_chan_cap(const gm_chan *c)
+{
+    return c != NULL ? c->cap : 0; // immutable
 }
 
 // ----------------------------------------------------------------- timers
@@ -365,6 +377,43 @@ void chan_timer_drop(gm_chan *c)
     spin_unlock(&c->lock);
     if (freed)
         gm_free(c);
+}
+
+// The channel of gm_timer and gm_ticker (time.c), inside the timer's
+// allocation: the timer sends with its own lock held (timer, then channel).
+
+void chan_timerInit(gm_chan *c)
+{
+    memset(c, 0, sizeof *c + sizeof(uint64_t));
+    c->elemsize = sizeof(uint64_t);
+    c->cap = 1;
+    c->timer = true;
+}
+
+void chan_timerSend(gm_chan *c, uint64_t now)
+{
+    spin_lock(&c->lock);
+    trySendLocked(c, &now); // a full buffer: the value is dropped (a ticker's slow receiver)
+    spin_unlock(&c->lock);
+}
+
+bool chan_timerDrain(gm_chan *c)
+{
+    spin_lock(&c->lock);
+    bool had = c->count > 0;
+    c->count = 0;
+    c->head = 0;
+    spin_unlock(&c->lock);
+    return had;
+}
+
+void chan_timerFreeCheck(gm_chan *c)
+{
+    spin_lock(&c->lock);
+    bool waiters = c->recvq.first != NULL || c->sendq.first != NULL;
+    spin_unlock(&c->lock);
+    if (waiters)
+        throw("free of a timer whose channel %p coroutines wait on", (void *)c);
 }
 
 // ----------------------------------------------------------------- select

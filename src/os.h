@@ -119,6 +119,13 @@ uint32_t os_coarse_ms(void);
 // library's own flag; false where it has none).
 bool os_single_threaded(void);
 
+// A thread's sleep on a word (Go: futexsleep, futexwakeup): sleeps while
+// *addr == val, or until woken; it may return early for no reason, so the
+// caller checks again. Wakes up to n threads asleep on addr (a wake of an
+// address nobody sleeps on is harmless).
+void os_futexsleep(uint32_t *addr, uint32_t val);
+void os_futexwakeup(uint32_t *addr, int n);
+
 // Tests: make the nth and later calls of kind fail (0 turns it off) and read
 // how many calls of each kind were made.
 void os_fault_set(enum os_fault_kind kind, uint64_t nth);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 //
-// The OS layer on Linux: mmap, mprotect, madvise, mremap. See os.h for the states a
+// The OS layer on Linux: mmap, mprotect, madvise, mremap, and the futex
+// that plain threads sleep on in the sync types. See os.h for the states a
 // range moves through. This file only makes system calls and counts them; it
 // keeps no state besides the counters and the fault-injection thresholds
 // (both atomic, so any thread may call in).
 //
-// Go's counterpart is mem_linux.go (sysReserve, sysMap, sysUnused, sysFault).
+// Go's counterpart is mem_linux.go (sysReserve, sysMap, sysUnused, sysFault),
+// and os_linux.go for futexsleep and futexwakeup.
 // Unlike Go, os_decommit uses MADV_DONTNEED, not MADV_FREE: RSS then drops at
 // once, which is what users watching top expect (Go made the same switch in
 // 1.16 with GODEBUG=madvdontneed=1 as the default).
@@ -17,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #if __has_include(<sys/single_threaded.h>)
@@ -417,4 +421,14 @@ uint64_t os_rss(void)
     if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
         return 0;
     return rss * (uint64_t)os_physpagesize();
+}
+
+void os_futexsleep(uint32_t *addr, uint32_t val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0); // EAGAIN, EINTR: the caller checks
+}
+
+void os_futexwakeup(uint32_t *addr, int n)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }

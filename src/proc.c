@@ -13,7 +13,12 @@
 // A g moves between states:
 //   runnable --(its worker picks it)--> running --gm_yield--> runnable
 //   running --gopark--> waiting --goready (any thread)--> runnable
-//   running --fn returns--> dead (descriptor queued for reuse)
+//   running --fn returns--> dead (joiners woken, descriptor queued for reuse)
+//   dead --gm_go--> runnable (the descriptor reused, with a new id)
+// Descriptors are never freed (Go's gs are not either): they come in
+// batches of metadata (gfget), wait for reuse on their worker's freeq and,
+// once their group ended, on the process-wide gFree. So a gm_g * is always
+// readable, and gm_join tells its coroutine from a later one by the id.
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
 // g. schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
@@ -29,8 +34,10 @@
 // gs wait in the worker's own runq (its thread only, no lock); other
 // threads ready a g through its worker's inbox.
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox and idle; it is a
-// leaf, taken under a channel's lock. A park that must release a lock only
+// Locks: worker.lock (a spin lock) guards newq, inbox, timerq and idle; it
+// is a leaf, taken under a channel's or a timer's lock. Other threads
+// queue work for a worker on its inbox: readied gs, and the note that
+// timers of the worker changed (time.c). A park that must release a lock only
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
 // unlockf): the scheduler unlocks once the g's context is saved.
 //
@@ -38,8 +45,10 @@
 // ready from another worker is a cross-thread hand-off (inbox, and a
 // netpollBreak if the worker sleeps; an idle worker spins briefly first,
 // as Go's spinning Ms do).
+#include "mheap.h"
 #include "netpoll.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +60,14 @@ static int allWorkersLock;     // spin lock for allWorkers
 static worker *allWorkers;     // every worker, for gm_stats; guarded by allWorkersLock
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
 static _Atomic uint64_t goidgen;
+static _Atomic uint64_t workerSerialGen;
+_Atomic long attachedThreads;  // runtime2.h
+__thread bool tAttached __attribute__((tls_model("initial-exec")));
+static __thread bool tInMain;  // attached, and running a gm_main: not counted meanwhile
+static pthread_key_t attachKey; // its destructor uncounts an attached thread that exits
+static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
+static int gFreeLock;          // spin lock for gFree
+static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded;
 
 void describeG(char *buf, size_t n, const gm_g *g)
@@ -101,6 +118,7 @@ static worker *workerNew(group *grp, int id)
         return NULL;
     p->grp = grp;
     p->id = id;
+    p->serial = atomic_fetch_add_explicit(&workerSerialGen, 1, memory_order_relaxed) + 1;
     runtime_init(); // runtime_maxstack
     size_t page = os_physpagesize(), size = runtime_maxstack;
     // Reserved inaccessible, then all but the lowest page (the guard)
@@ -151,11 +169,13 @@ static void workerUnbind(worker *p)
 static void workerFree(worker *p)
 {
     size_t page = os_physpagesize();
-    for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
-        gm_free(g);
-    dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
-    VALGRIND_STACK_DEREGISTER(p->vgStack);
-    spin_lock(&allWorkersLock);
+    if (!gQueue_empty(&p->freeq)) { // descriptors are never freed (gm_join may still read them)
+        spin_lock(&gFreeLock);
+        for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
+            gQueue_pushBack(&gFree, g);
+        spin_unlock(&gFreeLock);
+    }
+    spin_lock(&allWorkersLock); // first: withLiveWorker no longer finds p
     if (p->allprev != NULL)
         p->allprev->allnext = p->allnext;
     else
@@ -163,9 +183,58 @@ static void workerFree(worker *p)
     if (p->allnext != NULL)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
+    dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
+    VALGRIND_STACK_DEREGISTER(p->vgStack);
     os_release(p->stackBase - page, execStackSize(p) + page);
     netpollclose(p);
     gm_free(p);
+}
+
+// ------------------------------------------------------ attached threads
+
+static void detachThread(void *unused)
+{
+    (void)unused;
+    if (atomic_fetch_sub_explicit(&attachedThreads, 1, memory_order_acq_rel) != 1)
+        return;
+    // The last one: idle workers look again whether their group is
+    // deadlocked (they went to sleep without a limit when it was alive).
+    spin_lock(&allWorkersLock);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+        wakeWorker(p);
+    spin_unlock(&allWorkersLock);
+}
+
+// In a forked child only the forking thread lives.
+static void attachForkChild(void)
+{
+    atomic_store(&attachedThreads, tAttached && !tInMain ? 1 : 0);
+}
+
+static void attachInit(void)
+{
+    if (pthread_key_create(&attachKey, detachThread) != 0 || pthread_atfork(NULL, NULL, attachForkChild) != 0)
+        throw("cannot register the thread-exit hook of attached threads");
+}
+
+void threadAttach(void)
+{
+    pthread_once(&attachOnce, attachInit);
+    tAttached = true;
+    atomic_fetch_add_explicit(&attachedThreads, 1, memory_order_relaxed);
+    pthread_setspecific(attachKey, (void *)1);
+}
+
+bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), void *arg)
+{
+    bool live = false;
+    spin_lock(&allWorkersLock);
+    for (worker *w = allWorkers; w != NULL && !live; w = w->allnext)
+        live = w == p && w->serial == serial;
+    if (live)
+        f(p, arg);
+    spin_unlock(&allWorkersLock);
+    return live;
 }
 
 // The calling thread's worker: in gm_main, its own; otherwise worker 0 of
@@ -187,8 +256,8 @@ static worker *getworker(void)
     return p;
 }
 
-// Wakes p if it sleeps (or is about to). Called without p->lock.
-static void wake(worker *p)
+// Wakes p if it sleeps (or is about to). Called without p->lock (runtime2.h).
+void wakeWorker(worker *p)
 {
     spin_lock(&p->lock);
     bool was = p->idle && p->hasThread;
@@ -227,7 +296,7 @@ static void runqput(gm_g *g)
     bool sleeping = p->idle;
     spin_unlock(&p->lock);
     if (sleeping)
-        wake(p);
+        wakeWorker(p);
 }
 
 // The next g to run on p, oldest first across the local queue and the
@@ -240,7 +309,10 @@ static gm_g *runqget(worker *p)
         spin_unlock(&p->lock);
         for (gm_g *next; g != NULL; g = next) {
             next = g->schedlink;
-            runqputLocal(p, g);
+            if (GM_UNLIKELY(g == &p->timerNote))
+                adjusttimers(p); // other threads changed timers of p's
+            else
+                runqputLocal(p, g);
         }
     }
     gm_g *r = p->runq.head;
@@ -346,6 +418,16 @@ static void freeG(worker *p, gm_g *g)
     if (p->owner == g)
         p->owner = NULL;
     allgRemove(p, g);
+    // Its joiners first: once on freeq, g may be reused.
+    if (!gQueue_empty(&g->joiners)) {
+        spin_lock(&g->joinLock);
+        gm_g *j = gQueue_popAll(&g->joiners);
+        spin_unlock(&g->joinLock);
+        for (gm_g *next; j != NULL; j = next) {
+            next = j->schedlink;
+            semaReady(j);
+        }
+    }
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
     gQueue_pushBack(&p->freeq, g);
@@ -354,7 +436,7 @@ static void freeG(worker *p, gm_g *g)
         group *grp = p->grp; // the last one: every worker may stop
         for (int i = 0; i < grp->nprocs; i++)
             if (grp->ps[i] != p)
-                wake(grp->ps[i]);
+                wakeWorker(grp->ps[i]);
     }
 }
 
@@ -448,7 +530,7 @@ static gm_g *findRunnable(worker *p)
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
-            atomic_load(&grp->live) > 0)
+            atomic_load(&attachedThreads) == 0 && atomic_load(&grp->live) > 0)
             deadlock(grp);
         netpoll(p, timerDelay(p, nanotime()));
         spin_lock(&p->lock);
@@ -523,9 +605,16 @@ const char *worker_valid(worker *p)
             bad = "worker: newq holds a g that is not a new runnable g of this worker";
     if (bad == NULL && n != p->nnew)
         bad = "worker: nnew is not newq's length";
-    for (gm_g *g = p->inbox.head; g != NULL && bad == NULL; g = g->schedlink)
-        if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->inbox.tail))
+    bool note = false;
+    for (gm_g *g = p->inbox.head; g != NULL && bad == NULL; g = g->schedlink) {
+        note |= g == &p->timerNote;
+        if (g != &p->timerNote && (g->p != p || gstatus(g) != Grunnable))
             bad = "worker: inbox holds a g that is not runnable on this worker";
+        if ((g->schedlink == NULL) != (g == p->inbox.tail))
+            bad = "worker: inbox's tail is not its last g";
+    }
+    if (bad == NULL && p->timerq != NULL && !note && p == tworker) // (another's may be in runqget)
+        bad = "worker: timers are queued for it with no note in its inbox";
     spin_unlock(&p->lock);
     if (bad != NULL || p != tworker)
         return bad;
@@ -545,7 +634,37 @@ const char *worker_valid(worker *p)
 
 // ------------------------------------------------------------- the API
 
-gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
+#define GBatch 32 // descriptors made at a time: one metadata allocation, about 12 KiB
+
+// A dead descriptor to reuse: p's own (oldest first), one of an ended
+// group, or a new batch of metadata (descriptors are never freed, as Go
+// never frees a g; the rest of the batch goes on p's free list).
+static gm_g *gfget(worker *p)
+{
+    gm_g *g = gQueue_pop(&p->freeq);
+    if (g != NULL)
+        return g;
+    if (!gQueue_empty(&gFree)) {
+        spin_lock(&gFreeLock);
+        for (int i = 0; i < GBatch && !gQueue_empty(&gFree); i++)
+            gQueue_pushBack(&p->freeq, gQueue_pop(&gFree));
+        spin_unlock(&gFreeLock);
+        if ((g = gQueue_pop(&p->freeq)) != NULL)
+            return g;
+    }
+    gm_g *batch = persistentalloc(GBatch * sizeof *batch, 64); // zeroed: fresh pages, never reused
+    if (batch == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    for (int i = 1; i < GBatch; i++) {
+        setstatus(&batch[i], Gdead);
+        gQueue_pushBack(&p->freeq, &batch[i]);
+    }
+    return &batch[0];
+}
+
+gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *idp)
 {
     if (fn == NULL) {
         errno = EINVAL;
@@ -554,21 +673,27 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     worker *p = getworker();
     if (p == NULL)
         return NULL;
-    gm_g *g = gQueue_pop(&p->freeq);
-    if (g == NULL && (g = gm_malloc(sizeof *g)) == NULL)
+    gm_g *g = gfget(p);
+    if (g == NULL)
         return NULL;
-    memset(g, 0, sizeof *g);
+    memset(g, 0, offsetof(gm_g, id)); // id, status and the joiners stay: gm_join may be reading them
     g->fn = fn;
     g->arg = arg;
     g->p = p;
-    g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
-    TRACE(EvGoCreate, 0, 0, g->id);
     g->mode = opts ? opts->mode : GM_STACK_COPIED;
     g->name = opts ? opts->name : NULL;
+    // A new id before anything else of the new coroutine: a joiner of the
+    // old one sees the change and returns.
+    uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    atomic_store_explicit(&g->id, id, memory_order_release);
     if (!stackInitG(g, opts ? opts->stack_size : 0)) {
-        gm_free(g);
+        setstatus(g, Gdead);
+        gQueue_pushBack(&p->freeq, g);
         return NULL;
     }
+    TRACE(EvGoCreate, 0, 0, id);
+    if (idp != NULL)
+        *idp = id; // before g can run (and end, and its descriptor be reused)
     setstatus(g, Grunnable);
     atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&statCreated, 1, memory_order_relaxed);
@@ -592,7 +717,7 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
         for (int k = 1; k < grp->nprocs; k++) {
             worker *v = grp->ps[(p->id + k) % grp->nprocs];
             if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
-                wake(v);
+                wakeWorker(v);
                 break;
             }
         }
@@ -600,9 +725,14 @@ gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
     return g;
 }
 
+gm_g *gm_go_opts(void (*fn)(void *), void *arg, const gm_go_options *opts)
+{
+    return gm_go_id(fn, arg, opts, NULL);
+}
+
 gm_g *gm_go(void (*fn)(void *), void *arg)
 {
-    return gm_go_opts(fn, arg, NULL);
+    return gm_go_id(fn, arg, NULL, NULL);
 }
 
 int gm_set_procs(int n)
@@ -664,6 +794,10 @@ int gm_main(void (*fn)(void *), void *arg)
     for (int i = 0; i < grp->nprocs; i++)
         grp->ps[i]->hasThread = true; // before any worker thread can read it
     grp->running = true;
+    if (tAttached) { // a worker now: it wakes coroutines as one, not from outside
+        tInMain = true;
+        atomic_fetch_sub_explicit(&attachedThreads, 1, memory_order_relaxed);
+    }
     for (int i = 1; i < grp->nprocs; i++) {
         worker *p = grp->ps[i];
         if (pthread_create(&p->thread, NULL, workerMain, p) != 0) {
@@ -677,6 +811,10 @@ int gm_main(void (*fn)(void *), void *arg)
         }
     }
     schedule(p0);
+    if (tInMain) {
+        tInMain = false;
+        atomic_fetch_add_explicit(&attachedThreads, 1, memory_order_relaxed);
+    }
     for (int i = 1; i < grp->nprocs; i++) // all first: a worker still looking for work reads the others
         if (grp->ps[i]->hasThread)
             pthread_join(grp->ps[i]->thread, NULL);
@@ -895,7 +1033,7 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout)
     g->waitReason = reason;
     atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
     if (timeout >= 0)
-        addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL });
+        addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL, NULL });
     countParked(p, g);
     setstatus(g, Gwaiting);
     switchToSched(g, false);
@@ -924,6 +1062,7 @@ void gm_ready(gm_g *g)
 {
     if (g == NULL)
         throw("gm_ready(NULL)");
+    noteThread();
     int st;
     if (casReady(g, &st)) {
         runqput(g);
@@ -952,7 +1091,32 @@ gm_g *gm_self(void)
 
 uint64_t gm_id(const gm_g *g)
 {
-    return g != NULL ? g->id : 0;
+    return g != NULL ? atomic_load_explicit(&g->id, memory_order_relaxed) : 0;
+}
+
+static void unlockJoin(void *l)
+{
+    spin_unlock(l);
+}
+
+void gm_join(gm_g *g, uint64_t id)
+{
+    if (g == NULL)
+        throw("gm_join(NULL)");
+    noteThread();
+    spin_lock(&g->joinLock);
+    // Under joinLock g cannot get past freeG's wake of its joiners, so it
+    // cannot be reused either: either it is id's coroutine, not yet woken
+    // its joiners, or id no longer matches, or it is dead.
+    if (atomic_load_explicit(&g->id, memory_order_acquire) != id || gstatus(g) == Gdead) {
+        spin_unlock(&g->joinLock);
+        return;
+    }
+    if (g == gm_self()) {
+        spin_unlock(&g->joinLock);
+        throwG("gm_join: a coroutine joins itself", g);
+    }
+    semaPark(&g->joiners, "join", unlockJoin, &g->joinLock, 0);
 }
 
 void proc_stats(gm_memstats *out)

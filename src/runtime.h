@@ -155,8 +155,8 @@ void lock_reinit_child(mutex *l);
 // A spinlock on a plain int, so it can sit in public structs (gm_mutex,
 // gm_waitgroup) and in channels: for the scheduler's and channels' critical
 // sections, a few dozen instructions long. Not ranked: nothing is taken
-// under one except another spin lock in a fixed order (channel, then
-// worker) and gm_malloc. The slow path yields the CPU after a while so a
+// under one except another spin lock in a fixed order (an API timer, a
+// channel, the list of workers, a worker; runtime2.h) and gm_malloc. The slow path yields the CPU after a while so a
 // preempted holder can finish.
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()

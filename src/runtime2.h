@@ -8,17 +8,19 @@
 //   proc.c            workers, run queues, stealing, schedule, gm_go, gm_yield,
 //                     gopark/goready
 //   stack.c           copied mode: saving and restoring frames (saved copies)
-//   time.c            the per-worker timer heap, gm_sleep, gm_after's timers
+//   time.c            the per-worker timer heap, gm_sleep, gm_after's timers,
+//                     gm_timer, gm_ticker, gm_after_func
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
 //   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
-//   sema.c            gm_waitgroup, gm_mutex
+//   sema.c            gm_waitgroup, gm_mutex, gm_rwmutex, gm_once, gm_cond, gm_sema
 //   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
 //   sys_<arch>.c      a new coroutine's first frame (sys_amd64.c, sys_arm64.c)
 //
 // Guards, in the vocabulary of the field comments: "p's thread" is the
 // worker's own thread, no lock; "p->lock" is worker.lock, a spin lock and a
-// leaf (taken under a channel's lock, never the other way); "stackLock" is
-// g.stackLock.
+// leaf (taken under a channel's or a timer's lock, never the other way);
+// "stackLock" is g.stackLock. Spin lock order: an API timer's lock, a
+// channel's, the list of workers' (allWorkersLock), a worker's.
 #ifndef GOMEM_RUNTIME2_H
 #define GOMEM_RUNTIME2_H
 
@@ -29,6 +31,7 @@
 //   Grunnable -> Grunning (its worker picks it) -> Grunnable (gm_yield)
 //   Grunning -> Gwaiting (gopark) -> Grunnable (goready, any thread: a CAS)
 //   Grunning -> Gdead (fn returned; the descriptor is queued for reuse)
+//   Gdead -> Grunnable (the descriptor reused by gm_go, with a new id)
 enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 
 #define DefaultDedicated ((size_t)64 << 10) // a dedicated stack when gm_go_options gives no size
@@ -61,10 +64,8 @@ struct gm_g {
     uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
                                // A yield straight to the next g (no loop) keeps the yielder's old one:
                                // newq was empty then, so it still sorts the yielder first, as it should
-    uint64_t id;
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
-    _Atomic int status;        // enum gstatus
     gm_stack_mode mode;
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
@@ -81,6 +82,11 @@ struct gm_g {
                                // (dedicated, stackcheck) or p's execution stack; immutable once started
     bool parked;               // counted in p->nwaiting; p's thread
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
+    long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
+                               // guarded by that object's lock
+    bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
+                               // its stack; it sleeps on status (a futex) until semaReady stores
+                               // Grunnable there. Immutable
     _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
@@ -90,16 +96,59 @@ struct gm_g {
     bool checked;
     bool protected;            // guarded by stackLock
     struct gm_g *checkPrev, *checkNext; // checkedGs; guarded by checkLock
+
+    // Kept when the descriptor is reused: gm_go_opts clears the fields
+    // above id only. A descriptor is never freed (its memory is metadata,
+    // as Go never frees a g), so gm_join and gm_id may read these of a
+    // gm_g * whose coroutine ended long ago.
+    _Atomic uint64_t id;       // gm_id: the coroutine's, a new one each time the descriptor is reused
+    _Atomic int status;        // enum gstatus
+    int joinLock;              // spin lock: guards joiners
+    gQueue joiners;            // parked in gm_join until this coroutine ends (freeG wakes them)
 };
 
-// A pending timer, in a worker's min-heap by when: wakes g if it still
-// waits in wait seq, or sends the time on a gm_after channel.
+// An entry of a worker's timer heap, a min-heap by when (time.c). Exactly
+// one of g, c and t is set: it wakes g if g still waits in wait seq, sends
+// the time on a gm_after channel c, or runs the API timer t.
 typedef struct timer {
-    uint64_t when;             // CLOCK_MONOTONIC ns
-    uint64_t seq;
+    uint64_t when;             // CLOCK_MONOTONIC ns: the heap's key
+    uint64_t seq;              // g's waitSeq when the wait began
     gm_g *g;
     gm_chan *c;
+    gm_timer *t;
 } timer;
+
+// A timer of the API (Go's runtime timer behind time.Timer, Ticker and
+// AfterFunc): gm_timer_new's and gm_after_func's, and gm_ticker's inside
+// struct gm_ticker. time.c's head tells how a change from another thread
+// reaches the heap. States, by (when, heaped, queued):
+//   stopped   when == 0, not heaped, not queued
+//   pending   when > 0, heaped on p with key when (not queued), or queued
+//             on p's timerq for p to heap or re-key
+//   stopping  when == 0, heaped or queued: p's thread drops the entry
+// Invariants: heaped or queued => p is the worker holding it, and p does
+// not change while either holds; heaped and not queued => its entry's key
+// is when and when > 0; freed => when == 0. A freed timer's memory goes
+// back when it is neither heaped nor queued, by whoever clears the last.
+struct gm_timer {
+    int lk;                    // spin lock: guards every field up to freed
+    uint64_t when;             // CLOCK_MONOTONIC ns it is due; 0: stopped
+    uint64_t period;           // ticker: ns between ticks; 0: fires once
+    worker *p;                 // the worker holding it (heaped, queued), or that last did
+    uint64_t pserial;          // p->serial when p was set: whether p is still the same worker
+    bool heaped;               // an entry in p's heap (only p's thread adds or deletes it)
+    bool queued;               // on p->timerq, for p's thread to reconcile
+    bool freed;                // gm_timer_free ran; p's thread frees it when done with it
+    size_t i;                  // its entry's index in p->timers while heaped; p's thread
+    struct gm_timer *qnext;    // p->timerq's link; p->lock
+    void (*fn)(void *);        // gm_after_func: started as a coroutine when it fires; immutable
+    void *arg;                 // immutable
+    gm_chan *c;                // Timer.C, Ticker.C, in the same allocation after this struct, or NULL
+                               // (gm_after_func); immutable
+};
+struct gm_ticker {
+    gm_timer t;                // period > 0
+};
 
 // The workers of one gm_main call.
 typedef struct group {
@@ -114,7 +163,8 @@ typedef struct group {
 
 // A worker: a thread, its queues, its execution stack for copied-mode gs,
 // its timers and its poller. Queue invariants (worker_valid checks them):
-// every g on runq, inbox and newq is Grunnable with g->p == p; the gs of
+// every g on runq, inbox and newq is Grunnable with g->p == p (but the
+// inbox's timerNote, which is no g); the gs of
 // runq are in increasing enqSeq; nnew is newq's length; every g on allg is
 // started and not dead, and owner, when set, is on allg.
 struct worker {
@@ -122,6 +172,11 @@ struct worker {
     gQueue newq;               // created here, not started: other workers may steal them; p->lock
     long nnew;                 // newq's length; p->lock
     gQueue inbox;              // readied by other threads, for runq; p->lock
+    gm_timer *timerq;          // API timers another thread changed, for p to reconcile (gm_timer.qnext);
+                               // p->lock. Non-empty => timerNote is on inbox, or taken off it by
+                               // runqget, which then calls adjusttimers
+    gm_g timerNote;            // not a coroutine: the note a timerq post puts on inbox, so that the
+                               // loop (and gm_yield's check of inbox) sees it at no cost of its own
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and wakes the poller; p->lock
     // --- p's thread only (deadlock() reads allg under lock once every
     // worker is idle)
@@ -130,10 +185,11 @@ struct worker {
     gm_g *allg;                // started gs here, not dead
     group *grp;
     int id;
+    uint64_t serial;           // unique among every worker the process made; immutable
     unsigned tick;
     void *sp;                  // the scheduler's own context
     gm_g *cur;                 // running g, or NULL (read relaxed by gm_stats)
-    gQueue freeq;              // dead gs, reused oldest first
+    gQueue freeq;              // dead gs, reused oldest first (to the process-wide gFree when p goes)
     char *stackBase;           // copied mode: the execution stack [stackBase, stackTop), guard below
     char *stackTop;
     gm_g *owner;               // copied g whose frames occupy the execution stack
@@ -185,6 +241,8 @@ struct gm_chan {
     bool closed;
     bool timerPending;    // gm_after: its timer has not fired yet
     bool freed;           // gm_after: freed by the program before the timer fired
+    bool timer;           // a gm_timer's or gm_ticker's (in its allocation): only the timer sends;
+                          // close and gm_chan_free abort
     size_t elemsize;
     size_t cap;
     size_t count;         // elements in buf
@@ -300,6 +358,27 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
 // Readies g if it still waits in wait seq (timers and fd events; a CAS, as
 // gm_ready may race from another thread).
 bool readyIfWaiting(gm_g *g, uint64_t seq);
+// Wakes p if it sleeps in netpoll, or is about to. Called without p->lock.
+void wakeWorker(worker *p);
+
+// Plain threads that have used the sync types, gm_join or gm_ready and
+// still live (outside a gm_main of their own): each may wake a coroutine
+// later, so while any does, no group reports a deadlock (Go's threads in a
+// cgo call count as running alike). tAttached: the calling thread is one.
+extern _Atomic long attachedThreads;
+extern __thread bool tAttached __attribute__((tls_model("initial-exec")));
+void threadAttach(void);
+// At the entry of the sync types' calls: counts a plain thread (no worker)
+// once. A coroutine pays one TLS load and a branch.
+static inline void noteThread(void)
+{
+    if (GM_UNLIKELY(tworker == NULL) && !tAttached)
+        threadAttach();
+}
+// Calls f(p, arg) under the lock of the list of workers if p is still the
+// worker it was at serial (it has not been freed, its gm_main still
+// runs); false when it is not.
+bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), void *arg);
 void proc_stats(gm_memstats *out);
 // Every worker's queues (GM_DEBUG=3): NULL or what is wrong. Takes each
 // worker's lock; the run queue is read only for the caller's own worker.
@@ -335,14 +414,36 @@ extern gm_g *checkedGs;
 void addtimer(worker *p, timer t);
 // Fires p's timers due at now.
 void checkTimers(worker *p, uint64_t now);
+// Applies the changes other threads made to p's API timers (p->timerq).
+void adjusttimers(worker *p);
 // Nanoseconds until p's next timer, or -1 when it has none.
 int64_t timerDelay(worker *p, uint64_t now);
-// Drops p's timers when it goes away (gm_after channels may wait for them).
+// Drops p's timers when it goes away (gm_after channels may wait for them;
+// API timers stop). After p left the list of workers (withLiveWorker).
 void dropTimers(worker *p);
-// The heap order and counts (GM_DEBUG=3): NULL or what is wrong. p's thread.
+// The heap order and counts, and each API timer's entry (GM_DEBUG=3): NULL
+// or what is wrong. p's thread, holding no timer's lock.
 const char *timers_valid(const worker *p);
 // gm_after's timer on the calling worker; false outside a coroutine.
 bool startAfterTimer(gm_chan *c, uint64_t ns);
+
+// ------------------------------------------------------------------ sema.c
+
+// Parks the caller on q, a sync object's queue whose lock the caller holds;
+// unlockf(arg) releases it once the caller sleeps (gopark's rule). want is
+// stored in the waiter's semaWant. reason names the wait in deadlock
+// reports.
+void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want);
+// Wakes a waiter that semaPark queued and the caller took off its queue.
+void semaReady(gm_g *g);
+// The invariants of sema.c's head, with the object's lock held: NULL or
+// what is wrong.
+const char *waitgroup_valid(const gm_waitgroup *wg);
+const char *mutex_valid(const gm_mutex *m);
+const char *rwmutex_valid(const gm_rwmutex *rw);
+const char *once_valid(const gm_once *o);
+const char *cond_valid(const gm_cond *c);
+const char *sema_valid(const gm_sema *s);
 
 // ------------------------------------------------------------- signal_linux.c
 
@@ -358,6 +459,15 @@ const char *chan_valid(const gm_chan *c);
 // freed); a pending timer was dropped (its group ended).
 void chan_timer_fire(gm_chan *c, uint64_t when);
 void chan_timer_drop(gm_chan *c);
+// An API timer's channel (elem 8, cap 1), made in memory the timer owns.
+void chan_timerInit(gm_chan *c);
+// Sends now unless the buffer is full: a ticker's slow receiver misses the
+// tick (Go's rule).
+void chan_timerSend(gm_chan *c, uint64_t now);
+// Takes back a value sent and not received: true if there was one.
+bool chan_timerDrain(gm_chan *c);
+// Throws if a coroutine waits on the channel of a timer being freed.
+void chan_timerFreeCheck(gm_chan *c);
 
 #pragma GCC visibility pop
 #endif

@@ -1,22 +1,103 @@
 // SPDX-License-Identifier: MIT
 //
-// Timers (Go: time.go): a min-heap by deadline per worker, fired by the
-// worker's scheduler loop (checkTimers) and bounding how long it sleeps in
-// netpoll (timerDelay). A timer either readies a g in a timed wait
-// (gm_sleep, gm_wait_fd's timeout), if the g still waits in the wait it
-// was set for (its waitSeq), or sends the time on a gm_after channel.
+// Timers (Go: time.go and the time package's sleep.go, tick.go): a min-heap
+// by deadline per worker, fired by the worker's scheduler loop
+// (checkTimers) and bounding how long it sleeps in netpoll (timerDelay).
+// An entry either readies a g in a timed wait (gm_sleep, gm_wait_fd's
+// timeout), if the g still waits in the wait it was set for (its waitSeq),
+// sends the time on a gm_after channel, or runs an API timer: gm_timer
+// (Go's Timer), gm_ticker (Ticker), gm_after_func (AfterFunc).
 //
-// Owns: worker.timers, ntimers, timerscap (p's thread only) and the group's
-// count of pending timers (atomic: the deadlock check reads it).
+// Owns: worker.timers, ntimers, timerscap (p's thread only), worker.timerq
+// and timerNote (p->lock), the group's count of pending timers (atomic: the deadlock
+// check reads it), and the API timers (struct gm_timer in runtime2.h, with
+// its states).
 //
-// Invariant (timers_valid): the heap order, timers[(i-1)/2].when <=
-// timers[i].when, and grp->ntimers is the sum of the workers' ntimers.
+// Stop and reset delete or move the entry (each API timer keeps the index
+// of its entry, gm_timer.i, as Go's heap did up to 1.13 with t.i), rather
+// than leave a stale entry behind a sequence number as timed waits do. A
+// timer reset again and again before it fires (an idle timeout pushed back
+// at every message) would otherwise grow the heap by an entry per reset,
+// and a stopped timer would keep counting as pending, delaying the deadlock
+// report until its old deadline. An API timer has at most one entry.
 //
-// Differs from Go: no timer is ever moved between workers or deleted; a
-// stale one (its g woke by other means) fires into nothing when it is due.
+// The heap is its worker's alone, without a lock (gm_sleep and the loop
+// stay as cheap as before). A stop or reset on the timer's own worker
+// changes the heap at once (timerSync). One from another worker or a plain
+// thread (allowed, as in Go) changes the timer under its lock and queues it
+// on its worker's timerq, with a note (worker.timerNote) on the worker's
+// inbox the first time, waking the worker if it sleeps: the worker
+// reconciles its heap with the timer when its loop takes the note from the
+// inbox (adjusttimers), with the gs other threads readied, so the check
+// costs the loop and gm_yield nothing they did not pay already. Until then
+// the entry may fire at its old deadline: the firing worker compares it
+// with the timer's and fires only a timer still due (runTimer). A stopped timer
+// starts on the worker of the coroutine that resets it; from a plain
+// thread, on the worker it last ran on, if that worker's gm_main still
+// runs (withLiveWorker), else the reset fails with EPERM.
+//
+// Invariants (timers_valid): the heap order, timers[(i-1)/2].when <=
+// timers[i].when; grp->ntimers is the sum of the workers' ntimers; an API
+// timer's entry at i has t->i == i, t->p == p, t->heaped, and (unless
+// queued) key == t->when > 0.
+//
+// Locks: a timer's lock, then its channel's (sending, taking back a value),
+// the list of workers', a worker's (queueing on timerq). The heap itself
+// has none. When a group ends (dropTimers) its timers stop.
+//
+// Differs from Go: no timer moves between workers while pending (Go 1.14+
+// moves them when a P is destroyed); the channel of a timer is buffered
+// (cap 1) and stop/reset take back an unreceived value, which gives Go
+// 1.23's guarantee without its unbuffered-looking channel.
 #include "runtime2.h"
 
 #include <time.h>
+
+// ------------------------------------------------------------------- heap
+
+// Every move of an entry goes through here: an API timer tracks its index.
+static inline void setEntry(worker *p, size_t i, timer e)
+{
+    p->timers[i] = e;
+    if (e.t != NULL)
+        e.t->i = i;
+}
+
+// Moves the entry at i up to its place; returns where it ended.
+static size_t siftupTimer(worker *p, size_t i)
+{
+    timer e = p->timers[i];
+    while (i > 0 && p->timers[(i - 1) / 2].when > e.when) {
+        setEntry(p, i, p->timers[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    setEntry(p, i, e);
+    return i;
+}
+
+static void siftdownTimer(worker *p, size_t i)
+{
+    timer e = p->timers[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= p->ntimers)
+            break;
+        if (c + 1 < p->ntimers && p->timers[c + 1].when < p->timers[c].when)
+            c++;
+        if (e.when <= p->timers[c].when)
+            break;
+        setEntry(p, i, p->timers[c]);
+        i = c;
+    }
+    setEntry(p, i, e);
+}
+
+// The key of the entry at i changed: up or down to its place.
+static void fixTimer(worker *p, size_t i)
+{
+    if (siftupTimer(p, i) == i)
+        siftdownTimer(p, i);
+}
 
 void addtimer(worker *p, timer t)
 {
@@ -28,44 +109,303 @@ void addtimer(worker *p, timer t)
         p->timers = nt;
         p->timerscap = cap;
     }
-    size_t i = p->ntimers++;
-    while (i > 0 && p->timers[(i - 1) / 2].when > t.when) {
-        p->timers[i] = p->timers[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    p->timers[i] = t;
+    p->timers[p->ntimers++] = t;
+    siftupTimer(p, p->ntimers - 1);
     atomic_fetch_add_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
 }
 
-static timer poptimer(worker *p)
+// Deletes the entry at i.
+static timer deltimer(worker *p, size_t i)
 {
-    timer top = p->timers[0], last = p->timers[--p->ntimers];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= p->ntimers)
-            break;
-        if (c + 1 < p->ntimers && p->timers[c + 1].when < p->timers[c].when)
-            c++;
-        if (last.when <= p->timers[c].when)
-            break;
-        p->timers[i] = p->timers[c];
-        i = c;
+    timer e = p->timers[i];
+    size_t last = --p->ntimers;
+    if (i != last) {
+        setEntry(p, i, p->timers[last]);
+        fixTimer(p, i);
     }
-    if (p->ntimers > 0)
-        p->timers[i] = last;
     atomic_fetch_sub_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
-    return top;
+    return e;
 }
+
+// ------------------------------------------------------------ API timers
+
+// Makes p's heap agree with t (t->lk held, on p's thread; t->p == p if t
+// is heaped or queued): drops the entry of a stopped timer, re-keys a
+// moved one, adds one for a started one.
+static void timerSync(worker *p, gm_timer *t)
+{
+    if (t->heaped) {
+        assert2(t->p == p && p->timers[t->i].t == t);
+        if (t->when == 0) {
+            deltimer(p, t->i);
+            t->heaped = false;
+        } else if (p->timers[t->i].when != t->when) {
+            p->timers[t->i].when = t->when;
+            fixTimer(p, t->i);
+        }
+    } else if (t->when != 0) {
+        assert2(!t->queued || t->p == p);
+        t->p = p;
+        t->pserial = p->serial;
+        addtimer(p, (timer){ t->when, 0, NULL, NULL, t });
+        t->heaped = true;
+    }
+}
+
+// Done with t: whether its memory may go (t->lk held).
+static inline bool timerReleasable(const gm_timer *t)
+{
+    return t->freed && !t->heaped && !t->queued;
+}
+
+// Queues t on p's timerq for p's thread to reconcile (t->lk held; p is t's
+// worker, alive: t is heaped or queued on it, or withLiveWorker checked).
+static void timerPost(worker *p, void *arg)
+{
+    gm_timer *t = arg;
+    t->p = p;
+    if (t->queued) // p will see the timer as it is when it gets to it
+        return;
+    t->queued = true;
+    spin_lock(&p->lock);
+    if (p->timerq == NULL) // else the note is on the inbox, or runqget has it and adjusts next
+        gQueue_pushBack(&p->inbox, &p->timerNote);
+    t->qnext = p->timerq;
+    p->timerq = t;
+    bool sleeping = p->idle;
+    spin_unlock(&p->lock);
+    if (sleeping)
+        wakeWorker(p); // t->lk held: p cannot be freed meanwhile (dropTimers takes it)
+}
+
+void adjusttimers(worker *p)
+{
+    spin_lock(&p->lock);
+    gm_timer *t = p->timerq;
+    p->timerq = NULL;
+    spin_unlock(&p->lock);
+    for (gm_timer *next; t != NULL; t = next) {
+        spin_lock(&t->lk);
+        next = t->qnext;
+        t->queued = false;
+        timerSync(p, t);
+        bool release = timerReleasable(t);
+        spin_unlock(&t->lk);
+        if (release)
+            gm_free(t);
+    }
+}
+
+// The entry at the heap's top is t's and due at now: fires t if it is
+// still due, else applies what another thread changed.
+static void runTimer(worker *p, gm_timer *t, uint64_t now)
+{
+    spin_lock(&t->lk);
+    if (t->when == 0 || t->when > now) { // stopped or moved by another thread; not reconciled yet
+        timerSync(p, t);
+        bool release = timerReleasable(t);
+        spin_unlock(&t->lk);
+        if (release)
+            gm_free(t);
+        return;
+    }
+    if (t->c != NULL)
+        chan_timerSend(t->c, now);
+    if (t->period > 0) { // the next tick; ticks missed meanwhile are dropped (Go's rule)
+        uint64_t missed = (now - t->when) / t->period, step, next;
+        if (__builtin_mul_overflow(missed + 1, t->period, &step) || __builtin_add_overflow(t->when, step, &next))
+            next = UINT64_MAX;
+        t->when = next;
+    } else {
+        t->when = 0;
+    }
+    timerSync(p, t);
+    void (*fn)(void *) = t->fn;
+    void *arg = t->arg;
+    spin_unlock(&t->lk);
+    if (fn != NULL && gm_go(fn, arg) == NULL) // on p: the loop's context is p's
+        throw("out of memory starting the coroutine of a gm_after_func timer");
+}
+
+// A new timer: with a channel (timer, ticker) or without (after_func),
+// stopped.
+static gm_timer *timerNew(bool withChan)
+{
+    size_t size = sizeof(gm_timer) + (withChan ? sizeof(gm_chan) + sizeof(uint64_t) : 0);
+    gm_timer *t = gm_calloc(1, size);
+    if (t != NULL && withChan) {
+        t->c = (gm_chan *)(t + 1);
+        chan_timerInit(t->c);
+    }
+    return t;
+}
+
+static uint64_t deadline(uint64_t ns)
+{
+    uint64_t now = nanotime(); // > 0: a deadline is never 0, which means stopped
+    return ns > UINT64_MAX - now ? UINT64_MAX : now + ns;
+}
+
+// Stops t (when 0) or (re)starts it to fire at when, every period if
+// period > 0 (0 keeps t's). Returns whether it was pending (a value taken
+// back counts), or -1 and EPERM when it cannot start (time.c's head).
+static int timerModify(gm_timer *t, uint64_t when, uint64_t period)
+{
+    spin_lock(&t->lk);
+    int was = t->when != 0;
+    if (t->c != NULL && chan_timerDrain(t->c))
+        was = 1; // sent and not received: taken back (Go 1.23)
+    t->when = when;
+    if (period > 0)
+        t->period = period;
+    worker *me = tworker;
+    if (t->heaped || t->queued) {
+        if (t->p == me)
+            timerSync(me, t);
+        else
+            timerPost(t->p, t);
+    } else if (when != 0) {
+        if (me != NULL && me->cur != NULL) {
+            timerSync(me, t); // a coroutine: on its worker
+        } else if (!withLiveWorker(t->p, t->pserial, timerPost, t)) {
+            t->when = 0;
+            spin_unlock(&t->lk);
+            errno = EPERM;
+            return -1;
+        }
+    }
+    spin_unlock(&t->lk);
+    return was;
+}
+
+// The API's creations run in a coroutine: the timer starts on its worker.
+static bool inCoroutine(void)
+{
+    if (gm_self() != NULL)
+        return true;
+    errno = EPERM;
+    return false;
+}
+
+gm_timer *gm_timer_new(uint64_t ns)
+{
+    if (!inCoroutine())
+        return NULL;
+    gm_timer *t = timerNew(true);
+    if (t != NULL)
+        timerModify(t, deadline(ns), 0);
+    return t;
+}
+
+gm_chan *gm_timer_chan(gm_timer *t)
+{
+    return t->c;
+}
+
+int gm_timer_stop(gm_timer *t)
+{
+    return timerModify(t, 0, 0);
+}
+
+int gm_timer_reset(gm_timer *t, uint64_t ns)
+{
+    return timerModify(t, deadline(ns), 0);
+}
+
+void gm_timer_free(gm_timer *t)
+{
+    if (t == NULL)
+        return;
+    spin_lock(&t->lk);
+    if (t->freed) {
+        spin_unlock(&t->lk);
+        throw("double free of timer %p", (void *)t);
+    }
+    if (t->c != NULL)
+        chan_timerFreeCheck(t->c);
+    t->freed = true;
+    t->when = 0;
+    worker *me = tworker;
+    if (t->heaped && t->p == me)
+        timerSync(me, t);
+    else if (t->heaped)
+        timerPost(t->p, t);
+    bool release = timerReleasable(t);
+    spin_unlock(&t->lk);
+    if (release)
+        gm_free(t);
+}
+
+gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg)
+{
+    if (fn == NULL) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!inCoroutine())
+        return NULL;
+    gm_timer *t = timerNew(false);
+    if (t == NULL)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    timerModify(t, deadline(ns), 0);
+    return t;
+}
+
+gm_ticker *gm_ticker_new(uint64_t period)
+{
+    if (period == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (!inCoroutine())
+        return NULL;
+    gm_ticker *tk = (gm_ticker *)timerNew(true);
+    if (tk != NULL)
+        timerModify(&tk->t, deadline(period), period);
+    return tk;
+}
+
+gm_chan *gm_ticker_chan(gm_ticker *tk)
+{
+    return tk->t.c;
+}
+
+void gm_ticker_stop(gm_ticker *tk)
+{
+    timerModify(&tk->t, 0, 0);
+}
+
+int gm_ticker_reset(gm_ticker *tk, uint64_t period)
+{
+    if (period == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    return timerModify(&tk->t, deadline(period), period) < 0 ? -1 : 0;
+}
+
+void gm_ticker_free(gm_ticker *tk)
+{
+    gm_timer_free(tk != NULL ? &tk->t : NULL);
+}
+
+// ------------------------------------------------------------- the loop
 
 void checkTimers(worker *p, uint64_t now)
 {
     while (p->ntimers > 0 && p->timers[0].when <= now) {
-        timer t = poptimer(p);
-        if (t.c != NULL)
-            chan_timer_fire(t.c, t.when);
+        timer e = p->timers[0];
+        if (e.t != NULL) {
+            runTimer(p, e.t, now);
+            continue;
+        }
+        deltimer(p, 0);
+        if (e.c != NULL)
+            chan_timer_fire(e.c, e.when);
         else
-            readyIfWaiting(t.g, t.seq);
+            readyIfWaiting(e.g, e.seq);
     }
     assert3(timers_valid(p) == NULL);
 }
@@ -79,14 +419,45 @@ int64_t timerDelay(worker *p, uint64_t now)
 
 void dropTimers(worker *p)
 {
-    for (size_t i = 0; i < p->ntimers; i++)
-        if (p->timers[i].c != NULL)
-            chan_timer_drop(p->timers[i].c);
+    // The entries first: a thread may still queue a heaped timer on timerq
+    // meanwhile; after both, nothing can (p is off the list of workers).
+    for (size_t i = 0; i < p->ntimers; i++) {
+        timer e = p->timers[i];
+        if (e.c != NULL)
+            chan_timer_drop(e.c);
+        if (e.t == NULL)
+            continue;
+        spin_lock(&e.t->lk);
+        e.t->heaped = false;
+        e.t->when = 0;
+        bool release = timerReleasable(e.t);
+        spin_unlock(&e.t->lk);
+        if (release)
+            gm_free(e.t);
+    }
     atomic_fetch_sub_explicit(&p->grp->ntimers, (long)p->ntimers, memory_order_relaxed);
     p->ntimers = 0;
     gm_free(p->timers);
     p->timers = NULL;
     p->timerscap = 0;
+    for (;;) {
+        spin_lock(&p->lock);
+        gm_timer *t = p->timerq;
+        p->timerq = NULL;
+        spin_unlock(&p->lock);
+        if (t == NULL)
+            break;
+        for (gm_timer *next; t != NULL; t = next) {
+            spin_lock(&t->lk);
+            next = t->qnext;
+            t->queued = false;
+            t->when = 0;
+            bool release = timerReleasable(t);
+            spin_unlock(&t->lk);
+            if (release)
+                gm_free(t);
+        }
+    }
 }
 
 const char *timers_valid(const worker *p)
@@ -98,7 +469,23 @@ const char *timers_valid(const worker *p)
         return "timers: more timers than room";
     if (atomic_load_explicit(&p->grp->ntimers, memory_order_relaxed) < (long)p->ntimers)
         return "timers: the group counts fewer pending timers than one worker has";
-    return NULL;
+    const char *bad = NULL;
+    for (size_t i = 0; i < p->ntimers && bad == NULL; i++) {
+        gm_timer *t = p->timers[i].t;
+        if ((p->timers[i].g != NULL) + (p->timers[i].c != NULL) + (t != NULL) != 1)
+            return "timers: an entry is not exactly one of a wait, a gm_after channel, a timer";
+        if (t == NULL)
+            continue;
+        spin_lock(&t->lk);
+        if (t->i != i || t->p != p || !t->heaped)
+            bad = "timers: a timer's entry is not where the timer says";
+        else if (!t->queued && (t->when == 0 || t->when != p->timers[i].when))
+            bad = "timers: a timer's entry is not due when the timer is";
+        else if (t->freed && t->when != 0)
+            bad = "timers: a freed timer is pending";
+        spin_unlock(&t->lk);
+    }
+    return bad;
 }
 
 bool startAfterTimer(gm_chan *c, uint64_t ns)
@@ -106,8 +493,7 @@ bool startAfterTimer(gm_chan *c, uint64_t ns)
     worker *p = tworker;
     if (p == NULL || p->cur == NULL)
         return false;
-    uint64_t now = nanotime();
-    addtimer(p, (timer){ ns > UINT64_MAX - now ? UINT64_MAX : now + ns, 0, NULL, c });
+    addtimer(p, (timer){ deadline(ns), 0, NULL, c, NULL });
     return true;
 }
 

@@ -1125,6 +1125,151 @@ TEST(stackcheck)
     gm_set_procs(1);
 }
 
+// ------------------------------------------------------------------- join
+
+// gm_join: while the coroutine runs (several joiners), after it ended, and
+// on a descriptor since reused by a coroutine that is still parked.
+static int jn_done, jn_after[3];
+static gm_g *jn_g;
+static uint64_t jn_id;
+
+static void jn_worker(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(gm_id(gm_self()), jn_id); // gm_go_id stored it before this ran
+    gm_sleep(2000000);
+    gm_yield();
+    jn_done = 1;
+}
+
+static void jn_joiner(void *arg)
+{
+    int i = (int)(uintptr_t)arg;
+    gm_join(jn_g, jn_id);
+    jn_after[i] = jn_done; // 1: woke only after the end
+}
+
+static gm_chan *jn_hold;
+static void jn_parked(void *arg)
+{
+    (void)arg;
+    int v;
+    gm_chan_recv(jn_hold, &v);
+}
+
+static void join_main(void *arg)
+{
+    (void)arg;
+    jn_g = gm_go_id(jn_worker, NULL, NULL, &jn_id);
+    CHECK(jn_g != NULL && jn_id != 0);
+    for (int i = 0; i < 3; i++)
+        gm_go(jn_joiner, (void *)(uintptr_t)i);
+    gm_join(jn_g, jn_id);
+    CHECK_EQ(jn_done, 1);
+    gm_join(jn_g, jn_id); // ended: at once
+    gm_yield();           // the other joiners finish
+
+    // Reuse: park coroutines until one gets the ended one's descriptor;
+    // joining the old id must not wait for the new coroutine.
+    gm_g *old = jn_g;
+    uint64_t old_id = jn_id;
+    jn_hold = gm_chan_new(sizeof(int), 0);
+    int n = 0;
+    gm_g *g;
+    uint64_t id;
+    do {
+        g = gm_go_id(jn_parked, NULL, NULL, &id);
+        n++;
+        gm_yield(); // it parks
+    } while (g != old && n < 10000);
+    CHECK(g == old);
+    CHECK(id != old_id);
+    CHECK_EQ(gm_id(old), id);
+    gm_join(old, old_id); // returns at once: the new coroutine stays parked
+    CHECK_EQ(gstatus(old), Gwaiting);
+    for (int i = 0; i < n; i++)
+        gm_chan_send(jn_hold, &i);
+    gm_join(old, id); // the new one, now ending
+    CHECK(gstatus(old) == Gdead);
+    jn_id = id;
+    gm_chan_free(jn_hold);
+}
+
+// Between workers: each of many coroutines joins one started before it,
+// which may run (and end) on any worker; some end before they are joined.
+#define JN 200
+static gm_g *jx_g[JN];
+static uint64_t jx_id[JN];
+static _Atomic int jx_ended[JN], jx_bad;
+static gm_waitgroup jx_wg = GM_WAITGROUP_INIT;
+
+static void jx_fn(void *arg)
+{
+    int i = (int)(uintptr_t)arg;
+    if (i % 3 == 0)
+        gm_sleep((uint64_t)(i % 7) * 100000);
+    if (i > 0) {
+        int k = (i * 7919) % i; // an earlier one
+        gm_join(jx_g[k], jx_id[k]);
+        if (!atomic_load(&jx_ended[k]))
+            jx_bad++;
+    }
+    atomic_store(&jx_ended[i], 1);
+    gm_waitgroup_done(&jx_wg);
+}
+
+static void join_workers_main(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_add(&jx_wg, JN);
+    for (int i = 0; i < JN; i++) {
+        // jx_g[i] and jx_id[i] are read by later coroutines only, which
+        // start after this store (gm_go publishes them)
+        uint64_t id;
+        gm_g *g = gm_go_id(jx_fn, (void *)(uintptr_t)i, NULL, &id);
+        jx_g[i] = g;
+        jx_id[i] = id;
+        if (i % 10 == 0)
+            gm_yield();
+    }
+    gm_waitgroup_wait(&jx_wg);
+}
+
+TEST(join)
+{
+    CHECK_EQ(gm_main(join_main, NULL), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(jn_after[i], 1);
+    gm_join(jn_g, jn_id); // after gm_main: the descriptor is still readable, its last coroutine ended
+    CHECK_EQ(gm_id(jn_g), jn_id);
+    CHECK_EQ(gstatus(jn_g), Gdead);
+    gm_set_procs(3);
+    CHECK_EQ(gm_main(join_workers_main, NULL), 0);
+    gm_set_procs(1);
+    CHECK_EQ(jx_bad, 0);
+}
+
+static void join_self_main(void *arg)
+{
+    (void)arg;
+    gm_join(gm_self(), gm_id(gm_self()));
+}
+static void join_self(void *arg)
+{
+    gm_main(join_self_main, arg);
+}
+static void join_null(void *arg)
+{
+    (void)arg;
+    gm_join(NULL, 1);
+}
+
+TEST(join_misuse)
+{
+    CHECK_DEATH(join_self, NULL, "gm_join: a coroutine joins itself: coroutine");
+    CHECK_DEATH(join_null, NULL, "gm_join(NULL)");
+}
+
 // worker_valid and timers_valid (GM_DEBUG=3 runs them in every scheduling
 // round) hold while coroutines queue and sleep, and name a broken queue or
 // timer heap.
@@ -1248,5 +1393,7 @@ int main(int argc, char **argv)
 #endif
     RUN(validators_name_broken_queues_and_timers);
     RUN(maxstack_sets_how_deep_copied_coroutines_go);
+    RUN(join);
+    RUN(join_misuse);
     return test_report();
 }

@@ -9,7 +9,7 @@
 //   OUTDIR/man3/gm_malloc.3  the heap, the tiny allocator, stacks
 //   OUTDIR/man3/gm_stats.3   statistics, the trace, the scavenger, checks
 //   OUTDIR/man3/gm_go.3      coroutines, the scheduler, sync types, fd I/O
-//   OUTDIR/man3/gm_chan.3    channels, select, gm_after
+//   OUTDIR/man3/gm_chan.3    channels, select, gm_after, timers and tickers
 //   OUTDIR/man3/FN.3         ".so man3/PAGE.3" for every other function
 //   OUTDIR/man7/gomem.7      the GOMEM_* variables and the build switches
 //   OUTDIR/man1/gomem-info.1
@@ -63,7 +63,7 @@ static const page pages[] = {
     {"gm_stats", "statistics, the event trace, the scavenger and invariant checks", {"statistics, scavenger"}},
     {"gm_go", "goroutine-style coroutines, their scheduler, sync types, sleep and file descriptor I/O",
      {"coroutines", "I/O"}},
-    {"gm_chan", "Go's channels, select and time.After", {"channels"}},
+    {"gm_chan", "Go's channels, select, and timers: time.After, Timer, Ticker, AfterFunc", {"channels", "timers"}},
 };
 enum { NPAGES = sizeof pages / sizeof pages[0] };
 
