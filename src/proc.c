@@ -271,7 +271,7 @@ void wakeWorker(worker *p)
 }
 
 // On p's own thread: no lock.
-static void runqputLocal(worker *p, gm_g *g)
+void runqputLocal(worker *p, gm_g *g)
 {
     if (g->parked) { // readied: no longer waiting
         g->parked = false;
@@ -390,7 +390,7 @@ static inline void switchToG(worker *p, gm_g *g)
     track_switchFinish(p->asanFake);
 }
 
-static inline void switchToSched(gm_g *g, bool dying)
+void switchToSched(gm_g *g, bool dying)
 {
     worker *p = tworker;
     track_switchStart(dying ? NULL : &g->asanFake, p->threadStack, p->threadStackSize);
@@ -827,9 +827,7 @@ int gm_main(void (*fn)(void *), void *arg)
     return 0;
 }
 
-// Out of line, so the message buffer is not part of every parking frame
-// (a copied coroutine's saved stack would carry it).
-static GM_COLD __attribute__((noreturn)) void offStack(const char *who, gm_g *g, uintptr_t sp)
+void offStack(const char *who, const gm_g *g, uintptr_t sp)
 {
     if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo)
         throwG("stack overflow (its stack pointer is below its stack; canary overwritten)", g);
@@ -851,159 +849,6 @@ void notInCoroutine(const char *who)
     throw("%s called outside a coroutine", who);
 }
 
-// A switch from anywhere but the coroutine's own stack (a signal handler
-// on the alternate signal stack, say) would save a context that cannot be
-// resumed. A handler running on the coroutine's stack itself cannot be
-// told apart; gomem's docs forbid both. sp: the caller's
-// __builtin_dwarf_cfa() (its stack pointer before the call), which unlike
-// __builtin_frame_address needs no frame pointer.
-static inline bool onOwnStack(const gm_g *g, uintptr_t sp)
-{
-    return sp >= g->runLo && sp < g->runHi;
-}
-
-// The running g of p (tworker), which must be a coroutine calling from its
-// own stack.
-static inline gm_g *mustSelf(worker *p, const char *who)
-{
-    gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
-    if (GM_UNLIKELY(g == NULL))
-        notInCoroutine(who);
-    uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
-    if (GM_UNLIKELY(!onOwnStack(g, sp)))
-        offStack(who, g, sp);
-    return g;
-}
-
-// ------------------------------------------------------------------ yield
-
-// Nothing for the scheduler's loop to do before it picks the runq's head:
-// no timers or fds to look at, no inbox or new gs to merge in order. Two
-// loads and a test each (ORed: either nonzero sends the yield to the loop).
-static inline bool loopIdle(const worker *p)
-{
-    return (p->ntimers | (size_t)p->nfdwait) == 0 &&
-           ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
-            (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0;
-}
-
-// gm_yield's hand-over bookkeeping: next off the runq's head, g to its
-// tail. When next is all the queue holds (two gs taking turns), g takes
-// its place: the general steps would reload next->schedlink just after
-// storing g there, a store-forwarding wait (0.25 ns a yield).
-static inline void handOver(worker *p, gm_g *g, gm_g *next)
-{
-    assert1(next != g && next == p->runq.head);
-    g->schedlink = NULL;
-    if (next == p->runq.tail) {
-        p->runq.head = g;
-    } else {
-        p->runq.tail->schedlink = g;
-        p->runq.head = next->schedlink;
-    }
-    p->runq.tail = g;
-    setstatus(g, Grunnable);
-    setstatus(next, Grunning);
-    __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
-}
-
-// memcheck marked the thread's stack below the scheduler's frames as gone
-// when they returned; yieldSwapFrames runs there. Out of line: the
-// request's argument block would sit in every yielding frame, which copied
-// mode saves and restores at each switch.
-static GM_NOINLINE void scratchInUse(void *scratch)
-{
-    VALGRIND_MAKE_MEM_UNDEFINED((char *)scratch - ScratchDepth, ScratchDepth);
-}
-
-// Where yieldSwapFrames runs: the scheduler's thread stack, below its
-// saved context (p->sp) and a red zone, 16-byte aligned.
-static inline void *yieldScratch(const worker *p)
-{
-    return (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
-}
-
-static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
-
-// gm_yield's hand-over to a copied-mode next (next->directCopy), checks
-// done: one context switch instead of two through the scheduler. When
-// next's frames must be copied onto the execution stack the yielding g
-// runs on, the copy runs on the scheduler's thread stack below its saved
-// context (idle while a g runs).
-static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
-{
-    assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
-    if (GM_UNLIKELY(ownStack(g) || p->owner == next || p->onValgrind)) {
-        yieldCopiedFromOwn(p, g, next);
-        return;
-    }
-    // Two copied gs: g's frames are on the execution stack and must go
-    // before next's come in, from the scheduler's stack.
-    handOver(p, g, next);
-    swapctxVia(&g->sp, yieldScratch(p), yieldSwapFrames, p);
-}
-
-// yieldCopied's other cases (a frame of its own is fine here): g runs on
-// its own stack, or next's frames are in place, or memcheck watches.
-static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next)
-{
-    handOver(p, g, next);
-    if (p->owner == next) { // g is dedicated and next ran last: its frames are in place
-        swapctx(&g->sp, next->sp);
-    } else if (ownStack(g)) { // g is not on the execution stack: copy from here
-        takeExecStack(p, next);
-        swapctx(&g->sp, next->sp);
-    } else {
-        void *scratch = yieldScratch(p);
-        scratchInUse(scratch);
-        swapctxVia(&g->sp, scratch, yieldSwapFrames, p);
-    }
-}
-
-// The rest of gm_yield, and its misuse reported: a round trip through the
-// scheduler's loop.
-static GM_NOINLINE void yieldSlow(void)
-{
-    worker *p = tworker;
-    gm_g *g = mustSelf(p, "gm_yield");
-    if (GM_UNLIKELY(!canaryIntact(g)))
-        switchToSched(g, false); // the loop reports it from its own stack (formatting here overflows further)
-    setstatus(g, Grunnable);
-    runqputLocal(p, g); // g is p's own
-    switchToSched(g, false);
-}
-
-// Cost (gcc 12 -O2, bench/instr.sh): the fast path is one TLS load, ~35
-// instructions and no stack frame, then a tail call of swapctx (24 more)
-// when next's frames are in place on their own stack (next->direct), or of
-// yieldCopied when next is copied-mode (its frames are copied in: ~450
-// instructions a yield between two shallow copied coroutines, most of it
-// the two copies). Anything else, misuse included, is yieldSlow's (a tail
-// call too: it sees the same caller's stack pointer, and checks again to
-// report). Go's gosched goes through schedule() on g0 instead. DirectYield
-// is false under the sanitizers, whose hooks run in the loop.
-void gm_yield(void)
-{
-    worker *p = tworker;
-    gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
-    if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) && canaryIntact(g))) {
-        gm_g *next = p->runq.head;
-        if (GM_LIKELY(next != NULL && loopIdle(p))) {
-            if (GM_LIKELY(next->direct)) {
-                assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
-                assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
-                handOver(p, g, next);
-                swapctx(&g->sp, next->sp);
-                return;
-            }
-            if (next->directCopy) {
-                yieldCopied(p, g, next);
-                return;
-            }
-        }
-    }
-    yieldSlow();
-}
 
 // ------------------------------------------------------------ park, ready
 

@@ -5,8 +5,9 @@
 // one intrusive queue of gs. The story of how they move is the head of
 // proc.c; the files that share these types:
 //
-//   proc.c            workers, run queues, stealing, schedule, gm_go, gm_yield,
-//                     gopark/goready
+//   proc.c            workers, run queues, stealing, schedule, gm_go, gm_main,
+//                     gopark/goready, gm_join
+//   yield.c           gm_yield and its direct hand-over
 //   stack.c           copied mode: saving and restoring frames (saved copies)
 //   time.c            the per-worker timer heap, gm_sleep, gm_after's timers,
 //                     gm_timer, gm_ticker, gm_after_func
@@ -326,6 +327,7 @@ static inline bool canaryIntact(const gm_g *g)
     return !g->canary || *(const uint64_t *)g->stack.lo == StackCanary;
 }
 
+
 // ------------------------------------------------------------ the switch
 // switch_<arch>.S (switch_amd64.S, switch_arm64.S): the context switch (see
 // its head).
@@ -345,6 +347,14 @@ const char *stackLimitHint(const gm_g *g);
 __attribute__((noreturn, cold)) void throwG(const char *what, const gm_g *g);
 // "who called outside a coroutine", and abort.
 __attribute__((noreturn, cold)) void notInCoroutine(const char *who);
+// "who called from a signal handler", or the overflow it is, and abort.
+// Out of line, so the message buffer is not part of every parking frame (a
+// copied coroutine's saved stack would carry it).
+__attribute__((noreturn, cold)) void offStack(const char *who, const gm_g *g, uintptr_t sp);
+// Queues runnable g on p, p's own thread (no lock).
+void runqputLocal(worker *p, gm_g *g);
+// Switches from the running g to its worker's scheduler loop; dying: g ended.
+void switchToSched(gm_g *g, bool dying);
 // Parks the running coroutine; unlockf(arg), if any, runs once it has
 // switched out: a waker that needs that lock cannot ready it before its
 // context is saved. reason names the wait in deadlock reports. (Go: gopark)
@@ -383,6 +393,30 @@ void proc_stats(gm_memstats *out);
 // Every worker's queues (GM_DEBUG=3): NULL or what is wrong. Takes each
 // worker's lock; the run queue is read only for the caller's own worker.
 const char *worker_valid(worker *p);
+
+// A switch from anywhere but the coroutine's own stack (a signal handler
+// on the alternate signal stack, say) would save a context that cannot be
+// resumed. A handler running on the coroutine's stack itself cannot be
+// told apart; gomem's docs forbid both. sp: the caller's
+// __builtin_dwarf_cfa() (its stack pointer before the call), which unlike
+// __builtin_frame_address needs no frame pointer.
+static inline bool onOwnStack(const gm_g *g, uintptr_t sp)
+{
+    return sp >= g->runLo && sp < g->runHi;
+}
+
+// The running g of p (tworker), which must be a coroutine calling from its
+// own stack.
+static inline gm_g *mustSelf(worker *p, const char *who)
+{
+    gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
+    if (GM_UNLIKELY(g == NULL))
+        notInCoroutine(who);
+    uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
+    if (GM_UNLIKELY(!onOwnStack(g, sp)))
+        offStack(who, g, sp);
+    return g;
+}
 
 // ------------------------------------------------------------------ stack.c
 
