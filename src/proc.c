@@ -7,7 +7,7 @@
 // Owns: groups (one per gm_main call: its workers, the live count),
 // workers (Go's P and M in one: a thread, its run queues, its execution
 // stack for copied-mode coroutines, its free g list), g descriptors and
-// their life: gm_go, gm_main, gm_yield, gopark/goready (gm_park, gm_ready),
+// their life: gm_go, gm_main, gopark/goready (gm_park, gm_ready),
 // the deadlock report.
 //
 // A g moves between states:
@@ -23,9 +23,7 @@
 // g. schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
 // gm_yield may hand over straight to the next g when the loop has nothing
-// else to do: with swapctx when the next g's frames are in place, with
-// swapctxVia (frames swapped on the scheduler's idle stack, stack.c's
-// yieldSwapFrames) when both are copied.
+// else to do (yield.c).
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
 // worker steals half of another's newq (runqsteal: those gs have no stack
