@@ -1325,11 +1325,16 @@ TEST(validators_name_broken_queues_and_timers)
 // overflow the default 8 MiB and fit in 16 MiB (a child process each, the
 // setting being read once per process).
 static volatile long maxstack_sum;
-static long go_deep(long n)
+static __attribute__((noinline)) long go_deep(long n)
 {
-    volatile char frame[1000]; // under a page: the overflow must land on the guard page
-    frame[0] = (char)n;
-    return n == 0 ? 0 : go_deep(n - 1) + frame[0];
+    // Under a page, so the overflow lands on the guard page; indexed by n so
+    // that no compiler keeps only the bytes it sees touched.
+    volatile char frame[1000];
+    frame[n % sizeof frame] = (char)n;
+    if (n == 0)
+        return 0;
+    long r = go_deep(n - 1); // used after the call: no compiler may turn the recursion into a loop
+    return r + frame[n % sizeof frame];
 }
 static void deep12(void *arg)
 {
