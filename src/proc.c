@@ -416,15 +416,15 @@ static void freeG(worker *p, gm_g *g)
     if (p->owner == g)
         p->owner = NULL;
     allgRemove(p, g);
-    // Its joiners first: once on freeq, g may be reused.
-    if (!gQueue_empty(&g->joiners)) {
-        spin_lock(&g->joinLock);
-        gm_g *j = gQueue_popAll(&g->joiners);
-        spin_unlock(&g->joinLock);
-        for (gm_g *next; j != NULL; j = next) {
-            next = j->schedlink;
-            semaReady(j);
-        }
+    // Its joiners first: once on freeq, g may be reused. Under joinLock
+    // even when none seems to wait: a joiner that saw g alive may be
+    // queueing itself right now.
+    spin_lock(&g->joinLock);
+    gm_g *j = gQueue_popAll(&g->joiners);
+    spin_unlock(&g->joinLock);
+    for (gm_g *next; j != NULL; j = next) {
+        next = j->schedlink;
+        semaReady(j);
     }
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.

@@ -1235,6 +1235,26 @@ static void join_workers_main(void *arg)
     gm_waitgroup_wait(&jx_wg);
 }
 
+// A join racing with the end: the coroutine runs on the other worker and
+// ends while the joiner checks and queues itself (a lost wake-up would
+// leave the joiner parked: a deadlock report).
+static void jr_quick(void *arg)
+{
+    (void)arg;
+}
+static void join_race_main(void *arg)
+{
+    (void)arg;
+    gm_go_options other = { GM_STACK_COPIED, 0, "quick", 2 };
+    for (int i = 0; i < 3000; i++) {
+        uint64_t id;
+        gm_g *g = gm_go_id(jr_quick, NULL, &other, &id);
+        if (i % 3 == 0)
+            gm_yield();
+        gm_join(g, id);
+    }
+}
+
 TEST(join)
 {
     CHECK_EQ(gm_main(join_main, NULL), 0);
@@ -1245,6 +1265,9 @@ TEST(join)
     CHECK_EQ(gstatus(jn_g), Gdead);
     gm_set_procs(3);
     CHECK_EQ(gm_main(join_workers_main, NULL), 0);
+    gm_go_options first = { GM_STACK_COPIED, 0, "joiner", 1 };
+    gm_go_opts(join_race_main, NULL, &first);
+    CHECK_EQ(gm_main(NULL, NULL), 0);
     gm_set_procs(1);
     CHECK_EQ(jx_bad, 0);
 }
