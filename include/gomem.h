@@ -576,7 +576,8 @@ GM_API gm_chan *gm_after(uint64_t ns);
 // ends with main whatever its timers). A reset of a stopped timer from
 // outside a coroutine starts it on the worker it last ran on, while that
 // worker's gm_main runs. Creating allocates once (the timer and its
-// channel together); stop and reset never allocate.
+// channel together); stop and reset never allocate. A NULL timer or ticker
+// given to any of these but the _free calls: message and abort.
 typedef struct gm_timer gm_timer;
 typedef struct gm_ticker gm_ticker;
 // A timer that fires once, ns nanoseconds from now, sending the

@@ -297,18 +297,28 @@ gm_timer *gm_timer_new(uint64_t ns)
     return t;
 }
 
+// A NULL timer or ticker: Go panics on a nil *Timer; here a message.
+static void mustTimer(const void *t, const char *who)
+{
+    if (t == NULL)
+        throw("%s(NULL)", who);
+}
+
 gm_chan *gm_timer_chan(gm_timer *t)
 {
+    mustTimer(t, "gm_timer_chan");
     return t->c;
 }
 
 int gm_timer_stop(gm_timer *t)
 {
+    mustTimer(t, "gm_timer_stop");
     return timerModify(t, 0, 0);
 }
 
 int gm_timer_reset(gm_timer *t, uint64_t ns)
 {
+    mustTimer(t, "gm_timer_reset");
     return timerModify(t, deadline(ns), 0);
 }
 
@@ -369,16 +379,19 @@ gm_ticker *gm_ticker_new(uint64_t period)
 
 gm_chan *gm_ticker_chan(gm_ticker *tk)
 {
+    mustTimer(tk, "gm_ticker_chan");
     return tk->t.c;
 }
 
 void gm_ticker_stop(gm_ticker *tk)
 {
+    mustTimer(tk, "gm_ticker_stop");
     timerModify(&tk->t, 0, 0);
 }
 
 int gm_ticker_reset(gm_ticker *tk, uint64_t period)
 {
+    mustTimer(tk, "gm_ticker_reset");
     if (period == 0) {
         errno = EINVAL;
         return -1;

@@ -533,8 +533,19 @@ static void stopped_deadlock(void *arg)
     gm_main(stopped_deadlock_main, arg);
 }
 
+static void stop_null(void *arg)
+{
+    gm_timer_stop(arg);
+}
+static void ticker_reset_null(void *arg)
+{
+    gm_ticker_reset(arg, 1000);
+}
+
 TEST(misuse_is_caught)
 {
+    CHECK_DEATH(stop_null, NULL, "gm_timer_stop(NULL)");
+    CHECK_DEATH(ticker_reset_null, NULL, "gm_ticker_reset(NULL)");
     CHECK_DEATH(free_timer_chan, NULL, "a timer's (gm_timer_free or gm_ticker_free frees it)");
     CHECK_DEATH(close_timer_chan, NULL, "close of channel 0x");
     CHECK_DEATH(close_timer_chan, NULL, "a timer's");
