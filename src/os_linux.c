@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/auxv.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -423,12 +422,17 @@ uint64_t os_rss(void)
     return rss * (uint64_t)os_physpagesize();
 }
 
+// The futex operations (linux/futex.h, which musl-gcc's include path does
+// not reach): FUTEX_WAIT 0 and FUTEX_WAKE 1, private to this process (128).
+#define FutexWaitPrivate (0 | 128)
+#define FutexWakePrivate (1 | 128)
+
 void os_futexsleep(uint32_t *addr, uint32_t val)
 {
-    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0); // EAGAIN, EINTR: the caller checks
+    syscall(SYS_futex, addr, FutexWaitPrivate, val, NULL, NULL, 0); // EAGAIN, EINTR: the caller checks
 }
 
 void os_futexwakeup(uint32_t *addr, int n)
 {
-    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    syscall(SYS_futex, addr, FutexWakePrivate, n, NULL, NULL, 0);
 }
