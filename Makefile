@@ -73,10 +73,11 @@ VERSION := $(SOMAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
 # gm_ call links all of it; a program that calls no gm_ function and should
 # still get gomem's malloc links with -Wl,--undefined=malloc (docs/malloc.md).
 CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
+OBJCOPY ?= objcopy
 $(BUILD)/gomem.o: $(LIB_OBJS)
-	$(CC) -r -nostdlib -o $@.tmp $^ && objcopy --localize-hidden $@.tmp $@ && rm -f $@.tmp
+	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
 $(BUILD)/gomem_core.o: $(CORE_OBJS)
-	$(CC) -r -nostdlib -o $@.tmp $^ && objcopy --localize-hidden $@.tmp $@ && rm -f $@.tmp
+	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
 $(BUILD)/libgomem.a: $(BUILD)/gomem.o
 	@rm -f $@
 	ar rcs $@ $^
@@ -170,9 +171,12 @@ $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 # pages from include/gomem.h's comments, gomem(7) from docs/options.md,
 # gomem-info(1) from tools/gomem_info.c. Generated, never committed: the
 # directory is made afresh, so a page for a function since removed goes.
+# mkman runs on the build machine: the host's compiler, also when CC
+# cross-compiles (make test-aarch64).
+HOSTCC ?= cc
 $(BUILD)/mkman: tools/mkman.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
+	$(HOSTCC) -std=c11 -O2 -Wall -Wextra -Werror $< -o $@
 MAN_SOURCES := include/gomem.h docs/options.md tools/gomem_info.c
 man: $(BUILD)/man/stamp
 $(BUILD)/man/stamp: $(BUILD)/mkman $(MAN_SOURCES)
@@ -233,6 +237,7 @@ test-debug:
 # kernel's alignment rules are not enforced). Then the yield and malloc
 # micro-benchmarks once, as a smoke test. Per binary, QEMU_TIMEOUT seconds.
 AARCH64_CC ?= aarch64-linux-gnu-gcc
+AARCH64_OBJCOPY ?= aarch64-linux-gnu-objcopy
 QEMU_AARCH64 ?= qemu-aarch64
 AARCH64_SYSROOT ?= /usr/aarch64-linux-gnu
 QEMU_TIMEOUT ?= 1200
@@ -241,9 +246,9 @@ QEMU_ENV = QEMU_LD_PREFIX=$(AARCH64_SYSROOT) GOMEM_TEST_RUNNER="$(QEMU_AARCH64)"
 test-aarch64:
 	@command -v $(AARCH64_CC) >/dev/null && command -v $(QEMU_AARCH64) >/dev/null || \
 	    { echo "test-aarch64: needs $(AARCH64_CC) and $(QEMU_AARCH64) (apt-get install gcc-aarch64-linux-gnu qemu-user)"; exit 1; }
-	$(QEMU_ENV) $(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) test build-aarch64/bench/hotpaths
+	$(QEMU_ENV) $(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) OBJCOPY=$(AARCH64_OBJCOPY) test build-aarch64/bench/hotpaths
 	@echo "== the same under qemu with 64 KiB pages"
-	$(QEMU_ENV) QEMU_PAGESIZE=65536 $(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) test
+	$(QEMU_ENV) QEMU_PAGESIZE=65536 $(MAKE) BUILD=build-aarch64 CC=$(AARCH64_CC) OBJCOPY=$(AARCH64_OBJCOPY) test
 	@echo "== bench/hotpaths under $(QEMU_AARCH64): emulated wall time per op, NOT comparable to x86-64 numbers"
 	@for w in "yield 200000" "malloc 2000000"; do \
 	    set -- $$w; t0=$$(date +%s%N); \
