@@ -140,6 +140,12 @@ typedef struct gm_memstats {
     // copied mode: bytes of saved-stack buffers held now, by stack order
     // (buffer FixedStack << i); the entry at stack_orders counts larger ones.
     uint64_t coro_saved_by_order[GM_STACK_ORDERS_MAX + 1];
+    uint64_t coro_exec_stacks;  // copied mode: execution stacks mapped now, all workers
+                                // (GOMEM_EXECSTACKS per worker at most, and pinned ones)
+    uint64_t coro_frame_saves;  // copied mode: frames saved because another coroutine took
+                                // their execution stack (0 while the working set fits)
+    uint64_t coro_pins;         // copied mode: execution stacks made a coroutine's own, because
+                                // an address in its frames was handed to another coroutine
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and

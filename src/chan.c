@@ -229,6 +229,13 @@ static int tryRecvLocked(gm_chan *c, void *elem)
 static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, bool block, const bool send)
 {
     check(c, send ? "send" : "receive");
+    if (send && c->elemsize == sizeof(void *)) { // a pointer into the sender's frames pins them
+        worker *p = tworker;
+        void *v;
+        memcpy(&v, elem, sizeof v);
+        if (p != NULL && p->cur != NULL)
+            escapes(p, p->cur, v);
+    }
     spin_lock(&c->lock);
     int r = send ? trySendLocked(c, elem) : tryRecvLocked(c, elem);
     if (GM_DEBUG >= 3)

@@ -72,10 +72,13 @@ void describeG(char *buf, size_t n, const gm_g *g)
 {
     snprintf(buf, n, "coroutine %llu%s%s%s (%s stack, %zu bytes)", (unsigned long long)g->id,
              g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "",
-             g->mode == GM_STACK_DEDICATED ? "dedicated" : g->checked ? "copied, stackcheck" : "copied",
+             g->mode == GM_STACK_DEDICATED ? "dedicated"
+             : g->checked                  ? "copied, stackcheck"
+             : g->pinned                   ? "copied, pinned"
+                                           : "copied",
              g->mode == GM_STACK_DEDICATED ? (size_t)(g->stack.hi - g->stack.lo)
              : g->checked                  ? CheckStackSize
-                                           : execStackSize(g->p));
+                                           : execStackSize());
 }
 
 const char *stackLimitHint(const gm_g *g)
@@ -108,7 +111,7 @@ static inline void checkCanary(const gm_g *g)
 // ------------------------------------------------------------- workers
 
 // The parts of a worker that only its own thread sets up: the execution
-// stack's mapping is made here too, so its first touch is by that thread.
+// stacks' mappings are made here too, so their first touch is by that thread.
 static worker *workerNew(group *grp, int id)
 {
     worker *p = gm_calloc(1, sizeof *p);
@@ -117,26 +120,14 @@ static worker *workerNew(group *grp, int id)
     p->grp = grp;
     p->id = id;
     p->serial = atomic_fetch_add_explicit(&workerSerialGen, 1, memory_order_relaxed) + 1;
-    runtime_init(); // runtime_maxstack
-    size_t page = os_physpagesize(), size = runtime_maxstack;
-    // Reserved inaccessible, then all but the lowest page (the guard)
-    // made usable.
-    char *m = os_reserve(size + page, page);
-    if (m != NULL && os_commit(m + page, size) != 0) {
-        os_release(m, size + page);
-        m = NULL;
-    }
-    if (m == NULL || netpollinit(p) != 0) {
-        int err = m == NULL ? ENOMEM : errno;
-        if (m != NULL)
-            os_release(m, size + page);
+    runtime_init(); // runtime_maxstack, runtime_execstacks
+    if (!execStacksInit(p) || netpollinit(p) != 0) {
+        int err = p->exec[0].lo == NULL ? ENOMEM : errno;
+        execStacksFree(p);
         gm_free(p);
         errno = err == EMFILE || err == ENFILE ? err : ENOMEM;
         return NULL;
     }
-    p->stackBase = m + page;
-    p->stackTop = m + page + size;
-    p->vgStack = VALGRIND_STACK_REGISTER(p->stackBase, p->stackTop);
     p->onValgrind = RUNNING_ON_VALGRIND != 0;
     spin_lock(&allWorkersLock);
     p->allnext = allWorkers;
@@ -166,7 +157,6 @@ static void workerUnbind(worker *p)
 
 static void workerFree(worker *p)
 {
-    size_t page = os_physpagesize();
     if (!gQueue_empty(&p->freeq)) { // descriptors are never freed (gm_join may still read them)
         spin_lock(&gFreeLock);
         for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
@@ -182,8 +172,7 @@ static void workerFree(worker *p)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
     dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
-    VALGRIND_STACK_DEREGISTER(p->vgStack);
-    os_release(p->stackBase - page, execStackSize(p) + page);
+    execStacksFree(p);
     netpollclose(p);
     gm_free(p);
 }
@@ -380,9 +369,9 @@ static gm_g *runqsteal(worker *p)
 static inline void switchToG(worker *p, gm_g *g)
 {
     if (!ownStack(g))
-        track_switchStart(&p->asanFake, p->stackBase, execStackSize(p));
+        track_switchStart(&p->asanFake, g->exec->lo, execStackSize());
     else
-        track_switchStart(&p->asanFake, (void *)g->stack.lo, g->stack.hi - g->stack.lo);
+        track_switchStart(&p->asanFake, (void *)g->runLo, g->runHi - g->runLo);
     track_toFiber(&g->tsanFiber);
     swapctx(&p->sp, g->sp);
     track_switchFinish(p->asanFake);
@@ -411,10 +400,8 @@ static void coroMain(gm_g *g)
 
 static void freeG(worker *p, gm_g *g)
 {
-    stackReleaseG(g, p->onValgrind);
+    stackReleaseG(p, g, p->onValgrind);
     track_fiberDestroy(&g->tsanFiber);
-    if (p->owner == g)
-        p->owner = NULL;
     allgRemove(p, g);
     // Its joiners first: once on freeq, g may be reused. Under joinLock
     // even when none seems to wait: a joiner that saw g alive may be
@@ -545,10 +532,14 @@ static void schedule(worker *p)
     gm_g *g;
     while ((g = findRunnable(p)) != NULL) {
         if (!ownStack(g)) {
-            if (p->owner != g || !g->started)
+            if (!g->started)
+                execBind(p, g);
+            execStack *es = g->exec;
+            es->used = ++p->nswitch;
+            if (es->owner != g || !g->started)
                 takeExecStack(p, g);
             if (!g->started)
-                g->sp = gostartcall(p->stackTop, g, coroMain);
+                g->sp = gostartcall(es->hi, g, coroMain);
         } else if (!g->started) {
             g->sp = gostartcall((char *)g->stack.hi - stackColor(g), g, coroMain);
         } else if (g->checked) {
@@ -556,8 +547,10 @@ static void schedule(worker *p)
         }
         if (!g->started) {
             g->started = true;
-            g->runLo = ownStack(g) ? g->stack.lo : (uintptr_t)p->stackBase;
-            g->runHi = ownStack(g) ? g->stack.hi : (uintptr_t)p->stackTop;
+            if (ownStack(g)) { // (execBind set a copied g's)
+                g->runLo = g->stack.lo;
+                g->runHi = g->stack.hi;
+            }
             g->direct = DirectYield && g->mode == GM_STACK_DEDICATED;
             g->directCopy = DirectYield && g->mode == GM_STACK_COPIED && !g->checked;
             allgAdd(p, g);
@@ -619,14 +612,32 @@ const char *worker_valid(worker *p)
     for (gm_g *g = p->runq.head; g != NULL; g = g->schedlink)
         if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->runq.tail))
             return "worker: runq holds a g that is not runnable on this worker";
-    bool ownerSeen = p->owner == NULL;
+    long bound[MaxExecStacks] = { 0 };
     for (gm_g *g = p->allg; g != NULL; g = g->allnext) {
         if (!g->started || g->p != p || gstatus(g) == Gdead)
             return "worker: allg holds a g that is not started and alive on this worker";
-        ownerSeen |= g == p->owner;
+        if ((g->exec != NULL) == ownStack(g))
+            return "worker: a g is bound to an execution stack and runs on its own, or neither";
+        if (g->exec != NULL) {
+            long i = g->exec - p->exec;
+            if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
+                return "worker: a g is bound to an execution stack that is not one of its worker's";
+            if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
+                return "worker: a g's frame range is not its execution stack's";
+            if ((g->exec->owner == g) != g->onExec)
+                return "worker: a g's onExec disagrees with its execution stack's owner";
+            bound[i]++;
+        }
     }
-    if (!ownerSeen)
-        return "worker: the execution stack's owner is not one of its gs";
+    for (int i = 0; i < p->nexec; i++) {
+        const execStack *es = &p->exec[i];
+        if (es->nbound != bound[i])
+            return "worker: an execution stack's nbound is not the count of gs bound to it";
+        if (es->owner != NULL && es->owner->exec != es)
+            return "worker: an execution stack's owner is not bound to it";
+        if (es->lo == NULL && (es->owner != NULL || es->nbound != 0))
+            return "worker: an unmapped execution stack has gs";
+    }
     return timers_valid(p);
 }
 
@@ -671,6 +682,8 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
     worker *p = getworker();
     if (p == NULL)
         return NULL;
+    if (p->cur != NULL) // an argument in the caller's frames pins them (stack.c's head)
+        escapes(p, p->cur, arg);
     gm_g *g = gfget(p);
     if (g == NULL)
         return NULL;

@@ -17,6 +17,7 @@
 //   GOMEM_SCAVENGE_DELAY=ms  how long freed pages wait before they go back
 //   GOMEM_PROCS=N            workers of gm_main (default: the CPUs)
 //   GOMEM_MAXSTACK=N         a copied coroutine's deepest stack (default 8m)
+//   GOMEM_EXECSTACKS=N       execution stacks per worker for copied coroutines (default 8)
 //   GOMEM_SECURE=1           hardened heap (malloc.c)
 //   GOMEM_ALIGN16=1          gm_malloc results 16-byte aligned, as glibc's
 //   GOMEM_MAXTINY=0|8|16|32  the tiny allocator's block size (0: off)
@@ -40,6 +41,7 @@
 debugVars debug;
 int runtime_procs; // GOMEM_PROCS, 0 if unset
 size_t runtime_maxstack = DefaultMaxStack;
+int runtime_execstacks = DefaultExecStacks;
 bool runtime_secure; // GOMEM_SECURE=1
 static _Atomic int runtime_inited; // 0 never, 1 in progress, 2 done
 
@@ -130,7 +132,7 @@ static void parse_debug(const char *v)
 // Every GOMEM_* the runtime reads; GOMEM_TEST_* belongs to gomem's tests.
 static const char *const knownOptions[] = {
     "VERBOSE", "DEBUG", "SCAVENGE", "SCAVENGE_DELAY", "PROCS", "SECURE", "ALIGN16", "MAXTINY",
-    "MAXSTACK", "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
+    "MAXSTACK", "EXECSTACKS", "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
 };
 
 // A GOMEM_* variable gomem does not know is most likely a typo (GOMEM_STAT
@@ -250,6 +252,16 @@ void runtime_init(void)
             runtime_maxstack = ((size_t)n + 65535) & ~(size_t)65535; // whole pages of every size
         else
             runtime_warning("GOMEM_MAXSTACK='%s' is not a size from 64k to 1g; using 8m", v);
+    }
+    v = os_getenv("GOMEM_EXECSTACKS");
+    if (v != NULL && *v != 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (*end == 0 && n >= 1 && n <= MaxExecStacks)
+            runtime_execstacks = (int)n;
+        else
+            runtime_warning("GOMEM_EXECSTACKS='%s' is not a number from 1 to %d; using %d", v, MaxExecStacks,
+                            DefaultExecStacks);
     }
     warnUnknownOptions();
     atomic_store_explicit(&runtime_inited, 2, memory_order_release);

@@ -8,7 +8,8 @@
 //   proc.c            workers, run queues, stealing, schedule, gm_go, gm_main,
 //                     gopark/goready, gm_join
 //   yield.c           gm_yield and its direct hand-over
-//   stack.c           copied mode: saving and restoring frames (saved copies)
+//   stack.c           copied mode: execution stacks, saving and restoring frames
+//                     (saved copies), pinning
 //   time.c            the per-worker timer heap, gm_sleep, gm_after's timers,
 //                     gm_timer, gm_ticker, gm_after_func
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
@@ -71,7 +72,12 @@ struct gm_g {
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
     int stackLock;             // copied: a spin lock; see stack.c's head
-    bool onExec;               // copied: its frames are on p's execution stack now; guarded by stackLock
+    bool onExec;               // copied: its frames are on its execution stack now; guarded by stackLock
+    bool own;                  // its frames run on a stack nobody else uses (ownStack): dedicated,
+                               // stackcheck, or a pinned copied g; p's thread
+    bool pinned;               // copied, and its execution stack became its own (stack.c, pinG)
+    struct execStack *exec;    // copied, not pinned: the execution stack of p its frames run on, chosen
+                               // when it starts (execBind); immutable once started
     bool guarded;              // dedicated: lowest page is PROT_NONE
     bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
@@ -80,7 +86,8 @@ struct gm_g {
     bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in:
                                // started, copied, not checked, no sanitizer hooks; immutable once started
     uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
-                               // (dedicated, stackcheck) or p's execution stack; immutable once started
+                               // (dedicated, stackcheck) or one of p's execution stacks; immutable once
+                               // started (pinning keeps the range: the stack changes hands, not place)
     bool parked;               // counted in p->nwaiting; p's thread
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
     long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
@@ -162,7 +169,19 @@ typedef struct group {
     bool running;
 } group;
 
-// A worker: a thread, its queues, its execution stack for copied-mode gs,
+// One of a worker's execution stacks (stack.c's head tells the policy):
+// copied-mode gs bound to it run their frames here, one at a time; the
+// others wait in saved copies. A guard page below lo. p's thread only.
+typedef struct execStack {
+    char *lo, *hi;             // [lo, hi); lo NULL: not mapped (yet, or again after a pin took it)
+    gm_g *owner;               // the g whose frames occupy it, or NULL
+    long nbound;               // live started gs bound to it (g->exec): their frames belong here
+    uint64_t used;             // p->nswitch when a g last switched to it: the least recent is given
+                               // to a new g when none is free
+    unsigned vgStack;          // valgrind's id of the stack
+} execStack;
+
+// A worker: a thread, its queues, its execution stacks for copied-mode gs,
 // its timers and its poller. Queue invariants (worker_valid checks them):
 // every g on runq, inbox and newq is Grunnable with g->p == p (but the
 // inbox's timerNote, which is no g); the gs of
@@ -191,9 +210,9 @@ struct worker {
     void *sp;                  // the scheduler's own context
     gm_g *cur;                 // running g, or NULL (read relaxed by gm_stats)
     gQueue freeq;              // dead gs, reused oldest first (to the process-wide gFree when p goes)
-    char *stackBase;           // copied mode: the execution stack [stackBase, stackTop), guard below
-    char *stackTop;
-    gm_g *owner;               // copied g whose frames occupy the execution stack
+    execStack exec[MaxExecStacks]; // copied mode: the first nexec may be mapped
+    int nexec;                 // slots used so far, at most MaxExecStacks
+    uint64_t nswitch;          // switches to copied gs (execStack.used's clock)
     void (*unlockf)(void *);   // run once cur has switched out (gopark)
     void *unlockarg;
     timer *timers;             // min-heap by when
@@ -203,7 +222,6 @@ struct worker {
     void *altstack;            // for the SIGSEGV handler
     void *asanFake;            // AddressSanitizer: the scheduler's fake stack
     void *tsanFiber;           // ThreadSanitizer: the thread's own fiber
-    unsigned vgStack;          // valgrind's id of the execution stack
     bool onValgrind;           // memcheck's requests are made only then: each costs ~12 instructions
     const void *threadStack;   // AddressSanitizer: the thread's own stack
     size_t threadStackSize;
@@ -307,16 +325,11 @@ static inline void setstatus(gm_g *g, int st)
     atomic_store_explicit(&g->status, st, memory_order_release);
 }
 
-// The bytes of p's execution stack (runtime_maxstack when p was made).
-static inline size_t execStackSize(const worker *p)
-{
-    return (size_t)(p->stackTop - p->stackBase);
-}
-
-// A g whose frames live on a stack of its own (not the execution stack).
+// A g whose frames live on a stack of its own (not a shared execution
+// stack): dedicated, stackcheck, pinned.
 static inline bool ownStack(const gm_g *g)
 {
-    return g->mode == GM_STACK_DEDICATED || g->checked;
+    return g->own;
 }
 
 // A dedicated stack too small for a guard page (or whose guard page could
@@ -420,16 +433,42 @@ static inline gm_g *mustSelf(worker *p, const char *who)
 
 // ------------------------------------------------------------------ stack.c
 
-// Puts g's frames on p's execution stack, saving the owner's first (a new
+// Maps p's first execution stack (the rest are mapped when needed); false
+// and ENOMEM when it cannot. Unmaps them all.
+bool execStacksInit(worker *p);
+void execStacksFree(worker *p);
+// Chooses the execution stack a new copied g will run on (Go has no
+// counterpart: its stacks move instead).
+void execBind(worker *p, gm_g *g);
+// Puts g's frames on its execution stack, saving the owner's first (a new
 // g gets its first frame there).
 void takeExecStack(worker *p, gm_g *g);
-// gm_yield's swap of two copied gs' frames: run by swapctxVia on the
-// scheduler's stack, arg is p, p->owner yields to p->cur. Returns cur's sp.
+// gm_yield's swap of two copied gs' frames on one execution stack: run by
+// swapctxVia on the scheduler's stack, arg is p, the stack's owner yields
+// to p->cur. Returns cur's sp.
 void *yieldSwapFrames(void *arg);
+// The running copied g hands the address addr in its own frames to another
+// coroutine (gm_go's argument, a pointer sent on a channel): its execution
+// stack becomes its own, so the address stays valid while it is parked.
+void pinG(worker *p, gm_g *g);
+static inline void escapes(worker *p, gm_g *g, const void *addr)
+{
+    if (GM_UNLIKELY((uintptr_t)addr - g->runLo < g->runHi - g->runLo) && !g->own)
+        pinG(p, g);
+}
+// A sync object or channel at addr, used by the running coroutine (or a
+// plain thread) about to park or wake on it, must not sit in the frames of
+// another copied coroutine that are not pinned: they move. Throws naming
+// both (who: the call).
+void checkNotInParkedFrames(const char *who, const void *addr);
+// Overflow: whether the fault address a is in g's guard page.
+bool inGuard(const gm_g *g, uintptr_t a);
+// The bytes a copied g's frames may use (its execution stack's size).
+size_t execStackSize(void);
 // A new g's stack for its mode (dedicatedSize 0: DefaultDedicated); false
 // and ENOMEM when there is none. An ended g's stack back where it came from.
 bool stackInitG(gm_g *g, size_t dedicatedSize);
-void stackReleaseG(gm_g *g, bool onValgrind);
+void stackReleaseG(worker *p, gm_g *g, bool onValgrind);
 // stackcheck: opens (prot false) or protects a checked g's stack.
 void protectChecked(gm_g *g, bool prot);
 // Copies n bytes to or from addr in g's frames: a parked copied-mode

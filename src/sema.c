@@ -82,6 +82,7 @@ void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg,
         threadWait(q, unlockf, arg, want);
         return;
     }
+    checkNotInParkedFrames(reason, q);
     g->semaWant = want;
     gQueue_pushBack(q, g);
     gopark(reason, unlockf, arg);

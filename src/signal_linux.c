@@ -35,11 +35,7 @@ static void onSegv(int sig, siginfo_t *info, void *uctx)
     uintptr_t a = (uintptr_t)info->si_addr;
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g != NULL) {
-        size_t page = os_physpagesize();
-        bool hit = ownStack(g)
-                       ? g->guarded && a >= g->stack.lo && a < g->stack.lo + page
-                       : a >= (uintptr_t)p->stackBase - page && a < (uintptr_t)p->stackBase;
-        if (hit) {
+        if (inGuard(g, a)) {
             char buf[200];
             describeG(buf, sizeof buf, g);
             // snprintf is not async-signal-safe in general; this process is

@@ -486,24 +486,54 @@ uintptr_t runtime_secret(uintptr_t salt)
 //   dedicated   its stack, from gm_stackalloc; a stack of two OS pages or
 //               more has its lowest page PROT_NONE (g->guarded), a smaller
 //               one StackCanary in its lowest word (g->canary).
-//   copied      the saved copy of its frames while another g's occupy the
-//               worker's execution stack: savedLen bytes at stack.lo, from
+//   copied      the saved copy of its frames while another g's occupy its
+//               execution stack: savedLen bytes at stack.lo, from
 //               gm_stackalloc; it doubles when the used frames no longer
 //               fit and halves when under a quarter is used (Go's policy).
-//               A g that resumes while still the owner costs no copy.
 //   stackcheck  (GOMEM_DEBUG=stackcheck, copied) a mapping of its own with a
 //               guard page, PROT_NONE while it is parked (g->protected), so
 //               a pointer into a parked stack faults where it is used.
+//
+// Execution stacks. C frames hold their own addresses, so a copied g's
+// frames must come back to the addresses they left: each copied g is bound,
+// when it starts, to one of its worker's execution stacks (g->exec; Go moves
+// stacks instead, which needs pointer maps). Each worker maps up to
+// GOMEM_EXECSTACKS of them (default 8; GOMEM_MAXSTACK bytes of address space
+// each, a guard page below, pages touched only as deep as frames go). A new
+// g takes a free one (its owner ended), else maps another while fewer than
+// the limit are, else shares the one whose owner ran least recently
+// (execStack.used). A switch to a g whose frames are still in place (it is
+// its stack's owner) copies nothing, at any depth: the working set of up to
+// GOMEM_EXECSTACKS coroutines switches like dedicated ones; only a g whose
+// stack another g took has its frames saved (at that g's first switch in)
+// and copied back when it runs again. One execution stack per worker is the
+// classic shared-stack design (libaco's); every g on its own is dedicated
+// mode's.
+//
+// Pinning. A pointer into a copied g's frames stays valid only while they
+// are in place. When the running g hands such an address to another
+// coroutine where gomem sees it (gm_go's argument; a pointer-sized value
+// sent on a channel: escapes()), and no other live g is bound to its
+// execution stack, the stack becomes the g's own (pinG, g->pinned): nobody
+// else is bound to it again, the worker maps a fresh one in its place when
+// it needs one, and the pinned g's stack goes back to the worker when the g
+// ends. When other gs share it, their frames must return to the same
+// addresses, so it cannot be given away: the hand-over is the misuse, named
+// at that point with both coroutines. Sync objects and channels that a
+// coroutine parks or wakes on are checked too (checkNotInParkedFrames): one
+// in the unpinned frames of another coroutine of this worker is named.
 //
 // Locking: g.stackLock guards where a copied g's frames are (onExec, stack,
 // savedLen) and g.protected, so that another thread can copy into a parked
 // g's variable (a channel send) while its worker saves or restores it.
 // A runnable g is copied into by nobody (its waker finished first), so the
 // worker takes the lock only to save a parked owner. checkLock guards the
-// checkedGs list (the fault handler reads it without the lock).
+// checkedGs list (the fault handler reads it without the lock). The
+// execution stacks are their worker's thread's only; nbound counts the live
+// gs bound to each.
 
-static _Atomic uint64_t statGrows, statShrinks;
-static _Atomic int64_t statSavedBytes;
+static _Atomic uint64_t statGrows, statShrinks, statSaves, statPins;
+static _Atomic int64_t statSavedBytes, statExecStacks;
 static _Atomic int64_t statSavedOrder[NumStackOrders + 1]; // saved-copy bytes by order (+1: larger)
 static int checkLock;
 gm_g *checkedGs;
@@ -551,10 +581,98 @@ static GM_NOINLINE void resizeSaved(gm_g *g, size_t size, size_t used)
     g->stack = nb;
 }
 
-// Saves the owner's frames [sp, top) into its buffer.
-static inline void saveStack(worker *p, gm_g *g)
+// ----------------------------------------------------- execution stacks
+
+size_t execStackSize(void)
 {
-    size_t used = (size_t)(p->stackTop - (char *)g->sp);
+    return runtime_maxstack;
+}
+
+// Maps es: reserved inaccessible, then all but the lowest page (the guard)
+// made usable. False when the kernel has no memory or mappings left.
+static bool execMap(execStack *es)
+{
+    size_t page = os_physpagesize(), size = runtime_maxstack;
+    char *m = os_reserve(size + page, page);
+    if (m != NULL && os_commit(m + page, size) != 0) {
+        os_release(m, size + page);
+        m = NULL;
+    }
+    if (m == NULL)
+        return false;
+    *es = (execStack){ .lo = m + page, .hi = m + page + size };
+    es->vgStack = VALGRIND_STACK_REGISTER(es->lo, es->hi);
+    atomic_fetch_add_explicit(&statExecStacks, 1, memory_order_relaxed);
+    return true;
+}
+
+static void execUnmap(char *lo, char *hi, unsigned vgStack)
+{
+    size_t page = os_physpagesize();
+    VALGRIND_STACK_DEREGISTER(vgStack);
+    os_release(lo - page, (size_t)(hi - lo) + page);
+    atomic_fetch_sub_explicit(&statExecStacks, 1, memory_order_relaxed);
+}
+
+bool execStacksInit(worker *p)
+{
+    if (!execMap(&p->exec[0])) {
+        errno = ENOMEM;
+        return false;
+    }
+    p->nexec = 1;
+    return true;
+}
+
+void execStacksFree(worker *p)
+{
+    for (int i = 0; i < p->nexec; i++)
+        if (p->exec[i].lo != NULL)
+            execUnmap(p->exec[i].lo, p->exec[i].hi, p->exec[i].vgStack);
+}
+
+// Cost: the first stack is usually free (a g that ran to its end left it):
+// one pass over at most GOMEM_EXECSTACKS entries, no system call. Mapping
+// another (a system call) happens at most GOMEM_EXECSTACKS times per
+// worker, or after pins. The limit is read here, not when p was made, so
+// tests can lower it between runs.
+void execBind(worker *p, gm_g *g)
+{
+    int lim = runtime_execstacks < p->nexec ? runtime_execstacks : p->nexec;
+    execStack *es = NULL, *lru = NULL, *unmapped = NULL;
+    for (int i = 0; i < lim; i++) {
+        execStack *e = &p->exec[i];
+        if (e->lo == NULL) {
+            if (unmapped == NULL)
+                unmapped = e;
+        } else if (e->nbound == 0) {
+            es = e;
+            break;
+        } else if (lru == NULL || e->used < lru->used) {
+            lru = e;
+        }
+    }
+    if (es == NULL && unmapped == NULL && p->nexec < runtime_execstacks)
+        unmapped = &p->exec[p->nexec];
+    if (es == NULL && unmapped != NULL && execMap(unmapped)) {
+        es = unmapped;
+        if (es == &p->exec[p->nexec])
+            p->nexec++;
+    }
+    if (es == NULL)
+        es = lru;
+    if (es == NULL) // every stack pinned away and none can be mapped
+        throwG("out of memory mapping an execution stack for", g);
+    es->nbound++;
+    g->exec = es;
+    g->runLo = (uintptr_t)es->lo;
+    g->runHi = (uintptr_t)es->hi;
+}
+
+// Saves the owner's frames [sp, top) into its buffer.
+static inline void saveStack(execStack *es, gm_g *g)
+{
+    size_t used = (size_t)(es->hi - (char *)g->sp);
     size_t size = g->stack.hi - g->stack.lo;
     if (GM_UNLIKELY(size < used || (size > FixedStack && used < size / 4)))
         resizeSaved(g, size, used);
@@ -564,34 +682,36 @@ static inline void saveStack(worker *p, gm_g *g)
 
 // The one frame swap of copied mode: the owner's frames out to its saved
 // copy, g's in (an unstarted g has none yet: the caller lays out its first
-// frame). yield: gm_yield's case, known at compile time, where the owner is
-// the yielder (runnable: no lock) and g has run.
+// frame). yield: gm_yield's case on one execution stack, known at compile
+// time, where the owner is the yielder (runnable: no lock) and g has run.
 static inline __attribute__((always_inline)) void swapFrames(worker *p, gm_g *g, const bool yield)
 {
-    gm_g *old = p->owner;
+    execStack *es = g->exec;
+    gm_g *old = es->owner;
     size_t clear = 0;
     if (old != NULL) {
         bool lock = !yield && gstatus(old) == Gwaiting;
         if (lock)
             spin_lock(&old->stackLock);
-        saveStack(p, old);
+        saveStack(es, old);
         old->onExec = false;
         if (lock)
             spin_unlock(&old->stackLock);
         clear = old->savedLen;
+        atomic_fetch_add_explicit(&statSaves, 1, memory_order_relaxed);
     }
-    track_stackReused(p->stackTop, clear, execStackSize(p));
+    track_stackReused(es->hi, clear, execStackSize());
     bool started = yield || g->started;
     // memcheck marked the execution stack below the last sp as gone; the
     // frames copied (or laid out) there are live again.
     if (GM_UNLIKELY(p->onValgrind)) {
         size_t need = started ? g->savedLen : 128;
-        VALGRIND_MAKE_MEM_UNDEFINED(p->stackTop - need, need);
+        VALGRIND_MAKE_MEM_UNDEFINED(es->hi - need, need);
     }
     if (started)
-        copyStack(p->stackTop - g->savedLen, (void *)g->stack.lo, g->savedLen);
+        copyStack(es->hi - g->savedLen, (void *)g->stack.lo, g->savedLen);
     g->onExec = true;
-    p->owner = g;
+    es->owner = g;
 }
 
 void takeExecStack(worker *p, gm_g *g)
@@ -603,9 +723,93 @@ void *yieldSwapFrames(void *arg)
 {
     worker *p = arg;
     gm_g *next = p->cur;
-    assert1(p->owner != NULL && gstatus(p->owner) == Grunnable && next->started);
+    assert1(next->exec->owner != NULL && gstatus(next->exec->owner) == Grunnable && next->started);
     swapFrames(p, next, true);
     return next->sp;
+}
+
+static GM_COLD __attribute__((noreturn)) void throwShared(const char *what, const gm_g *g, const void *addr)
+{
+    char buf[200];
+    describeG(buf, sizeof buf, g);
+    throw("%s: %p points into the frames of %s, whose execution stack %ld other coroutines share: its frames "
+          "move while it is parked, so no other coroutine may keep that address (allocate the object, or "
+          "start the coroutine with GM_STACK_DEDICATED; docs/stack-or-heap.md)",
+          what, addr, buf, (long)g->exec->nbound - 1);
+}
+
+void pinG(worker *p, gm_g *g)
+{
+    (void)p;
+    execStack *es = g->exec;
+    assert1(es->owner == g && g->onExec && !g->own);
+    if (es->nbound != 1)
+        throwShared("a pointer handed to another coroutine", g, NULL);
+    // The stack changes hands, not place: runLo/runHi stay. The worker's
+    // slot is empty until execBind maps another.
+    g->vgStack = es->vgStack;
+    *es = (execStack){ 0 };
+    g->exec = NULL;
+    g->pinned = g->own = true;
+    g->direct = DirectYield; // its frames never move now
+    g->directCopy = false;
+    if (g->stack.lo != 0) { // a saved copy from an earlier eviction: never needed again
+        savedBytesAdd(g->stack.hi - g->stack.lo, -1);
+        gm_stackfree(g->stack);
+        g->stack = (gm_stack){ 0, 0 };
+        g->savedLen = 0;
+    }
+    atomic_fetch_add_explicit(&statPins, 1, memory_order_relaxed);
+    if (debug.stacks)
+        fprintf(stderr, "gomem: coroutine %llu pinned its execution stack (an address in its frames escaped)\n",
+                (unsigned long long)g->id);
+}
+
+// A pinned g's stack, back to its worker: into an empty slot (a later
+// execBind would map one), else unmapped. Its pages stay as touched.
+static void unpinG(worker *p, gm_g *g)
+{
+    for (int i = 0; i < p->nexec; i++) {
+        if (p->exec[i].lo == NULL) {
+            p->exec[i] = (execStack){ .lo = (char *)g->runLo, .hi = (char *)g->runHi, .vgStack = g->vgStack };
+            return;
+        }
+    }
+    execUnmap((char *)g->runLo, (char *)g->runHi, g->vgStack);
+}
+
+void checkNotInParkedFrames(const char *who, const void *addr)
+{
+    worker *p = tworker;
+    if (p == NULL)
+        return;
+    gm_g *g = p->cur;
+    for (int i = 0; i < p->nexec; i++) {
+        execStack *es = &p->exec[i];
+        if ((uintptr_t)addr - (uintptr_t)es->lo >= (uintptr_t)(es->hi - es->lo) || (g != NULL && g->exec == es))
+            continue;
+        char whose[200], me[200];
+        if (es->owner != NULL)
+            describeG(whose, sizeof whose, es->owner);
+        else
+            snprintf(whose, sizeof whose, "no coroutine now");
+        if (g != NULL)
+            describeG(me, sizeof me, g);
+        else
+            snprintf(me, sizeof me, "the scheduler");
+        throw("%s: the object at %p is in the frames of another copied coroutine's execution stack (its owner: "
+              "%s), used by %s: those frames move while their coroutine is parked (allocate the object, or pass "
+              "its address as gm_go's argument, which keeps the parent's frames in place; docs/stack-or-heap.md)",
+              who, addr, whose, me);
+    }
+}
+
+bool inGuard(const gm_g *g, uintptr_t a)
+{
+    size_t page = os_physpagesize();
+    if (g->mode == GM_STACK_DEDICATED || g->checked)
+        return g->guarded && a >= g->stack.lo && a < g->stack.lo + page;
+    return a >= g->runLo - page && a < g->runLo;
 }
 
 static void dropSavedStack(gm_g *g)
@@ -676,9 +880,10 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         if (g->protected)
             g->protected = protectStack(g, true);
     } else {
-        worker *p = g->p;
+        // Pinned (its frames never move again) or on its execution stack:
+        // in place. Else in its saved copy.
         char *a = addr;
-        if (!g->onExec && a >= p->stackBase && a < p->stackTop) {
+        if (!g->pinned && !g->onExec && (uintptr_t)a >= g->runLo && (uintptr_t)a < g->runHi) {
             if (a < (char *)g->sp)
                 throwG("internal error: translating an address below the saved stack of", g);
             a = (char *)g->stack.lo + (a - (char *)g->sp);
@@ -721,6 +926,7 @@ bool stackInitG(gm_g *g, size_t dedicatedSize)
         g->stack = gm_stackalloc(dedicatedSize ? dedicatedSize : DefaultDedicated);
         if (g->stack.lo == 0)
             return false;
+        g->own = true;
         if (g->stack.hi - g->stack.lo >= 2 * page && os_protect_none((void *)g->stack.lo, page) == 0)
             g->guarded = true; // else (out of mappings) the canary
         else {
@@ -739,6 +945,7 @@ bool stackInitG(gm_g *g, size_t dedicatedSize)
         }
         g->stack = (gm_stack){ (uintptr_t)m, (uintptr_t)m + page + CheckStackSize };
         g->checked = g->guarded = true;
+        g->own = true;
         spin_lock(&checkLock);
         g->checkNext = checkedGs;
         if (checkedGs != NULL)
@@ -752,9 +959,22 @@ bool stackInitG(gm_g *g, size_t dedicatedSize)
 }
 
 // An ended g's stack, back where it came from. onValgrind: memcheck runs.
-void stackReleaseG(gm_g *g, bool onValgrind)
+void stackReleaseG(worker *p, gm_g *g, bool onValgrind)
 {
-    if (ownStack(g)) {
+    if (g->exec != NULL) { // copied, started, not pinned
+        execStack *es = g->exec;
+        if (es->owner == g)
+            es->owner = NULL;
+        es->nbound--;
+        g->exec = NULL;
+    }
+    if (g->pinned) {
+        // memcheck: the next g to run there lays out its frames afresh.
+        if (GM_UNLIKELY(onValgrind))
+            VALGRIND_MAKE_MEM_UNDEFINED((void *)g->runLo, g->runHi - g->runLo);
+        unpinG(p, g);
+        g->pinned = false;
+    } else if (ownStack(g)) {
         VALGRIND_STACK_DEREGISTER(g->vgStack);
         // memcheck marked the stack below g's last sp as gone: the next
         // user of these bytes (a copied g's buffer) writes them.
@@ -793,6 +1013,10 @@ void savedstack_stats(gm_memstats *out)
     out->coro_stack_grows = atomic_load_explicit(&statGrows, memory_order_relaxed);
     out->coro_stack_shrinks = atomic_load_explicit(&statShrinks, memory_order_relaxed);
     out->coro_saved_bytes = (uint64_t)atomic_load_explicit(&statSavedBytes, memory_order_relaxed);
+    out->coro_frame_saves = atomic_load_explicit(&statSaves, memory_order_relaxed);
+    out->coro_pins = atomic_load_explicit(&statPins, memory_order_relaxed);
+    int64_t ne = atomic_load_explicit(&statExecStacks, memory_order_relaxed);
+    out->coro_exec_stacks = ne > 0 ? (uint64_t)ne : 0;
     for (int o = 0; o <= NumStackOrders; o++)
         out->coro_saved_by_order[o] = (uint64_t)atomic_load_explicit(&statSavedOrder[o], memory_order_relaxed);
 }

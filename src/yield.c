@@ -6,9 +6,10 @@
 // straight to that g instead of going through the loop, and takes its
 // place at the tail (handOver). One switch instead of two:
 //   - next runs on its own stack (dedicated; next->direct): a bare swapctx;
-//   - next is copied-mode (next->directCopy): its frames come in over the
-//     yielder's by stack.c's yieldSwapFrames, run by swapctxVia on the
-//     scheduler's idle thread stack below its saved context (yieldScratch).
+//   - next is copied-mode (next->directCopy): a bare swapctx too when its
+//     frames are still on its execution stack; else they are copied in, by
+//     stack.c's yieldSwapFrames run by swapctxVia on the scheduler's idle
+//     thread stack (yieldScratch) when they replace the yielder's.
 // Everything else, misuse included, goes round the loop (yieldSlow). Under
 // the sanitizers DirectYield is false (their hooks run in the loop), so
 // direct and directCopy are never set.
@@ -60,39 +61,28 @@ static inline void *yieldScratch(const worker *p)
     return (void *)(((uintptr_t)p->sp - 256) & ~(uintptr_t)15);
 }
 
-static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next);
-
 // gm_yield's hand-over to a copied-mode next (next->directCopy), checks
-// done: one context switch instead of two through the scheduler. When
-// next's frames must be copied onto the execution stack the yielding g
-// runs on, the copy runs on the scheduler's thread stack below its saved
-// context (idle while a g runs).
+// done: one context switch instead of two through the scheduler. next's
+// frames are in place when it still owns its execution stack (a bare
+// switch, as for a dedicated g); else they are copied in, from here when g
+// runs on another stack, or from the scheduler's thread stack below its
+// saved context (idle while a g runs) when g's frames are the ones that
+// must leave.
 static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
 {
-    assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked);
-    if (GM_UNLIKELY(ownStack(g) || p->owner == next || p->onValgrind)) {
-        yieldCopiedFromOwn(p, g, next);
-        return;
-    }
-    // Two copied gs: g's frames are on the execution stack and must go
-    // before next's come in, from the scheduler's stack.
+    assert2(next->started && next->mode == GM_STACK_COPIED && !next->checked && !next->pinned);
+    execStack *es = next->exec;
     handOver(p, g, next);
-    swapctxVia(&g->sp, yieldScratch(p), yieldSwapFrames, p);
-}
-
-// yieldCopied's other cases (a frame of its own is fine here): g runs on
-// its own stack, or next's frames are in place, or memcheck watches.
-static GM_NOINLINE void yieldCopiedFromOwn(worker *p, gm_g *g, gm_g *next)
-{
-    handOver(p, g, next);
-    if (p->owner == next) { // g is dedicated and next ran last: its frames are in place
+    es->used = ++p->nswitch;
+    if (es->owner == next) {
         swapctx(&g->sp, next->sp);
-    } else if (ownStack(g)) { // g is not on the execution stack: copy from here
+    } else if (es != g->exec) {
         takeExecStack(p, next);
         swapctx(&g->sp, next->sp);
     } else {
         void *scratch = yieldScratch(p);
-        scratchInUse(scratch);
+        if (GM_UNLIKELY(p->onValgrind))
+            scratchInUse(scratch);
         swapctxVia(&g->sp, scratch, yieldSwapFrames, p);
     }
 }
@@ -127,7 +117,7 @@ void gm_yield(void)
         gm_g *next = p->runq.head;
         if (GM_LIKELY(next != NULL && loopIdle(p))) {
             if (GM_LIKELY(next->direct)) {
-                assert2(next->started && next->mode == GM_STACK_DEDICATED && next->runLo == next->stack.lo);
+                assert2(next->started && ownStack(next) && !next->checked);
                 assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
                 handOver(p, g, next);
                 swapctx(&g->sp, next->sp);

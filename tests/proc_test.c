@@ -172,7 +172,10 @@ TEST(copied_stacks_survive_and_resize)
 {
     gm_memstats a, b;
     gm_stats(&a);
+    int old = runtime_execstacks;
+    runtime_execstacks = 1; // every worker's coroutines share one execution stack: each park is saved
     CHECK_EQ(gm_main(deep_spawn, NULL), 0);
+    runtime_execstacks = old;
     gm_stats(&b);
     int bad = 0;
     for (int i = 0; i < 8; i++) {

@@ -154,9 +154,12 @@ TEST(trace_records_a_real_run)
     gm_free(big);
     gm_stack s = gm_stackalloc(8192);
     gm_stackfree(s);
-    int procs = gm_set_procs(1); // one worker: every deep park is saved (another may run one alone)
+    // One worker with one execution stack: every deep park is saved.
+    int procs = gm_set_procs(1), stacks = runtime_execstacks;
+    runtime_execstacks = 1;
     CHECK_EQ(gm_main(spawner, NULL), 0);
     gm_set_procs(procs);
+    runtime_execstacks = stacks;
     gm_scavenge();
     CHECK_EQ(gm_trace_stop(), 0);
     CHECK_EQ(readTrace(tracePath), 0);
