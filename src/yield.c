@@ -103,12 +103,13 @@ static GM_NOINLINE void yieldSlow(void)
 // Cost (gcc 12 -O2, bench/instr.sh): the fast path is one TLS load, ~35
 // instructions and no stack frame, then a tail call of swapctx (24 more)
 // when next's frames are in place on their own stack (next->direct), or of
-// yieldCopied when next is copied-mode (its frames are copied in: ~450
-// instructions a yield between two shallow copied coroutines, most of it
-// the two copies). Anything else, misuse included, is yieldSlow's (a tail
-// call too: it sees the same caller's stack pointer, and checks again to
-// report). Go's gosched goes through schedule() on g0 instead. DirectYield
-// is false under the sanitizers, whose hooks run in the loop.
+// yieldCopied when next is copied-mode: ~27 more and swapctx while next
+// still owns its execution stack (88 a yield between two copied
+// coroutines of a working set), a copy of the frames otherwise. Anything
+// else, misuse included, is yieldSlow's (a tail call too: it sees the same
+// caller's stack pointer, and checks again to report). Go's gosched goes
+// through schedule() on g0 instead. DirectYield is false under the
+// sanitizers, whose hooks run in the loop.
 void gm_yield(void)
 {
     worker *p = tworker;
