@@ -286,14 +286,19 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // coroutines that have not started yet. Once started, a coroutine stays on
 // its worker. Several threads may each run their own gm_main.
 // Two stack modes:
-//   GM_STACK_COPIED (default): every coroutine of a worker runs on the
-//     worker's execution stack (GOMEM_MAXSTACK bytes: 8 MiB unless set, at
+//   GM_STACK_COPIED (default): each worker keeps up to GOMEM_EXECSTACKS (8)
+//     execution stacks (GOMEM_MAXSTACK bytes each: 8 MiB unless set, at
 //     most 1 GiB; address space, touched only as deep as used; guard page
-//     below); when another one
-//     needs it, the used part is saved to a buffer from gm_stackalloc that
-//     doubles when too small and halves when under a quarter is used (Go's
-//     contiguous-stack policy). While a copied coroutine is parked, no pointer into
-//     its stack may be used (docs/stack-or-heap.md).
+//     below). A coroutine runs on one of them, chosen when it starts; up to
+//     that many per worker switch without copying, at any depth. When more
+//     are alive, the one that ran least recently has its used part saved
+//     to a buffer from gm_stackalloc that doubles when too small and halves
+//     when under a quarter is used (Go's contiguous-stack policy), and
+//     copied back when it resumes. While its frames are saved, no pointer
+//     into them may be used; an address in its frames given as gm_go's
+//     argument or sent on a channel of pointer-sized elements pins them
+//     instead (they never move again), or aborts naming the coroutine when
+//     others share its stack (docs/stack-or-heap.md).
 //   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
 //     usual pointer rules; overflow hits a guard page (stacks of two pages or
 //     more) or breaks a canary checked at every switch (smaller stacks).
