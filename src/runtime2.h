@@ -68,42 +68,43 @@ struct gm_g {
                                // newq was empty then, so it still sorts the yielder first, as it should
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
-    gm_stack_mode mode;
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
+    struct execStack *exec;    // copied, not pinned: the execution stack of p its frames run on, chosen
+                               // when it starts (execBind); immutable once started
+    uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
+                               // (dedicated, stackcheck) or one of p's execution stacks; immutable once
+                               // started (pinning keeps the range: the stack changes hands, not place)
+    gm_stack_mode mode;
     int stackLock;             // copied: a spin lock; see stack.c's head
+    int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
+    unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck, pinned)
+    long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
+                               // guarded by that object's lock
+    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
+    void *asanFake;            // AddressSanitizer's fake stack of this g
+    void *tsanFiber;           // ThreadSanitizer's fiber of this g
+    struct gm_g *checkPrev, *checkNext; // stackcheck: checkedGs; guarded by checkLock
     bool onExec;               // copied: its frames are on its execution stack now; guarded by stackLock
     bool own;                  // its frames run on a stack nobody else uses (ownStack): dedicated,
                                // stackcheck, or a pinned copied g; p's thread
     bool pinned;               // copied, and its execution stack became its own (stack.c, pinG)
-    struct execStack *exec;    // copied, not pinned: the execution stack of p its frames run on, chosen
-                               // when it starts (execBind); immutable once started
     bool guarded;              // dedicated: lowest page is PROT_NONE
     bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
-    bool direct;               // gm_yield may switch to it with a bare swapctx: started, dedicated (frames
-                               // never move), no sanitizer hooks to run; immutable once started
-    bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in:
-                               // started, copied, not checked, no sanitizer hooks; immutable once started
-    uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
-                               // (dedicated, stackcheck) or one of p's execution stacks; immutable once
-                               // started (pinning keeps the range: the stack changes hands, not place)
+    bool direct;               // gm_yield may switch to it with a bare swapctx: started, on its own
+                               // stack (frames never move), no sanitizer hooks to run; set when it
+                               // starts or is pinned
+    bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in
+                               // if need be: started, copied, not checked or pinned, no sanitizer hooks
     bool parked;               // counted in p->nwaiting; p's thread
-    int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
-    long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
-                               // guarded by that object's lock
     bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
                                // its stack; it sleeps on status (a futex) until semaReady stores
                                // Grunnable there. Immutable
-    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
-    void *asanFake;            // AddressSanitizer's fake stack of this g
-    void *tsanFiber;           // ThreadSanitizer's fiber of this g
-    unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck)
     // GOMEM_DEBUG=stackcheck: a copied g runs on a mapping of its own
     // (stack, guard page lowest) that is PROT_NONE while it is not running.
     bool checked;
     bool protected;            // guarded by stackLock
-    struct gm_g *checkPrev, *checkNext; // checkedGs; guarded by checkLock
 
     // Kept when the descriptor is reused: gm_go_opts clears the fields
     // above id only. A descriptor is never freed (its memory is metadata,
