@@ -146,6 +146,12 @@ typedef struct gm_memstats {
                                 // their execution stack (0 while the working set fits)
     uint64_t coro_pins;         // copied mode: execution stacks made a coroutine's own, because
                                 // an address in its frames was handed to another coroutine
+    // The scheduler (process-wide).
+    uint64_t sched_steals;      // coroutines an idle worker took from another's queue
+    uint64_t sched_steals_started; // of those, started ones (movable: dedicated or pinned)
+    uint64_t sched_long_runs;   // times a coroutine ran 10 ms or more without switching while
+                                // other workers ran (sysmon; GOMEM_DEBUG=sched names them)
+    uint64_t sched_handoffs;    // idle workers sysmon woke to take such a worker's coroutines
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
@@ -283,8 +289,17 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // gm_set_procs() workers (GOMEM_PROCS, default the number of CPUs): the
 // calling thread and procs-1 threads it starts, each with a run queue. A
 // new coroutine goes on its creator's worker; an idle worker steals
-// coroutines that have not started yet. Once started, a coroutine stays on
-// its worker. Several threads may each run their own gm_main.
+// coroutines that have not started yet, and runnable started ones whose
+// frames are on a stack of their own (dedicated, or pinned copied ones:
+// below). A started copied coroutine stays on its worker. Several threads
+// may each run their own gm_main.
+// Scheduling is cooperative: a coroutine runs until it parks, yields or
+// returns. A CPU loop without gm_yield, or a plain blocking system call
+// (read on a blocking fd, sleep, a mutex of another library), holds its
+// worker: that worker's other coroutines wait, while other workers go on
+// and take its stealable ones (a background monitor, Go's sysmon, wakes an
+// idle worker for them once such a run passes 10 ms; GOMEM_DEBUG=sched
+// names the coroutine). Use gm_read/gm_write/gm_sleep, which park instead.
 // Two stack modes:
 //   GM_STACK_COPIED (default): each worker keeps up to GOMEM_EXECSTACKS (8)
 //     execution stacks (GOMEM_MAXSTACK bytes each: 8 MiB unless set, at

@@ -322,6 +322,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    sysmon_atfork_child();
     // Only the forking thread survives. The child adopts the other threads'
     // caches: their stacks and spans go back to the pools, their counters to
     // deadStats. (A thread stopped half-way through malloc leaves at most that

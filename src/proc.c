@@ -26,11 +26,15 @@
 // else to do (yield.c).
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
-// worker steals half of another's newq (runqsteal: those gs have no stack
-// yet). A started g stays on its worker (g->p) for life: a copied g's
-// frames are addressed at that worker's execution stack. Runnable started
-// gs wait in the worker's own runq (its thread only, no lock); other
-// threads ready a g through its worker's inbox.
+// worker steals half of another's newq (runqsteal). newq holds the gs any
+// worker may run: new ones (no stack yet) and, when the group has more
+// than one worker, started ones whose frames are on a stack of their own
+// (movable: dedicated, pinned), as Go's runq is open to thieves. A started
+// copied g stays on its worker (g->p) for life: its frames are addressed
+// at one of that worker's execution stacks, so it waits in the worker's own
+// runq (its thread only, no lock). Other threads ready a g through its
+// worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
+// one whose coroutine runs long without switching (Go's handoffp).
 //
 // Locks: worker.lock (a spin lock) guards newq, inbox, timerq and idle; it
 // is a leaf, taken under a channel's or a timer's lock. Other threads
@@ -39,10 +43,11 @@
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
 // unlockf): the scheduler unlocks once the g's context is saved.
 //
-// Differs from Go: started gs never migrate (C stacks cannot move), so a
-// ready from another worker is a cross-thread hand-off (inbox, and a
+// Differs from Go: started copied gs never migrate (C frames cannot move),
+// so a ready from another worker is a cross-thread hand-off (inbox, and a
 // netpollBreak if the worker sleeps; an idle worker spins briefly first,
-// as Go's spinning Ms do).
+// as Go's spinning Ms do). No coroutine is preempted: scheduling is
+// cooperative (gomem.h says what a CPU loop does to a worker).
 #include "mheap.h"
 #include "netpoll.h"
 
@@ -66,7 +71,7 @@ static pthread_key_t attachKey; // its destructor uncounts an attached thread th
 static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
 static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
-static _Atomic uint64_t statCreated, statEnded;
+static _Atomic uint64_t statCreated, statEnded, statSteals, statStealsStarted;
 
 void describeG(char *buf, size_t n, const gm_g *g)
 {
@@ -257,13 +262,53 @@ void wakeWorker(worker *p)
         netpollBreak(p);
 }
 
-// On p's own thread: no lock.
+bool wakep(worker *p)
+{
+    group *grp = p->grp;
+    if (atomic_load_explicit(&grp->nidle, memory_order_relaxed) == 0)
+        return false;
+    for (int k = 1; k < grp->nprocs; k++) {
+        worker *v = grp->ps[(p->id + k) % grp->nprocs];
+        if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
+            wakeWorker(v);
+            return true;
+        }
+    }
+    return false;
+}
+
+void forEachRunningWorker(void (*f)(worker *, void *), void *arg)
+{
+    spin_lock(&allWorkersLock);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+        if (p->grp->running && p->grp->nprocs > 1)
+            f(p, arg);
+    spin_unlock(&allWorkersLock);
+}
+
+// Queues g on p's newq, where other workers may steal it. p's thread.
+static void newqput(worker *p, gm_g *g)
+{
+    spin_lock(&p->lock);
+    g->enqSeq = ++p->seq;
+    gQueue_pushBack(&p->newq, g);
+    p->nnew++;
+    spin_unlock(&p->lock);
+    wakep(p);
+}
+
+// On p's own thread: no lock, unless g may move to another worker (then
+// newq, under p->lock: one worker never needs that).
 void runqputLocal(worker *p, gm_g *g)
 {
     if (g->parked) { // readied: no longer waiting
         g->parked = false;
         atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) - 1,
                               memory_order_relaxed);
+    }
+    if (GM_UNLIKELY(movable(g)) && p->grp->nprocs > 1) {
+        newqput(p, g);
+        return;
     }
     g->enqSeq = ++p->seq;
     gQueue_pushBack(&p->runq, g);
@@ -317,6 +362,8 @@ static gm_g *runqget(worker *p)
     return gQueue_pop(&p->runq);
 }
 
+// p->allg: p's thread writes it; under p->lock when the group has other
+// workers (a thief moves a started g from one list to another).
 static void allgAdd(worker *p, gm_g *g)
 {
     g->allprev = NULL;
@@ -336,8 +383,8 @@ static void allgRemove(worker *p, gm_g *g)
         g->allnext->allprev = g->allprev;
 }
 
-// Takes half of another worker's not-yet-started gs (they have no stack
-// yet, so any worker may run them); returns one to run, queues the rest.
+// Takes half of another worker's newq (new gs, and started movable ones);
+// returns one to run, queues the rest. A started g moves to p's allg.
 static gm_g *runqsteal(worker *p)
 {
     group *grp = p->grp;
@@ -346,15 +393,33 @@ static gm_g *runqsteal(worker *p)
         if (gQueue_empty(&v->newq))
             continue;
         gQueue got = { NULL, NULL };
+        long n = 0, started = 0;
         spin_lock(&v->lock);
         for (long want = (v->nnew + 1) / 2; want > 0 && !gQueue_empty(&v->newq); want--) {
-            gQueue_pushBack(&got, gQueue_pop(&v->newq));
+            gm_g *g = gQueue_pop(&v->newq);
             v->nnew--;
+            if (g->started) {
+                allgRemove(v, g);
+                started++;
+            }
+            gQueue_pushBack(&got, g);
+            n++;
         }
         spin_unlock(&v->lock);
         gm_g *first = gQueue_pop(&got);
         if (first == NULL)
             continue;
+        atomic_fetch_add_explicit(&statSteals, (uint64_t)n, memory_order_relaxed);
+        if (started > 0) {
+            atomic_fetch_add_explicit(&statStealsStarted, (uint64_t)started, memory_order_relaxed);
+            spin_lock(&p->lock);
+            for (gm_g *g = got.head; g != NULL; g = g->schedlink)
+                if (g->started)
+                    allgAdd(p, g);
+            if (first->started)
+                allgAdd(p, first);
+            spin_unlock(&p->lock);
+        }
         for (gm_g *g; (g = gQueue_pop(&got)) != NULL;) {
             g->p = p;
             runqputLocal(p, g);
@@ -402,7 +467,12 @@ static void freeG(worker *p, gm_g *g)
 {
     stackReleaseG(p, g, p->onValgrind);
     track_fiberDestroy(&g->tsanFiber);
+    bool many = p->grp->nprocs > 1;
+    if (many)
+        spin_lock(&p->lock);
     allgRemove(p, g);
+    if (many)
+        spin_unlock(&p->lock);
     // Its joiners first: once on freeq, g may be reused. Under joinLock
     // even when none seems to wait: a joiner that saw g alive may be
     // queueing itself right now.
@@ -553,9 +623,15 @@ static void schedule(worker *p)
             }
             g->direct = DirectYield && g->mode == GM_STACK_DEDICATED;
             g->directCopy = DirectYield && g->mode == GM_STACK_COPIED && !g->checked;
+            bool many = p->grp->nprocs > 1;
+            if (many)
+                spin_lock(&p->lock);
             allgAdd(p, g);
+            if (many)
+                spin_unlock(&p->lock);
         }
         setstatus(g, Grunning);
+        atomic_store_explicit(&p->schedtick, p->schedtick + 1, memory_order_relaxed); // sysmon's clock
         __atomic_store_n(&p->cur, g, __ATOMIC_RELAXED); // gm_stats counts running gs
         switchToG(p, g);
         g = p->cur; // the one that switched back (gm_yield may have handed over directly)
@@ -592,8 +668,9 @@ const char *worker_valid(worker *p)
     spin_lock(&p->lock);
     long n = 0;
     for (gm_g *g = p->newq.head; g != NULL && bad == NULL; g = g->schedlink, n++)
-        if (g->p != p || gstatus(g) != Grunnable || g->started || (g->schedlink == NULL) != (g == p->newq.tail))
-            bad = "worker: newq holds a g that is not a new runnable g of this worker";
+        if (g->p != p || gstatus(g) != Grunnable || (g->started && !movable(g)) ||
+            (g->schedlink == NULL) != (g == p->newq.tail))
+            bad = "worker: newq holds a g that is not a new or movable runnable g of this worker";
     if (bad == NULL && n != p->nnew)
         bad = "worker: nnew is not newq's length";
     bool note = false;
@@ -613,22 +690,29 @@ const char *worker_valid(worker *p)
         if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->runq.tail))
             return "worker: runq holds a g that is not runnable on this worker";
     long bound[MaxExecStacks] = { 0 };
-    for (gm_g *g = p->allg; g != NULL; g = g->allnext) {
-        if (!g->started || g->p != p || gstatus(g) == Gdead)
-            return "worker: allg holds a g that is not started and alive on this worker";
-        if ((g->exec != NULL) == ownStack(g))
-            return "worker: a g is bound to an execution stack and runs on its own, or neither";
-        if (g->exec != NULL) {
+    spin_lock(&p->lock); // thieves move started gs between allg lists under it
+    for (gm_g *g = p->allg; g != NULL && bad == NULL; g = g->allnext) {
+        if (!g->started || gstatus(g) == Gdead)
+            bad = "worker: allg holds a g that is not started and alive";
+        else if (g->p != p && !movable(g)) // (a movable one may be between a thief's steps)
+            bad = "worker: allg holds a copied g of another worker";
+        else if ((g->exec != NULL) == ownStack(g))
+            bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
+        else if (g->exec != NULL) {
             long i = g->exec - p->exec;
             if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
-                return "worker: a g is bound to an execution stack that is not one of its worker's";
-            if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
-                return "worker: a g's frame range is not its execution stack's";
-            if ((g->exec->owner == g) != g->onExec)
-                return "worker: a g's onExec disagrees with its execution stack's owner";
-            bound[i]++;
+                bad = "worker: a g is bound to an execution stack that is not one of its worker's";
+            else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
+                bad = "worker: a g's frame range is not its execution stack's";
+            else if ((g->exec->owner == g) != g->onExec)
+                bad = "worker: a g's onExec disagrees with its execution stack's owner";
+            else
+                bound[i]++;
         }
     }
+    spin_unlock(&p->lock);
+    if (bad != NULL)
+        return bad;
     for (int i = 0; i < p->nexec; i++) {
         const execStack *es = &p->exec[i];
         if (es->nbound != bound[i])
@@ -718,21 +802,7 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
         runqput(g);
         return g;
     }
-    spin_lock(&p->lock);
-    g->enqSeq = ++p->seq;
-    gQueue_pushBack(&p->newq, g);
-    p->nnew++;
-    spin_unlock(&p->lock);
-    // Work for an idle worker to steal (Go's wakep).
-    if (atomic_load_explicit(&grp->nidle, memory_order_relaxed) > 0) {
-        for (int k = 1; k < grp->nprocs; k++) {
-            worker *v = grp->ps[(p->id + k) % grp->nprocs];
-            if (__atomic_load_n(&v->idle, __ATOMIC_RELAXED)) {
-                wakeWorker(v);
-                break;
-            }
-        }
-    }
+    newqput(p, g);
     return g;
 }
 
@@ -804,7 +874,11 @@ int gm_main(void (*fn)(void *), void *arg)
     }
     for (int i = 0; i < grp->nprocs; i++)
         grp->ps[i]->hasThread = true; // before any worker thread can read it
+    spin_lock(&allWorkersLock); // sysmon reads it under this lock
     grp->running = true;
+    spin_unlock(&allWorkersLock);
+    if (grp->nprocs > 1)
+        sysmonGroupStart();
     if (tAttached) { // a worker now: it wakes coroutines as one, not from outside
         tInMain = true;
         atomic_fetch_sub_explicit(&attachedThreads, 1, memory_order_relaxed);
@@ -822,6 +896,11 @@ int gm_main(void (*fn)(void *), void *arg)
         }
     }
     schedule(p0);
+    spin_lock(&allWorkersLock); // sysmon looks no more: grp->ps goes soon
+    grp->running = false;
+    spin_unlock(&allWorkersLock);
+    if (grp->nprocs > 1)
+        sysmonGroupEnd();
     if (tInMain) {
         tInMain = false;
         atomic_fetch_add_explicit(&attachedThreads, 1, memory_order_relaxed);
@@ -979,6 +1058,9 @@ void proc_stats(gm_memstats *out)
 {
     out->coro_created = atomic_load_explicit(&statCreated, memory_order_relaxed);
     out->coro_ended = atomic_load_explicit(&statEnded, memory_order_relaxed);
+    out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
+    out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
+    sysmon_stats(out);
     savedstack_stats(out);
     int64_t running = 0, waiting = 0;
     spin_lock(&allWorkersLock);

@@ -195,6 +195,7 @@ typedef struct debugVars {
     int verbose;               // GOMEM_VERBOSE=1: print a line for caller errors
     int stacks;                // GOMEM_DEBUG=stacks
     int stackcheck;            // GOMEM_DEBUG=stackcheck
+    int sched;                 // GOMEM_DEBUG=sched
 } debugVars;
 extern debugVars debug;
 extern int runtime_procs; // GOMEM_PROCS (workers of gm_main), 0 if unset
@@ -211,6 +212,9 @@ extern int runtime_execstacks;
 #define MaxExecStacks 64
 // GOMEM_SECURE=1: the hardened mode (malloc.c, free.c, guardcache.c). Immutable after runtime_init.
 extern bool runtime_secure;
+
+// sysmon.c: a forked child has no sysmon thread (mcache.c's fork handler).
+void sysmon_atfork_child(void);
 
 // Reads GOMEM_* once; cheap after the first call.
 void runtime_init(void);

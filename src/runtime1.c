@@ -12,7 +12,8 @@
 // Options (docs/options.md has each one's meaning and default):
 //   GOMEM_VERBOSE=1          print a line for each caller error (ENOMEM, EINVAL)
 //   GOMEM_DEBUG=a,b          stacks: log coroutine stack grow/shrink;
-//                            stackcheck: check the parked-stack contract
+//                            stackcheck: check the parked-stack contract;
+//                            sched: name coroutines that hold a worker long
 //   GOMEM_SCAVENGE=off|N     dirty pages the scavenger keeps (bytes, k/m/g)
 //   GOMEM_SCAVENGE_DELAY=ms  how long freed pages wait before they go back
 //   GOMEM_PROCS=N            workers of gm_main (default: the CPUs)
@@ -123,6 +124,8 @@ static void parse_debug(const char *v)
             debug.stacks = 1;
         else if (len == 10 && strncmp(v, "stackcheck", 10) == 0)
             debug.stackcheck = 1;
+        else if (len == 5 && strncmp(v, "sched", 5) == 0)
+            debug.sched = 1;
         else if (len != 0)
             runtime_warning("GOMEM_DEBUG: unknown setting '%.*s' ignored", (int)len, v);
         v = comma ? comma + 1 : NULL;

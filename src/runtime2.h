@@ -167,7 +167,7 @@ typedef struct group {
     _Atomic int nidle;         // workers with idle set
     _Atomic long ntimers;      // pending timers, all workers
     _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
-    bool running;
+    bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
 } group;
 
 // One of a worker's execution stacks (stack.c's head tells the policy):
@@ -185,12 +185,17 @@ typedef struct execStack {
 // A worker: a thread, its queues, its execution stacks for copied-mode gs,
 // its timers and its poller. Queue invariants (worker_valid checks them):
 // every g on runq, inbox and newq is Grunnable with g->p == p (but the
-// inbox's timerNote, which is no g); the gs of
-// runq are in increasing enqSeq; nnew is newq's length; every g on allg is
-// started and not dead, and owner, when set, is on allg.
+// inbox's timerNote, which is no g); newq's gs are new or movable; the gs
+// of runq are in increasing enqSeq; nnew is newq's length; every g on allg
+// is started and not dead, and a copied one has g->p == p. Execution
+// stacks: each g on allg bound to one (g->exec) is one of p's, its range
+// is that stack's, and it is the stack's owner exactly when its frames are
+// there (onExec); each stack's nbound counts the gs bound to it, and its
+// owner is bound to it.
 struct worker {
     int lock;                  // spin lock: guards the fields up to idle
-    gQueue newq;               // created here, not started: other workers may steal them; p->lock
+    gQueue newq;               // runnable gs other workers may steal: created here and not started, and
+                               // (more than one worker) started movable ones; p->lock
     long nnew;                 // newq's length; p->lock
     gQueue inbox;              // readied by other threads, for runq; p->lock
     gm_timer *timerq;          // API timers another thread changed, for p to reconcile (gm_timer.qnext);
@@ -203,7 +208,8 @@ struct worker {
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
     uint64_t seq;              // enqSeq of the last g queued here
-    gm_g *allg;                // started gs here, not dead
+    gm_g *allg;                // started gs here, not dead; under p->lock too when the group has more than
+                               // one worker (runqsteal moves started movable gs between lists)
     group *grp;
     int id;
     uint64_t serial;           // unique among every worker the process made; immutable
@@ -229,6 +235,9 @@ struct worker {
     pthread_t thread;
     bool hasThread;
     _Atomic long nwaiting;     // parked gs of this worker: its thread writes (no RMW), gm_stats reads
+    _Atomic uint64_t schedtick; // switches to a g: its thread writes (no RMW), sysmon reads
+    uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
+    bool smReported;           // sysmon's: this long run was counted
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
 };
 
@@ -333,6 +342,14 @@ static inline bool ownStack(const gm_g *g)
     return g->own;
 }
 
+// A started g whose frames may run on any worker: they are on a stack of
+// its own (dedicated, pinned). A stackcheck g's is its own too, but its
+// protection dance stays with one worker.
+static inline bool movable(const gm_g *g)
+{
+    return g->own && !g->checked;
+}
+
 // A dedicated stack too small for a guard page (or whose guard page could
 // not be made) has a canary in its lowest word, checked at every switch
 // away from its g: an overflow is caught by the next switch at the latest.
@@ -384,6 +401,20 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
 bool readyIfWaiting(gm_g *g, uint64_t seq);
 // Wakes p if it sleeps in netpoll, or is about to. Called without p->lock.
 void wakeWorker(worker *p);
+// Wakes an idle worker of p's group, if one sleeps, to steal (Go's wakep);
+// true if it woke one.
+bool wakep(worker *p);
+// Calls f(p, arg) for each worker of every running group of more than one
+// worker, under the lock of the list of workers (sysmon).
+void forEachRunningWorker(void (*f)(worker *, void *), void *arg);
+
+// ------------------------------------------------------------------ sysmon.c
+
+// A group of more than one worker starts or ends: sysmon watches while any
+// runs (sysmon.c's head).
+void sysmonGroupStart(void);
+void sysmonGroupEnd(void);
+void sysmon_stats(gm_memstats *out);
 
 // Plain threads that have used the sync types, gm_join or gm_ready and
 // still live (outside a gm_main of their own): each may wake a coroutine

@@ -42,6 +42,7 @@ static inline void handOver(worker *p, gm_g *g, gm_g *next)
     p->runq.tail = g;
     setstatus(g, Grunnable);
     setstatus(next, Grunning);
+    atomic_store_explicit(&p->schedtick, p->schedtick + 1, memory_order_relaxed); // sysmon's clock
     __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
 }
 

@@ -630,6 +630,90 @@ TEST(idle_workers_steal_unstarted_coroutines)
     gm_set_procs(1);
 }
 
+// Started coroutines on stacks of their own move to an idle worker (Go's
+// runqsteal); copied ones never do. Sixteen of each start on worker 1 and
+// park; then each gets a CPU-bound job from there.
+static gm_chan *jobs;
+static _Atomic int movedDedicated, movedCopied;
+static gm_waitgroup jobsWg = GM_WAITGROUP_INIT;
+
+static void jobRunner(void *arg)
+{
+    bool dedicated = arg != NULL;
+    worker *start = tworker;
+    int job;
+    CHECK(gm_chan_recv(jobs, &job) == 1);
+    busy_us(2000);
+    if (tworker != start)
+        atomic_fetch_add(dedicated ? &movedDedicated : &movedCopied, 1);
+    gm_waitgroup_done(&jobsWg);
+}
+
+static void jobsMain(void *arg)
+{
+    (void)arg;
+    jobs = gm_chan_new(sizeof(int), 0);
+    gm_waitgroup_add(&jobsWg, 32);
+    gm_go_options ded = { GM_STACK_DEDICATED, 16 << 10, NULL, 1 }, cop = { GM_STACK_COPIED, 0, NULL, 1 };
+    for (int i = 0; i < 16; i++) {
+        gm_go_opts(jobRunner, (void *)1, &ded);
+        gm_go_opts(jobRunner, NULL, &cop);
+    }
+    gm_yield(); // they start and park here, on worker 1
+    for (int i = 0; i < 32; i++)
+        gm_chan_send(jobs, &i);
+    gm_waitgroup_wait(&jobsWg);
+    gm_chan_free(jobs);
+}
+
+TEST(started_coroutines_on_their_own_stacks_are_stolen)
+{
+    int procs = gm_set_procs(2);
+    gm_memstats a, b;
+    gm_stats(&a);
+    CHECK_EQ(gm_main(jobsMain, NULL), 0);
+    gm_stats(&b);
+    gm_set_procs(procs);
+    CHECK(atomic_load(&movedDedicated) > 0);
+    CHECK_EQ(atomic_load(&movedCopied), 0);
+    CHECK(b.sched_steals_started - a.sched_steals_started > 0);
+    CHECK(b.sched_steals >= b.sched_steals_started);
+}
+
+// sysmon notices a coroutine that runs 50 ms without switching while its
+// group has another worker, counts it, and names it with GOMEM_DEBUG=sched.
+static void longRun(void *arg)
+{
+    (void)arg;
+    busy_us(50000);
+}
+
+TEST(sysmon_names_a_long_run)
+{
+    char path[] = "/tmp/gomem-sysmon-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int procs = gm_set_procs(2);
+    debug.sched = 1;
+    gm_memstats a, b;
+    gm_stats(&a);
+    int rc = gm_main(longRun, NULL);
+    gm_stats(&b);
+    debug.sched = 0;
+    gm_set_procs(procs);
+    dup2(saved, 2);
+    close(saved);
+    CHECK_EQ(rc, 0);
+    char buf[4096] = { 0 };
+    CHECK(pread(fd, buf, sizeof buf - 1, 0) > 0);
+    close(fd);
+    unlink(path);
+    CHECK(strstr(buf, "gomem: sched: coroutine ") != NULL && strstr(buf, "without switching") != NULL);
+    CHECK(b.sched_long_runs - a.sched_long_runs >= 1);
+}
+
 // gm_mutex and gm_waitgroup between workers: no lost update, one holder.
 static gm_mutex xmu = GM_MUTEX_INIT;
 static long xcounter;
@@ -1418,6 +1502,8 @@ int main(int argc, char **argv)
     RUN(mutex_and_waitgroup);
     RUN(misuse_is_caught);
     RUN(idle_workers_steal_unstarted_coroutines);
+    RUN(started_coroutines_on_their_own_stacks_are_stolen);
+    RUN(sysmon_names_a_long_run);
     RUN(mutex_between_workers);
     RUN(ready_from_another_thread);
     RUN(deadlock_report_lists_coroutines);
