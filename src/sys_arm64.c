@@ -32,3 +32,9 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *))
     sp[FrameFPCR] = 0;
     return sp;
 }
+
+void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc)
+{
+    *fp = sp[FrameX29];
+    *pc = sp[FrameX30];
+}
