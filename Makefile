@@ -160,8 +160,8 @@ $(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(CORE) $(HEADER
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
-$(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/report.h $(CORE) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) tools/gomem_info.c tools/report.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
+$(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/pprof_tool.c tools/report.h $(CORE) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -iquote tools tools/gomem_info.c tools/report.c tools/pprof_tool.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)

@@ -135,6 +135,12 @@ const pprofLocation *pprof_location(const pprofProfile *p, uint64_t id);
 // String i of the table ("" if out of range), and its length.
 const char *pprof_string(const pprofProfile *p, int64_t i, size_t *len);
 
+// Writes p again (gzip-compressed) into fd with location i named name[i]
+// (NULL: not named), in file[i] at line[i]: gomem-info pprof's symbolized
+// copy. 0, or -1 and errno.
+int pprof_writeSymbolized(int fd, const pprofProfile *p, const char *const *name, const char *const *file,
+                          const int64_t *line);
+
 // A name for address pc of this process: "function+0xoff" from the
 // dynamic symbols, else "file+0xoff" (the module and offset), into buf.
 void pprof_symbolize(uintptr_t pc, char *buf, size_t len);

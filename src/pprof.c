@@ -1484,3 +1484,106 @@ const char *pprof_string(const pprofProfile *p, int64_t i, size_t *len)
     *len = p->stringLen[i];
     return p->string[i];
 }
+
+// ============================================================ rewriting
+
+// Writes p again into fd (gzip-compressed), each location i given the
+// function name[i] (NULL: none), source file[i] and line[i]; mappings
+// whose locations all have names are marked symbolized, so pprof does not
+// try again. Functions are shared by (name, file).
+int pprof_writeSymbolized(int fd, const pprofProfile *p, const char *const *name, const char *const *file,
+                          const int64_t *line)
+{
+    pbuf out = {0}, m = {0}, sub = {0}, ids = {0}, fnames = {0};
+    strtab st = {0}, fkeys = {0};
+    strIndex(&st, "");
+    size_t len;
+    const char *s;
+#define STR(i) (s = pprof_string(p, (i), &len), strIndexLen(&st, s, len))
+    for (uint32_t i = 0; i < p->nvalue; i++) {
+        pbUint(&m, 1, (uint64_t)STR(p->sampleType[i]));
+        pbUint(&m, 2, (uint64_t)STR(p->sampleUnit[i]));
+        pbMsg(&out, 1, &m);
+    }
+    for (uint32_t i = 0; i < p->nsample; i++) {
+        const pprofSample *sm = &p->sample[i];
+        for (uint32_t j = 0; j < sm->nloc; j++)
+            pbVarint(&ids, sm->loc[j]);
+        pbMsg(&m, 1, &ids);
+        for (uint32_t j = 0; j < sm->nval; j++)
+            pbVarint(&ids, (uint64_t)sm->value[j]);
+        pbMsg(&m, 2, &ids);
+        for (uint32_t j = 0; j < sm->nlabel; j++) {
+            pbUint(&sub, 1, (uint64_t)STR(sm->label[3 * j]));
+            pbUint(&sub, 2, (uint64_t)STR(sm->label[3 * j + 1]));
+            pbUint(&sub, 3, (uint64_t)sm->label[3 * j + 2]);
+            pbMsg(&m, 3, &sub);
+        }
+        pbMsg(&out, 2, &m);
+    }
+    for (uint32_t i = 0; i < p->nmapping; i++) {
+        const pprofMapping *mp = &p->mapping[i];
+        bool named = true;
+        for (uint32_t j = 0; j < p->nloc; j++)
+            if (p->loc[j].mappingId == mp->id && name[j] == NULL)
+                named = false;
+        pbUint(&m, 1, mp->id);
+        pbUint(&m, 2, mp->start);
+        pbUint(&m, 3, mp->limit);
+        pbUint(&m, 4, mp->offset);
+        pbUint(&m, 5, (uint64_t)STR(mp->filename));
+        pbUint(&m, 7, named);
+        pbUint(&m, 8, named);
+        pbUint(&m, 9, named);
+        pbMsg(&out, 3, &m);
+    }
+    // Functions: one per (name, file), ids in order of first use.
+    for (uint32_t j = 0; j < p->nloc; j++) {
+        const pprofLocation *lc = &p->loc[j];
+        pbUint(&m, 1, lc->id);
+        pbUint(&m, 2, lc->mappingId);
+        pbUint(&m, 3, lc->address);
+        if (name[j] != NULL) {
+            char key[1024];
+            int k = snprintf(key, sizeof key, "%s%c%s", name[j], 0, file[j] ? file[j] : "");
+            uint32_t before = fkeys.n;
+            int64_t fid = strIndexLen(&fkeys, key, (size_t)k < sizeof key ? (size_t)k : sizeof key - 1) + 1;
+            if (fkeys.n != before) {
+                pbUint(&sub, 1, (uint64_t)fid);
+                pbUint(&sub, 2, (uint64_t)strIndex(&st, name[j]));
+                pbUint(&sub, 3, (uint64_t)strIndex(&st, name[j]));
+                pbUint(&sub, 4, (uint64_t)strIndex(&st, file[j]));
+                pbMsg(&fnames, 5, &sub);
+            }
+            pbUint(&sub, 1, (uint64_t)fid);
+            pbUint(&sub, 2, (uint64_t)(line[j] > 0 ? line[j] : 0));
+            pbMsg(&m, 4, &sub);
+        }
+        pbMsg(&out, 4, &m);
+    }
+    pbPut(&out, fnames.p, fnames.n);
+    if (fnames.oom || fkeys.data.oom || fkeys.table.oom || fkeys.offs.oom || ids.oom || sub.oom)
+        out.oom = true;
+    if (p->dropFrames != 0)
+        pbUint(&out, 7, (uint64_t)STR(p->dropFrames));
+    pbUint(&m, 1, (uint64_t)STR(p->periodType));
+    pbUint(&m, 2, (uint64_t)STR(p->periodUnit));
+    pbMsg(&out, 11, &m);
+    pbUint(&out, 12, (uint64_t)p->period);
+    pbUint(&out, 9, (uint64_t)p->nanos);
+    if (p->defaultSampleType != 0)
+        pbUint(&out, 14, (uint64_t)STR(p->defaultSampleType));
+#undef STR
+    pbPut(&out, st.data.p, st.data.n);
+    if (st.data.oom || st.offs.oom || st.table.oom || m.oom)
+        out.oom = true;
+    int r = writeGzip(fd, &out);
+    strtabFree(&st);
+    strtabFree(&fkeys);
+    pbFree(&out);
+    pbFree(&m);
+    pbFree(&sub);
+    pbFree(&ids);
+    pbFree(&fnames);
+    return r;
+}
