@@ -108,6 +108,9 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h $(CORE) $(HEADERS) $(wildcard tests/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
+# The profiler's test runs gomem-info and a program under LD_PRELOAD.
+$(BUILD)/tests/prof_test: $(BUILD)/gomem-info $(BUILD)/libgomem.so
+
 # The drop-in test links the full archive: malloc itself is gomem's.
 # -fno-builtin: clang may otherwise drop a malloc whose result is only
 # compared with NULL, or a free it can see is wrong.

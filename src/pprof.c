@@ -630,7 +630,7 @@ static void parkedFrames(gm_g *g, gsnap *s)
         lo = hi - g->savedLen;
         delta = g->stack.lo - lo;
     }
-    if (sp >= lo && sp + 176 <= hi) { // 176: the largest saved frame (arm64's)
+    if (sp >= lo && sp + gosavedframeBytes <= hi) {
         uintptr_t fp, pc;
         gosavedframe((const uintptr_t *)(sp + delta), &fp, &pc);
         s->pc[s->npc++] = pc;

@@ -267,8 +267,10 @@ extern __thread worker *tworker __attribute__((tls_model("initial-exec")));
 void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg);
 
 // A parked g's saved context (sys_<arch>.c): its frame pointer and the
-// return address of its switch, from the words at its saved sp.
+// return address of its switch, from the gosavedframeBytes bytes at its
+// saved sp.
 void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc);
+extern const size_t gosavedframeBytes;
 
 // ------------------------------------------------------------------ gQueue
 

@@ -27,6 +27,8 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *))
     return sp;
 }
 
+const size_t gosavedframeBytes = 8 * sizeof(uintptr_t);
+
 void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc)
 {
     *fp = sp[6];

@@ -33,6 +33,8 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *))
     return sp;
 }
 
+const size_t gosavedframeBytes = FrameWords * 8;
+
 void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc)
 {
     *fp = sp[FrameX29];

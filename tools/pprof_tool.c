@@ -225,14 +225,19 @@ static bool addr2line(const char *path, const uint64_t *va, size_t n, char **nam
             fn = l;
             continue;
         }
-        if (name[i] == NULL && strcmp(fn, "??") != 0) {
+        // Without debug information addr2line names the nearest symbol
+        // before the address, whatever its size: a static function of a
+        // stripped binary would take an exported neighbour's name. Only
+        // answers with a source line are taken; the symbol table (sizes
+        // checked) names the rest.
+        if (name[i] == NULL && strcmp(fn, "??") != 0 && strncmp(l, "??", 2) != 0) {
             name[i] = fn;
             char *colon = strrchr(l, ':');
             if (colon != NULL) {
                 *colon = 0;
                 line[i] = strtoll(colon + 1, NULL, 10);
             }
-            file[i] = strcmp(l, "??") == 0 ? NULL : l;
+            file[i] = l;
         }
         fn = NULL;
     }
