@@ -85,7 +85,7 @@
 #include <unwind.h>
 
 #define DefaultProfRate ((uint64_t)512 << 10) // Go's MemProfileRate
-#define BuckHashSize (1u << 14)               // chains of the bucket table (Go: 179999)
+#define BuckHashSize (1u << 12)               // chains of the bucket table (Go: 179999): 32 KiB
 #define SkipFrames 24                         // most gomem frames looked at above the caller's
 
 _Atomic uint64_t mprofRate;
