@@ -433,8 +433,9 @@ static void setRate(uint64_t rate)
 }
 
 // Writes a profile of kind to path through path.tmp.PID, renamed over
-// path when whole: 0, or -1 and errno.
-static int writeFile(const char *path, int kind)
+// path when whole: 0, or -1 and errno. Never inlined: the coroutine
+// profile skips its frame (pprof.c, selfFrames).
+static GM_NOINLINE int writeFile(const char *path, int kind)
 {
     char tmp[4200];
     if (path == NULL || path[0] == 0 || strlen(path) > 4096) {

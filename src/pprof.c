@@ -678,7 +678,9 @@ static void snapG(gm_g *g, worker *p, void *arg)
         parkedFrames(g, s);
 }
 
-// The caller's own stack (libgcc's unwinder), above gm_prof_write.
+// The caller's own stack (libgcc's unwinder), above gm_prof_write: past
+// this file's pprof_writeCoroutines, mprof.c's writeFile (never inlined)
+// and gm_prof_write, unless that tail-called writeFile.
 typedef struct selfUnwind {
     uintptr_t pc[GMaxFrames + 16];
     uintptr_t fn[GMaxFrames + 16];
@@ -703,8 +705,10 @@ static void selfFrames(gsnap *s)
     _Unwind_Backtrace(selfFrame, &u);
     int first = 0;
     for (int i = 0; i < u.n; i++)
-        if (u.fn[i] == (uintptr_t)gm_prof_write)
-            first = i + 1;
+        if (u.fn[i] == (uintptr_t)pprof_writeCoroutines)
+            first = i + 2;
+    if (first < u.n && u.fn[first] == (uintptr_t)gm_prof_write)
+        first++;
     for (int i = first; i < u.n && s->npc < GMaxFrames; i++)
         s->pc[s->npc++] = u.pc[i];
 }

@@ -837,7 +837,7 @@ static int heapReport(const char *in, const char *out)
 
 int report_main(const char *in, const char *out, const char *heap)
 {
-    if (heap != NULL || (in != NULL && strlen(in) > 0)) {
+    {
         // A heap profile: given with -heap, or as the file itself (gzip).
         FILE *f = fopen(in, "rb");
         bool gz = f != NULL && fgetc(f) == 0x1f && fgetc(f) == 0x8b;
