@@ -90,7 +90,7 @@
 
 _Atomic uint64_t mprofRate;
 static mutex profLock = MUTEX_INIT(lockRankProf);
-static _Atomic(mbucket *) *buckhash;      // BuckHashSize chains; set once under profLock
+static _Atomic(_Atomic(mbucket *) *) buckhash; // BuckHashSize chains; set once under profLock
 static _Atomic(mbucket *) mbuckets;       // every bucket, newest first
 static _Atomic uint64_t lastRate;         // the rate of the last start
 static char profPath[4096];               // guarded by profLock

@@ -620,7 +620,7 @@ static int flameDraw(FILE *o, const ftree *t, int i, double x, int depth, double
                 100.0 * (double)n->value / (double)total, x, depth * FlameRow, w, FlameRow - 1, 10 + h % 40,
                 62 + (h >> 8) % 16);
         if (w > 40) {
-            fprintf(o, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\" clip-path=\"inset(0 0 0 0)\">", x + 3,
+            fprintf(o, "<text x=\"%.1f\" y=\"%d\" font-size=\"11\">", x + 3,
                     depth * FlameRow + 12);
             char shown[200];
             int fit = (int)(w / 6.5);
