@@ -53,7 +53,7 @@
 // cannot be unwound by libgcc; pprof.c follows its frame pointers instead.
 //
 // Records (Go's bucket and memRecord): a hash table of buckets keyed by
-// (stack, size), each with four counters (objects and bytes allocated and
+// (stack, size, rate), each with four counters (objects and bytes allocated and
 // freed). Buckets are made under profLock and published with a release
 // store; readers (the writer, frees) walk them without the lock. They come
 // from persistentalloc, never from the heap: no allocation of the profiler
@@ -241,9 +241,9 @@ static GM_NOINLINE uint32_t profCallers(uintptr_t *stk)
 
 // ---------------------------------------------------------------- buckets
 
-static uint64_t stackHash(const uintptr_t *stk, uint32_t n, uintptr_t size)
+static uint64_t stackHash(const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ull ^ size;
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ size ^ rate << 32;
     for (uint32_t i = 0; i < n; i++) {
         h ^= stk[i];
         h *= 0xBF58476D1CE4E5B9ull;
@@ -252,33 +252,36 @@ static uint64_t stackHash(const uintptr_t *stk, uint32_t n, uintptr_t size)
     return h;
 }
 
-static mbucket *findBucket(uint64_t h, const uintptr_t *stk, uint32_t n, uintptr_t size)
+static mbucket *findBucket(uint64_t h, const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
 {
     for (mbucket *b = atomic_load_explicit(&buckhash[h % BuckHashSize], memory_order_acquire); b != NULL;
          b = b->next)
-        if (b->hash == h && b->size == size && b->nstk == n && memcmp(b->stk, stk, n * sizeof stk[0]) == 0)
+        if (b->hash == h && b->size == size && b->rate == rate && b->nstk == n &&
+            memcmp(b->stk, stk, n * sizeof stk[0]) == 0)
             return b;
     return NULL;
 }
 
-// The bucket of (stk, size), made if new (Go: stkbucket). NULL when out of
-// memory.
-static mbucket *stkbucket(const uintptr_t *stk, uint32_t n, uintptr_t size)
+// The bucket of (stk, size, rate), made if new (Go: stkbucket; the rate is
+// part of the key so that a profile restarted at another rate scales each
+// record by the rate it was sampled at). NULL when out of memory.
+static mbucket *stkbucket(const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
 {
     if (atomic_load_explicit(&buckhash, memory_order_acquire) == NULL)
         return NULL; // never started
-    uint64_t h = stackHash(stk, n, size);
-    mbucket *b = findBucket(h, stk, n, size);
+    uint64_t h = stackHash(stk, n, size, rate);
+    mbucket *b = findBucket(h, stk, n, size, rate);
     if (b != NULL)
         return b;
     lock(&profLock);
-    b = findBucket(h, stk, n, size);
+    b = findBucket(h, stk, n, size, rate);
     if (b == NULL) {
         // 128-aligned: the low bits of a span's profBucket hold a class.
         b = persistentalloc(sizeof(mbucket) + n * sizeof stk[0], 128);
         if (b != NULL) {
             b->hash = h;
             b->size = size;
+            b->rate = rate;
             b->nstk = n;
             memcpy(b->stk, stk, n * sizeof stk[0]);
             b->next = atomic_load_explicit(&buckhash[h % BuckHashSize], memory_order_relaxed);
@@ -306,7 +309,7 @@ static mbucket *record(uintptr_t size)
 {
     uintptr_t stk[ProfMaxStack];
     uint32_t n = profCallers(stk);
-    mbucket *b = stkbucket(stk, n, size);
+    mbucket *b = stkbucket(stk, n, size, atomic_load_explicit(&mprofRate, memory_order_relaxed));
     if (b != NULL) {
         atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&b->allocBytes, size, memory_order_relaxed);

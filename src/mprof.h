@@ -65,8 +65,9 @@ void mprof_atfork_child(void);
 typedef struct mbucket {
     struct mbucket *next;      // hash chain; immutable once published
     struct mbucket *allnext;   // every bucket, newest first; immutable once published
-    uint64_t hash;             // of stk and size; immutable
+    uint64_t hash;             // of stk, size and rate; immutable
     uintptr_t size;            // bytes of each sampled object; immutable
+    uint64_t rate;             // the sampling rate its objects were sampled at (part of the key); immutable
     _Atomic uint64_t allocs, frees;          // sampled objects
     _Atomic uint64_t allocBytes, freeBytes;  // their bytes (allocs * size, frees * size)
     uint32_t nstk;             // frames in stk; immutable
@@ -75,13 +76,14 @@ typedef struct mbucket {
 
 // The newest bucket (follow allnext), read with an acquire load.
 mbucket *mProf_buckets(void);
-// The sampling interval the buckets were recorded with (0 if never).
+// The sampling interval of the last gm_prof_start (0 if never).
 uint64_t mProf_lastRate(void);
 
 // ---------------------------------------------------- pprof.c's profiles
 
 // What pprof.c writes: gm_prof_write's kinds.
-// Writes the profile of kind into fd: 0, or -1 and errno.
+// Writes the profile of kind into fd: 0, or -1 and errno. The heap
+// profile's period is rate; each record is scaled by its own.
 int pprof_writeHeap(int fd, uint64_t rate);
 int pprof_writeCoroutines(int fd, bool text);
 

@@ -540,8 +540,8 @@ int pprof_writeHeap(int fd, uint64_t rate)
         if (frees > allocs)
             frees = allocs;
         int64_t v[4];
-        scaleHeapSample(allocs, allocs * b->size, rate, &v[0], &v[1]);
-        scaleHeapSample(allocs - frees, (allocs - frees) * b->size, rate, &v[2], &v[3]);
+        scaleHeapSample(allocs, allocs * b->size, b->rate, &v[0], &v[1]);
+        scaleHeapSample(allocs - frees, (allocs - frees) * b->size, b->rate, &v[2], &v[3]);
         for (uint32_t i = 0; i < b->nstk; i++)
             pbVarint(&ids, locId(&l, b->stk[i]));
         for (int i = 0; i < 4; i++)

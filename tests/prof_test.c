@@ -114,17 +114,35 @@ static GM_NOINLINE void *siteB(size_t n)
     return p;
 }
 
-// 70% of the bytes from siteA, 30% from siteB, each of mixed sizes (tiny,
-// small classes, large objects); then half of siteA's freed. The in-use and
-// allocated views must each give both sites their share within 5 points.
-TEST(sampled_shares_match_call_sites)
+static void *volatile sinkC, *volatile sinkD;
+
+static GM_NOINLINE void *siteC(size_t n)
 {
-    static const size_t sizesA[] = {8, 24, 100, 600, 3000, 20000, 70000};
-    static const size_t sizesB[] = {48, 300, 1500, 9000, 40000};
-    enum { N = 40000 };
+    void *p = gm_malloc(n);
+    sinkC = (char *)p + 2;
+    return p;
+}
+
+static GM_NOINLINE void *siteD(size_t n)
+{
+    void *p = gm_malloc(n);
+    sinkD = (char *)p + 3;
+    return p;
+}
+
+// 70% of the bytes from siteA, 30% from siteB, each of mixed sizes; then
+// half of siteA's objects freed. The in-use and allocated views must each
+// give both sites their share within 5 points. Run with sizes of every
+// kind (tiny, small classes, large objects, most sampled with probability
+// near 1 at this rate) and with small objects only, a few percent of which
+// are sampled: there the shares rest on the scaling.
+static void checkShares(void *(*fa)(size_t), const size_t *sizesA, int nA, void *(*fb)(size_t),
+                        const size_t *sizesB, int nB, size_t rate, const char *name)
+{
+    enum { N = 200000 };
     static void *a[N], *b[N];
-    const char *file = path("accuracy.pb.gz");
-    CHECK_EQ(gm_prof_start(file, 8192), 0);
+    const char *file = path(name);
+    CHECK_EQ(gm_prof_start(file, rate), 0);
     double bytesA = 0, bytesB = 0, liveA = 0, liveB = 0;
     uint64_t seed = 88172645463325252ull;
     size_t na = 0, nb = 0;
@@ -132,12 +150,12 @@ TEST(sampled_shares_match_call_sites)
         seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
         // Keep A at 70% of the bytes asked for so far.
         if (bytesA < 0.7 * (bytesA + bytesB) && na < N) {
-            size_t n = sizesA[seed % 7] + (seed >> 40) % 8;
-            a[na] = siteA(n);
+            size_t n = sizesA[seed % (unsigned)nA] + (seed >> 40) % 8;
+            a[na] = fa(n);
             bytesA += (double)gm_malloc_usable_size(a[na++]);
         } else if (nb < N) {
-            size_t n = sizesB[seed % 5] + (seed >> 40) % 8;
-            b[nb] = siteB(n);
+            size_t n = sizesB[seed % (unsigned)nB] + (seed >> 40) % 8;
+            b[nb] = fb(n);
             bytesB += (double)gm_malloc_usable_size(b[nb++]);
         } else {
             break;
@@ -155,24 +173,27 @@ TEST(sampled_shares_match_call_sites)
     if (CHECK(readProf(file, &p))) {
         int inuse = valueIndex(&p, "inuse_space"), alloc = valueIndex(&p, "alloc_space");
         CHECK(inuse >= 0 && alloc >= 0);
-        uintptr_t fns[2] = {(uintptr_t)siteA, (uintptr_t)siteB};
+        // Every site of this file is a candidate: the one whose start is
+        // nearest below an address holds it.
+        uintptr_t fns[4] = {(uintptr_t)fa, (uintptr_t)fb, (uintptr_t)(fa == siteA ? siteC : siteA),
+                            (uintptr_t)(fb == siteB ? siteD : siteB)};
         double in[2] = {0, 0}, al[2] = {0, 0};
-        uint32_t samples = 0;
+        uint32_t stacks = 0;
         for (uint32_t i = 0; inuse >= 0 && alloc >= 0 && i < p.nsample; i++) {
             const pprofSample *s = &p.sample[i];
             const pprofLocation *l = s->nloc ? pprof_location(&p, s->loc[0]) : NULL;
-            int w = l ? whichFunction(l->address, fns, 2) : -1;
-            if (w < 0)
+            int w = l ? whichFunction(l->address, fns, 4) : -1;
+            if (w < 0 || w > 1)
                 continue;
-            samples++;
+            stacks++;
             in[w] += (double)s->value[inuse];
             al[w] += (double)s->value[alloc];
         }
         double wantIn = 100 * liveA / (liveA + liveB), wantAl = 100 * bytesA / (bytesA + bytesB);
         double gotIn = 100 * in[0] / (in[0] + in[1]), gotAl = 100 * al[0] / (al[0] + al[1]);
-        printf("    %u sampled stacks; siteA's share: in use %.1f%% (true %.1f%%), allocated %.1f%% (true %.1f%%)\n",
-               samples, gotIn, wantIn, gotAl, wantAl);
-        CHECK(samples >= 10); // stacks by (site, size)
+        printf("    %s, rate %zu: siteA's share in use %.1f%% (true %.1f%%), allocated %.1f%% (true %.1f%%)\n", name,
+               rate, gotIn, wantIn, gotAl, wantAl);
+        CHECK(stacks >= 4); // (site, size class) records: most of them sampled
         CHECK(gotIn > wantIn - 5 && gotIn < wantIn + 5);
         CHECK(gotAl > wantAl - 5 && gotAl < wantAl + 5);
         // Unbiased totals too: the estimate of all bytes allocated at the
@@ -186,6 +207,15 @@ TEST(sampled_shares_match_call_sites)
     for (size_t i = 0; i < nb; i++)
         gm_free(b[i]);
     VALID();
+}
+
+TEST(sampled_shares_match_call_sites)
+{
+    static const size_t allA[] = {8, 24, 100, 600, 3000, 20000, 70000}, allB[] = {48, 300, 1500, 9000, 40000};
+    checkShares(siteA, allA, 7, siteB, allB, 5, 8192, "mixed.pb.gz");
+    // Other sites: a profile holds every record since the program began.
+    static const size_t smallA[] = {16, 40, 100, 250, 700, 1800}, smallB[] = {32, 64, 200, 500, 1200};
+    checkShares(siteC, smallA, 6, siteD, smallB, 5, 32768, "small.pb.gz");
 }
 
 // --------------------------------------------------------------- format
