@@ -178,7 +178,9 @@ GM_API int gm_trace_stop(void);
 // EINVAL when off, or write(2)'s and rename(2)'s); gm_prof_stop writes it
 // and stops sampling (the same). A file is written whole or not at all (a
 // temporary renamed over it). Objects sampled before a stop stay tracked;
-// a later start adds to the same records. A forked child keeps sampling,
+// a later start adds to the same profile (each record scaled by the rate
+// it was sampled at). Rate 1 gives every object a page of its own: for
+// tests and small runs. A forked child keeps sampling,
 // but only the process that started profiling writes the file at exit.
 // Thread-safe; threads that exit keep their samples.
 GM_API int gm_prof_start(const char *path, size_t rate);
