@@ -564,9 +564,19 @@ static void dumpAtExit(void)
 
 __attribute__((constructor)) static void profFromEnv(void)
 {
-    const char *path = os_getenv("GOMEM_PROF");
-    if (path == NULL || path[0] == 0)
+    const char *env = os_getenv("GOMEM_PROF");
+    if (env == NULL || env[0] == 0)
         return;
+    // "%p" becomes the process id: the programs a profiled program starts
+    // inherit GOMEM_PROF, and would otherwise write over each other's file.
+    char path[sizeof profPath];
+    size_t n = 0;
+    for (const char *c = env; *c != 0 && n + 24 < sizeof path; c++)
+        if (c[0] == '%' && c[1] == 'p')
+            n += (size_t)snprintf(path + n, sizeof path - n, "%ld", (long)getpid()), c++;
+        else
+            path[n++] = *c;
+    path[n] = 0;
     uint64_t rate = DefaultProfRate;
     const char *v = os_getenv("GOMEM_PROF_RATE");
     if (v != NULL && *v != 0 && (parse_bytes(v, &rate) != 0 || rate == 0)) {

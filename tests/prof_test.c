@@ -306,6 +306,12 @@ TEST(unwritable_path_fails_and_the_program_runs_on)
     CHECK(strstr(out, "gomem ") != NULL);
     CHECK_EQ(sh("GOMEM_PROF=%s GOMEM_PROF_RATE=lots %s/gomem-info version 2>&1", path("r.pb.gz"), build()), 0);
     CHECK(strstr(out, "GOMEM_PROF_RATE='lots'") != NULL);
+    // %p: the process id, a file per process.
+    CHECK_EQ(sh("GOMEM_PROF=%s/pid.%%p.pb.gz %s/gomem-info version >/dev/null 2>&1 && "
+                "GOMEM_PROF=%s/pid.%%p.pb.gz %s/gomem-info version >/dev/null 2>&1 && ls %s | grep -c '^pid\\.[0-9]*\\.pb\\.gz$'",
+                dir, build(), dir, build(), dir),
+             0);
+    CHECK_EQ(atoi(out), 2);
 }
 
 TEST(gomem_info_names_bad_files)
