@@ -108,6 +108,9 @@ $(BUILD)/tests/%: tests/%.c tests/testing.h $(CORE) $(HEADERS) $(wildcard tests/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $< -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
+# The profiler's test runs gomem-info and a program under LD_PRELOAD.
+$(BUILD)/tests/prof_test: $(BUILD)/gomem-info $(BUILD)/libgomem.so
+
 # The drop-in test links the full archive: malloc itself is gomem's.
 # -fno-builtin: clang may otherwise drop a malloc whose result is only
 # compared with NULL, or a free it can see is wrong.
@@ -160,8 +163,8 @@ $(BUILD)/bench/malloc_work_gomem: bench/workloads/malloc_work.c $(CORE) $(HEADER
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DUSE_GOMEM $< -o $@ $(CORE) $(LDFLAGS_ALL)
 
-$(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/report.h $(CORE) $(HEADERS)
-	$(CC) $(CFLAGS_ALL) tools/gomem_info.c tools/report.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
+$(BUILD)/gomem-info: tools/gomem_info.c tools/report.c tools/pprof_tool.c tools/report.h $(CORE) $(HEADERS)
+	$(CC) $(CFLAGS_ALL) -iquote tools tools/gomem_info.c tools/report.c tools/pprof_tool.c -o $@ $(CORE) $(LDFLAGS_ALL) -lm
 
 $(BUILD)/mksizeclasses: tools/mksizeclasses.c
 	@mkdir -p $(dir $@)

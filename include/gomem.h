@@ -174,6 +174,47 @@ GM_API int gm_stats_json(FILE *f);
 GM_API int gm_trace_start(const char *path);
 GM_API int gm_trace_stop(void);
 
+// Heap profiling (Go's heap profile; GOMEM_PROF=file starts it at program
+// start and writes the file at exit): a sample of the allocations, one
+// every rate bytes on average (Go's method: an exponentially distributed
+// interval; 0 takes GOMEM_PROF_RATE's default, 512 KiB; 1 records every
+// allocation), each with its call stack, kept as Go's four views (objects
+// and bytes allocated, and still in use), scaled to unbiased estimates.
+// The file is pprof's gzip-compressed profile.proto: `go tool pprof -top
+// PROGRAM FILE` names the functions and lines from the program's symbols;
+// `gomem-info pprof FILE` prints the top call sites without Go. Off by
+// default, and costs one compare per small allocation when off.
+// gm_prof_start returns 0, or -1 and errno (EBUSY: already on; EINVAL: no
+// path; open(2)'s errors: the file cannot be written, found at once).
+// gm_prof_dump writes the profile so far to the file (0, or -1 and errno:
+// EINVAL when off, or write(2)'s and rename(2)'s); gm_prof_stop writes it
+// and stops sampling (the same). A file is written whole or not at all (a
+// temporary renamed over it). Objects sampled before a stop stay tracked;
+// a later start adds to the same profile (each record scaled by the rate
+// it was sampled at). Rate 1 gives every object a page of its own: for
+// tests and small runs. A forked child keeps sampling,
+// but only the process that started profiling writes the file at exit.
+// Thread-safe; threads that exit keep their samples.
+GM_API int gm_prof_start(const char *path, size_t rate);
+GM_API int gm_prof_dump(void);
+GM_API int gm_prof_stop(void);
+
+// What gm_prof_write writes.
+enum {
+    GM_PROF_HEAP = 1,            // the heap profile (as gm_prof_dump), profiling on or off
+    GM_PROF_COROUTINES = 2,      // every coroutine with its call stack, in pprof's format (Go's goroutine profile)
+    GM_PROF_COROUTINES_TEXT = 3, // the same as text: a paragraph per coroutine
+};
+
+// Writes a profile of kind to path, whole or not at all: 0, or -1 and errno
+// (EINVAL: bad kind or path; open(2)'s, write(2)'s, rename(2)'s errors).
+// The coroutine profile lists each coroutine's id, name, state, wait
+// reason, how long it has waited and its stack bytes, with its call stack:
+// a parked coroutine's is followed along its frame pointers (code built
+// without them shows the frame where it parked only), read from its saved
+// copy in copied mode. Thread-safe.
+GM_API int gm_prof_write(const char *path, int kind);
+
 // Returns every free page to the OS now (Go's debug.FreeOSMemory, minus the
 // GC). Flushes the calling thread's caches first. Returns the bytes released.
 GM_API size_t gm_scavenge(void);

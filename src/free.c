@@ -33,6 +33,7 @@
 // tcache tag, or the tiny bitmap), so every double free and foreign pointer
 // is caught with a one-line message, in release builds too.
 #include "malloc.h"
+#include "mprof.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -101,6 +102,18 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
     uintptr_t bytes = s->elemsize;
     freedFill(p, bytes);
     mcache *c = mcache_tls; // a free never creates a cache (thread teardown)
+    // A sampled object (mprof.c): its record is in the span. A small one
+    // has a span of its own and counts as an object of its class.
+    uint8_t spc = s->profBucket != 0 ? mProf_free(s) : 0;
+    if (spc != 0) {
+        if (c != NULL)
+            counter_add(&c->nfree[spc], 1);
+        else
+            atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
+        ASAN_POISON(p, bytes);
+        mheap_free(s);
+        return;
+    }
     if (c != NULL) {
         counter_add(&c->largeFree, bytes);
         counter_add(&c->nlargeFree, 1);

@@ -101,8 +101,11 @@
 // the aligned family; mallocSmall and mallocLarge for the other files);
 // the process-wide counters (malloc_sumcounters). It takes no lock but
 // mcache_refill's and mheap's below it. Unlike Go's malloc.go it has no
-// GC to serve: no pointer bitmaps, no assist credit, no sampling.
+// GC to serve: no pointer bitmaps, no assist credit. Heap profiling
+// (Go's MemProfileRate sampling) is mprof.c's: the fast path only counts,
+// and hands a sampled object to it (countMalloc).
 #include "malloc.h"
+#include "mprof.h"
 
 #include <string.h>
 
@@ -207,16 +210,25 @@ static inline unsigned randomSlot(mcache *c, uint64_t cache)
     return ((unsigned)__builtin_ctzll(rot) + r) & 63;
 }
 
+// Counts an allocation of class spc: true when the heap profiler samples
+// it (mprof.c). The count was always kept; the profiler adds the compare
+// with profNext, which is ProfNever while profiling is off.
+static inline bool countMalloc(mcache *c, uint8_t spc)
+{
+    uint64_t n = atomic_load_explicit(&c->nmalloc[spc], memory_order_relaxed) + 1;
+    atomic_store_explicit(&c->nmalloc[spc], n, memory_order_relaxed);
+    return n >= profNextLoad(c, spc);
+}
+
 // Takes the lowest free slot of s's cached word (a random one in the
-// hardened mode); s->allocCache != 0.
-static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
+// hardened mode); s->allocCache != 0. The caller counts it (countMalloc).
+static inline void *takeSlot(mcache *c, mspan *s)
 {
     uint64_t cache = s->allocCache;
     unsigned b = GM_UNLIKELY(runtime_secure) ? randomSlot(c, cache) : (unsigned)__builtin_ctzll(cache);
     s->allocCache = cache & ~((uint64_t)1 << b);
     uintptr_t r = (uintptr_t)s->allocCacheBase + b;
     spanAllocBits(s)[r >> 6] |= (uint64_t)1 << b;
-    counter_add(&c->nmalloc[spc], 1);
     ASAN_UNPOISON(s->startAddr + r * s->elemsize, s->elemsize);
     return (void *)(s->startAddr + r * s->elemsize);
 }
@@ -231,7 +243,10 @@ void *mallocSmall(mcache *c, uint8_t spc)
         if (s == NULL)
             return NULL;
     }
-    return takeSlot(c, s, spc);
+    void *x = takeSlot(c, s);
+    if (GM_UNLIKELY(countMalloc(c, spc)))
+        return mProf_mallocSmall(x);
+    return x;
 }
 
 void *mallocLargeTry(mcache *c, size_t n, uintptr_t align_pages, bool zero)
@@ -258,6 +273,8 @@ void *mallocLargeTry(mcache *c, size_t n, uintptr_t align_pages, bool zero)
         memset((void *)(s->startAddr + (s->dirtyLo << PageShift)), 0, (s->dirtyHi - s->dirtyLo) << PageShift);
     counter_add(&c->largeAlloc, s->elemsize);
     counter_add(&c->nlargeAlloc, 1);
+    if (GM_UNLIKELY(atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0))
+        mProf_mallocLarge(c, s);
     return (void *)s->startAddr;
 }
 
@@ -299,7 +316,7 @@ static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
 }
 
 // Pops the most recently freed object of class spc from c's tcache; NULL
-// if none.
+// if none. The caller counts it (countMalloc).
 static inline void *tcachePop(mcache *c, uint8_t spc)
 {
     gclink *x = c->tcache[spc];
@@ -316,7 +333,6 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     c->tcount[spc]--;
     ASAN_UNPOISON(x, class_to_size[spanclass_sizeclass(spc)]);
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
-    counter_add(&c->nmalloc[spc], 1);
     return x;
 }
 
@@ -334,21 +350,31 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
             return zero && x != NULL ? memset(x, 0, n) : x;
         }
         uint8_t spc = malloc_sizeclass(n);
+        // A sampled object's call is a tail call: the profiler's unwinder
+        // then finds the caller right above it, no frame of gm_malloc between.
         void *x = tcachePop(c, spc);
-        if (x != NULL)
+        if (x != NULL) {
+            if (GM_UNLIKELY(countMalloc(c, spc)))
+                return zero ? mProf_callocSmall(x) : mProf_mallocSmall(x);
             return zero ? memset(x, 0, n) : x;
+        }
         mspan *s = c->alloc[spc];
-        if (GM_LIKELY(s->allocCache != 0))
-            return zero ? memset(takeSlot(c, s, spc), 0, n) : takeSlot(c, s, spc);
+        if (GM_LIKELY(s->allocCache != 0)) {
+            x = takeSlot(c, s);
+            if (GM_UNLIKELY(countMalloc(c, spc)))
+                return zero ? mProf_callocSmall(x) : mProf_mallocSmall(x);
+            return zero ? memset(x, 0, n) : x;
+        }
     }
     return mallocSlow(n, zero);
 }
 
 // Cost of the common case, a size class of up to 1 KiB whose tcache holds
-// an object (x86-64, gcc -O2; objdump -d build/obj/malloc.o): about 45
-// instructions, 6 conditional branches, no call, no atomic, one push and
-// pop; from the span's word instead (takeSlot) about 55. bench/instr.sh
-// counts it with gm_free (hotpaths malloc: 127 instructions per pair).
+// an object (x86-64, gcc -O2; objdump -d build/obj/malloc.o): about 47
+// instructions, 7 conditional branches (one the profiler's compare), no
+// call, no atomic; from the span's word instead (takeSlot) about 57.
+// bench/instr.sh counts it with gm_free (hotpaths malloc: 127 instructions
+// per pair, 124 before the profiler's compare).
 void *gm_malloc(size_t n)
 {
     return mallocgc(n, false);
@@ -436,6 +462,14 @@ int gm_posix_memalign(void **out, size_t align, size_t n)
     *out = p;
     return 0;
 }
+
+// The functions above that an allocation passes through: the heap
+// profiler cuts them off the stacks it records (mprof.c).
+const void *const malloc_allocFrames[] = {
+    (const void *)gm_malloc, (const void *)gm_calloc, (const void *)gm_aligned_alloc, (const void *)gm_memalign,
+    (const void *)gm_posix_memalign, (const void *)alignedAlloc, (const void *)mallocSlow,
+    (const void *)mallocSmall, (const void *)mallocLarge, (const void *)mallocLargeTry, NULL,
+};
 
 // ------------------------------------------------------------------ fork
 

@@ -86,8 +86,9 @@ extern GM_HIDDEN _Atomic uint64_t reallocMoves, reallocMovedBytes;
 // ----------------------------------------------------------- allocation
 // (malloc.c)
 
-// A slot of class spc from c's span, refilling it when exhausted; NULL
-// (errno not set) when out of memory.
+// A slot of class spc from c's span, refilling it when exhausted (or, when
+// the heap profiler samples it, an object of class spc in a span of its
+// own: mprof.c); NULL (errno not set) when out of memory.
 void *mallocSmall(mcache *c, uint8_t spc);
 // A large object of n bytes (n <= PTRDIFF_MAX) aligned to align_pages
 // pages, zeroed if zero; NULL and ENOMEM, and a GOMEM_VERBOSE line, if no

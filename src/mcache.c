@@ -24,6 +24,7 @@
 // full or at thread exit (Go: at every GC).
 #include "runtime.h"
 #include "malloc.h"
+#include "mprof.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -201,6 +202,7 @@ static GM_COLD mcache *mcache_create(void)
     // Zeroed by fixalloc_alloc (fresh memory is; a reused one it clears): no
     // memset here, which would touch the cold tail's page too.
     mcache_initAlloc(c);
+    mProf_initCache(c);
     c->tcacheKey = tcache_newKey(c);
     c->allnext = allm;
     if (allm != NULL)
@@ -213,6 +215,14 @@ static GM_COLD mcache *mcache_create(void)
     pthread_setspecific(mcacheKey, c);
     mcache_tls = c;
     return c;
+}
+
+void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg)
+{
+    lock(&allmLock);
+    for (mcache *c = allm; c != NULL; c = c->allnext)
+        fn(c, arg);
+    unlock(&allmLock);
 }
 
 mcache *getmcache(void)
@@ -303,6 +313,7 @@ static void atfork_prepare(void)
     mcentral_atfork_prepare();
     lock(&mheap_.lock);
     lock(&allmLock);
+    mprof_atfork_prepare();
     persistent_atfork_prepare();
     forkLocked = true;
     atomic_fetch_add_explicit(&mcache_forksLocked, 1, memory_order_relaxed);
@@ -313,6 +324,7 @@ static void atfork_parent(void)
     if (!forkLocked)
         return;
     persistent_atfork_parent();
+    mprof_atfork_parent();
     unlock(&allmLock);
     unlock(&mheap_.lock);
     mcentral_atfork_parent();
@@ -330,6 +342,7 @@ static void atfork_child(void)
     if (!forkLocked)
         return; // the parent had no other thread: nothing held, no cache to adopt
     persistent_atfork_child();
+    mprof_atfork_child();
     lock_reinit_child(&allmLock);
     lock_reinit_child(&mheap_.lock);
     mcentral_atfork_child();

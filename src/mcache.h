@@ -33,6 +33,13 @@ typedef struct mcache {
     _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
     _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
     uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
+    // Heap profiling (mprof.c): the small fast path samples its object when
+    // nmalloc[spc] reaches profNext[spc] (ProfNever: never). Written with
+    // relaxed atomic stores (gm_prof_start and gm_prof_stop set every
+    // cache's), read by the owner with profNextLoad.
+    uint64_t profNext[NumSpanClasses];
+    int64_t profLeft;                          // bytes to the next sample of a large object or tiny block; owner only
+    uint64_t profRng;                          // the sampler's random state; owner only
 
     // Freed objects kept for reuse by this thread (LIFO per class, like
     // tcmalloc's and glibc's thread caches; see free.c). Each holds the
@@ -76,6 +83,24 @@ typedef struct mcache {
     uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
 } mcache;
 
+// The owner's read of its profNext[spc]: a plain load, which the compiler
+// folds into the fast path's compare (an atomic load costs a register and
+// an address computation more). An aligned 8-byte load is single-copy
+// atomic on every target gomem has; ThreadSanitizer builds, which would
+// report the plain load beside another thread's atomic store, get an
+// atomic one.
+#ifdef GM_TSAN
+static inline uint64_t profNextLoad(const mcache *c, uint8_t spc)
+{
+    return __atomic_load_n(&c->profNext[spc], __ATOMIC_RELAXED);
+}
+#else
+static inline uint64_t profNextLoad(const mcache *c, uint8_t spc)
+{
+    return c->profNext[spc];
+}
+#endif
+
 // Adds v to one of an mcache's counters: the owner's relaxed load and
 // store, never a locked read-modify-write (other threads only read them).
 static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
@@ -93,6 +118,9 @@ mcache *getmcache(void);
 // cache, and those of its tcache and tiny state (tcache_valid,
 // tiny_valid); else a description of the first that does not.
 const char *mcache_valid(mcache *c);
+// Calls fn on every live mcache, under allmLock (fn may touch only what
+// other threads may: atomics).
+void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg);
 // Adds every live mcache's cached bytes into out. Takes allmLock.
 void mcache_sumcounters(gm_memstats *out);
 

@@ -100,7 +100,15 @@ struct mspan {
     };
 
     // --- manual spans: owned by the stack allocator (stackpool lock / stackLarge lock)
-    gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
+    union {
+        gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
+        // In-use large spans (spanclass 0): the record of the sampled object
+        // it holds (an mbucket *, mprof.c), or'ed with the object's size class
+        // when it is a small object given a span of its own; 0 when not
+        // sampled. Cleared with manualFreeList when mheap hands the span out.
+        // The object's owner.
+        uintptr_t profBucket;
+    };
     uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
 
     // --- tiny spans (TinyClass16/32): the first nreserved blocks hold the

@@ -15,6 +15,7 @@
 //
 // Not built into sanitizer builds: ASan and TSan bring their own malloc.
 #include "runtime.h"
+#include "mprof.h"
 
 #include <malloc.h>
 #include <stdlib.h>
@@ -101,6 +102,14 @@ GM_EXPORT void *pvalloc(size_t n)
     }
     return gm_aligned_alloc(page, n == 0 ? page : (n + page - 1) & ~(page - 1));
 }
+
+// The functions above that an allocation passes through: the heap
+// profiler cuts them off the stacks it records (mprof.c).
+const void *const override_allocFrames[] = {
+    (const void *)malloc, (const void *)calloc, (const void *)realloc, (const void *)reallocarray,
+    (const void *)aligned_alloc, (const void *)posix_memalign, (const void *)memalign, (const void *)valloc,
+    (const void *)pvalloc, NULL,
+};
 
 GM_EXPORT size_t malloc_usable_size(void *p)
 {

@@ -930,8 +930,27 @@ void offStack(const char *who, const gm_g *g, uintptr_t sp)
 static inline void countParked(worker *p, gm_g *g)
 {
     g->parked = true;
+    g->waitSince = cputicks();
     atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+}
+
+void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
+{
+    spin_lock(&allWorkersLock);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext) {
+        // Bounded: the list may change under the walk (a g that ends is
+        // unlinked by its worker), but every link names a descriptor.
+        long n = 0;
+        for (gm_g *g = __atomic_load_n(&p->allg, __ATOMIC_RELAXED); g != NULL && n < (1L << 24);
+             g = __atomic_load_n(&g->allnext, __ATOMIC_RELAXED), n++)
+            fn(g, p, arg);
+        spin_lock(&p->lock);
+        for (gm_g *g = p->newq.head; g != NULL; g = g->schedlink)
+            fn(g, p, arg);
+        spin_unlock(&p->lock);
+    }
+    spin_unlock(&allWorkersLock);
 }
 
 void notInCoroutine(const char *who)

@@ -57,6 +57,7 @@
 // held copies instead of waiting. Nothing else is shared but counters; the
 // object's span belongs to the object's owner, its pages to mheap.
 #include "malloc.h"
+#include "mprof.h"
 
 #include <string.h>
 
@@ -196,6 +197,8 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
     bool fresh = t->fresh || reallocMoveAny; // "When", above
     int r = fresh && moveAllowed() ? os_move_pages(p, q, have) : -1;
     if (r == 0) {
+        if (s->profBucket != 0)
+            mProf_free(s); // the sampled object ends here (mheap_freeReleased skips freeLarge)
         atomic_fetch_add_explicit(&reallocMoves, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&reallocMovedBytes, have, memory_order_relaxed);
         counter_add(&c->largeFree, have);
@@ -293,3 +296,10 @@ void *gm_reallocarray(void *p, size_t n, size_t size)
     }
     return gm_realloc(p, total);
 }
+
+// The functions above that an allocation passes through: the heap
+// profiler cuts them off the stacks it records (mprof.c).
+const void *const realloc_allocFrames[] = {
+    (const void *)gm_realloc, (const void *)gm_reallocarray, (const void *)reallocMove,
+    (const void *)reallocNewLarge, NULL,
+};

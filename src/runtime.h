@@ -11,7 +11,7 @@
 // Lock ranks (Go's lockrank.go): a thread may take a lock only if its rank is
 // higher than every lock it holds. GM_DEBUG >= 1 checks this.
 //   lockRankStackpool < lockRankStackLarge
-//       < lockRankMcentral < lockRankMheap < lockRankAllm < lockRankPersistent
+//       < lockRankMcentral < lockRankMheap < lockRankAllm < lockRankProf < lockRankPersistent
 #ifndef GOMEM_RUNTIME_H
 #define GOMEM_RUNTIME_H
 
@@ -128,6 +128,7 @@ enum lockRank {
     lockRankMcentral,
     lockRankMheap,
     lockRankAllm,
+    lockRankProf,       // the heap profiler's buckets (mprof.c)
     lockRankPersistent, // persistentalloc: a leaf, taken under any other lock
 };
 

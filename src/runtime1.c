@@ -23,7 +23,7 @@
 //   GOMEM_ALIGN16=1          gm_malloc results 16-byte aligned, as glibc's
 //   GOMEM_MAXTINY=0|8|16|32  the tiny allocator's block size (0: off)
 // Read elsewhere: GOMEM_TRACE and GOMEM_TRACE_INTERVAL (trace.c's
-// constructor), GOMEM_STATS (override.c), GOMEM_FAULT_* (os_linux.c, for
+// constructor), GOMEM_PROF and GOMEM_PROF_RATE (mprof.c's), GOMEM_STATS (override.c), GOMEM_FAULT_* (os_linux.c, for
 // tests). A malformed value gets a warning naming it and the default is
 // kept, except GOMEM_FAULT_*, a test knob read with strtoull; so does a
 // GOMEM_* name that is none of these (GOMEM_TEST_* is the tests' own). In set-user-ID
@@ -135,7 +135,8 @@ static void parse_debug(const char *v)
 // Every GOMEM_* the runtime reads; GOMEM_TEST_* belongs to gomem's tests.
 static const char *const knownOptions[] = {
     "VERBOSE", "DEBUG", "SCAVENGE", "SCAVENGE_DELAY", "PROCS", "SECURE", "ALIGN16", "MAXTINY",
-    "MAXSTACK", "EXECSTACKS", "TRACE", "TRACE_INTERVAL", "STATS", "FAULT_MMAP", "FAULT_MPROTECT", "FAULT_MADVISE", "FAULT_MREMAP",
+    "MAXSTACK", "EXECSTACKS", "TRACE", "TRACE_INTERVAL", "STATS", "PROF", "PROF_RATE", "FAULT_MMAP", "FAULT_MPROTECT",
+    "FAULT_MADVISE", "FAULT_MREMAP",
 };
 
 // A GOMEM_* variable gomem does not know is most likely a typo (GOMEM_STAT

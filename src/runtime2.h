@@ -68,6 +68,7 @@ struct gm_g {
                                // newq was empty then, so it still sorts the yielder first, as it should
     const char *name;
     const char *waitReason;    // why it is parked (deadlock report)
+    uint64_t waitSince;        // cputicks() when it last parked (the coroutine profile); p's thread
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
     struct execStack *exec;    // copied, not pinned: the execution stack of p its frames run on, chosen
@@ -285,6 +286,19 @@ struct gm_chan {
 // -fPIC, and the general model calls __tls_get_addr at every access (twice
 // per gm_yield); like mcache_tls.
 extern __thread worker *tworker __attribute__((tls_model("initial-exec")));
+
+// Calls fn on every coroutine of every worker, started (allg) or not yet
+// (newq), holding allWorkersLock and, for newq, the worker's lock: the
+// coroutine profile's snapshot (pprof.c). Go stops the world for it; here
+// the workers run on, so a g that starts or ends meanwhile may be missed,
+// and fn may read only what stays valid: a descriptor is never freed.
+void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg);
+
+// A parked g's saved context (sys_<arch>.c): its frame pointer and the
+// return address of its switch, from the gosavedframeBytes bytes at its
+// saved sp.
+void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc);
+extern const size_t gosavedframeBytes;
 
 // ------------------------------------------------------------------ gQueue
 

@@ -26,3 +26,11 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *))
     sp[7] = (uintptr_t)gostart;                 // return address
     return sp;
 }
+
+const size_t gosavedframeBytes = 8 * sizeof(uintptr_t);
+
+void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc)
+{
+    *fp = sp[6];
+    *pc = sp[7];
+}

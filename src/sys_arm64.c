@@ -32,3 +32,11 @@ void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *))
     sp[FrameFPCR] = 0;
     return sp;
 }
+
+const size_t gosavedframeBytes = FrameWords * 8;
+
+void gosavedframe(const uintptr_t *sp, uintptr_t *fp, uintptr_t *pc)
+{
+    *fp = sp[FrameX29];
+    *pc = sp[FrameX30];
+}

@@ -71,6 +71,7 @@
 // its own, so blocks carry start bitmaps, and freed bytes come back as
 // holes.
 #include "malloc.h"
+#include "mprof.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,6 +286,12 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
             return p;
         }
     }
+    // A new block: the heap profiler's unit for tiny objects (mprof.c).
+    if (GM_UNLIKELY(atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0) && mProf_tinyDue(c, max)) {
+        void *p = mProf_mallocTiny(c, n, max);
+        if (p != NULL)
+            return p;
+    }
     uint8_t spc = max == 16 ? TinyClass16 : TinyClass32;
     gclink *b = c->tinyDead[spc - TinyClass16];
     mspan *s;
@@ -482,6 +489,13 @@ char *gm_strndup(const char *str, size_t max)
     }
     return p;
 }
+
+// The functions above that an allocation passes through: the heap
+// profiler cuts them off the stacks it records (mprof.c).
+const void *const tiny_allocFrames[] = {
+    (const void *)tinyAllocSlow, (const void *)gm_malloc_bytes,
+    (const void *)mallocChars, (const void *)gm_strdup, (const void *)gm_strndup, NULL,
+};
 
 // ------------------------------------------------------------- validator
 

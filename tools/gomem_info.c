@@ -5,9 +5,22 @@
 //   gomem-info sizeclasses   the size-class table, one line per class
 //   gomem-info stats         a fresh process's statistics, as JSON
 //   gomem-info version       version and build settings
-//   gomem-info report FILE -o OUT.html
+//   gomem-info report FILE [-heap PROFILE] -o OUT.html
 //                            a trace (GOMEM_TRACE) or statistics file
-//                            (GOMEM_STATS, gm_stats_json) as plots
+//                            (GOMEM_STATS, gm_stats_json) as plots; with
+//                            -heap, a heap profile's top call sites and
+//                            flame graph beside them (FILE may also be a
+//                            heap profile alone)
+//   gomem-info pprof PROFILE [-o OUT.pb.gz]
+//                            a heap profile (GOMEM_PROF, gm_prof_dump):
+//                            its top call sites by bytes in use and
+//                            allocated, named from the program's symbols
+//                            (addr2line when installed); with -o, the
+//                            profile written again with the names in it,
+//                            for go tool pprof
+//   gomem-info coroutines PROFILE
+//                            a coroutine profile (gm_prof_write): every
+//                            coroutine, its state and its stack
 //   gomem-info bench-report FILE.csv -o OUT.html
 //                            make bench's results as bar charts
 //
@@ -29,7 +42,10 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: gomem-info sizeclasses | stats | version\n"
-                    "       gomem-info report TRACE-OR-STATS-FILE -o OUT.html\n"
+                    "       gomem-info report TRACE-OR-STATS-FILE [-heap PROFILE] -o OUT.html\n"
+                    "       gomem-info report PROFILE -o OUT.html\n"
+                    "       gomem-info pprof PROFILE [-o OUT.pb.gz]\n"
+                    "       gomem-info coroutines PROFILE\n"
                     "       gomem-info bench-report RESULTS.csv -o OUT.html\n");
     return 2;
 }
@@ -38,10 +54,18 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[3], "-o") == 0) {
         if (strcmp(argv[1], "report") == 0)
-            return report_main(argv[2], argv[4]);
+            return report_main(argv[2], argv[4], NULL);
         if (strcmp(argv[1], "bench-report") == 0)
             return bench_report_main(argv[2], argv[4]);
+        if (strcmp(argv[1], "pprof") == 0)
+            return pprof_main(argv[2], argv[4], false);
     }
+    if (argc == 7 && strcmp(argv[1], "report") == 0 && strcmp(argv[3], "-heap") == 0 && strcmp(argv[5], "-o") == 0)
+        return report_main(argv[2], argv[6], argv[4]);
+    if (argc == 3 && strcmp(argv[1], "pprof") == 0)
+        return pprof_main(argv[2], NULL, false);
+    if (argc == 3 && strcmp(argv[1], "coroutines") == 0)
+        return pprof_main(argv[2], NULL, true);
     if (argc != 2)
         return usage();
     if (strcmp(argv[1], "sizeclasses") == 0) {

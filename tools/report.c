@@ -306,6 +306,21 @@ static int outClose(outFile *w)
     return fail("cannot write '%s': %s", w->path, strerror(err ? err : EIO));
 }
 
+// The heap profile's section (pprof_htmlSection), made before the page so
+// that a bad profile fails the report before anything is written.
+static FILE *heapHtml;
+
+static void heapEnd(FILE *o)
+{
+    if (heapHtml == NULL)
+        return;
+    rewind(heapHtml);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, heapHtml)) > 0)
+        fwrite(chunk, 1, n, o);
+}
+
 static void pageStart(FILE *o, const char *title, const char *source)
 {
     fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>", o);
@@ -562,7 +577,9 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     for (int e = 0; e < 64; e++)
         if (evName[e] != NULL)
             fprintf(o, "<tr><th>%s</th><td>%llu</td></tr>\n", evName[e], (unsigned long long)count[e]);
-    fputs("</table>\n</body></html>\n", o);
+    fputs("</table>\n", o);
+    heapEnd(o);
+    fputs("</body></html>\n", o);
     free(r);
     vec *all[] = { &rss, &halloc, &hinuse, &hrel, &stk, &run, &runnable, &waiting, &grows, &shrinks };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
@@ -799,13 +816,44 @@ static int statsReport(const char *in, const char *data, size_t len, const char 
         fmtPlain(b, sizeof b, s->scalar[i]);
         fprintf(o, "<tr><th>%s</th><td>%.0f</td><td>%s</td></tr>\n", s->scalarName[i], s->scalar[i], b);
     }
-    fputs("</table>\n</body></html>\n", o);
+    fputs("</table>\n", o);
+    heapEnd(o);
+    fputs("</body></html>\n", o);
     free(s);
     return outClose(&w);
 }
 
-int report_main(const char *in, const char *out)
+// A page of the heap profile alone.
+static int heapReport(const char *in, const char *out)
 {
+    outFile w;
+    if (outOpen(&w, out) != 0)
+        return 1;
+    pageStart(w.f, "gomem heap profile", in);
+    heapEnd(w.f);
+    fputs("</body></html>\n", w.f);
+    return outClose(&w);
+}
+
+int report_main(const char *in, const char *out, const char *heap)
+{
+    {
+        // A heap profile: given with -heap, or as the file itself (gzip).
+        FILE *f = fopen(in, "rb");
+        bool gz = f != NULL && fgetc(f) == 0x1f && fgetc(f) == 0x8b;
+        if (f != NULL)
+            fclose(f);
+        const char *prof = heap != NULL ? heap : gz ? in : NULL;
+        if (prof != NULL) {
+            heapHtml = tmpfile();
+            if (heapHtml == NULL)
+                return fail("cannot make a temporary file: %s", strerror(errno));
+            if (pprof_htmlSection(heapHtml, prof) != 0)
+                return 1;
+            if (prof == in)
+                return heapReport(in, out);
+        }
+    }
     size_t len;
     char *data = readFile(in, &len);
     if (data == NULL)

@@ -1,0 +1,606 @@
+// SPDX-License-Identifier: MIT
+//
+// The heap profiler (Go: mprof.go, and malloc.go's nextSample): which code
+// allocated the memory. GOMEM_PROF=path (and GOMEM_PROF_RATE), or
+// gm_prof_start / gm_prof_dump / gm_prof_stop, record a sample of the
+// allocations with their call stacks; pprof.c writes them in pprof's format.
+//
+// Owns: the sampling decision, the records (buckets), the profile's file
+// and the GOMEM_PROF* options. Entry points for the malloc files are in
+// mprof.h; the API is gm_prof_* in gomem.h.
+//
+// Sampling, Go's method. A sample is taken every rate bytes on average
+// (GOMEM_PROF_RATE, default 512 KiB, Go's MemProfileRate): the distance in
+// bytes to the next sample is drawn from an exponential distribution of
+// mean rate, so the sampled points form a Poisson process over the bytes
+// allocated, and an object of s bytes is sampled with probability
+// 1 - exp(-s/rate), independently of every other. The writer divides each
+// record by that probability (Go's scaleHeapSample), which makes every
+// figure of the profile an unbiased estimate. Three countdowns per thread
+// feed the same process, each over its own bytes (independent Poisson
+// processes add up to one):
+//   - small objects: per size class, objects rather than bytes (every
+//     object of a class has its size), folded into the class's allocation
+//     counter: the fast path already adds 1 to nmalloc[spc], and compares
+//     the sum with profNext[spc], one compare-and-branch. ProfNever (off)
+//     is never reached, so profiling off costs that compare and nothing
+//     else (bench/instr.sh).
+//   - large objects: bytes, on mallocLargeTry's slow path.
+//   - tiny blocks: Go's rule, a block is the sampled unit (its bytes count
+//     when a new block starts; a request that fits the current block costs
+//     nothing). The sampled request is recorded with the block's size.
+//
+// Sampled objects get a span of their own (tcmalloc does the same): a
+// sampled small or tiny request is served by a span of whole pages from
+// mheap, spanclass 0 like a large object, with elemsize its class's size,
+// and the slot the fast path had taken goes back. So free's fast path does
+// nothing new: a span of class 0 already goes to freeLarge, which finds
+// the record in the span (profBucket) in one load. Cost: a page of address
+// space per sampled live object (one 4 KiB page touched), about 1/64 of the
+// rate (0.8% of the live heap at the default rate when every object is
+// small).
+//
+// Stacks are unwound with libgcc's unwinder (_Unwind_Backtrace, from the
+// compiler's runtime, which every gcc and clang link on Linux already
+// brings), not by following frame pointers: it reads the .eh_frame tables
+// that the x86-64 and AArch64 ABIs require in every object, so it unwinds
+// code built without frame pointers (gcc's and clang's default at -O2, and
+// Debian's python, perl and libc), which a frame-pointer walk would stop at
+// or misread. It costs microseconds per sample, and a sample comes every
+// 512 KiB. The frames of gomem itself are cut off the top: the frames up to
+// the last one whose function is one of the allocation paths' (each malloc
+// file lists its functions: *_allocFrames). A coroutine's parked stack
+// cannot be unwound by libgcc; pprof.c follows its frame pointers instead.
+//
+// Records (Go's bucket and memRecord): a hash table of buckets keyed by
+// (stack, size, rate), each with four counters (objects and bytes allocated and
+// freed). Buckets are made under profLock and published with a release
+// store; readers (the writer, frees) walk them without the lock. They come
+// from persistentalloc, never from the heap: no allocation of the profiler
+// can be sampled in turn. Never freed, so a thread that exits keeps its
+// samples, and records outlive gm_prof_stop (a later start goes on adding).
+//
+// The file: each dump writes path.tmp.PID and renames it over path, so a
+// signal, a full disk or a fork during a dump leaves the old profile or
+// the new one, never half of one. A forked child keeps sampling (its heap
+// is the parent's copy), but only the process that started profiling
+// writes its file at exit.
+//
+// Locks: profLock (rank lockRankProf, above allmLock, below persistentLock)
+// guards bucket creation and the file's state. A sampling thread holds no
+// other lock. gm_prof_start and gm_prof_stop take allmLock to reach every
+// cache's profNext.
+//
+// Differs from Go: no GC, so frees are exact (Go counts frees at sweep and
+// keeps three cycles of records to publish a consistent view); sampled
+// objects live in spans of their own; stacks come from the C unwinder.
+#include "malloc.h"
+#include "mprof.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#define DefaultProfRate ((uint64_t)512 << 10) // Go's MemProfileRate
+#define BuckHashSize (1u << 12)               // chains of the bucket table (Go: 179999): 32 KiB
+#define SkipFrames 24                         // most gomem frames looked at above the caller's
+
+_Atomic uint64_t mprofRate;
+static mutex profLock = MUTEX_INIT(lockRankProf);
+static _Atomic(_Atomic(mbucket *) *) buckhash; // BuckHashSize chains; set once under profLock
+static _Atomic(mbucket *) mbuckets;       // every bucket, newest first
+static _Atomic uint64_t lastRate;         // the rate of the last start
+static char profPath[4096];               // guarded by profLock
+static pid_t profPid;                     // who started profiling; guarded by profLock
+static uint64_t sweepRng;                 // gm_prof_start's draws for other threads; guarded by allmLock's holder
+// The calling thread is in the profiler: a malloc it makes (the unwinder
+// may, on its first use in a static program) is not sampled.
+static __thread bool profBusy __attribute__((tls_model("initial-exec")));
+
+// ---------------------------------------------------------------- random
+
+static inline uint64_t rngNext(uint64_t *s)
+{
+    uint64_t x = *s | 1; // never stuck at 0
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+// -ln(u) for u in (0, 1]: log2 from the exponent and a series for the
+// mantissa (ln m = 2 atanh((m-1)/(m+1)), m in [1, 2): five terms, error
+// under 1e-6). Go's fastexprand uses a table of log2; no libm either way.
+static double negLog(double u)
+{
+    uint64_t bits;
+    memcpy(&bits, &u, sizeof bits);
+    int e = (int)((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & ((1ull << 52) - 1)) | (1023ull << 52);
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    double t = (m - 1) / (m + 1), t2 = t * t;
+    double lnm = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9)))));
+    return -(e * 0.6931471805599453 + lnm);
+}
+
+// Bytes to the next sample: exponential with mean rate (Go: nextSample).
+// Rate 1 samples every allocation.
+static uint64_t expBytes(uint64_t *rng, uint64_t rate)
+{
+    if (rate <= 1)
+        return 0;
+    double u = (double)((rngNext(rng) >> 11) + 1) * (1.0 / 9007199254740992.0); // (0, 1]
+    double x = negLog(u) * (double)rate;
+    return x >= 9.0e18 ? (uint64_t)9e18 : (uint64_t)x;
+}
+
+// The count of class spc at which its next sample falls, counting from
+// n allocations now: the object that holds the next sampled byte.
+static uint64_t nextSmall(uint64_t *rng, uint64_t rate, uint8_t spc, uint64_t n)
+{
+    if (rate == 0 || spc == 0 || spc >= TinyClass16)
+        return ProfNever;
+    return n + 1 + expBytes(rng, rate) / class_to_size[spc];
+}
+
+// Sets every countdown of c for rate (0: off). n: c's counts as now.
+static void armCache(mcache *c, uint64_t rate, uint64_t *rng)
+{
+    for (int spc = 0; spc < NumSpanClasses; spc++) {
+        uint64_t n = atomic_load_explicit(&c->nmalloc[spc], memory_order_relaxed);
+        __atomic_store_n(&c->profNext[spc], nextSmall(rng, rate, (uint8_t)spc, n), __ATOMIC_RELAXED);
+    }
+}
+
+void mProf_initCache(mcache *c)
+{
+    c->profRng = runtime_secret((uintptr_t)c ^ 0x70726f66) | 1;
+    uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_relaxed);
+    armCache(c, rate, &c->profRng);
+    c->profLeft = (int64_t)expBytes(&c->profRng, rate);
+}
+
+// Re-arms class spc of the calling thread's c after a sample (or a count
+// that met a stale target). If profiling stopped meanwhile, the stop's
+// sweep may have run before this store: the second look at the rate puts
+// ProfNever back (seq_cst, against gm_prof_stop's store then sweep).
+static void rearmSmall(mcache *c, uint8_t spc)
+{
+    uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_seq_cst);
+    uint64_t n = atomic_load_explicit(&c->nmalloc[spc], memory_order_relaxed);
+    __atomic_store_n(&c->profNext[spc], nextSmall(&c->profRng, rate, spc, n), __ATOMIC_SEQ_CST);
+    if (rate != 0 && atomic_load_explicit(&mprofRate, memory_order_seq_cst) == 0)
+        __atomic_store_n(&c->profNext[spc], ProfNever, __ATOMIC_RELAXED);
+}
+
+// --------------------------------------------------------------- stacks
+
+
+typedef struct unwindState {
+    uintptr_t pc[SkipFrames + ProfMaxStack];
+    uintptr_t fn[SkipFrames + ProfMaxStack];
+    int n;
+} unwindState;
+
+static _Unwind_Reason_Code unwindFrame(struct _Unwind_Context *ctx, void *arg)
+{
+    unwindState *u = arg;
+    uintptr_t pc = _Unwind_GetIP(ctx);
+    if (pc == 0 || u->n == SkipFrames + ProfMaxStack)
+        return _URC_END_OF_STACK;
+    u->pc[u->n] = pc;
+    u->fn[u->n] = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    u->n++;
+    return _URC_NO_REASON;
+}
+
+static uint32_t profCallers(uintptr_t *stk);
+static mbucket *record(uintptr_t size);
+static void *sampledSpan(uint8_t spc, uintptr_t size, uintptr_t recorded);
+static void *sampleSmall(void *x, bool zero);
+// This file's functions a sample passes through (sampleSmall and the rest
+// may be inlined, or not, or tail-called).
+static const void *const mprof_allocFrames[] = {
+    (const void *)mProf_mallocSmall, (const void *)mProf_callocSmall, (const void *)mProf_mallocLarge,
+    (const void *)mProf_mallocTiny, (const void *)profCallers, (const void *)record, (const void *)sampledSpan,
+    (const void *)sampleSmall, NULL,
+};
+
+static bool isAllocFrame(uintptr_t fn)
+{
+    const void *const *lists[] = {mprof_allocFrames, malloc_allocFrames, realloc_allocFrames, tiny_allocFrames,
+                                  override_allocFrames};
+    for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
+        for (const void *const *f = lists[i]; f != NULL && *f != NULL; f++)
+            if ((uintptr_t)*f == fn)
+                return true;
+    return false;
+}
+
+// The caller's stack into stk (innermost first): the frames past the last
+// allocation-path frame among the first SkipFrames. Returns the count.
+static GM_NOINLINE uint32_t profCallers(uintptr_t *stk)
+{
+    unwindState u;
+    u.n = 0;
+    _Unwind_Backtrace(unwindFrame, &u);
+    int first = 0;
+    for (int i = 0; i < u.n && i < SkipFrames; i++)
+        if (isAllocFrame(u.fn[i]))
+            first = i + 1;
+    uint32_t n = 0;
+    for (int i = first; i < u.n && n < ProfMaxStack; i++)
+        stk[n++] = u.pc[i];
+    return n;
+}
+
+// ---------------------------------------------------------------- buckets
+
+static uint64_t stackHash(const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
+{
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ size ^ rate << 32;
+    for (uint32_t i = 0; i < n; i++) {
+        h ^= stk[i];
+        h *= 0xBF58476D1CE4E5B9ull;
+        h ^= h >> 31;
+    }
+    return h;
+}
+
+static mbucket *findBucket(uint64_t h, const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
+{
+    for (mbucket *b = atomic_load_explicit(&buckhash[h % BuckHashSize], memory_order_acquire); b != NULL;
+         b = b->next)
+        if (b->hash == h && b->size == size && b->rate == rate && b->nstk == n &&
+            memcmp(b->stk, stk, n * sizeof stk[0]) == 0)
+            return b;
+    return NULL;
+}
+
+// The bucket of (stk, size, rate), made if new (Go: stkbucket; the rate is
+// part of the key so that a profile restarted at another rate scales each
+// record by the rate it was sampled at). NULL when out of memory.
+static mbucket *stkbucket(const uintptr_t *stk, uint32_t n, uintptr_t size, uint64_t rate)
+{
+    if (atomic_load_explicit(&buckhash, memory_order_acquire) == NULL)
+        return NULL; // never started
+    uint64_t h = stackHash(stk, n, size, rate);
+    mbucket *b = findBucket(h, stk, n, size, rate);
+    if (b != NULL)
+        return b;
+    lock(&profLock);
+    b = findBucket(h, stk, n, size, rate);
+    if (b == NULL) {
+        // 128-aligned: the low bits of a span's profBucket hold a class.
+        b = persistentalloc(sizeof(mbucket) + n * sizeof stk[0], 128);
+        if (b != NULL) {
+            b->hash = h;
+            b->size = size;
+            b->rate = rate;
+            b->nstk = n;
+            memcpy(b->stk, stk, n * sizeof stk[0]);
+            b->next = atomic_load_explicit(&buckhash[h % BuckHashSize], memory_order_relaxed);
+            b->allnext = atomic_load_explicit(&mbuckets, memory_order_relaxed);
+            atomic_store_explicit(&buckhash[h % BuckHashSize], b, memory_order_release);
+            atomic_store_explicit(&mbuckets, b, memory_order_release);
+        }
+    }
+    unlock(&profLock);
+    return b;
+}
+
+mbucket *mProf_buckets(void)
+{
+    return atomic_load_explicit(&mbuckets, memory_order_acquire);
+}
+
+uint64_t mProf_lastRate(void)
+{
+    return atomic_load_explicit(&lastRate, memory_order_relaxed);
+}
+
+// The record of a sampled object of size bytes allocated by the caller.
+static mbucket *record(uintptr_t size)
+{
+    uintptr_t stk[ProfMaxStack];
+    uint32_t n = profCallers(stk);
+    mbucket *b = stkbucket(stk, n, size, atomic_load_explicit(&mprofRate, memory_order_relaxed));
+    if (b != NULL) {
+        atomic_fetch_add_explicit(&b->allocs, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->allocBytes, size, memory_order_relaxed);
+    }
+    return b;
+}
+
+// ------------------------------------------------------- sampled objects
+
+// A span of its own for a sampled object of class spc (size bytes), with
+// its record, or NULL (out of memory: the caller keeps its slot).
+static void *sampledSpan(uint8_t spc, uintptr_t size, uintptr_t recorded)
+{
+    mspan *s = mheap_allocLarge((size + PageMask) >> PageShift, 1);
+    if (s == NULL)
+        return NULL;
+    mbucket *b = record(recorded);
+    if (b == NULL) {
+        mheap_free(s);
+        return NULL;
+    }
+    s->elemsize = size;
+    s->reallocGrown = 0;
+    s->profBucket = (uintptr_t)b | spc;
+    ASAN_UNPOISON(s->startAddr, size);
+    return (void *)s->startAddr;
+}
+
+static void *sampleSmall(void *x, bool zero)
+{
+    mcache *c = mcache_tls;
+    mspan *s = spanOfRaw((uintptr_t)x);
+    uint8_t spc = s->spanclass;
+    void *p = NULL;
+    if (!profBusy && atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0) {
+        profBusy = true;
+        p = sampledSpan(spc, class_to_size[spc], class_to_size[spc]);
+        profBusy = false;
+    }
+    rearmSmall(c, spc);
+    if (p != NULL) {
+        // x goes back to its span, unseen; the count stays: p is this
+        // class's object for the stats.
+        uintptr_t r = ((uint64_t)((uintptr_t)x - s->startAddr) * s->divMul) >> 32;
+        freeToSpan(c, s, x, spc, r);
+        x = p;
+    }
+    return zero ? memset(x, 0, class_to_size[spc]) : x;
+}
+
+GM_NOINLINE void *mProf_mallocSmall(void *x)
+{
+    return sampleSmall(x, false);
+}
+
+GM_NOINLINE void *mProf_callocSmall(void *x)
+{
+    return sampleSmall(x, true);
+}
+
+void mProf_mallocLarge(mcache *c, mspan *s)
+{
+    uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_relaxed);
+    if (rate == 0 || profBusy)
+        return;
+    c->profLeft -= (int64_t)s->elemsize;
+    if (c->profLeft >= 0)
+        return;
+    c->profLeft = (int64_t)expBytes(&c->profRng, rate);
+    profBusy = true;
+    mbucket *b = record(s->elemsize);
+    profBusy = false;
+    s->profBucket = (uintptr_t)b;
+}
+
+bool mProf_tinyDue(mcache *c, uintptr_t bs)
+{
+    if (profBusy)
+        return false;
+    c->profLeft -= (int64_t)bs;
+    if (c->profLeft >= 0)
+        return false;
+    c->profLeft = (int64_t)expBytes(&c->profRng, atomic_load_explicit(&mprofRate, memory_order_relaxed));
+    return true;
+}
+
+GM_NOINLINE void *mProf_mallocTiny(mcache *c, size_t n, uintptr_t bs)
+{
+    // The class the request would take unpacked.
+    uint8_t spc = 1;
+    while (class_to_size[spc] < tinyUnpackedSize[n])
+        spc++;
+    profBusy = true;
+    void *p = sampledSpan(spc, class_to_size[spc], bs);
+    profBusy = false;
+    if (p != NULL)
+        counter_add(&c->nmalloc[spc], 1);
+    return p;
+}
+
+uint8_t mProf_free(mspan *s)
+{
+    mbucket *b = (mbucket *)(s->profBucket & ~(uintptr_t)127);
+    uint8_t spc = (uint8_t)(s->profBucket & 127);
+    s->profBucket = 0;
+    atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&b->freeBytes, b->size, memory_order_relaxed);
+    return spc;
+}
+
+// ------------------------------------------------------------- the API
+
+static void armOther(mcache *c, void *arg)
+{
+    armCache(c, *(uint64_t *)arg, &sweepRng);
+}
+
+// Sets every cache's countdowns for rate (0: off): the flag first, so a
+// cache made meanwhile arms itself, then each cache under allmLock.
+static void setRate(uint64_t rate)
+{
+    atomic_store_explicit(&mprofRate, rate, memory_order_seq_cst);
+    mcache_forEach(armOther, &rate);
+}
+
+// Writes a profile of kind to path through path.tmp.PID, renamed over
+// path when whole: 0, or -1 and errno. Never inlined: the coroutine
+// profile skips its frame (pprof.c, selfFrames).
+static GM_NOINLINE int writeFile(const char *path, int kind)
+{
+    char tmp[4200];
+    if (path == NULL || path[0] == 0 || strlen(path) > 4096) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    bool was = profBusy;
+    profBusy = true;
+    int r = kind == GM_PROF_HEAP ? pprof_writeHeap(fd, mProf_lastRate())
+                                 : pprof_writeCoroutines(fd, kind == GM_PROF_COROUTINES_TEXT);
+    profBusy = was;
+    int e = errno;
+    if (close(fd) != 0 && r == 0) {
+        r = -1;
+        e = errno;
+    }
+    if (r == 0 && rename(tmp, path) != 0) {
+        r = -1;
+        e = errno;
+    }
+    if (r != 0) {
+        unlink(tmp);
+        errno = e;
+    }
+    return r;
+}
+
+int gm_prof_write(const char *path, int kind)
+{
+    if (kind != GM_PROF_HEAP && kind != GM_PROF_COROUTINES && kind != GM_PROF_COROUTINES_TEXT) {
+        errno = EINVAL;
+        callerError("gm_prof_write: unknown kind %d", kind);
+        return -1;
+    }
+    return writeFile(path, kind);
+}
+
+int gm_prof_start(const char *path, size_t rate)
+{
+    runtime_init();
+    if (path == NULL || path[0] == 0 || strlen(path) >= sizeof profPath) {
+        errno = EINVAL;
+        callerError("gm_prof_start: no path, or a path too long");
+        return -1;
+    }
+    lock(&profLock);
+    if (atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0) {
+        unlock(&profLock);
+        errno = EBUSY;
+        return -1;
+    }
+    // Can the file be written? Find out now, not at exit.
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        unlock(&profLock);
+        return -1;
+    }
+    close(fd);
+    unlink(tmp);
+    if (atomic_load_explicit(&buckhash, memory_order_relaxed) == NULL) {
+        void *t = persistentalloc(BuckHashSize * sizeof(mbucket *), 64);
+        if (t == NULL) {
+            unlock(&profLock);
+            errno = ENOMEM;
+            return -1;
+        }
+        atomic_store_explicit(&buckhash, t, memory_order_release);
+    }
+    strcpy(profPath, path);
+    profPid = getpid();
+    if (rate == 0)
+        rate = DefaultProfRate;
+    atomic_store_explicit(&lastRate, rate, memory_order_relaxed);
+    sweepRng = runtime_secret(rate) | 1;
+    unlock(&profLock);
+    setRate(rate);
+    return 0;
+}
+
+int gm_prof_dump(void)
+{
+    char path[sizeof profPath];
+    lock(&profLock);
+    bool on = atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0;
+    strcpy(path, profPath);
+    unlock(&profLock);
+    if (!on) {
+        errno = EINVAL;
+        return -1;
+    }
+    return writeFile(path, GM_PROF_HEAP);
+}
+
+int gm_prof_stop(void)
+{
+    if (atomic_load_explicit(&mprofRate, memory_order_relaxed) == 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    int r = gm_prof_dump();
+    int e = errno;
+    setRate(0);
+    errno = e;
+    return r;
+}
+
+// ----------------------------------------------------- GOMEM_PROF, fork
+
+static void dumpAtExit(void)
+{
+    lock(&profLock);
+    bool mine = profPid == getpid();
+    unlock(&profLock);
+    if (mine && atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0 && gm_prof_stop() != 0)
+        runtime_warning("GOMEM_PROF: cannot write '%s' (%s); no profile", profPath, strerror(errno));
+}
+
+__attribute__((constructor)) static void profFromEnv(void)
+{
+    const char *env = os_getenv("GOMEM_PROF");
+    if (env == NULL || env[0] == 0)
+        return;
+    // "%p" becomes the process id: the programs a profiled program starts
+    // inherit GOMEM_PROF, and would otherwise write over each other's file.
+    char path[sizeof profPath];
+    size_t n = 0;
+    for (const char *c = env; *c != 0 && n + 24 < sizeof path; c++)
+        if (c[0] == '%' && c[1] == 'p')
+            n += (size_t)snprintf(path + n, sizeof path - n, "%ld", (long)getpid()), c++;
+        else
+            path[n++] = *c;
+    path[n] = 0;
+    uint64_t rate = DefaultProfRate;
+    const char *v = os_getenv("GOMEM_PROF_RATE");
+    if (v != NULL && *v != 0 && (parse_bytes(v, &rate) != 0 || rate == 0)) {
+        runtime_warning("GOMEM_PROF_RATE='%s' is not a size like 512k (1: every allocation); using 512k", v);
+        rate = DefaultProfRate;
+    }
+    if (gm_prof_start(path, rate) != 0) {
+        runtime_warning("GOMEM_PROF: cannot write '%s' (%s); not profiling", path, strerror(errno));
+        return;
+    }
+    atexit(dumpAtExit);
+}
+
+void mprof_atfork_prepare(void)
+{
+    lock(&profLock);
+}
+
+void mprof_atfork_parent(void)
+{
+    unlock(&profLock);
+}
+
+void mprof_atfork_child(void)
+{
+    lock_reinit_child(&profLock);
+}
