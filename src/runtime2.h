@@ -88,7 +88,13 @@ struct gm_g {
     bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
                                // its stack; it sleeps on status (a futex) until semaReady stores
                                // Grunnable there. Immutable
-    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
+    _Atomic uint64_t waitSeq;  // which wait (beginWait; low bits 0), or 0 (gopark, gm_park); once
+                               // claimed, seq | why (claimWait): whoever claims it readies g
+    size_t waitTimer;          // 1 + the index of its timed wait's entry in p->timers, 0: none; p's
+                               // thread
+    gm_ctx *ctxWait;           // the context whose cancel may end its wait (context.c), or NULL;
+                               // guarded by that context's lk
+    struct gm_g *ctxPrev, *ctxNext; // on ctxWait's list of waiters; guarded by its lk
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
     unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck)
@@ -103,6 +109,8 @@ struct gm_g {
     // as Go never frees a g), so gm_join and gm_id may read these of a
     // gm_g * whose coroutine ended long ago.
     _Atomic uint64_t id;       // gm_id: the coroutine's, a new one each time the descriptor is reused
+    uint64_t waitGen;          // the last wait's seq (beginWait): seqs of one descriptor never repeat;
+                               // the g's own thread
     _Atomic int status;        // enum gstatus
     int joinLock;              // spin lock: guards joiners
     gQueue joiners;            // parked in gm_join until this coroutine ends (freeG wakes them)
@@ -143,6 +151,8 @@ struct gm_timer {
     size_t i;                  // its entry's index in p->timers while heaped; p's thread
     struct gm_timer *qnext;    // p->timerq's link; p->lock
     void (*fn)(void *);        // gm_after_func: started as a coroutine when it fires; immutable
+    bool inLoop;               // fn runs in the worker's loop, with lk held, instead (a context's
+                               // deadline: a free that returned has seen it run or stopped it)
     void *arg;                 // immutable
     gm_chan *c;                // Timer.C, Ticker.C, in the same allocation after this struct, or NULL
                                // (gm_after_func); immutable
@@ -213,16 +223,17 @@ struct worker {
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
 };
 
-// The shared state of one gm_select call waiting on several channels.
+// The shared state of one gm_select call waiting on several channels: its
+// sudogs share the g's wait, so the first to claim it wins (claimWait).
 typedef struct selstate {
-    int done;             // 0 until a case proceeds (CAS: channels have different locks)
-    int chosen;           // which case; written by the CAS winner
+    int chosen;           // which case; written by the claimer before it readies the g
 } selstate;
 
 // A g waiting on a channel (Go's sudog), on the heap: a copied g's stack
 // is elsewhere while it is parked.
 typedef struct sudog {
     gm_g *g;
+    uint64_t seq;         // g's wait: a waker takes the sudog only if it claims it (claimWait)
     void *elem;           // the waiter's variable (in its stack, maybe)
     struct sudog *next;
     bool success;         // false: woken by close
@@ -244,6 +255,8 @@ struct gm_chan {
     bool freed;           // gm_after: freed by the program before the timer fired
     bool timer;           // a gm_timer's or gm_ticker's (in its allocation): only the timer sends;
                           // close and gm_chan_free abort
+    bool ctxDone;         // a gm_ctx's done channel (in its allocation): only its cancel closes
+                          // it; close and gm_chan_free abort
     size_t elemsize;
     size_t cap;
     size_t count;         // elements in buf
@@ -284,6 +297,25 @@ static inline gm_g *gQueue_pop(gQueue *q)
             q->tail = NULL;
     }
     return g;
+}
+
+// Takes g off q if it is there (a walk: queues are short, and only a
+// waiter that gave up leaves from the middle). Returns whether it was.
+static inline bool gQueue_remove(gQueue *q, gm_g *g)
+{
+    gm_g *prev = NULL;
+    for (gm_g *x = q->head; x != NULL; prev = x, x = x->schedlink) {
+        if (x != g)
+            continue;
+        if (prev == NULL)
+            __atomic_store_n(&q->head, x->schedlink, __ATOMIC_RELAXED);
+        else
+            prev->schedlink = x->schedlink;
+        if (q->tail == x)
+            q->tail = prev;
+        return true;
+    }
+    return false;
 }
 
 // Takes the whole queue, leaving it empty; walk it through schedlink.
@@ -365,9 +397,47 @@ void goready(gm_g *g);
 // Parks g in a timed wait (timeout < 0: none): a timer and a fresh wait
 // seq. Returns after a wake by the timer, an fd event or gm_ready.
 void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
-// Readies g if it still waits in wait seq (timers and fd events; a CAS, as
-// gm_ready may race from another thread).
-bool readyIfWaiting(gm_g *g, uint64_t seq);
+// Waits that a waker, a deadline or a context's cancel may end, whichever
+// comes first. The waiter takes a fresh seq (beginWait) before it can be
+// found, and whoever ends the wait first claims it: one CAS of g.waitSeq
+// from seq to seq | why. Only the claimer readies g (readyClaimed); the
+// others leave it alone, and a waker that finds a claimed waiter on its
+// queue drops it and serves the next. So a waiter woken by its deadline or
+// its context owns nothing, and takes itself off the queue it was on.
+// A thread waits the same way with a stand-in g (threadStandIn).
+enum { WaitServed = 1, WaitTimedOut = 2, WaitCancelled = 3, WaitWhy = 3 };
+#define NoDeadline INT64_MAX   // a deadline that never comes (CLOCK_MONOTONIC ns, as nanotime)
+// A fresh wait for g (a coroutine, or a stand-in): its seq, stored in g.
+uint64_t beginWait(gm_g *g);
+// Claims g's wait seq for why; true for exactly one caller. seq 0 or
+// already claimed: false.
+static inline bool claimWait(gm_g *g, uint64_t seq, int why)
+{
+    if (seq == 0 || (seq & WaitWhy) != 0)
+        return false;
+    return atomic_compare_exchange_strong_explicit(&g->waitSeq, &seq, seq | (uint64_t)why, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+// Readies g, whose wait the caller claimed: a coroutine goes on its run
+// queue, a thread's stand-in is marked Grunnable and its thread woken. The
+// last touch of g (a stand-in's thread may return at once).
+void readyClaimed(gm_g *g);
+// A plain thread's stand-in g, on its own stack (which never moves, so a
+// waker copies into it directly), Gwaiting in a fresh wait.
+void threadStandIn(gm_g *w);
+// The waiting itself: g (the running coroutine, or the calling thread's
+// stand-in) is where wakers find it, in the wait beginWait started, with
+// the lock that guards that place held. unlockf(arg) releases it once g is
+// off its stack (gopark's rule) or, for a thread, before it sleeps. Returns
+// when the wait is claimed: why (WaitServed, WaitTimedOut at deadline,
+// WaitCancelled when ctx is cancelled; ctx may be NULL). The deadline's
+// timer entry is gone by then, and g is off ctx's list.
+int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx);
+// The errno a wait that ended for why reports (ETIMEDOUT, or ctx's error).
+int waitErrno(int why, gm_ctx *ctx);
+// Claims and readies g if it still waits in wait seq (timers: why
+// WaitTimedOut; fd events: WaitServed).
+bool readyIfWaiting(gm_g *g, uint64_t seq, int why);
 // Wakes p if it sleeps in netpoll, or is about to. Called without p->lock.
 void wakeWorker(worker *p);
 
@@ -446,6 +516,12 @@ extern gm_g *checkedGs;
 // ------------------------------------------------------------------ time.c
 
 void addtimer(worker *p, timer t);
+// Deletes the entry of g's timed wait, if it is still in p's heap (g.waitTimer).
+void deltimerWait(worker *p, gm_g *g);
+// A timer whose fn(arg) runs in its worker's loop with the timer's lock
+// held (a context's deadline), started to fire at when; on the calling
+// coroutine's worker. NULL and errno (EPERM outside a coroutine, ENOMEM).
+gm_timer *timerNewInLoop(uint64_t when, void (*fn)(void *), void *arg);
 // Fires p's timers due at now.
 void checkTimers(worker *p, uint64_t now);
 // Applies the changes other threads made to p's API timers (p->timerq).
@@ -461,15 +537,53 @@ const char *timers_valid(const worker *p);
 // gm_after's timer on the calling worker; false outside a coroutine.
 bool startAfterTimer(gm_chan *c, uint64_t ns);
 
+// --------------------------------------------------------------- context.c
+
+// The parts of a context the waits read (context.c owns the rest).
+struct gm_ctx {
+    int lk;                    // spin lock: guards waiters
+    _Atomic int err;           // 0, ECANCELED or ETIMEDOUT; set once, under ctxTreeLock
+    int64_t deadline;          // CLOCK_MONOTONIC ns, NoDeadline for none; immutable
+    gm_g *waiters;             // gs in waits it may end (g.ctxPrev, ctxNext); lk
+    int cause;                 // why it was cancelled (gm_ctx_cancel's cause); ctxTreeLock, then immutable
+    uint32_t magic;            // CtxMagic while it lives: a freed one is told apart
+    struct gm_ctx *parent, *child, *prev, *next; // the tree: parent, first child, siblings; ctxTreeLock
+    gm_timer *timer;           // its deadline's, if earlier than its parent's; immutable
+    gm_chan *done;             // closed when cancelled (in the same allocation); immutable
+};
+// Puts g (Gwaiting or a stand-in, in wait seq) on ctx's list of waiters;
+// if ctx is already done, claims the wait for WaitCancelled instead and
+// returns false (the caller readies g). Takes g off it again.
+bool ctxAddWaiter(gm_ctx *ctx, gm_g *g);
+// ctx, unless it is NULL or freed: then a message naming who, and abort.
+gm_ctx *mustCtx(gm_ctx *ctx, const char *who);
+void ctxRemoveWaiter(gm_ctx *ctx, gm_g *g);
+// The earlier of deadline and ctx's (ctx may be NULL).
+static inline int64_t ctxDeadline(gm_ctx *ctx, int64_t deadline)
+{
+    return ctx != NULL && ctx->deadline < deadline ? ctx->deadline : deadline;
+}
+
 // ------------------------------------------------------------------ sema.c
 
-// Parks the caller on q, a sync object's queue whose lock the caller holds;
-// unlockf(arg) releases it once the caller sleeps (gopark's rule). want is
-// stored in the waiter's semaWant. reason names the wait in deadlock
-// reports.
-void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want);
-// Wakes a waiter that semaPark queued and the caller took off its queue.
-void semaReady(gm_g *g);
+// Parks the caller (a coroutine, or a plain thread through a stand-in) on
+// q, a sync object's queue guarded by the spin lock lk, which the caller
+// holds; unlockf(arg) releases it (and maybe more) once the caller sleeps
+// (gopark's rule). want is stored in the waiter's semaWant. reason names
+// the wait in deadlock reports. Until deadline, or ctx done (NULL: none).
+// Returns why the wait ended (parkWait): WaitServed with lk not held (the
+// waker handed over what was waited for); otherwise with lk held again and
+// the waiter off q, owning nothing (the caller may serve others its leaving
+// unblocks, then unlocks).
+int semaPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), void *arg, long want,
+             int64_t deadline, gm_ctx *ctx);
+// Takes the first waiter off q that the caller (holding q's lock) can claim
+// for WaitServed; waiters whose deadline or context claimed them first are
+// dropped (they take themselves off). NULL when none is left.
+gm_g *semaDequeue(gQueue *q);
+// Whether a wait that began before now may still block: 0 if so, else the
+// errno it fails with at once (ETIMEDOUT: deadline passed; ctx's error).
+int waitExpired(int64_t deadline, gm_ctx *ctx);
 // The invariants of sema.c's head, with the object's lock held: NULL or
 // what is wrong.
 const char *waitgroup_valid(const gm_waitgroup *wg);
@@ -500,8 +614,13 @@ void chan_timerInit(gm_chan *c);
 void chan_timerSend(gm_chan *c, uint64_t now);
 // Takes back a value sent and not received: true if there was one.
 bool chan_timerDrain(gm_chan *c);
-// Throws if a coroutine waits on the channel of a timer being freed.
-void chan_timerFreeCheck(gm_chan *c);
+// Throws if anyone waits on the channel of what (a timer, a context)
+// being freed, naming it.
+void chan_freeCheck(gm_chan *c, const char *what, const void *obj);
+// A context's done channel (elem 1, cap 0), made in memory the context
+// owns; its cancel closes it (once; a second call does nothing).
+void chan_ctxInit(gm_chan *c);
+void chan_ctxClose(gm_chan *c);
 
 #pragma GCC visibility pop
 #endif
