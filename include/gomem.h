@@ -753,8 +753,7 @@ GM_API gm_ctx *gm_ctx_with_timeout(gm_ctx *parent, int64_t timeout_ns);
 // and fail, their done channels close. A context already done stays as it
 // was. Cancelling the background context: message and abort.
 GM_API void gm_ctx_cancel(gm_ctx *ctx, int cause);
-// Frees ctx as the section says (NULL, background: no-op). A coroutine or
-// thread waiting on its done channel: message and abort.
+// Frees ctx as the section says (NULL, background: no-op).
 GM_API void gm_ctx_free(gm_ctx *ctx);
 // 0 while ctx is not done, then ECANCELED or ETIMEDOUT (Go's Err).
 GM_API int gm_ctx_err(gm_ctx *ctx);

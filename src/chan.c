@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Channels (Go: chan.go) and select (Go: select.go), between coroutines on
-// any worker; the non-blocking operations also from plain threads.
+// any worker and plain threads, each blocking call with a deadline
+// (_until) or a context (_ctx) if asked.
 //
 // Owns: gm_chan (a ring buffer of cap elements, and two queues of parked
 // coroutines, each waiting with a sudog: the g, where its element is, and
@@ -14,8 +15,15 @@
 // Locking: every field of a channel is guarded by its lock (a spin lock).
 // A coroutine that must wait enqueues its sudog and parks with the lock
 // still held; the scheduler releases it once the coroutine has switched
-// out (gopark), so a waker never readies a g that is still running.
-// select locks all its channels in address order (Go's sellock).
+// out (parkWait's unlockf). A plain thread waits alike with a stand-in g
+// and a sudog in its own frame (its stack does not move), sleeping on a
+// futex. Each wait is a claimed wait (runtime2.h): a partner or close
+// claims a sudog's wait before it copies and readies (dequeue), so a
+// waiter whose deadline or context came first is skipped and unlinks its
+// sudog itself. A select's sudogs share one wait: the first claim wins.
+// select locks all its channels in address order (Go's sellock). Lock
+// order: a channel's lock, a context's (a wait with one joins its list
+// while its channels are locked), a worker's.
 //
 // Invariants (as in Go; chan_valid checks them under GM_DEBUG=3): count <=
 // cap; recvq non-empty => count == 0; sendq non-empty => count == cap

@@ -194,14 +194,15 @@ gm_ctx *gm_ctx_with_cancel(gm_ctx *parent)
 gm_ctx *gm_ctx_with_deadline(gm_ctx *parent, int64_t deadline_ns)
 {
     mustCtx(parent, "gm_ctx_with_deadline");
-    if (deadline_ns < parent->deadline && gm_self() == NULL) {
+    bool own = deadline_ns < parent->deadline, past = deadline_ns <= (int64_t)nanotime();
+    if (own && !past && gm_self() == NULL) {
         errno = EPERM; // its timer would have no worker
         return NULL;
     }
     gm_ctx *c = ctxNew(parent, deadline_ns);
-    if (c == NULL || deadline_ns >= parent->deadline)
+    if (c == NULL || !own)
         return c;
-    if (deadline_ns <= (int64_t)nanotime()) {
+    if (past) {
         cancelTree(c, ETIMEDOUT, ETIMEDOUT);
         return c;
     }
@@ -250,7 +251,6 @@ void gm_ctx_free(gm_ctx *ctx)
     }
     ctx->magic = 0;
     spin_unlock(&ctxTreeLock);
-    chan_freeCheck(ctx->done, "context", ctx);
     gm_free(ctx);
 }
 

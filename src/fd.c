@@ -6,8 +6,11 @@
 // thread in poll(2), so the same code runs on a plain thread.
 //
 // A wait arms a one-shot registration in the worker's poller (netpoll.h)
-// and parks with the timeout as a timer (goparkTimed); whichever fires
-// first readies the g, the other finds a stale wait sequence.
+// and parks in a claimed wait (runtime2.h) with its deadline as a timer
+// and, for the _ctx calls, on its context's list: whichever of the event,
+// the timer and the cancel claims the wait first readies the g. Each call
+// has _until and _ctx variants; a plain thread's poll(2) gets the
+// deadline as its timeout (a cancel reaches it only through that).
 //
 // Differs from Go: Go keeps every fd registered (edge-triggered) for its
 // lifetime; here a registration lasts one wait, so gomem never needs to

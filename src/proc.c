@@ -20,7 +20,10 @@
 // once their group ended, on the process-wide gFree. So a gm_g * is always
 // readable, and gm_join tells its coroutine from a later one by the id.
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
-// g. schedule() is the door every switch goes through: a worker's loop
+// g. A wait that several parties may end (a waker, its deadline's timer,
+// its context's cancel, an fd event, gm_ready) is a claimed wait
+// (runtime2.h): the one CAS of g.waitSeq decides who readies the g, and
+// parkWait runs it for coroutines and, with a stand-in g, plain threads. schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
 // gm_yield may hand over straight to the next g when the loop has nothing
 // else to do (yield.c).

@@ -14,6 +14,7 @@
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
 //   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
 //   sema.c            gm_waitgroup, gm_mutex, gm_rwmutex, gm_once, gm_cond, gm_sema
+//   context.c         gm_ctx (cancellation, deadlines), gm_errgroup
 //   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
 //   sys_<arch>.c      a new coroutine's first frame (sys_amd64.c, sys_arm64.c)
 //
@@ -49,10 +50,12 @@ enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 typedef struct worker worker;
 
 // A FIFO of gs linked through g.schedlink (Go's gQueue). A g is on at most
-// one queue: a run queue, a new queue, an inbox, a free list or a wait
-// queue. head is stored with relaxed atomics: other threads peek at it
-// without the queue's lock to see whether there is anything to take.
-// The public sync types embed one (gm_waitq, in gomem.h).
+// one such queue: a run queue, a new queue, an inbox, a free list. head is
+// stored with relaxed atomics: other threads peek at it without the
+// queue's lock to see whether there is anything to take. The public sync
+// types embed one (gm_waitq, in gomem.h) as a wait queue, linked through
+// g.waitlink instead (waitq_push below): a waiter that gave up is on its
+// run queue and still on the wait queue for a moment.
 typedef gm_waitq gQueue;
 
 struct gm_g {
@@ -85,9 +88,11 @@ struct gm_g {
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
     long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
                                // guarded by that object's lock
-    bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
-                               // its stack; it sleeps on status (a futex) until semaReady stores
-                               // Grunnable there. Immutable
+    struct gm_g *waitlink;     // the sync type's or joiners' queue it waits on (waitq_push); guarded
+                               // by that queue's lock
+    bool threadWaiter;         // not a coroutine: a plain thread's stand-in in a wait (a sync type's
+                               // queue, a channel's sudog), on its stack; it sleeps on status (a
+                               // futex) until its claimer stores Grunnable there. Immutable
     _Atomic uint64_t waitSeq;  // which wait (beginWait; low bits 0), or 0 (gopark, gm_park); once
                                // claimed, seq | why (claimWait): whoever claims it readies g
     size_t waitTimer;          // 1 + the index of its timed wait's entry in p->timers, 0: none; p's
@@ -299,25 +304,6 @@ static inline gm_g *gQueue_pop(gQueue *q)
     return g;
 }
 
-// Takes g off q if it is there (a walk: queues are short, and only a
-// waiter that gave up leaves from the middle). Returns whether it was.
-static inline bool gQueue_remove(gQueue *q, gm_g *g)
-{
-    gm_g *prev = NULL;
-    for (gm_g *x = q->head; x != NULL; prev = x, x = x->schedlink) {
-        if (x != g)
-            continue;
-        if (prev == NULL)
-            __atomic_store_n(&q->head, x->schedlink, __ATOMIC_RELAXED);
-        else
-            prev->schedlink = x->schedlink;
-        if (q->tail == x)
-            q->tail = prev;
-        return true;
-    }
-    return false;
-}
-
 // Takes the whole queue, leaving it empty; walk it through schedlink.
 static inline gm_g *gQueue_popAll(gQueue *q)
 {
@@ -325,6 +311,51 @@ static inline gm_g *gQueue_popAll(gQueue *q)
     __atomic_store_n(&q->head, NULL, __ATOMIC_RELAXED);
     q->tail = NULL;
     return g;
+}
+
+// The wait queues of the sync types and gm_join (gm_waitq) link their gs
+// through g.waitlink instead: a waiter whose deadline or context ended its
+// wait is put on its run queue (schedlink) before it takes itself off the
+// wait queue. The empty test is gQueue_empty.
+
+static inline void waitq_push(gQueue *q, gm_g *g)
+{
+    g->waitlink = NULL;
+    if (q->tail != NULL)
+        q->tail->waitlink = g;
+    else
+        __atomic_store_n(&q->head, g, __ATOMIC_RELAXED);
+    q->tail = g;
+}
+
+static inline gm_g *waitq_pop(gQueue *q)
+{
+    gm_g *g = q->head;
+    if (g != NULL) {
+        __atomic_store_n(&q->head, g->waitlink, __ATOMIC_RELAXED);
+        if (g->waitlink == NULL)
+            q->tail = NULL;
+    }
+    return g;
+}
+
+// Takes g off q if it is there (a walk: queues are short, and only a
+// waiter that gave up leaves from the middle). Returns whether it was.
+static inline bool waitq_remove(gQueue *q, gm_g *g)
+{
+    gm_g *prev = NULL;
+    for (gm_g *x = q->head; x != NULL; prev = x, x = x->waitlink) {
+        if (x != g)
+            continue;
+        if (prev == NULL)
+            __atomic_store_n(&q->head, x->waitlink, __ATOMIC_RELAXED);
+        else
+            prev->waitlink = x->waitlink;
+        if (q->tail == x)
+            q->tail = prev;
+        return true;
+    }
+    return false;
 }
 
 // ------------------------------------------------------------------ g state

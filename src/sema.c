@@ -6,29 +6,36 @@
 // gm_rwmutex, gm_once, gm_cond, gm_sema; and plain threads that wait in
 // them.
 //
-// Each object has a spin lock (lk) and one or two gQueues of parked gs,
-// linked through g.schedlink: a parked g is on no run queue. A waiter
-// queues itself and parks with lk held; lk is released by the scheduler
-// once the g is off its stack (semaPark, over gopark's unlockf), so a wake
-// cannot be missed and a waker never readies a g that still runs. Wakers
-// take waiters off the queue under lk and ready them after releasing it
-// (semaReady). A waiter is woken owning what it waited for (the mutex, the
-// read or write lock, the units): the waker hands it over, as Go's
-// starvation mode does, always.
+// Each object has a spin lock (lk) and one or two queues of waiting gs,
+// linked through g.waitlink (waitq_push; not schedlink, which a waiter
+// that gave up needs for its run queue before it leaves this one). A
+// waiter queues itself and parks with lk held; lk is released by the
+// scheduler once the g is off its stack (semaPark, over parkWait's
+// unlockf), so a wake cannot be missed. Every wait is a claimed wait
+// (runtime2.h, proc.c): a waker takes waiters off the queue under lk,
+// claims each (semaDequeue; one its deadline or context claimed first is
+// dropped, and the next served), and readies the ones it claimed after
+// releasing lk (readyClaimed). A waiter is woken owning what it waited for
+// (the mutex, the read or write lock, the units): the waker hands it over,
+// as Go's starvation mode does, always. A waiter whose deadline or context
+// came first owns nothing: it retakes lk, takes itself off the queue and,
+// for a sema, serves the smaller wants it held back.
 //
 // A plain thread (no coroutine) waits the same way with a stand-in g on
-// its own stack (g.threadWaiter; a thread's stack does not move): queued
+// its own stack (threadStandIn; a thread's stack does not move): queued
 // like a coroutine, it releases lk itself and sleeps on the stand-in's
-// status word (a futex, os_futexsleep) until semaReady stores Grunnable
-// there and wakes it. The waker touches the stand-in no more after that
-// store: the thread may return at once. Each entry point counts a plain
-// caller as a thread that may wake coroutines (noteThread, for proc.c's
-// deadlock check).
+// status word (a futex, with its deadline as the timeout) until its
+// claimer stores Grunnable there and wakes it. The claimer touches the
+// stand-in no more after that store: the thread may return at once. Each
+// entry point counts a plain caller as a thread that may wake coroutines
+// (noteThread, for proc.c's deadlock check).
 //
 // Invariants, with lk held (the *_valid functions; GM_DEBUG=3 checks them
 // after every step that queued or woke a waiter): every queued g is
-// Gwaiting (it parked before lk was released) and each queue's tail is its
-// last g.
+// Gwaiting (it parked before lk was released) or leaving (its wait
+// claimed by its deadline or context; it takes itself off next), and
+// each queue's tail is its last g. "Waiters" below are the ones not
+// leaving:
 //   waitgroup  count >= 0; waiters non-empty => count > 0
 //   mutex      waiters non-empty => locked
 //   rwmutex    writer in {0, 1}; writer => readers == 0; readers >= 0;
@@ -41,7 +48,8 @@
 //              > count (release serves the queue's head while it can)
 // A thread's stand-in counts as a parked g: Gwaiting while queued.
 //
-// Lock order: an object's lk, then a worker's lock (goready, through
+// Lock order: an object's lk, then a context's (a wait with a context
+// joins its list under lk), then a worker's lock (readyClaimed, through
 // unlockf too). gm_cond_wait's unlockf releases the cond's lk and then
 // unlocks the mutex (its lk): never both held.
 //
@@ -63,7 +71,7 @@ static void unlockSpin(void *l)
 static void semaLeave(gQueue *q, int *lk, gm_g *g)
 {
     spin_lock(lk);
-    gQueue_remove(q, g);
+    waitq_remove(q, g);
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
 }
 
@@ -76,7 +84,7 @@ static GM_NOINLINE int threadPark(gQueue *q, const char *reason, int *lk, void (
     gm_g w;
     threadStandIn(&w);
     w.semaWant = want;
-    gQueue_pushBack(q, &w);
+    waitq_push(q, &w);
     int why = parkWait(&w, reason, unlockf, arg, deadline, ctx);
     if (why != WaitServed)
         semaLeave(q, lk, &w);
@@ -91,7 +99,7 @@ int semaPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), vo
         return threadPark(q, reason, lk, unlockf, arg, want, deadline, ctx);
     beginWait(g);
     g->semaWant = want;
-    gQueue_pushBack(q, g);
+    waitq_push(q, g);
     int why = parkWait(g, reason, unlockf, arg, deadline, ctx);
     if (why != WaitServed)
         semaLeave(q, lk, g);
@@ -103,7 +111,7 @@ int semaPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), vo
 gm_g *semaDequeue(gQueue *q)
 {
     gm_g *g;
-    while ((g = gQueue_pop(q)) != NULL)
+    while ((g = waitq_pop(q)) != NULL)
         if (claimWait(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed), WaitServed))
             return g;
     return NULL;
@@ -159,7 +167,7 @@ static bool leaving(const gm_g *g)
 static const char *waitq_valid(const gQueue *q)
 {
     const gm_g *last = NULL;
-    for (const gm_g *g = q->head; g != NULL; g = g->schedlink) {
+    for (const gm_g *g = q->head; g != NULL; g = g->waitlink) {
         if (gstatus(g) != Gwaiting && !leaving(g))
             return "a queued waiter is not parked (nor leaving: deadline or context)";
         last = g;
@@ -172,7 +180,7 @@ static const gm_g *firstWaiting(const gQueue *q)
 {
     const gm_g *g = q->head;
     while (g != NULL && leaving(g))
-        g = g->schedlink;
+        g = g->waitlink;
     return g;
 }
 
@@ -586,8 +594,8 @@ static void semaCheck(gm_sema *s, long n, const char *who)
 static gm_g *semaServe(gm_sema *s)
 {
     gQueue served = { NULL, NULL };
-    while (!gQueue_empty(&s->waiters) && s->waiters.head->semaWant <= s->count) {
-        gm_g *g = gQueue_pop(&s->waiters);
+    while (!gQueue_empty(&s->waiters) && s->waiters.head->semaWant <= s->count) { // the head, leaving or not
+        gm_g *g = waitq_pop(&s->waiters);
         if (!claimWait(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed), WaitServed))
             continue; // its deadline or context came first: it leaves by itself
         s->count -= g->semaWant;

@@ -3,8 +3,10 @@
 // Timers (Go: time.go and the time package's sleep.go, tick.go): a min-heap
 // by deadline per worker, fired by the worker's scheduler loop
 // (checkTimers) and bounding how long it sleeps in netpoll (timerDelay).
-// An entry either readies a g in a timed wait (gm_sleep, gm_wait_fd's
-// timeout), if the g still waits in the wait it was set for (its waitSeq),
+// An entry either ends a g's timed wait (gm_sleep, and the deadline of any
+// claimed wait: the _until and _ctx calls, gm_wait_fd's timeout) if the
+// timer claims the wait first (its seq; runtime2.h), a wait that ends
+// early deleting its entry at once (g.waitTimer is the entry's index),
 // sends the time on a gm_after channel, or runs an API timer: gm_timer
 // (Go's Timer), gm_ticker (Ticker), gm_after_func (AfterFunc).
 //
@@ -15,7 +17,8 @@
 //
 // Stop and reset delete or move the entry (each API timer keeps the index
 // of its entry, gm_timer.i, as Go's heap did up to 1.13 with t.i), rather
-// than leave a stale entry behind a sequence number as timed waits do. A
+// than leave a stale entry behind (as timed waits did before they tracked
+// their entry too). A
 // timer reset again and again before it fires (an idle timeout pushed back
 // at every message) would otherwise grow the heap by an entry per reset,
 // and a stopped timer would keep counting as pending, delaying the deadlock
