@@ -915,8 +915,9 @@ static int goparkWait(worker *p, gm_g *g, const char *reason, void (*unlockf)(vo
     deltimerWait(g->p, g);
     if (ctx != NULL)
         ctxRemoveWaiter(ctx, g);
-    uint64_t got = atomic_exchange_explicit(&g->waitSeq, 0, memory_order_acquire);
-    return (int)(got & WaitWhy);
+    // waitSeq stays claimed until the caller has left its queue: a
+    // validator tells a waiter that gave up from one still parked by it.
+    return (int)(atomic_load_explicit(&g->waitSeq, memory_order_acquire) & WaitWhy);
 }
 
 void threadStandIn(gm_g *w)

@@ -462,7 +462,9 @@ void threadStandIn(gm_g *w);
 // off its stack (gopark's rule) or, for a thread, before it sleeps. Returns
 // when the wait is claimed: why (WaitServed, WaitTimedOut at deadline,
 // WaitCancelled when ctx is cancelled; ctx may be NULL). The deadline's
-// timer entry is gone by then, and g is off ctx's list.
+// timer entry is gone by then, and g is off ctx's list; g.waitSeq still
+// holds the claim, for the caller to clear (0) once g has left the place
+// it waited in.
 int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx);
 // The errno a wait that ended for why reports (ETIMEDOUT, or ctx's error).
 int waitErrno(int why, gm_ctx *ctx);

@@ -770,6 +770,24 @@ static void null_ctx_call(void *a)
     gm_mutex m = GM_MUTEX_INIT;
     gm_mutex_lock_ctx(&m, NULL);
 }
+static void null_group(void *a)
+{
+    (void)a;
+    gm_errgroup_wait(NULL);
+}
+static void cond_until_unlocked(void *a)
+{
+    (void)a;
+    gm_cond c = GM_COND_INIT;
+    gm_mutex m = GM_MUTEX_INIT;
+    gm_cond_wait_until(&c, &m, gm_deadline(MS));
+}
+static void negative_sema_until(void *a)
+{
+    (void)a;
+    gm_sema s = GM_SEMA_INIT(0);
+    gm_sema_acquire_until(&s, -1, gm_deadline(MS));
+}
 static void free_running_group_main(void *a)
 {
     (void)a;
@@ -794,6 +812,9 @@ TEST(misuse_is_caught)
     CHECK_DEATH(free_done, NULL, "gm_chan_free of channel 0x");
     CHECK_DEATH(null_ctx_call, NULL, "gm_mutex_lock_ctx: NULL context");
     CHECK_DEATH(free_running_group, NULL, "gm_errgroup_free of group 0x");
+    CHECK_DEATH(null_group, NULL, "gm_errgroup_wait(NULL)");
+    CHECK_DEATH(cond_until_unlocked, NULL, "gm_cond_wait_until on cond 0x");
+    CHECK_DEATH(negative_sema_until, NULL, "gm_sema_acquire_until on sema 0x");
 }
 
 int main(void)
