@@ -23,7 +23,8 @@
 // g. A wait that several parties may end (a waker, its deadline's timer,
 // its context's cancel, an fd event, gm_ready) is a claimed wait
 // (runtime2.h): the one CAS of g.waitSeq decides who readies the g, and
-// parkWait runs it for coroutines and, with a stand-in g, plain threads. schedule() is the door every switch goes through: a worker's loop
+// parkWait runs it for coroutines and, with a stand-in g, plain threads.
+// schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
 // gm_yield may hand over straight to the next g when the loop has nothing
 // else to do (yield.c).
