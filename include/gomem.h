@@ -15,7 +15,7 @@
 // prints one line starting "gomem: " to stderr and aborts.
 //
 // Sections: version; statistics and the scavenger; stacks; heap; tiny;
-// coroutines; I/O; channels; timers. The man pages (man gomem) are made
+// coroutines; I/O; channels; timers; contexts (deadlines and cancellation). The man pages (man gomem) are made
 // from these comments by tools/mkman.c.
 #ifndef GOMEM_H
 #define GOMEM_H
@@ -366,6 +366,7 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // coroutine holds the descriptor now. To wait for a coroutine's end, keep
 // its id with the pointer and call gm_join, which tells the two apart.
 typedef struct gm_g gm_g;
+typedef struct gm_ctx gm_ctx; // a context: a deadline and cancellation (section "contexts")
 typedef enum { GM_STACK_COPIED = 0, GM_STACK_DEDICATED = 1 } gm_stack_mode;
 typedef struct {
     gm_stack_mode mode;
@@ -423,6 +424,11 @@ GM_API uint64_t gm_id(const gm_g *g);
 // the pair from gm_go_id, or from gm_self and gm_id inside the coroutine.
 // A coroutine joining itself, or g NULL: message and abort.
 GM_API void gm_join(gm_g *g, uint64_t id);
+// gm_join until a deadline, or until a context is done (section
+// "contexts"): 0 once the coroutine ended, or -1 and ETIMEDOUT, or the
+// context's error (ECANCELED, ETIMEDOUT).
+GM_API int gm_join_until(gm_g *g, uint64_t id, int64_t deadline_ns);
+GM_API int gm_join_ctx(gm_g *g, uint64_t id, gm_ctx *ctx);
 
 // Sync primitives that park instead of block (Go: sync.WaitGroup,
 // sync.Mutex, sync.RWMutex, sync.Once, sync.Cond, and a counting
@@ -433,7 +439,8 @@ GM_API void gm_join(gm_g *g, uint64_t id);
 // the units). Zero-initialise ({0}) or use the _INIT macros; no destroy
 // needed when no one waits. Misuse that Go reports with a panic (an unlock
 // of an unlocked mutex, a counter below zero) prints a message naming the
-// object and aborts.
+// object and aborts. The _until and _ctx variants give up at a deadline or
+// when a context is done (section "contexts"), owning nothing then.
 
 // A queue of parked coroutines inside the sync types (internal).
 typedef struct {
@@ -451,6 +458,10 @@ GM_API void gm_waitgroup_add(gm_waitgroup *wg, long delta);
 GM_API void gm_waitgroup_done(gm_waitgroup *wg);
 // Waits (parks, or blocks a plain thread) until the count is zero.
 GM_API void gm_waitgroup_wait(gm_waitgroup *wg);
+// gm_waitgroup_wait until a deadline, or until ctx is done: 0 (the count
+// reached zero), or -1 and ETIMEDOUT, or ctx's error.
+GM_API int gm_waitgroup_wait_until(gm_waitgroup *wg, int64_t deadline_ns);
+GM_API int gm_waitgroup_wait_ctx(gm_waitgroup *wg, gm_ctx *ctx);
 
 typedef struct {
     int locked;
@@ -461,6 +472,10 @@ typedef struct {
 // Locks m; while another holds it, waits (parks, or blocks a plain
 // thread) until an unlock hands it over.
 GM_API void gm_mutex_lock(gm_mutex *m);
+// gm_mutex_lock until a deadline, or until ctx is done: 0 (locked), or -1
+// and ETIMEDOUT, or ctx's error (not locked).
+GM_API int gm_mutex_lock_until(gm_mutex *m, int64_t deadline_ns);
+GM_API int gm_mutex_lock_ctx(gm_mutex *m, gm_ctx *ctx);
 GM_API int gm_mutex_trylock(gm_mutex *m); // 1 locked, 0 busy
 // Hands the lock to the longest waiter, if any. Unlock of an unlocked
 // mutex: message and abort.
@@ -527,6 +542,12 @@ typedef struct {
 // which coroutine holds it, only that someone does), or another mutex than
 // the one the cond's other waiters hold: message and abort.
 GM_API void gm_cond_wait(gm_cond *c, gm_mutex *m);
+// gm_cond_wait until a deadline, or until ctx is done (pthread_cond_timedwait's
+// rule): 0 (woken), or -1 and ETIMEDOUT, or ctx's error; m is locked again
+// either way (a deadline already past, or ctx already done, returns
+// without releasing it). Misuse as gm_cond_wait.
+GM_API int gm_cond_wait_until(gm_cond *c, gm_mutex *m, int64_t deadline_ns);
+GM_API int gm_cond_wait_ctx(gm_cond *c, gm_mutex *m, gm_ctx *ctx);
 // Wakes the longest waiter, if any. Holding the mutex is allowed, not
 // required.
 GM_API void gm_cond_signal(gm_cond *c);
@@ -547,6 +568,11 @@ typedef struct {
 // is served (n == 0 returns at once). A negative n, or a negative count
 // (GM_SEMA_INIT(-1)): message and abort.
 GM_API void gm_sema_acquire(gm_sema *s, long n);
+// gm_sema_acquire until a deadline, or until ctx is done: 0 (the n units
+// taken), or -1 and ETIMEDOUT, or ctx's error (none taken; the waiters it
+// held back are served). Misuse as gm_sema_acquire.
+GM_API int gm_sema_acquire_until(gm_sema *s, long n, int64_t deadline_ns);
+GM_API int gm_sema_acquire_ctx(gm_sema *s, long n, gm_ctx *ctx);
 // Takes n units if that needs no wait: 1 taken, 0 not. A negative n or
 // count: message and abort.
 GM_API int gm_sema_tryacquire(gm_sema *s, long n);
@@ -567,6 +593,12 @@ enum { GM_FD_READ = 1, GM_FD_WRITE = 2 };
 // another coroutine of the same worker already waits on fd). A regular
 // file is always ready.
 GM_API int gm_wait_fd(int fd, int events, int64_t timeout_ns);
+// gm_wait_fd until a deadline, or until ctx is done: the ready events, or
+// -1 and errno (as gm_wait_fd; ETIMEDOUT; ctx's error). A deadline already
+// past, or ctx already done, still reports events ready now. On a plain
+// thread (which polls) a cancel is seen only at the deadline.
+GM_API int gm_wait_fd_until(int fd, int events, int64_t deadline_ns);
+GM_API int gm_wait_fd_ctx(int fd, int events, gm_ctx *ctx);
 // read/write/accept/connect that park instead of block. A socket is read
 // and written with MSG_DONTWAIT and left as it is; any other fd, and the
 // listening or connecting socket of gm_accept and gm_connect, is put in
@@ -576,11 +608,27 @@ GM_API ssize_t gm_read(int fd, void *buf, size_t n);
 GM_API ssize_t gm_write(int fd, const void *buf, size_t n); // writes all n unless an error
 GM_API int gm_accept(int fd, struct sockaddr *addr, socklen_t *len);
 GM_API int gm_connect(int fd, const struct sockaddr *addr, socklen_t len);
+// The same calls until a deadline (Go's SetDeadline, per call), or until
+// ctx is done: -1 and ETIMEDOUT or ctx's error when that comes first, as
+// gm_wait_fd_until. gm_write_until and gm_write_ctx return the bytes
+// written when some were (a short count, errno set), else -1. A connect
+// cut short leaves the socket connecting: close it.
+GM_API ssize_t gm_read_until(int fd, void *buf, size_t n, int64_t deadline_ns);
+GM_API ssize_t gm_read_ctx(int fd, void *buf, size_t n, gm_ctx *ctx);
+GM_API ssize_t gm_write_until(int fd, const void *buf, size_t n, int64_t deadline_ns);
+GM_API ssize_t gm_write_ctx(int fd, const void *buf, size_t n, gm_ctx *ctx);
+GM_API int gm_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline_ns);
+GM_API int gm_accept_ctx(int fd, struct sockaddr *addr, socklen_t *len, gm_ctx *ctx);
+GM_API int gm_connect_until(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline_ns);
+GM_API int gm_connect_ctx(int fd, const struct sockaddr *addr, socklen_t len, gm_ctx *ctx);
 
 // ---------------------------------------------------------------- channels
 //
-// Go's channels (Go: chan.go), between coroutines on any worker; the try
-// variants and close also work from plain threads.
+// Go's channels (Go: chan.go), between coroutines on any worker and plain
+// threads: a blocking call parks a coroutine and blocks a plain thread (on
+// a futex), and either wakes the other, so a thread pool and coroutines can
+// hand work to each other both ways. A thread that used a blocking call
+// counts, as for the sync types, as one that may wake coroutines (gm_main).
 // Elements are copied in and out (elem_size bytes). A send to a parked
 // receiver copies straight into the receiver's variable, even when it lives
 // in a copied coroutine's saved stack (Go's sendDirect). Send on a closed
@@ -591,9 +639,17 @@ typedef struct gm_chan gm_chan;
 GM_API gm_chan *gm_chan_new(size_t elem_size, size_t cap);
 // Blocks (parks the coroutine) until the value is taken or buffered.
 GM_API void gm_chan_send(gm_chan *c, const void *elem);
+// gm_chan_send until a deadline, or until ctx is done (section "contexts"):
+// 0 (sent), or -1 and ETIMEDOUT, or ctx's error (not sent).
+GM_API int gm_chan_send_until(gm_chan *c, const void *elem, int64_t deadline_ns);
+GM_API int gm_chan_send_ctx(gm_chan *c, const void *elem, gm_ctx *ctx);
 // Blocks until a value arrives; returns 1, or 0 with *elem zeroed when the
 // channel is closed and drained.
 GM_API int gm_chan_recv(gm_chan *c, void *elem);
+// gm_chan_recv until a deadline, or until ctx is done: 1 (received), 0
+// (closed and drained), or -1 and ETIMEDOUT, or ctx's error.
+GM_API int gm_chan_recv_until(gm_chan *c, void *elem, int64_t deadline_ns);
+GM_API int gm_chan_recv_ctx(gm_chan *c, void *elem, gm_ctx *ctx);
 // Never block: 1 done, 0 would block; try_recv returns -1 when closed and drained.
 GM_API int gm_chan_try_send(gm_chan *c, const void *elem);
 GM_API int gm_chan_try_recv(gm_chan *c, void *elem);
@@ -620,6 +676,11 @@ typedef struct {
     int *ok;       // receive: set to 1, or 0 when the channel is closed
 } gm_select_case;
 GM_API int gm_select(gm_select_case *cases, int n, int has_default);
+// gm_select without a default, until a deadline or until ctx is done: the
+// case's index, or -1 and ETIMEDOUT, or ctx's error (no case proceeded).
+// Cheaper than a case on a timer's channel: no channel, no timer object.
+GM_API int gm_select_until(gm_select_case *cases, int n, int64_t deadline_ns);
+GM_API int gm_select_ctx(gm_select_case *cases, int n, gm_ctx *ctx);
 
 // Go's time.After: a channel (elem_size 8, cap 1) that receives the
 // CLOCK_MONOTONIC time in ns once, ns nanoseconds from now; usable in
@@ -692,6 +753,107 @@ GM_API void gm_ticker_stop(gm_ticker *tk);
 GM_API int gm_ticker_reset(gm_ticker *tk, uint64_t period);
 // Stops tk and frees it with its channel (NULL: no-op).
 GM_API void gm_ticker_free(gm_ticker *tk);
+
+// --------------------------------------------------------------- contexts
+//
+// Deadlines and cancellation (Go: deadlines on calls, the context package,
+// golang.org/x/sync/errgroup).
+//
+// Deadlines: every blocking call has an _until variant taking deadline_ns,
+// a time on gm_now()'s clock (CLOCK_MONOTONIC, ns; gm_deadline(ns) is ns
+// from now, GM_NO_DEADLINE none). It fails with -1 and ETIMEDOUT once the
+// deadline passes first; a deadline already past tries the call without
+// waiting. A wait costs no allocation for its deadline: it is an entry in
+// its worker's timer heap (or the thread's futex timeout), gone when the
+// wait ends.
+//
+// Contexts: a tree of gm_ctx, each done once, when cancelled
+// (gm_ctx_cancel), when its deadline passes, or when its parent is done.
+// Every blocking call has a _ctx variant that also fails when its context
+// is done: -1 and the context's error, ECANCELED (cancelled) or ETIMEDOUT
+// (its deadline, which applies to the call as a deadline too); a context
+// already done tries the call without waiting. gm_ctx_done's channel is
+// closed when the context is done: a receive case in gm_select. A call
+// that failed this way owns nothing (no lock, no units, no value sent or
+// taken). Wakes from a cancel reach parked coroutines and threads blocked
+// on the futex; a thread in gm_read_ctx and the other fd calls (which
+// poll) sees it only at the deadline.
+//
+// Freeing: the creator of a context frees it with gm_ctx_free once nothing
+// uses it any more: no call waits with it, no select has its done channel,
+// no child is made from it after. Freeing cancels it (and so its
+// children), detaches it from its parent, and leaves its children as roots,
+// done, for their own creators to free. Use of a freed context, or a NULL
+// one: message and abort, when gomem can tell (the memory may be reused).
+// Misuse that would corrupt (closing or freeing the done channel): message
+// and abort.
+//
+// Thread safety: every call, from any coroutine or thread, but
+// gm_ctx_with_deadline and gm_ctx_with_timeout need a coroutine when the
+// deadline is earlier than the parent's (its timer lives on a worker).
+
+// A deadline that never comes (for the _until calls; gm_ctx_deadline of a
+// context without one).
+#define GM_NO_DEADLINE INT64_MAX
+// CLOCK_MONOTONIC now, in ns: the clock of every deadline.
+GM_API int64_t gm_now(void);
+// The deadline ns nanoseconds from now (saturating at GM_NO_DEADLINE; ns
+// <= 0: now, a deadline that has passed).
+GM_API int64_t gm_deadline(int64_t ns);
+
+// The root context (Go's Background): never done, no deadline, a NULL
+// done channel (a case that never proceeds). Needs no free.
+GM_API gm_ctx *gm_ctx_background(void);
+// A child of parent that gm_ctx_cancel ends (Go's WithCancel); done at
+// once if parent is. NULL and ENOMEM without memory. A NULL or freed
+// parent: message and abort (every gm_ctx call alike).
+GM_API gm_ctx *gm_ctx_with_cancel(gm_ctx *parent);
+// A child of parent also done at deadline_ns (gm_now's clock), with error
+// ETIMEDOUT (Go's WithDeadline, WithTimeout); a deadline not earlier than
+// parent's adds nothing to it, one already past makes it done at once.
+// NULL and ENOMEM, or EPERM when a timer is needed outside a coroutine.
+GM_API gm_ctx *gm_ctx_with_deadline(gm_ctx *parent, int64_t deadline_ns);
+// gm_ctx_with_deadline(parent, gm_deadline(timeout_ns)).
+GM_API gm_ctx *gm_ctx_with_timeout(gm_ctx *parent, int64_t timeout_ns);
+// Cancels ctx and its descendants not done yet, with error ECANCELED and
+// cause (Go's CancelCauseFunc; 0: ECANCELED): parked calls with them wake
+// and fail, their done channels close. A context already done stays as it
+// was. Cancelling the background context: message and abort.
+GM_API void gm_ctx_cancel(gm_ctx *ctx, int cause);
+// Frees ctx as the section says (NULL, background: no-op).
+GM_API void gm_ctx_free(gm_ctx *ctx);
+// 0 while ctx is not done, then ECANCELED or ETIMEDOUT (Go's Err).
+GM_API int gm_ctx_err(gm_ctx *ctx);
+// 0 while ctx is not done, then why (Go's Cause): the cause given to the
+// gm_ctx_cancel that ended it or an ancestor, or ETIMEDOUT for a deadline.
+GM_API int gm_ctx_cause(gm_ctx *ctx);
+// The channel closed when ctx is done (Go's Done); NULL for the
+// background. It belongs to ctx: gm_chan_close or gm_chan_free on it aborts.
+GM_API gm_chan *gm_ctx_done(gm_ctx *ctx);
+// ctx's deadline (the earliest of its and its ancestors'), or
+// GM_NO_DEADLINE.
+GM_API int64_t gm_ctx_deadline(gm_ctx *ctx);
+
+// A group of coroutines working on one task (golang.org/x/sync/errgroup):
+// each runs fn(ctx, arg) with the group's context, a child of the parent;
+// the first non-zero result cancels that context with the result as its
+// cause, so the others can stop; gm_errgroup_wait waits for all and
+// returns that first result.
+typedef struct gm_errgroup gm_errgroup;
+// NULL and ENOMEM without memory.
+GM_API gm_errgroup *gm_errgroup_new(gm_ctx *parent);
+// The group's context, cancelled by the first error and by
+// gm_errgroup_wait's return.
+GM_API gm_ctx *gm_errgroup_ctx(gm_errgroup *eg);
+// Starts fn(ctx, arg) as a coroutine (gm_go's placement). 0, or -1 and
+// ENOMEM, EINVAL (NULL fn).
+GM_API int gm_errgroup_go(gm_errgroup *eg, int (*fn)(gm_ctx *ctx, void *arg), void *arg);
+// Waits until every fn has returned, cancels the group's context, and
+// returns the first non-zero result, or 0.
+GM_API int gm_errgroup_wait(gm_errgroup *eg);
+// Frees the group and its context (NULL: no-op). Coroutines of the group
+// still running (no gm_errgroup_wait): message and abort.
+GM_API void gm_errgroup_free(gm_errgroup *eg);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 //
 // Channels (Go: chan.go) and select (Go: select.go), between coroutines on
-// any worker; the non-blocking operations also from plain threads.
+// any worker and plain threads, each blocking call with a deadline
+// (_until) or a context (_ctx) if asked.
 //
 // Owns: gm_chan (a ring buffer of cap elements, and two queues of parked
 // coroutines, each waiting with a sudog: the g, where its element is, and
@@ -14,8 +15,15 @@
 // Locking: every field of a channel is guarded by its lock (a spin lock).
 // A coroutine that must wait enqueues its sudog and parks with the lock
 // still held; the scheduler releases it once the coroutine has switched
-// out (gopark), so a waker never readies a g that is still running.
-// select locks all its channels in address order (Go's sellock).
+// out (parkWait's unlockf). A plain thread waits alike with a stand-in g
+// and a sudog in its own frame (its stack does not move), sleeping on a
+// futex. Each wait is a claimed wait (runtime2.h): a partner or close
+// claims a sudog's wait before it copies and readies (dequeue), so a
+// waiter whose deadline or context came first is skipped and unlinks its
+// sudog itself. A select's sudogs share one wait: the first claim wins.
+// select locks all its channels in address order (Go's sellock). Lock
+// order: a channel's lock, a context's (a wait with one joins its list
+// while its channels are locked), a worker's.
 //
 // Invariants (as in Go; chan_valid checks them under GM_DEBUG=3): count <=
 // cap; recvq non-empty => count == 0; sendq non-empty => count == cap
@@ -50,8 +58,10 @@ static void enqueue(waitq *q, sudog *sg)
     q->last = sg;
 }
 
-// The first waiter still waiting: a sudog of a select that another case
-// already completed is dropped (its selector unlinks and frees it).
+// The first waiter still waiting, claimed for the caller (who holds the
+// channel's lock and readies it after). A sudog whose wait was already
+// claimed (a select another case completed, a wait its deadline or context
+// ended) is dropped: its owner wakes anyway and unlinks the rest.
 static sudog *dequeue(waitq *q)
 {
     for (;;) {
@@ -61,13 +71,11 @@ static sudog *dequeue(waitq *q)
         q->first = sg->next;
         if (q->first == NULL)
             q->last = NULL;
-        if (sg->sel == NULL)
-            return sg;
-        int zero = 0;
-        if (__atomic_compare_exchange_n(&sg->sel->done, &zero, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (!claimWait(sg->g, sg->seq, WaitServed))
+            continue;
+        if (sg->sel != NULL)
             sg->sel->chosen = sg->caseIndex;
-            return sg;
-        }
+        return sg;
     }
 }
 
@@ -156,21 +164,6 @@ static void unlockChan(void *c)
     spin_unlock(&((gm_chan *)c)->lock);
 }
 
-// Parks the caller on a queue of c (locked; unlocked once it is parked).
-static inline __attribute__((always_inline)) void wait(gm_chan *c, waitq *q, void *elem, sudog *sg, const char *reason)
-{
-    sg->g = gm_self();
-    if (sg->g == NULL) {
-        spin_unlock(&c->lock);
-        throw("a channel operation would block outside a coroutine");
-    }
-    sg->elem = elem;
-    sg->success = false;
-    sg->sel = NULL;
-    enqueue(q, sg);
-    gopark(reason, unlockChan, c);
-}
-
 // With c locked: 1 sent, 0 would block. Throws on a closed channel.
 static int trySendLocked(gm_chan *c, const void *elem)
 {
@@ -183,7 +176,7 @@ static int trySendLocked(gm_chan *c, const void *elem)
         if (r->elem != NULL)
             stackCopyTo(r->g, r->elem, elem, c->elemsize);
         r->success = true;
-        goready(r->g); // the last touch of r: its owner frees it
+        readyClaimed(r->g); // the last touch of r: its owner frees it
         return 1;
     }
     if (c->count < c->cap) {
@@ -207,7 +200,7 @@ static int tryRecvLocked(gm_chan *c, void *elem)
             advanceHead(c);
         }
         s->success = true;
-        goready(s->g);
+        readyClaimed(s->g);
         return 1;
     }
     if (c->count > 0) {
@@ -223,10 +216,78 @@ static int tryRecvLocked(gm_chan *c, void *elem)
     return 0;
 }
 
+// Waits on c (locked; unlocked once the caller sleeps) as g, with sg,
+// until a partner or close takes the sudog, deadline passes or ctx is done.
+// 1 done, -1 closed (receive), -2 and errno (deadline, ctx).
+static int chanPark(gm_chan *c, gm_g *g, sudog *sg, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+{
+    sg->g = g;
+    sg->seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);
+    sg->elem = elem;
+    sg->success = false;
+    sg->sel = NULL;
+    waitq *q = send ? &c->sendq : &c->recvq;
+    enqueue(q, sg);
+    int why = parkWait(g, send ? "chan send" : "chan receive", unlockChan, c, deadline, ctx);
+    if (why != WaitServed) {
+        spin_lock(&c->lock);
+        unlink(q, sg);
+        spin_unlock(&c->lock);
+    }
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+    if (why != WaitServed) {
+        errno = waitErrno(why, ctx);
+        return -2;
+    }
+    if (sg->success)
+        return 1;
+    if (send)
+        throw("send on closed channel %p", (void *)c);
+    return -1; // woken by close: *elem was zeroed by close
+}
+
+// A plain thread's wait: its stand-in g and its sudog in this frame (a
+// thread's stack does not move; both are off every queue before it
+// returns). Out of line: a coroutine's frame does not carry them.
+static GM_NOINLINE int chanParkThread(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+{
+    gm_g w;
+    sudog sg;
+    threadStandIn(&w);
+    return chanPark(c, &w, &sg, elem, send, deadline, ctx);
+}
+
+// The blocking part of a send or receive: c locked, nothing ready.
+static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+{
+    int err = waitExpired(deadline, ctx);
+    if (err != 0) {
+        spin_unlock(&c->lock);
+        errno = err;
+        return -2;
+    }
+    gm_g *g = gm_self();
+    if (g == NULL) {
+        noteThread();
+        return chanParkThread(c, elem, send, deadline, ctx);
+    }
+    // On the heap: a copied coroutine's stack is elsewhere while it waits.
+    sudog *sg = gm_malloc(sizeof *sg);
+    if (sg == NULL) {
+        spin_unlock(&c->lock);
+        throw(send ? "out of memory parking a channel sender" : "out of memory parking a channel receiver");
+    }
+    int r = chanPark(c, g, sg, elem, send, deadline, ctx);
+    gm_free(sg);
+    return r;
+}
+
 // Send (send true) or receive (Go's chansend and chanrecv, whose steps are
 // the same): 1 done, 0 would block (block false), -1 closed and drained
-// (receive). Inlined into each caller with send a constant.
-static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, bool block, const bool send)
+// (receive), -2 and errno when deadline passed or ctx is done first.
+// Inlined into each caller with send a constant.
+static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, bool block, const bool send,
+                                                        int64_t deadline, gm_ctx *ctx)
 {
     check(c, send ? "send" : "receive");
     if (send && c->elemsize == sizeof(void *)) { // a pointer into the sender's frames pins them
@@ -244,39 +305,74 @@ static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, 
         spin_unlock(&c->lock);
         return r;
     }
-    sudog *sg = gm_malloc(sizeof *sg);
-    if (sg == NULL) {
-        spin_unlock(&c->lock);
-        throw(send ? "out of memory parking a channel sender" : "out of memory parking a channel receiver");
-    }
-    wait(c, send ? &c->sendq : &c->recvq, elem, sg, send ? "chan send" : "chan receive");
-    bool ok = sg->success;
-    gm_free(sg);
-    if (ok)
-        return 1;
-    if (send)
-        throw("send on closed channel %p", (void *)c);
-    return -1; // woken by close: *elem was zeroed by close
+    return chanBlock(c, elem, send, deadline, ctx);
 }
 
 void gm_chan_send(gm_chan *c, const void *elem)
 {
-    chanop(c, (void *)elem, true, true);
+    chanop(c, (void *)elem, true, true, NoDeadline, NULL);
+}
+
+int gm_chan_send_until(gm_chan *c, const void *elem, int64_t deadline_ns)
+{
+    return chanop(c, (void *)elem, true, true, deadline_ns, NULL) == 1 ? 0 : -1;
+}
+
+int gm_chan_send_ctx(gm_chan *c, const void *elem, gm_ctx *ctx)
+{
+    int64_t deadline = ctxDeadline(mustCtx(ctx, "gm_chan_send_ctx"), NoDeadline);
+    return chanop(c, (void *)elem, true, true, deadline, ctx) == 1 ? 0 : -1;
 }
 
 int gm_chan_try_send(gm_chan *c, const void *elem)
 {
-    return chanop(c, (void *)elem, false, true);
+    return chanop(c, (void *)elem, false, true, NoDeadline, NULL);
 }
 
 int gm_chan_recv(gm_chan *c, void *elem)
 {
-    return chanop(c, elem, true, false) == 1;
+    return chanop(c, elem, true, false, NoDeadline, NULL) == 1;
+}
+
+// 1 received, 0 closed, -1 and errno.
+static inline int recvResult(int r)
+{
+    return r == 1 ? 1 : r == -1 ? 0 : -1;
+}
+
+int gm_chan_recv_until(gm_chan *c, void *elem, int64_t deadline_ns)
+{
+    return recvResult(chanop(c, elem, true, false, deadline_ns, NULL));
+}
+
+int gm_chan_recv_ctx(gm_chan *c, void *elem, gm_ctx *ctx)
+{
+    int64_t deadline = ctxDeadline(mustCtx(ctx, "gm_chan_recv_ctx"), NoDeadline);
+    return recvResult(chanop(c, elem, true, false, deadline, ctx));
 }
 
 int gm_chan_try_recv(gm_chan *c, void *elem)
 {
-    return chanop(c, elem, false, false);
+    return chanop(c, elem, false, false, NoDeadline, NULL);
+}
+
+// Close (c locked): wakes every waiter.
+static void closeLocked(gm_chan *c)
+{
+    c->closed = true;
+    sudog *sg;
+    while ((sg = dequeue(&c->recvq)) != NULL) {
+        if (sg->elem != NULL)
+            stackCopyTo(sg->g, sg->elem, NULL, c->elemsize);
+        sg->success = false;
+        readyClaimed(sg->g);
+    }
+    while ((sg = dequeue(&c->sendq)) != NULL) {
+        sg->success = false; // the sender wakes and reports the send on a closed channel
+        readyClaimed(sg->g);
+    }
+    if (GM_DEBUG >= 3)
+        checkValid(c);
 }
 
 void gm_chan_close(gm_chan *c)
@@ -284,25 +380,14 @@ void gm_chan_close(gm_chan *c)
     check(c, "close");
     if (c->timer) // immutable
         throw("close of channel %p, a timer's (only its timer sends on it)", (void *)c);
+    if (c->ctxDone)
+        throw("close of channel %p, a context's done channel (gm_ctx_cancel closes it)", (void *)c);
     spin_lock(&c->lock);
     if (c->closed) {
         spin_unlock(&c->lock);
         throw("close of closed channel %p", (void *)c);
     }
-    c->closed = true;
-    sudog *sg;
-    while ((sg = dequeue(&c->recvq)) != NULL) {
-        if (sg->elem != NULL)
-            stackCopyTo(sg->g, sg->elem, NULL, c->elemsize);
-        sg->success = false;
-        goready(sg->g);
-    }
-    while ((sg = dequeue(&c->sendq)) != NULL) {
-        sg->success = false; // the sender wakes and reports the send on a closed channel
-        goready(sg->g);
-    }
-    if (GM_DEBUG >= 3)
-        checkValid(c);
+    closeLocked(c);
     spin_unlock(&c->lock);
 }
 
@@ -312,6 +397,8 @@ void gm_chan_free(gm_chan *c)
         return;
     if (c->timer)
         throw("gm_chan_free of channel %p, a timer's (gm_timer_free or gm_ticker_free frees it)", (void *)c);
+    if (c->ctxDone)
+        throw("gm_chan_free of channel %p, a context's done channel (gm_ctx_free frees it)", (void *)c);
     spin_lock(&c->lock);
     if (c->recvq.first != NULL || c->sendq.first != NULL) {
         spin_unlock(&c->lock);
@@ -414,13 +501,31 @@ bool chan_timerDrain(gm_chan *c)
     return had;
 }
 
-void chan_timerFreeCheck(gm_chan *c)
+void chan_freeCheck(gm_chan *c, const char *what, const void *obj)
 {
     spin_lock(&c->lock);
     bool waiters = c->recvq.first != NULL || c->sendq.first != NULL;
     spin_unlock(&c->lock);
     if (waiters)
-        throw("free of a timer whose channel %p coroutines wait on", (void *)c);
+        throw("free of %s %p while coroutines or threads wait on its channel %p", what, obj, (void *)c);
+}
+
+// A context's done channel (context.c), in the context's allocation:
+// elem 1, unbuffered, closed by its cancel alone.
+
+void chan_ctxInit(gm_chan *c)
+{
+    memset(c, 0, sizeof *c);
+    c->elemsize = 1;
+    c->ctxDone = true;
+}
+
+void chan_ctxClose(gm_chan *c)
+{
+    spin_lock(&c->lock);
+    if (!c->closed)
+        closeLocked(c);
+    spin_unlock(&c->lock);
 }
 
 // ----------------------------------------------------------------- select
@@ -456,11 +561,81 @@ static int byAddress(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+// The waiting part of select: every channel locked, no case ready. Waits
+// as g (the running coroutine, or a thread's stand-in) with a sudog per
+// case, all in one wait: the first to claim it wins. Returns the case, or
+// -2 and errno when deadline passed or ctx is done first.
+static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_g *g, int64_t deadline,
+                      gm_ctx *ctx)
+{
+    uint64_t seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);
+    // On the heap, like the sudogs: other coroutines read them while this
+    // one is parked, and a copied coroutine's stack is elsewhere then.
+    selstate *st = gm_malloc(sizeof *st);
+    sudog *sgs = gm_calloc((size_t)(n > 0 ? n : 1), sizeof *sgs);
+    if (sgs == NULL || st == NULL) {
+        unlockAll(order, nc);
+        throw("out of memory in gm_select");
+    }
+    st->chosen = -1;
+    for (int i = 0; i < n; i++) {
+        gm_select_case *cs = &cases[i];
+        if (cs->c == NULL)
+            continue;
+        sudog *sg = &sgs[i];
+        sg->g = g;
+        sg->seq = seq;
+        sg->elem = cs->elem;
+        sg->sel = st;
+        sg->caseIndex = i;
+        enqueue(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, sg);
+    }
+    // The lock set is read by the scheduler right after the switch, while
+    // this frame is still in place.
+    lockset ls = { order, nc };
+    int why = parkWait(g, nc > 0 ? "select" : "select (no cases)", unlockSet, &ls, deadline, ctx);
+    // Woken: take our other sudogs off their queues (a claimer took the
+    // chosen one off its queue).
+    int chosen = why == WaitServed ? st->chosen : -1;
+    lockAll(order, nc);
+    for (int i = 0; i < n; i++) {
+        gm_select_case *cs = &cases[i];
+        if (cs->c == NULL || i == chosen)
+            continue;
+        unlink(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, &sgs[i]);
+    }
+    unlockAll(order, nc);
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+    bool ok = chosen >= 0 && sgs[chosen].success;
+    gm_free(sgs);
+    gm_free(st);
+    if (chosen < 0) {
+        errno = waitErrno(why, ctx);
+        return -2;
+    }
+    gm_select_case *cs = &cases[chosen];
+    if (cs->dir == GM_SELECT_SEND && !ok)
+        throw("send on closed channel %p (in gm_select)", (void *)cs->c);
+    if (cs->dir == GM_SELECT_RECV && cs->ok != NULL)
+        *cs->ok = ok;
+    return chosen;
+}
+
+// A plain thread's select: its stand-in in this frame (out of line, so a
+// coroutine's frame does not carry it).
+static GM_NOINLINE int selectWaitThread(gm_select_case *cases, int n, gm_chan **order, int nc, int64_t deadline,
+                                        gm_ctx *ctx)
+{
+    gm_g w;
+    threadStandIn(&w);
+    return selectWait(cases, n, order, nc, &w, deadline, ctx);
+}
+
 // Go's selectgo: lock every channel (address order), try the cases in a
 // random order (fairness); if none can proceed, return -1 when there is a
 // default, else wait on all of them with one sudog each and take the first
-// to fire.
-int gm_select(gm_select_case *cases, int n, int has_default)
+// to fire (or -2 and errno when deadline passes or ctx is done first).
+static int selectgo(gm_select_case *cases, int n, int has_default, int64_t deadline, gm_ctx *ctx)
 {
     if (n < 0 || (n > 0 && cases == NULL))
         throw("gm_select: bad case array");
@@ -482,7 +657,8 @@ int gm_select(gm_select_case *cases, int n, int has_default)
             order[nc++] = cases[i].c;
     qsort(order, (size_t)nc, sizeof *order, byAddress);
     lockAll(order, nc);
-    for (int k = 0; k < n; k++) {
+    int r = -1;
+    for (int k = 0; k < n && r < 0; k++) {
         int i = (start + k) % n;
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL)
@@ -492,76 +668,53 @@ int gm_select(gm_select_case *cases, int n, int has_default)
                 unlockAll(order, nc);
                 throw("send on closed channel %p (in gm_select)", (void *)cs->c);
             }
-            if (trySendLocked(cs->c, cs->elem)) {
-                unlockAll(order, nc);
-                if (order != small)
-                    gm_free(order);
-                return i;
-            }
+            if (trySendLocked(cs->c, cs->elem))
+                r = i;
         } else {
-            int r = tryRecvLocked(cs->c, cs->elem);
-            if (r != 0) {
-                unlockAll(order, nc);
-                if (order != small)
-                    gm_free(order);
+            int got = tryRecvLocked(cs->c, cs->elem);
+            if (got != 0) {
+                r = i;
                 if (cs->ok != NULL)
-                    *cs->ok = r == 1;
-                return i;
+                    *cs->ok = got == 1;
             }
         }
     }
-    gm_g *self = gm_self();
-    if (has_default || self == NULL) {
+    int err = 0;
+    if (r < 0 && !has_default)
+        err = waitExpired(deadline, ctx);
+    if (r >= 0 || has_default || err != 0) {
         unlockAll(order, nc);
         if (order != small)
             gm_free(order);
-        if (has_default)
-            return -1;
-        throw("gm_select would block outside a coroutine");
+        if (err != 0) {
+            errno = err;
+            return -2;
+        }
+        return r;
     }
-    // On the heap, like the sudogs: other coroutines read them while this
-    // one is parked, and a copied coroutine's stack is elsewhere then.
-    selstate *st = gm_malloc(sizeof *st);
-    sudog *sgs = gm_calloc((size_t)(n > 0 ? n : 1), sizeof *sgs);
-    if (sgs == NULL || st == NULL) {
-        unlockAll(order, nc);
-        throw("out of memory in gm_select");
-    }
-    *st = (selstate){ 0, -1 };
-    for (int i = 0; i < n; i++) {
-        gm_select_case *cs = &cases[i];
-        if (cs->c == NULL)
-            continue;
-        sudog *sg = &sgs[i];
-        sg->g = self;
-        sg->elem = cs->elem;
-        sg->sel = st;
-        sg->caseIndex = i;
-        enqueue(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, sg);
-    }
-    // The lock set is read by the scheduler right after the switch, while
-    // this frame is still in place.
-    lockset ls = { order, nc };
-    gopark(nc > 0 ? "select" : "select (no cases)", unlockSet, &ls);
-    // Woken: st.chosen fired; take our other sudogs off their queues.
-    lockAll(order, nc);
-    for (int i = 0; i < n; i++) {
-        gm_select_case *cs = &cases[i];
-        if (cs->c == NULL || i == st->chosen)
-            continue;
-        unlink(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, &sgs[i]);
-    }
-    unlockAll(order, nc);
+    gm_g *self = gm_self();
+    if (self == NULL)
+        noteThread();
+    r = self != NULL ? selectWait(cases, n, order, nc, self, deadline, ctx)
+                     : selectWaitThread(cases, n, order, nc, deadline, ctx);
     if (order != small)
         gm_free(order);
-    int chosen = st->chosen;
-    bool ok = sgs[chosen].success;
-    gm_free(sgs);
-    gm_free(st);
-    gm_select_case *cs = &cases[chosen];
-    if (cs->dir == GM_SELECT_SEND && !ok)
-        throw("send on closed channel %p (in gm_select)", (void *)cs->c);
-    if (cs->dir == GM_SELECT_RECV && cs->ok != NULL)
-        *cs->ok = ok;
-    return chosen;
+    return r;
+}
+
+int gm_select(gm_select_case *cases, int n, int has_default)
+{
+    return selectgo(cases, n, has_default, NoDeadline, NULL);
+}
+
+int gm_select_until(gm_select_case *cases, int n, int64_t deadline_ns)
+{
+    int r = selectgo(cases, n, 0, deadline_ns, NULL);
+    return r < 0 ? -1 : r;
+}
+
+int gm_select_ctx(gm_select_case *cases, int n, gm_ctx *ctx)
+{
+    int r = selectgo(cases, n, 0, ctxDeadline(mustCtx(ctx, "gm_select_ctx"), NoDeadline), ctx);
+    return r < 0 ? -1 : r;
 }

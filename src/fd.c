@@ -6,8 +6,11 @@
 // thread in poll(2), so the same code runs on a plain thread.
 //
 // A wait arms a one-shot registration in the worker's poller (netpoll.h)
-// and parks with the timeout as a timer (goparkTimed); whichever fires
-// first readies the g, the other finds a stale wait sequence.
+// and parks in a claimed wait (runtime2.h) with its deadline as a timer
+// and, for the _ctx calls, on its context's list: whichever of the event,
+// the timer and the cancel claims the wait first readies the g. Each call
+// has _until and _ctx variants; a plain thread's poll(2) gets the
+// deadline as its timeout (a cancel reaches it only through that).
 //
 // Differs from Go: Go keeps every fd registered (edge-triggered) for its
 // lifetime; here a registration lasts one wait, so gomem never needs to
@@ -42,7 +45,12 @@ static int pollNow(int fd, int events, int64_t timeout)
     return got & events;
 }
 
-int gm_wait_fd(int fd, int events, int64_t timeout_ns)
+// Waits for events on fd until deadline or ctx is done (NULL: none).
+// Returns the ready events, or -1 and errno: EBADF, EINVAL, EEXIST, or
+// ETIMEDOUT / ctx's error when the wait ended that way (a deadline already
+// past, or a ctx already done, still reports an fd that is ready now). A
+// plain thread polls; a cancel does not reach it before its deadline.
+static int waitFd(int fd, int events, int64_t deadline, gm_ctx *ctx)
 {
     if (fd < 0) {
         errno = EBADF;
@@ -52,22 +60,67 @@ int gm_wait_fd(int fd, int events, int64_t timeout_ns)
         errno = EINVAL;
         return -1;
     }
+    int err = waitExpired(deadline, ctx);
+    if (err != 0) {
+        int r = pollNow(fd, events, 0);
+        if (r == 0)
+            errno = err;
+        return r == 0 ? -1 : r;
+    }
     worker *p = tworker;
     gm_g *g = p != NULL ? p->cur : NULL;
-    if (g == NULL || timeout_ns == 0)
-        return pollNow(fd, events, timeout_ns);
+    if (g == NULL) {
+        int64_t left = deadline == NoDeadline ? -1 : deadline - (int64_t)nanotime();
+        int r = pollNow(fd, events, left < 0 && deadline != NoDeadline ? 0 : left);
+        if (r == 0)
+            errno = ETIMEDOUT;
+        return r == 0 ? -1 : r;
+    }
+    beginWait(g);
     int r = netpollopen(p, fd, events, g);
-    if (r != 0)
+    if (r != 0) {
+        atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
         return r > 0 ? events : -1;
+    }
     g->fdEvents = 0;
+    g->localWait = true; // the fd is armed in p's poller: disarmed there after the wait
     p->nfdwait++;
     atomic_fetch_add_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
-    goparkTimed(g, "IO wait", timeout_ns);
+    int why = parkWait(g, "IO wait", NULL, NULL, deadline, ctx);
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
     p = g->p;
     p->nfdwait--;
     atomic_fetch_sub_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
     netpolldisarm(p, fd);
-    return g->fdEvents & events;
+    g->localWait = false;
+    if (why == WaitServed)
+        return g->fdEvents & events;
+    errno = waitErrno(why, ctx);
+    return -1;
+}
+
+static int64_t deadlineIn(int64_t timeout_ns)
+{
+    int64_t now = (int64_t)nanotime();
+    return timeout_ns > NoDeadline - now ? NoDeadline : now + timeout_ns;
+}
+
+int gm_wait_fd(int fd, int events, int64_t timeout_ns)
+{
+    if (timeout_ns == 0 && fd >= 0 && events != 0 && (events & ~(GM_FD_READ | GM_FD_WRITE)) == 0)
+        return pollNow(fd, events, 0);
+    int r = waitFd(fd, events, timeout_ns < 0 ? NoDeadline : deadlineIn(timeout_ns), NULL);
+    return r < 0 && errno == ETIMEDOUT ? 0 : r;
+}
+
+int gm_wait_fd_until(int fd, int events, int64_t deadline_ns)
+{
+    return waitFd(fd, events, deadline_ns, NULL);
+}
+
+int gm_wait_fd_ctx(int fd, int events, gm_ctx *ctx)
+{
+    return waitFd(fd, events, ctxDeadline(mustCtx(ctx, "gm_wait_fd_ctx"), NoDeadline), ctx);
 }
 
 static int setNonblock(int fd)
@@ -80,7 +133,7 @@ static int setNonblock(int fd)
     return 0;
 }
 
-ssize_t gm_read(int fd, void *buf, size_t n)
+static ssize_t fdRead(int fd, void *buf, size_t n, int64_t deadline, gm_ctx *ctx)
 {
     // Sockets: MSG_DONTWAIT needs no mode change and no extra syscall.
     for (bool sock = true;;) {
@@ -93,12 +146,12 @@ ssize_t gm_read(int fd, void *buf, size_t n)
         }
         if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             return r;
-        if (errno != EINTR && gm_wait_fd(fd, GM_FD_READ, -1) < 0)
+        if (errno != EINTR && waitFd(fd, GM_FD_READ, deadline, ctx) < 0)
             return -1;
     }
 }
 
-ssize_t gm_write(int fd, const void *buf, size_t n)
+static ssize_t fdWrite(int fd, const void *buf, size_t n, int64_t deadline, gm_ctx *ctx)
 {
     size_t done = 0;
     bool sock = true;
@@ -117,13 +170,13 @@ ssize_t gm_write(int fd, const void *buf, size_t n)
         }
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return done > 0 ? (ssize_t)done : -1;
-        if (errno != EINTR && gm_wait_fd(fd, GM_FD_WRITE, -1) < 0)
-            return done > 0 ? (ssize_t)done : -1;
+        if (errno != EINTR && waitFd(fd, GM_FD_WRITE, deadline, ctx) < 0)
+            return done > 0 ? (ssize_t)done : -1; // errno stays: a short count says why
     }
     return (ssize_t)done;
 }
 
-int gm_accept(int fd, struct sockaddr *addr, socklen_t *len)
+static int fdAccept(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline, gm_ctx *ctx)
 {
     if (setNonblock(fd) < 0)
         return -1;
@@ -131,12 +184,12 @@ int gm_accept(int fd, struct sockaddr *addr, socklen_t *len)
         int c = accept4(fd, addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (c >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED))
             return c;
-        if (errno == EAGAIN && gm_wait_fd(fd, GM_FD_READ, -1) < 0)
+        if (errno == EAGAIN && waitFd(fd, GM_FD_READ, deadline, ctx) < 0)
             return -1;
     }
 }
 
-int gm_connect(int fd, const struct sockaddr *addr, socklen_t len)
+static int fdConnect(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline, gm_ctx *ctx)
 {
     if (setNonblock(fd) < 0)
         return -1;
@@ -144,8 +197,8 @@ int gm_connect(int fd, const struct sockaddr *addr, socklen_t len)
         return 0;
     if (errno != EINPROGRESS && errno != EINTR)
         return -1;
-    if (gm_wait_fd(fd, GM_FD_WRITE, -1) < 0)
-        return -1;
+    if (waitFd(fd, GM_FD_WRITE, deadline, ctx) < 0)
+        return -1; // still connecting: the caller closes fd
     int err = 0;
     socklen_t el = sizeof err;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
@@ -155,4 +208,64 @@ int gm_connect(int fd, const struct sockaddr *addr, socklen_t len)
         return -1;
     }
     return 0;
+}
+
+ssize_t gm_read(int fd, void *buf, size_t n)
+{
+    return fdRead(fd, buf, n, NoDeadline, NULL);
+}
+
+ssize_t gm_read_until(int fd, void *buf, size_t n, int64_t deadline_ns)
+{
+    return fdRead(fd, buf, n, deadline_ns, NULL);
+}
+
+ssize_t gm_read_ctx(int fd, void *buf, size_t n, gm_ctx *ctx)
+{
+    return fdRead(fd, buf, n, ctxDeadline(mustCtx(ctx, "gm_read_ctx"), NoDeadline), ctx);
+}
+
+ssize_t gm_write(int fd, const void *buf, size_t n)
+{
+    return fdWrite(fd, buf, n, NoDeadline, NULL);
+}
+
+ssize_t gm_write_until(int fd, const void *buf, size_t n, int64_t deadline_ns)
+{
+    return fdWrite(fd, buf, n, deadline_ns, NULL);
+}
+
+ssize_t gm_write_ctx(int fd, const void *buf, size_t n, gm_ctx *ctx)
+{
+    return fdWrite(fd, buf, n, ctxDeadline(mustCtx(ctx, "gm_write_ctx"), NoDeadline), ctx);
+}
+
+int gm_accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+    return fdAccept(fd, addr, len, NoDeadline, NULL);
+}
+
+int gm_accept_until(int fd, struct sockaddr *addr, socklen_t *len, int64_t deadline_ns)
+{
+    return fdAccept(fd, addr, len, deadline_ns, NULL);
+}
+
+int gm_accept_ctx(int fd, struct sockaddr *addr, socklen_t *len, gm_ctx *ctx)
+{
+    return fdAccept(fd, addr, len, ctxDeadline(mustCtx(ctx, "gm_accept_ctx"), NoDeadline), ctx);
+}
+
+int gm_connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+    return fdConnect(fd, addr, len, NoDeadline, NULL);
+}
+
+int gm_connect_until(int fd, const struct sockaddr *addr, socklen_t len, int64_t deadline_ns)
+{
+    return fdConnect(fd, addr, len, deadline_ns, NULL);
+}
+
+int gm_connect_ctx(int fd, const struct sockaddr *addr, socklen_t len, gm_ctx *ctx)
+{
+    return fdConnect(fd, addr, len, ctxDeadline(mustCtx(ctx, "gm_connect_ctx"), NoDeadline), ctx);
 }

@@ -100,6 +100,6 @@ void netpoll(worker *p, int64_t delay)
         if (e & EPOLLOUT)
             got |= GM_FD_WRITE;
         g->fdEvents = got;
-        readyIfWaiting(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed));
+        readyIfWaiting(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed), WaitServed);
     }
 }

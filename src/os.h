@@ -120,10 +120,11 @@ uint32_t os_coarse_ms(void);
 bool os_single_threaded(void);
 
 // A thread's sleep on a word (Go: futexsleep, futexwakeup): sleeps while
-// *addr == val, or until woken; it may return early for no reason, so the
-// caller checks again. Wakes up to n threads asleep on addr (a wake of an
-// address nobody sleeps on is harmless).
-void os_futexsleep(uint32_t *addr, uint32_t val);
+// *addr == val, or until woken, or for at most ns nanoseconds (ns < 0: no
+// limit); it may return early for no reason, so the caller checks again
+// (and reads the clock). Wakes up to n threads asleep on addr (a wake of
+// an address nobody sleeps on is harmless).
+void os_futexsleep(uint32_t *addr, uint32_t val, int64_t ns);
 void os_futexwakeup(uint32_t *addr, int n);
 
 // Tests: make the nth and later calls of kind fail (0 turns it off) and read

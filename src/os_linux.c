@@ -427,9 +427,11 @@ uint64_t os_rss(void)
 #define FutexWaitPrivate (0 | 128)
 #define FutexWakePrivate (1 | 128)
 
-void os_futexsleep(uint32_t *addr, uint32_t val)
+void os_futexsleep(uint32_t *addr, uint32_t val, int64_t ns)
 {
-    syscall(SYS_futex, addr, FutexWaitPrivate, val, NULL, NULL, 0); // EAGAIN, EINTR: the caller checks
+    struct timespec ts = { (time_t)(ns / 1000000000), (long)(ns % 1000000000) }; // relative
+    // EAGAIN, EINTR, ETIMEDOUT: the caller checks
+    syscall(SYS_futex, addr, FutexWaitPrivate, val, ns < 0 ? NULL : &ts, NULL, 0);
 }
 
 void os_futexwakeup(uint32_t *addr, int n)

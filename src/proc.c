@@ -20,7 +20,11 @@
 // once their group ended, on the process-wide gFree. So a gm_g * is always
 // readable, and gm_join tells its coroutine from a later one by the id.
 // Waiting -> runnable is a CAS, so a timer and a waker cannot both ready a
-// g. schedule() is the door every switch goes through: a worker's loop
+// g. A wait that several parties may end (a waker, its deadline's timer,
+// its context's cancel, an fd event, gm_ready) is a claimed wait
+// (runtime2.h): the one CAS of g.waitSeq decides who readies the g, and
+// parkWait runs it for coroutines and, with a stand-in g, plain threads.
+// schedule() is the door every switch goes through: a worker's loop
 // switches to a g and the g switches back to it (swapctx), except that
 // gm_yield may hand over straight to the next g when the loop has nothing
 // else to do (yield.c).
@@ -58,7 +62,6 @@
 #include <unistd.h>
 
 __thread worker *tworker __attribute__((tls_model("initial-exec")));
-static _Atomic uint64_t waitSeqGen;
 static int allWorkersLock;     // spin lock for allWorkers
 static worker *allWorkers;     // every worker, for gm_stats; guarded by allWorkersLock
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
@@ -306,7 +309,9 @@ void runqputLocal(worker *p, gm_g *g)
         atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) - 1,
                               memory_order_relaxed);
     }
-    if (GM_UNLIKELY(movable(g)) && p->grp->nprocs > 1) {
+    // Movable, and nothing of its wait left in p (a timer entry, an armed
+    // fd) that it must clean up on p's thread when it resumes.
+    if (GM_UNLIKELY(movable(g)) && p->grp->nprocs > 1 && g->waitTimer == 0 && !g->localWait) {
         newqput(p, g);
         return;
     }
@@ -476,12 +481,14 @@ static void freeG(worker *p, gm_g *g)
     // Its joiners first: once on freeq, g may be reused. Under joinLock
     // even when none seems to wait: a joiner that saw g alive may be
     // queueing itself right now.
+    gQueue served = { NULL, NULL };
     spin_lock(&g->joinLock);
-    gm_g *j = gQueue_popAll(&g->joiners);
+    for (gm_g *j; (j = semaDequeue(&g->joiners)) != NULL;)
+        gQueue_pushBack(&served, j);
     spin_unlock(&g->joinLock);
-    for (gm_g *next; j != NULL; j = next) {
-        next = j->schedlink;
-        semaReady(j);
+    for (gm_g *j = served.head, *next; j != NULL; j = next) {
+        next = j->schedlink; // readyClaimed is the last touch
+        readyClaimed(j);
     }
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
@@ -980,18 +987,104 @@ void gm_park(void)
     gopark("park", NULL, NULL);
 }
 
+uint64_t beginWait(gm_g *g)
+{
+    uint64_t seq = g->waitGen += WaitWhy + 1; // low bits 0: room for why
+    atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
+    return seq;
+}
+
 void goparkTimed(gm_g *g, const char *reason, int64_t timeout)
 {
     worker *p = g->p;
-    uint64_t seq = atomic_fetch_add_explicit(&waitSeqGen, 1, memory_order_relaxed) + 1;
+    uint64_t seq = beginWait(g);
     g->waitReason = reason;
-    atomic_store_explicit(&g->waitSeq, seq, memory_order_relaxed);
     if (timeout >= 0)
         addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL, NULL });
     countParked(p, g);
     setstatus(g, Gwaiting);
     switchToSched(g, false);
-    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed); // its timer, if still queued, is stale
+    deltimerWait(g->p, g); // woken early: its entry goes now, not at its deadline
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+}
+
+// A coroutine's claimed wait (parkWait).
+static int goparkWait(worker *p, gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline,
+                      gm_ctx *ctx)
+{
+    uint64_t seq = atomic_load_explicit(&g->waitSeq, memory_order_relaxed);
+    g->waitReason = reason;
+    TRACE(EvGoPark, 0, 0, g->id);
+    if (deadline != NoDeadline)
+        addtimer(p, (timer){ deadline > 0 ? (uint64_t)deadline : 1, seq, g, NULL, NULL });
+    countParked(p, g);
+    setstatus(g, Gwaiting);
+    // On ctx's list only now: its cancel readies a parked g. One already
+    // cancelled claims the wait here, and g runs again right after unlockf.
+    if (ctx != NULL && !ctxAddWaiter(ctx, g))
+        readyClaimed(g);
+    p->unlockf = unlockf;
+    p->unlockarg = arg;
+    switchToSched(g, false);
+    deltimerWait(g->p, g);
+    if (ctx != NULL)
+        ctxRemoveWaiter(ctx, g);
+    // waitSeq stays claimed until the caller has left its queue: a
+    // validator tells a waiter that gave up from one still parked by it.
+    return (int)(atomic_load_explicit(&g->waitSeq, memory_order_acquire) & WaitWhy);
+}
+
+void threadStandIn(gm_g *w)
+{
+    memset(w, 0, sizeof *w);
+    w->threadWaiter = true;
+    w->mode = GM_STACK_DEDICATED; // its frames never move: wakers copy into them directly
+    setstatus(w, Gwaiting);
+    beginWait(w);
+}
+
+// A thread's claimed wait (parkWait): it sleeps on its stand-in's status
+// until the claimer stores Grunnable there, or claims the wait itself at
+// its deadline.
+static int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
+{
+    uint64_t seq = atomic_load_explicit(&w->waitSeq, memory_order_relaxed);
+    bool self = ctx != NULL && !ctxAddWaiter(ctx, w); // cancelled already: claimed
+    bool listed = ctx != NULL && !self;
+    if (unlockf != NULL)
+        unlockf(arg);
+    while (!self && gstatus(w) == Gwaiting) {
+        int64_t left = -1;
+        if (deadline != NoDeadline) {
+            left = deadline - (int64_t)nanotime();
+            if (left <= 0) {
+                if (claimWait(w, seq, WaitTimedOut))
+                    break;
+                left = -1; // claimed by another: it stores Grunnable next
+            }
+        }
+        os_futexsleep((uint32_t *)&w->status, Gwaiting, left);
+    }
+    if (listed)
+        ctxRemoveWaiter(ctx, w);
+    return (int)(atomic_load_explicit(&w->waitSeq, memory_order_acquire) & WaitWhy);
+}
+
+int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
+{
+    if (g->threadWaiter)
+        return threadWait(g, unlockf, arg, deadline, ctx);
+    worker *p = tworker;
+    return goparkWait(p, mustSelf(p, reason), reason, unlockf, arg, deadline, ctx);
+}
+
+int waitErrno(int why, gm_ctx *ctx)
+{
+    if (why == WaitCancelled && ctx != NULL) {
+        int err = atomic_load_explicit(&ctx->err, memory_order_acquire);
+        return err != 0 ? err : ECANCELED;
+    }
+    return why == WaitCancelled ? ECANCELED : ETIMEDOUT;
 }
 
 // Waiting -> runnable, or false when g is not waiting (want then holds its
@@ -1003,12 +1096,30 @@ static inline bool casReady(gm_g *g, int *want)
                                                    memory_order_relaxed);
 }
 
-bool readyIfWaiting(gm_g *g, uint64_t seq)
+void readyClaimed(gm_g *g)
 {
+    if (g->threadWaiter) {
+        uint32_t *word = (uint32_t *)&g->status;
+        setstatus(g, Grunnable); // from here the thread may return: its frame (g) may go
+        os_futexwakeup(word, 1);
+        return;
+    }
+    // A wait can be claimed (gm_ready, from another thread) between its
+    // beginWait and the park: the g is a few instructions from Gwaiting.
     int st;
-    if (atomic_load_explicit(&g->waitSeq, memory_order_relaxed) != seq || !casReady(g, &st))
-        return false;
+    while (!casReady(g, &st)) {
+        if (st != Grunning)
+            throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+        cpu_relax();
+    }
     runqput(g);
+}
+
+bool readyIfWaiting(gm_g *g, uint64_t seq, int why)
+{
+    if (!claimWait(g, seq, why))
+        return false;
+    readyClaimed(g);
     return true;
 }
 
@@ -1017,6 +1128,11 @@ void gm_ready(gm_g *g)
     if (g == NULL)
         throw("gm_ready(NULL)");
     noteThread();
+    uint64_t seq = atomic_load_explicit(&g->waitSeq, memory_order_acquire);
+    if (seq != 0) { // a wait with a seq: ready it if nobody claimed it yet
+        readyIfWaiting(g, seq, WaitServed);
+        return;
+    }
     int st;
     if (casReady(g, &st)) {
         runqput(g);
@@ -1024,8 +1140,6 @@ void gm_ready(gm_g *g)
     }
     if (st == Gdead)
         throwG("gm_ready of a coroutine that has ended", g);
-    if (atomic_load_explicit(&g->waitSeq, memory_order_relaxed) != 0)
-        return; // a timed wait that its timer or fd just ended: nothing left to do
     throwG("gm_ready of a coroutine that is not parked", g);
 }
 
@@ -1053,10 +1167,10 @@ static void unlockJoin(void *l)
     spin_unlock(l);
 }
 
-void gm_join(gm_g *g, uint64_t id)
+static int join(gm_g *g, uint64_t id, int64_t deadline, gm_ctx *ctx, const char *who)
 {
     if (g == NULL)
-        throw("gm_join(NULL)");
+        throw("%s(NULL)", who);
     noteThread();
     spin_lock(&g->joinLock);
     // Under joinLock g cannot get past freeG's wake of its joiners, so it
@@ -1064,13 +1178,37 @@ void gm_join(gm_g *g, uint64_t id)
     // its joiners, or id no longer matches, or it is dead.
     if (atomic_load_explicit(&g->id, memory_order_acquire) != id || gstatus(g) == Gdead) {
         spin_unlock(&g->joinLock);
-        return;
+        return 0;
     }
     if (g == gm_self()) {
         spin_unlock(&g->joinLock);
         throwG("gm_join: a coroutine joins itself", g);
     }
-    semaPark(&g->joiners, "join", unlockJoin, &g->joinLock, 0);
+    int err = waitExpired(deadline, ctx);
+    if (err == 0) {
+        int why = semaPark(&g->joiners, "join", &g->joinLock, unlockJoin, &g->joinLock, 0, deadline, ctx);
+        if (why == WaitServed)
+            return 0;
+        err = waitErrno(why, ctx);
+    }
+    spin_unlock(&g->joinLock);
+    errno = err;
+    return -1;
+}
+
+void gm_join(gm_g *g, uint64_t id)
+{
+    join(g, id, NoDeadline, NULL, "gm_join");
+}
+
+int gm_join_until(gm_g *g, uint64_t id, int64_t deadline_ns)
+{
+    return join(g, id, deadline_ns, NULL, "gm_join_until");
+}
+
+int gm_join_ctx(gm_g *g, uint64_t id, gm_ctx *ctx)
+{
+    return join(g, id, ctxDeadline(mustCtx(ctx, "gm_join_ctx"), NoDeadline), ctx, "gm_join_ctx");
 }
 
 void proc_stats(gm_memstats *out)

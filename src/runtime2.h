@@ -15,6 +15,7 @@
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
 //   fd.c              gm_wait_fd, gm_read, gm_write, gm_accept, gm_connect
 //   sema.c            gm_waitgroup, gm_mutex, gm_rwmutex, gm_once, gm_cond, gm_sema
+//   context.c         gm_ctx (cancellation, deadlines), gm_errgroup
 //   signal_linux.c    the SIGSEGV handler that names an overflowing coroutine
 //   sys_<arch>.c      a new coroutine's first frame (sys_amd64.c, sys_arm64.c)
 //
@@ -50,10 +51,12 @@ enum gstatus { Gidle, Grunnable, Grunning, Gwaiting, Gdead };
 typedef struct worker worker;
 
 // A FIFO of gs linked through g.schedlink (Go's gQueue). A g is on at most
-// one queue: a run queue, a new queue, an inbox, a free list or a wait
-// queue. head is stored with relaxed atomics: other threads peek at it
-// without the queue's lock to see whether there is anything to take.
-// The public sync types embed one (gm_waitq, in gomem.h).
+// one such queue: a run queue, a new queue, an inbox, a free list. head is
+// stored with relaxed atomics: other threads peek at it without the
+// queue's lock to see whether there is anything to take. The public sync
+// types embed one (gm_waitq, in gomem.h) as a wait queue, linked through
+// g.waitlink instead (waitq_push below): a waiter that gave up is on its
+// run queue and still on the wait queue for a moment.
 typedef gm_waitq gQueue;
 
 struct gm_g {
@@ -82,7 +85,15 @@ struct gm_g {
     unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck, pinned)
     long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
                                // guarded by that object's lock
-    _Atomic uint64_t waitSeq;  // which timed wait; a timer for an older one is stale
+    struct gm_g *waitlink;     // the sync type's or joiners' queue it waits on (waitq_push); guarded
+                               // by that queue's lock
+    _Atomic uint64_t waitSeq;  // which wait (beginWait; low bits 0), or 0 (gopark, gm_park); once
+                               // claimed, seq | why (claimWait): whoever claims it readies g
+    size_t waitTimer;          // 1 + the index of its timed wait's entry in p->timers, 0: none; p's
+                               // thread
+    gm_ctx *ctxWait;           // the context whose cancel may end its wait (context.c), or NULL;
+                               // guarded by that context's lk
+    struct gm_g *ctxPrev, *ctxNext; // on ctxWait's list of waiters; guarded by its lk
     void *asanFake;            // AddressSanitizer's fake stack of this g
     void *tsanFiber;           // ThreadSanitizer's fiber of this g
     struct gm_g *checkPrev, *checkNext; // stackcheck: checkedGs; guarded by checkLock
@@ -99,9 +110,11 @@ struct gm_g {
     bool directCopy;           // gm_yield may hand over to it without the loop, copying its frames in
                                // if need be: started, copied, not checked or pinned, no sanitizer hooks
     bool parked;               // counted in p->nwaiting; p's thread
-    bool threadWaiter;         // not a coroutine: a plain thread's stand-in on a sync type's queue, on
-                               // its stack; it sleeps on status (a futex) until semaReady stores
-                               // Grunnable there. Immutable
+    bool localWait;            // in a wait whose state lives in its worker (an fd armed in its poller):
+                               // it must wake there, so it is not stolen; p's thread
+    bool threadWaiter;         // not a coroutine: a plain thread's stand-in in a wait (a sync type's
+                               // queue, a channel's sudog), on its stack; it sleeps on status (a
+                               // futex) until its claimer stores Grunnable there. Immutable
     // GOMEM_DEBUG=stackcheck: a copied g runs on a mapping of its own
     // (stack, guard page lowest) that is PROT_NONE while it is not running.
     bool checked;
@@ -112,6 +125,8 @@ struct gm_g {
     // as Go never frees a g), so gm_join and gm_id may read these of a
     // gm_g * whose coroutine ended long ago.
     _Atomic uint64_t id;       // gm_id: the coroutine's, a new one each time the descriptor is reused
+    uint64_t waitGen;          // the last wait's seq (beginWait): seqs of one descriptor never repeat;
+                               // the g's own thread
     _Atomic int status;        // enum gstatus
     int joinLock;              // spin lock: guards joiners
     gQueue joiners;            // parked in gm_join until this coroutine ends (freeG wakes them)
@@ -152,6 +167,8 @@ struct gm_timer {
     size_t i;                  // its entry's index in p->timers while heaped; p's thread
     struct gm_timer *qnext;    // p->timerq's link; p->lock
     void (*fn)(void *);        // gm_after_func: started as a coroutine when it fires; immutable
+    bool inLoop;               // fn runs in the worker's loop, with lk held, instead (a context's
+                               // deadline: a free that returned has seen it run or stopped it)
     void *arg;                 // immutable
     gm_chan *c;                // Timer.C, Ticker.C, in the same allocation after this struct, or NULL
                                // (gm_after_func); immutable
@@ -242,16 +259,17 @@ struct worker {
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
 };
 
-// The shared state of one gm_select call waiting on several channels.
+// The shared state of one gm_select call waiting on several channels: its
+// sudogs share the g's wait, so the first to claim it wins (claimWait).
 typedef struct selstate {
-    int done;             // 0 until a case proceeds (CAS: channels have different locks)
-    int chosen;           // which case; written by the CAS winner
+    int chosen;           // which case; written by the claimer before it readies the g
 } selstate;
 
 // A g waiting on a channel (Go's sudog), on the heap: a copied g's stack
 // is elsewhere while it is parked.
 typedef struct sudog {
     gm_g *g;
+    uint64_t seq;         // g's wait: a waker takes the sudog only if it claims it (claimWait)
     void *elem;           // the waiter's variable (in its stack, maybe)
     struct sudog *next;
     bool success;         // false: woken by close
@@ -273,6 +291,8 @@ struct gm_chan {
     bool freed;           // gm_after: freed by the program before the timer fired
     bool timer;           // a gm_timer's or gm_ticker's (in its allocation): only the timer sends;
                           // close and gm_chan_free abort
+    bool ctxDone;         // a gm_ctx's done channel (in its allocation): only its cancel closes
+                          // it; close and gm_chan_free abort
     size_t elemsize;
     size_t cap;
     size_t count;         // elements in buf
@@ -335,6 +355,51 @@ static inline gm_g *gQueue_popAll(gQueue *q)
     __atomic_store_n(&q->head, NULL, __ATOMIC_RELAXED);
     q->tail = NULL;
     return g;
+}
+
+// The wait queues of the sync types and gm_join (gm_waitq) link their gs
+// through g.waitlink instead: a waiter whose deadline or context ended its
+// wait is put on its run queue (schedlink) before it takes itself off the
+// wait queue. The empty test is gQueue_empty.
+
+static inline void waitq_push(gQueue *q, gm_g *g)
+{
+    g->waitlink = NULL;
+    if (q->tail != NULL)
+        q->tail->waitlink = g;
+    else
+        __atomic_store_n(&q->head, g, __ATOMIC_RELAXED);
+    q->tail = g;
+}
+
+static inline gm_g *waitq_pop(gQueue *q)
+{
+    gm_g *g = q->head;
+    if (g != NULL) {
+        __atomic_store_n(&q->head, g->waitlink, __ATOMIC_RELAXED);
+        if (g->waitlink == NULL)
+            q->tail = NULL;
+    }
+    return g;
+}
+
+// Takes g off q if it is there (a walk: queues are short, and only a
+// waiter that gave up leaves from the middle). Returns whether it was.
+static inline bool waitq_remove(gQueue *q, gm_g *g)
+{
+    gm_g *prev = NULL;
+    for (gm_g *x = q->head; x != NULL; prev = x, x = x->waitlink) {
+        if (x != g)
+            continue;
+        if (prev == NULL)
+            __atomic_store_n(&q->head, x->waitlink, __ATOMIC_RELAXED);
+        else
+            prev->waitlink = x->waitlink;
+        if (q->tail == x)
+            q->tail = prev;
+        return true;
+    }
+    return false;
 }
 
 // ------------------------------------------------------------------ g state
@@ -410,9 +475,49 @@ void goready(gm_g *g);
 // Parks g in a timed wait (timeout < 0: none): a timer and a fresh wait
 // seq. Returns after a wake by the timer, an fd event or gm_ready.
 void goparkTimed(gm_g *g, const char *reason, int64_t timeout);
-// Readies g if it still waits in wait seq (timers and fd events; a CAS, as
-// gm_ready may race from another thread).
-bool readyIfWaiting(gm_g *g, uint64_t seq);
+// Waits that a waker, a deadline or a context's cancel may end, whichever
+// comes first. The waiter takes a fresh seq (beginWait) before it can be
+// found, and whoever ends the wait first claims it: one CAS of g.waitSeq
+// from seq to seq | why. Only the claimer readies g (readyClaimed); the
+// others leave it alone, and a waker that finds a claimed waiter on its
+// queue drops it and serves the next. So a waiter woken by its deadline or
+// its context owns nothing, and takes itself off the queue it was on.
+// A thread waits the same way with a stand-in g (threadStandIn).
+enum { WaitServed = 1, WaitTimedOut = 2, WaitCancelled = 3, WaitWhy = 3 };
+#define NoDeadline INT64_MAX   // a deadline that never comes (CLOCK_MONOTONIC ns, as nanotime)
+// A fresh wait for g (a coroutine, or a stand-in): its seq, stored in g.
+uint64_t beginWait(gm_g *g);
+// Claims g's wait seq for why; true for exactly one caller. seq 0 or
+// already claimed: false.
+static inline bool claimWait(gm_g *g, uint64_t seq, int why)
+{
+    if (seq == 0 || (seq & WaitWhy) != 0)
+        return false;
+    return atomic_compare_exchange_strong_explicit(&g->waitSeq, &seq, seq | (uint64_t)why, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+// Readies g, whose wait the caller claimed: a coroutine goes on its run
+// queue, a thread's stand-in is marked Grunnable and its thread woken. The
+// last touch of g (a stand-in's thread may return at once).
+void readyClaimed(gm_g *g);
+// A plain thread's stand-in g, on its own stack (which never moves, so a
+// waker copies into it directly), Gwaiting in a fresh wait.
+void threadStandIn(gm_g *w);
+// The waiting itself: g (the running coroutine, or the calling thread's
+// stand-in) is where wakers find it, in the wait beginWait started, with
+// the lock that guards that place held. unlockf(arg) releases it once g is
+// off its stack (gopark's rule) or, for a thread, before it sleeps. Returns
+// when the wait is claimed: why (WaitServed, WaitTimedOut at deadline,
+// WaitCancelled when ctx is cancelled; ctx may be NULL). The deadline's
+// timer entry is gone by then, and g is off ctx's list; g.waitSeq still
+// holds the claim, for the caller to clear (0) once g has left the place
+// it waited in.
+int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx);
+// The errno a wait that ended for why reports (ETIMEDOUT, or ctx's error).
+int waitErrno(int why, gm_ctx *ctx);
+// Claims and readies g if it still waits in wait seq (timers: why
+// WaitTimedOut; fd events: WaitServed).
+bool readyIfWaiting(gm_g *g, uint64_t seq, int why);
 // Wakes p if it sleeps in netpoll, or is about to. Called without p->lock.
 void wakeWorker(worker *p);
 // Wakes an idle worker of p's group, if one sleeps, to steal (Go's wakep);
@@ -531,6 +636,12 @@ extern gm_g *checkedGs;
 // ------------------------------------------------------------------ time.c
 
 void addtimer(worker *p, timer t);
+// Deletes the entry of g's timed wait, if it is still in p's heap (g.waitTimer).
+void deltimerWait(worker *p, gm_g *g);
+// A timer whose fn(arg) runs in its worker's loop with the timer's lock
+// held (a context's deadline), started to fire at when; on the calling
+// coroutine's worker. NULL and errno (EPERM outside a coroutine, ENOMEM).
+gm_timer *timerNewInLoop(uint64_t when, void (*fn)(void *), void *arg);
 // Fires p's timers due at now.
 void checkTimers(worker *p, uint64_t now);
 // Applies the changes other threads made to p's API timers (p->timerq).
@@ -546,15 +657,53 @@ const char *timers_valid(const worker *p);
 // gm_after's timer on the calling worker; false outside a coroutine.
 bool startAfterTimer(gm_chan *c, uint64_t ns);
 
+// --------------------------------------------------------------- context.c
+
+// The parts of a context the waits read (context.c owns the rest).
+struct gm_ctx {
+    int lk;                    // spin lock: guards waiters
+    _Atomic int err;           // 0, ECANCELED or ETIMEDOUT; set once, under ctxTreeLock
+    int64_t deadline;          // CLOCK_MONOTONIC ns, NoDeadline for none; immutable
+    gm_g *waiters;             // gs in waits it may end (g.ctxPrev, ctxNext); lk
+    int cause;                 // why it was cancelled (gm_ctx_cancel's cause); ctxTreeLock, then immutable
+    uint32_t magic;            // CtxMagic while it lives: a freed one is told apart
+    struct gm_ctx *parent, *child, *prev, *next; // the tree: parent, first child, siblings; ctxTreeLock
+    gm_timer *timer;           // its deadline's, if earlier than its parent's; immutable
+    gm_chan *done;             // closed when cancelled (in the same allocation); immutable
+};
+// Puts g (Gwaiting or a stand-in, in wait seq) on ctx's list of waiters;
+// if ctx is already done, claims the wait for WaitCancelled instead and
+// returns false (the caller readies g). Takes g off it again.
+bool ctxAddWaiter(gm_ctx *ctx, gm_g *g);
+// ctx, unless it is NULL or freed: then a message naming who, and abort.
+gm_ctx *mustCtx(gm_ctx *ctx, const char *who);
+void ctxRemoveWaiter(gm_ctx *ctx, gm_g *g);
+// The earlier of deadline and ctx's (ctx may be NULL).
+static inline int64_t ctxDeadline(gm_ctx *ctx, int64_t deadline)
+{
+    return ctx != NULL && ctx->deadline < deadline ? ctx->deadline : deadline;
+}
+
 // ------------------------------------------------------------------ sema.c
 
-// Parks the caller on q, a sync object's queue whose lock the caller holds;
-// unlockf(arg) releases it once the caller sleeps (gopark's rule). want is
-// stored in the waiter's semaWant. reason names the wait in deadlock
-// reports.
-void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want);
-// Wakes a waiter that semaPark queued and the caller took off its queue.
-void semaReady(gm_g *g);
+// Parks the caller (a coroutine, or a plain thread through a stand-in) on
+// q, a sync object's queue guarded by the spin lock lk, which the caller
+// holds; unlockf(arg) releases it (and maybe more) once the caller sleeps
+// (gopark's rule). want is stored in the waiter's semaWant. reason names
+// the wait in deadlock reports. Until deadline, or ctx done (NULL: none).
+// Returns why the wait ended (parkWait): WaitServed with lk not held (the
+// waker handed over what was waited for); otherwise with lk held again and
+// the waiter off q, owning nothing (the caller may serve others its leaving
+// unblocks, then unlocks).
+int semaPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), void *arg, long want,
+             int64_t deadline, gm_ctx *ctx);
+// Takes the first waiter off q that the caller (holding q's lock) can claim
+// for WaitServed; waiters whose deadline or context claimed them first are
+// dropped (they take themselves off). NULL when none is left.
+gm_g *semaDequeue(gQueue *q);
+// Whether a wait that began before now may still block: 0 if so, else the
+// errno it fails with at once (ETIMEDOUT: deadline passed; ctx's error).
+int waitExpired(int64_t deadline, gm_ctx *ctx);
 // The invariants of sema.c's head, with the object's lock held: NULL or
 // what is wrong.
 const char *waitgroup_valid(const gm_waitgroup *wg);
@@ -585,8 +734,13 @@ void chan_timerInit(gm_chan *c);
 void chan_timerSend(gm_chan *c, uint64_t now);
 // Takes back a value sent and not received: true if there was one.
 bool chan_timerDrain(gm_chan *c);
-// Throws if a coroutine waits on the channel of a timer being freed.
-void chan_timerFreeCheck(gm_chan *c);
+// Throws if anyone waits on the channel of what (a timer, a context)
+// being freed, naming it.
+void chan_freeCheck(gm_chan *c, const char *what, const void *obj);
+// A context's done channel (elem 1, cap 0), made in memory the context
+// owns; its cancel closes it (once; a second call does nothing).
+void chan_ctxInit(gm_chan *c);
+void chan_ctxClose(gm_chan *c);
 
 #pragma GCC visibility pop
 #endif

@@ -6,29 +6,36 @@
 // gm_rwmutex, gm_once, gm_cond, gm_sema; and plain threads that wait in
 // them.
 //
-// Each object has a spin lock (lk) and one or two gQueues of parked gs,
-// linked through g.schedlink: a parked g is on no run queue. A waiter
-// queues itself and parks with lk held; lk is released by the scheduler
-// once the g is off its stack (semaPark, over gopark's unlockf), so a wake
-// cannot be missed and a waker never readies a g that still runs. Wakers
-// take waiters off the queue under lk and ready them after releasing it
-// (semaReady). A waiter is woken owning what it waited for (the mutex, the
-// read or write lock, the units): the waker hands it over, as Go's
-// starvation mode does, always.
+// Each object has a spin lock (lk) and one or two queues of waiting gs,
+// linked through g.waitlink (waitq_push; not schedlink, which a waiter
+// that gave up needs for its run queue before it leaves this one). A
+// waiter queues itself and parks with lk held; lk is released by the
+// scheduler once the g is off its stack (semaPark, over parkWait's
+// unlockf), so a wake cannot be missed. Every wait is a claimed wait
+// (runtime2.h, proc.c): a waker takes waiters off the queue under lk,
+// claims each (semaDequeue; one its deadline or context claimed first is
+// dropped, and the next served), and readies the ones it claimed after
+// releasing lk (readyClaimed). A waiter is woken owning what it waited for
+// (the mutex, the read or write lock, the units): the waker hands it over,
+// as Go's starvation mode does, always. A waiter whose deadline or context
+// came first owns nothing: it retakes lk, takes itself off the queue and,
+// for a sema, serves the smaller wants it held back.
 //
 // A plain thread (no coroutine) waits the same way with a stand-in g on
-// its own stack (g.threadWaiter; a thread's stack does not move): queued
+// its own stack (threadStandIn; a thread's stack does not move): queued
 // like a coroutine, it releases lk itself and sleeps on the stand-in's
-// status word (a futex, os_futexsleep) until semaReady stores Grunnable
-// there and wakes it. The waker touches the stand-in no more after that
-// store: the thread may return at once. Each entry point counts a plain
-// caller as a thread that may wake coroutines (noteThread, for proc.c's
-// deadlock check).
+// status word (a futex, with its deadline as the timeout) until its
+// claimer stores Grunnable there and wakes it. The claimer touches the
+// stand-in no more after that store: the thread may return at once. Each
+// entry point counts a plain caller as a thread that may wake coroutines
+// (noteThread, for proc.c's deadlock check).
 //
 // Invariants, with lk held (the *_valid functions; GM_DEBUG=3 checks them
 // after every step that queued or woke a waiter): every queued g is
-// Gwaiting (it parked before lk was released) and each queue's tail is its
-// last g.
+// Gwaiting (it parked before lk was released) or leaving (its wait
+// claimed by its deadline or context; it takes itself off next), and
+// each queue's tail is its last g. "Waiters" below are the ones not
+// leaving:
 //   waitgroup  count >= 0; waiters non-empty => count > 0
 //   mutex      waiters non-empty => locked
 //   rwmutex    writer in {0, 1}; writer => readers == 0; readers >= 0;
@@ -41,7 +48,8 @@
 //              > count (release serves the queue's head while it can)
 // A thread's stand-in counts as a parked g: Gwaiting while queued.
 //
-// Lock order: an object's lk, then a worker's lock (goready, through
+// Lock order: an object's lk, then a context's (a wait with a context
+// joins its list under lk), then a worker's lock (readyClaimed, through
 // unlockf too). gm_cond_wait's unlockf releases the cond's lk and then
 // unlocks the mutex (its lk): never both held.
 //
@@ -59,73 +67,129 @@ static void unlockSpin(void *l)
     spin_unlock(l);
 }
 
-// A plain thread's wait: a stand-in g on this thread's stack (which does
-// not move, unlike a parked copied coroutine's), queued like a coroutine;
-// the thread sleeps on its status until semaReady stores Grunnable there.
-static GM_NOINLINE void threadWait(gQueue *q, void (*unlockf)(void *), void *arg, long want)
+// After a wait that did not end WaitServed: off q again (lk held).
+static void semaLeave(gQueue *q, int *lk, gm_g *g)
+{
+    spin_lock(lk);
+    waitq_remove(q, g);
+    atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+}
+
+// A plain thread's wait: its stand-in lives in this frame (out of line, so
+// a coroutine's parking frame, which a copied stack saves, does not carry
+// it) and is off q before the frame goes.
+static GM_NOINLINE int threadPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), void *arg,
+                                  long want, int64_t deadline, gm_ctx *ctx)
 {
     gm_g w;
-    memset(&w, 0, sizeof w);
-    w.threadWaiter = true;
+    threadStandIn(&w);
     w.semaWant = want;
-    setstatus(&w, Gwaiting);
-    gQueue_pushBack(q, &w);
-    unlockf(arg);
-    while (gstatus(&w) == Gwaiting)
-        os_futexsleep((uint32_t *)&w.status, Gwaiting);
+    waitq_push(q, &w);
+    int why = parkWait(&w, reason, unlockf, arg, deadline, ctx);
+    if (why != WaitServed)
+        semaLeave(q, lk, &w);
+    return why;
 }
 
-void semaPark(gQueue *q, const char *reason, void (*unlockf)(void *), void *arg, long want)
+int semaPark(gQueue *q, const char *reason, int *lk, void (*unlockf)(void *), void *arg, long want,
+             int64_t deadline, gm_ctx *ctx)
 {
     gm_g *g = gm_self();
-    if (g == NULL) {
-        threadWait(q, unlockf, arg, want);
-        return;
-    }
+    if (g == NULL)
+        return threadPark(q, reason, lk, unlockf, arg, want, deadline, ctx);
     checkNotInParkedFrames(reason, q);
+    beginWait(g);
     g->semaWant = want;
-    gQueue_pushBack(q, g);
-    gopark(reason, unlockf, arg);
+    waitq_push(q, g);
+    int why = parkWait(g, reason, unlockf, arg, deadline, ctx);
+    if (why != WaitServed)
+        semaLeave(q, lk, g);
+    else
+        atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
+    return why;
 }
 
-void semaReady(gm_g *g)
+gm_g *semaDequeue(gQueue *q)
 {
-    if (!g->threadWaiter) {
-        goready(g);
-        return;
-    }
-    uint32_t *word = (uint32_t *)&g->status;
-    setstatus(g, Grunnable); // from here the waiter may return: its frame (g) may go
-    os_futexwakeup(word, 1);
+    gm_g *g;
+    while ((g = waitq_pop(q)) != NULL)
+        if (claimWait(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed), WaitServed))
+            return g;
+    return NULL;
 }
 
-// Readies a list taken off a queue (gQueue_popAll), linked by schedlink.
+// Takes every waiter of q that can be claimed, as a list through schedlink.
+static gm_g *semaDequeueAll(gQueue *q)
+{
+    gQueue served = { NULL, NULL };
+    for (gm_g *g; (g = semaDequeue(q)) != NULL;)
+        gQueue_pushBack(&served, g);
+    return served.head;
+}
+
+int waitExpired(int64_t deadline, gm_ctx *ctx)
+{
+    if (ctx != NULL) {
+        int err = atomic_load_explicit(&ctx->err, memory_order_acquire);
+        if (err != 0)
+            return err;
+    }
+    if (deadline != NoDeadline && deadline <= (int64_t)nanotime())
+        return ETIMEDOUT;
+    return 0;
+}
+
+// Readies a list of claimed waiters (semaDequeueAll), linked by schedlink.
 static void readyAll(gm_g *g)
 {
     for (gm_g *next; g != NULL; g = next) {
-        next = g->schedlink; // goready reuses the link
-        semaReady(g);
+        next = g->schedlink; // readyClaimed is the last touch of g
+        readyClaimed(g);
     }
+}
+
+// A wait that could not be served: -1 and errno (lk held: released).
+static int failWait(int *lk, int err)
+{
+    spin_unlock(lk);
+    errno = err;
+    return -1;
 }
 
 // ------------------------------------------------------------- validators
 
+// A queued g whose deadline or context ended its wait stays queued until
+// it retakes the lock to leave: it waits for nothing.
+static bool leaving(const gm_g *g)
+{
+    return (atomic_load_explicit(&g->waitSeq, memory_order_relaxed) & WaitWhy) != 0;
+}
+
 static const char *waitq_valid(const gQueue *q)
 {
     const gm_g *last = NULL;
-    for (const gm_g *g = q->head; g != NULL; g = g->schedlink) {
-        if (gstatus(g) != Gwaiting)
-            return "a queued waiter is not parked";
+    for (const gm_g *g = q->head; g != NULL; g = g->waitlink) {
+        if (gstatus(g) != Gwaiting && !leaving(g))
+            return "a queued waiter is not parked (nor leaving: deadline or context)";
         last = g;
     }
     return last == q->tail ? NULL : "a wait queue's tail is not its last waiter";
+}
+
+// The first queued g still waiting, or NULL.
+static const gm_g *firstWaiting(const gQueue *q)
+{
+    const gm_g *g = q->head;
+    while (g != NULL && leaving(g))
+        g = g->waitlink;
+    return g;
 }
 
 const char *waitgroup_valid(const gm_waitgroup *wg)
 {
     if (wg->count < 0)
         return "waitgroup: negative counter";
-    if (!gQueue_empty(&wg->waiters) && wg->count == 0)
+    if (firstWaiting(&wg->waiters) != NULL && wg->count == 0)
         return "waitgroup: waiters parked at a zero counter";
     return waitq_valid(&wg->waiters);
 }
@@ -134,7 +198,7 @@ const char *mutex_valid(const gm_mutex *m)
 {
     if (m->locked != 0 && m->locked != 1)
         return "mutex: locked is neither 0 nor 1";
-    if (!gQueue_empty(&m->waiters) && !m->locked)
+    if (firstWaiting(&m->waiters) != NULL && !m->locked)
         return "mutex: waiters parked on an unlocked mutex";
     return waitq_valid(&m->waiters);
 }
@@ -145,9 +209,9 @@ const char *rwmutex_valid(const gm_rwmutex *rw)
         return "rwmutex: writer is neither 0 nor 1";
     if (rw->readers < 0 || (rw->writer && rw->readers != 0))
         return "rwmutex: readers held with a writer, or negative";
-    if (!gQueue_empty(&rw->readq) && !rw->writer && gQueue_empty(&rw->writeq))
+    if (firstWaiting(&rw->readq) != NULL && !rw->writer && firstWaiting(&rw->writeq) == NULL)
         return "rwmutex: readers wait with no writer holding or waiting";
-    if (!gQueue_empty(&rw->writeq) && !rw->writer && rw->readers == 0)
+    if (firstWaiting(&rw->writeq) != NULL && !rw->writer && rw->readers == 0)
         return "rwmutex: writers wait on an unlocked rwmutex";
     const char *bad = waitq_valid(&rw->readq);
     return bad != NULL ? bad : waitq_valid(&rw->writeq);
@@ -159,14 +223,14 @@ const char *once_valid(const gm_once *o)
 {
     if (o->done != OnceNotRun && o->done != OnceRunning && o->done != OnceDone)
         return "once: bad state";
-    if (!gQueue_empty(&o->waiters) && o->done != OnceRunning)
+    if (firstWaiting(&o->waiters) != NULL && o->done != OnceRunning)
         return "once: waiters parked while fn is not running";
     return waitq_valid(&o->waiters);
 }
 
 const char *cond_valid(const gm_cond *c)
 {
-    if (!gQueue_empty(&c->waiters) && c->m == NULL)
+    if (firstWaiting(&c->waiters) != NULL && c->m == NULL)
         return "cond: waiters parked without a mutex";
     return waitq_valid(&c->waiters);
 }
@@ -175,7 +239,7 @@ const char *sema_valid(const gm_sema *s)
 {
     if (s->count < 0)
         return "sema: negative count";
-    if (!gQueue_empty(&s->waiters) && s->waiters.head->semaWant <= s->count)
+    if (firstWaiting(&s->waiters) != NULL && firstWaiting(&s->waiters)->semaWant <= s->count)
         return "sema: the first waiter could be served";
     return waitq_valid(&s->waiters);
 }
@@ -201,7 +265,7 @@ void gm_waitgroup_add(gm_waitgroup *wg, long delta)
         spin_unlock(&wg->lk);
         throw("gm_waitgroup %p: negative counter", (void *)wg);
     }
-    gm_g *waiters = wg->count == 0 ? gQueue_popAll(&wg->waiters) : NULL;
+    gm_g *waiters = wg->count == 0 ? semaDequeueAll(&wg->waiters) : NULL;
     checkValid("gm_waitgroup", wg, waitgroup_valid);
     spin_unlock(&wg->lk);
     readyAll(waiters);
@@ -212,29 +276,74 @@ void gm_waitgroup_done(gm_waitgroup *wg)
     gm_waitgroup_add(wg, -1);
 }
 
-void gm_waitgroup_wait(gm_waitgroup *wg)
+static int waitgroupWait(gm_waitgroup *wg, int64_t deadline, gm_ctx *ctx)
 {
     noteThread();
     spin_lock(&wg->lk);
-    while (wg->count > 0) {
-        semaPark(&wg->waiters, "waitgroup", unlockSpin, &wg->lk, 0);
-        spin_lock(&wg->lk);
+    if (wg->count == 0) {
+        spin_unlock(&wg->lk);
+        return 0;
     }
-    spin_unlock(&wg->lk);
+    int err = waitExpired(deadline, ctx);
+    if (err == 0) {
+        // Woken when the count reached zero (add readies its waiters then).
+        int why = semaPark(&wg->waiters, "waitgroup", &wg->lk, unlockSpin, &wg->lk, 0, deadline, ctx);
+        if (why == WaitServed)
+            return 0;
+        err = waitErrno(why, ctx);
+    }
+    return failWait(&wg->lk, err);
+}
+
+void gm_waitgroup_wait(gm_waitgroup *wg)
+{
+    waitgroupWait(wg, NoDeadline, NULL);
+}
+
+int gm_waitgroup_wait_until(gm_waitgroup *wg, int64_t deadline_ns)
+{
+    return waitgroupWait(wg, deadline_ns, NULL);
+}
+
+int gm_waitgroup_wait_ctx(gm_waitgroup *wg, gm_ctx *ctx)
+{
+    return waitgroupWait(wg, ctxDeadline(mustCtx(ctx, "gm_waitgroup_wait_ctx"), NoDeadline), ctx);
 }
 
 // ------------------------------------------------------------------ mutex
 
-void gm_mutex_lock(gm_mutex *m)
+static int mutexLock(gm_mutex *m, int64_t deadline, gm_ctx *ctx)
 {
     noteThread();
     spin_lock(&m->lk);
     if (!m->locked) {
         m->locked = 1;
         spin_unlock(&m->lk);
-        return;
+        return 0;
     }
-    semaPark(&m->waiters, "mutex", unlockSpin, &m->lk, 0); // woken holding the lock: unlock hands it over
+    int err = waitExpired(deadline, ctx);
+    if (err == 0) {
+        int why = semaPark(&m->waiters, "mutex", &m->lk, unlockSpin, &m->lk, 0, deadline, ctx);
+        if (why == WaitServed)
+            return 0; // woken holding the lock: unlock hands it over
+        err = waitErrno(why, ctx);
+    }
+    return failWait(&m->lk, err);
+}
+
+void gm_mutex_lock(gm_mutex *m)
+{
+    mutexLock(m, NoDeadline, NULL);
+}
+
+int gm_mutex_lock_until(gm_mutex *m, int64_t deadline_ns)
+{
+    return mutexLock(m, deadline_ns, NULL);
+}
+
+int gm_mutex_lock_ctx(gm_mutex *m, gm_ctx *ctx)
+{
+    return mutexLock(m, ctxDeadline(mustCtx(ctx, "gm_mutex_lock_ctx"), NoDeadline), ctx);
 }
 
 int gm_mutex_trylock(gm_mutex *m)
@@ -255,13 +364,13 @@ void gm_mutex_unlock(gm_mutex *m)
         spin_unlock(&m->lk);
         throw("gm_mutex_unlock of unlocked mutex %p", (void *)m);
     }
-    gm_g *g = gQueue_pop(&m->waiters);
+    gm_g *g = semaDequeue(&m->waiters);
     if (g == NULL)
         m->locked = 0;
     checkValid("gm_mutex", m, mutex_valid);
     spin_unlock(&m->lk);
     if (g != NULL)
-        semaReady(g); // still locked: now the waiter's
+        readyClaimed(g); // still locked: now the waiter's
 }
 
 // ---------------------------------------------------------------- rwmutex
@@ -276,7 +385,7 @@ void gm_rwmutex_rlock(gm_rwmutex *rw)
         return;
     }
     // Woken holding a read lock: the writer's unlock counted it.
-    semaPark(&rw->readq, "rwmutex read", unlockSpin, &rw->lk, 0);
+    semaPark(&rw->readq, "rwmutex read", &rw->lk, unlockSpin, &rw->lk, 0, NoDeadline, NULL);
 }
 
 int gm_rwmutex_tryrlock(gm_rwmutex *rw)
@@ -298,12 +407,12 @@ void gm_rwmutex_runlock(gm_rwmutex *rw)
         throw("gm_rwmutex_runlock of unlocked rwmutex %p", (void *)rw);
     }
     gm_g *w = NULL;
-    if (--rw->readers == 0 && (w = gQueue_pop(&rw->writeq)) != NULL)
+    if (--rw->readers == 0 && (w = semaDequeue(&rw->writeq)) != NULL)
         rw->writer = 1; // the writer's now
     checkValid("gm_rwmutex", rw, rwmutex_valid);
     spin_unlock(&rw->lk);
     if (w != NULL)
-        semaReady(w);
+        readyClaimed(w);
 }
 
 void gm_rwmutex_lock(gm_rwmutex *rw)
@@ -317,7 +426,7 @@ void gm_rwmutex_lock(gm_rwmutex *rw)
     }
     // Woken holding the write lock: the last reader or the writer before
     // handed it over.
-    semaPark(&rw->writeq, "rwmutex write", unlockSpin, &rw->lk, 0);
+    semaPark(&rw->writeq, "rwmutex write", &rw->lk, unlockSpin, &rw->lk, 0, NoDeadline, NULL);
 }
 
 int gm_rwmutex_trylock(gm_rwmutex *rw)
@@ -338,20 +447,20 @@ void gm_rwmutex_unlock(gm_rwmutex *rw)
         spin_unlock(&rw->lk);
         throw("gm_rwmutex_unlock of unlocked rwmutex %p", (void *)rw);
     }
-    gm_g *readers = NULL, *w = NULL;
-    if (!gQueue_empty(&rw->readq)) { // the readers that queued behind this writer go first
+    // The readers that queued behind this writer go first.
+    gm_g *readers = semaDequeueAll(&rw->readq), *w = NULL;
+    if (readers != NULL) {
         rw->writer = 0;
-        for (gm_g *g = rw->readq.head; g != NULL; g = g->schedlink)
+        for (gm_g *g = readers; g != NULL; g = g->schedlink)
             rw->readers++;
-        readers = gQueue_popAll(&rw->readq);
-    } else if ((w = gQueue_pop(&rw->writeq)) == NULL) {
+    } else if ((w = semaDequeue(&rw->writeq)) == NULL) {
         rw->writer = 0;
     } // else still write-locked: now w's
     checkValid("gm_rwmutex", rw, rwmutex_valid);
     spin_unlock(&rw->lk);
     readyAll(readers);
     if (w != NULL)
-        semaReady(w);
+        readyClaimed(w);
 }
 
 // ------------------------------------------------------------------- once
@@ -365,7 +474,7 @@ static GM_NOINLINE void onceSlow(gm_once *o, void (*fn)(void *), void *arg)
         return;
     }
     if (o->done == OnceRunning) { // woken once fn has returned
-        semaPark(&o->waiters, "once", unlockSpin, &o->lk, 0);
+        semaPark(&o->waiters, "once", &o->lk, unlockSpin, &o->lk, 0, NoDeadline, NULL);
         return;
     }
     __atomic_store_n(&o->done, OnceRunning, __ATOMIC_RELAXED); // gm_once_do reads it unlocked
@@ -373,7 +482,7 @@ static GM_NOINLINE void onceSlow(gm_once *o, void (*fn)(void *), void *arg)
     fn(arg);
     spin_lock(&o->lk);
     __atomic_store_n(&o->done, OnceDone, __ATOMIC_RELEASE); // pairs with gm_once_do's load
-    gm_g *waiters = gQueue_popAll(&o->waiters);
+    gm_g *waiters = semaDequeueAll(&o->waiters);
     checkValid("gm_once", o, once_valid);
     spin_unlock(&o->lk);
     readyAll(waiters);
@@ -404,43 +513,66 @@ static void condUnlock(void *arg)
     gm_mutex_unlock(m);
 }
 
-void gm_cond_wait(gm_cond *c, gm_mutex *m)
+static int condWait(gm_cond *c, gm_mutex *m, int64_t deadline, gm_ctx *ctx, const char *who)
 {
     noteThread();
     spin_lock(&m->lk);
     int held = m->locked;
     spin_unlock(&m->lk);
     if (!held)
-        throw("gm_cond_wait on cond %p: mutex %p is not locked", (void *)c, (void *)m);
+        throw("%s on cond %p: mutex %p is not locked", who, (void *)c, (void *)m);
     spin_lock(&c->lk);
     if (!gQueue_empty(&c->waiters) && c->m != m) {
         gm_mutex *other = c->m;
         spin_unlock(&c->lk);
-        throw("gm_cond_wait on cond %p with mutex %p: its waiters hold mutex %p", (void *)c, (void *)m,
-              (void *)other);
+        throw("%s on cond %p with mutex %p: its waiters hold mutex %p", who, (void *)c, (void *)m, (void *)other);
     }
+    int err = waitExpired(deadline, ctx);
+    if (err != 0) // m was never released
+        return failWait(&c->lk, err);
     c->m = m;
     condRelease r = { c, m };
-    semaPark(&c->waiters, "cond", condUnlock, &r, 0);
+    int why = semaPark(&c->waiters, "cond", &c->lk, condUnlock, &r, 0, deadline, ctx);
+    if (why != WaitServed)
+        spin_unlock(&c->lk);
     gm_mutex_lock(m);
+    if (why == WaitServed)
+        return 0;
+    errno = waitErrno(why, ctx);
+    return -1;
+}
+
+void gm_cond_wait(gm_cond *c, gm_mutex *m)
+{
+    condWait(c, m, NoDeadline, NULL, "gm_cond_wait");
+}
+
+int gm_cond_wait_until(gm_cond *c, gm_mutex *m, int64_t deadline_ns)
+{
+    return condWait(c, m, deadline_ns, NULL, "gm_cond_wait_until");
+}
+
+int gm_cond_wait_ctx(gm_cond *c, gm_mutex *m, gm_ctx *ctx)
+{
+    return condWait(c, m, ctxDeadline(mustCtx(ctx, "gm_cond_wait_ctx"), NoDeadline), ctx, "gm_cond_wait_ctx");
 }
 
 void gm_cond_signal(gm_cond *c)
 {
     noteThread();
     spin_lock(&c->lk);
-    gm_g *g = gQueue_pop(&c->waiters);
+    gm_g *g = semaDequeue(&c->waiters);
     checkValid("gm_cond", c, cond_valid);
     spin_unlock(&c->lk);
     if (g != NULL)
-        semaReady(g);
+        readyClaimed(g);
 }
 
 void gm_cond_broadcast(gm_cond *c)
 {
     noteThread();
     spin_lock(&c->lk);
-    gm_g *waiters = gQueue_popAll(&c->waiters);
+    gm_g *waiters = semaDequeueAll(&c->waiters);
     spin_unlock(&c->lk);
     readyAll(waiters);
 }
@@ -458,18 +590,62 @@ static void semaCheck(gm_sema *s, long n, const char *who)
     }
 }
 
-void gm_sema_acquire(gm_sema *s, long n)
+// Serves the waiters at the head of the queue that the count now covers,
+// in order (s->lk held); returns them as a list for readyAll.
+static gm_g *semaServe(gm_sema *s)
+{
+    gQueue served = { NULL, NULL };
+    while (!gQueue_empty(&s->waiters) && s->waiters.head->semaWant <= s->count) { // the head, leaving or not
+        gm_g *g = waitq_pop(&s->waiters);
+        if (!claimWait(g, atomic_load_explicit(&g->waitSeq, memory_order_relaxed), WaitServed))
+            continue; // its deadline or context came first: it leaves by itself
+        s->count -= g->semaWant;
+        gQueue_pushBack(&served, g);
+    }
+    return served.head;
+}
+
+static int semaAcquire(gm_sema *s, long n, int64_t deadline, gm_ctx *ctx, const char *who)
 {
     noteThread();
     spin_lock(&s->lk);
-    semaCheck(s, n, "gm_sema_acquire");
+    semaCheck(s, n, who);
     if (gQueue_empty(&s->waiters) && s->count >= n) {
         s->count -= n;
         spin_unlock(&s->lk);
-        return;
+        return 0;
     }
-    // Woken owning the n units: release took them for this waiter.
-    semaPark(&s->waiters, "sema", unlockSpin, &s->lk, n);
+    int err = waitExpired(deadline, ctx);
+    if (err == 0) {
+        int why = semaPark(&s->waiters, "sema", &s->lk, unlockSpin, &s->lk, n, deadline, ctx);
+        if (why == WaitServed)
+            return 0; // woken owning the n units: release took them for this waiter
+        err = waitErrno(why, ctx);
+        // It may have held back smaller wants behind it.
+        gm_g *served = semaServe(s);
+        checkValid("gm_sema", s, sema_valid);
+        spin_unlock(&s->lk);
+        readyAll(served);
+        errno = err;
+        return -1;
+    }
+    return failWait(&s->lk, err);
+}
+
+void gm_sema_acquire(gm_sema *s, long n)
+{
+    semaAcquire(s, n, NoDeadline, NULL, "gm_sema_acquire");
+}
+
+int gm_sema_acquire_until(gm_sema *s, long n, int64_t deadline_ns)
+{
+    return semaAcquire(s, n, deadline_ns, NULL, "gm_sema_acquire_until");
+}
+
+int gm_sema_acquire_ctx(gm_sema *s, long n, gm_ctx *ctx)
+{
+    return semaAcquire(s, n, ctxDeadline(mustCtx(ctx, "gm_sema_acquire_ctx"), NoDeadline), ctx,
+                       "gm_sema_acquire_ctx");
 }
 
 int gm_sema_tryacquire(gm_sema *s, long n)
@@ -494,13 +670,8 @@ void gm_sema_release(gm_sema *s, long n)
         throw("gm_sema_release on sema %p: the count overflows", (void *)s);
     }
     s->count += n;
-    gQueue served = { NULL, NULL };
-    while (!gQueue_empty(&s->waiters) && s->waiters.head->semaWant <= s->count) {
-        gm_g *g = gQueue_pop(&s->waiters);
-        s->count -= g->semaWant;
-        gQueue_pushBack(&served, g);
-    }
+    gm_g *served = semaServe(s);
     checkValid("gm_sema", s, sema_valid);
     spin_unlock(&s->lk);
-    readyAll(served.head);
+    readyAll(served);
 }

@@ -64,7 +64,7 @@ static void *sysmonMain(void *unused)
     for (;;) {
         uint32_t n = atomic_load_explicit(&sysmonGroups, memory_order_acquire);
         if (n == 0) {
-            os_futexsleep((uint32_t *)&sysmonGroups, 0);
+            os_futexsleep((uint32_t *)&sysmonGroups, 0, -1);
             continue;
         }
         struct timespec ts = { 0, SysmonPeriod };

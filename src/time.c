@@ -3,8 +3,10 @@
 // Timers (Go: time.go and the time package's sleep.go, tick.go): a min-heap
 // by deadline per worker, fired by the worker's scheduler loop
 // (checkTimers) and bounding how long it sleeps in netpoll (timerDelay).
-// An entry either readies a g in a timed wait (gm_sleep, gm_wait_fd's
-// timeout), if the g still waits in the wait it was set for (its waitSeq),
+// An entry either ends a g's timed wait (gm_sleep, and the deadline of any
+// claimed wait: the _until and _ctx calls, gm_wait_fd's timeout) if the
+// timer claims the wait first (its seq; runtime2.h), a wait that ends
+// early deleting its entry at once (g.waitTimer is the entry's index),
 // sends the time on a gm_after channel, or runs an API timer: gm_timer
 // (Go's Timer), gm_ticker (Ticker), gm_after_func (AfterFunc).
 //
@@ -15,7 +17,8 @@
 //
 // Stop and reset delete or move the entry (each API timer keeps the index
 // of its entry, gm_timer.i, as Go's heap did up to 1.13 with t.i), rather
-// than leave a stale entry behind a sequence number as timed waits do. A
+// than leave a stale entry behind (as timed waits did before they tracked
+// their entry too). A
 // timer reset again and again before it fires (an idle timeout pushed back
 // at every message) would otherwise grow the heap by an entry per reset,
 // and a stopped timer would keep counting as pending, delaying the deadlock
@@ -55,12 +58,15 @@
 
 // ------------------------------------------------------------------- heap
 
-// Every move of an entry goes through here: an API timer tracks its index.
+// Every move of an entry goes through here: an API timer and a g in a
+// timed wait track the index of theirs.
 static inline void setEntry(worker *p, size_t i, timer e)
 {
     p->timers[i] = e;
     if (e.t != NULL)
         e.t->i = i;
+    else if (e.g != NULL)
+        e.g->waitTimer = i + 1;
 }
 
 // Moves the entry at i up to its place; returns where it ended.
@@ -110,6 +116,8 @@ void addtimer(worker *p, timer t)
         p->timerscap = cap;
     }
     p->timers[p->ntimers++] = t;
+    if (t.g != NULL)
+        assert2(t.g->waitTimer == 0); // a g has one timed wait at a time
     siftupTimer(p, p->ntimers - 1);
     atomic_fetch_add_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
 }
@@ -118,6 +126,8 @@ void addtimer(worker *p, timer t)
 static timer deltimer(worker *p, size_t i)
 {
     timer e = p->timers[i];
+    if (e.g != NULL)
+        e.g->waitTimer = 0;
     size_t last = --p->ntimers;
     if (i != last) {
         setEntry(p, i, p->timers[last]);
@@ -125,6 +135,14 @@ static timer deltimer(worker *p, size_t i)
     }
     atomic_fetch_sub_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
     return e;
+}
+
+void deltimerWait(worker *p, gm_g *g)
+{
+    if (g->waitTimer == 0)
+        return;
+    assert2(p->timers[g->waitTimer - 1].g == g);
+    deltimer(p, g->waitTimer - 1);
 }
 
 // ------------------------------------------------------------ API timers
@@ -211,6 +229,8 @@ static void runTimer(worker *p, gm_timer *t, uint64_t now)
     }
     if (t->c != NULL)
         chan_timerSend(t->c, now);
+    if (t->inLoop) // with t->lk held: a free waits for it
+        t->fn(t->arg);
     if (t->period > 0) { // the next tick; ticks missed meanwhile are dropped (Go's rule)
         uint64_t missed = (now - t->when) / t->period, step, next;
         if (__builtin_mul_overflow(missed + 1, t->period, &step) || __builtin_add_overflow(t->when, step, &next))
@@ -220,7 +240,7 @@ static void runTimer(worker *p, gm_timer *t, uint64_t now)
         t->when = 0;
     }
     timerSync(p, t);
-    void (*fn)(void *) = t->fn;
+    void (*fn)(void *) = t->inLoop ? NULL : t->fn;
     void *arg = t->arg;
     spin_unlock(&t->lk);
     if (fn != NULL && gm_go(fn, arg) == NULL) // on p: the loop's context is p's
@@ -332,7 +352,7 @@ void gm_timer_free(gm_timer *t)
         throw("double free of timer %p", (void *)t);
     }
     if (t->c != NULL)
-        chan_timerFreeCheck(t->c);
+        chan_freeCheck(t->c, "timer", t);
     t->freed = true;
     t->when = 0;
     worker *me = tworker;
@@ -360,6 +380,20 @@ gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg)
     t->fn = fn;
     t->arg = arg;
     timerModify(t, deadline(ns), 0);
+    return t;
+}
+
+gm_timer *timerNewInLoop(uint64_t when, void (*fn)(void *), void *arg)
+{
+    if (!inCoroutine())
+        return NULL;
+    gm_timer *t = timerNew(false);
+    if (t == NULL)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->inLoop = true;
+    timerModify(t, when > 0 ? when : 1, 0);
     return t;
 }
 
@@ -418,7 +452,7 @@ void checkTimers(worker *p, uint64_t now)
         if (e.c != NULL)
             chan_timer_fire(e.c, e.when);
         else
-            readyIfWaiting(e.g, e.seq);
+            readyIfWaiting(e.g, e.seq, WaitTimedOut);
     }
     assert3(timers_valid(p) == NULL);
 }

@@ -2,7 +2,8 @@
 //
 // Channels (chan.c): unbuffered hand-off straight into a parked copied
 // coroutine's variable, buffered FIFO order, close, the try variants, Go's
-// concurrent prime sieve, and misuse.
+// concurrent prime sieve, plain threads blocking in send, receive and
+// select (a thread pool and coroutines handing work both ways), and misuse.
 #include <errno.h>
 #include <pthread.h>
 #include <sys/wait.h>
@@ -537,6 +538,143 @@ TEST(validator_names_broken_invariants)
     gm_chan_free(c);
 }
 
+// ------------------------------------------------------- plain threads
+
+// A pool of plain threads and coroutines on two workers, through
+// unbuffered channels both ways: coroutines send jobs, which the threads
+// receive (blocking: the thread sleeps until a coroutine's send hands the
+// value over); the threads send results back, which a coroutine receives
+// (a thread blocks in send until the coroutine takes it). The threads
+// select on the jobs and a quit channel, so one close stops them all.
+#define POOL 3
+#define JOBS 2000
+static gm_chan *jobs, *results, *quit;
+static gm_waitgroup pool_ready = GM_WAITGROUP_INIT;
+static _Atomic long thread_jobs;
+
+static void *pool_thread(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_done(&pool_ready); // counts this thread as one that may wake coroutines
+    for (;;) {
+        long job, q;
+        int ok = 1;
+        gm_select_case cs[2] = { { jobs, GM_SELECT_RECV, &job, &ok }, { quit, GM_SELECT_RECV, &q, NULL } };
+        int i = gm_select(cs, 2, 0); // blocks the thread
+        if (i == 1 || !ok)
+            return NULL;
+        long r = job * 2;
+        thread_jobs++;
+        gm_chan_send(results, &r); // blocks until a coroutine takes it
+    }
+}
+
+static void job_sender(void *arg)
+{
+    long first = (long)(uintptr_t)arg;
+    for (long j = first; j < JOBS; j += 2)
+        gm_chan_send(jobs, &j); // parks until a thread takes it
+}
+
+static long results_sum;
+
+static void result_taker(void *arg)
+{
+    (void)arg;
+    long r;
+    for (int k = 0; k < JOBS; k++) {
+        gm_chan_recv(results, &r);
+        results_sum += r;
+    }
+    gm_chan_close(quit); // every thread, asleep in its select, wakes and leaves
+}
+
+static void pool_main(void *arg)
+{
+    (void)arg;
+    gm_go_options o1 = { .worker = 1 }, o2 = { .worker = 2 };
+    gm_go_opts(job_sender, (void *)0, &o1);
+    gm_go_opts(job_sender, (void *)1, &o2);
+    gm_go_opts(result_taker, NULL, &o2);
+}
+
+TEST(thread_pool_and_coroutines_through_channels)
+{
+    jobs = gm_chan_new(sizeof(long), 0);
+    results = gm_chan_new(sizeof(long), 0);
+    quit = gm_chan_new(1, 0);
+    gm_waitgroup_add(&pool_ready, POOL);
+    pthread_t th[POOL];
+    for (int i = 0; i < POOL; i++)
+        pthread_create(&th[i], NULL, pool_thread, NULL);
+    gm_waitgroup_wait(&pool_ready);
+    int procs = gm_set_procs(2);
+    results_sum = 0;
+    CHECK_EQ(gm_main(pool_main, NULL), 0);
+    gm_set_procs(procs);
+    for (int i = 0; i < POOL; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(thread_jobs, JOBS);
+    CHECK_EQ(results_sum, (long)JOBS * (JOBS - 1)); // 2 * sum of 0..JOBS-1
+    gm_chan_free(jobs);
+    gm_chan_free(results);
+    gm_chan_free(quit);
+}
+
+// Threads among themselves, no coroutine at all: an unbuffered ping-pong
+// between two plain threads, and a buffered channel that fills up (the
+// sender blocks) and is closed under a blocked receiver.
+static gm_chan *tping, *tpong;
+
+static void *thread_ponger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gm_chan_recv(tping, &v)) {
+        v++;
+        gm_chan_send(tpong, &v);
+    }
+    return NULL;
+}
+
+static void *thread_closer(void *arg)
+{
+    gm_chan *c = arg;
+    struct timespec ts = { 0, 2000000 };
+    nanosleep(&ts, NULL); // likely after the receiver blocked (either order passes)
+    gm_chan_close(c);
+    return NULL;
+}
+
+TEST(plain_threads_block_among_themselves)
+{
+    tping = gm_chan_new(sizeof(long), 0);
+    tpong = gm_chan_new(sizeof(long), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, thread_ponger, NULL);
+    long v = 0;
+    int bad = 0;
+    for (int i = 0; i < 1000; i++) {
+        gm_chan_send(tping, &v);
+        long before = v;
+        TALLY(bad, gm_chan_recv(tpong, &v) == 1 && v == before + 1, "round %d", i);
+    }
+    gm_chan_close(tping);
+    pthread_join(t, NULL);
+    CHECK_EQ(bad, 0);
+    CHECK_EQ(v, 1000);
+
+    gm_chan *c = gm_chan_new(sizeof(long), 1);
+    pthread_create(&t, NULL, thread_closer, c);
+    long x = 7;
+    CHECK_EQ(gm_chan_recv(c, &x), 0); // closed while (or before) this thread waited
+    CHECK_EQ(x, 0);
+    pthread_join(t, NULL);
+    gm_chan_free(c);
+    gm_chan_free(tping);
+    gm_chan_free(tpong);
+}
+
 int main(void)
 {
     gm_set_procs(1); // the first tests check one worker's exact order
@@ -550,5 +688,7 @@ int main(void)
     RUN(after_and_timeouts);
     RUN(misuse);
     RUN(validator_names_broken_invariants);
+    RUN(thread_pool_and_coroutines_through_channels);
+    RUN(plain_threads_block_among_themselves);
     return test_report();
 }

@@ -77,10 +77,23 @@ TEST(echo)
     CHECK(strstr(out, "0 errors") != NULL && strstr(out, "echo: ok") != NULL);
 }
 
+// Deadlines and cancellation: an idle connection closed at its deadline,
+// and SIGTERM shutting the server down through its context while a
+// connection is open (the example checks all of it and exits 0).
+TEST(echod)
+{
+    CHECK_EQ(run("1", "echod selftest 100"), 0);
+    CHECK(strstr(out, "shut down by SIGTERM: 3 connections") != NULL && strstr(out, "echod: ok") != NULL);
+    CHECK_EQ(run("2", "echod selftest"), 0);
+    CHECK(strstr(out, "echod: ok") != NULL);
+    CHECK_EQ(run("1", "echod"), 2); // usage
+}
+
 int main(void)
 {
     RUN(sieve);
     RUN(pipeline);
     RUN(echo);
+    RUN(echod);
     return test_report();
 }

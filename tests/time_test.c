@@ -549,7 +549,8 @@ TEST(misuse_is_caught)
     CHECK_DEATH(free_timer_chan, NULL, "a timer's (gm_timer_free or gm_ticker_free frees it)");
     CHECK_DEATH(close_timer_chan, NULL, "close of channel 0x");
     CHECK_DEATH(close_timer_chan, NULL, "a timer's");
-    CHECK_DEATH(free_waited, NULL, "coroutines wait on");
+    CHECK_DEATH(free_waited, NULL, "free of timer 0x");
+    CHECK_DEATH(free_waited, NULL, "wait on its channel");
     CHECK_DEATH(stopped_deadlock, NULL, "all coroutines are asleep - deadlock!");
 }
 

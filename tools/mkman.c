@@ -10,6 +10,7 @@
 //   OUTDIR/man3/gm_stats.3   statistics, the trace, the scavenger, checks
 //   OUTDIR/man3/gm_go.3      coroutines, the scheduler, sync types, fd I/O
 //   OUTDIR/man3/gm_chan.3    channels, select, gm_after, timers and tickers
+//   OUTDIR/man3/gm_ctx.3     deadlines, contexts, error groups
 //   OUTDIR/man3/FN.3         ".so man3/PAGE.3" for every other function
 //   OUTDIR/man7/gomem.7      the GOMEM_* variables and the build switches
 //   OUTDIR/man1/gomem-info.1
@@ -64,6 +65,7 @@ static const page pages[] = {
     {"gm_go", "goroutine-style coroutines, their scheduler, sync types, sleep and file descriptor I/O",
      {"coroutines", "I/O"}},
     {"gm_chan", "Go's channels, select, and timers: time.After, Timer, Ticker, AfterFunc", {"channels", "timers"}},
+    {"gm_ctx", "deadlines and cancellation: contexts, error groups, and the _until and _ctx calls", {"contexts"}},
 };
 enum { NPAGES = sizeof pages / sizeof pages[0] };
 
