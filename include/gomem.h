@@ -140,6 +140,14 @@ typedef struct gm_memstats {
     // copied mode: bytes of saved-stack buffers held now, by stack order
     // (buffer FixedStack << i); the entry at stack_orders counts larger ones.
     uint64_t coro_saved_by_order[GM_STACK_ORDERS_MAX + 1];
+    // Dedicated stacks: an ended coroutine's stack keeps its guard page and
+    // waits for the next dedicated coroutine of its size, in its thread's
+    // cache (up to 8 MiB) or a process-wide list (up to 64 MiB, emptied by
+    // gm_scavenge). Their bytes count in the stack figures above as in use.
+    uint64_t dedicated_cached;  // bytes of ended dedicated stacks kept for reuse
+    uint64_t dedicated_guards;  // guard pages ever installed (stacks that came from no cache)
+    uint64_t dedicated_canaries;// stacks ever given the canary instead of a guard: too small
+                                // (under two OS pages), or no guard could be made
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
