@@ -38,18 +38,24 @@ static void idle(void *arg)
     (void)frame[0];
 }
 
+// Yields until n coroutines are parked (other workers may have stolen
+// some and not run them yet).
+static void wait_parked(long n)
+{
+    gm_memstats m;
+    do {
+        gm_yield();
+        gm_stats(&m);
+    } while (m.coro_waiting < (uint64_t)n);
+}
+
 static void park_all(void *arg)
 {
     size_t *rss = arg;
     for (long i = 0; i < N; i++)
         gs[i] = gm_go(idle, (void *)(uintptr_t)i);
-    // Other workers steal some: wait until every one has parked (readying
-    // one that has not is an error).
-    gm_memstats m;
-    do {
-        gm_yield();
-        gm_stats(&m);
-    } while (m.coro_waiting < (uint64_t)N);
+    // Readying one that has not parked yet is an error.
+    wait_parked(N);
     rss[1] = bench_rss_kib();
     for (long i = 0; i < N; i++)
         gm_ready(gs[i]);
@@ -128,15 +134,20 @@ static void pp_main(void *arg)
     gm_go(ponger, NULL);
     gm_go(pinger, NULL);
 }
-static void pingpong(void *arg, long iters)
+// iters round trips between the two coroutines main starts.
+static void pingpong_with(void (*main)(void *), long iters)
 {
-    (void)arg;
     pingc = gm_chan_new(sizeof(long), 0);
     pongc = gm_chan_new(sizeof(long), 0);
     pp_iters = iters;
-    gm_main(pp_main, NULL);
+    gm_main(main, NULL);
     gm_chan_free(pingc);
     gm_chan_free(pongc);
+}
+static void pingpong(void *arg, long iters)
+{
+    (void)arg;
+    pingpong_with(pp_main, iters);
 }
 
 // Stack growth: a coroutine recurses to 1 MiB (1 KiB frames) and back,
@@ -236,11 +247,7 @@ static void alive_main(void *arg)
             fprintf(stderr, "bench/coro: coroutine %ld of %ld: %s\n", i + 1, alive_n, strerror(errno));
             exit(1);
         }
-    gm_memstats m;
-    do {
-        gm_yield();
-        gm_stats(&m);
-    } while (m.coro_waiting < (uint64_t)alive_n);
+    wait_parked(alive_n);
     if (alive_rss == 0)
         alive_rss = bench_rss_kib();
     gm_chan_close(alive_ch);
@@ -329,12 +336,7 @@ static void deep_pp_main(void *arg)
 static void deep_pingpong(void *arg, long iters)
 {
     deep_below = (size_t)(uintptr_t)arg;
-    pingc = gm_chan_new(sizeof(long), 0);
-    pongc = gm_chan_new(sizeof(long), 0);
-    pp_iters = iters;
-    gm_main(deep_pp_main, NULL);
-    gm_chan_free(pingc);
-    gm_chan_free(pongc);
+    pingpong_with(deep_pp_main, iters);
 }
 
 // Idle at the top level: N coroutines each parked in gm_chan_recv straight
@@ -350,11 +352,7 @@ static void idle_recv_main(void *arg)
     gm_chan *ch = gm_chan_new(1, 0);
     for (long i = 0; i < N; i++)
         gm_go(idle_recv, ch);
-    gm_memstats m;
-    do {
-        gm_yield();
-        gm_stats(&m);
-    } while (m.coro_waiting < (uint64_t)N);
+    wait_parked(N);
     rss[1] = bench_rss_kib();
     gm_chan_close(ch); // left allocated: its coroutines are still waking
 }

@@ -72,7 +72,7 @@ struct gm_g {
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
     int stackLock;             // copied: a spin lock; see stack.c's head
     bool onExec;               // copied: its frames are on p's execution stack now; guarded by stackLock
-    bool guarded;              // dedicated: lowest page is PROT_NONE
+    bool guarded;              // dedicated: lowest page is a guard (os_guard)
     bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
     bool direct;               // gm_yield may switch to it with a bare swapctx: started, dedicated (frames

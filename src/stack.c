@@ -501,8 +501,9 @@ uintptr_t runtime_secret(uintptr_t salt)
 // What each mode's g has in g->stack (Go: the g's stack, and copystack /
 // shrinkstack applied to saved copies):
 //   dedicated   its stack, from gm_stackalloc; a stack of two OS pages or
-//               more has its lowest page PROT_NONE (g->guarded), a smaller
-//               one StackCanary in its lowest word (g->canary).
+//               more has its lowest page as a guard (g->guarded), a smaller
+//               one StackCanary in its lowest word (g->canary). Guarded
+//               stacks are reused with their guard ("dedicated stacks").
 //   copied      the saved copy of its frames while another g's occupy the
 //               worker's execution stack: savedLen bytes at stack.lo, from
 //               gm_stackalloc; it doubles when the used frames no longer
