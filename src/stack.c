@@ -5,7 +5,8 @@
 // Owns gm_stackalloc/gm_stackfree, the per-order pools (stackpool), the
 // large-stack cache (stackLarge) and the per-thread caches' stack lists
 // (mcache.stackcache, whose memory lives in mcache.c), and the stacks of
-// coroutines (below). Go's allocation paths, exactly:
+// coroutines (below), with the caches of dedicated coroutines' guarded
+// stacks ("dedicated stacks"). Go's allocation paths, exactly:
 //
 //   alloc, order < NumStackOrders (size < StackCacheSize):
 //     mcache.stackcache[order]  --empty-->  stackcacherefill
@@ -35,7 +36,8 @@
 // caller's data equal to the mark is a 2^-64 event.
 //
 // Locks: stackpool[order].mu (rank lockRankStackpool), stackLarge.lock
-// (lockRankStackLarge); both may call into mheap (higher rank).
+// (lockRankStackLarge); both may call into mheap (higher rank). The
+// dedicated stacks' overflow list has a spin lock held while taking none.
 //
 // Differences from Go: Go's stackcache lives in the P's mcache and stacks of
 // stackpool spans are freed to the heap only when the GC is off; here the
