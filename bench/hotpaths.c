@@ -7,6 +7,9 @@
 //   bench/hotpaths calloc N   N x gm_calloc(1, 64) + gm_free
 //   bench/hotpaths yield N    N x gm_yield between two coroutines
 //   bench/hotpaths chan N     N x unbuffered channel round trip (ping-pong)
+//   bench/hotpaths go N       N coroutines created, run and ended, in batches
+//                             of 100 (a yield runs a batch to its end)
+//   bench/hotpaths godedicated N   the same with dedicated (64 KiB) stacks
 #include "gomem.h"
 
 #include <stdio.h>
@@ -78,10 +81,25 @@ static void chan_main(void *arg)
     gm_yield();
 }
 
+static void nop(void *arg)
+{
+    (void)arg;
+}
+
+static void go_main(void *arg)
+{
+    gm_go_options o = { arg != NULL ? GM_STACK_DEDICATED : GM_STACK_COPIED, 0, NULL, 0 };
+    for (long i = 0; i < iters; i += 100) {
+        for (int k = 0; k < 100; k++)
+            gm_go_opts(nop, NULL, &o);
+        gm_yield();
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s malloc|calloc|yield|chan N\n", argv[0]);
+        fprintf(stderr, "usage: %s malloc|calloc|yield|chan|go|godedicated N\n", argv[0]);
         return 2;
     }
     iters = atol(argv[2]);
@@ -94,6 +112,10 @@ int main(int argc, char **argv)
         gm_main(yield_main, NULL);
     else if (strcmp(argv[1], "chan") == 0)
         gm_main(chan_main, NULL);
+    else if (strcmp(argv[1], "go") == 0)
+        gm_main(go_main, NULL);
+    else if (strcmp(argv[1], "godedicated") == 0)
+        gm_main(go_main, (void *)1);
     else
         return 2;
     return 0;

@@ -45,7 +45,7 @@ awk '/^Benchmark/ && / ns\/op/ {
         }
         printf "%s,%s,time,ns/op,%s,%s,%s\n", name, who, mn, med, runs
      }
-     /idle (coroutines|goroutines), RSS/ {
+     /idle (coroutines|goroutines), RSS/ && !seenIdle[$0 ~ /Go/]++ {   # the one-worker run
         who = ($0 ~ /Go/) ? "Go" : "gomem"
         for (i = 1; i <= NF; i++) if ($i == "bytes" && $(i + 1) == "per") b = $(i - 1)
         printf "IdleCoroutine,%s,memory,bytes,%s,%s,1\n", who, b, b

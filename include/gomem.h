@@ -152,6 +152,14 @@ typedef struct gm_memstats {
     uint64_t sched_long_runs;   // times a coroutine ran 10 ms or more without switching while
                                 // other workers ran (sysmon; GOMEM_DEBUG=sched names them)
     uint64_t sched_handoffs;    // idle workers sysmon woke to take such a worker's coroutines
+    // Dedicated stacks: an ended coroutine's stack keeps its guard page and
+    // waits for the next dedicated coroutine of its size, in its thread's
+    // cache (up to 8 MiB) or a process-wide list (up to 64 MiB, emptied by
+    // gm_scavenge). Their bytes count in the stack figures above as in use.
+    uint64_t dedicated_cached;  // bytes of ended dedicated stacks kept for reuse
+    uint64_t dedicated_guards;  // guard pages ever installed (stacks that came from no cache)
+    uint64_t dedicated_canaries;// stacks ever given the canary instead of a guard: too small
+                                // (under two OS pages), or no guard could be made
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
@@ -358,6 +366,12 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
 //     usual pointer rules; overflow hits a guard page (stacks of two pages or
 //     more) or breaks a canary checked at every switch (smaller stacks).
+//     An ended coroutine's stack keeps its guard for the next dedicated
+//     coroutine of its size: no system call per coroutine once warm
+//     (gm_memstats.dedicated_*). Where Linux has guard regions (6.13+) a
+//     guard takes no kernel mapping, so millions may be alive at once;
+//     elsewhere each takes one, and past vm.max_map_count new stacks get
+//     the canary.
 // Stack overflow, readying a coroutine that ended, parking outside a
 // coroutine: a message naming the coroutine, and abort.
 // A gm_g * names its coroutine until the coroutine ends. Its descriptor is

@@ -256,6 +256,7 @@ void mcache_sumcounters(gm_memstats *out)
     for (mcache *c = allm; c != NULL; c = c->allnext) {
         for (int o = 0; o < NumStackOrders; o++)
             out->stack_order[o].cached += atomic_load_explicit(&c->stackcacheBytes[o], memory_order_relaxed);
+        out->dedicated_cached += atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed);
         for (int i = 1; i < NumSizeClasses; i++) {
             out->by_size[i].mallocs += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
             out->by_size[i].frees += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);

@@ -81,6 +81,14 @@ typedef struct mcache {
     uint8_t tinyHoleN[TinyHoleLens];
     uint32_t tinyHoleMask;
     uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
+
+    // Ended dedicated coroutines' stacks, guard in place, for this thread's
+    // next dedicated coroutines (stack.c, "dedicated stacks"): a list per
+    // log2 of the size, linked through a guardItem at each stack's top.
+    // Owner only; dedicatedBytes (their bytes) is read by gm_stats. After
+    // tinyHoles: a thread that runs no dedicated coroutine never touches it.
+    struct guardItem *dedicated[64];
+    _Atomic uintptr_t dedicatedBytes;
 } mcache;
 
 // The owner's read of its profNext[spc]: a plain load, which the compiler

@@ -41,6 +41,7 @@ int gm_stats(gm_memstats *out)
     out->madvise_calls = os_calls(OS_FAULT_MADVISE);
     out->mremap_calls = os_calls(OS_FAULT_MREMAP);
     stack_stats(out);
+    dedicated_stats(out);
     mcache_sumcounters(out);
     malloc_sumcounters(out);
     mcentral_stats(out);
@@ -90,6 +91,7 @@ int gm_stats_json(FILE *f)
     F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
     F(coro_running); F(coro_runnable); F(coro_waiting); F(coro_exec_stacks); F(coro_frame_saves); F(coro_pins);
     F(sched_steals); F(sched_steals_started); F(sched_long_runs); F(sched_handoffs);
+    F(dedicated_cached); F(dedicated_guards); F(dedicated_canaries);
     F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes); F(tiny_hole_allocs);
 #undef F
     fprintf(f, "  \"by_size\": [");
@@ -122,6 +124,8 @@ const char *gm_debug_check(void)
         bad = stackpool_valid();
     if (bad == NULL)
         bad = guardcache_valid();
+    if (bad == NULL)
+        bad = dedicated_valid(mcache_tls);
     if (bad == NULL && mcache_tls != NULL)
         bad = mcache_valid(mcache_tls);
     if (bad == NULL && tworker != NULL)
@@ -133,6 +137,7 @@ size_t gm_scavenge(void)
 {
     gm_thread_flush();
     malloc_flushGuardCache();
+    stack_flushDedicated();
     mcentral_reclaim(0);
     stackLarge_releaseAll();
     return mheap_scavenge(0);

@@ -67,7 +67,8 @@ int os_decommit(void *p, size_t nbytes);
 // Makes [p, p+nbytes) inaccessible (a guard). 0 on success, -1 and errno.
 int os_protect_none(void *p, size_t nbytes);
 
-// A guard after a heap object (GOMEM_SECURE): [p, p+nbytes) faults on any
+// A guard after a heap object (GOMEM_SECURE) or below a dedicated
+// coroutine stack: [p, p+nbytes) faults on any
 // access until os_unguard; its contents are lost. Linux 6.13's lightweight
 // guard regions (MADV_GUARD_INSTALL: no VMA split, a quarter of an mprotect
 // pair's cost) where the kernel has them (probed once: they must make an
@@ -76,6 +77,10 @@ int os_protect_none(void *p, size_t nbytes);
 // EINVAL. 0 on success, -1 and errno.
 int os_guard(void *p, size_t nbytes);
 int os_unguard(void *p, size_t nbytes);
+// Whether os_guard makes guard regions here (no mapping each: a process may
+// hold millions), rather than one mprotect mapping each (about 65k in all).
+// Probes on first use, as os_guard does.
+bool os_guard_regions(void);
 
 // Moves the pages of committed [from, from+nbytes) to committed [to,
 // to+nbytes) (page-aligned, not overlapping) without copying them: the

@@ -242,6 +242,21 @@ static int probeGuardRegions(void)
     return works ? 2 : 1;
 }
 
+static int guardKind(void)
+{
+    int g = atomic_load_explicit(&guardRegions, memory_order_relaxed);
+    if (g == 0) {
+        g = probeGuardRegions();
+        atomic_store_explicit(&guardRegions, g, memory_order_relaxed);
+    }
+    return g;
+}
+
+bool os_guard_regions(void)
+{
+    return guardKind() == 2;
+}
+
 int os_guard(void *p, size_t nbytes)
 {
     if (os_fault(OS_FAULT_MPROTECT))
@@ -250,12 +265,7 @@ int os_guard(void *p, size_t nbytes)
         errno = EINVAL;
         return -1;
     }
-    int g = atomic_load_explicit(&guardRegions, memory_order_relaxed);
-    if (g == 0) {
-        g = probeGuardRegions();
-        atomic_store_explicit(&guardRegions, g, memory_order_relaxed);
-    }
-    if (g == 2) {
+    if (guardKind() == 2) {
         if (madvise(p, nbytes, MADV_GUARD_INSTALL) == 0)
             return 0;
         errno = ENOMEM;

@@ -91,7 +91,7 @@ void describeG(char *buf, size_t n, const gm_g *g)
 
 const char *stackLimitHint(const gm_g *g)
 {
-    return g->mode == GM_STACK_DEDICATED ? "a dedicated stack's size is gm_go_options.stack_size"
+    return g->mode == GM_STACK_DEDICATED ? "a dedicated stack does not grow: its size is gm_go_options.stack_size"
            : g->checked ? "GOMEM_DEBUG=stackcheck runs each copied coroutine on a stack of 256 KiB"
                         : "copied coroutines may grow to GOMEM_MAXSTACK (default 8m, at most 1g)";
 }

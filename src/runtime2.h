@@ -101,7 +101,7 @@ struct gm_g {
     bool own;                  // its frames run on a stack nobody else uses (ownStack): dedicated,
                                // stackcheck, or a pinned copied g; p's thread
     bool pinned;               // copied, and its execution stack became its own (stack.c, pinG)
-    bool guarded;              // dedicated: lowest page is PROT_NONE
+    bool guarded;              // dedicated: lowest page is a guard (os_guard)
     bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
     bool direct;               // gm_yield may switch to it with a bare swapctx: started, on its own

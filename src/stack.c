@@ -5,7 +5,8 @@
 // Owns gm_stackalloc/gm_stackfree, the per-order pools (stackpool), the
 // large-stack cache (stackLarge) and the per-thread caches' stack lists
 // (mcache.stackcache, whose memory lives in mcache.c), and the stacks of
-// coroutines (below). Go's allocation paths, exactly:
+// coroutines (below), with the caches of dedicated coroutines' guarded
+// stacks ("dedicated stacks"). Go's allocation paths, exactly:
 //
 //   alloc, order < NumStackOrders (size < StackCacheSize):
 //     mcache.stackcache[order]  --empty-->  stackcacherefill
@@ -35,14 +36,17 @@
 // caller's data equal to the mark is a 2^-64 event.
 //
 // Locks: stackpool[order].mu (rank lockRankStackpool), stackLarge.lock
-// (lockRankStackLarge); both may call into mheap (higher rank).
+// (lockRankStackLarge); both may call into mheap (higher rank). The
+// dedicated stacks' overflow list has a spin lock held while taking none.
 //
 // Differences from Go: Go's stackcache lives in the P's mcache and stacks of
 // stackpool spans are freed to the heap only when the GC is off; here the
 // cache is per thread and there is no GC, so an empty span goes back at
 // once. Go empties stackLarge at each GC; here it is bounded by bytes.
 #include "runtime2.h"
+#include "guardcache.h"
 
+#include <limits.h>
 #include <string.h>
 
 // Debug knobs.
@@ -96,6 +100,13 @@ static struct {
 static inline uintptr_t log2ptr(uintptr_t x)
 {
     return 63u - (uintptr_t)__builtin_clzll(x);
+}
+
+// What gm_stackalloc(n) hands out: n rounded up to a power of two, at
+// least FixedStack. n is at most MaxSpanPages pages.
+static inline uintptr_t stackRoundSize(size_t n)
+{
+    return n <= FixedStack ? FixedStack : (uintptr_t)1 << (log2ptr(n - 1) + 1);
 }
 
 // ------------------------------------------------------------- stackpool
@@ -200,8 +211,11 @@ static GM_NOINLINE void stackcacherelease(mcache *c, int order)
     unlock(&stackpool[order].mu);
 }
 
+static void dedicatedSpill(mcache *c, uintptr_t keep);
+
 void stackcache_clear(mcache *c)
 {
+    dedicatedSpill(c, 0); // guarded: never to the pools below
     for (int order = 0; order < NumStackOrders; order++) {
         gclink *x = c->stackcache[order];
         if (x == NULL)
@@ -263,7 +277,7 @@ gm_stack gm_stackalloc(size_t n)
         return stackalloc_fail(EINVAL, n);
     if (GM_UNLIKELY(n > (MaxSpanPages << PageShift)))
         return stackalloc_fail(ENOMEM, n);
-    uintptr_t size = n <= FixedStack ? FixedStack : (uintptr_t)1 << (log2ptr(n - 1) + 1);
+    uintptr_t size = stackRoundSize(n);
     if (size >= (FixedStack << NumStackOrders) || size >= StackCacheSize)
         return stackalloc_large(size);
 
@@ -453,8 +467,11 @@ const char *stackpool_valid(void)
     return bad;
 }
 
+static guardCache dedicatedOverflow;
+
 void stack_atfork_prepare(void)
 {
+    guardCache_lock(&dedicatedOverflow); // a spin lock, held while taking no other
     for (int o = 0; o < NumStackOrders; o++)
         lock(&stackpool[o].mu);
     lock(&stackLarge.lock);
@@ -462,6 +479,7 @@ void stack_atfork_prepare(void)
 
 void stack_atfork_parent(void)
 {
+    guardCache_unlock(&dedicatedOverflow);
     unlock(&stackLarge.lock);
     for (int o = NumStackOrders - 1; o >= 0; o--)
         unlock(&stackpool[o].mu);
@@ -469,6 +487,7 @@ void stack_atfork_parent(void)
 
 void stack_atfork_child(void)
 {
+    guardCache_unlock(&dedicatedOverflow);
     lock_reinit_child(&stackLarge.lock);
     for (int o = NumStackOrders - 1; o >= 0; o--)
         lock_reinit_child(&stackpool[o].mu);
@@ -484,8 +503,9 @@ uintptr_t runtime_secret(uintptr_t salt)
 // What each mode's g has in g->stack (Go: the g's stack, and copystack /
 // shrinkstack applied to saved copies):
 //   dedicated   its stack, from gm_stackalloc; a stack of two OS pages or
-//               more has its lowest page PROT_NONE (g->guarded), a smaller
-//               one StackCanary in its lowest word (g->canary).
+//               more has its lowest page as a guard (g->guarded), a smaller
+//               one StackCanary in its lowest word (g->canary). Guarded
+//               stacks are reused with their guard ("dedicated stacks").
 //   copied      the saved copy of its frames while another g's occupy its
 //               execution stack: savedLen bytes at stack.lo, from
 //               gm_stackalloc; it doubles when the used frames no longer
@@ -918,21 +938,234 @@ uintptr_t stackColor(const gm_g *g)
     return size < (16 << 10) ? 0 : (uintptr_t)(g->id % colors) * 512;
 }
 
+// ------------------------------------------------------ dedicated stacks
+//
+// A dedicated stack of two OS pages or more has its lowest page as a guard
+// (os_guard: a guard region where the kernel has them, which costs no
+// mapping, else mprotect, one mapping each, of which a process has about
+// 65k). Installing a guard and opening it again are a system call each,
+// and a fresh stack's top page faults in: together about 80x what Go pays
+// to create and end a goroutine. So an ended coroutine's stack keeps its
+// guard and waits for the next dedicated coroutine of its size:
+//   - in the ending thread's own cache (mcache.dedicated[log2 of the size],
+//     a list through a guardItem at each stack's top, whose page the ended
+//     coroutine had touched), at most DedicatedCacheBytes per thread;
+//   - past that, half of it goes in one batch to dedicatedOverflow, a
+//     process-wide guardCache (guardcache.c) bounded by
+//     DedicatedOverflowBytes, where evicted stacks and, at gm_scavenge, all
+//     of them are released; a thread whose cache has no stack of the size
+//     takes a batch from it before it makes a new stack.
+// A stack leaves the caches only through dedicatedRelease, which opens its
+// guard first: a guarded stack never reaches gm_stackfree, whose next user
+// (a copied g's saved copy, a gm_stackalloc caller) would fault on it.
+// Stacks too small for a guard, or whose guard could not be made (mprotect
+// out of mappings), carry the canary instead (StackCanary, checked at every
+// switch) and come and go through gm_stackalloc like any stack.
+//
+// Locks: the overflow list's spin lock (guardCache), never held while
+// another lock is taken. A thread's own lists: owner only (the byte count
+// is read by gm_stats).
+
+// A thread keeps up to 8 MiB of ended dedicated stacks: 128 of the default
+// 64 KiB, enough for a batch of 100 coroutines to end and be created again
+// without touching the overflow list.
+#define DedicatedCacheBytes ((uintptr_t)8 << 20)
+// The process-wide list: 1,024 default stacks, 4,096 of 16 KiB. Its stacks'
+// touched top pages stay resident until gm_scavenge.
+#define DedicatedOverflowBytes ((uintptr_t)64 << 20)
+// Stacks moved between a thread's cache and the overflow list per lock.
+#define DedicatedBatch 32
+
+static void dedicatedRelease(guardItem *it);
+static guardCache dedicatedOverflow = {
+    .name = "overflow list of dedicated stacks",
+    .maxBytes = DedicatedOverflowBytes,
+    .maxItems = INT_MAX,
+    .release = dedicatedRelease,
+};
+static _Atomic uint64_t statGuards, statCanaries;
+
+_Static_assert(sizeof(((mcache *)0)->dedicated) / sizeof(guardItem *) == GuardBins, "one list per bin");
+
+static inline guardItem *dedicatedItem(gm_stack st)
+{
+    return (guardItem *)(st.hi - sizeof(guardItem));
+}
+
+// Opens a cached stack's guard and frees it. Should the guard not open, the
+// stack is leaked rather than handed to gm_stackfree's next user.
+static void dedicatedRelease(guardItem *it)
+{
+    gm_stack st = { it->base, it->base + it->nbytes }; // it is inside st: read first
+    if (os_unguard((void *)st.lo, os_physpagesize()) != 0) {
+        runtime_warning("out of memory opening the guard page of a dedicated stack (%zu bytes at %p): "
+                        "the stack is leaked",
+                        (size_t)(st.hi - st.lo), (void *)st.lo);
+        return;
+    }
+    gm_stackfree(st);
+}
+
+// Moves c's cached stacks, largest first, to the overflow list until c
+// holds at most keep bytes.
+static GM_NOINLINE void dedicatedSpill(mcache *c, uintptr_t keep)
+{
+    guardItem *batch[DedicatedBatch];
+    int n = 0;
+    uintptr_t bytes = atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed);
+    for (int b = GuardBins - 1; b >= 0 && bytes > keep; b--) {
+        while (c->dedicated[b] != NULL && bytes > keep) {
+            guardItem *it = c->dedicated[b];
+            c->dedicated[b] = it->binOlder;
+            bytes -= it->nbytes;
+            batch[n++] = it;
+            if (n == DedicatedBatch) {
+                guardCache_put(&dedicatedOverflow, batch, n);
+                n = 0;
+            }
+        }
+    }
+    atomic_store_explicit(&c->dedicatedBytes, bytes, memory_order_relaxed);
+    if (n > 0)
+        guardCache_put(&dedicatedOverflow, batch, n);
+}
+
+// An ended g's guarded stack, guard in place, into c's cache (c NULL: a
+// thread whose cache is gone, straight to the overflow list).
+static void dedicatedPut(mcache *c, gm_stack st)
+{
+    guardItem *it = dedicatedItem(st);
+    ASAN_UNPOISON_IF(it, sizeof *it); // the ended frames' redzones may lie here
+    it->base = st.lo;
+    it->nbytes = st.hi - st.lo;
+    if (GM_UNLIKELY(c == NULL)) {
+        guardCache_put(&dedicatedOverflow, &it, 1);
+        return;
+    }
+    int b = (int)log2ptr(it->nbytes);
+    it->binOlder = c->dedicated[b];
+    c->dedicated[b] = it;
+    uintptr_t bytes = atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed) + it->nbytes;
+    atomic_store_explicit(&c->dedicatedBytes, bytes, memory_order_relaxed);
+    if (GM_UNLIKELY(bytes > DedicatedCacheBytes))
+        dedicatedSpill(c, DedicatedCacheBytes / 2);
+}
+
+// A cached stack of size bytes for c's thread: its own, else a batch from
+// the overflow list. {0, 0} when neither has one.
+static GM_NOINLINE gm_stack dedicatedRefill(mcache *c, uintptr_t size)
+{
+    guardItem *batch[DedicatedBatch];
+    uintptr_t max = DedicatedCacheBytes / 2 / size;
+    int n = guardCache_take(&dedicatedOverflow, size, 0, batch, max < 1 ? 1 : max > DedicatedBatch ? DedicatedBatch : (int)max);
+    if (n == 0)
+        return (gm_stack){ 0, 0 };
+    int b = (int)log2ptr(size);
+    for (int i = 1; i < n; i++) {
+        batch[i]->binOlder = c->dedicated[b];
+        c->dedicated[b] = batch[i];
+    }
+    atomic_store_explicit(&c->dedicatedBytes,
+                          atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed) + (uintptr_t)(n - 1) * size,
+                          memory_order_relaxed);
+    return (gm_stack){ batch[0]->base, batch[0]->base + size };
+}
+
+static inline gm_stack dedicatedTake(mcache *c, uintptr_t size)
+{
+    int b = (int)log2ptr(size);
+    guardItem *it = c->dedicated[b];
+    if (GM_UNLIKELY(it == NULL))
+        return dedicatedRefill(c, size);
+    c->dedicated[b] = it->binOlder;
+    atomic_store_explicit(&c->dedicatedBytes, atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed) - size,
+                          memory_order_relaxed);
+    return (gm_stack){ it->base, it->base + size };
+}
+
+// A new stack for a dedicated g, guarded, or with the canary where a guard
+// cannot be had. false (ENOMEM) when there is no memory.
+static bool dedicatedAlloc(gm_g *g, size_t n)
+{
+    size_t page = os_physpagesize();
+    uintptr_t size = stackRoundSize(n);
+    mcache *c;
+    if (size >= 2 * page && size <= (MaxSpanPages << PageShift) && (c = getmcache()) != NULL) {
+        g->stack = dedicatedTake(c, size);
+        if (g->stack.lo != 0) {
+            g->guarded = true;
+            return true;
+        }
+    }
+    g->stack = gm_stackalloc(n);
+    if (g->stack.lo == 0)
+        return false;
+    if (size >= 2 * page && os_guard((void *)g->stack.lo, page) == 0) {
+        g->guarded = true;
+        atomic_fetch_add_explicit(&statGuards, 1, memory_order_relaxed);
+    } else { // too small, or out of mappings: the canary
+        *(uint64_t *)g->stack.lo = StackCanary;
+        g->canary = true;
+        atomic_fetch_add_explicit(&statCanaries, 1, memory_order_relaxed);
+    }
+    return true;
+}
+
+void stack_flushDedicated(void)
+{
+    guardCache_flush(&dedicatedOverflow);
+}
+
+void dedicated_stats(gm_memstats *out)
+{
+    out->dedicated_cached += guardCache_bytes(&dedicatedOverflow);
+    out->dedicated_guards = atomic_load_explicit(&statGuards, memory_order_relaxed);
+    out->dedicated_canaries = atomic_load_explicit(&statCanaries, memory_order_relaxed);
+}
+
+static const char *dedicatedItemValid(const guardItem *it)
+{
+    gm_stack st = { it->base, it->base + it->nbytes };
+    size_t page = os_physpagesize();
+    if (it->nbytes < 2 * page || (it->nbytes & (it->nbytes - 1)) != 0 || (st.lo & (page - 1)) != 0)
+        return "a cached stack is not a power of two of two OS pages or more, or not page-aligned";
+    if (dedicatedItem(st) != it)
+        return "an item is not at its stack's top";
+    mspan *s = spanOf(st.lo);
+    if (s == NULL || atomic_load_explicit(&s->state, memory_order_relaxed) != mSpanManual)
+        return "a cached stack is not in a stack span";
+    return NULL;
+}
+
+// The overflow list, and the calling thread's own lists (c may be NULL).
+const char *dedicated_valid(mcache *c)
+{
+    const char *bad = guardCache_valid(&dedicatedOverflow, dedicatedItemValid);
+    if (bad != NULL || c == NULL)
+        return bad;
+    uintptr_t bytes = 0;
+    for (int b = 0; b < GuardBins; b++) {
+        for (const guardItem *it = c->dedicated[b]; it != NULL; it = it->binOlder) {
+            if ((bad = dedicatedItemValid(it)) != NULL)
+                return bad;
+            if ((int)log2ptr(it->nbytes) != b)
+                return "a thread's cached dedicated stack is in the wrong list";
+            bytes += it->nbytes;
+        }
+    }
+    if (bytes != atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed) || bytes > DedicatedCacheBytes)
+        return "a thread's cached dedicated stacks do not add up to its count, or exceed the bound";
+    return NULL;
+}
+
 // A new g's stack for its mode. false (ENOMEM) when there is none.
 bool stackInitG(gm_g *g, size_t dedicatedSize)
 {
     size_t page = os_physpagesize();
     if (g->mode == GM_STACK_DEDICATED) {
-        g->stack = gm_stackalloc(dedicatedSize ? dedicatedSize : DefaultDedicated);
-        if (g->stack.lo == 0)
+        if (!dedicatedAlloc(g, dedicatedSize ? dedicatedSize : DefaultDedicated))
             return false;
         g->own = true;
-        if (g->stack.hi - g->stack.lo >= 2 * page && os_protect_none((void *)g->stack.lo, page) == 0)
-            g->guarded = true; // else (out of mappings) the canary
-        else {
-            *(uint64_t *)g->stack.lo = StackCanary;
-            g->canary = true;
-        }
     } else if (debug.stackcheck) {
         char *m = os_reserve(CheckStackSize + page, page); // the lowest page stays the guard
         if (m != NULL && os_commit(m + page, CheckStackSize) != 0) {
@@ -993,12 +1226,8 @@ void stackReleaseG(worker *p, gm_g *g, bool onValgrind)
         os_release((void *)g->stack.lo, g->stack.hi - g->stack.lo);
         g->stack = (gm_stack){ 0, 0 };
     } else if (g->mode == GM_STACK_DEDICATED) {
-        if (g->guarded && os_commit((void *)g->stack.lo, os_physpagesize()) != 0) {
-            // Its guard page cannot be opened again: the stack must not go
-            // back to the pool, where its next user would fault. Leak it.
-            runtime_warning("out of memory unprotecting the guard page of a dedicated stack (%zu bytes at %p): "
-                            "the stack is leaked",
-                            (size_t)(g->stack.hi - g->stack.lo), (void *)g->stack.lo);
+        if (g->guarded) { // its guard stays: the stack waits for the next dedicated g
+            dedicatedPut(getmcache(), g->stack);
             g->stack = (gm_stack){ 0, 0 };
         }
     } else {

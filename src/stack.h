@@ -54,6 +54,12 @@ const char *stackpool_valid(void);
 void stack_atfork_prepare(void);
 void stack_atfork_parent(void);
 void stack_atfork_child(void);
+// Dedicated coroutine stacks kept with their guard (stack.c): gm_scavenge
+// releases the process-wide list; gm_stats adds its bytes and counters;
+// gm_debug_check validates it and the calling thread's lists (c may be NULL).
+void stack_flushDedicated(void);
+void dedicated_stats(gm_memstats *out);
+const char *dedicated_valid(struct mcache *c);
 
 #pragma GCC visibility pop
 #endif

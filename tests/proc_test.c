@@ -542,7 +542,7 @@ TEST(misuse_is_caught)
         test_fail(1, __FILE__, __LINE__, "dies naming the stack", " want \"%s\"", deepText);
     CHECK_DEATH(overflow_copied, NULL, "stack overflow in coroutine");
     CHECK_DEATH(overflow_copied, NULL, "copied coroutines may grow to GOMEM_MAXSTACK");
-    CHECK_DEATH(overflow_dedicated, NULL, "a dedicated stack's size is gm_go_options.stack_size");
+    CHECK_DEATH(overflow_dedicated, NULL, "a dedicated stack does not grow: its size is gm_go_options.stack_size");
     CHECK_DEATH(overflow_canary, NULL, "canary");
     CHECK_DEATH(overflow_canary_direct, NULL, "stack overflow (canary overwritten): coroutine");
     CHECK_DEATH(overflow_canary_direct, NULL, "\"smasher\"");

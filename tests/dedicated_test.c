@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: MIT
+//
+// Dedicated coroutine stacks at scale (stack.c, "dedicated stacks"): an
+// ended coroutine's stack keeps its guard page and is reused by the next
+// dedicated coroutine of its size, with no system call in steady state;
+// gm_scavenge releases the cached ones with their guards opened (the
+// memory is then any stack's again); a guard that cannot be made falls back
+// to the canary; many coroutines alive at once (more than the ~32k that one
+// mprotect mapping per guard allowed) all run, and an overflow among them
+// is still caught with a message naming the coroutine, its mode, its limit
+// and the setting that raises it; the validator names a broken cache.
+//
+// GOMEM_TEST_ALIVE=N sets how many are alive at once (default 40,000, about
+// 170 MB; 4,000 under ThreadSanitizer). GOMEM_TEST_ALIVE=1000000
+// build/tests/dedicated_test runs a million: 6.4 GB of RSS at its peak, and
+// minutes (its page faults).
+#include <stdlib.h>
+#include <string.h>
+
+#include "export_test.h"
+#include "testing.h"
+
+// ThreadSanitizer counts each coroutine's fiber as a thread, and stops at
+// 8,128 of them: fewer alive there. It also maps memory of its own for
+// each fiber, so the process's mappings say nothing of gomem's guards.
+#if defined(__SANITIZE_THREAD__)
+#define UnderTsan 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UnderTsan 1
+#endif
+#endif
+#ifndef UnderTsan
+#define UnderTsan 0
+#endif
+#define DefaultAlive (UnderTsan ? 4000 : 40000)
+
+static long aliveCount(void)
+{
+    const char *s = getenv("GOMEM_TEST_ALIVE");
+    long n = s != NULL ? atol(s) : 0;
+    return n > 0 ? n : DefaultAlive;
+}
+
+// A coroutine that uses some of its stack, so a stack with a guard in the
+// wrong place would fault.
+static _Atomic long ended;
+static void use_stack(void *arg)
+{
+    volatile char buf[2048];
+    memset((char *)buf, (int)(uintptr_t)arg, sizeof buf);
+    gm_yield();
+    if (buf[0] == (char)(uintptr_t)arg && buf[sizeof buf - 1] == (char)(uintptr_t)arg)
+        atomic_fetch_add(&ended, 1);
+}
+
+static void batches(size_t size, int nbatch)
+{
+    gm_go_options o = { GM_STACK_DEDICATED, size, "batch", 0 };
+    for (int b = 0; b < nbatch; b++) {
+        long want = atomic_load(&ended) + 100;
+        for (int k = 0; k < 100; k++)
+            CHECK(gm_go_opts(use_stack, (void *)(uintptr_t)(k + 1), &o) != NULL);
+        while (atomic_load(&ended) < want)
+            gm_yield();
+    }
+}
+
+static uint64_t guardCalls, mmapCalls, guards;
+static void reuse_main(void *arg)
+{
+    (void)arg;
+    batches(0, 1); // the default 64 KiB: the first batch makes its stacks
+    batches(16 << 10, 1);
+    gm_memstats m;
+    gm_stats(&m);
+    guardCalls = os_calls(OS_FAULT_MPROTECT);
+    mmapCalls = os_calls(OS_FAULT_MMAP);
+    guards = m.dedicated_guards;
+    CHECK(m.dedicated_cached >= 100 * (16 << 10));
+    batches(0, 20);
+    batches(16 << 10, 20);
+    gm_stats(&m);
+    CHECK_EQ(os_calls(OS_FAULT_MPROTECT), guardCalls); // no guard made or opened
+    CHECK_EQ(os_calls(OS_FAULT_MMAP), mmapCalls);
+    CHECK_EQ(m.dedicated_guards, guards);
+    VALID();
+}
+
+TEST(ended_stacks_are_reused_with_their_guard)
+{
+    int procs = gm_set_procs(1);
+    atomic_store(&ended, 0);
+    CHECK_EQ(gm_main(reuse_main, NULL), 0);
+    CHECK_EQ(atomic_load(&ended), 4200);
+    gm_set_procs(procs);
+}
+
+TEST(scavenge_opens_and_releases_cached_stacks)
+{
+    gm_memstats m;
+    gm_scavenge();
+    gm_stats(&m);
+    CHECK_EQ(m.dedicated_cached, 0);
+    VALID();
+    // The stacks are anyone's again, guards opened: every byte writable
+    // (a guard left in place faults here).
+    static gm_stack st[2][300];
+    for (int i = 0; i < 300; i++) {
+        st[0][i] = gm_stackalloc(16 << 10);
+        st[1][i] = gm_stackalloc(64 << 10);
+        for (int k = 0; k < 2; k++)
+            if (st[k][i].lo != 0)
+                memset((void *)st[k][i].lo, 0x5a, st[k][i].hi - st[k][i].lo);
+    }
+    for (int i = 0; i < 300; i++)
+        for (int k = 0; k < 2; k++)
+            gm_stackfree(st[k][i]);
+    VALID();
+}
+
+// The next guard fails (as mprotect does out of mappings): that coroutine
+// gets the canary and runs; the stack goes back as any stack.
+static void canary_main(void *arg)
+{
+    (void)arg;
+    gm_memstats a, b;
+    gm_stats(&a);
+    gm_go_options o = { GM_STACK_DEDICATED, 32 << 10, "canaried", 0 };
+    os_fault_set(OS_FAULT_MPROTECT, 1); // the next call
+    gm_g *g = gm_go_opts(use_stack, (void *)(uintptr_t)3, &o);
+    os_fault_set(OS_FAULT_MPROTECT, 0);
+    CHECK(g != NULL);
+    gm_stats(&b);
+    CHECK_EQ(b.dedicated_canaries, a.dedicated_canaries + 1);
+    CHECK_EQ(b.dedicated_guards, a.dedicated_guards);
+}
+
+TEST(a_guard_that_cannot_be_made_falls_back_to_the_canary)
+{
+    gm_scavenge(); // no cached stack of the size: the next one is new
+    atomic_store(&ended, 0);
+    CHECK_EQ(gm_main(canary_main, NULL), 0);
+    CHECK_EQ(atomic_load(&ended), 1);
+    VALID();
+}
+
+// Many alive at once: each parks in gm_chan_recv with its 16 KiB stack.
+static gm_chan *aliveCh;
+static void park_alive(void *arg)
+{
+    (void)arg;
+    char v;
+    gm_chan_recv(aliveCh, &v);
+    atomic_fetch_add(&ended, 1);
+}
+
+static long aliveMade;
+static void make_alive(long n)
+{
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, NULL, 0 };
+    for (aliveMade = 0; aliveMade < n; aliveMade++)
+        if (gm_go_opts(park_alive, NULL, &o) == NULL)
+            break;
+    gm_memstats m;
+    do {
+        gm_yield();
+        gm_stats(&m);
+    } while (m.coro_waiting < (uint64_t)aliveMade);
+}
+
+static void alive_main(void *arg)
+{
+    (void)arg;
+    long n = aliveCount(), max = 0;
+    long before = os_count_mappings(&max);
+    gm_memstats a, b;
+    gm_stats(&a);
+    make_alive(n);
+    CHECK_EQ(aliveMade, n);
+    long during = os_count_mappings(&max);
+    gm_stats(&b);
+    // Each got a new guard or a canary, or a stack cached before.
+    uint64_t made = b.dedicated_guards + b.dedicated_canaries - a.dedicated_guards - a.dedicated_canaries;
+    CHECK(made <= (uint64_t)n && made + a.dedicated_cached / (16 << 10) >= (uint64_t)n);
+    if (os_guard_regions()) {
+        // Guard regions: no mapping per guard, every stack guarded.
+        CHECK(UnderTsan || during - before < 1000);
+        CHECK_EQ(b.dedicated_canaries, a.dedicated_canaries);
+    } else {
+        CHECK(during <= max); // mprotect ran out: the rest have the canary
+    }
+    gm_chan_close(aliveCh);
+}
+
+TEST(many_dedicated_coroutines_alive_at_once)
+{
+    gm_scavenge();
+    aliveCh = gm_chan_new(1, 0);
+    atomic_store(&ended, 0);
+    CHECK_EQ(gm_main(alive_main, NULL), 0);
+    CHECK_EQ(atomic_load(&ended), aliveMade);
+    gm_chan_free(aliveCh);
+    gm_memstats m;
+    gm_stats(&m);
+    CHECK(m.dedicated_cached <= ((uint64_t)64 << 20) + ((uint64_t)8 << 20) * 8); // the list and a few threads
+    VALID();
+    gm_scavenge();
+}
+
+// After many are alive, one more overflows its stack: caught by its guard
+// (or, where guards ran out, its canary at the next switch).
+static volatile int keep_going = 1;
+static long deep_down(int n)
+{
+    volatile char pad[512];
+    memset((char *)pad, n, sizeof pad);
+    if (!keep_going)
+        return 0;
+    if (n % 4 == 0)
+        gm_yield(); // a canary is checked at a switch
+    return deep_down(n + 1) + pad[0];
+}
+static void deep_fn(void *arg)
+{
+    (void)arg;
+    deep_down(0);
+}
+static void overflow_main(void *arg)
+{
+    (void)arg;
+    make_alive(aliveCount());
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, "deep", 0 };
+    gm_go_opts(deep_fn, NULL, &o);
+}
+static void overflow_after_many(void *arg)
+{
+    (void)arg;
+    alarm((unsigned)(120 + aliveCount() / 2000)); // the harness's 2 minutes, and more for a million
+    aliveCh = gm_chan_new(1, 0);
+    gm_main(overflow_main, NULL);
+}
+
+TEST(overflow_is_caught_with_many_alive)
+{
+    // The coroutine and its mode and limit; then the setting. (Both messages,
+    // guard's and canary's, start with "stack overflow".)
+    CHECK_DEATH(overflow_after_many, NULL, "\"deep\" (dedicated stack, 16384 bytes)");
+    CHECK_DEATH(overflow_after_many, NULL, "a dedicated stack does not grow: its size is gm_go_options.stack_size");
+}
+
+// dedicated_valid names a thread's cache whose count is wrong.
+static void validator_main(void *arg)
+{
+    (void)arg;
+    batches(16 << 10, 1);
+    mcache *c = getmcache();
+    CHECK(dedicated_valid(c) == NULL);
+    uintptr_t bytes = atomic_load(&c->dedicatedBytes);
+    CHECK(bytes > 0);
+    atomic_store(&c->dedicatedBytes, bytes + 1);
+    const char *bad = dedicated_valid(c);
+    CHECK(bad != NULL && strstr(bad, "dedicated stacks do not add up") != NULL);
+    atomic_store(&c->dedicatedBytes, bytes);
+    CHECK(dedicated_valid(c) == NULL);
+}
+
+TEST(validator_names_a_broken_cache)
+{
+    int procs = gm_set_procs(1);
+    CHECK_EQ(gm_main(validator_main, NULL), 0);
+    gm_set_procs(procs);
+}
+
+int main(void)
+{
+    RUN(ended_stacks_are_reused_with_their_guard);
+    RUN(scavenge_opens_and_releases_cached_stacks);
+    RUN(a_guard_that_cannot_be_made_falls_back_to_the_canary);
+    RUN(many_dedicated_coroutines_alive_at_once);
+    RUN(overflow_is_caught_with_many_alive);
+    RUN(validator_names_a_broken_cache);
+    return test_report();
+}
