@@ -81,8 +81,9 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 }
 
 // A free that skips the tcache (8-byte objects, or no mcache).
-GM_NOINLINE void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
+GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc, uintptr_t r)
 {
+    mspan *s = spanOfRaw((uintptr_t)p); // in use: the caller found its pageClass
     if (c != NULL)
         counter_add(&c->nfree[spc], 1);
     else
@@ -118,25 +119,37 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 
 // ------------------------------------------------------------------ free
 
-static inline void freeObject(void *p, const char *who)
+// Every free but a small object's: tiny, large, or not an object at all.
+static GM_NOINLINE void freeNotSmall(void *p, const char *who)
 {
-    // spanOfRaw, not spanOf: the slot check below also proves p lies in s
-    // (r < nelems and r * elemsize == off imply off < the span's bytes), so
-    // the fast path skips spanOf's bounds check. Anything odd goes the slow
+    // spanOfRaw, not spanOf: a non-zero spanclass means an in-use heap span
+    // (mheap zeroes it on free; stack and large spans have class 0), and
+    // freeTiny's slot check proves p lies in it. Anything odd goes the slow
     // way, which checks fully.
-    // A non-zero spanclass means an in-use heap span (mheap zeroes it on
-    // free; stack and large spans have class 0), so no state load either.
     mspan *s = spanOfRaw((uintptr_t)p);
     if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
         freeLarge(p, spanOf((uintptr_t)p), who);
         return;
     }
-    uint8_t spc = s->spanclass;
-    if (GM_UNLIKELY(spc >= TinyClass16)) {
-        freeTiny(p, s, who);
+    freeTiny(p, s, who);
+}
+
+static inline void freeObject(void *p, const char *who)
+{
+    // The page's class, not its span: the arena's dense pageClass table
+    // names the class of an in-use small span and where p's page sits in
+    // it, enough to prove p a slot start (classSlot) and cache it. The span
+    // and its descriptor are not read until the tcache gives the object
+    // back. 0 (large, stack, free, foreign) and the tiny classes go the
+    // other way.
+    unsigned pc = pageClassOf((uintptr_t)p);
+    uint8_t spc = (uint8_t)pc;
+    if (GM_UNLIKELY((uint8_t)(spc - 1) >= NumSizeClasses - 1)) {
+        freeNotSmall(p, who);
         return;
     }
-    freeSmall(s, p, spc, smallSlot(s, p, who));
+    uintptr_t off = ((uintptr_t)p & PageMask) + ((uintptr_t)(pc >> 8) << PageShift);
+    freeSmall(p, spc, classSlot(spc, p, off, who));
 }
 
 // Cost of the common case, a small object into this thread's tcache
@@ -161,11 +174,11 @@ uintptr_t tcache_newKey(mcache *c)
 
 // A free found the tcache key in p's word 1: p is in the cache (a double
 // free) or the program's data happens to hold the key. The list says which.
-GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s)
+GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
 {
     for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
         if (x == p)
-            throwDoubleFree(p, s);
+            throwDoubleFree(p, spanOfRaw((uintptr_t)p));
     // Not cached: the program's data held the key. Free it for real.
     ((uintptr_t *)p)[1] = 0;
     freeObject(p, "free");

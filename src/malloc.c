@@ -119,6 +119,7 @@ _Atomic uint8_t tinyMaxMalloc = 16, tinyMaxBytes = 16;
 uint8_t tinyAlignC[32], tinyAlignBytes[32];
 uint8_t tinyUnpackedSize[32];
 uint8_t tcacheLimit[NumSpanClasses];
+classSlots classSlotsOf[NumSpanClasses];
 uintptr_t linkSecret;
 
 void malloc_init(void)
@@ -136,6 +137,9 @@ void malloc_init(void)
         for (size_t i = 0; i <= 2; i++)
             malloc_class8[i] = 2; // 0..16 bytes: the 16-byte class
     for (int c = 1; c < NumSizeClasses; c++) {
+        classSlotsOf[c] = (classSlots){ .divMul = class_to_divmagic[c], .size = class_to_size[c],
+                                        .nelems = (uint16_t)(((uintptr_t)class_to_allocnpages[c] << PageShift) /
+                                                             class_to_size[c]) };
         unsigned n = (32u << 10) / class_to_size[c];
         tcacheLimit[c] = class_to_size[c] < 16 ? 0 : n > 64 ? 64 : n < 4 ? 4 : (uint8_t)n;
     }

@@ -71,6 +71,16 @@ extern GM_HIDDEN uint8_t tinyUnpackedSize[32];
 // Most objects a thread's tcache[class] holds: about 32 KiB worth, between
 // 4 and 64 objects; 0 for 8-byte objects (no room for the key).
 extern GM_HIDDEN uint8_t tcacheLimit[NumSpanClasses];
+// What free's fast path needs of a size class, in one 8-byte entry (the
+// span's own copies are a cache line it would not otherwise touch):
+// divMul == class_to_divmagic, size == class_to_size, nelems the objects in
+// its spans; all 0 for class 0 and the tiny classes.
+typedef struct classSlots {
+    uint32_t divMul;
+    uint16_t size;
+    uint16_t nelems;
+} classSlots;
+extern GM_HIDDEN classSlots classSlotsOf[NumSpanClasses];
 // Mixed into every tcache link (malloc.c, "Hardened mode").
 extern GM_HIDDEN uintptr_t linkSecret;
 
@@ -165,9 +175,9 @@ GM_COLD __attribute__((noreturn)) void throwDoubleFree(void *p, const mspan *s);
 // into s's xfreeBits.
 void freeRemote(mspan *s, void *p, uintptr_t r);
 // A free that skips the tcache (8-byte objects, or no mcache).
-void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r);
+void freeUncached(mcache *c, void *p, uint8_t spc, uintptr_t r);
 // A free found the tcache tag in p's word 1: a double free, or program data.
-void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s);
+void tcacheCheckDouble(mcache *c, uint8_t spc, void *p);
 // Sends all but the newest keep objects of c->tcache[spc] to their spans.
 void tcacheFlush(mcache *c, uint8_t spc, unsigned keep);
 // The usable size of heap object p; aborts naming who if p is not one.
@@ -221,10 +231,22 @@ static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, con
         throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
 }
 
-// Frees p, slot r of the small span s of class spc (not tiny), which the
+// The slot that p starts in a span of size class spc (not tiny), p off
+// bytes from the span's start, or an abort naming who: the check also
+// proves p lies in the span's slots (r < nelems and r * size == off).
+static inline uintptr_t classSlot(uint8_t spc, void *p, uintptr_t off, const char *who)
+{
+    const classSlots *k = &classSlotsOf[spc];
+    uintptr_t r = ((uint64_t)off * k->divMul) >> 32;
+    if (GM_UNLIKELY(r * k->size != off || r >= k->nelems))
+        throwBadPointer(who, p, NULL);
+    return r;
+}
+
+// Frees p, slot r of a small span of class spc (not tiny), which the
 // caller has checked: into this thread's tcache when it has one (gm_free,
-// realloc).
-static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
+// realloc). Reads neither the span nor its descriptor.
+static inline void freeSmall(void *p, uint8_t spc, uintptr_t r)
 {
     mcache *c = mcache_tls;
     unsigned limit = tcacheLimit[spc];
@@ -232,24 +254,24 @@ static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
         // Every call below is a tail call, so this path needs no frame.
         uintptr_t *w = p;
         if (GM_UNLIKELY(ASAN_IS_POISONED(p))) { // ASan build: freed to its span already
-            freeUncached(c, s, p, spc, r);      // the bits say so, with gomem's message
+            freeUncached(c, p, spc, r);         // the bits say so, with gomem's message
             return;
         }
         if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
-            tcacheCheckDouble(c, spc, p, s);
+            tcacheCheckDouble(c, spc, p);
             return;
         }
-        freedFill(p, s->elemsize);
+        freedFill(p, classSlotsOf[spc].size);
         w[0] = linkEncode(p, c->tcache[spc]);
         w[1] = tcacheTag(c, w);
-        ASAN_POISON((char *)p + 16, s->elemsize - 16); // the link words stay readable for gomem
+        ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16); // the link words stay readable for gomem
         c->tcache[spc] = p;
         counter_add(&c->nfree[spc], 1);
         if (GM_UNLIKELY(++c->tcount[spc] >= limit))
             tcacheFlush(c, spc, limit / 2);
         return;
     }
-    freeUncached(c, s, p, spc, r);
+    freeUncached(c, p, spc, r);
 }
 
 // ------------------------------------------------------------------ tiny
