@@ -81,11 +81,12 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 }
 
 // A free that skips the tcache (8-byte objects, or no mcache).
-GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc, uintptr_t r)
+GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc)
 {
     mspan *s = spanOfRaw((uintptr_t)p); // in use: the caller found its pageClass
+    uintptr_t r = ((uint64_t)((uintptr_t)p - s->startAddr) * s->divMul) >> 32;
     if (c != NULL)
-        counter_add(&c->nfree[spc], 1);
+        binCountAdd(&c->bin[spc].nfree, 1);
     else
         atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
     freeToSpan(c, s, p, spc, r);
@@ -149,7 +150,8 @@ static inline void freeObject(void *p, const char *who)
         return;
     }
     uintptr_t off = ((uintptr_t)p & PageMask) + ((uintptr_t)(pc >> 8) << PageShift);
-    freeSmall(p, spc, classSlot(spc, p, off, who));
+    classSlotCheck(spc, p, off, who);
+    freeSmall(p, spc);
 }
 
 // Cost of the common case, a small object into this thread's tcache
@@ -176,7 +178,7 @@ uintptr_t tcache_newKey(mcache *c)
 // free) or the program's data happens to hold the key. The list says which.
 GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
 {
-    for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+    for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
         if (x == p)
             throwDoubleFree(p, spanOfRaw((uintptr_t)p));
     // Not cached: the program's data held the key. Free it for real.
@@ -186,10 +188,10 @@ GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
 
 GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
 {
-    gclink *x = c->tcache[spc], *rest;
+    gclink *x = c->bin[spc].head, *rest;
     if (keep == 0) {
         rest = x;
-        c->tcache[spc] = NULL;
+        c->bin[spc].head = NULL;
     } else {
         for (unsigned i = 1; i < keep; i++)
             x = linkNext(x);
@@ -197,7 +199,7 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         x->next = (gclink *)linkEncode(x, NULL);
         ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
     }
-    c->tcount[spc] = (uint16_t)keep;
+    c->bin[spc].count = (uint16_t)keep;
     while (rest != NULL) {
         gclink *next = linkNext(rest);
         ((uintptr_t *)rest)[1] = 0;
@@ -212,10 +214,23 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         debugValid(tcache_valid(c), "tcache_valid", "a flush");
 }
 
+GM_NOINLINE void tcachePushFlush(mcache *c, void *p, uint8_t spc)
+{
+    tcacheBin *b = &c->bin[spc];
+    if (b->limit == 0) { // 8-byte objects: no room for the link and the tag
+        freeUncached(c, p, spc);
+        return;
+    }
+    freedFill(p, classSlotsOf[spc].size);
+    ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16);
+    tcachePush(c, b, p);
+    tcacheFlush(c, spc, b->limit / 2);
+}
+
 void tcache_flushAll(mcache *c)
 {
     for (int spc = 1; spc < NumSpanClasses; spc++)
-        if (c->tcache[spc] != NULL)
+        if (c->bin[spc].head != NULL)
             tcacheFlush(c, (uint8_t)spc, 0);
 }
 
@@ -226,11 +241,13 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
 {
     unsigned n = 0;
     *at = NULL;
-    if (c->tcount[spc] != 0 && c->tcount[spc] >= tcacheLimit[spc])
+    if (c->bin[spc].limit != tcacheLimit[spc])
+        return "the limit is not tcacheLimit[class]";
+    if (c->bin[spc].count != 0 && c->bin[spc].count >= tcacheLimit[spc])
         return "tcount is at its class's limit (or the class has no cache)";
-    for (const gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x)) {
+    for (const gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x)) {
         *at = x;
-        if (++n > c->tcount[spc])
+        if (++n > c->bin[spc].count)
             return "the list is longer than tcount";
         mspan *s = spanOf((uintptr_t)x);
         if (s == NULL || s->spanclass != spc || ((uintptr_t)x - s->startAddr) % s->elemsize != 0)
@@ -242,7 +259,7 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
         if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] >> (r & 63) & 1) == 0)
             return "an object's slot is free in its span";
     }
-    return n != c->tcount[spc] ? "the list is shorter than tcount" : NULL;
+    return n != c->bin[spc].count ? "the list is shorter than tcount" : NULL;
 }
 
 const char *tcache_valid(mcache *c)
@@ -252,7 +269,7 @@ const char *tcache_valid(mcache *c)
         const gclink *at;
         const char *bad = validClass(c, (uint8_t)spc, &at);
         if (bad != NULL) {
-            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->tcount[spc], (const void *)at,
+            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->bin[spc].count, (const void *)at,
                      bad);
             return msg;
         }

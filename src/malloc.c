@@ -137,9 +137,9 @@ void malloc_init(void)
         for (size_t i = 0; i <= 2; i++)
             malloc_class8[i] = 2; // 0..16 bytes: the 16-byte class
     for (int c = 1; c < NumSizeClasses; c++) {
-        classSlotsOf[c] = (classSlots){ .divMul = class_to_divmagic[c], .size = class_to_size[c],
-                                        .nelems = (uint16_t)(((uintptr_t)class_to_allocnpages[c] << PageShift) /
-                                                             class_to_size[c]) };
+        uint32_t size = class_to_size[c];
+        uint32_t nelems = (uint32_t)(((uintptr_t)class_to_allocnpages[c] << PageShift) / size);
+        classSlotsOf[c] = (classSlots){ .divisible = UINT64_MAX / size + 1, .end = nelems * size, .size = size };
         unsigned n = (32u << 10) / class_to_size[c];
         tcacheLimit[c] = class_to_size[c] < 16 ? 0 : n > 64 ? 64 : n < 4 ? 4 : (uint8_t)n;
     }
@@ -220,7 +220,7 @@ static inline void *takeSlot(mcache *c, mspan *s, uint8_t spc)
     s->allocCache = cache & ~((uint64_t)1 << b);
     uintptr_t r = (uintptr_t)s->allocCacheBase + b;
     spanAllocBits(s)[r >> 6] |= (uint64_t)1 << b;
-    counter_add(&c->nmalloc[spc], 1);
+    binCountAdd(&c->bin[spc].nmalloc, 1);
     ASAN_UNPOISON(s->startAddr + r * s->elemsize, s->elemsize);
     return (void *)(s->startAddr + r * s->elemsize);
 }
@@ -304,9 +304,10 @@ static GM_COLD void throwCorrupt(uint8_t spc, const void *x, const char *what)
 
 // Pops the most recently freed object of class spc from c's tcache; NULL
 // if none.
-static inline void *tcachePop(mcache *c, uint8_t spc)
+static inline void *tcachePop(mcache *c, uintptr_t spc)
 {
-    gclink *x = c->tcache[spc];
+    tcacheBin *b = tcacheBinOf(c, spc);
+    gclink *x = b->head;
     if (x == NULL)
         return NULL;
     gclink *next = linkNext(x);
@@ -316,11 +317,11 @@ static inline void *tcachePop(mcache *c, uint8_t spc)
     // cached object) lacks the tag, before that is handed out.
     if (GM_UNLIKELY(runtime_secure) && GM_UNLIKELY(((uintptr_t *)x)[1] != tcacheTag(c, x)))
         throwCorrupt(spc, x, "a free-list entry was overwritten");
-    c->tcache[spc] = next;
-    c->tcount[spc]--;
+    b->head = next;
+    b->count--;
+    binCountAdd(&b->nmalloc, 1);
     ASAN_UNPOISON(x, class_to_size[spanclass_sizeclass(spc)]);
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
-    counter_add(&c->nmalloc[spc], 1);
     return x;
 }
 
