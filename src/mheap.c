@@ -88,13 +88,24 @@ static void setPageClass(mspan *s, uint8_t spc)
     }
 }
 
-// Whether heapArena.pageClass names s's class (or 0) on each of its pages.
+void mheap_setPageClass(mspan *s, uint8_t code)
+{
+    setPageClass(s, code);
+}
+
+// Whether heapArena.pageClass names s's class (or 0) on each of its pages;
+// a manual span's pages may all hold one stack code instead.
 static bool pageClassValid(mspan *s, uint8_t st)
 {
-    bool small = st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16;
+    unsigned code = st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16 ? s->spanclass : 0;
+    if (st == mSpanManual) {
+        code = pageClassOf(s->startAddr) & 0xff; // the stack allocator's, or 0
+        if (code != 0 && (code < PageClassStack || code >= PageClassStack + NumStackOrders))
+            return false;
+    }
     for (uintptr_t i = 0; i < s->npages; i++) {
         uintptr_t p = s->startAddr + (i << PageShift);
-        if (pageClassOf(p) != (small ? (s->spanclass | i << 8) : 0))
+        if (pageClassOf(p) != (code != 0 ? (code | i << 8) : 0))
             return false;
     }
     return true;
@@ -763,8 +774,9 @@ static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *w
         s->nreleased = 0; // its pages were handed out as unreleased
     }
     s->freedAt = os_coarse_ms();
-    if (st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16)
-        setPageClass(s, 0); // free's fast path: no longer a heap span of a class
+    if ((st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16) ||
+        (st == mSpanManual && pageClassOf(s->startAddr) != 0))
+        setPageClass(s, 0); // free's and stackfree's fast paths: no longer theirs
     s->spanclass = 0;       // nor here (free's way to the tiny and large paths)
     freeSpanLocked(s);
     scavengeIfNeededLocked();

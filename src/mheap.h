@@ -227,7 +227,11 @@ typedef struct heapArena {
     // where spans[] and the descriptors it points to are not (8 bytes a
     // page, and a 128-byte descriptor a span): a free of a random object
     // among 100k found them in L1 about once in three and once in seven
-    // frees. Written under mheap_.lock, read anywhere (relaxed).
+    // frees. A stackpool span's pages hold PageClassStack + its order
+    // instead (stack.c: gm_stackfree's fast path), written by the stack
+    // allocator when it takes the span; mheap clears them when it frees
+    // the span. Written under mheap_.lock or by the span's owner before
+    // any of its memory is handed out; read anywhere (relaxed).
     _Atomic uint16_t pageClass[PagesPerArena];
     _Atomic(mspan *) spans[PagesPerArena]; // page -> span; written under mheap_.lock
 } heapArena;
@@ -350,6 +354,13 @@ static inline mspan *spanOfRaw(uintptr_t p)
         return NULL;
     return atomic_load_explicit(&ha->spans[pageIndex(p)], memory_order_acquire);
 }
+
+// heapArena.pageClass codes of stackpool spans: PageClassStack + order.
+#define PageClassStack 0x80
+// Writes code | index << 8 into heapArena.pageClass for each page of s, a
+// manual span its caller owns (the stack allocator: PageClassStack +
+// order). mheap_freeManual clears them.
+void mheap_setPageClass(mspan *s, uint8_t code);
 
 // heapArena.pageClass of the page holding p: its in-use heap span's class
 // (a size class, not tiny) | the page's index in that span << 8, or 0 for
