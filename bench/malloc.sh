@@ -68,13 +68,16 @@ for w in $WORKLOADS; do
         done
         printf '\n%-9s threads=%s\n' "$w" "$t"
         printf '  %-12s %9s %9s %10s %10s %8s %9s\n' allocator min_ms med_ms maxrss_KiB after_KiB t/glibc t/mimalloc
-        for a in "${allocs[@]}"; do
+        declare -A after
+        for a in "${allocs[@]}"; do # every median first: each row's ratios need mimalloc's
             rows=$(awk -F, -v w="$w" -v t="$t" -v a="$a" '$1==w && $2==t && $3==a' "$csv")
             tmin[$a]=$(echo "$rows" | cut -d, -f5 | sort -n | head -1)
             tmed[$a]=$(echo "$rows" | cut -d, -f5 | median)
             rss[$a]=$(echo "$rows" | cut -d, -f6 | median)
-            after=$(echo "$rows" | cut -d, -f7 | median)
-            printf '  %-12s %9s %9s %10s %10s' "$a" "${tmin[$a]}" "${tmed[$a]}" "${rss[$a]}" "$after"
+            after[$a]=$(echo "$rows" | cut -d, -f7 | median)
+        done
+        for a in "${allocs[@]}"; do
+            printf '  %-12s %9s %9s %10s %10s' "$a" "${tmin[$a]}" "${tmed[$a]}" "${rss[$a]}" "${after[$a]}"
             g=${tmed[glibc]} m=${tmed[mimalloc]:-}
             printf ' %8s' "$(awk -v x="${tmed[$a]}" -v y="$g" 'BEGIN{printf "%.2f", x/y}')"
             [ -n "$m" ] && printf ' %9s' "$(awk -v x="${tmed[$a]}" -v y="$m" 'BEGIN{printf "%.2f", x/y}')"
