@@ -90,7 +90,9 @@ static void setPageClass(mspan *s, uint8_t spc)
 
 void mheap_setPageClass(mspan *s, uint8_t code)
 {
+    lock(&mheap_.lock); // mheap_valid sees all of the span's pages change at once
     setPageClass(s, code);
+    unlock(&mheap_.lock);
 }
 
 // Whether heapArena.pageClass names s's class (or 0) on each of its pages;

@@ -230,8 +230,7 @@ typedef struct heapArena {
     // frees. A stackpool span's pages hold PageClassStack + its order
     // instead (stack.c: gm_stackfree's fast path), written by the stack
     // allocator when it takes the span; mheap clears them when it frees
-    // the span. Written under mheap_.lock or by the span's owner before
-    // any of its memory is handed out; read anywhere (relaxed).
+    // the span. Written under mheap_.lock; read anywhere (relaxed).
     _Atomic uint16_t pageClass[PagesPerArena];
     _Atomic(mspan *) spans[PagesPerArena]; // page -> span; written under mheap_.lock
 } heapArena;
