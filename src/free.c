@@ -226,8 +226,16 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
 GM_NOINLINE void tcachePushFlush(mcache *c, void *p, uint8_t spc)
 {
     tcacheBin *b = &c->bin[spc];
-    if (b->limit == 0) { // 8-byte objects: no room for the link and the tag
+    uintptr_t *w = p;
+    // 8-byte objects (no room for the link and the tag), and in an ASan
+    // build an object freed to its span already (the bits say so, with
+    // gomem's message).
+    if (b->limit == 0 || ASAN_IS_POISONED(p)) {
         freeUncached(c, p, spc);
+        return;
+    }
+    if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
+        tcacheCheckDouble(c, spc, p);
         return;
     }
     freedFill(p, classSlotsOf[spc].size);

@@ -180,8 +180,8 @@ GM_COLD __attribute__((noreturn)) void throwDoubleFree(void *p, const mspan *s);
 void freeRemote(mspan *s, void *p, uintptr_t r);
 // A free that skips the tcache (8-byte objects, or no mcache).
 void freeUncached(mcache *c, void *p, uint8_t spc);
-// A free that fills c's tcache[spc] (or finds it has none): pushes p and
-// sends half of the cache to its spans.
+// A free that fills c's tcache[spc] (or finds it has none): checks p as
+// freeSmall does, pushes it and sends half of the cache to its spans.
 void tcachePushFlush(mcache *c, void *p, uint8_t spc);
 // A free found the tcache tag in p's word 1: a double free, or program data.
 void tcacheCheckDouble(mcache *c, uint8_t spc, void *p);
@@ -287,17 +287,19 @@ static inline void freeSmall(void *p, uint8_t spc)
         // Every call below is a tail call, so this path needs no frame.
         tcacheBin *b = tcacheBinOf(c, spc);
         uintptr_t *w = p;
+        // One test for a class with no cache (limit 0: 8-byte objects,
+        // whose word 1 is the next object's and must not be read) and a
+        // full cache; tcachePushFlush makes the checks below itself.
+        if (GM_UNLIKELY(b->count + 1u >= b->limit)) {
+            tcachePushFlush(c, p, spc);
+            return;
+        }
         if (GM_UNLIKELY(ASAN_IS_POISONED(p))) { // ASan build: freed to its span already
             freeUncached(c, p, spc);            // the bits say so, with gomem's message
             return;
         }
         if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
             tcacheCheckDouble(c, spc, p);
-            return;
-        }
-        // One test for a class with no cache (limit 0) and a full cache.
-        if (GM_UNLIKELY(b->count + 1u >= b->limit)) {
-            tcachePushFlush(c, p, spc);
             return;
         }
         freedFill(p, classSlotsOf[spc].size);
