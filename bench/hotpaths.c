@@ -10,6 +10,9 @@
 //   bench/hotpaths go N       N coroutines created, run and ended, in batches
 //                             of 100 (a yield runs a batch to its end)
 //   bench/hotpaths godedicated N   the same with dedicated (64 KiB) stacks
+//   bench/hotpaths stack N    N x gm_stackalloc(2048) + gm_stackfree
+//   bench/hotpaths libc2048 N N x the C library's malloc(2048) + free, the
+//                             pair the stack cache's must beat
 #include "gomem.h"
 
 #include <stdio.h>
@@ -39,6 +42,28 @@ static void run_calloc(void)
         *(volatile char *)p = 1;
         gm_free(p);
     }
+}
+
+static void run_stack(void)
+{
+    gm_stack keep = gm_stackalloc(2048); // the cache is warm, as in a program
+    for (long i = 0; i < iters; i++) {
+        gm_stack st = gm_stackalloc(2048);
+        *(volatile char *)st.lo = 1;
+        gm_stackfree(st);
+    }
+    gm_stackfree(keep);
+}
+
+static void run_libc2048(void)
+{
+    void *keep = malloc(2048);
+    for (long i = 0; i < iters; i++) {
+        void *p = malloc(2048);
+        *(volatile char *)p = 1;
+        free(p);
+    }
+    free(keep);
 }
 
 static void yielder(void *arg)
@@ -99,7 +124,7 @@ static void go_main(void *arg)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: %s malloc|calloc|yield|chan|go|godedicated N\n", argv[0]);
+        fprintf(stderr, "usage: %s malloc|calloc|yield|chan|go|godedicated|stack|libc2048 N\n", argv[0]);
         return 2;
     }
     iters = atol(argv[2]);
@@ -108,6 +133,10 @@ int main(int argc, char **argv)
         run_malloc();
     else if (strcmp(argv[1], "calloc") == 0)
         run_calloc();
+    else if (strcmp(argv[1], "stack") == 0)
+        run_stack();
+    else if (strcmp(argv[1], "libc2048") == 0)
+        run_libc2048();
     else if (strcmp(argv[1], "yield") == 0)
         gm_main(yield_main, NULL);
     else if (strcmp(argv[1], "chan") == 0)

@@ -3,7 +3,9 @@
 # valgrind's callgrind: the difference between a run of 2N and one of N
 # iterations, over N, so start-up and exit cancel out. Instruction counts do
 # not move with the machine's load, so this is the check that a change to a
-# hot path did not make it dearer.   bench/instr.sh [BUILD]
+# hot path did not make it dearer. stack is a gm_stackalloc(2048) +
+# gm_stackfree pair, libc2048 the C library's malloc(2048) + free beside
+# it.   bench/instr.sh [BUILD]
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -15,7 +17,7 @@ count() { # op iterations -> total instructions
         awk '/Collected/ {print $NF}'
 }
 printf '%-8s %s\n' "op" "instructions/op (callgrind, (I(2N) - I(N)) / N, N = $n)"
-for op in malloc calloc yield chan go godedicated; do
+for op in malloc calloc yield chan go godedicated stack libc2048; do
     a=$(count "$op" "$n")
     b=$(count "$op" $((2 * n)))
     awk -v a="$a" -v b="$b" -v n="$n" -v op="$op" 'BEGIN {printf "%-8s %.1f\n", op, (b - a) / n}'

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs bench/workloads/malloc_work.c under glibc, jemalloc, mimalloc,
-# tcmalloc (LD_PRELOAD) and gomem (gm_malloc; and gomem-secure: GOMEM_SECURE=1),
-# side by side in one run, and
-# prints per workload and thread count the min/median wall time and max RSS
-# of RUNS runs, the ratios to glibc and to mimalloc, and geometric means.
+# Runs bench/workloads/malloc_work.c (its head lists the workloads: the
+# classic shapes of the allocator literature) under glibc, jemalloc,
+# mimalloc, tcmalloc and gomem, every one through LD_PRELOAD on the same
+# binary (gomem: build/libgomem.so, the drop-in malloc; gomem-secure: the
+# same with GOMEM_SECURE=1), interleaved within each round, and prints per
+# workload and thread count the min/median wall time and the median max
+# RSS of RUNS rounds, the ratios to glibc and to mimalloc, and geometric
+# means over every row.
 #
 #   bench/malloc.sh [RUNS] [WORKLOADS...]      (default 3 runs, all workloads)
+#   THREADS="1 2" (default) chooses the thread counts.
 #
 # Installs the peers from Debian packages when missing and run as root
 # (libjemalloc2, libmimalloc2.0, libtcmalloc-minimal4); a peer that is not
@@ -14,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 shift || true
-WORKLOADS=${*:-churn powerlaw prodcons larson realloc large}
+WORKLOADS=${*:-churn rfree strings powerlaw rptest cfrac espresso prodcons larson mstress cscratch cthrash realloc regrow large}
 THREADS=${THREADS:-1 2}
 LIBDIR=/usr/lib/x86_64-linux-gnu
 
@@ -28,7 +32,7 @@ if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null;
         echo "install failed; missing peers are skipped" >&2
 fi
 
-make -s build/bench/malloc_work_libc build/bench/malloc_work_gomem
+make -s lib build/bench/malloc_work_libc
 
 allocs=(glibc)
 declare -A preload=([glibc]="")
@@ -37,6 +41,8 @@ for pair in jemalloc:libjemalloc.so.2 mimalloc:libmimalloc.so.2 tcmalloc:libtcma
     if [ -e "$lib" ]; then allocs+=("$name"); preload[$name]=$lib; else echo "skipping $name: $lib missing" >&2; fi
 done
 allocs+=(gomem gomem-secure)
+preload[gomem]=$PWD/build/libgomem.so
+preload[gomem-secure]=$PWD/build/libgomem.so
 
 echo "bench/malloc.sh: $(nproc) cores, $RUNS runs each, min/median wall ms and max RSS KiB (median)"
 echo "compared: ${allocs[*]}; workloads: $WORKLOADS; threads: $THREADS"
@@ -53,26 +59,25 @@ for w in $WORKLOADS; do
             # Interleave allocators within each run so that machine noise
             # hits them alike.
             for a in "${allocs[@]}"; do
-                if [ "$a" = gomem ]; then
-                    out=$(build/bench/malloc_work_gomem "$w" "$t")
-                elif [ "$a" = gomem-secure ]; then # the hardened mode's cost
-                    out=$(GOMEM_SECURE=1 build/bench/malloc_work_gomem "$w" "$t")
-                else
-                    out=$(LD_PRELOAD=${preload[$a]} build/bench/malloc_work_libc "$w" "$t")
-                fi
+                env=(LD_PRELOAD=${preload[$a]})
+                [ "$a" = gomem-secure ] && env+=(GOMEM_SECURE=1) # the hardened mode's cost
+                out=$(env "${env[@]}" build/bench/malloc_work_libc "$w" "$t")
                 set -- $out
                 echo "$w,$t,$a,$r,$3,$4,$5" >> "$csv"
             done
         done
         printf '\n%-9s threads=%s\n' "$w" "$t"
-        printf '  %-9s %9s %9s %10s %10s %8s %9s\n' allocator min_ms med_ms maxrss_KiB after_KiB t/glibc t/mimalloc
-        for a in "${allocs[@]}"; do
+        printf '  %-12s %9s %9s %10s %10s %8s %9s\n' allocator min_ms med_ms maxrss_KiB after_KiB t/glibc t/mimalloc
+        declare -A after
+        for a in "${allocs[@]}"; do # every median first: each row's ratios need mimalloc's
             rows=$(awk -F, -v w="$w" -v t="$t" -v a="$a" '$1==w && $2==t && $3==a' "$csv")
             tmin[$a]=$(echo "$rows" | cut -d, -f5 | sort -n | head -1)
             tmed[$a]=$(echo "$rows" | cut -d, -f5 | median)
             rss[$a]=$(echo "$rows" | cut -d, -f6 | median)
-            after=$(echo "$rows" | cut -d, -f7 | median)
-            printf '  %-9s %9s %9s %10s %10s' "$a" "${tmin[$a]}" "${tmed[$a]}" "${rss[$a]}" "$after"
+            after[$a]=$(echo "$rows" | cut -d, -f7 | median)
+        done
+        for a in "${allocs[@]}"; do
+            printf '  %-12s %9s %9s %10s %10s' "$a" "${tmin[$a]}" "${tmed[$a]}" "${rss[$a]}" "${after[$a]}"
             g=${tmed[glibc]} m=${tmed[mimalloc]:-}
             printf ' %8s' "$(awk -v x="${tmed[$a]}" -v y="$g" 'BEGIN{printf "%.2f", x/y}')"
             [ -n "$m" ] && printf ' %9s' "$(awk -v x="${tmed[$a]}" -v y="$m" 'BEGIN{printf "%.2f", x/y}')"
@@ -93,7 +98,7 @@ END {
             n++ }
         gt[a]=exp(lt/n); gr[a]=exp(lr/n) }
     for (a in al) {
-        line = sprintf("  %-9s time/glibc %.2f  rss/glibc %.2f", a, gt[a], gr[a])
+        line = sprintf("  %-12s time/glibc %.2f  rss/glibc %.2f", a, gt[a], gr[a])
         if ("mimalloc" in gt)
             line = line sprintf("  time/mimalloc %.2f  rss/mimalloc %.2f", gt[a] / gt["mimalloc"], gr[a] / gr["mimalloc"])
         print line

@@ -304,7 +304,8 @@ GM_API void *gm_memalign(size_t align, size_t n) GM_MALLOC_ATTR(alloc_size(2));
 //
 // Go's tiny allocator: requests below max_tiny_size bytes
 // (gm_malloc_bytes, gm_strdup; gm_malloc and gm_calloc only those of at
-// most half of it, as C's alignment leaves a larger one alone in its block)
+// most 4 bytes, as C's alignment gives a larger one 8 bytes of its block,
+// which the 8-byte class gives it too)
 // share blocks of that size, carved by the calling thread; a block goes
 // back when all its objects are freed (from any thread), and bytes freed
 // inside a block that lives on are reused by the freeing thread. A tiny

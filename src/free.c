@@ -9,15 +9,24 @@
 // gm_malloc_usable_size; the free path of each kind of object (small:
 // freeSmall in malloc.h, into the tcache, and freeUncached or freeRemote
 // to the span; large: freeLarge; tiny objects go to tiny.c's freeTiny);
-// the tcache behind the small path (tcacheFlush, tcache_flushAll,
-// tcache_newKey, tcache_valid); and the messages of bad frees.
+// the tcache behind the small path (tcachePushFlush, tcacheFlush,
+// tcache_flushAll, tcache_newKey, tcache_valid); and the messages of bad
+// frees.
 //
-// The tcache, owner thread only; tcache_valid checks it:
-//   tcount[spc] == the length of tcache[spc] < tcacheLimit[spc], and 0
-//     where the limit is 0 (8-byte objects). The list is intrusive: an
-//     object on it twice makes it a cycle, which the count catches.
-//   every object x on tcache[spc] is the start of a slot of an in-use span
-//     of class spc, and its word 1 == tcacheTag(c, x) (c's key xor x's
+// The small path reads neither the span table nor the span: the page's
+// pageClass (mheap.h) and classSlotsOf (malloc.h) say whether p starts a
+// slot, and the object waits in the tcache; only a flush looks its span
+// up. The span table and the descriptors are 8 bytes a page and 128 bytes
+// a span, pageClass 2 bytes a page: under random-order frees the first
+// two missed L1 on most frees, the table almost never.
+//
+// The tcache (mcache.bin[spc]: head, count, limit), owner thread only;
+// tcache_valid checks it:
+//   count == the length of head < limit == tcacheLimit[spc], and 0 where
+//     the limit is 0 (8-byte objects). The list is intrusive: an object on
+//     it twice makes it a cycle, which the count catches.
+//   every object x on the list is the start of a slot of an in-use span of
+//     class spc, and its word 1 == tcacheTag(c, x) (c's key xor x's
 //     encoded link: a free that finds the tag looks for a double free)
 //   its slot's allocation bit stays set: to its span it is allocated until
 //     tcacheFlush gives it back, so no other thread can be handed it
@@ -82,10 +91,12 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 }
 
 // A free that skips the tcache (8-byte objects, or no mcache).
-GM_NOINLINE void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r)
+GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc)
 {
+    mspan *s = spanOfRaw((uintptr_t)p); // in use: the caller found its pageClass
+    uintptr_t r = ((uint64_t)((uintptr_t)p - s->startAddr) * s->divMul) >> 32;
     if (c != NULL)
-        counter_add(&c->nfree[spc], 1);
+        binCountAdd(&c->bin[spc].nfree, 1);
     else
         atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
     freeToSpan(c, s, p, spc, r);
@@ -107,7 +118,7 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
     uint8_t spc = s->profBucket != 0 ? mProf_free(s) : 0;
     if (spc != 0) {
         if (c != NULL)
-            counter_add(&c->nfree[spc], 1);
+            binCountAdd(&c->bin[spc].nfree, 1);
         else
             atomic_fetch_add_explicit(&orphanFree[spc], 1, memory_order_relaxed);
         ASAN_POISON(p, bytes);
@@ -131,30 +142,43 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 
 // ------------------------------------------------------------------ free
 
-static inline void freeObject(void *p, const char *who)
+// Every free but a small object's: tiny, large, or not an object at all.
+static GM_NOINLINE void freeNotSmall(void *p, const char *who)
 {
-    // spanOfRaw, not spanOf: the slot check below also proves p lies in s
-    // (r < nelems and r * elemsize == off imply off < the span's bytes), so
-    // the fast path skips spanOf's bounds check. Anything odd goes the slow
+    // spanOfRaw, not spanOf: a non-zero spanclass means an in-use heap span
+    // (mheap zeroes it on free; stack and large spans have class 0), and
+    // freeTiny's slot check proves p lies in it. Anything odd goes the slow
     // way, which checks fully.
-    // A non-zero spanclass means an in-use heap span (mheap zeroes it on
-    // free; stack and large spans have class 0), so no state load either.
     mspan *s = spanOfRaw((uintptr_t)p);
     if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
         freeLarge(p, spanOf((uintptr_t)p), who);
         return;
     }
-    uint8_t spc = s->spanclass;
-    if (GM_UNLIKELY(spc >= TinyClass16)) {
-        freeTiny(p, s, who);
+    freeTiny(p, s, who);
+}
+
+static inline void freeObject(void *p, const char *who)
+{
+    // The page's class, not its span: the arena's dense pageClass table
+    // names the class of an in-use small span and where p's page sits in
+    // it, enough to prove p a slot start (classSlot) and cache it. The span
+    // and its descriptor are not read until the tcache gives the object
+    // back. 0 (large, stack, free, foreign) and the tiny classes go the
+    // other way.
+    unsigned pc = pageClassOf((uintptr_t)p);
+    uint8_t spc = (uint8_t)pc;
+    if (GM_UNLIKELY((uint8_t)(spc - 1) >= NumSizeClasses - 1)) {
+        freeNotSmall(p, who);
         return;
     }
-    freeSmall(s, p, spc, smallSlot(s, p, who));
+    uintptr_t off = ((uintptr_t)p & PageMask) + ((uintptr_t)(pc >> 8) << PageShift);
+    classSlotCheck(spc, p, off, who);
+    freeSmall(p, spc);
 }
 
 // Cost of the common case, a small object into this thread's tcache
-// (x86-64, gcc -O2; objdump -d build/obj/free.o): about 70 instructions
-// and 12 conditional branches, no atomic, no frame: gm_free tail-calls
+// (x86-64, gcc -O2; objdump -d build/obj/free.o): about 60 instructions
+// and 10 conditional branches, no atomic, no frame: gm_free tail-calls
 // freeObject, whose calls are all tail calls off the path.
 void gm_free(void *p)
 {
@@ -174,11 +198,11 @@ uintptr_t tcache_newKey(mcache *c)
 
 // A free found the tcache key in p's word 1: p is in the cache (a double
 // free) or the program's data happens to hold the key. The list says which.
-GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s)
+GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
 {
-    for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+    for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
         if (x == p)
-            throwDoubleFree(p, s);
+            throwDoubleFree(p, spanOfRaw((uintptr_t)p));
     // Not cached: the program's data held the key. Free it for real.
     ((uintptr_t *)p)[1] = 0;
     freeObject(p, "free");
@@ -186,10 +210,10 @@ GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s)
 
 GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
 {
-    gclink *x = c->tcache[spc], *rest;
+    gclink *x = c->bin[spc].head, *rest;
     if (keep == 0) {
         rest = x;
-        c->tcache[spc] = NULL;
+        c->bin[spc].head = NULL;
     } else {
         for (unsigned i = 1; i < keep; i++)
             x = linkNext(x);
@@ -197,7 +221,7 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         x->next = (gclink *)linkEncode(x, NULL);
         ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
     }
-    c->tcount[spc] = (uint16_t)keep;
+    c->bin[spc].count = (uint16_t)keep;
     while (rest != NULL) {
         gclink *next = linkNext(rest);
         ((uintptr_t *)rest)[1] = 0;
@@ -212,10 +236,31 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         debugValid(tcache_valid(c), "tcache_valid", "a flush");
 }
 
+GM_NOINLINE void tcachePushFlush(mcache *c, void *p, uint8_t spc)
+{
+    tcacheBin *b = &c->bin[spc];
+    uintptr_t *w = p;
+    // 8-byte objects (no room for the link and the tag), and in an ASan
+    // build an object freed to its span already (the bits say so, with
+    // gomem's message).
+    if (b->limit == 0 || ASAN_IS_POISONED(p)) {
+        freeUncached(c, p, spc);
+        return;
+    }
+    if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
+        tcacheCheckDouble(c, spc, p);
+        return;
+    }
+    freedFill(p, classSlotsOf[spc].size);
+    ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16);
+    tcachePush(c, b, p);
+    tcacheFlush(c, spc, b->limit / 2);
+}
+
 void tcache_flushAll(mcache *c)
 {
     for (int spc = 1; spc < NumSpanClasses; spc++)
-        if (c->tcache[spc] != NULL)
+        if (c->bin[spc].head != NULL)
             tcacheFlush(c, (uint8_t)spc, 0);
 }
 
@@ -226,11 +271,13 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
 {
     unsigned n = 0;
     *at = NULL;
-    if (c->tcount[spc] != 0 && c->tcount[spc] >= tcacheLimit[spc])
+    if (c->bin[spc].limit != tcacheLimit[spc])
+        return "the limit is not tcacheLimit[class]";
+    if (c->bin[spc].count != 0 && c->bin[spc].count >= tcacheLimit[spc])
         return "tcount is at its class's limit (or the class has no cache)";
-    for (const gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x)) {
+    for (const gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x)) {
         *at = x;
-        if (++n > c->tcount[spc])
+        if (++n > c->bin[spc].count)
             return "the list is longer than tcount";
         mspan *s = spanOf((uintptr_t)x);
         if (s == NULL || s->spanclass != spc || ((uintptr_t)x - s->startAddr) % s->elemsize != 0)
@@ -242,7 +289,7 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
         if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] >> (r & 63) & 1) == 0)
             return "an object's slot is free in its span";
     }
-    return n != c->tcount[spc] ? "the list is shorter than tcount" : NULL;
+    return n != c->bin[spc].count ? "the list is shorter than tcount" : NULL;
 }
 
 const char *tcache_valid(mcache *c)
@@ -252,7 +299,7 @@ const char *tcache_valid(mcache *c)
         const gclink *at;
         const char *bad = validClass(c, (uint8_t)spc, &at);
         if (bad != NULL) {
-            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->tcount[spc], (const void *)at,
+            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->bin[spc].count, (const void *)at,
                      bad);
             return msg;
         }

@@ -71,6 +71,20 @@ extern GM_HIDDEN uint8_t tinyUnpackedSize[32];
 // Most objects a thread's tcache[class] holds: about 32 KiB worth, between
 // 4 and 64 objects; 0 for 8-byte objects (no room for the key).
 extern GM_HIDDEN uint8_t tcacheLimit[NumSpanClasses];
+// What free's fast path needs of a size class, in one 16-byte entry (the
+// span's own copies are a cache line it would not otherwise touch):
+// divisible == ceil(2^64 / size), so that for off < 2^32, off is a
+// multiple of size iff off * divisible (mod 2^64) < divisible (Lemire,
+// Kaser and Kurz, "Faster remainder by direct computation", 2019: one
+// multiply, no shift, and the slot index is not needed); end == nelems *
+// size, the bytes of a span's slots; size == class_to_size. All 0 for
+// class 0 and the tiny classes.
+typedef struct classSlots {
+    uint64_t divisible;
+    uint32_t end;
+    uint32_t size;
+} classSlots;
+extern GM_HIDDEN classSlots classSlotsOf[NumSpanClasses];
 // Mixed into every tcache link (malloc.c, "Hardened mode").
 extern GM_HIDDEN uintptr_t linkSecret;
 
@@ -166,10 +180,13 @@ GM_COLD __attribute__((noreturn)) void throwDoubleFree(void *p, const mspan *s);
 // into s's xfreeBits.
 void freeRemote(mspan *s, void *p, uintptr_t r);
 // A free that skips the tcache (8-byte objects, or no mcache).
-void freeUncached(mcache *c, mspan *s, void *p, uint8_t spc, uintptr_t r);
+void freeUncached(mcache *c, void *p, uint8_t spc);
+// A free that fills c's tcache[spc] (or finds it has none): checks p as
+// freeSmall does, pushes it and sends half of the cache to its spans.
+void tcachePushFlush(mcache *c, void *p, uint8_t spc);
 // A free found the tcache tag in p's word 1: a double free, or program data.
-void tcacheCheckDouble(mcache *c, uint8_t spc, void *p, mspan *s);
-// Sends all but the newest keep objects of c->tcache[spc] to their spans.
+void tcacheCheckDouble(mcache *c, uint8_t spc, void *p);
+// Sends all but the newest keep objects of c->bin[spc].head to their spans.
 void tcacheFlush(mcache *c, uint8_t spc, unsigned keep);
 // The usable size of heap object p; aborts naming who if p is not one.
 size_t objectSize(void *p, const char *who);
@@ -212,8 +229,8 @@ static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, con
     mcache *c = mcache_tls;
     if (c == NULL)
         return;
-    if (tcacheLimit[spc] != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
-        for (gclink *x = c->tcache[spc]; x != NULL; x = linkNext(x))
+    if (c->bin[spc].limit != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
+        for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
             if (x == p)
                 throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
     // Only the thread caching s may read its allocBits (it sets them
@@ -222,35 +239,76 @@ static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, con
         throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
 }
 
-// Frees p, slot r of the small span s of class spc (not tiny), which the
+// Aborts naming who unless p, off bytes from the start of a span of size
+// class spc (not tiny), starts one of its slots: off < nelems * size and
+// off a multiple of size.
+static inline void classSlotCheck(uint8_t spc, void *p, uintptr_t off, const char *who)
+{
+    const classSlots *k = &classSlotsOf[spc];
+    if (GM_UNLIKELY(off >= k->end || (uint64_t)off * k->divisible >= k->divisible))
+        throwBadPointer(who, p, NULL);
+}
+
+// &c->bin[spc], computed once: a bin is 32 bytes, beyond x86's scaled
+// addressing, and gcc otherwise recomputes spc * 32 at each use of a field
+// (4 instructions more per malloc, 2 per free); the empty asm makes the
+// pointer opaque, so it stays in a register.
+static inline tcacheBin *tcacheBinOf(mcache *c, uintptr_t spc)
+{
+    tcacheBin *b = &c->bin[spc];
+    __asm__("" : "+r"(b));
+    return b;
+}
+
+// Pushes p, checked free, on bin b of c's tcache: its link in word 0, its
+// tag in word 1 (malloc.c, "Hardened mode").
+static inline void tcachePush(mcache *c, tcacheBin *b, void *p)
+{
+    // p's words before the bin's head: a fork from another thread may stop
+    // this one anywhere, and the child flushes this cache, following every
+    // link from the head (mcache.c's atfork_child). The fence keeps the
+    // compiler to that order; it emits no instruction.
+    uintptr_t *w = p;
+    w[0] = linkEncode(p, b->head);
+    w[1] = tcacheTag(c, w);
+    atomic_signal_fence(memory_order_release);
+    b->head = p;
+    b->count++;
+    binCountAdd(&b->nfree, 1);
+}
+
+// Frees p, a slot of a small span of class spc (not tiny), which the
 // caller has checked: into this thread's tcache when it has one (gm_free,
-// realloc).
-static inline void freeSmall(mspan *s, void *p, uint8_t spc, uintptr_t r)
+// realloc). Reads neither the span nor its descriptor: the tcache keeps
+// the object until a flush gives it back.
+static inline void freeSmall(void *p, uint8_t spc)
 {
     mcache *c = mcache_tls;
-    unsigned limit = tcacheLimit[spc];
-    if (GM_LIKELY(c != NULL && limit != 0)) {
+    if (GM_LIKELY(c != NULL)) {
         // Every call below is a tail call, so this path needs no frame.
+        tcacheBin *b = tcacheBinOf(c, spc);
         uintptr_t *w = p;
+        // One test for a class with no cache (limit 0: 8-byte objects,
+        // whose word 1 is the next object's and must not be read) and a
+        // full cache; tcachePushFlush makes the checks below itself.
+        if (GM_UNLIKELY(b->count + 1u >= b->limit)) {
+            tcachePushFlush(c, p, spc);
+            return;
+        }
         if (GM_UNLIKELY(ASAN_IS_POISONED(p))) { // ASan build: freed to its span already
-            freeUncached(c, s, p, spc, r);      // the bits say so, with gomem's message
+            freeUncached(c, p, spc);            // the bits say so, with gomem's message
             return;
         }
         if (GM_UNLIKELY(w[1] == tcacheTag(c, w))) {
-            tcacheCheckDouble(c, spc, p, s);
+            tcacheCheckDouble(c, spc, p);
             return;
         }
-        freedFill(p, s->elemsize);
-        w[0] = linkEncode(p, c->tcache[spc]);
-        w[1] = tcacheTag(c, w);
-        ASAN_POISON((char *)p + 16, s->elemsize - 16); // the link words stay readable for gomem
-        c->tcache[spc] = p;
-        counter_add(&c->nfree[spc], 1);
-        if (GM_UNLIKELY(++c->tcount[spc] >= limit))
-            tcacheFlush(c, spc, limit / 2);
+        freedFill(p, classSlotsOf[spc].size);
+        ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16); // the link words stay readable for gomem
+        tcachePush(c, b, p);
         return;
     }
-    freeUncached(c, s, p, spc, r);
+    freeUncached(c, p, spc);
 }
 
 // ------------------------------------------------------------------ tiny

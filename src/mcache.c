@@ -51,8 +51,8 @@ static struct {
 static void foldStatsLocked(mcache *c)
 {
     for (int i = 0; i < NumSpanClasses; i++) {
-        deadStats.nmalloc[i] += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
-        deadStats.nfree[i] += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+        deadStats.nmalloc[i] += binCountLoad(&c->bin[i].nmalloc);
+        deadStats.nfree[i] += binCountLoad(&c->bin[i].nfree);
     }
     deadStats.largeAlloc += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed);
     deadStats.largeFree += atomic_load_explicit(&c->largeFree, memory_order_relaxed);
@@ -148,8 +148,10 @@ _Static_assert(offsetof(mcache, tinyHoles) <= 4096, "an mcache's hot fields fit 
 
 static void mcache_initAlloc(mcache *c)
 {
-    for (int spc = 0; spc < NumSpanClasses; spc++)
+    for (int spc = 0; spc < NumSpanClasses; spc++) {
         c->alloc[spc] = &emptymspan;
+        c->bin[spc].limit = tcacheLimit[spc];
+    }
 }
 
 
@@ -258,12 +260,12 @@ void mcache_sumcounters(gm_memstats *out)
             out->stack_order[o].cached += atomic_load_explicit(&c->stackcacheBytes[o], memory_order_relaxed);
         out->dedicated_cached += atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed);
         for (int i = 1; i < NumSizeClasses; i++) {
-            out->by_size[i].mallocs += atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed);
-            out->by_size[i].frees += atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+            out->by_size[i].mallocs += binCountLoad(&c->bin[i].nmalloc);
+            out->by_size[i].frees += binCountLoad(&c->bin[i].nfree);
         }
         for (int i = TinyClass16; i <= TinyClass32; i++) {
-            uint64_t live = atomic_load_explicit(&c->nmalloc[i], memory_order_relaxed) -
-                            atomic_load_explicit(&c->nfree[i], memory_order_relaxed);
+            uint64_t live = binCountLoad(&c->bin[i].nmalloc) -
+                            binCountLoad(&c->bin[i].nfree);
             out->tiny_blocks += live;
             out->tiny_block_bytes += live * (i == TinyClass16 ? 16 : 32);
         }

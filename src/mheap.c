@@ -31,7 +31,11 @@
 //    freeset == FreeSetClean iff nreleased == npages;
 //  - nreleased == number of set bits of the released bitmap over the span;
 //  - pagesInUse/Manual/Free and nspan* equal the sums over all spans;
-//  - pagesReleased == sum of nreleased over free spans.
+//  - pagesReleased == sum of nreleased over free spans;
+//  - heapArena.pageClass names (class, index in the span) on every page of
+//    an in-use span of a size class, or (stack order, index) on every page
+//    of a stack span, and is 0 on every other page (checked at a free
+//    span's ends).
 //
 // Locks: mheap_.lock (rank lockRankMheap), then persistentalloc's leaf lock.
 // The scavenger calls madvise with mheap_.lock held: simple, and the lock is
@@ -73,6 +77,42 @@ static void setSpanAll(mspan *s)
         for (uintptr_t i = pageIndex(p); p < stop; p += PageSize, i++)
             atomic_store_explicit(&ha->spans[i], s, memory_order_release);
     }
+}
+
+// Writes heapArena.pageClass for every page of s: spc | index << 8 for an
+// in-use span of a size class, 0 when it stops being one (spc 0).
+static void setPageClass(mspan *s, uint8_t spc)
+{
+    for (uintptr_t i = 0; i < s->npages; i++) {
+        uintptr_t p = s->startAddr + (i << PageShift);
+        uint16_t v = spc == 0 ? 0 : (uint16_t)(spc | i << 8);
+        atomic_store_explicit(&arenaOf(p)->pageClass[pageIndex(p)], v, memory_order_relaxed);
+    }
+}
+
+void mheap_setPageClass(mspan *s, uint8_t code)
+{
+    lock(&mheap_.lock); // mheap_valid sees all of the span's pages change at once
+    setPageClass(s, code);
+    unlock(&mheap_.lock);
+}
+
+// Whether heapArena.pageClass names s's class (or 0) on each of its pages;
+// a manual span's pages may all hold one stack code instead.
+static bool pageClassValid(mspan *s, uint8_t st)
+{
+    unsigned code = st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16 ? s->spanclass : 0;
+    if (st == mSpanManual) {
+        code = pageClassOf(s->startAddr) & 0xff; // the stack allocator's, or 0
+        if (code != 0 && (code < PageClassStack || code >= PageClassStack + NumStackOrders))
+            return false;
+    }
+    for (uintptr_t i = 0; i < s->npages; i++) {
+        uintptr_t p = s->startAddr + (i << PageShift);
+        if (pageClassOf(p) != (code != 0 ? (code | i << 8) : 0))
+            return false;
+    }
+    return true;
 }
 
 // Maps the first and last page of a free span to it.
@@ -598,6 +638,8 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     // Publish: every page maps to s before anyone can be given an address
     // in it, and the state is written last.
     setSpanAll(s);
+    if (state == mSpanInUse && spanclass != 0 && spanclass < TinyClass16)
+        setPageClass(s, spanclass);
     atomic_store_explicit(&s->state, state, memory_order_release);
     TRACE(state == mSpanInUse ? EvSpanAlloc : EvStackSpanAlloc, spanclass, (uint32_t)npages, s->startAddr);
     if (GM_DEBUG >= 3) {
@@ -736,7 +778,10 @@ static void freeCommon(mspan *s, uint8_t wantState, bool released, const char *w
         s->nreleased = 0; // its pages were handed out as unreleased
     }
     s->freedAt = os_coarse_ms();
-    s->spanclass = 0; // free's fast path reads a non-zero class as "heap span in use"
+    if ((st == mSpanInUse && s->spanclass != 0 && s->spanclass < TinyClass16) ||
+        (st == mSpanManual && pageClassOf(s->startAddr) != 0))
+        setPageClass(s, 0); // free's and stackfree's fast paths: no longer theirs
+    s->spanclass = 0;       // nor here (free's way to the tiny and large paths)
     freeSpanLocked(s);
     scavengeIfNeededLocked();
     unlock(&mheap_.lock);
@@ -931,6 +976,13 @@ const char *mheap_valid(void)
                 snprintf(msg, sizeof msg, "span 0x%lx: last page not mapped", (unsigned long)p);
                 bad = msg;
             } else if (st == mSpanFree) {
+                // Its ends only: a walk of every free page made each
+                // validation (after every heap step under GM_DEBUG=3) as
+                // long as the heap's address space.
+                if (pageClassOf(p) != 0 || pageClassOf(last) != 0) {
+                    snprintf(msg, sizeof msg, "free span 0x%lx: a page has a pageClass", (unsigned long)p);
+                    bad = msg;
+                }
                 if (prevSpan != NULL && atomic_load_explicit(&prevSpan->state, memory_order_relaxed) == mSpanFree &&
                     prevSpan->startAddr + (prevSpan->npages << PageShift) == p) {
                     snprintf(msg, sizeof msg, "free spans at 0x%lx and 0x%lx not merged",
@@ -952,7 +1004,12 @@ const char *mheap_valid(void)
                 pfree += s->npages;
                 preleased += s->nreleased;
             } else if (st == mSpanInUse || st == mSpanManual) {
-                for (uintptr_t q = p; q <= last; q += PageSize) {
+                if (!pageClassValid(s, st)) {
+                    snprintf(msg, sizeof msg, "span 0x%lx: pageClass does not name its class on every page",
+                             (unsigned long)p);
+                    bad = msg;
+                }
+                for (uintptr_t q = p; q <= last && bad == NULL; q += PageSize) {
                     if (spanOfRaw(q) != s) {
                         snprintf(msg, sizeof msg, "span 0x%lx: page 0x%lx maps elsewhere",
                                  (unsigned long)p, (unsigned long)q);

@@ -152,7 +152,7 @@ static uint64_t nextSmall(uint64_t *rng, uint64_t rate, uint8_t spc, uint64_t n)
 static void armCache(mcache *c, uint64_t rate, uint64_t *rng)
 {
     for (int spc = 0; spc < NumSpanClasses; spc++) {
-        uint64_t n = atomic_load_explicit(&c->nmalloc[spc], memory_order_relaxed);
+        uint64_t n = binCountLoad(&c->bin[spc].nmalloc);
         __atomic_store_n(&c->profNext[spc], nextSmall(rng, rate, (uint8_t)spc, n), __ATOMIC_RELAXED);
     }
 }
@@ -172,7 +172,7 @@ void mProf_initCache(mcache *c)
 static void rearmSmall(mcache *c, uint8_t spc)
 {
     uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_seq_cst);
-    uint64_t n = atomic_load_explicit(&c->nmalloc[spc], memory_order_relaxed);
+    uint64_t n = binCountLoad(&c->bin[spc].nmalloc);
     __atomic_store_n(&c->profNext[spc], nextSmall(&c->profRng, rate, spc, n), __ATOMIC_SEQ_CST);
     if (rate != 0 && atomic_load_explicit(&mprofRate, memory_order_seq_cst) == 0)
         __atomic_store_n(&c->profNext[spc], ProfNever, __ATOMIC_RELAXED);
@@ -406,7 +406,7 @@ GM_NOINLINE void *mProf_mallocTiny(mcache *c, size_t n, uintptr_t bs)
     void *p = sampledSpan(spc, class_to_size[spc], bs);
     profBusy = false;
     if (p != NULL)
-        counter_add(&c->nmalloc[spc], 1);
+        binCountAdd(&c->bin[spc].nmalloc, 1);
     return p;
 }
 

@@ -247,7 +247,7 @@ void *gm_realloc(void *p, size_t n)
         if (q == NULL)
             return NULL;
         memcpy(q, p, n < have ? n : have);
-        freeSmall(sm, p, spc, r);
+        freeSmall(p, spc);
         return q;
     }
     size_t have = objectSize(p, "realloc");

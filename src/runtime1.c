@@ -220,14 +220,15 @@ void runtime_init(void)
     stackFreeMarkInit((uintptr_t)seed);
     v = os_getenv("GOMEM_SECURE");
     if (v != NULL && *v != 0) {
-        if (strcmp(v, "1") == 0)
+        if (strcmp(v, "1") == 0) {
             runtime_secure = true;
-        if (runtime_secure && os_physpagesize() > PageSize)
-            runtime_warning("GOMEM_SECURE: the OS page (%zu KiB) is larger than gomem's (%lu KiB): "
-                            "large objects get no guard page", os_physpagesize() >> 10,
-                            (unsigned long)(PageSize >> 10));
-        else if (strcmp(v, "0") != 0)
+            if (os_physpagesize() > PageSize)
+                runtime_warning("GOMEM_SECURE: the OS page (%zu KiB) is larger than gomem's (%lu KiB): "
+                                "large objects get no guard page", os_physpagesize() >> 10,
+                                (unsigned long)(PageSize >> 10));
+        } else if (strcmp(v, "0") != 0) {
             runtime_warning("GOMEM_SECURE='%s' is not 0 or 1; using 0", v);
+        }
     }
     v = os_getenv("GOMEM_ALIGN16");
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0)

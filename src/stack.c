@@ -24,9 +24,11 @@
 // build time (runtime.h). Stack spans are StackCacheSize bytes aligned to
 // StackCacheSize, so every small stack is aligned to its own size.
 //
-// Misuse detection, on in every build: a free looks the stack up with
-// spanOf (so a range gomem never handed out is named), checks the span's
-// order against the size and the offset against the slot grid. A free stack
+// Misuse detection, on in every build: a free checks the stack's page
+// against the size and the slot grid, in the fast path through the dense
+// heapArena.pageClass (a stack span's pages hold its order), and anything
+// that fails there again through spanOf (so a range gomem never handed out
+// is named) and the span's order. A free stack
 // carries a mark in its second word, stackFreeMark(lo) = lo ^ a per-process
 // secret; a free that finds the mark names a double free. The mark lives in
 // the stack itself, not in a span bitmap, so that the fast paths touch no
@@ -126,6 +128,7 @@ static gclink *stackpoolalloc(int order)
         s->stackOrder = (uint8_t)order;
         s->allocCount = 0;
         s->manualFreeList = NULL;
+        mheap_setPageClass(s, (uint8_t)(PageClassStack + order)); // gm_stackfree's fast path
         // Carve from the top so the list hands out low addresses first.
         for (uintptr_t off = StackCacheSize; off != 0;) {
             off -= size;
@@ -271,7 +274,7 @@ static GM_NOINLINE gm_stack stackalloc_large(uintptr_t size)
     return (gm_stack){ s->startAddr, s->startAddr + size };
 }
 
-gm_stack gm_stackalloc(size_t n)
+static GM_NOINLINE gm_stack stackalloc_slow(size_t n)
 {
     if (GM_UNLIKELY(n == 0))
         return stackalloc_fail(EINVAL, n);
@@ -298,6 +301,28 @@ gm_stack gm_stackalloc(size_t n)
                           atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
                           memory_order_relaxed);
     return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+}
+
+// Cost of the common case, a size of a cached order whose cache holds a
+// stack (x86-64, gcc -O2): about 25 instructions, no call, no lookup; the
+// rest (no cache yet, an empty one, large or bad sizes) goes the slow way.
+gm_stack gm_stackalloc(size_t n)
+{
+    mcache *c = mcache_tls;
+    if (GM_LIKELY(c != NULL && n - 1 < (FixedStack << (NumStackOrders - 1)) && n - 1 < StackCacheSize / 2)) {
+        uintptr_t order = n <= FixedStack ? 0 : log2ptr(n - 1) + 1 - log2ptr(FixedStack);
+        gclink *x = c->stackcache[order];
+        if (GM_LIKELY(x != NULL && !stackNoCache)) {
+            uintptr_t size = FixedStack << order;
+            c->stackcache[order] = x->next;
+            ((stackFree *)x)->mark = 0;
+            atomic_store_explicit(&c->stackcacheBytes[order],
+                                  atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
+                                  memory_order_relaxed);
+            return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+        }
+    }
+    return stackalloc_slow(n);
 }
 
 static GM_COLD GM_NOINLINE void stackfree_bad(gm_stack st, mspan *s, const char *what)
@@ -341,7 +366,7 @@ static GM_NOINLINE void stackfree_large(gm_stack st, mspan *s, uintptr_t size)
     unlock(&stackLarge.lock);
 }
 
-void gm_stackfree(gm_stack st)
+static GM_NOINLINE void stackfree_slow(gm_stack st)
 {
     if (st.lo == 0 && st.hi == 0)
         return;
@@ -381,6 +406,34 @@ void gm_stackfree(gm_stack st)
     atomic_store_explicit(&c->stackcacheBytes[order], bytes, memory_order_relaxed);
     if (GM_UNLIKELY(bytes >= StackCacheSize))
         stackcacherelease(c, order);
+}
+
+// Cost of the common case, a stack of a pool span into a cache with room
+// (x86-64, gcc -O2): about 35 instructions, no call. The page's pageClass
+// (mheap.h) names a stack span and its order without spanOf's lookup and
+// the span descriptor's loads; with the size and the slot grid checked
+// against it, that is all stackfree_slow's checks prove on this path. The
+// double-free mark is checked the same way. Anything else, and any
+// failure, goes to stackfree_slow, whose messages name what is wrong.
+void gm_stackfree(gm_stack st)
+{
+    uintptr_t size = st.hi - st.lo;
+    uintptr_t order = log2ptr(size | 1) - log2ptr(FixedStack); // huge when size < FixedStack
+    uintptr_t pc = pageClassOf(st.lo);
+    mcache *c = mcache_tls;
+    if (GM_LIKELY((pc & 0xff) == PageClassStack + order && size == FixedStack << order && c != NULL &&
+                  (((st.lo & PageMask) + ((pc >> 8) << PageShift)) & (size - 1)) == 0 && !stackNoCache)) {
+        stackFree *x = (stackFree *)st.lo;
+        uintptr_t bytes = atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) + size;
+        if (GM_LIKELY(x->mark != stackFreeMark(st.lo) && bytes < StackCacheSize)) {
+            x->mark = stackFreeMark(st.lo);
+            x->next = (stackFree *)c->stackcache[order];
+            c->stackcache[order] = (gclink *)x;
+            atomic_store_explicit(&c->stackcacheBytes[order], bytes, memory_order_relaxed);
+            return;
+        }
+    }
+    stackfree_slow(st);
 }
 
 // ------------------------------------------------------ stats, scavenger

@@ -131,7 +131,7 @@ static void tinyBlockDead(mcache *c, mspan *s, uintptr_t idx)
     uint8_t spc = s->spanclass;
     gclink *b = (gclink *)(s->startAddr + idx * s->elemsize);
     if (c != NULL) {
-        counter_add(&c->nfree[spc], 1);
+        binCountAdd(&c->bin[spc].nfree, 1);
         unsigned k = spc - TinyClass16;
         if (c->tinyDeadN[k] < TinyDeadMax) {
             b->next = c->tinyDead[k];
@@ -298,7 +298,7 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
     if (b != NULL) {
         c->tinyDead[spc - TinyClass16] = b->next;
         c->tinyDeadN[spc - TinyClass16]--;
-        counter_add(&c->nmalloc[spc], 1);
+        binCountAdd(&c->bin[spc].nmalloc, 1);
         s = tinySpanOf((uintptr_t)b);
     } else {
         b = mallocSmall(c, spc);

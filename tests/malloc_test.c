@@ -86,21 +86,21 @@ TEST(thread_cache_is_bounded_and_tolerates_key_lookalikes)
     for (int i = 0; i < 1000; i++)
         gm_free(p[i]);
     uint8_t spc = spanOf((uintptr_t)p[0])->spanclass;
-    CHECK(c->tcount[spc] > 0);
-    CHECK(c->tcount[spc] <= 64);
+    CHECK(c->bin[spc].count > 0);
+    CHECK(c->bin[spc].count <= 64);
     // Program data that happens to equal the key in word 1: a scan of the
     // list, then a normal free, not a false "double free".
     uintptr_t *q = gm_malloc(64);
     q[1] = c->tcacheKey;
     gm_free(q);
-    CHECK(c->tcache[spc] == (gclink *)q);
+    CHECK(c->bin[spc].head == (gclink *)q);
     void *again = gm_malloc(64);
     CHECK(again == q);
     CHECK(((uintptr_t *)again)[1] == 0); // the key does not leak into a new object
     gm_free(again);
     gm_thread_flush();
-    CHECK_EQ(c->tcount[spc], 0);
-    CHECK(c->tcache[spc] == NULL);
+    CHECK_EQ(c->bin[spc].count, 0);
+    CHECK(c->bin[spc].head == NULL);
 }
 
 TEST(span_refills_reuse_freed_objects)
@@ -1438,12 +1438,12 @@ TEST(cache_validators_pass_after_a_workload_and_catch_corruption)
     uintptr_t *q = gm_malloc(64);
     gm_free(q); // the head of its class's tcache
     uint8_t spc = spanOf((uintptr_t)q)->spanclass;
-    CHECK(c->tcache[spc] == (gclink *)q);
-    c->tcount[spc]++;
+    CHECK(c->bin[spc].head == (gclink *)q);
+    c->bin[spc].count++;
     const char *bad = tcache_valid(c);
     CHECK(bad != NULL && strstr(bad, "tcount") != NULL);
     CHECK(mcache_valid(c) != NULL);
-    c->tcount[spc]--;
+    c->bin[spc].count--;
     CHECK(tcache_valid(c) == NULL);
     q[1] ^= 1;
     bad = tcache_valid(c);

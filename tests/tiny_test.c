@@ -21,11 +21,11 @@ TEST(small_requests_share_blocks_and_keep_c_alignment)
     static unsigned char *p[N];
     static size_t sz[N];
     uint64_t rng = 3;
-    uint64_t packed = 0; // malloc packs at most half a block (tinyMallocFits)
+    uint64_t packed = 0; // malloc packs 1..4 bytes (tinyMallocFits)
     size_t failed = 0;
     for (int i = 0; i < N; i++) {
         sz[i] = 1 + test_rand(&rng) % 15;
-        packed += sz[i] <= 8;
+        packed += sz[i] <= 4;
         p[i] = gm_malloc(sz[i]);
         if (!TALLY(failed, p[i] != NULL, "malloc(%zu), object %d", sz[i], i))
             return; // the test failed; the steps below would write through it
@@ -70,9 +70,9 @@ TEST(bytes_pack_tighter_than_malloc)
     char *s1 = gm_malloc_bytes(3), *s2 = gm_malloc_bytes(5), *s3 = gm_malloc_bytes(7);
     CHECK(s2 == s1 + 3);
     CHECK(s3 == s2 + 5);
-    // malloc(5) must be 4-aligned; malloc(3) 2-aligned.
+    // malloc(4) must be 4-aligned; malloc(3) 2-aligned.
     gm_thread_flush();
-    char *m1 = gm_malloc(3), *m2 = gm_malloc(5);
+    char *m1 = gm_malloc(3), *m2 = gm_malloc(4);
     CHECK(((uintptr_t)m2 & 3) == 0);
     CHECK(m2 >= m1 + 3);
     gm_free(s1);
@@ -388,10 +388,10 @@ TEST(a_last_object_freed_and_reused_by_another_thread)
 // Random replacement of mixed tiny objects: every object keeps its bytes,
 // alignment holds, no usable size reaches another live object, memory is
 // reused (blocks stay near the live bytes), counters add up.
-// malloc packs a request only when it takes at most half a block (a 9- to
-// 15-byte object, 8-aligned, leaves room for no object of its size);
+// malloc packs a request only when packing can save memory: 1..4 bytes (a
+// 5- to 8-byte object takes 8 bytes of its block, as of the 8-byte class);
 // gm_malloc_bytes and gm_strndup pack everything below the block size.
-TEST(malloc_packs_at_most_half_a_block)
+TEST(malloc_packs_only_what_saves_memory)
 {
     static const struct {
         unsigned max;
@@ -399,9 +399,10 @@ TEST(malloc_packs_at_most_half_a_block)
         int kind; // 0 gm_malloc, 1 gm_calloc, 2 gm_malloc_bytes
         bool packed;
     } cases[] = {
-        {16, 1, 0, true},   {16, 8, 0, true},   {16, 9, 0, false},  {16, 15, 0, false}, {16, 8, 1, true},
-        {16, 12, 1, false}, {16, 15, 2, true},  {32, 16, 0, true},  {32, 17, 0, false}, {32, 31, 0, false},
-        {32, 31, 2, true},  {16, 0, 0, false},  {0, 1, 0, false},   {0, 1, 2, false},
+        {16, 1, 0, true},   {16, 4, 0, true},   {16, 5, 0, false},  {16, 8, 0, false},  {16, 9, 0, false},
+        {16, 15, 0, false}, {16, 4, 1, true},   {16, 8, 1, false},  {16, 12, 1, false}, {16, 15, 2, true},
+        {32, 4, 0, true},   {32, 5, 0, false},  {32, 16, 0, false}, {32, 31, 0, false}, {32, 31, 2, true},
+        {16, 0, 0, false},  {0, 1, 0, false},   {0, 1, 2, false},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -442,14 +443,14 @@ static int tobj_cmp(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static uint64_t tobj_packed; // objects tobj_new made tiny (malloc's only up to 8 bytes)
+static uint64_t tobj_packed; // objects tobj_new made tiny (malloc's only up to 4 bytes)
 
 static void tobj_new(tobj *o, uint64_t *rng, unsigned char tag)
 {
     o->n = 1 + test_rand(rng) % 15;
     o->kind = (unsigned)(test_rand(rng) % 3);
     o->tag = tag;
-    tobj_packed += o->kind != 0 || o->n <= 8;
+    tobj_packed += o->kind != 0 || o->n <= 4;
     if (o->kind == 0) {
         o->p = gm_malloc(o->n);
     } else if (o->kind == 1) {
@@ -486,7 +487,7 @@ TEST(churn_keeps_contents_and_reuses_freed_bytes)
     for (int i = 0; i < Ops; i++) {
         int k = (int)(test_rand(&rng) % Live);
         bad += tobj_bad(&o[k]);
-        packedFreed += o[k].kind != 0 || o[k].n <= 8;
+        packedFreed += o[k].kind != 0 || o[k].n <= 4;
         gm_free(o[k].p);
         tobj_new(&o[k], &rng, (unsigned char)(i * 7 + 1));
         if (o[k].kind == 0)
@@ -731,7 +732,7 @@ TEST(tiny_validator_passes_after_churn_and_catches_corruption)
 int main(void)
 {
     RUN(small_requests_share_blocks_and_keep_c_alignment);
-    RUN(malloc_packs_at_most_half_a_block);
+    RUN(malloc_packs_only_what_saves_memory);
     RUN(pairs_undo_the_last_bump);
     RUN(a_last_object_freed_and_reused_by_another_thread);
     RUN(bytes_pack_tighter_than_malloc);
