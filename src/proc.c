@@ -309,9 +309,10 @@ void runqputLocal(worker *p, gm_g *g)
         atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) - 1,
                               memory_order_relaxed);
     }
-    // Movable, and nothing of its wait left in p (a timer entry, an armed
-    // fd) that it must clean up on p's thread when it resumes.
-    if (GM_UNLIKELY(movable(g)) && p->grp->nprocs > 1 && g->waitTimer == 0 && !g->localWait) {
+    // Started (a new g here was placed on p by gm_go_options.worker, or
+    // stolen already), movable, and nothing of its wait left in p (a timer
+    // entry, an armed fd) that it must clean up on p's thread when it resumes.
+    if (GM_UNLIKELY(movable(g)) && g->started && p->grp->nprocs > 1 && g->waitTimer == 0 && !g->localWait) {
         newqput(p, g);
         return;
     }
