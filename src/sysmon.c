@@ -15,8 +15,8 @@
 // Owns the thread and the per-worker fields marked "sysmon's" in struct
 // worker, which only this thread touches, under allWorkersLock (through
 // forEachRunningWorker). The thread starts with the first group of more
-// than one worker and sleeps on a futex while no such group runs; a forked
-// child starts its own when it needs one.
+// than one worker and is joined when the last one ends; a forked child
+// starts its own when it needs one.
 #include "runtime2.h"
 
 #include <pthread.h>
@@ -26,9 +26,11 @@
 #define LongRun ((uint64_t)10000000)  // ns: Go's forcePreemptNS
 #define SysmonPeriod ((long)2000000)  // ns between looks: a stall is seen within LongRun + 2 ms
 
-static _Atomic uint32_t sysmonGroups; // running groups of more than one worker (the futex word)
-static _Atomic bool sysmonStarted;
-static int sysmonLock;                // spin lock: starting the thread
+static int sysmonLock;                // spin lock: sysmonGroups, sysmonGen, sysmonThread
+static long sysmonGroups;             // running groups of more than one worker; sysmonLock
+static _Atomic uint64_t sysmonGen;    // the running thread's generation; a new value stops it
+static pthread_t sysmonThread;        // sysmonLock
+static bool sysmonRunning;            // sysmonLock
 static _Atomic uint64_t statLongRuns, statHandoffs;
 
 static void look(worker *p, void *arg)
@@ -58,15 +60,10 @@ static void look(worker *p, void *arg)
         atomic_fetch_add_explicit(&statHandoffs, 1, memory_order_relaxed);
 }
 
-static void *sysmonMain(void *unused)
+static void *sysmonMain(void *arg)
 {
-    (void)unused;
-    for (;;) {
-        uint32_t n = atomic_load_explicit(&sysmonGroups, memory_order_acquire);
-        if (n == 0) {
-            os_futexsleep((uint32_t *)&sysmonGroups, 0, -1);
-            continue;
-        }
+    uint64_t gen = (uint64_t)(uintptr_t)arg;
+    while (atomic_load_explicit(&sysmonGen, memory_order_acquire) == gen) {
         struct timespec ts = { 0, SysmonPeriod };
         nanosleep(&ts, NULL);
         uint64_t now = nanotime();
@@ -77,36 +74,44 @@ static void *sysmonMain(void *unused)
 
 void sysmonGroupStart(void)
 {
-    if (!atomic_load_explicit(&sysmonStarted, memory_order_acquire)) {
-        spin_lock(&sysmonLock);
-        if (!atomic_load_explicit(&sysmonStarted, memory_order_relaxed)) {
-            pthread_t t;
-            pthread_attr_t attr;
-            pthread_attr_init(&attr);
-            pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-            pthread_attr_setstacksize(&attr, 64 << 10);
-            // Without it, long runs go unnoticed; nothing else depends on it.
-            if (pthread_create(&t, &attr, sysmonMain, NULL) == 0)
-                atomic_store_explicit(&sysmonStarted, true, memory_order_release);
-            pthread_attr_destroy(&attr);
-        }
-        spin_unlock(&sysmonLock);
+    spin_lock(&sysmonLock);
+    if (sysmonGroups++ == 0 && !sysmonRunning) {
+        uint64_t gen = atomic_fetch_add_explicit(&sysmonGen, 1, memory_order_acq_rel) + 1;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 << 10);
+        // Without it, long runs go unnoticed; nothing else depends on it.
+        sysmonRunning = pthread_create(&sysmonThread, &attr, sysmonMain, (void *)(uintptr_t)gen) == 0;
+        pthread_attr_destroy(&attr);
     }
-    if (atomic_fetch_add_explicit(&sysmonGroups, 1, memory_order_acq_rel) == 0)
-        os_futexwakeup((uint32_t *)&sysmonGroups, 1);
+    spin_unlock(&sysmonLock);
 }
 
+// The last group's end stops and joins the thread: a program between
+// gm_main calls has no thread of gomem's (fork stays simple).
 void sysmonGroupEnd(void)
 {
-    atomic_fetch_sub_explicit(&sysmonGroups, 1, memory_order_acq_rel);
+    pthread_t t;
+    bool join = false;
+    spin_lock(&sysmonLock);
+    if (--sysmonGroups == 0 && sysmonRunning) {
+        atomic_fetch_add_explicit(&sysmonGen, 1, memory_order_acq_rel);
+        t = sysmonThread;
+        sysmonRunning = false;
+        join = true;
+    }
+    spin_unlock(&sysmonLock);
+    if (join)
+        pthread_join(t, NULL);
 }
 
 // The child of a fork has no sysmon thread, and no running group.
 void sysmon_atfork_child(void)
 {
-    atomic_store(&sysmonStarted, false);
-    atomic_store(&sysmonGroups, 0);
     sysmonLock = 0;
+    sysmonGroups = 0;
+    sysmonRunning = false;
+    atomic_fetch_add(&sysmonGen, 1);
 }
 
 void sysmon_stats(gm_memstats *out)
