@@ -156,6 +156,20 @@ static int failWait(int *lk, int err)
     return -1;
 }
 
+// Parks on q (lk held, released once parked) until served: 0; or -1 with
+// errno when the deadline or ctx ends the wait first (lk released).
+static int semaWait(gQueue *q, const char *reason, int *lk, int64_t deadline, gm_ctx *ctx)
+{
+    int err = waitExpired(deadline, ctx);
+    if (err == 0) {
+        int why = semaPark(q, reason, lk, unlockSpin, lk, 0, deadline, ctx);
+        if (why == WaitServed)
+            return 0;
+        err = waitErrno(why, ctx);
+    }
+    return failWait(lk, err);
+}
+
 // ------------------------------------------------------------- validators
 
 // A queued g whose deadline or context ended its wait stays queued until
@@ -284,15 +298,7 @@ static int waitgroupWait(gm_waitgroup *wg, int64_t deadline, gm_ctx *ctx)
         spin_unlock(&wg->lk);
         return 0;
     }
-    int err = waitExpired(deadline, ctx);
-    if (err == 0) {
-        // Woken when the count reached zero (add readies its waiters then).
-        int why = semaPark(&wg->waiters, "waitgroup", &wg->lk, unlockSpin, &wg->lk, 0, deadline, ctx);
-        if (why == WaitServed)
-            return 0;
-        err = waitErrno(why, ctx);
-    }
-    return failWait(&wg->lk, err);
+    return semaWait(&wg->waiters, "waitgroup", &wg->lk, deadline, ctx); // add readies waiters at zero
 }
 
 void gm_waitgroup_wait(gm_waitgroup *wg)
@@ -321,14 +327,7 @@ static int mutexLock(gm_mutex *m, int64_t deadline, gm_ctx *ctx)
         spin_unlock(&m->lk);
         return 0;
     }
-    int err = waitExpired(deadline, ctx);
-    if (err == 0) {
-        int why = semaPark(&m->waiters, "mutex", &m->lk, unlockSpin, &m->lk, 0, deadline, ctx);
-        if (why == WaitServed)
-            return 0; // woken holding the lock: unlock hands it over
-        err = waitErrno(why, ctx);
-    }
-    return failWait(&m->lk, err);
+    return semaWait(&m->waiters, "mutex", &m->lk, deadline, ctx); // woken holding it: unlock hands it over
 }
 
 void gm_mutex_lock(gm_mutex *m)

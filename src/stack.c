@@ -274,6 +274,18 @@ static GM_NOINLINE gm_stack stackalloc_large(uintptr_t size)
     return (gm_stack){ s->startAddr, s->startAddr + size };
 }
 
+// Hands out x, the head of c's cache of order (both allocation paths).
+static inline gm_stack stackcacheTake(mcache *c, uintptr_t order, gclink *x)
+{
+    uintptr_t size = FixedStack << order;
+    c->stackcache[order] = x->next;
+    ((stackFree *)x)->mark = 0;
+    atomic_store_explicit(&c->stackcacheBytes[order],
+                          atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
+                          memory_order_relaxed);
+    return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+}
+
 static GM_NOINLINE gm_stack stackalloc_slow(size_t n)
 {
     if (GM_UNLIKELY(n == 0))
@@ -295,12 +307,7 @@ static GM_NOINLINE gm_stack stackalloc_slow(size_t n)
         if (x == NULL)
             return stackalloc_fail(ENOMEM, n);
     }
-    c->stackcache[order] = x->next;
-    ((stackFree *)x)->mark = 0;
-    atomic_store_explicit(&c->stackcacheBytes[order],
-                          atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
-                          memory_order_relaxed);
-    return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+    return stackcacheTake(c, (uintptr_t)order, x);
 }
 
 // Cost of the common case, a size of a cached order whose cache holds a
@@ -313,13 +320,7 @@ gm_stack gm_stackalloc(size_t n)
         uintptr_t order = n <= FixedStack ? 0 : log2ptr(n - 1) + 1 - log2ptr(FixedStack);
         gclink *x = c->stackcache[order];
         if (GM_LIKELY(x != NULL && !stackNoCache)) {
-            uintptr_t size = FixedStack << order;
-            c->stackcache[order] = x->next;
-            ((stackFree *)x)->mark = 0;
-            atomic_store_explicit(&c->stackcacheBytes[order],
-                                  atomic_load_explicit(&c->stackcacheBytes[order], memory_order_relaxed) - size,
-                                  memory_order_relaxed);
-            return (gm_stack){ (uintptr_t)x, (uintptr_t)x + size };
+            return stackcacheTake(c, order, x);
         }
     }
     return stackalloc_slow(n);

@@ -366,35 +366,34 @@ void gm_timer_free(gm_timer *t)
         gm_free(t);
 }
 
+// A function timer due at when: gm_after_func's, started as a coroutine,
+// or (inLoop) one run by the scheduler's loop.
+static gm_timer *funcTimer(uint64_t when, void (*fn)(void *), void *arg, bool inLoop)
+{
+    if (!inCoroutine())
+        return NULL;
+    gm_timer *t = timerNew(false);
+    if (t == NULL)
+        return NULL;
+    t->fn = fn;
+    t->arg = arg;
+    t->inLoop = inLoop;
+    timerModify(t, when > 0 ? when : 1, 0);
+    return t;
+}
+
 gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg)
 {
     if (fn == NULL) {
         errno = EINVAL;
         return NULL;
     }
-    if (!inCoroutine())
-        return NULL;
-    gm_timer *t = timerNew(false);
-    if (t == NULL)
-        return NULL;
-    t->fn = fn;
-    t->arg = arg;
-    timerModify(t, deadline(ns), 0);
-    return t;
+    return funcTimer(deadline(ns), fn, arg, false);
 }
 
 gm_timer *timerNewInLoop(uint64_t when, void (*fn)(void *), void *arg)
 {
-    if (!inCoroutine())
-        return NULL;
-    gm_timer *t = timerNew(false);
-    if (t == NULL)
-        return NULL;
-    t->fn = fn;
-    t->arg = arg;
-    t->inLoop = true;
-    timerModify(t, when > 0 ? when : 1, 0);
-    return t;
+    return funcTimer(when, fn, arg, true);
 }
 
 gm_ticker *gm_ticker_new(uint64_t period)
