@@ -644,18 +644,23 @@ static void schedule(worker *p)
         switchToG(p, g);
         g = p->cur; // the one that switched back (gm_yield may have handed over directly)
         __atomic_store_n(&p->cur, NULL, __ATOMIC_RELAXED);
+        // Everything read of g happens before the unlock function: once a
+        // waker may go, a movable g can run, end and be freed on another
+        // worker while this one still holds the pointer.
+        checkCanary(g);
+        bool dead = gstatus(g) == Gdead, checked = g->checked;
         if (p->unlockf != NULL) { // g is parked and its context saved: wakers may go
             // First: the unlock function may read g's frames (select's
             // lock set), which stackcheck is about to protect. A waker's
             // copy into g and the protection are ordered by g's stackLock.
+            // (A stackcheck g never moves: it is still ours afterwards.)
             void (*f)(void *) = p->unlockf;
             p->unlockf = NULL;
             f(p->unlockarg);
         }
-        if (g->checked && gstatus(g) != Gdead)
+        if (checked && !dead)
             protectChecked(g, true);
-        checkCanary(g);
-        if (gstatus(g) == Gdead)
+        if (dead)
             freeG(p, g);
     }
 }

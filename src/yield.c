@@ -88,6 +88,11 @@ static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
     }
 }
 
+static void requeueYielded(void *g)
+{
+    runqputLocal(tworker, g);
+}
+
 // The rest of gm_yield, and its misuse reported: a round trip through the
 // scheduler's loop.
 static GM_NOINLINE void yieldSlow(void)
@@ -97,7 +102,11 @@ static GM_NOINLINE void yieldSlow(void)
     if (GM_UNLIKELY(!canaryIntact(g)))
         switchToSched(g, false); // the loop reports it from its own stack (formatting here overflows further)
     setstatus(g, Grunnable);
-    runqputLocal(p, g); // g is p's own
+    // Queued by the loop once g's context is saved: a movable g goes to
+    // the stealable queue, and another worker must not take it while this
+    // thread still runs on its stack.
+    p->unlockf = requeueYielded;
+    p->unlockarg = g;
     switchToSched(g, false);
 }
 
