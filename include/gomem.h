@@ -659,7 +659,8 @@ GM_API void gm_chan_send(gm_chan *c, const void *elem);
 GM_API int gm_chan_send_until(gm_chan *c, const void *elem, int64_t deadline_ns);
 GM_API int gm_chan_send_ctx(gm_chan *c, const void *elem, gm_ctx *ctx);
 // Blocks until a value arrives; returns 1, or 0 with *elem zeroed when the
-// channel is closed and drained.
+// channel is closed and drained. A NULL elem drops the value (Go's `<-c`
+// as a statement); so does a NULL elem in a receive case of gm_select.
 GM_API int gm_chan_recv(gm_chan *c, void *elem);
 // gm_chan_recv until a deadline, or until ctx is done: 1 (received), 0
 // (closed and drained), or -1 and ETIMEDOUT, or ctx's error.

@@ -187,15 +187,18 @@ static int trySendLocked(gm_chan *c, const void *elem)
     return 0;
 }
 
-// With c locked: 1 received, 0 would block, -1 closed and drained.
+// With c locked: 1 received, 0 would block, -1 closed and drained. A
+// NULL elem drops the value (Go's `<-c` as a statement).
 static int tryRecvLocked(gm_chan *c, void *elem)
 {
     sudog *s = dequeue(&c->sendq);
     if (s != NULL) {
         if (c->cap == 0) {
-            stackCopyFrom(s->g, elem, s->elem, c->elemsize);
+            if (elem != NULL)
+                stackCopyFrom(s->g, elem, s->elem, c->elemsize);
         } else { // buffer full: take the oldest, the sender's value joins the tail
-            memcpy(elem, slot(c, 0), c->elemsize);
+            if (elem != NULL)
+                memcpy(elem, slot(c, 0), c->elemsize);
             stackCopyFrom(s->g, slot(c, 0), s->elem, c->elemsize);
             advanceHead(c);
         }
@@ -204,13 +207,15 @@ static int tryRecvLocked(gm_chan *c, void *elem)
         return 1;
     }
     if (c->count > 0) {
-        memcpy(elem, slot(c, 0), c->elemsize);
+        if (elem != NULL)
+            memcpy(elem, slot(c, 0), c->elemsize);
         advanceHead(c);
         c->count--;
         return 1;
     }
     if (c->closed) {
-        memset(elem, 0, c->elemsize);
+        if (elem != NULL)
+            memset(elem, 0, c->elemsize);
         return -1;
     }
     return 0;

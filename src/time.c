@@ -388,6 +388,9 @@ gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg)
         errno = EINVAL;
         return NULL;
     }
+    worker *p = tworker;
+    if (p != NULL && p->cur != NULL) // fn's coroutine reads arg later: as gm_go's argument, it pins the caller's frames
+        escapes(p, p->cur, arg);
     return funcTimer(deadline(ns), fn, arg, false);
 }
 

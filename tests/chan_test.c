@@ -504,6 +504,54 @@ static void free_with_waiter(void *arg)
     gm_main(free_with_waiter_main, arg);
 }
 
+// A NULL elem drops the value on every receive path: from the buffer,
+// from a parked sender (unbuffered and buffer full), into a parked
+// receiver, on close, and in a select case.
+static gm_chan *dropCh;
+static void dropSender(void *arg)
+{
+    long v = (long)(uintptr_t)arg;
+    gm_chan_send(dropCh, &v);
+}
+
+static void drop_main(void *arg)
+{
+    (void)arg;
+    long v = 7, got = 0;
+    gm_chan *b = gm_chan_new(sizeof v, 1);
+    gm_chan_send(b, &v);
+    CHECK_EQ(gm_chan_recv(b, NULL), 1); // from the buffer
+    gm_chan_send(b, &v);
+    dropCh = b;
+    gm_go(dropSender, (void *)8);
+    gm_yield(); // the sender parks on the full buffer
+    CHECK_EQ(gm_chan_recv(b, NULL), 1); // the oldest dropped, the sender's 8 joins
+    CHECK_EQ(gm_chan_recv(b, &got), 1);
+    CHECK_EQ(got, 8);
+    gm_chan *u = gm_chan_new(sizeof v, 0);
+    dropCh = u;
+    gm_go(dropSender, (void *)9);
+    gm_yield(); // parked sender, unbuffered
+    CHECK_EQ(gm_chan_recv(u, NULL), 1);
+    gm_select_case sc = { u, GM_SELECT_RECV, NULL, NULL };
+    gm_go(dropSender, (void *)10);
+    CHECK_EQ(gm_select(&sc, 1, 0), 0);
+    gm_chan_close(u);
+    CHECK_EQ(gm_chan_recv(u, NULL), 0); // closed and drained
+    int ok = 1;
+    sc.ok = &ok;
+    CHECK_EQ(gm_select(&sc, 1, 0), 0);
+    CHECK_EQ(ok, 0);
+    CHECK_EQ(gm_chan_try_recv(b, NULL), 0);
+    gm_chan_free(b);
+    gm_chan_free(u);
+}
+
+TEST(receive_into_null_drops_the_value)
+{
+    CHECK_EQ(gm_main(drop_main, NULL), 0);
+}
+
 TEST(misuse)
 {
     CHECK_DEATH(send_closed, NULL, "send on closed channel");
@@ -687,6 +735,7 @@ int main(void)
     RUN(ping_pong_between_two_workers);
     RUN(after_and_timeouts);
     RUN(misuse);
+    RUN(receive_into_null_drops_the_value);
     RUN(validator_names_broken_invariants);
     RUN(thread_pool_and_coroutines_through_channels);
     RUN(plain_threads_block_among_themselves);

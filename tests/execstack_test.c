@@ -245,6 +245,39 @@ TEST(pointer_sent_on_a_channel_pins_the_sender)
     CHECK_EQ(b.coro_pins - a.coro_pins, 1);
 }
 
+// gm_after_func's argument is read later by the function's coroutine: an
+// address in the caller's frames pins them, as gm_go's does.
+static void bumpLocal(void *arg)
+{
+    ++*(long *)arg;
+}
+
+static long afterResult;
+static void afterFuncLocal(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 30; i++)
+        gm_go(crowd, NULL);
+    long local = 41;
+    gm_timer *t = gm_after_func(1000000, bumpLocal, &local);
+    CHECK(t != NULL);
+    gm_sleep(20000000); // the crowd runs and ends meanwhile, the timer fires
+    afterResult = local;
+    gm_timer_free(t);
+}
+
+TEST(after_func_argument_pins_the_caller)
+{
+    int procs = gm_set_procs(1);
+    gm_memstats a, b;
+    gm_stats(&a);
+    CHECK_EQ(gm_main(afterFuncLocal, NULL), 0);
+    gm_stats(&b);
+    gm_set_procs(procs);
+    CHECK_EQ(afterResult, 42);
+    CHECK_EQ(b.coro_pins - a.coro_pins, 1);
+}
+
 // Misuse: an address in a coroutine's frames handed to a child while other
 // coroutines share its execution stack cannot be kept in place.
 static void parks(void *arg)
@@ -342,6 +375,7 @@ int main(void)
     RUN(working_set_switches_without_copying);
     RUN(locals_handed_to_children_stay_in_place);
     RUN(pointer_sent_on_a_channel_pins_the_sender);
+    RUN(after_func_argument_pins_the_caller);
     RUN(frames_that_move_are_named);
     RUN(validator_names_a_broken_execution_stack);
     return test_report();
