@@ -14,7 +14,7 @@
 //     guardCachePut from free.c's. At most GuardCacheSpans spans and
 //     GuardCacheBytes bytes; malloc_flushGuardCache empties it (gm_scavenge).
 //   - dedicated coroutine stacks, each with a guard as its lowest page: the
-//     overflow list behind the threads' own caches (stack.c).
+//     overflow list behind the threads' own caches (gstack.c).
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked
 // for (items by log2 of their bytes), newest first: the memory most likely

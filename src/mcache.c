@@ -312,6 +312,7 @@ static void atfork_prepare(void)
     // child would wait forever for it to finish. Finish it here first.
     runtime_init();
     malloc_atfork_prepare();
+    dedicated_atfork_prepare();
     stack_atfork_prepare();
     mcentral_atfork_prepare();
     lock(&mheap_.lock);
@@ -332,6 +333,7 @@ static void atfork_parent(void)
     unlock(&mheap_.lock);
     mcentral_atfork_parent();
     stack_atfork_parent();
+    dedicated_atfork_parent();
     malloc_atfork_parent();
 }
 
@@ -350,6 +352,7 @@ static void atfork_child(void)
     lock_reinit_child(&mheap_.lock);
     mcentral_atfork_child();
     stack_atfork_child();
+    dedicated_atfork_child();
     malloc_atfork_parent(); // single-threaded now: the same release
     mcache *self = mcache_tls;
     for (mcache *c = allm, *next; c != NULL; c = next) {

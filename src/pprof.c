@@ -455,7 +455,7 @@ static double nsPerTick(void)
 // return address, while fp climbs inside g's frames. A copied g's frames
 // are in its saved copy unless it still owns the execution stack: an
 // address a of its frames (at [runHi - savedLen, runHi) when it runs) is
-// then at stack.lo + (a - (runHi - savedLen)) (stack.c's saveStack).
+// then at stack.lo + (a - (runHi - savedLen)) (gstack.c's saveStack).
 static void parkedFrames(gm_g *g, gsnap *s)
 {
     bool copied = g->mode == GM_STACK_COPIED;

@@ -2,7 +2,7 @@
 //
 // Coroutines and their scheduler (Go: proc.go). The types are in
 // runtime2.h; stacks (the modes, saving and restoring copied frames) in
-// stack.c; timers in time.c; fd waits in fd.c over netpoll.h.
+// gstack.c; timers in time.c; fd waits in fd.c over netpoll.h.
 //
 // Owns: groups (one per gm_main call: its workers, the live count),
 // workers (Go's P and M in one: a thread, its run queues, its execution
@@ -779,7 +779,7 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
     worker *p = getworker();
     if (p == NULL)
         return NULL;
-    if (p->cur != NULL) // an argument in the caller's frames pins them (stack.c's head)
+    if (p->cur != NULL) // an argument in the caller's frames pins them (gstack.c's head)
         escapes(p, p->cur, arg);
     gm_g *g = gfget(p);
     if (g == NULL)

@@ -207,7 +207,7 @@ extern size_t runtime_maxstack;
 #define DefaultMaxStack ((size_t)8 << 20)
 #define MaxMaxStack ((size_t)1 << 30) // Go's default limit on 64-bit systems
 // GOMEM_EXECSTACKS: how many execution stacks each worker maps for copied
-// coroutines (stack.c's head). Immutable after runtime_init.
+// coroutines (gstack.c's head). Immutable after runtime_init.
 extern int runtime_execstacks;
 #define DefaultExecStacks 8
 #define MaxExecStacks 64

@@ -8,8 +8,8 @@
 //   proc.c            workers, run queues, stealing, schedule, gm_go, gm_main,
 //                     gopark/goready, gm_join
 //   yield.c           gm_yield and its direct hand-over
-//   stack.c           copied mode: execution stacks, saving and restoring frames
-//                     (saved copies), pinning
+//   gstack.c          each mode's stack; copied mode: execution stacks, saving and restoring frames
+//                     (saved copies), pinning; dedicated stacks kept with their guard
 //   time.c            the per-worker timer heap, gm_sleep, gm_after's timers,
 //                     gm_timer, gm_ticker, gm_after_func
 //   netpoll_epoll.c   fd readiness and worker wake-ups (behind netpoll.h)
@@ -80,7 +80,7 @@ struct gm_g {
                                // (dedicated, stackcheck) or one of p's execution stacks; immutable once
                                // started (pinning keeps the range: the stack changes hands, not place)
     gm_stack_mode mode;
-    int stackLock;             // copied: a spin lock; see stack.c's head
+    int stackLock;             // copied: a spin lock; see gstack.c's head
     int fdEvents;              // gm_wait_fd: what fired (GM_FD_*), 0 on timeout
     unsigned vgStack;          // valgrind's id of its own stack (dedicated, stackcheck, pinned)
     long semaWant;             // on a sync type's queue (sema.c): the units a gm_sema waiter wants;
@@ -100,7 +100,7 @@ struct gm_g {
     bool onExec;               // copied: its frames are on its execution stack now; guarded by stackLock
     bool own;                  // its frames run on a stack nobody else uses (ownStack): dedicated,
                                // stackcheck, or a pinned copied g; p's thread
-    bool pinned;               // copied, and its execution stack became its own (stack.c, pinG)
+    bool pinned;               // copied, and its execution stack became its own (gstack.c, pinG)
     bool guarded;              // dedicated: lowest page is a guard (os_guard)
     bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
@@ -188,7 +188,7 @@ typedef struct group {
     bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
 } group;
 
-// One of a worker's execution stacks (stack.c's head tells the policy):
+// One of a worker's execution stacks (gstack.c's head tells the policy):
 // copied-mode gs bound to it run their frames here, one at a time; the
 // others wait in saved copies. A guard page below lo. p's thread only.
 typedef struct execStack {
@@ -582,7 +582,7 @@ static inline gm_g *mustSelf(worker *p, const char *who)
     return g;
 }
 
-// ------------------------------------------------------------------ stack.c
+// ----------------------------------------------------------------- gstack.c
 
 // Maps p's first execution stack (the rest are mapped when needed); false
 // and ENOMEM when it cannot. Unmaps them all.

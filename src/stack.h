@@ -41,6 +41,19 @@ _Static_assert(StackCacheSize % PageSize == 0, "stack spans are whole pages");
 _Static_assert((StackCacheSize & (StackCacheSize - 1)) == 0, "StackCacheSize must be a power of two (stacks align to their size)");
 _Static_assert((FixedStack << NumStackOrders) >= PageSize, "large stacks must be whole pages");
 
+// floor(log2(x)), x > 0.
+static inline uintptr_t log2ptr(uintptr_t x)
+{
+    return 63u - (uintptr_t)__builtin_clzll(x);
+}
+
+// What gm_stackalloc(n) hands out: n rounded up to a power of two, at
+// least FixedStack. n is at most MaxSpanPages pages.
+static inline uintptr_t stackRoundSize(size_t n)
+{
+    return n <= FixedStack ? FixedStack : (uintptr_t)1 << (log2ptr(n - 1) + 1);
+}
+
 struct mcache;
 // stack.c's entry points besides gm_stackalloc/gm_stackfree, for mcache.c,
 // mstats.c and fork.
@@ -54,10 +67,16 @@ const char *stackpool_valid(void);
 void stack_atfork_prepare(void);
 void stack_atfork_parent(void);
 void stack_atfork_child(void);
-// Dedicated coroutine stacks kept with their guard (stack.c): gm_scavenge
+// Dedicated coroutine stacks kept with their guard (gstack.c): gm_scavenge
 // releases the process-wide list; gm_stats adds its bytes and counters;
 // gm_debug_check validates it and the calling thread's lists (c may be NULL).
+// dedicatedSpill moves c's own lists to the process-wide one until c holds
+// at most keep bytes (0: a thread's caches given back).
 void stack_flushDedicated(void);
+void dedicatedSpill(struct mcache *c, uintptr_t keep);
+void dedicated_atfork_prepare(void);
+void dedicated_atfork_parent(void);
+void dedicated_atfork_child(void);
 void dedicated_stats(gm_memstats *out);
 const char *dedicated_valid(struct mcache *c);
 

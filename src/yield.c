@@ -8,7 +8,7 @@
 //   - next runs on its own stack (dedicated; next->direct): a bare swapctx;
 //   - next is copied-mode (next->directCopy): a bare swapctx too when its
 //     frames are still on its execution stack; else they are copied in, by
-//     stack.c's yieldSwapFrames run by swapctxVia on the scheduler's idle
+//     gstack.c's yieldSwapFrames run by swapctxVia on the scheduler's idle
 //     thread stack (yieldScratch) when they replace the yielder's.
 // Everything else, misuse included, goes round the loop (yieldSlow). Under
 // the sanitizers DirectYield is false (their hooks run in the loop), so

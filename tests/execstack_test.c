@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Copied mode's execution stacks (stack.c's head): a working set of
+// Copied mode's execution stacks (gstack.c's head): a working set of
 // coroutines switches without saving frames at any depth, a coroutine
 // beyond it has its frames saved and restored intact, an address handed to
 // another coroutine pins its frames, and the misuses are named.
