@@ -224,7 +224,8 @@ static int tryRecvLocked(gm_chan *c, void *elem)
 // Waits on c (locked; unlocked once the caller sleeps) as g, with sg,
 // until a partner or close takes the sudog, deadline passes or ctx is done.
 // 1 done, -1 closed (receive), -2 and errno (deadline, ctx).
-static int chanPark(gm_chan *c, gm_g *g, sudog *sg, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+static inline __attribute__((always_inline)) int chanPark(gm_chan *c, gm_g *g, sudog *sg, void *elem, bool send,
+                                                          int64_t deadline, gm_ctx *ctx)
 {
     sg->g = g;
     sg->seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);

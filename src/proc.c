@@ -1000,13 +1000,20 @@ uint64_t beginWait(gm_g *g)
     return seq;
 }
 
+// A timed wait's timer entry. Out of line: the timer, passed by value,
+// would sit in every parked coroutine's frames, which copied mode saves.
+static GM_NOINLINE void addWaitTimer(worker *p, uint64_t when, uint64_t seq, gm_g *g)
+{
+    addtimer(p, (timer){ when, seq, g, NULL, NULL });
+}
+
 void goparkTimed(gm_g *g, const char *reason, int64_t timeout)
 {
     worker *p = g->p;
     uint64_t seq = beginWait(g);
     g->waitReason = reason;
     if (timeout >= 0)
-        addtimer(p, (timer){ nanotime() + (uint64_t)timeout, seq, g, NULL, NULL });
+        addWaitTimer(p, nanotime() + (uint64_t)timeout, seq, g);
     countParked(p, g);
     setstatus(g, Gwaiting);
     switchToSched(g, false);
@@ -1022,7 +1029,7 @@ static int goparkWait(worker *p, gm_g *g, const char *reason, void (*unlockf)(vo
     g->waitReason = reason;
     TRACE(EvGoPark, 0, 0, g->id);
     if (deadline != NoDeadline)
-        addtimer(p, (timer){ deadline > 0 ? (uint64_t)deadline : 1, seq, g, NULL, NULL });
+        addWaitTimer(p, deadline > 0 ? (uint64_t)deadline : 1, seq, g);
     countParked(p, g);
     setstatus(g, Gwaiting);
     // On ctx's list only now: its cancel readies a parked g. One already
@@ -1051,8 +1058,8 @@ void threadStandIn(gm_g *w)
 
 // A thread's claimed wait (parkWait): it sleeps on its stand-in's status
 // until the claimer stores Grunnable there, or claims the wait itself at
-// its deadline.
-static int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
+// its deadline. Out of line: a coroutine's parked frames do not carry it.
+static GM_NOINLINE int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
 {
     uint64_t seq = atomic_load_explicit(&w->waitSeq, memory_order_relaxed);
     bool self = ctx != NULL && !ctxAddWaiter(ctx, w); // cancelled already: claimed

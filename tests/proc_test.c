@@ -684,18 +684,25 @@ TEST(started_coroutines_on_their_own_stacks_are_stolen)
 // saved: another worker taking it mid-switch would run on the same stack as
 // the thread still leaving it. Each of 64 dedicated coroutines yields 2,000
 // times between two workers, checking its frame each time.
-static atomic_long yieldsIntact;
+// On a loaded machine the idle worker may not run for a while: they go on
+// yielding (up to a million times each) until one of them has moved.
+static atomic_long yieldsIntact, yieldsDone;
+static _Atomic bool yieldMoved;
 static void yieldChecker(void *arg)
 {
     volatile unsigned char buf[512];
     unsigned char v = (unsigned char)(uintptr_t)arg;
     memset((unsigned char *)buf, v, sizeof buf);
-    long ok = 0;
-    for (int i = 0; i < 2000; i++) {
+    worker *start = tworker;
+    long ok = 0, i = 0;
+    for (; i < 2000 || (!atomic_load(&yieldMoved) && i < 1000000); i++) {
         gm_yield();
         ok += buf[0] == v && buf[sizeof buf - 1] == v;
+        if (tworker != start)
+            atomic_store(&yieldMoved, true);
     }
     atomic_fetch_add(&yieldsIntact, ok);
+    atomic_fetch_add(&yieldsDone, i);
 }
 
 static void yieldersMain(void *arg)
@@ -714,16 +721,21 @@ TEST(yielding_coroutines_move_between_workers_intact)
     CHECK_EQ(gm_main(yieldersMain, NULL), 0);
     gm_stats(&b);
     gm_set_procs(procs);
-    CHECK_EQ(atomic_load(&yieldsIntact), 64 * 2000);
+    CHECK_EQ(atomic_load(&yieldsIntact), atomic_load(&yieldsDone));
     CHECK(b.sched_steals_started > a.sched_steals_started); // they did move
 }
 
 // sysmon notices a coroutine that runs 50 ms without switching while its
 // group has another worker, counts it, and names it with GOMEM_DEBUG=sched.
+// On a loaded machine the sysmon thread may not run during the first 50
+// ms: the run goes on (up to 10 s) until it has been seen.
 static void longRun(void *arg)
 {
-    (void)arg;
+    uint64_t before = *(const uint64_t *)arg, end = now_ns() + 10000000000u;
     busy_us(50000);
+    gm_memstats m;
+    for (gm_stats(&m); m.sched_long_runs == before && now_ns() < end; gm_stats(&m))
+        busy_us(5000);
 }
 
 TEST(sysmon_names_a_long_run)
@@ -737,7 +749,7 @@ TEST(sysmon_names_a_long_run)
     debug.sched = 1;
     gm_memstats a, b;
     gm_stats(&a);
-    int rc = gm_main(longRun, NULL);
+    int rc = gm_main(longRun, &a.sched_long_runs);
     gm_stats(&b);
     debug.sched = 0;
     gm_set_procs(procs);
