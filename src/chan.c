@@ -561,10 +561,19 @@ static void unlockSet(void *arg)
     unlockAll(ls->order, ls->n);
 }
 
-static int byAddress(const void *a, const void *b)
+// The channels in address order (the lock order). Insertion sort: a select
+// has a handful of cases (qsort's call and comparator calls cost more than
+// the sort for two); a select with many still sorts in n^2/4 compares,
+// cheaper than its n park-time enqueues and unlinks on the same order.
+static void sortByAddress(gm_chan **order, int n)
 {
-    uintptr_t x = (uintptr_t) * (gm_chan *const *)a, y = (uintptr_t) * (gm_chan *const *)b;
-    return x < y ? -1 : x > y;
+    for (int i = 1; i < n; i++) {
+        gm_chan *c = order[i];
+        int j = i;
+        for (; j > 0 && (uintptr_t)order[j - 1] > (uintptr_t)c; j--)
+            order[j] = order[j - 1];
+        order[j] = c;
+    }
 }
 
 // The waiting part of select: every channel locked, no case ready. Waits
@@ -575,14 +584,15 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
                       gm_ctx *ctx)
 {
     uint64_t seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);
-    // On the heap, like the sudogs: other coroutines read them while this
-    // one is parked, and a copied coroutine's stack is elsewhere then.
-    selstate *st = gm_malloc(sizeof *st);
-    sudog *sgs = gm_calloc((size_t)(n > 0 ? n : 1), sizeof *sgs);
-    if (sgs == NULL || st == NULL) {
+    // On the heap, the state and a sudog per case in one block: other
+    // coroutines read them while this one is parked, and a copied
+    // coroutine's stack is elsewhere then.
+    sudog *sgs = gm_malloc(sizeof(selstate) + (size_t)(n > 0 ? n : 1) * sizeof *sgs);
+    if (sgs == NULL) {
         unlockAll(order, nc);
         throw("out of memory in gm_select");
     }
+    selstate *st = (selstate *)&sgs[n > 0 ? n : 1];
     st->chosen = -1;
     for (int i = 0; i < n; i++) {
         gm_select_case *cs = &cases[i];
@@ -592,6 +602,7 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
         sg->g = g;
         sg->seq = seq;
         sg->elem = cs->elem;
+        sg->success = false;
         sg->sel = st;
         sg->caseIndex = i;
         enqueue(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, sg);
@@ -614,7 +625,6 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
     bool ok = chosen >= 0 && sgs[chosen].success;
     gm_free(sgs);
-    gm_free(st);
     if (chosen < 0) {
         errno = waitErrno(why, ctx);
         return -2;
@@ -651,7 +661,7 @@ static int selectgo(gm_select_case *cases, int n, int has_default, int64_t deadl
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        start = (int)(rng % (uint64_t)n);
+        start = (int)(((rng >> 32) * (uint64_t)n) >> 32); // in [0, n) without a division
     }
     gm_chan *small[8];
     gm_chan **order = small;
@@ -661,11 +671,10 @@ static int selectgo(gm_select_case *cases, int n, int has_default, int64_t deadl
     for (int i = 0; i < n; i++)
         if (cases[i].c != NULL) // a nil channel never proceeds, as in Go
             order[nc++] = cases[i].c;
-    qsort(order, (size_t)nc, sizeof *order, byAddress);
+    sortByAddress(order, nc);
     lockAll(order, nc);
     int r = -1;
-    for (int k = 0; k < n && r < 0; k++) {
-        int i = (start + k) % n;
+    for (int k = 0, i = start; k < n && r < 0; k++, i = i + 1 == n ? 0 : i + 1) {
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL)
             continue;

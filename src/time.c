@@ -42,7 +42,11 @@
 // Invariants (timers_valid): the heap order, timers[(i-1)/2].when <=
 // timers[i].when; grp->ntimers is the sum of the workers' ntimers; an API
 // timer's entry at i has t->i == i, t->p == p, t->heaped, and (unless
-// queued) key == t->when > 0.
+// queued) 0 < key <= t->when: a reset to a later time on the timer's own
+// worker leaves the entry's earlier key alone (Go's timerModifiedLater,
+// up to 1.22), so a timeout pushed back at every message costs no sift;
+// when the entry reaches the top, runTimer finds the timer not yet due
+// and re-keys it (timerSync). The worker may wake once at the old key.
 //
 // Locks: a timer's lock, then its channel's (sending, taking back a value),
 // the list of workers', a worker's (queueing on timerq). The heap itself
@@ -219,7 +223,7 @@ void adjusttimers(worker *p)
 static void runTimer(worker *p, gm_timer *t, uint64_t now)
 {
     spin_lock(&t->lk);
-    if (t->when == 0 || t->when > now) { // stopped or moved by another thread; not reconciled yet
+    if (t->when == 0 || t->when > now) { // stopped or moved later (lazily, or by another thread)
         timerSync(p, t);
         bool release = timerReleasable(t);
         spin_unlock(&t->lk);
@@ -280,7 +284,9 @@ static int timerModify(gm_timer *t, uint64_t when, uint64_t period)
         t->period = period;
     worker *me = tworker;
     if (t->heaped || t->queued) {
-        if (t->p == me)
+        if (t->p == me && t->heaped && when != 0 && when >= me->timers[t->i].when)
+            ; // later: the entry keeps its key until it reaches the top (the head)
+        else if (t->p == me)
             timerSync(me, t);
         else
             timerPost(t->p, t);
@@ -528,8 +534,8 @@ const char *timers_valid(const worker *p)
         spin_lock(&t->lk);
         if (t->i != i || t->p != p || !t->heaped)
             bad = "timers: a timer's entry is not where the timer says";
-        else if (!t->queued && (t->when == 0 || t->when != p->timers[i].when))
-            bad = "timers: a timer's entry is not due when the timer is";
+        else if (!t->queued && (t->when == 0 || t->when < p->timers[i].when))
+            bad = "timers: a timer's entry is not due when the timer is, or after it";
         else if (t->freed && t->when != 0)
             bad = "timers: a freed timer is pending";
         spin_unlock(&t->lk);

@@ -570,9 +570,11 @@ static void validator_main(void *arg)
     const char *bad = timers_valid(p);
     CHECK(bad != NULL && strstr(bad, "not where the timer says") != NULL);
     a->i = i;
-    a->when += 1; // the timer due at another time than its entry
+    a->when -= 1; // the timer due before its entry (after it is a lazy reset: allowed)
     bad = timers_valid(p);
     CHECK(bad != NULL && strstr(bad, "not due when the timer is") != NULL);
+    a->when += 2;
+    CHECK(timers_valid(p) == NULL);
     a->when -= 1;
     CHECK(timers_valid(p) == NULL);
     p->timerq = b; // queued for p, with no note on its inbox
