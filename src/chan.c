@@ -263,6 +263,50 @@ static GM_NOINLINE int chanParkThread(gm_chan *c, void *elem, bool send, int64_t
     return chanPark(c, &w, &sg, elem, send, deadline, ctx);
 }
 
+// A worker's free sudogs (Go's acquireSudog and releaseSudog, P-local):
+// a wait costs a list pop and push instead of a malloc and a free. Bounded,
+// the rest go back to the heap; freed with the worker.
+#define SudogCacheMax 128
+
+static inline sudog *acquireSudog(worker *p)
+{
+    sudog *s = p->sudogcache;
+    if (GM_UNLIKELY(s == NULL))
+        return gm_malloc(sizeof *s);
+    p->sudogcache = s->next;
+    p->nsudog--;
+    return s;
+}
+
+static inline void releaseSudog(worker *p, sudog *s)
+{
+    if (GM_UNLIKELY(p->nsudog == SudogCacheMax)) {
+        gm_free(s);
+        return;
+    }
+    s->next = p->sudogcache;
+    p->sudogcache = s;
+    p->nsudog++;
+}
+
+const char *sudogcache_valid(const worker *p)
+{
+    int n = 0;
+    for (const sudog *s = p->sudogcache; s != NULL && n <= SudogCacheMax; s = s->next)
+        n++;
+    return n != p->nsudog || n > SudogCacheMax ? "worker: its free sudogs do not number nsudog, or exceed the bound"
+                                               : NULL;
+}
+
+void sudogcacheFree(worker *p)
+{
+    for (sudog *s; (s = p->sudogcache) != NULL;) {
+        p->sudogcache = s->next;
+        gm_free(s);
+    }
+    p->nsudog = 0;
+}
+
 // The blocking part of a send or receive: c locked, nothing ready.
 static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
 {
@@ -277,14 +321,14 @@ static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t dead
         noteThread();
         return chanParkThread(c, elem, send, deadline, ctx);
     }
-    // On the heap: a copied coroutine's stack is elsewhere while it waits.
-    sudog *sg = gm_malloc(sizeof *sg);
+    // Off the stack: a copied coroutine's stack is elsewhere while it waits.
+    sudog *sg = acquireSudog(tworker);
     if (sg == NULL) {
         spin_unlock(&c->lock);
         throw(send ? "out of memory parking a channel sender" : "out of memory parking a channel receiver");
     }
     int r = chanPark(c, g, sg, elem, send, deadline, ctx);
-    gm_free(sg);
+    releaseSudog(tworker, sg); // (g's worker now: a movable g may have been stolen meanwhile)
     return r;
 }
 

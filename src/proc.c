@@ -180,6 +180,7 @@ static void workerFree(worker *p)
         p->allnext->allprev = p->allprev;
     spin_unlock(&allWorkersLock);
     dropTimers(p); // left when the last coroutine ended: gm_after channels may wait for theirs
+    sudogcacheFree(p);
     execStacksFree(p);
     netpollclose(p);
     gm_free(p);
@@ -702,6 +703,8 @@ const char *worker_valid(worker *p)
     for (gm_g *g = p->runq.head; g != NULL; g = g->schedlink)
         if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->runq.tail))
             return "worker: runq holds a g that is not runnable on this worker";
+    if ((bad = sudogcache_valid(p)) != NULL)
+        return bad;
     long bound[MaxExecStacks] = { 0 };
     spin_lock(&p->lock); // thieves move started gs between allg lists under it
     for (gm_g *g = p->allg; g != NULL && bad == NULL; g = g->allnext) {

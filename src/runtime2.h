@@ -238,6 +238,8 @@ struct worker {
     execStack exec[MaxExecStacks]; // copied mode: the first nexec may be mapped
     int nexec;                 // slots used so far, at most MaxExecStacks
     uint64_t nswitch;          // switches to copied gs (execStack.used's clock)
+    struct sudog *sudogcache;  // free sudogs for channel waits (chan.c, Go's P.sudogcache); p's thread
+    int nsudog;                // on sudogcache; p's thread
     void (*unlockf)(void *);   // run once cur has switched out (gopark)
     void *unlockarg;
     timer *timers;             // min-heap by when
@@ -704,6 +706,10 @@ gm_g *semaDequeue(gQueue *q);
 // Whether a wait that began before now may still block: 0 if so, else the
 // errno it fails with at once (ETIMEDOUT: deadline passed; ctx's error).
 int waitExpired(int64_t deadline, gm_ctx *ctx);
+// chan.c: frees p's cache of sudogs (p is going).
+void sudogcacheFree(worker *p);
+// The cache's length is nsudog, at most its bound: NULL or what is wrong.
+const char *sudogcache_valid(const worker *p);
 // The invariants of sema.c's head, with the object's lock held: NULL or
 // what is wrong.
 const char *waitgroup_valid(const gm_waitgroup *wg);

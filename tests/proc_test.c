@@ -1463,6 +1463,10 @@ static void validator_main(void *arg)
     p->nnew++; // a count that disagrees with newq
     CHECK(worker_valid(p) != NULL);
     p->nnew--;
+    p->nsudog++; // a count that disagrees with the free sudogs
+    bad = worker_valid(p);
+    CHECK(bad != NULL && strstr(bad, "sudogs") != NULL);
+    p->nsudog--;
     timer t = p->timers[0]; // the later deadline at the root
     p->timers[0] = p->timers[1];
     p->timers[1] = t;
