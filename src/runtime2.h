@@ -183,6 +183,8 @@ typedef struct group {
     worker **ps;               // immutable while running
     _Atomic long live;         // gs not dead
     _Atomic int nidle;         // workers with idle set
+    _Atomic int nspinning;     // workers looking for work without sleeping (spinForWork): a new g
+                               // wakes a sleeping worker only when none spins (Go's nmspinning)
     _Atomic long ntimers;      // pending timers, all workers
     _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
     bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
@@ -257,6 +259,19 @@ struct worker {
     uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
     bool smReported;           // sysmon's: this long run was counted
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
+    // Where its time goes (gm_memstats.sched_*_ns), ns of nanotime(): its
+    // thread writes them (no RMW), gm_stats reads. Busy is the rest:
+    // now - stStart - stSpinNs - stIdleNs - the current spin or sleep.
+    _Atomic uint64_t stStart;  // when its schedule() began; 0: not scheduling
+    _Atomic uint64_t stSpinNs; // looking for work (spinning, stealing) before it found some or slept
+    _Atomic uint64_t stIdleNs; // asleep in netpoll with nothing to run
+    _Atomic uint64_t stSpinSince, stIdleSince; // when the current spin or sleep began; 0: none
+    // Counters kept per worker so that creating and ending a g writes no
+    // shared line (Go's per-P goidcache and stats).
+    uint64_t goidNext, goidEnd; // ids [goidNext, goidEnd) taken from goidgen for p's next gs; p's thread
+    _Atomic uint64_t ncreated, nended; // gs created here, and ended here: its thread writes (no RMW),
+                               // gm_stats reads
+    long nfree;                // freeq's length; p's thread
 };
 
 // The shared state of one gm_select call waiting on several channels: its
