@@ -85,7 +85,12 @@ static void switcher(void *arg)
 static void modesMain(void *arg)
 {
     (void)arg;
-    // All placed on the first worker: the others have only what they steal.
+    // All placed on the first worker: the others have only what they steal
+    // (once their threads are there: on a loaded machine they may start late).
+    gm_memstats m;
+    do
+        gm_stats(&m);
+    while (m.sched_workers < (uint64_t)gm_set_procs(0));
     gm_go_options o = { curMode == Dedicated ? GM_STACK_DEDICATED : GM_STACK_COPIED, 16 << 10, NULL, 1 };
     gm_waitgroup_add(&allDone, NCORO);
     for (int i = 0; i < NCORO; i++)
