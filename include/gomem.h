@@ -190,7 +190,8 @@ GM_API int gm_stats_json(FILE *f);
 // The event trace (GOMEM_TRACE=file starts one at program start and stops it
 // at exit): span allocations and frees, scavenges, coroutine creation, parks,
 // ends and saved-stack grows and shrinks, with timestamps, plus samples of
-// RSS, heap and stack figures every GOMEM_TRACE_INTERVAL ms (default 10).
+// RSS, heap and stack figures and the workers' time (sched_*_ns) every
+// GOMEM_TRACE_INTERVAL ms (default 10).
 // `gomem-info report FILE -o report.html` plots it. One trace per process at
 // a time; a forked child does not trace. gm_trace_start returns 0, or -1 and
 // errno (EBUSY: a trace is on; EINVAL: bad path; open(2)'s errors).
