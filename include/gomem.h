@@ -447,7 +447,10 @@ GM_API void gm_ready(gm_g *g);
 // per worker; a worker's thread sleeps only when no coroutine can run).
 // Outside a coroutine, the thread sleeps. gm_ready wakes a sleeper early.
 GM_API void gm_sleep(uint64_t ns);
-// The coroutine's id (1, 2, ... per process); 0 for NULL. Of a descriptor
+// The coroutine's id: unique in the process, never 0, increasing in the
+// order a worker creates its coroutines (each worker takes ids 16 at a
+// time, as Go's Ps do: two workers' ids interleave, with gaps); 0 for
+// NULL. Of a descriptor
 // whose coroutine ended: that one's id until the descriptor is reused, then
 // the new coroutine's.
 GM_API uint64_t gm_id(const gm_g *g);
