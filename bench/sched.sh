@@ -8,8 +8,10 @@
 #   bench/sched.sh [RUNS]       RUNS default 3
 #   bench/sched.sh costs [N]    create + run + exit in batches of 100 (N
 #       coroutines, default 200,000) at 1 and 2 workers: instructions per
-#       coroutine summed over every thread (callgrind, (I(2N) - I(N)) / N),
-#       system calls per coroutine by name (strace -f -c), CPU time
+#       coroutine summed over every thread (callgrind, (I(2N) - I(N)) / N;
+#       callgrind runs one thread at a time, so a spinning worker's share is
+#       not what it is on the machine), the wake-up path's system calls per
+#       coroutine (strace -f -c), then CPU time of all threads per coroutine
 # Wall times on a shared machine are indicative only; the counts are not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +31,10 @@ if [ "${1:-}" = costs ]; then
         b=$(count "$procs" $((2 * N)))
         awk -v a="$a" -v b="$b" -v n="$N" -v p="$procs" 'BEGIN {printf "procs=%d instructions/coroutine %.1f\n", p, (b - a) / n}'
         GOMEM_PROCS=$procs strace -f -c -o /tmp/sched_strace.$$ build/bench/sched batch "$N" >/dev/null
-        awk -v n="$N" -v p="$procs" '$NF ~ /^[a-z_0-9]+$/ && $(NF-1) ~ /^[0-9]+$/ && $NF != "total" {
-                calls = ($(NF-2) ~ /^[0-9]+$/ && NF == 6) ? $(NF-2) : $4; printf "procs=%d %-16s %10d calls  %.4f/coroutine\n", p, $NF, calls, calls / n
+        # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall. The
+        # wake-up path's calls (eventfd write, epoll wait, read), futexes, and all.
+        awk -v n="$N" -v p="$procs" '$1 ~ /^[0-9.]+$/ && $NF ~ /^(write|read|epoll_pwait2|epoll_wait|futex|total)$/ {
+                printf "procs=%d %-14s %9d calls  %.4f/coroutine\n", p, $NF, $4, $4 / n
             }' /tmp/sched_strace.$$
         GOMEM_PROCS=$procs build/bench/sched batch "$N"
     done
