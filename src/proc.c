@@ -40,8 +40,9 @@
 // worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
 // one whose coroutine runs long without switching (Go's handoffp).
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox, timerq and idle; it
-// is a leaf, taken under a channel's or a timer's lock. Other threads
+// Locks: worker.lock (a spin lock) guards newq, inbox, timerq, idle and,
+// with several workers, allgMov (the started movable gs); it is a leaf,
+// taken under a channel's or a timer's lock. Other threads
 // queue work for a worker on its inbox: readied gs, and the note that
 // timers of the worker changed (time.c). A park that must release a lock only
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
@@ -380,25 +381,66 @@ static gm_g *runqget(worker *p)
     return gQueue_pop(&p->runq);
 }
 
-// p->allg: p's thread writes it; under p->lock when the group has other
-// workers (a thief moves a started g from one list to another).
-static void allgAdd(worker *p, gm_g *g)
+// The lists of a worker's started gs: allg, the ones that cannot move,
+// p's thread's alone; allgMov, the movable ones, under p->lock when the
+// group has other workers (a thief moves them from list to list). So a
+// copied g starts and ends without a lock. Heads and next links are
+// stored atomically: forEachG walks them from other threads.
+static void allgLink(gm_g **head, gm_g *g)
 {
     g->allprev = NULL;
-    g->allnext = p->allg;
-    if (p->allg != NULL)
-        p->allg->allprev = g;
-    p->allg = g;
+    __atomic_store_n(&g->allnext, *head, __ATOMIC_RELAXED);
+    if (*head != NULL)
+        (*head)->allprev = g;
+    __atomic_store_n(head, g, __ATOMIC_RELEASE);
 }
 
-static void allgRemove(worker *p, gm_g *g)
+static void allgUnlink(gm_g **head, gm_g *g)
 {
     if (g->allprev != NULL)
-        g->allprev->allnext = g->allnext;
+        __atomic_store_n(&g->allprev->allnext, g->allnext, __ATOMIC_RELAXED);
     else
-        p->allg = g->allnext;
+        __atomic_store_n(head, g->allnext, __ATOMIC_RELAXED);
     if (g->allnext != NULL)
         g->allnext->allprev = g->allprev;
+}
+
+// A g that starts on p (p's thread), on the list its mode calls for.
+static void allgAdd(worker *p, gm_g *g)
+{
+    g->allgMov = movable(g);
+    if (!g->allgMov) {
+        allgLink(&p->allg, g);
+        return;
+    }
+    bool many = p->grp->nprocs > 1;
+    if (many)
+        spin_lock(&p->lock);
+    allgLink(&p->allgMov, g);
+    if (many)
+        spin_unlock(&p->lock);
+}
+
+// A g that ends on p (p's thread): off its list.
+static void allgRemove(worker *p, gm_g *g)
+{
+    if (!g->allgMov) {
+        allgUnlink(&p->allg, g);
+        return;
+    }
+    bool many = p->grp->nprocs > 1;
+    if (many)
+        spin_lock(&p->lock);
+    allgUnlink(&p->allgMov, g);
+    if (many)
+        spin_unlock(&p->lock);
+}
+
+void pinRunning(worker *p, gm_g *g)
+{
+    pinG(p, g);
+    allgUnlink(&p->allg, g);
+    allgAdd(p, g); // movable now
 }
 
 // Takes half of another worker's newq (new gs, and started movable ones);
@@ -417,7 +459,7 @@ static gm_g *runqsteal(worker *p)
             gm_g *g = gQueue_pop(&v->newq);
             v->nnew--;
             if (g->started) {
-                allgRemove(v, g);
+                allgUnlink(&v->allgMov, g);
                 started++;
             }
             gQueue_pushBack(&got, g);
@@ -433,9 +475,9 @@ static gm_g *runqsteal(worker *p)
             spin_lock(&p->lock);
             for (gm_g *g = got.head; g != NULL; g = g->schedlink)
                 if (g->started)
-                    allgAdd(p, g);
+                    allgLink(&p->allgMov, g);
             if (first->started)
-                allgAdd(p, first);
+                allgLink(&p->allgMov, first);
             spin_unlock(&p->lock);
         }
         for (gm_g *g; (g = gQueue_pop(&got)) != NULL;) {
@@ -518,12 +560,7 @@ static void freeG(worker *p, gm_g *g)
 {
     stackReleaseG(p, g, p->onValgrind);
     track_fiberDestroy(&g->tsanFiber);
-    bool many = p->grp->nprocs > 1;
-    if (many)
-        spin_lock(&p->lock);
     allgRemove(p, g);
-    if (many)
-        spin_unlock(&p->lock);
     // Its joiners first: once on freeq, g may be reused. Under joinLock
     // even when none seems to wait: a joiner that saw g alive may be
     // queueing itself right now.
@@ -567,14 +604,15 @@ static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
     for (int i = 0; i < grp->nprocs; i++) {
         worker *p = grp->ps[i];
         spin_lock(&p->lock);
-        for (gm_g *g = p->allg; g != NULL; g = g->allnext) {
-            if (shown++ == 100) {
-                fprintf(stderr, "...\n");
-                break;
+        for (int l = 0; l < 2; l++)
+            for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && shown <= 100; g = g->allnext) {
+                if (shown++ == 100) {
+                    fprintf(stderr, "...\n");
+                    break;
+                }
+                fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
+                        g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
             }
-            fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
-                    g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
-        }
         spin_unlock(&p->lock);
     }
     abort();
@@ -717,12 +755,7 @@ static void schedule(worker *p)
             }
             g->direct = DirectYield && g->mode == GM_STACK_DEDICATED;
             g->directCopy = DirectYield && g->mode == GM_STACK_COPIED && !g->checked;
-            bool many = p->grp->nprocs > 1;
-            if (many)
-                spin_lock(&p->lock);
             allgAdd(p, g);
-            if (many)
-                spin_unlock(&p->lock);
         }
         setstatus(g, Grunning);
         atomic_store_explicit(&p->schedtick, p->schedtick + 1, memory_order_relaxed); // sysmon's clock
@@ -799,24 +832,30 @@ const char *worker_valid(worker *p)
         if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->runq.tail))
             return "worker: runq holds a g that is not runnable on this worker";
     long bound[MaxExecStacks] = { 0 };
-    spin_lock(&p->lock); // thieves move started gs between allg lists under it
-    for (gm_g *g = p->allg; g != NULL && bad == NULL; g = g->allnext) {
-        if (!g->started || gstatus(g) == Gdead)
-            bad = "worker: allg holds a g that is not started and alive";
-        else if (g->p != p && !movable(g)) // (a movable one may be between a thief's steps)
-            bad = "worker: allg holds a copied g of another worker";
-        else if ((g->exec != NULL) == ownStack(g))
-            bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
-        else if (g->exec != NULL) {
-            long i = g->exec - p->exec;
-            if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
-                bad = "worker: a g is bound to an execution stack that is not one of its worker's";
-            else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
-                bad = "worker: a g's frame range is not its execution stack's";
-            else if ((g->exec->owner == g) != g->onExec)
-                bad = "worker: a g's onExec disagrees with its execution stack's owner";
-            else
-                bound[i]++;
+    spin_lock(&p->lock); // thieves move started gs between allgMov lists under it
+    for (int l = 0; l < 2 && bad == NULL; l++) {
+        for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && bad == NULL; g = g->allnext) {
+            if (!g->started || gstatus(g) == Gdead)
+                bad = "worker: allg holds a g that is not started and alive";
+            else if (g->allgMov != (l == 1))
+                bad = "worker: a g's allgMov does not say which list it is on";
+            else if (l == 0 && (g->p != p || movable(g)))
+                bad = "worker: allg holds a movable g, or one of another worker";
+            else if (l == 1 && g->p != p && !movable(g)) // (a movable one may be between a thief's steps)
+                bad = "worker: allgMov holds a g of another worker that cannot move";
+            else if ((g->exec != NULL) == ownStack(g))
+                bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
+            else if (g->exec != NULL) {
+                long i = g->exec - p->exec;
+                if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
+                    bad = "worker: a g is bound to an execution stack that is not one of its worker's";
+                else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
+                    bad = "worker: a g's frame range is not its execution stack's";
+                else if ((g->exec->owner == g) != g->onExec)
+                    bad = "worker: a g's onExec disagrees with its execution stack's owner";
+                else
+                    bound[i]++;
+            }
         }
     }
     spin_unlock(&p->lock);
@@ -1058,10 +1097,12 @@ void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
         // Bounded: the list may change under the walk (a g that ends is
         // unlinked by its worker), but every link names a descriptor.
         long n = 0;
-        for (gm_g *g = __atomic_load_n(&p->allg, __ATOMIC_RELAXED); g != NULL && n < (1L << 24);
+        for (gm_g *g = __atomic_load_n(&p->allg, __ATOMIC_ACQUIRE); g != NULL && n < (1L << 24);
              g = __atomic_load_n(&g->allnext, __ATOMIC_RELAXED), n++)
             fn(g, p, arg);
         spin_lock(&p->lock);
+        for (gm_g *g = p->allgMov; g != NULL; g = g->allnext)
+            fn(g, p, arg);
         for (gm_g *g = p->newq.head; g != NULL; g = g->schedlink)
             fn(g, p, arg);
         spin_unlock(&p->lock);

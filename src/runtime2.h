@@ -64,7 +64,8 @@ struct gm_g {
     void (*fn)(void *);
     void *arg;
     struct gm_g *schedlink;    // the gQueue it is on
-    struct gm_g *allprev, *allnext; // p->allg (started gs); p's thread
+    struct gm_g *allprev, *allnext; // p->allg or p->allgMov (started gs); guarded as that list
+    bool allgMov;              // on p->allgMov, not p->allg: movable when it started, or pinned since
     worker *p;                 // its worker; changes only before it starts (a steal)
     uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
                                // A yield straight to the next g (no loop) keeps the yielder's old one:
@@ -207,7 +208,8 @@ typedef struct execStack {
 // every g on runq, inbox and newq is Grunnable with g->p == p (but the
 // inbox's timerNote, which is no g); newq's gs are new or movable; the gs
 // of runq are in increasing enqSeq; nnew is newq's length; every g on allg
-// is started and not dead, and a copied one has g->p == p. Execution
+// and allgMov is started and not dead, g->allgMov says which, a g on allg
+// has g->p == p and cannot move, and one on allgMov was movable. Execution
 // stacks: each g on allg bound to one (g->exec) is one of p's, its range
 // is that stack's, and it is the stack's owner exactly when its frames are
 // there (onExec); each stack's nbound counts the gs bound to it, and its
@@ -228,8 +230,8 @@ struct worker {
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
     uint64_t seq;              // enqSeq of the last g queued here
-    gm_g *allg;                // started gs here, not dead; under p->lock too when the group has more than
-                               // one worker (runqsteal moves started movable gs between lists)
+    gm_g *allg;                // started gs here that cannot move, not dead (allgMov has the others); p's
+                               // thread
     group *grp;
     int id;
     uint64_t serial;           // unique among every worker the process made; immutable
@@ -272,6 +274,9 @@ struct worker {
     _Atomic uint64_t ncreated, nended; // gs created here, and ended here: its thread writes (no RMW),
                                // gm_stats reads
     long nfree;                // freeq's length; p's thread
+    gm_g *allgMov;             // started movable gs here, not dead (allg holds the others): under p->lock
+                               // when the group has more than one worker (runqsteal moves them between
+                               // workers' lists); allg is then p's thread's alone, with no lock
 };
 
 // The shared state of one gm_select call waiting on several channels: its
@@ -617,10 +622,12 @@ void *yieldSwapFrames(void *arg);
 // coroutine (gm_go's argument, a pointer sent on a channel): its execution
 // stack becomes its own, so the address stays valid while it is parked.
 void pinG(worker *p, gm_g *g);
+// pinG, then g to p's list of movable gs (proc.c).
+void pinRunning(worker *p, gm_g *g);
 static inline void escapes(worker *p, gm_g *g, const void *addr)
 {
     if (GM_UNLIKELY((uintptr_t)addr - g->runLo < g->runHi - g->runLo) && !g->own)
-        pinG(p, g);
+        pinRunning(p, g);
 }
 // A sync object or channel at addr, used by the running coroutine (or a
 // plain thread) about to park or wake on it, must not sit in the frames of

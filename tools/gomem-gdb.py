@@ -43,10 +43,11 @@ def workers():
 
 def coroutines():
     for w in workers():
-        g = w["allg"]
-        while int(g) != 0:
-            yield w, g
-            g = g["allnext"]
+        for head in ("allg", "allgMov"):  # the started gs that cannot move, then the movable ones
+            g = w[head]
+            while int(g) != 0:
+                yield w, g
+                g = g["allnext"]
 
 
 def describe(w, g):
