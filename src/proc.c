@@ -620,6 +620,15 @@ static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
 
 #define SpinRounds 4000 // pause instructions: tens of microseconds
 
+// Whether another worker of p's group has gs p may steal.
+static bool othersHaveWork(const worker *p)
+{
+    for (int k = 1; k < p->grp->nprocs; k++)
+        if (!gQueue_empty(&p->grp->ps[(p->id + k) % p->grp->nprocs]->newq))
+            return true;
+    return false;
+}
+
 // True when work showed up for p while it spun.
 static bool spinForWork(worker *p)
 {
@@ -629,11 +638,8 @@ static bool spinForWork(worker *p)
             return true;
         if ((i & 255) == 255 && atomic_load_explicit(&p->grp->live, memory_order_relaxed) == 0)
             return false; // done: the caller finds out under its lock
-        if ((i & 511) == 511) {
-            for (int k = 1; k < p->grp->nprocs; k++)
-                if (!gQueue_empty(&p->grp->ps[(p->id + k) % p->grp->nprocs]->newq))
-                    return true; // something to steal
-        }
+        if ((i & 511) == 511 && othersHaveWork(p))
+            return true; // something to steal
     }
     return false;
 }
@@ -683,7 +689,10 @@ static gm_g *findRunnable(worker *p)
             // (Go's resetspinning): there may be more than it takes.
             if (atomic_fetch_sub_explicit(&grp->nspinning, 1, memory_order_acq_rel) == 1 && found)
                 wakep(p);
-            if (found)
+            // Not spinning any more, a last look (Go's findrunnable does
+            // the same): a g queued since the spin's last look at the
+            // others woke nobody, since wakep saw p spinning.
+            if (found || othersHaveWork(p))
                 continue;
         }
         // Nothing to run. Sleep, unless the group is done; marking idle
@@ -701,6 +710,20 @@ static gm_g *findRunnable(worker *p)
         __atomic_store_n(&p->idle, true, __ATOMIC_RELAXED);
         int idle = atomic_fetch_add_explicit(&grp->nidle, 1, memory_order_acq_rel) + 1;
         spin_unlock(&p->lock);
+        // Idle, and counted: a g queued on another worker from here on
+        // wakes p (wakep). One queued just before may have seen nidle
+        // still without p: look once more. (A push whose wakep read nidle
+        // before p's increment reached it is left to the next push, or to
+        // sysmon once its worker holds it 10 ms.)
+        if (grp->nprocs > 1 && othersHaveWork(p)) {
+            spin_lock(&p->lock);
+            if (p->idle) {
+                __atomic_store_n(&p->idle, false, __ATOMIC_RELAXED);
+                atomic_fetch_sub_explicit(&grp->nidle, 1, memory_order_relaxed);
+            }
+            spin_unlock(&p->lock);
+            continue;
+        }
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
