@@ -199,6 +199,9 @@ static gm_memstats inside;
 static void burner(void *arg)
 {
     (void)arg;
+    do // the other worker's thread is there (on a loaded machine it may start late)
+        gm_stats(&inside);
+    while (inside.sched_workers < 2);
     uint64_t t0 = thread_cpu_ns();
     while (thread_cpu_ns() - t0 < 20000000u)
         ;
