@@ -15,15 +15,10 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-3}
 CONNS=${2:-10000}
 SECS=${3:-3}
-if ! command -v go >/dev/null && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go) >/dev/null 2>&1 || true
-fi
-command -v go >/dev/null || { echo "go not installed: nothing to compare with"; exit 1; }
+. bench/lib.sh
+need_go
 make -s build/bench/chan build/examples/sieve build/examples/echo
-mkdir -p build/bench/go
-for p in chan sieve echo; do
-    (cd bench/go && GOCACHE=${GOCACHE:-/tmp/gocache} go build -o ../../build/bench/go/$p $p.go)
-done
+go_bench chan sieve echo
 echo "machine: $(nproc) CPUs, $(uname -r); $(go version | cut -d' ' -f3)"
 
 echo "== channel micro-benchmarks ($RUNS runs each, inside each program)"
@@ -31,9 +26,6 @@ for procs in 1 2; do
     GOMEM_PROCS=$procs build/bench/chan "$RUNS"
     GOMAXPROCS=$procs build/bench/go/chan "$RUNS"
 done
-
-# min/median of a column of numbers
-stats() { sort -g | awk '{v[NR]=$1} END {printf "min %s median %s", v[1], v[int((NR+1)/2)]}'; }
 
 echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved)"
 for procs in 1 2; do

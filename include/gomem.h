@@ -51,6 +51,9 @@ GM_API const char *gm_version(void);
 #define GM_STACK_ORDERS_MAX 16
 // Go's 67 size classes up to 32 KiB, plus class 0 for larger objects.
 #define GM_SIZE_CLASSES 68
+// Workers listed one by one in gm_memstats.sched_worker (the totals count
+// them all).
+#define GM_STATS_WORKERS 64
 
 // A snapshot of gomem's memory, in the spirit of Go's runtime.MemStats.
 // Bytes unless the name says otherwise. Go's field name is in brackets.
@@ -160,6 +163,21 @@ typedef struct gm_memstats {
     uint64_t dedicated_guards;  // guard pages ever installed (stacks that came from no cache)
     uint64_t dedicated_canaries;// stacks ever given the canary instead of a guard: too small
                                 // (under two OS pages), or no guard could be made
+    // Where the workers' time goes, ns, summed over every worker of every
+    // gm_main (running or returned): for each worker,
+    //   busy + spin + idle == its time in gm_main so far
+    // and busy >= the CPU time its thread spent in coroutines meanwhile.
+    uint64_t sched_busy_ns;     // running coroutines (and the scheduler's own steps between them)
+    uint64_t sched_spin_ns;     // with nothing to run: spinning, trying to steal, before it slept
+    uint64_t sched_idle_ns;     // asleep (in the poller) with nothing to run
+    uint64_t sched_workers;     // workers in a running gm_main now, all groups; the first
+                                // GM_STATS_WORKERS of them are in sched_worker[]
+    struct {
+        uint64_t worker;        // its index in its gm_main (0: the thread that called it)
+        uint64_t busy_ns;       // the three times above, for this worker alone
+        uint64_t spin_ns;
+        uint64_t idle_ns;
+    } sched_worker[GM_STATS_WORKERS];
 } gm_memstats;
 
 // Fills *out. Cheap enough to call often (takes the heap lock briefly and
@@ -172,7 +190,8 @@ GM_API int gm_stats_json(FILE *f);
 // The event trace (GOMEM_TRACE=file starts one at program start and stops it
 // at exit): span allocations and frees, scavenges, coroutine creation, parks,
 // ends and saved-stack grows and shrinks, with timestamps, plus samples of
-// RSS, heap and stack figures every GOMEM_TRACE_INTERVAL ms (default 10).
+// RSS, heap and stack figures and the workers' time (sched_*_ns) every
+// GOMEM_TRACE_INTERVAL ms (default 10).
 // `gomem-info report FILE -o report.html` plots it. One trace per process at
 // a time; a forked child does not trace. gm_trace_start returns 0, or -1 and
 // errno (EBUSY: a trace is on; EINVAL: bad path; open(2)'s errors).
@@ -428,7 +447,10 @@ GM_API void gm_ready(gm_g *g);
 // per worker; a worker's thread sleeps only when no coroutine can run).
 // Outside a coroutine, the thread sleeps. gm_ready wakes a sleeper early.
 GM_API void gm_sleep(uint64_t ns);
-// The coroutine's id (1, 2, ... per process); 0 for NULL. Of a descriptor
+// The coroutine's id: unique in the process, never 0, increasing in the
+// order a worker creates its coroutines (each worker takes ids 16 at a
+// time, as Go's Ps do: two workers' ids interleave, with gaps); 0 for
+// NULL. Of a descriptor
 // whose coroutine ended: that one's id until the descriptor is reused, then
 // the new coroutine's.
 GM_API uint64_t gm_id(const gm_g *g);

@@ -92,6 +92,7 @@ int gm_stats_json(FILE *f)
     F(coro_running); F(coro_runnable); F(coro_waiting); F(coro_exec_stacks); F(coro_frame_saves); F(coro_pins);
     F(sched_steals); F(sched_steals_started); F(sched_long_runs); F(sched_handoffs);
     F(dedicated_cached); F(dedicated_guards); F(dedicated_canaries);
+    F(sched_busy_ns); F(sched_spin_ns); F(sched_idle_ns); F(sched_workers);
     F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes); F(tiny_hole_allocs);
 #undef F
     fprintf(f, "  \"by_size\": [");
@@ -106,6 +107,12 @@ int gm_stats_json(FILE *f)
                 o ? "," : "", (unsigned long long)s.stack_order[o].size,
                 (unsigned long long)s.stack_order[o].inuse, (unsigned long long)s.stack_order[o].cached,
                 (unsigned long long)s.stack_order[o].pooled, (unsigned long long)s.stack_order[o].nspans);
+    fprintf(f, "\n  ],\n");
+    fprintf(f, "  \"sched_worker\": [");
+    for (uint64_t w = 0; w < s.sched_workers && w < GM_STATS_WORKERS; w++)
+        fprintf(f, "%s\n    {\"worker\": %llu, \"busy_ns\": %llu, \"spin_ns\": %llu, \"idle_ns\": %llu}", w ? "," : "",
+                (unsigned long long)s.sched_worker[w].worker, (unsigned long long)s.sched_worker[w].busy_ns,
+                (unsigned long long)s.sched_worker[w].spin_ns, (unsigned long long)s.sched_worker[w].idle_ns);
     fprintf(f, "\n  ],\n");
     fprintf(f, "  \"coro_saved_by_order\": [");
     for (uint64_t o = 0; o <= s.stack_orders; o++)

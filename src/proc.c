@@ -40,8 +40,9 @@
 // worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
 // one whose coroutine runs long without switching (Go's handoffp).
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox, timerq and idle; it
-// is a leaf, taken under a channel's or a timer's lock. Other threads
+// Locks: worker.lock (a spin lock) guards newq, inbox, timerq, idle and,
+// with several workers, allgMov (the started movable gs); it is a leaf,
+// taken under a channel's or a timer's lock. Other threads
 // queue work for a worker on its inbox: readied gs, and the note that
 // timers of the worker changed (time.c). A park that must release a lock only
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
@@ -65,7 +66,8 @@ __thread worker *tworker __attribute__((tls_model("initial-exec")));
 static int allWorkersLock;     // spin lock for allWorkers
 static worker *allWorkers;     // every worker, for gm_stats; guarded by allWorkersLock
 static _Atomic int defaultProcs; // 0: not set (GOMEM_PROCS, else the CPUs)
-static _Atomic uint64_t goidgen;
+static _Atomic uint64_t goidgen; // ids handed to workers GoidBatch at a time
+#define GoidBatch 16
 static _Atomic uint64_t workerSerialGen;
 _Atomic long attachedThreads;  // runtime2.h
 __thread bool tAttached __attribute__((tls_model("initial-exec")));
@@ -74,7 +76,9 @@ static pthread_key_t attachKey; // its destructor uncounts an attached thread th
 static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
 static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
-static _Atomic uint64_t statCreated, statEnded, statSteals, statStealsStarted;
+static _Atomic uint64_t statCreated, statEnded; // of workers that are gone (the live ones count their own)
+static _Atomic uint64_t statSteals, statStealsStarted;
+static _Atomic uint64_t statBusyNs, statSpinNs, statIdleNs; // of workers whose schedule() returned
 
 void describeG(char *buf, size_t n, const gm_g *g)
 {
@@ -169,9 +173,15 @@ static void workerFree(worker *p)
         spin_lock(&gFreeLock);
         for (gm_g *g; (g = gQueue_pop(&p->freeq)) != NULL;)
             gQueue_pushBack(&gFree, g);
+        p->nfree = 0;
         spin_unlock(&gFreeLock);
     }
     spin_lock(&allWorkersLock); // first: withLiveWorker no longer finds p
+    // Its counts to the totals, in the step that stops gm_stats reading them.
+    atomic_fetch_add_explicit(&statCreated, atomic_load_explicit(&p->ncreated, memory_order_relaxed),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&statEnded, atomic_load_explicit(&p->nended, memory_order_relaxed),
+                              memory_order_relaxed);
     if (p->allprev != NULL)
         p->allprev->allnext = p->allnext;
     else
@@ -269,7 +279,10 @@ void wakeWorker(worker *p)
 bool wakep(worker *p)
 {
     group *grp = p->grp;
-    if (atomic_load_explicit(&grp->nidle, memory_order_relaxed) == 0)
+    // A spinning worker finds the work without a wake-up, and wakes the
+    // next when it takes some (findRunnable): no system call per new g.
+    if (atomic_load_explicit(&grp->nidle, memory_order_relaxed) == 0 ||
+        atomic_load_explicit(&grp->nspinning, memory_order_relaxed) > 0)
         return false;
     for (int k = 1; k < grp->nprocs; k++) {
         worker *v = grp->ps[(p->id + k) % grp->nprocs];
@@ -369,25 +382,66 @@ static gm_g *runqget(worker *p)
     return gQueue_pop(&p->runq);
 }
 
-// p->allg: p's thread writes it; under p->lock when the group has other
-// workers (a thief moves a started g from one list to another).
-static void allgAdd(worker *p, gm_g *g)
+// The lists of a worker's started gs: allg, the ones that cannot move,
+// p's thread's alone; allgMov, the movable ones, under p->lock when the
+// group has other workers (a thief moves them from list to list). So a
+// copied g starts and ends without a lock. Heads and next links are
+// stored atomically: forEachG walks them from other threads.
+static void allgLink(gm_g **head, gm_g *g)
 {
     g->allprev = NULL;
-    g->allnext = p->allg;
-    if (p->allg != NULL)
-        p->allg->allprev = g;
-    p->allg = g;
+    __atomic_store_n(&g->allnext, *head, __ATOMIC_RELAXED);
+    if (*head != NULL)
+        (*head)->allprev = g;
+    __atomic_store_n(head, g, __ATOMIC_RELEASE);
 }
 
-static void allgRemove(worker *p, gm_g *g)
+static void allgUnlink(gm_g **head, gm_g *g)
 {
     if (g->allprev != NULL)
-        g->allprev->allnext = g->allnext;
+        __atomic_store_n(&g->allprev->allnext, g->allnext, __ATOMIC_RELAXED);
     else
-        p->allg = g->allnext;
+        __atomic_store_n(head, g->allnext, __ATOMIC_RELAXED);
     if (g->allnext != NULL)
         g->allnext->allprev = g->allprev;
+}
+
+// A g that starts on p (p's thread), on the list its mode calls for.
+static void allgAdd(worker *p, gm_g *g)
+{
+    g->allgMov = movable(g);
+    if (!g->allgMov) {
+        allgLink(&p->allg, g);
+        return;
+    }
+    bool many = p->grp->nprocs > 1;
+    if (many)
+        spin_lock(&p->lock);
+    allgLink(&p->allgMov, g);
+    if (many)
+        spin_unlock(&p->lock);
+}
+
+// A g that ends on p (p's thread): off its list.
+static void allgRemove(worker *p, gm_g *g)
+{
+    if (!g->allgMov) {
+        allgUnlink(&p->allg, g);
+        return;
+    }
+    bool many = p->grp->nprocs > 1;
+    if (many)
+        spin_lock(&p->lock);
+    allgUnlink(&p->allgMov, g);
+    if (many)
+        spin_unlock(&p->lock);
+}
+
+void pinRunning(worker *p, gm_g *g)
+{
+    pinG(p, g);
+    allgUnlink(&p->allg, g);
+    allgAdd(p, g); // movable now
 }
 
 // Takes half of another worker's newq (new gs, and started movable ones);
@@ -406,7 +460,7 @@ static gm_g *runqsteal(worker *p)
             gm_g *g = gQueue_pop(&v->newq);
             v->nnew--;
             if (g->started) {
-                allgRemove(v, g);
+                allgUnlink(&v->allgMov, g);
                 started++;
             }
             gQueue_pushBack(&got, g);
@@ -422,9 +476,9 @@ static gm_g *runqsteal(worker *p)
             spin_lock(&p->lock);
             for (gm_g *g = got.head; g != NULL; g = g->schedlink)
                 if (g->started)
-                    allgAdd(p, g);
+                    allgLink(&p->allgMov, g);
             if (first->started)
-                allgAdd(p, first);
+                allgLink(&p->allgMov, first);
             spin_unlock(&p->lock);
         }
         for (gm_g *g; (g = gQueue_pop(&got)) != NULL;) {
@@ -470,16 +524,44 @@ static void coroMain(gm_g *g)
 
 // ------------------------------------------------------------ the loop
 
+#define GBatch 32    // descriptors made, or moved to and from gFree, at a time: one metadata allocation,
+                     // about 12 KiB
+#define GFreeMax 256 // dead descriptors a worker keeps (Go's gfput: 64); past it, GBatch go to gFree.
+                     // Above bench/sched.sh's batches of 100: at 64, one worker's own batches churned
+                     // through gFree (+50 instructions a coroutine)
+
+// p's surplus of dead descriptors to gFree (gfput).
+static GM_NOINLINE void gfputSurplus(worker *p)
+{
+    gQueue batch = { NULL, NULL };
+    for (int i = 0; i < GBatch; i++)
+        gQueue_pushBack(&batch, gQueue_pop(&p->freeq));
+    p->nfree -= GBatch;
+    spin_lock(&gFreeLock);
+    if (gFree.tail != NULL)
+        gFree.tail->schedlink = batch.head;
+    else
+        __atomic_store_n(&gFree.head, batch.head, __ATOMIC_RELAXED);
+    gFree.tail = batch.tail;
+    spin_unlock(&gFreeLock);
+}
+
+// Queues a dead g on p's free list for reuse. A worker that ends gs others
+// created (it stole them) would gather descriptors while their creator
+// makes new ones: past GFreeMax, the oldest GBatch go to the process-wide
+// gFree, where gfget finds them.
+static inline void gfput(worker *p, gm_g *g)
+{
+    gQueue_pushBack(&p->freeq, g);
+    if (GM_UNLIKELY(++p->nfree > GFreeMax))
+        gfputSurplus(p);
+}
+
 static void freeG(worker *p, gm_g *g)
 {
     stackReleaseG(p, g, p->onValgrind);
     track_fiberDestroy(&g->tsanFiber);
-    bool many = p->grp->nprocs > 1;
-    if (many)
-        spin_lock(&p->lock);
     allgRemove(p, g);
-    if (many)
-        spin_unlock(&p->lock);
     // Its joiners first: once on freeq, g may be reused. Under joinLock
     // even when none seems to wait: a joiner that saw g alive may be
     // queueing itself right now.
@@ -494,8 +576,9 @@ static void freeG(worker *p, gm_g *g)
     }
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
-    gQueue_pushBack(&p->freeq, g);
-    atomic_fetch_add_explicit(&statEnded, 1, memory_order_relaxed);
+    gfput(p, g);
+    atomic_store_explicit(&p->nended, atomic_load_explicit(&p->nended, memory_order_relaxed) + 1,
+                          memory_order_release);
     if (atomic_fetch_sub_explicit(&p->grp->live, 1, memory_order_acq_rel) == 1) {
         group *grp = p->grp; // the last one: every worker may stop
         for (int i = 0; i < grp->nprocs; i++)
@@ -522,20 +605,30 @@ static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
     for (int i = 0; i < grp->nprocs; i++) {
         worker *p = grp->ps[i];
         spin_lock(&p->lock);
-        for (gm_g *g = p->allg; g != NULL; g = g->allnext) {
-            if (shown++ == 100) {
-                fprintf(stderr, "...\n");
-                break;
+        for (int l = 0; l < 2; l++)
+            for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && shown <= 100; g = g->allnext) {
+                if (shown++ == 100) {
+                    fprintf(stderr, "...\n");
+                    break;
+                }
+                fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
+                        g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
             }
-            fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
-                    g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
-        }
         spin_unlock(&p->lock);
     }
     abort();
 }
 
 #define SpinRounds 4000 // pause instructions: tens of microseconds
+
+// Whether another worker of p's group has gs p may steal.
+static bool othersHaveWork(const worker *p)
+{
+    for (int k = 1; k < p->grp->nprocs; k++)
+        if (!gQueue_empty(&p->grp->ps[(p->id + k) % p->grp->nprocs]->newq))
+            return true;
+    return false;
+}
 
 // True when work showed up for p while it spun.
 static bool spinForWork(worker *p)
@@ -546,20 +639,28 @@ static bool spinForWork(worker *p)
             return true;
         if ((i & 255) == 255 && atomic_load_explicit(&p->grp->live, memory_order_relaxed) == 0)
             return false; // done: the caller finds out under its lock
-        if ((i & 511) == 511) {
-            for (int k = 1; k < p->grp->nprocs; k++)
-                if (!gQueue_empty(&p->grp->ps[(p->id + k) % p->grp->nprocs]->newq))
-                    return true; // something to steal
-        }
+        if ((i & 511) == 511 && othersHaveWork(p))
+            return true; // something to steal
     }
     return false;
 }
 
+// p's thread: the end of a spin that began at since (p->stSpinSince).
+static void spinEnd(worker *p, uint64_t since, uint64_t now)
+{
+    atomic_store_explicit(&p->stSpinNs, atomic_load_explicit(&p->stSpinNs, memory_order_relaxed) + (now - since),
+                          memory_order_relaxed);
+    atomic_store_explicit(&p->stSpinSince, 0, memory_order_relaxed);
+}
+
 // The next g for p to run, or NULL when the group is done. Sleeps in
-// netpoll when there is nothing to run.
+// netpoll when there is nothing to run. The time from finding nothing to
+// finding something (or sleeping) is p's spin time, the sleep its idle
+// time: the clock is read only off the path that finds work at once.
 static gm_g *findRunnable(worker *p)
 {
     group *grp = p->grp;
+    uint64_t looking = 0; // nanotime() when p found nothing to run; 0: it has not yet
     for (;;) {
         if (p->ntimers > 0)
             checkTimers(p, nanotime());
@@ -567,16 +668,34 @@ static gm_g *findRunnable(worker *p)
             netpoll(p, 0); // fairness for fd waiters while gs keep running
         assert3(worker_valid(p) == NULL);
         gm_g *g = runqget(p);
-        if (g != NULL)
+        if (g == NULL && grp->nprocs > 1)
+            g = runqsteal(p);
+        if (g != NULL) {
+            if (GM_UNLIKELY(looking != 0))
+                spinEnd(p, looking, nanotime());
             return g;
-        if (grp->nprocs > 1 && (g = runqsteal(p)) != NULL)
-            return g;
+        }
+        if (looking == 0) {
+            looking = nanotime();
+            atomic_store_explicit(&p->stSpinSince, looking, memory_order_relaxed);
+        }
         // Spin a little before sleeping (Go's spinning Ms): work handed
         // over between workers often arrives within microseconds, and a
         // sleeping worker costs its waker a netpollBreak and itself a
         // netpoll return.
-        if (grp->nprocs > 1 && p->nfdwait == 0 && spinForWork(p))
-            continue;
+        if (grp->nprocs > 1 && p->nfdwait == 0) {
+            atomic_fetch_add_explicit(&grp->nspinning, 1, memory_order_relaxed);
+            bool found = spinForWork(p);
+            // The last spinner to find work wakes a sleeper for the rest
+            // (Go's resetspinning): there may be more than it takes.
+            if (atomic_fetch_sub_explicit(&grp->nspinning, 1, memory_order_acq_rel) == 1 && found)
+                wakep(p);
+            // Not spinning any more, a last look (Go's findrunnable does
+            // the same): a g queued since the spin's last look at the
+            // others woke nobody, since wakep saw p spinning.
+            if (found || othersHaveWork(p))
+                continue;
+        }
         // Nothing to run. Sleep, unless the group is done; marking idle
         // and checking live under p->lock pairs with freeG's wake.
         spin_lock(&p->lock);
@@ -586,17 +705,41 @@ static gm_g *findRunnable(worker *p)
         }
         if (atomic_load_explicit(&grp->live, memory_order_acquire) == 0) {
             spin_unlock(&p->lock);
+            spinEnd(p, looking, nanotime());
             return NULL;
         }
         __atomic_store_n(&p->idle, true, __ATOMIC_RELAXED);
         int idle = atomic_fetch_add_explicit(&grp->nidle, 1, memory_order_acq_rel) + 1;
         spin_unlock(&p->lock);
+        // Idle, and counted: a g queued on another worker from here on
+        // wakes p (wakep). One queued just before may have seen nidle
+        // still without p: look once more. (A push whose wakep read nidle
+        // before p's increment reached it is left to the next push, or to
+        // sysmon once its worker holds it 10 ms.)
+        if (grp->nprocs > 1 && othersHaveWork(p)) {
+            spin_lock(&p->lock);
+            if (p->idle) {
+                __atomic_store_n(&p->idle, false, __ATOMIC_RELAXED);
+                atomic_fetch_sub_explicit(&grp->nidle, 1, memory_order_relaxed);
+            }
+            spin_unlock(&p->lock);
+            continue;
+        }
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
             atomic_load(&attachedThreads) == 0 && atomic_load(&grp->live) > 0)
             deadlock(grp);
-        netpoll(p, timerDelay(p, nanotime()));
+        uint64_t slept = nanotime();
+        spinEnd(p, looking, slept);
+        atomic_store_explicit(&p->stIdleSince, slept, memory_order_relaxed);
+        netpoll(p, timerDelay(p, slept));
+        looking = nanotime();
+        atomic_store_explicit(&p->stIdleNs,
+                              atomic_load_explicit(&p->stIdleNs, memory_order_relaxed) + (looking - slept),
+                              memory_order_relaxed);
+        atomic_store_explicit(&p->stIdleSince, 0, memory_order_relaxed);
+        atomic_store_explicit(&p->stSpinSince, looking, memory_order_relaxed);
         spin_lock(&p->lock);
         if (p->idle) {
             __atomic_store_n(&p->idle, false, __ATOMIC_RELAXED);
@@ -609,6 +752,10 @@ static gm_g *findRunnable(worker *p)
 static void schedule(worker *p)
 {
     gm_g *g;
+    uint64_t start = nanotime();
+    atomic_store_explicit(&p->stSpinNs, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->stIdleNs, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->stStart, start, memory_order_release); // gm_stats counts it from here
     while ((g = findRunnable(p)) != NULL) {
         if (!ownStack(g)) {
             if (!g->started)
@@ -632,12 +779,7 @@ static void schedule(worker *p)
             }
             g->direct = DirectYield && g->mode == GM_STACK_DEDICATED;
             g->directCopy = DirectYield && g->mode == GM_STACK_COPIED && !g->checked;
-            bool many = p->grp->nprocs > 1;
-            if (many)
-                spin_lock(&p->lock);
             allgAdd(p, g);
-            if (many)
-                spin_unlock(&p->lock);
         }
         setstatus(g, Grunning);
         atomic_store_explicit(&p->schedtick, p->schedtick + 1, memory_order_relaxed); // sysmon's clock
@@ -664,6 +806,16 @@ static void schedule(worker *p)
         if (dead)
             freeG(p, g);
     }
+    // Its times go to the totals; it is no longer counted as running.
+    spin_lock(&allWorkersLock);
+    uint64_t spin = atomic_load_explicit(&p->stSpinNs, memory_order_relaxed);
+    uint64_t idle = atomic_load_explicit(&p->stIdleNs, memory_order_relaxed);
+    uint64_t all = nanotime() - start;
+    atomic_fetch_add_explicit(&statSpinNs, spin, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statIdleNs, idle, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statBusyNs, all > spin + idle ? all - spin - idle : 0, memory_order_relaxed);
+    atomic_store_explicit(&p->stStart, 0, memory_order_relaxed);
+    spin_unlock(&allWorkersLock);
 }
 
 static void *workerMain(void *arg)
@@ -706,24 +858,30 @@ const char *worker_valid(worker *p)
     if ((bad = sudogcache_valid(p)) != NULL)
         return bad;
     long bound[MaxExecStacks] = { 0 };
-    spin_lock(&p->lock); // thieves move started gs between allg lists under it
-    for (gm_g *g = p->allg; g != NULL && bad == NULL; g = g->allnext) {
-        if (!g->started || gstatus(g) == Gdead)
-            bad = "worker: allg holds a g that is not started and alive";
-        else if (g->p != p && !movable(g)) // (a movable one may be between a thief's steps)
-            bad = "worker: allg holds a copied g of another worker";
-        else if ((g->exec != NULL) == ownStack(g))
-            bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
-        else if (g->exec != NULL) {
-            long i = g->exec - p->exec;
-            if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
-                bad = "worker: a g is bound to an execution stack that is not one of its worker's";
-            else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
-                bad = "worker: a g's frame range is not its execution stack's";
-            else if ((g->exec->owner == g) != g->onExec)
-                bad = "worker: a g's onExec disagrees with its execution stack's owner";
-            else
-                bound[i]++;
+    spin_lock(&p->lock); // thieves move started gs between allgMov lists under it
+    for (int l = 0; l < 2 && bad == NULL; l++) {
+        for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && bad == NULL; g = g->allnext) {
+            if (!g->started || gstatus(g) == Gdead)
+                bad = "worker: allg holds a g that is not started and alive";
+            else if (g->allgMov != (l == 1))
+                bad = "worker: a g's allgMov does not say which list it is on";
+            else if (l == 0 && (g->p != p || movable(g)))
+                bad = "worker: allg holds a movable g, or one of another worker";
+            else if (l == 1 && g->p != p && !movable(g)) // (a movable one may be between a thief's steps)
+                bad = "worker: allgMov holds a g of another worker that cannot move";
+            else if ((g->exec != NULL) == ownStack(g))
+                bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
+            else if (g->exec != NULL) {
+                long i = g->exec - p->exec;
+                if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
+                    bad = "worker: a g is bound to an execution stack that is not one of its worker's";
+                else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
+                    bad = "worker: a g's frame range is not its execution stack's";
+                else if ((g->exec->owner == g) != g->onExec)
+                    bad = "worker: a g's onExec disagrees with its execution stack's owner";
+                else
+                    bound[i]++;
+            }
         }
     }
     spin_unlock(&p->lock);
@@ -743,30 +901,32 @@ const char *worker_valid(worker *p)
 
 // ------------------------------------------------------------- the API
 
-#define GBatch 32 // descriptors made at a time: one metadata allocation, about 12 KiB
-
 // A dead descriptor to reuse: p's own (oldest first), one of an ended
 // group, or a new batch of metadata (descriptors are never freed, as Go
 // never frees a g; the rest of the batch goes on p's free list).
 static gm_g *gfget(worker *p)
 {
     gm_g *g = gQueue_pop(&p->freeq);
-    if (g != NULL)
+    if (g != NULL) {
+        p->nfree--;
         return g;
+    }
     if (!gQueue_empty(&gFree)) {
         spin_lock(&gFreeLock);
-        for (int i = 0; i < GBatch && !gQueue_empty(&gFree); i++)
+        for (int i = 0; i < GBatch && !gQueue_empty(&gFree); i++, p->nfree++)
             gQueue_pushBack(&p->freeq, gQueue_pop(&gFree));
         spin_unlock(&gFreeLock);
-        if ((g = gQueue_pop(&p->freeq)) != NULL)
+        if ((g = gQueue_pop(&p->freeq)) != NULL) {
+            p->nfree--;
             return g;
+        }
     }
     gm_g *batch = persistentalloc(GBatch * sizeof *batch, 64); // zeroed: fresh pages, never reused
     if (batch == NULL) {
         errno = ENOMEM;
         return NULL;
     }
-    for (int i = 1; i < GBatch; i++) {
+    for (int i = 1; i < GBatch; i++, p->nfree++) {
         setstatus(&batch[i], Gdead);
         gQueue_pushBack(&p->freeq, &batch[i]);
     }
@@ -795,11 +955,15 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
     g->name = opts ? opts->name : NULL;
     // A new id before anything else of the new coroutine: a joiner of the
     // old one sees the change and returns.
-    uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    if (GM_UNLIKELY(p->goidNext == p->goidEnd)) { // ids in batches (Go's goidcache)
+        p->goidNext = atomic_fetch_add_explicit(&goidgen, GoidBatch, memory_order_relaxed) + 1;
+        p->goidEnd = p->goidNext + GoidBatch;
+    }
+    uint64_t id = p->goidNext++;
     atomic_store_explicit(&g->id, id, memory_order_release);
     if (!stackInitG(g, opts ? opts->stack_size : 0)) {
         setstatus(g, Gdead);
-        gQueue_pushBack(&p->freeq, g);
+        gfput(p, g);
         return NULL;
     }
     TRACE(EvGoCreate, 0, 0, id);
@@ -807,7 +971,8 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
         *idp = id; // before g can run (and end, and its descriptor be reused)
     setstatus(g, Grunnable);
     atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&statCreated, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->ncreated, atomic_load_explicit(&p->ncreated, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     group *grp = p->grp;
     if (grp->nprocs <= 1) { // nobody to steal it
         runqputLocal(p, g);
@@ -958,10 +1123,12 @@ void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
         // Bounded: the list may change under the walk (a g that ends is
         // unlinked by its worker), but every link names a descriptor.
         long n = 0;
-        for (gm_g *g = __atomic_load_n(&p->allg, __ATOMIC_RELAXED); g != NULL && n < (1L << 24);
+        for (gm_g *g = __atomic_load_n(&p->allg, __ATOMIC_ACQUIRE); g != NULL && n < (1L << 24);
              g = __atomic_load_n(&g->allnext, __ATOMIC_RELAXED), n++)
             fn(g, p, arg);
         spin_lock(&p->lock);
+        for (gm_g *g = p->allgMov; g != NULL; g = g->allnext)
+            fn(g, p, arg);
         for (gm_g *g = p->newq.head; g != NULL; g = g->schedlink)
             fn(g, p, arg);
         spin_unlock(&p->lock);
@@ -1229,17 +1396,57 @@ int gm_join_ctx(gm_g *g, uint64_t id, gm_ctx *ctx)
 
 void proc_stats(gm_memstats *out)
 {
-    out->coro_created = atomic_load_explicit(&statCreated, memory_order_relaxed);
-    out->coro_ended = atomic_load_explicit(&statEnded, memory_order_relaxed);
     out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
     out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
     sysmon_stats(out);
     savedstack_stats(out);
     int64_t running = 0, waiting = 0;
     spin_lock(&allWorkersLock);
+    // Ends first, then creations: a g counted as ended was created before,
+    // on whichever worker, so ended <= created holds in the snapshot.
+    out->coro_ended = atomic_load_explicit(&statEnded, memory_order_relaxed);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+        out->coro_ended += atomic_load_explicit(&p->nended, memory_order_acquire);
+    out->coro_created = atomic_load_explicit(&statCreated, memory_order_relaxed);
+    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+        out->coro_created += atomic_load_explicit(&p->ncreated, memory_order_relaxed);
+    out->sched_busy_ns = atomic_load_explicit(&statBusyNs, memory_order_relaxed);
+    out->sched_spin_ns = atomic_load_explicit(&statSpinNs, memory_order_relaxed);
+    out->sched_idle_ns = atomic_load_explicit(&statIdleNs, memory_order_relaxed);
+    out->sched_workers = 0;
+    uint64_t now = nanotime();
     for (worker *p = allWorkers; p != NULL; p = p->allnext) {
         running += __atomic_load_n(&p->cur, __ATOMIC_RELAXED) != NULL;
         waiting += atomic_load_explicit(&p->nwaiting, memory_order_relaxed);
+        uint64_t start = atomic_load_explicit(&p->stStart, memory_order_acquire);
+        if (start == 0 || start > now)
+            continue;
+        // Its spin or sleep so far counts already. Each total is read
+        // before its start: one that just ended may be missed in this
+        // snapshot (busy then reads high), never counted twice.
+        uint64_t spin = atomic_load_explicit(&p->stSpinNs, memory_order_relaxed);
+        uint64_t idle = atomic_load_explicit(&p->stIdleNs, memory_order_relaxed);
+        uint64_t s = atomic_load_explicit(&p->stSpinSince, memory_order_relaxed);
+        uint64_t i = atomic_load_explicit(&p->stIdleSince, memory_order_relaxed);
+        spin += s != 0 && s <= now ? now - s : 0;
+        idle += i != 0 && i <= now ? now - i : 0;
+        uint64_t all = now - start;
+        if (spin + idle > all) { // the race above: scale back to the elapsed time
+            idle = idle > all ? all : idle;
+            spin = all - idle;
+        }
+        uint64_t busy = all - spin - idle;
+        out->sched_busy_ns += busy;
+        out->sched_spin_ns += spin;
+        out->sched_idle_ns += idle;
+        if (out->sched_workers < GM_STATS_WORKERS) {
+            uint64_t k = out->sched_workers;
+            out->sched_worker[k].worker = (uint64_t)p->id;
+            out->sched_worker[k].busy_ns = busy;
+            out->sched_worker[k].spin_ns = spin;
+            out->sched_worker[k].idle_ns = idle;
+        }
+        out->sched_workers++;
     }
     spin_unlock(&allWorkersLock);
     int64_t live = (int64_t)(out->coro_created - out->coro_ended) - running - waiting;

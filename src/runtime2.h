@@ -64,7 +64,8 @@ struct gm_g {
     void (*fn)(void *);
     void *arg;
     struct gm_g *schedlink;    // the gQueue it is on
-    struct gm_g *allprev, *allnext; // p->allg (started gs); p's thread
+    struct gm_g *allprev, *allnext; // p->allg or p->allgMov (started gs); guarded as that list
+    bool allgMov;              // on p->allgMov, not p->allg: movable when it started, or pinned since
     worker *p;                 // its worker; changes only before it starts (a steal)
     uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
                                // A yield straight to the next g (no loop) keeps the yielder's old one:
@@ -183,6 +184,8 @@ typedef struct group {
     worker **ps;               // immutable while running
     _Atomic long live;         // gs not dead
     _Atomic int nidle;         // workers with idle set
+    _Atomic int nspinning;     // workers looking for work without sleeping (spinForWork): a new g
+                               // wakes a sleeping worker only when none spins (Go's nmspinning)
     _Atomic long ntimers;      // pending timers, all workers
     _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
     bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
@@ -205,7 +208,8 @@ typedef struct execStack {
 // every g on runq, inbox and newq is Grunnable with g->p == p (but the
 // inbox's timerNote, which is no g); newq's gs are new or movable; the gs
 // of runq are in increasing enqSeq; nnew is newq's length; every g on allg
-// is started and not dead, and a copied one has g->p == p. Execution
+// and allgMov is started and not dead, g->allgMov says which, a g on allg
+// has g->p == p and cannot move, and one on allgMov was movable. Execution
 // stacks: each g on allg bound to one (g->exec) is one of p's, its range
 // is that stack's, and it is the stack's owner exactly when its frames are
 // there (onExec); each stack's nbound counts the gs bound to it, and its
@@ -226,8 +230,8 @@ struct worker {
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
     uint64_t seq;              // enqSeq of the last g queued here
-    gm_g *allg;                // started gs here, not dead; under p->lock too when the group has more than
-                               // one worker (runqsteal moves started movable gs between lists)
+    gm_g *allg;                // started gs here that cannot move, not dead (allgMov has the others); p's
+                               // thread
     group *grp;
     int id;
     uint64_t serial;           // unique among every worker the process made; immutable
@@ -259,6 +263,22 @@ struct worker {
     uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
     bool smReported;           // sysmon's: this long run was counted
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
+    // Where its time goes (gm_memstats.sched_*_ns), ns of nanotime(): its
+    // thread writes them (no RMW), gm_stats reads. Busy is the rest:
+    // now - stStart - stSpinNs - stIdleNs - the current spin or sleep.
+    _Atomic uint64_t stStart;  // when its schedule() began; 0: not scheduling
+    _Atomic uint64_t stSpinNs; // looking for work (spinning, stealing) before it found some or slept
+    _Atomic uint64_t stIdleNs; // asleep in netpoll with nothing to run
+    _Atomic uint64_t stSpinSince, stIdleSince; // when the current spin or sleep began; 0: none
+    // Counters kept per worker so that creating and ending a g writes no
+    // shared line (Go's per-P goidcache and stats).
+    uint64_t goidNext, goidEnd; // ids [goidNext, goidEnd) taken from goidgen for p's next gs; p's thread
+    _Atomic uint64_t ncreated, nended; // gs created here, and ended here: its thread writes (no RMW),
+                               // gm_stats reads
+    long nfree;                // freeq's length; p's thread
+    gm_g *allgMov;             // started movable gs here, not dead (allg holds the others): under p->lock
+                               // when the group has more than one worker (runqsteal moves them between
+                               // workers' lists); allg is then p's thread's alone, with no lock
 };
 
 // The shared state of one gm_select call waiting on several channels: its
@@ -604,10 +624,12 @@ void *yieldSwapFrames(void *arg);
 // coroutine (gm_go's argument, a pointer sent on a channel): its execution
 // stack becomes its own, so the address stays valid while it is parked.
 void pinG(worker *p, gm_g *g);
+// pinG, then g to p's list of movable gs (proc.c).
+void pinRunning(worker *p, gm_g *g);
 static inline void escapes(worker *p, gm_g *g, const void *addr)
 {
     if (GM_UNLIKELY((uintptr_t)addr - g->runLo < g->runHi - g->runLo) && !g->own)
-        pinG(p, g);
+        pinRunning(p, g);
 }
 // A sync object or channel at addr, used by the running coroutine (or a
 // plain thread) about to park or wake on it, must not sit in the frames of

@@ -182,6 +182,9 @@ static void sample(void)
     for (unsigned o = 0; o <= m.stack_orders; o++)
         traceEvent(EvSampleSavedOrder, o, 0, m.coro_saved_by_order[o]);
     traceEvent(EvSampleCoros, 0, (uint32_t)m.coro_running, m.coro_runnable | m.coro_waiting << 32);
+    traceEvent(EvSampleSched, 0, 0, m.sched_busy_ns);
+    traceEvent(EvSampleSched, 1, 0, m.sched_spin_ns);
+    traceEvent(EvSampleSched, 2, 0, m.sched_idle_ns);
 }
 
 static void *samplerMain(void *arg)

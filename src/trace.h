@@ -41,6 +41,7 @@ enum traceEv {
     EvSampleStackOrder = 37, // aux order, x size/256, y bytes in use
     EvSampleSavedOrder = 38, // aux order (stack_orders: larger), y saved bytes
     EvSampleCoros = 39,      // x running, y runnable | waiting << 32
+    EvSampleSched = 40,      // aux 0 busy, 1 spin, 2 idle: y the workers' ns so far (gm_memstats.sched_*_ns)
     EvClassLive = 48,        // at stop: aux class, x size, y live objects (class 0: y large bytes)
     EvTinyLive = 49,         // at stop: x tiny blocks, y live tiny objects
     EvClassTotal = 50,       // at stop: aux class, x size, y objects ever allocated

@@ -10,7 +10,9 @@
 //     frames are still on its execution stack; else they are copied in, by
 //     gstack.c's yieldSwapFrames run by swapctxVia on the scheduler's idle
 //     thread stack (yieldScratch) when they replace the yielder's.
-// Everything else, misuse included, goes round the loop (yieldSlow). Under
+// A movable yielder goes round the loop while another worker of its group
+// is idle (yieldsToThieves): the loop queues it where idle workers steal. Everything
+// else, misuse included, goes round the loop too (yieldSlow). Under
 // the sanitizers DirectYield is false (their hooks run in the loop), so
 // direct and directCopy are never set.
 #include "runtime2.h"
@@ -23,6 +25,22 @@ static inline bool loopIdle(const worker *p)
     return (p->ntimers | (size_t)p->nfdwait) == 0 &&
            ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
             (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0;
+}
+
+// Whether g must go round the loop to be queued where other workers may
+// take it: a movable g, while another worker of its group looks for work
+// (spins) or sleeps, goes to newq once its context is saved
+// (requeueYielded). A hand-over would put it on runq, and a worker handing
+// over among its gs would keep them from idle workers for good. While
+// every worker is busy, nobody would take it: the hand-over stays. Copied
+// gs test one flag.
+static inline bool yieldsToThieves(const worker *p, const gm_g *g)
+{
+    if (GM_LIKELY(!g->own) || !movable(g))
+        return false;
+    const group *grp = p->grp;
+    return grp->nprocs > 1 && (atomic_load_explicit(&grp->nidle, memory_order_relaxed) |
+                               atomic_load_explicit(&grp->nspinning, memory_order_relaxed)) != 0;
 }
 
 // gm_yield's hand-over bookkeeping: next off the runq's head, g to its
@@ -126,7 +144,7 @@ void gm_yield(void)
     gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
     if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) && canaryIntact(g))) {
         gm_g *next = p->runq.head;
-        if (GM_LIKELY(next != NULL && loopIdle(p))) {
+        if (GM_LIKELY(next != NULL && loopIdle(p) && !yieldsToThieves(p, g))) {
             if (GM_LIKELY(next->direct)) {
                 assert2(next->started && ownStack(next) && !next->checked);
                 assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));

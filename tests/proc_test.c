@@ -714,7 +714,15 @@ static void yieldChecker(void *arg)
 static void yieldersMain(void *arg)
 {
     (void)arg;
-    gm_go_options ded = { GM_STACK_DEDICATED, 16 << 10, NULL, 0 };
+    // All placed on the first worker (not stealable before they start):
+    // the other has only the started ones it steals, so they must move.
+    // Once it is there: on a loaded machine its thread may start after
+    // they are all done.
+    gm_memstats m;
+    do
+        gm_stats(&m);
+    while (m.sched_workers < 2);
+    gm_go_options ded = { GM_STACK_DEDICATED, 16 << 10, NULL, 1 };
     for (int i = 0; i < 64; i++)
         CHECK(gm_go_opts(yieldChecker, (void *)(uintptr_t)(i + 1), &ded) != NULL);
 }

@@ -172,6 +172,7 @@ TEST(trace_records_a_real_run)
     CHECK(evCount[EvStackGrow] >= 10);
     CHECK(evCount[EvStackShrink] >= 10);
     CHECK(evCount[EvSampleRSS] >= 1);
+    CHECK_EQ(evCount[EvSampleSched], 3 * evCount[EvSampleRSS]); // busy, spin, idle at each sample
     CHECK(lastRSS > 0);
     CHECK(class48Live >= 100);
     for (int i = 0; i < 100; i++)
@@ -243,7 +244,8 @@ TEST(report_from_a_trace_has_its_plots)
         return;
     CHECK(strncmp(h, "<!DOCTYPE html>", 15) == 0);
     CHECK(strstr(h, "</html>") != NULL);
-    const char *ids[] = { "memory", "stack-orders", "saved-stacks", "grow-shrink", "coroutines", "size-classes" };
+    const char *ids[] = { "memory", "stack-orders", "saved-stacks", "grow-shrink", "coroutines", "workers",
+                          "size-classes" };
     int missing = 0;
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         char want[64];

@@ -8,8 +8,8 @@
 # x87 control word, r15, r14, r13, r12, rbx, rbp, then the return address.
 # gm-bt points rsp/rip/rbp there, prints the backtrace and puts them back
 # (a live process, not a core file). A dedicated coroutine's frames are
-# always in place; a copied one's only while it is its worker's execution
-# stack owner (the last copied coroutine that ran there): the others' frames
+# always in place; a copied one's only while it owns its execution stack
+# (g->onExec: the last copied coroutine that ran there): the others' frames
 # sit in their saved copies at other addresses, where gdb cannot unwind
 # them. Run the program with GOMEM_DEBUG=stackcheck to give every copied
 # coroutine a stack of its own, and gm-bt shows every one.
@@ -43,10 +43,11 @@ def workers():
 
 def coroutines():
     for w in workers():
-        g = w["allg"]
-        while int(g) != 0:
-            yield w, g
-            g = g["allnext"]
+        for head in ("allg", "allgMov"):  # the started gs that cannot move, then the movable ones
+            g = w[head]
+            while int(g) != 0:
+                yield w, g
+                g = g["allnext"]
 
 
 def describe(w, g):
@@ -87,8 +88,9 @@ class Backtrace(gdb.Command):
             if int(w["cur"]) == int(g):
                 print("running now: use gdb's own bt in its thread")
                 return
-            own = int(g["mode"]) == 1 or bool(g["checked"])
-            if not own and int(w["owner"]) != int(g):
+            # Its frames are in place on a stack of its own (dedicated,
+            # stackcheck, pinned), or while it owns its execution stack.
+            if not bool(g["own"]) and not bool(g["onExec"]):
                 print("its frames are in its saved copy (copied mode): run with GOMEM_DEBUG=stackcheck to see them")
                 return
             sp = int(g["sp"])

@@ -365,7 +365,7 @@ static int cmpTs(const void *a, const void *b)
 
 static bool knownEvent(unsigned ev)
 {
-    return (ev >= EvSpanAlloc && ev <= EvGoEnd) || (ev >= EvSampleRSS && ev <= EvSampleCoros) || ev == EvClassLive ||
+    return (ev >= EvSpanAlloc && ev <= EvGoEnd) || (ev >= EvSampleRSS && ev <= EvSampleSched) || ev == EvClassLive ||
            ev == EvTinyLive || ev == EvClassTotal || ev == EvClock;
 }
 
@@ -417,6 +417,8 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     vec rss = { 0 }, halloc = { 0 }, hinuse = { 0 }, hrel = { 0 }, stk = { 0 };
     vec order[MaxOrders] = { { 0 } }, saved[MaxOrders + 1] = { { 0 } }, run = { 0 }, runnable = { 0 }, waiting = { 0 };
     vec grows = { 0 }, shrinks = { 0 };
+    vec wk[3] = { { 0 } };        // workers busy, spinning, idle: the average over each sample interval
+    double wkT[3] = { 0 }, wkY[3] = { 0 }; // the previous sample of each
     unsigned orderSize[MaxOrders] = { 0 }, norders = 0;
     uint64_t count[64] = { 0 };
     double classLive[256] = { 0 }, classTotal[256] = { 0 }, classSize[256] = { 0 }, largeBytes = 0;
@@ -448,6 +450,16 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
             push(&run, t, r[i].x);
             push(&runnable, t, (double)(r[i].y & 0xffffffffu));
             push(&waiting, t, (double)(r[i].y >> 32));
+            break;
+        case EvSampleSched:
+            // A total of ns: its slope over the interval is the number of
+            // workers in that state, on average.
+            if (a < 3) {
+                if (wkT[a] > 0 && t > wkT[a] && y >= wkY[a])
+                    push(&wk[a], t, (y - wkY[a]) / (t - wkT[a]));
+                wkT[a] = t;
+                wkY[a] = y;
+            }
             break;
         case EvStackGrow: push(&grows, t, r[i].x); break;
         case EvStackShrink: push(&shrinks, t, r[i].x); break;
@@ -544,6 +556,10 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
                     { "runnable", runnable.x, runnable.y, runnable.n },
                     { "waiting", waiting.x, waiting.y, waiting.n } };
     lineChart(o, "coroutines", "Coroutines by state over time", cs, 3, false);
+    series ws[] = { { "busy", wk[0].x, wk[0].y, wk[0].n },
+                    { "spinning", wk[1].x, wk[1].y, wk[1].n },
+                    { "idle", wk[2].x, wk[2].y, wk[2].n } };
+    lineChart(o, "workers", "Scheduler workers busy, spinning and idle (average over each sample)", ws, 3, false);
 
     // Size-class histogram: live bytes per class at the end of the trace.
     const char *labels[256];
@@ -581,7 +597,8 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     heapEnd(o);
     fputs("</body></html>\n", o);
     free(r);
-    vec *all[] = { &rss, &halloc, &hinuse, &hrel, &stk, &run, &runnable, &waiting, &grows, &shrinks };
+    vec *all[] = { &rss, &halloc, &hinuse, &hrel, &stk, &run, &runnable, &waiting, &grows, &shrinks,
+                   &wk[0], &wk[1], &wk[2] };
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
         free(all[i]->x);
         free(all[i]->y);
