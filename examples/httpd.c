@@ -105,8 +105,11 @@ static void gen_expr(void)
 {
     static const char ops[] = "+-*";
     size_t n = 0;
-    for (int d = 0; d < Depth; d++)
-        n += (size_t)snprintf(expr + n, sizeof expr - n, "%u%c(", 1 + next_rand() % 999, ops[next_rand() % 3]);
+    for (int d = 0; d < Depth; d++) {
+        unsigned num = 1 + next_rand() % 999;
+        char op = ops[next_rand() % 3];
+        n += (size_t)snprintf(expr + n, sizeof expr - n, "%u%c(", num, op);
+    }
     n += (size_t)snprintf(expr + n, sizeof expr - n, "%u", 1 + next_rand() % 999);
     for (int d = 0; d < Depth; d++)
         expr[n++] = ')';
