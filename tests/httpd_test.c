@@ -28,7 +28,7 @@
 
 #include "testing.h"
 
-enum { Depth = 48, IdleMs = 500 };
+enum { Depth = 40, IdleMs = 500 };
 #define Modulus 1000003L
 
 static struct sockaddr_in server_addr;

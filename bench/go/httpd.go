@@ -22,7 +22,7 @@ import (
 )
 
 const (
-	depth   = 48
+	depth   = 40
 	modulus = 1000003
 )
 
@@ -60,11 +60,6 @@ func genExpr() {
 	}
 }
 
-type parser struct {
-	s   []byte
-	pos int
-}
-
 const (
 	tokNum = iota
 	tokOp
@@ -76,28 +71,39 @@ const (
 
 type token struct {
 	kind int
-	text [24]byte
-	len  int
 	op   byte
+	len  uint8
+	at   int      // where it starts in the expression, for error messages
+	text [64]byte // a number's digits, as a lexer keeps its lexeme
 }
 
-func (ps *parser) next() token {
-	t := token{kind: tokEnd}
+type parser struct {
+	s   []byte
+	pos int
+	tok token  // the lookahead: the next token, not yet taken
+	err string // the first syntax error, "" if none
+}
+
+func (ps *parser) advance() {
+	t := &ps.tok
 	for ps.pos < len(ps.s) && ps.s[ps.pos] == ' ' {
 		ps.pos++
 	}
+	t.len = 0
+	t.at = ps.pos
 	if ps.pos == len(ps.s) {
-		return t
+		t.kind = tokEnd
+		return
 	}
 	c := ps.s[ps.pos]
 	if c >= '0' && c <= '9' {
 		t.kind = tokNum
-		for ps.pos < len(ps.s) && ps.s[ps.pos] >= '0' && ps.s[ps.pos] <= '9' && t.len < len(t.text)-1 {
+		for ps.pos < len(ps.s) && ps.s[ps.pos] >= '0' && ps.s[ps.pos] <= '9' && int(t.len) < len(t.text) {
 			t.text[t.len] = ps.s[ps.pos]
 			t.len++
 			ps.pos++
 		}
-		return t
+		return
 	}
 	ps.pos++
 	switch c {
@@ -111,68 +117,91 @@ func (ps *parser) next() token {
 		t.kind = tokBad
 	}
 	t.op = c
-	return t
+}
+
+// syntaxError records the first syntax error, naming the token and its offset.
+func (ps *parser) syntaxError(t *token, what string) {
+	if ps.err == "" {
+		text := string(t.op)
+		if t.kind == tokNum {
+			text = string(t.text[:t.len])
+		}
+		ps.err = fmt.Sprintf("%s at offset %d ('%s')", what, t.at, text)
+	}
+}
+
+func apply(op byte, a, b int64) int64 {
+	switch op {
+	case '+':
+		return (a + b) % modulus
+	case '-':
+		return (a - b + modulus) % modulus
+	}
+	return a * b % modulus
 }
 
 // factor := number | '(' expr ')'
-func (ps *parser) factor(ok *bool) int64 {
-	t := ps.next()
+func (ps *parser) factor() int64 {
+	t := ps.tok // taken: the lookahead moves on
+	ps.advance()
 	if t.kind == tokNum {
 		var v int64
-		for i := 0; i < t.len; i++ {
-			v = (v*10 + int64(t.text[i]-'0')) % modulus
+		for i := 0; i < int(t.len); i++ {
+			if v = v*10 + int64(t.text[i]-'0'); v >= modulus {
+				v %= modulus
+			}
 		}
 		return v
 	}
 	if t.kind == tokOpen {
-		v := ps.expr(ok)
-		if ps.next().kind != tokClose {
-			*ok = false
+		v := ps.expr()
+		if ps.tok.kind != tokClose {
+			ps.syntaxError(&t, "unclosed parenthesis")
 		}
+		ps.advance()
 		return v
 	}
-	*ok = false
+	ps.syntaxError(&t, "expected a number or '('")
 	return 0
 }
 
 // term := factor ('*' factor)*
-func (ps *parser) term(ok *bool) int64 {
-	v := ps.factor(ok)
-	for {
-		save := ps.pos
-		t := ps.next()
-		if t.kind != tokOp || t.op != '*' {
-			ps.pos = save
-			return v
+func (ps *parser) term() int64 {
+	v := ps.factor()
+	for ps.tok.kind == tokOp && ps.tok.op == '*' {
+		op := ps.tok
+		ps.advance()
+		if ps.tok.kind == tokEnd {
+			ps.syntaxError(&op, "operator without a right operand")
 		}
-		v = v * ps.factor(ok) % modulus
+		v = apply(op.op, v, ps.factor())
 	}
+	return v
 }
 
 // expr := term (('+' | '-') term)*
-func (ps *parser) expr(ok *bool) int64 {
-	v := ps.term(ok)
-	for {
-		save := ps.pos
-		t := ps.next()
-		if t.kind != tokOp || t.op == '*' {
-			ps.pos = save
-			return v
+func (ps *parser) expr() int64 {
+	v := ps.term()
+	for ps.tok.kind == tokOp && ps.tok.op != '*' {
+		op := ps.tok
+		ps.advance()
+		if ps.tok.kind == tokEnd {
+			ps.syntaxError(&op, "operator without a right operand")
 		}
-		rhs := ps.term(ok)
-		if t.op == '+' {
-			v = (v + rhs) % modulus
-		} else {
-			v = (v - rhs + modulus) % modulus
-		}
+		v = apply(op.op, v, ps.term())
 	}
+	return v
 }
 
+// evalExpr evaluates expr: its value, or -1 on a syntax error (there is none).
 func evalExpr() int64 {
 	ps := parser{s: expr}
-	ok := true
-	v := ps.expr(&ok)
-	if !ok || ps.pos != len(ps.s) {
+	ps.advance()
+	v := ps.expr()
+	if ps.tok.kind != tokEnd {
+		ps.syntaxError(&ps.tok, "trailing input")
+	}
+	if ps.err != "" {
 		return -1
 	}
 	return v
