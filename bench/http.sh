@@ -4,7 +4,8 @@
 # count and route, a fresh gomem server then a fresh Go server (the order
 # alternates by round), each under `wrk -t2 -cN -dD --latency`. Per run:
 # requests/s, p50 and p99 latency, socket errors and non-2xx answers, the
-# server's peak RSS (VmHWM when wrk ends). Then, per route and connection
+# server's peak RSS (VmHWM when wrk ends) and its CPU time per request.
+# Then, per route and connection
 # count, min/median over the rounds and the ratios gomem / Go of the
 # medians (requests/s: above 1 is gomem faster; p99 and RSS: below 1 is
 # gomem better).
@@ -76,6 +77,12 @@ peak_rss_kib() {
     awk '/^VmHWM:/ { print $2 }' "/proc/$server_pid/status"
 }
 
+# The server's CPU time so far (user + system), in milliseconds: per request,
+# a figure that other load on the machine moves much less than requests/s.
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print ($12 + $13) * 1000 / hz }' "/proc/$server_pid/stat"
+}
+
 # The two servers must answer each route with the same bytes.
 if command -v curl >/dev/null; then
     for s in gomem go; do
@@ -96,7 +103,7 @@ echo "compared: examples/httpd.c (gomem, copied stacks, $WORKERS workers) and be
 echo "runs: $ROUNDS rounds x connections {$CONNS} x routes {$ROUTES} x 2 servers, wrk -t2 -d$DUR each"
 results=$tmp/results
 : > "$results"
-printf '%-6s %-6s %6s %-7s %10s %9s %9s %7s %9s\n' round server conns route req/s p50_ms p99_ms errors rss_kib
+printf '%-6s %-6s %6s %-7s %10s %9s %9s %7s %9s %8s\n' round server conns route req/s p50_ms p99_ms errors rss_kib cpu_us/req
 for round in $(seq "$ROUNDS"); do
     order="gomem go"
     [ $((round % 2)) = 0 ] && order="go gomem"
@@ -106,8 +113,9 @@ for round in $(seq "$ROUNDS"); do
                 start $s
                 wrk -t2 -c"$c" -d"$DUR" --timeout 10s --latency "http://127.0.0.1:$port$r" > "$tmp/wrk" 2>&1 || true
                 rss=$(peak_rss_kib)
+                cpu=$(cpu_ms)
                 stop
-                awk -v round="$round" -v s="$s" -v c="$c" -v r="$r" -v rss="$rss" '
+                awk -v round="$round" -v s="$s" -v c="$c" -v r="$r" -v rss="$rss" -v cpu="$cpu" '
                     function ms(v) {
                         if (v ~ /us$/) return v / 1000
                         if (v ~ /ms$/) return v + 0
@@ -115,13 +123,15 @@ for round in $(seq "$ROUNDS"); do
                         if (v ~ /s$/) return v * 1000
                         return v
                     }
+                    /requests in/ { nreq = $1 }
                     /Requests\/sec:/ { rps = $2 }
                     /^ +50%/ { p50 = ms($2) }
                     /^ +99%/ { p99 = ms($2) }
                     /Socket errors:/ { gsub(/,/, ""); err += $4 + $6 + $8 + $10 }
                     /Non-2xx/ { err += $NF }
-                    END { printf "%-6s %-6s %6d %-7s %10.0f %9.2f %9.2f %7d %9d\n",
-                                 round, s, c, r, rps, p50, p99, err, rss }' "$tmp/wrk" | tee -a "$results"
+                    END { printf "%-6s %-6s %6d %-7s %10.0f %9.2f %9.2f %7d %9d %8.1f\n",
+                                 round, s, c, r, rps, p50, p99, err, rss, (nreq > 0 ? cpu * 1000 / nreq : 0) }' \
+                    "$tmp/wrk" | tee -a "$results"
             done
         done
     done
@@ -131,15 +141,16 @@ echo "--- per route and connection count: min/median of $ROUNDS rounds; ratios g
 awk '
     { k = $4 " " $3; key[k] = 1; srv[k, $2, ++n[k, $2]] = $0
       rps[k, $2, n[k, $2]] = $5; p50[k, $2, n[k, $2]] = $6; p99[k, $2, n[k, $2]] = $7; rss[k, $2, n[k, $2]] = $9
+      cpu[k, $2, n[k, $2]] = $10
       err[k, $2] += $8 }
     function sortv(a, m,   i, j, t) { for (i = 2; i <= m; i++) for (j = i; j > 1 && a[j - 1] > a[j]; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t } }
     function med(a, m) { sortv(a, m); return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2 }
     function mn(a, m) { sortv(a, m); return a[1] }
     function col(arr, k, s, out,   i) { for (i = 1; i <= n[k, s]; i++) out[i] = arr[k, s, i]; return n[k, s] }
     END {
-        printf "%-7s %6s | %-21s %-21s %7s | %-17s %-17s %6s | %-9s %-9s %6s | %s\n", "route", "conns",
+        printf "%-7s %6s | %-21s %-21s %7s | %-17s %-17s %6s | %-9s %-9s %6s | %-26s | %s\n", "route", "conns",
                "gomem req/s min/med", "Go req/s min/med", "ratio", "gomem p99 min/med", "Go p99 min/med", "ratio",
-               "gomem RSS", "Go RSS", "ratio", "errors gomem/Go"
+               "gomem RSS", "Go RSS", "ratio", "CPU us/req gomem Go ratio", "errors gomem/Go"
         m = 0
         for (k in key) ks[++m] = k
         # by route as listed, then connections ascending
@@ -155,10 +166,12 @@ awk '
             col(p99, k, "go", b); pomin = mn(b, c2); pomed = med(b, c2)
             col(rss, k, "gomem", a); rg = med(a, c1)
             col(rss, k, "go", b); ro = med(b, c2)
-            printf "%-7s %6d | %9.0f / %-9.0f %9.0f / %-9.0f %6.2fx | %7.2f / %-7.2f %7.2f / %-7.2f %5.2fx | %6.1fMB %6.1fMB %5.2fx | %d/%d\n",
+            col(cpu, k, "gomem", a); cg = med(a, c1)
+            col(cpu, k, "go", b); co = med(b, c2)
+            printf "%-7s %6d | %9.0f / %-9.0f %9.0f / %-9.0f %6.2fx | %7.2f / %-7.2f %7.2f / %-7.2f %5.2fx | %6.1fMB %6.1fMB %5.2fx | %7.1f %7.1f %7.2fx     | %d/%d\n",
                    kk[1], kk[2], gmin, gmed, omin, omed, (omed > 0 ? gmed / omed : 0),
                    pgmin, pgmed, pomin, pomed, (pomed > 0 ? pgmed / pomed : 0),
-                   rg / 1024, ro / 1024, (ro > 0 ? rg / ro : 0), err[k, "gomem"], err[k, "go"]
+                   rg / 1024, ro / 1024, (ro > 0 ? rg / ro : 0), cg, co, (co > 0 ? cg / co : 0), err[k, "gomem"], err[k, "go"]
             gm[k] = gmed; gomed[k] = omed
         }
         for (i = 1; i <= m; i++) {
