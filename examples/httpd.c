@@ -30,9 +30,9 @@
 // request gets 400; an error response closes the connection after
 // draining what the client still sends (a reset would lose the response).
 //
-// Shutdown: the signal cancels root, which ends the accept loop; each
-// connection closes after the request it is serving (Connection: close)
-// or at its idle deadline, so shutdown takes at most IDLE_MS. Then the
+// Shutdown: the signal cancels root, which ends the accept loop, and
+// shuts the read side of every open connection: each closes after the
+// request it is serving (answered with Connection: close). Then the
 // process prints its counters and whether gm_stats' heap objects, stack
 // bytes and saved-stack bytes are back where they were before gm_main
 // (tests/httpd_test.c checks that line).
@@ -72,6 +72,12 @@ static gm_ctx *root; // cancelled on SIGINT / SIGTERM
 static atomic_bool stopping;
 static gm_waitgroup handlers = GM_WAITGROUP_INIT;
 static atomic_long n_conns, n_requests, n_idle, n_errors;
+// Which descriptors are open connections, indexed by fd (as many as the
+// open-file limit): the shutdown ends their reads (shutdown(SHUT_RD)), so
+// a connection waiting between requests closes at once, not at its idle
+// deadline (Go's Server.Close closes them too).
+static atomic_uchar *conn_open;
+static size_t conn_open_len;
 
 // ------------------------------------------------------------- the routes
 
@@ -656,6 +662,8 @@ static void handle(void *arg)
     }
     if (c.buf != NULL)
         gm_free(c.buf);
+    if ((size_t)c.fd < conn_open_len)
+        atomic_store(&conn_open[c.fd], 0);
     close(c.fd);
     gm_waitgroup_done(&handlers);
 }
@@ -670,6 +678,11 @@ static void signals(void *arg)
     if (gm_read_ctx(signal_fd, &si, sizeof si, root) == (ssize_t)sizeof si) {
         atomic_store(&stopping, 1);
         gm_ctx_cancel(root, (int)si.ssi_signo);
+        // A request being served still gets its response (Connection:
+        // close); the next read of every connection sees the end.
+        for (size_t fd = 0; fd < conn_open_len; fd++)
+            if (atomic_load(&conn_open[fd]))
+                shutdown((int)fd, SHUT_RD);
     }
 }
 
@@ -697,6 +710,10 @@ static void server(void *arg)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); // as Go's net package does
         atomic_fetch_add_explicit(&n_conns, 1, memory_order_relaxed);
+        if ((size_t)fd < conn_open_len)
+            atomic_store(&conn_open[fd], 1);
+        if (atomic_load(&stopping)) // accepted as the shutdown's scan ran: it may have missed this one
+            shutdown(fd, SHUT_RD);
         gm_waitgroup_add(&handlers, 1);
         opts.worker = (int)(i % (unsigned long)nworkers) + 1;
         if (gm_go_opts(handle, (void *)(intptr_t)fd, &opts) == NULL) {
@@ -755,6 +772,10 @@ int main(int argc, char **argv)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    conn_open_len = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 24) ? rl.rlim_cur : 1u << 24;
+    conn_open = calloc(conn_open_len, sizeof *conn_open);
+    if (conn_open == NULL)
+        conn_open_len = 0;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -805,5 +826,6 @@ int main(int argc, char **argv)
            (unsigned long long)before.stack_bytes, (unsigned long long)after.stack_bytes,
            (unsigned long long)before.saved_bytes, (unsigned long long)after.saved_bytes,
            (unsigned long long)after.alive, same ? "at baseline" : "NOT at baseline");
+    free(conn_open);
     return cause == SIGINT || cause == SIGTERM ? 0 : 1;
 }

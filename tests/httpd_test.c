@@ -13,6 +13,8 @@
 // back at their values from before it served (it prints them at shutdown:
 // the only moment no connection holds anything, so a /stats route could
 // never see the baseline). Everything runs on one worker, then on two.
+// Last, with an idle timeout of a minute, SIGTERM must close a connection
+// waiting between requests and one stopped inside a head at once.
 //
 // HTTPD_TEST_IDLE_CONNS sets how many silent connections (default 1000;
 // 10000 by hand, as bench/http.sh's largest wrk run).
@@ -63,8 +65,9 @@ static void expected_bodies(void)
     memcpy(deep_body + n, page + n, sizeof deep_body - (size_t)n);
 }
 
-// Starts the server on `workers` workers; 0 if it did not say where it listens.
-static int start_server(int workers)
+// Starts the server on `workers` workers, closing connections idle for
+// idle_ms; 0 if it did not say where it listens.
+static int start_server(int workers, int idle_ms)
 {
     int p[2];
     if (pipe(p) != 0)
@@ -78,7 +81,7 @@ static int start_server(int workers)
         const char *build = getenv("BUILD");
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "exec %s %s/examples/httpd -i %d 0 %d", test_runner(), build ? build : "build",
-                 IdleMs, workers);
+                 idle_ms, workers);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
@@ -505,14 +508,32 @@ static void shutdown_server(void)
     printf("    %s", stats != NULL ? stats : all);
 }
 
+// With an idle timeout of a minute, SIGTERM must still close a connection
+// waiting between requests, and one in the middle of a head, at once: the
+// client's reads give up after 10 s (a bound, not a timing).
+TEST(prompt_shutdown)
+{
+    CHECK(start_server(2, 60000));
+    client *idle = new_client(), *partial = new_client();
+    CHECK(send_str(idle->fd, GET("/")) == 0 && read_response(idle, &r) && r.status == 200 && !r.close);
+    CHECK(send_str(partial->fd, "GET /deep HTTP/1.1\r\n") == 0);
+    CHECK(get(GET("/sleep"), &r) && r.status == 200); // both are open and parked by now
+    kill(server_pid, SIGTERM);
+    CHECK(closed_by_server(idle));
+    CHECK(closed_by_server(partial));
+    shutdown_server();
+    end_client(idle);
+    end_client(partial);
+}
+
 TEST(one_worker)
 {
-    CHECK(start_server(1));
+    CHECK(start_server(1, IdleMs));
 }
 
 TEST(two_workers)
 {
-    CHECK(start_server(2));
+    CHECK(start_server(2, IdleMs));
 }
 
 TEST(shutdown)
@@ -546,5 +567,6 @@ int main(void)
     RUN(disconnects);
     RUN(idle);
     RUN(shutdown);
+    RUN(prompt_shutdown);
     return test_report();
 }
