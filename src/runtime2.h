@@ -257,6 +257,8 @@ struct worker {
     uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
     bool smReported;           // sysmon's: this long run was counted
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
+    unsigned char *fdreg;      // per fd below nfdreg: its registration in epfd (netpoll_epoll.c
+    size_t nfdreg;             // only); owner thread only
 };
 
 // The shared state of one gm_select call waiting on several channels: its
