@@ -139,6 +139,10 @@ static int client(const struct sockaddr_in *a)
     if (write(echo, "hello", 5) != 5 || gm_read_until(echo, buf, sizeof buf, gm_deadline(5000 * MS)) != 5 ||
         memcmp(buf, "hello", 5) != 0)
         return fail("no echo");
+    // Done with it: its handler ends at the EOF. Left open, its idle
+    // deadline (a round trip after the silent one's) would race the
+    // shutdown below, and the counts would depend on which came first.
+    close(echo);
     // Silent: the server closes it once idle_ns passed (EOF here), well
     // before this read's own deadline.
     if (gm_read_until(idle, buf, sizeof buf, gm_deadline(20 * idle_ns + 5000 * MS)) != 0)
@@ -149,7 +153,6 @@ static int client(const struct sockaddr_in *a)
     kill(getppid(), SIGTERM); // last is open, its handler reading: the shutdown must close it
     if (gm_read_until(last, buf, sizeof buf, gm_deadline(5000 * MS)) != 0)
         return fail("the shutdown did not close the open connection");
-    close(echo);
     close(idle);
     close(last);
     return 0;

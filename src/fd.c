@@ -13,8 +13,10 @@
 // deadline as its timeout (a cancel reaches it only through that).
 //
 // Differs from Go: Go keeps every fd registered (edge-triggered) for its
-// lifetime; here a registration lasts one wait, so gomem never needs to
-// know when the program closes an fd.
+// lifetime; here a registration is armed for one wait and stays, disarmed,
+// only after its event fired (netpoll.h), so gomem never needs to know
+// when the program closes an fd: the kernel drops the registration with
+// the file, and a number reused for another file is registered anew.
 #include "netpoll.h"
 
 #include <fcntl.h>
@@ -91,7 +93,7 @@ static int waitFd(int fd, int events, int64_t deadline, gm_ctx *ctx)
     p = g->p;
     p->nfdwait--;
     atomic_fetch_sub_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
-    netpolldisarm(p, fd);
+    netpolldone(p, fd, g->fdEvents != 0); // netpoll runs on this thread only: it cannot fire now
     g->localWait = false;
     if (why == WaitServed)
         return g->fdEvents & events;

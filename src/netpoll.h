@@ -5,8 +5,12 @@
 // from other threads. One implementation per OS: netpoll_epoll.c.
 //
 // A registration is one-shot: at most one event readies the waiting g, and
-// the g disarms it before it can wait again (so an fd is waited on by one
-// coroutine of a worker at a time: EEXIST otherwise).
+// an fd is waited on by one coroutine of a worker at a time (EEXIST
+// otherwise). One whose event fired stays in the poller, disarmed by the
+// kernel, and the next wait on that fd re-arms it (one system call per
+// wait, not an add and a delete); one that did not fire (a deadline, a
+// cancel) is removed when its wait ends, so no armed registration outlives
+// its wait.
 #ifndef GOMEM_NETPOLL_H
 #define GOMEM_NETPOLL_H
 
@@ -22,9 +26,12 @@ void netpoll(worker *p, int64_t delay);
 // Wakes p's thread from netpoll, from any thread (Go: netpollBreak).
 void netpollBreak(worker *p);
 // Arms a one-shot wait of g for events (GM_FD_*) on fd. 0; 1 when fd
-// cannot be polled (a regular file: always ready); -1 and errno.
+// cannot be polled (a regular file: always ready); -1 and errno (EEXIST:
+// another g of p waits on fd). p's thread only.
 int netpollopen(worker *p, int fd, int events, gm_g *g);
-void netpolldisarm(worker *p, int fd);
+// Ends the wait netpollopen armed: fired says netpoll delivered its event
+// (so the kernel disarmed it). p's thread only.
+void netpolldone(worker *p, int fd, bool fired);
 
 #pragma GCC visibility pop
 #endif

@@ -37,6 +37,9 @@ void netpollclose(worker *p)
     if (p->wakefd >= 0)
         close(p->wakefd);
     p->epfd = p->wakefd = -1;
+    gm_free(p->fdreg);
+    p->fdreg = NULL;
+    p->nfdreg = 0;
 }
 
 void netpollBreak(worker *p)
@@ -51,16 +54,58 @@ static uint32_t toEpoll(int events)
     return ((events & GM_FD_READ) ? EPOLLIN | EPOLLRDHUP : 0u) | ((events & GM_FD_WRITE) ? EPOLLOUT : 0u);
 }
 
+// p->fdreg[fd]: what epfd holds for fd. RegNone may also be a stale
+// RegIdle's file closed since (the kernel dropped it): then the MOD finds
+// nothing (ENOENT) and the wait adds the fd afresh. An fd at or past
+// nfdreg (the table could not grow) is added and deleted per wait.
+enum { RegNone, RegIdle, RegArmed }; // RegIdle: fired, disarmed by the kernel
+
+// Makes fd a valid index of p->fdreg, if memory allows.
+static bool fdregGrow(worker *p, int fd)
+{
+    size_t n = p->nfdreg < 64 ? 64 : p->nfdreg;
+    while (n <= (size_t)fd)
+        n *= 2;
+    unsigned char *t = gm_realloc(p->fdreg, n);
+    if (t == NULL)
+        return false;
+    memset(t + p->nfdreg, RegNone, n - p->nfdreg);
+    p->fdreg = t;
+    p->nfdreg = n;
+    return true;
+}
+
 int netpollopen(worker *p, int fd, int events, gm_g *g)
 {
     struct epoll_event ev = { .events = toEpoll(events) | EPOLLONESHOT, .data.ptr = g };
-    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+    bool tracked = (size_t)fd < p->nfdreg || fdregGrow(p, fd);
+    if (tracked && p->fdreg[fd] == RegArmed) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (tracked && p->fdreg[fd] == RegIdle) {
+        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) == 0) {
+            p->fdreg[fd] = RegArmed;
+            return 0;
+        }
+        p->fdreg[fd] = RegNone; // ENOENT: closed since, the number maybe reused
+    }
+    if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
+        if (tracked)
+            p->fdreg[fd] = RegArmed;
         return 0;
+    }
     return errno == EPERM ? 1 : -1; // EPERM: a regular file, always ready (as poll says)
 }
 
-void netpolldisarm(worker *p, int fd)
+void netpolldone(worker *p, int fd, bool fired)
 {
+    if ((size_t)fd < p->nfdreg && fired) {
+        p->fdreg[fd] = RegIdle;
+        return;
+    }
+    if ((size_t)fd < p->nfdreg)
+        p->fdreg[fd] = RegNone;
     epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 

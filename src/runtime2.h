@@ -279,6 +279,8 @@ struct worker {
     gm_g *allgMov;             // started movable gs here, not dead (allg holds the others): under p->lock
                                // when the group has more than one worker (runqsteal moves them between
                                // workers' lists); allg is then p's thread's alone, with no lock
+    unsigned char *fdreg;      // per fd below nfdreg: its registration in epfd (netpoll_epoll.c
+    size_t nfdreg;             // only); owner thread only
 };
 
 // The shared state of one gm_select call waiting on several channels: its
