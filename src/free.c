@@ -68,6 +68,8 @@ void throwBadPointer(const char *who, void *p, const mspan *s)
 
 void throwDoubleFree(void *p, const mspan *s)
 {
+    if (s == NULL) // (callers have the span; the analyzer cannot know)
+        throw("free(%p): double free", p);
     throw("free(%p): double free (the %lu-byte object at %p is already free)", p,
           (unsigned long)s->elemsize, p);
 }
@@ -94,6 +96,8 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc)
 {
     mspan *s = spanOfRaw((uintptr_t)p); // in use: the caller found its pageClass
+    if (GM_UNLIKELY(s == NULL))
+        throw("internal error: free(%p): a page with a size class has no span", p);
     uintptr_t r = ((uint64_t)((uintptr_t)p - s->startAddr) * s->divMul) >> 32;
     if (c != NULL)
         binCountAdd(&c->bin[spc].nfree, 1);

@@ -224,6 +224,8 @@ mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
     if (guardCache_take(&secureCache, (npages + 1) << PageShift, (align_pages << PageShift) - 1, &it, 1) == 0)
         return NULL;
     mspan *s = spanOf(it->base);
+    if (GM_UNLIKELY(s == NULL))
+        throw("internal error: a cached guarded object at %p has no span", (void *)it->base);
     s->dirtyLo = 0;
     s->dirtyHi = s->npages;
     debugValidate("take");

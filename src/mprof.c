@@ -342,6 +342,8 @@ static void *sampleSmall(void *x, bool zero)
 {
     mcache *c = mcache_tls;
     mspan *s = spanOfRaw((uintptr_t)x);
+    if (GM_UNLIKELY(s == NULL))
+        throw("internal error: a sampled object at %p has no span", x);
     uint8_t spc = s->spanclass;
     void *p = NULL;
     if (!profBusy && atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0) {
