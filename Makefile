@@ -340,7 +340,7 @@ MANDIR ?= $(DATADIR)/man
 LPAREN := (
 MAN_FUNCS := $(shell sed -n 's/^GM_API [^$(LPAREN)]*[ *]\(gm_[a-z0-9_]*\)[$(LPAREN)].*/\1/p' include/gomem.h)
 MAN_PAGES := man1/gomem-info.1 man7/gomem.7 \
-    $(sort $(patsubst %,man3/%.3,gomem gm_malloc gm_stats gm_go gm_chan $(MAN_FUNCS)))
+    $(sort $(patsubst %,man3/%.3,gomem gm_malloc gm_stats gm_go gm_chan gm_ctx $(MAN_FUNCS)))
 
 GDBAUTOLOAD := $(DATADIR)/gdb/auto-load$(LIBDIR)
 D := $(DESTDIR)
