@@ -448,3 +448,19 @@ void os_futexwakeup(uint32_t *addr, int n)
 {
     syscall(SYS_futex, addr, FutexWakePrivate, n, NULL, NULL, 0);
 }
+
+#if !defined(__GLIBC__)
+// musl: the host's libgcc_eh (built for glibc 2.35+), which the heap
+// profiler's unwinder links in, asks glibc's _dl_find_object for a pc's
+// unwind tables; -1 ("not found") makes it fall back to dl_iterate_phdr,
+// which musl has. Default visibility: the installed archives localize
+// hidden symbols, and libgcc_eh is linked after them.
+struct dl_find_object;
+int _dl_find_object(void *pc, struct dl_find_object *result);
+__attribute__((visibility("default"))) int _dl_find_object(void *pc, struct dl_find_object *result)
+{
+    (void)pc;
+    (void)result;
+    return -1;
+}
+#endif

@@ -545,7 +545,11 @@ static void selfFrames(gsnap *s)
 {
     selfUnwind u;
     u.n = 0;
+#if defined(__GLIBC__) // musl: as in mprof.c, no unwinding
     _Unwind_Backtrace(selfFrame, &u);
+#else
+    (void)selfFrame;
+#endif
     int first = 0;
     for (int i = 0; i < u.n; i++)
         if (u.fn[i] == (uintptr_t)pprof_writeCoroutines)
