@@ -390,8 +390,8 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //     coroutine of its size: no system call per coroutine once warm
 //     (gm_memstats.dedicated_*). Where Linux has guard regions (6.13+) a
 //     guard takes no kernel mapping, so millions may be alive at once;
-//     elsewhere each takes one, and past vm.max_map_count new stacks get
-//     the canary.
+//     elsewhere each takes two, and past a quarter of vm.max_map_count
+//     guards (16k by default) new stacks get the canary.
 // Stack overflow, readying a coroutine that ended, parking outside a
 // coroutine: a message naming the coroutine, and abort.
 // A gm_g * names its coroutine until the coroutine ends. Its descriptor is

@@ -322,13 +322,13 @@ static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t dead
         return chanParkThread(c, elem, send, deadline, ctx);
     }
     // Off the stack: a copied coroutine's stack is elsewhere while it waits.
-    sudog *sg = acquireSudog(tworker);
+    sudog *sg = acquireSudog(TLS(tworker));
     if (sg == NULL) {
         spin_unlock(&c->lock);
         throw(send ? "out of memory parking a channel sender" : "out of memory parking a channel receiver");
     }
     int r = chanPark(c, g, sg, elem, send, deadline, ctx);
-    releaseSudog(tworker, sg); // (g's worker now: a movable g may have been stolen meanwhile)
+    releaseSudog(TLS(tworker), sg); // (g's worker now: a movable g may have been stolen meanwhile)
     return r;
 }
 
@@ -341,7 +341,7 @@ static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, 
 {
     check(c, send ? "send" : "receive");
     if (send && c->elemsize == sizeof(void *)) { // a pointer into the sender's frames pins them
-        worker *p = tworker;
+        worker *p = TLS(tworker);
         void *v;
         memcpy(&v, elem, sizeof v);
         if (p != NULL && p->cur != NULL)

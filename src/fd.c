@@ -69,7 +69,7 @@ static int waitFd(int fd, int events, int64_t deadline, gm_ctx *ctx)
             errno = err;
         return r == 0 ? -1 : r;
     }
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g == NULL) {
         int64_t left = deadline == NoDeadline ? -1 : deadline - (int64_t)nanotime();

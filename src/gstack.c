@@ -312,7 +312,7 @@ static void unpinG(worker *p, gm_g *g)
 
 void checkNotInParkedFrames(const char *who, const void *addr)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     if (p == NULL)
         return;
     gm_g *g = p->cur;
@@ -454,8 +454,8 @@ uintptr_t stackColor(const gm_g *g)
 //
 // A dedicated stack of two OS pages or more has its lowest page as a guard
 // (os_guard: a guard region where the kernel has them, which costs no
-// mapping, else mprotect, one mapping each, of which a process has about
-// 65k). Installing a guard and opening it again are a system call each,
+// mapping, else mprotect, two mappings each, up to a quarter of
+// vm.max_map_count guards; the rest get the canary). Installing a guard and opening it again are a system call each,
 // and a fresh stack's top page faults in: together about 80x what Go pays
 // to create and end a goroutine. So an ended coroutine's stack keeps its
 // guard and waits for the next dedicated coroutine of its size:

@@ -365,7 +365,7 @@ static inline void *tcachePop(mcache *c, uintptr_t spc)
 // after the branches gcc spends a register move on the tcache's way.
 static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL && n <= MaxSmallSize)) {
         unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
         if (tinyMallocFits(n, max)) {

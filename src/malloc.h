@@ -226,7 +226,7 @@ static inline uintptr_t smallSlot(mspan *s, void *p, const char *who)
 // told); one freed to a span this thread caches has its bit clear.
 static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, const char *who)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (c == NULL)
         return;
     if (c->bin[spc].limit != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
@@ -283,7 +283,7 @@ static inline void tcachePush(mcache *c, tcacheBin *b, void *p)
 // the object until a flush gives it back.
 static inline void freeSmall(void *p, uint8_t spc)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL)) {
         // Every call below is a tail call, so this path needs no frame.
         tcacheBin *b = tcacheBinOf(c, spc);

@@ -180,7 +180,7 @@ static void mcache_destroy(void *arg)
 {
     mcache *c = arg;
     mcache_retire(c);
-    if (mcache_tls == c)
+    if (TLS(mcache_tls) == c)
         mcache_tls = NULL;
 }
 
@@ -229,7 +229,7 @@ void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg)
 
 mcache *getmcache(void)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL))
         return c;
     return mcache_create();
@@ -283,7 +283,7 @@ void mcache_sumcounters(gm_memstats *out)
 
 void gm_thread_flush(void)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (c != NULL) {
         stackcache_clear(c);
         mcache_releaseAll(c);
@@ -354,7 +354,7 @@ static void atfork_child(void)
     stack_atfork_child();
     dedicated_atfork_child();
     malloc_atfork_parent(); // single-threaded now: the same release
-    mcache *self = mcache_tls;
+    mcache *self = TLS(mcache_tls);
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;
         if (c != self)

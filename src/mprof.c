@@ -345,7 +345,7 @@ static void *sampledSpan(uint8_t spc, uintptr_t size, uintptr_t recorded)
 
 static void *sampleSmall(void *x, bool zero)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     mspan *s = spanOfRaw((uintptr_t)x);
     if (GM_UNLIKELY(s == NULL))
         throw("internal error: a sampled object at %p has no span", x);

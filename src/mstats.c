@@ -132,11 +132,11 @@ const char *gm_debug_check(void)
     if (bad == NULL)
         bad = guardcache_valid();
     if (bad == NULL)
-        bad = dedicated_valid(mcache_tls);
-    if (bad == NULL && mcache_tls != NULL)
-        bad = mcache_valid(mcache_tls);
-    if (bad == NULL && tworker != NULL)
-        bad = worker_valid(tworker);
+        bad = dedicated_valid(TLS(mcache_tls));
+    if (bad == NULL && TLS(mcache_tls) != NULL)
+        bad = mcache_valid(TLS(mcache_tls));
+    if (bad == NULL && TLS(tworker) != NULL)
+        bad = worker_valid(TLS(tworker));
     return bad;
 }
 

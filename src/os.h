@@ -72,13 +72,15 @@ int os_protect_none(void *p, size_t nbytes);
 // access until os_unguard; its contents are lost. Linux 6.13's lightweight
 // guard regions (MADV_GUARD_INSTALL: no VMA split, a quarter of an mprotect
 // pair's cost) where the kernel has them (probed once: they must make an
-// access fail, which qemu-user's do not), else mprotect. Both count and
-// fail as OS_FAULT_MPROTECT. A range that is not whole OS pages fails with
-// EINVAL. 0 on success, -1 and errno.
+// access fail, which qemu-user's do not), else mprotect, up to a quarter
+// of vm.max_map_count guards standing (ENOMEM past it, so the program's own
+// mappings never run out). Both count and fail as OS_FAULT_MPROTECT. A
+// range that is not whole OS pages fails with EINVAL. 0 on success, -1 and
+// errno.
 int os_guard(void *p, size_t nbytes);
 int os_unguard(void *p, size_t nbytes);
 // Whether os_guard makes guard regions here (no mapping each: a process may
-// hold millions), rather than one mprotect mapping each (about 65k in all).
+// hold millions), rather than two mappings each (about 16k guards in all).
 // Probes on first use, as os_guard does.
 bool os_guard_regions(void);
 

@@ -220,8 +220,31 @@ int os_protect_none(void *p, size_t nbytes)
 #define MADV_GUARD_INSTALL 102
 #define MADV_GUARD_REMOVE 103
 #endif
+// vm.max_map_count, or the kernel's default where it cannot be read.
+static long maxMapCount(void)
+{
+    char buf[32];
+    long max = 65530; // DEFAULT_MAX_MAP_COUNT
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        if (k > 0) {
+            buf[k] = 0;
+            long v = strtol(buf, NULL, 10);
+            if (v > 0)
+                max = v;
+        }
+        close(fd);
+    }
+    return max;
+}
+
 // 0 not known yet, 1 no guard regions (an older kernel), 2 they work.
 static _Atomic int guardRegions;
+// Without guard regions: the mprotect guards standing, and how many may
+// (a quarter of vm.max_map_count: each costs two mappings, so half of
+// them stay the program's).
+static atomic_long guardsMapped, guardBudget;
 
 // Whether MADV_GUARD_INSTALL really guards: a kernel that lacks it refuses
 // it (EINVAL), but qemu-user (7.2) returns success for advice it does not
@@ -244,10 +267,11 @@ static int probeGuardRegions(void)
 
 static int guardKind(void)
 {
-    int g = atomic_load_explicit(&guardRegions, memory_order_relaxed);
+    int g = atomic_load_explicit(&guardRegions, memory_order_acquire);
     if (g == 0) {
+        atomic_store_explicit(&guardBudget, maxMapCount() / 4, memory_order_relaxed);
         g = probeGuardRegions();
-        atomic_store_explicit(&guardRegions, g, memory_order_relaxed);
+        atomic_store_explicit(&guardRegions, g, memory_order_release); // after the budget
     }
     return g;
 }
@@ -271,7 +295,13 @@ int os_guard(void *p, size_t nbytes)
         errno = ENOMEM;
         return -1;
     }
-    if (mprotect(p, nbytes, PROT_NONE) != 0) {
+    // Each mprotect guard splits a mapping in three: past the budget the
+    // caller falls back (the canary) before the mappings run out for
+    // everyone else.
+    long budget = atomic_load_explicit(&guardBudget, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&guardsMapped, 1, memory_order_relaxed) >= budget ||
+        mprotect(p, nbytes, PROT_NONE) != 0) {
+        atomic_fetch_sub_explicit(&guardsMapped, 1, memory_order_relaxed);
         errno = ENOMEM;
         return -1;
     }
@@ -294,6 +324,7 @@ int os_unguard(void *p, size_t nbytes)
         errno = ENOMEM;
         return -1;
     }
+    atomic_fetch_sub_explicit(&guardsMapped, 1, memory_order_relaxed);
     return 0;
 }
 
@@ -375,19 +406,8 @@ long os_count_mappings(long *max)
 {
     char buf[4096];
     ssize_t k;
-    *max = 65530; // DEFAULT_MAX_MAP_COUNT
-    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        k = read(fd, buf, sizeof buf - 1);
-        if (k > 0) {
-            buf[k] = 0;
-            long v = strtol(buf, NULL, 10);
-            if (v > 0)
-                *max = v;
-        }
-        close(fd);
-    }
-    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    *max = maxMapCount();
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     long n = 0;

@@ -676,7 +676,7 @@ done:
 
 int pprof_writeCoroutines(int fd, bool text)
 {
-    gwalk w = {.self = tworker != NULL ? tworker->cur : NULL, .nsPerTick = nsPerTick()};
+    gwalk w = {.self = TLS(tworker) != NULL ? TLS(tworker)->cur : NULL, .nsPerTick = nsPerTick()};
     w.now = cputicks();
     forEachG(snapG, &w);
     gsnap *gs = (gsnap *)w.snaps.p;

@@ -163,7 +163,7 @@ static void workerBind(worker *p)
 static void workerUnbind(worker *p)
 {
     unminitSignals(p);
-    if (tworker == p)
+    if (TLS(tworker) == p)
         tworker = NULL;
 }
 
@@ -247,7 +247,7 @@ bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), voi
 // a group that the thread's next gm_main will run (gm_go before gm_main).
 static worker *getworker(void)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     if (GM_LIKELY(p != NULL))
         return p;
     group *grp = gm_calloc(1, sizeof *grp);
@@ -339,7 +339,7 @@ void runqputLocal(worker *p, gm_g *g)
 static void runqput(gm_g *g)
 {
     worker *p = g->p;
-    if (p == tworker) {
+    if (p == TLS(tworker)) {
         runqputLocal(p, g);
         return;
     }
@@ -505,7 +505,7 @@ static inline void switchToG(worker *p, gm_g *g)
 
 void switchToSched(gm_g *g, bool dying)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     track_switchStart(dying ? NULL : &g->asanFake, p->threadStack, p->threadStackSize);
     track_toFiber(&p->tsanFiber);
     swapctx(&g->sp, p->sp);
@@ -847,10 +847,10 @@ const char *worker_valid(worker *p)
         if ((g->schedlink == NULL) != (g == p->inbox.tail))
             bad = "worker: inbox's tail is not its last g";
     }
-    if (bad == NULL && p->timerq != NULL && !note && p == tworker) // (another's may be in runqget)
+    if (bad == NULL && p->timerq != NULL && !note && p == TLS(tworker)) // (another's may be in runqget)
         bad = "worker: timers are queued for it with no note in its inbox";
     spin_unlock(&p->lock);
-    if (bad != NULL || p != tworker)
+    if (bad != NULL || p != TLS(tworker))
         return bad;
     for (gm_g *g = p->runq.head; g != NULL; g = g->schedlink)
         if (g->p != p || gstatus(g) != Grunnable || (g->schedlink == NULL) != (g == p->runq.tail))
@@ -1100,9 +1100,12 @@ int gm_main(void (*fn)(void *), void *arg)
 
 void offStack(const char *who, const gm_g *g, uintptr_t sp)
 {
-    if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo)
-        throwG("stack overflow (its stack pointer is below its stack; canary overwritten)", g);
     char buf[240];
+    if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo) {
+        describeG(buf, sizeof buf, g);
+        throw("stack overflow (its stack pointer is below its stack; canary overwritten): %s (%s)", buf,
+              stackLimitHint(g));
+    }
     snprintf(buf, sizeof buf, "%s called from a signal handler (or another stack than the coroutine's)", who);
     throwG(buf, g);
 }
@@ -1146,7 +1149,7 @@ void notInCoroutine(const char *who)
 
 void gopark(const char *reason, void (*unlockf)(void *), void *arg)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = mustSelf(p, reason);
     g->waitReason = reason;
     TRACE(EvGoPark, 0, 0, g->id);
@@ -1257,7 +1260,7 @@ int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, in
 {
     if (g->threadWaiter)
         return threadWait(g, unlockf, arg, deadline, ctx);
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     return goparkWait(p, mustSelf(p, reason), reason, unlockf, arg, deadline, ctx);
 }
 
@@ -1336,7 +1339,7 @@ void goready(gm_g *g)
 
 gm_g *gm_self(void)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     return p != NULL ? p->cur : NULL;
 }
 

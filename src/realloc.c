@@ -136,7 +136,7 @@ static inline bool plainLarge(const mspan *s)
 // A large object grew or shrank in place by delta bytes: the counters follow.
 static void largeResized(intptr_t delta)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (c != NULL && delta > 0)
         counter_add(&c->largeAlloc, (uint64_t)delta);
     else if (c != NULL)

@@ -166,6 +166,28 @@ void lock_reinit_child(mutex *l);
 #else
 #define cpu_relax() ((void)0)
 #endif
+// A thread-local read by code that may run on either side of a switch.
+// A movable coroutine (a stack of its own) that parks on one worker may
+// resume on another's thread, but compilers assume a function stays on its
+// thread: on AArch64 GCC and clang read the thread pointer (tpidr_el0) once
+// per function, after inlining, and reuse it after calls, so a read after
+// the park would find the first thread's variable (its worker, its
+// mcache). TLS(var) reads the thread pointer afresh; the offset of var
+// from it is the same in every thread. On x86-64 every access goes
+// through %fs, always this thread's: nothing to do.
+#if defined(__aarch64__)
+static inline char *threadPointerNow(void)
+{
+    char *tp;
+    __asm__ volatile("mrs %0, tpidr_el0" : "=r"(tp)::"memory"); // never reused, never moved across a call
+    return tp;
+}
+#define TLS(var) \
+    (*(__typeof__(&(var)))(threadPointerNow() + ((char *)&(var) - (char *)__builtin_thread_pointer())))
+#else
+#define TLS(var) (var)
+#endif
+
 void spin_lock_slow(int *l);
 static inline void spin_lock(int *l)
 {

@@ -570,7 +570,7 @@ void threadAttach(void);
 // once. A coroutine pays one TLS load and a branch.
 static inline void noteThread(void)
 {
-    if (GM_UNLIKELY(tworker == NULL) && !tAttached)
+    if (GM_UNLIKELY(TLS(tworker) == NULL) && !tAttached)
         threadAttach();
 }
 // Calls f(p, arg) under the lock of the list of workers if p is still the

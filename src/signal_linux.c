@@ -31,7 +31,7 @@ static GM_COLD void writeErr(const char *msg, int len)
 
 static void onSegv(int sig, siginfo_t *info, void *uctx)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     uintptr_t a = (uintptr_t)info->si_addr;
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g != NULL) {

@@ -299,7 +299,7 @@ static GM_NOINLINE gm_stack stackalloc_slow(size_t n)
 // rest (no cache yet, an empty one, large or bad sizes) goes the slow way.
 gm_stack gm_stackalloc(size_t n)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL && n - 1 < (FixedStack << (NumStackOrders - 1)) && n - 1 < StackCacheSize / 2)) {
         uintptr_t order = n <= FixedStack ? 0 : log2ptr(n - 1) + 1 - log2ptr(FixedStack);
         gclink *x = c->stackcache[order];
@@ -405,7 +405,7 @@ void gm_stackfree(gm_stack st)
     uintptr_t size = st.hi - st.lo;
     uintptr_t order = log2ptr(size | 1) - log2ptr(FixedStack); // huge when size < FixedStack
     uintptr_t pc = pageClassOf(st.lo);
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY((pc & 0xff) == PageClassStack + order && size == FixedStack << order && c != NULL &&
                   (((st.lo & PageMask) + ((pc >> 8) << PageShift)) & (size - 1)) == 0 && !stackNoCache)) {
         stackFree *x = (stackFree *)st.lo;

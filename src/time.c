@@ -282,7 +282,7 @@ static int timerModify(gm_timer *t, uint64_t when, uint64_t period)
     t->when = when;
     if (period > 0)
         t->period = period;
-    worker *me = tworker;
+    worker *me = TLS(tworker);
     if (t->heaped || t->queued) {
         if (t->p == me && t->heaped && when != 0 && when >= me->timers[t->i].when)
             ; // later: the entry keeps its key until it reaches the top (the head)
@@ -361,7 +361,7 @@ void gm_timer_free(gm_timer *t)
         chan_freeCheck(t->c, "timer", t);
     t->freed = true;
     t->when = 0;
-    worker *me = tworker;
+    worker *me = TLS(tworker);
     if (t->heaped && t->p == me)
         timerSync(me, t);
     else if (t->heaped)
@@ -394,7 +394,7 @@ gm_timer *gm_after_func(uint64_t ns, void (*fn)(void *), void *arg)
         errno = EINVAL;
         return NULL;
     }
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     if (p != NULL && p->cur != NULL) // fn's coroutine reads arg later: as gm_go's argument, it pins the caller's frames
         escapes(p, p->cur, arg);
     return funcTimer(deadline(ns), fn, arg, false);
@@ -545,7 +545,7 @@ const char *timers_valid(const worker *p)
 
 bool startAfterTimer(gm_chan *c, uint64_t ns)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     if (p == NULL || p->cur == NULL)
         return false;
     addtimer(p, (timer){ deadline(ns), 0, NULL, c, NULL });
@@ -554,7 +554,7 @@ bool startAfterTimer(gm_chan *c, uint64_t ns)
 
 void gm_sleep(uint64_t ns)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = p != NULL ? p->cur : NULL;
     if (g == NULL) { // outside a coroutine: the thread sleeps
         struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };

@@ -381,7 +381,7 @@ static GM_NOINLINE void freeTinySlow(void *p, mspan *s, const char *who)
     uintptr_t bs = s->elemsize, o, idx = tinySlot(s, p, who, &o);
     uint32_t bit = (uint32_t)1 << o;
     void *w = tinyWordOf(s, idx);
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     uint32_t bits = tinyWordLoad(w, bs);
     if (GM_UNLIKELY((bits & bit) == 0))
         throwTinyFree(who, p, s, idx, "double free, or not the start of an object");
@@ -418,7 +418,7 @@ static GM_NOINLINE void freeTinySlow(void *p, mspan *s, const char *who)
 // object, and the bytes after it are not this thread's to take back).
 GM_NOINLINE void freeTiny(void *p, mspan *s, const char *who)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL) && (uintptr_t)p == c->tinyLast) {
         uintptr_t o = (uintptr_t)p - c->tiny, f = c->tinyoffset;
         assert1(f < c->tinyBlockSize && o < f);
@@ -450,7 +450,7 @@ size_t tinyObjectSize(void *p, const mspan *s, const char *who)
 // to 1 (chars) or by Go's low-bits rule.
 static inline void *mallocBytes(size_t n, bool chars)
 {
-    mcache *c = mcache_tls;
+    mcache *c = TLS(mcache_tls);
     unsigned max = atomic_load_explicit(&tinyMaxBytes, memory_order_relaxed);
     if (GM_LIKELY(c != NULL && n < max))
         return tinyAlloc(c, n, chars ? 1 : tinyAlignBytes[n], max);

@@ -108,14 +108,14 @@ static GM_NOINLINE void yieldCopied(worker *p, gm_g *g, gm_g *next)
 
 static void requeueYielded(void *g)
 {
-    runqputLocal(tworker, g);
+    runqputLocal(TLS(tworker), g);
 }
 
 // The rest of gm_yield, and its misuse reported: a round trip through the
 // scheduler's loop.
 static GM_NOINLINE void yieldSlow(void)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = mustSelf(p, "gm_yield");
     if (GM_UNLIKELY(!canaryIntact(g)))
         switchToSched(g, false); // the loop reports it from its own stack (formatting here overflows further)
@@ -140,7 +140,7 @@ static GM_NOINLINE void yieldSlow(void)
 // sanitizers, whose hooks run in the loop.
 void gm_yield(void)
 {
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
     if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) && canaryIntact(g))) {
         gm_g *next = p->runq.head;

@@ -226,7 +226,7 @@ static void served_main(void *arg)
     long v = 0;
     CHECK_EQ(gm_chan_recv_until(served_c, &v, gm_deadline(3600 * 1000 * MS)), 1);
     CHECK_EQ(v, 42);
-    CHECK_EQ(tworker->ntimers, 0);
+    CHECK_EQ(TLS(tworker)->ntimers, 0);
     gm_chan_free(served_c);
 }
 

@@ -355,7 +355,7 @@ TEST(frames_that_move_are_named)
 static void validatorMain(void *arg)
 {
     (void)arg;
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_g *g = gm_self();
     CHECK(worker_valid(p) == NULL);
     g->exec->nbound++;

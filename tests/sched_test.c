@@ -151,7 +151,7 @@ static void waiter(void *arg)
 static void neverYields(void *arg)
 {
     (void)arg;
-    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, NULL, tworker->id + 1 }; // started here
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, NULL, TLS(tworker)->id + 1 }; // started here
     for (int i = 0; i < 16; i++)
         CHECK(gm_go_opts(waiter, NULL, &o) != NULL);
     gm_memstats m;

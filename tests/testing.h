@@ -163,15 +163,22 @@ __attribute__((unused)) static void test_exec_self(const char *arg, char *const 
         execve(self, argv, env);
     } else { // one word, the emulator: qemu-aarch64, which needs its own settings
         char *argv[] = { (char *)runner, self, (char *)arg, NULL };
-        char *withEmu[64];
-        int k = 0;
-        for (char *const *e = env; *e != NULL && k < 48; e++)
+        size_t nenv = 1, k = 0;
+        for (char *const *e = env; *e != NULL; e++)
+            nenv++;
+        for (char **e = environ; envp != NULL && e != NULL && *e != NULL; e++)
+            nenv++;
+        char **withEmu = malloc(nenv * sizeof *withEmu); // every variable: make's environment is long
+        if (withEmu == NULL)
+            return;
+        for (char *const *e = env; *e != NULL; e++)
             withEmu[k++] = *e;
-        for (char **e = environ; envp != NULL && e != NULL && *e != NULL && k < 63; e++)
+        for (char **e = environ; envp != NULL && e != NULL && *e != NULL; e++)
             if (strncmp(*e, "QEMU_", 5) == 0 || strncmp(*e, "PATH=", 5) == 0)
                 withEmu[k++] = *e;
         withEmu[k] = NULL;
         execvpe(runner, argv, withEmu);
+        free(withEmu);
     }
 }
 

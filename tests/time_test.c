@@ -40,7 +40,7 @@ static void fires_once_main(void *arg)
     gm_sleep(3 * MS);
     CHECK_EQ(gm_chan_try_recv(c, &v), 0); // once
     CHECK_EQ(gm_timer_stop(t), 0);        // it fired and its value was received
-    CHECK_EQ(tworker->ntimers, 0);
+    CHECK_EQ(TLS(tworker)->ntimers, 0);
     gm_timer_free(t);
 }
 
@@ -52,7 +52,7 @@ TEST(timer_fires_once)
 static void stop_reset_main(void *arg)
 {
     (void)arg;
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     uint64_t v;
     gm_timer *t = gm_timer_new(HOUR);
     gm_chan *c = gm_timer_chan(t);
@@ -127,11 +127,11 @@ static void ticker_main(void *arg)
     uint64_t v;
     CHECK_EQ(gm_chan_try_recv(c, &v), 1);
     CHECK_EQ(gm_chan_try_recv(c, &v), 0);
-    CHECK_EQ(tworker->ntimers, 1); // one entry however many ticks
+    CHECK_EQ(TLS(tworker)->ntimers, 1); // one entry however many ticks
     // Stopped: nothing more, not even a tick sent before the stop.
     gm_sleep(3 * MS);
     gm_ticker_stop(tk);
-    CHECK_EQ(tworker->ntimers, 0);
+    CHECK_EQ(TLS(tworker)->ntimers, 0);
     gm_sleep(3 * MS);
     CHECK_EQ(gm_chan_try_recv(c, &v), 0);
     // Reset: ticks again, at the new period.
@@ -145,7 +145,7 @@ static void ticker_main(void *arg)
     CHECK(gm_ticker_new(0) == NULL);
     CHECK_EQ(errno, EINVAL);
     gm_ticker_free(tk);
-    CHECK_EQ(tworker->ntimers, 0);
+    CHECK_EQ(TLS(tworker)->ntimers, 0);
 }
 
 TEST(ticker_ticks_and_drops_missed_ticks)
@@ -559,7 +559,7 @@ TEST(misuse_is_caught)
 static void validator_main(void *arg)
 {
     (void)arg;
-    worker *p = tworker;
+    worker *p = TLS(tworker);
     gm_timer *a = gm_timer_new(HOUR), *b = gm_timer_new(2 * HOUR);
     gm_sleep(1); // a timed wait's entry beside them, gone when it fires
     gm_chan *c = gm_after(3 * HOUR);
