@@ -360,8 +360,13 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // new coroutine goes on its creator's worker; an idle worker steals
 // coroutines that have not started yet, and runnable started ones whose
 // frames are on a stack of their own (dedicated, or pinned copied ones:
-// below). A started copied coroutine stays on its worker. Several threads
-// may each run their own gm_main.
+// below). A started copied coroutine stays on its worker. A coroutine that
+// moves resumes on another thread: a thread-local it reads after a call
+// that parks is that thread's, and on AArch64 GCC and clang may go on
+// using the address they computed before the call (they read the thread
+// pointer once per function), so read thread-locals that such a coroutine
+// uses in a separate noinline function (errno is one already). Several
+// threads may each run their own gm_main.
 // Scheduling is cooperative: a coroutine runs until it parks, yields or
 // returns. A CPU loop without gm_yield, or a plain blocking system call
 // (read on a blocking fd, sleep, a mutex of another library), holds its

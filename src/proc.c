@@ -407,7 +407,7 @@ static void allgUnlink(gm_g **head, gm_g *g)
 }
 
 // A g that starts on p (p's thread), on the list its mode calls for.
-static void allgAdd(worker *p, gm_g *g)
+static inline __attribute__((always_inline)) void allgAdd(worker *p, gm_g *g)
 {
     g->allgMov = movable(g);
     if (!g->allgMov) {
@@ -933,6 +933,21 @@ static gm_g *gfget(worker *p)
     return &batch[0];
 }
 
+// Clears the fields above id of a reused descriptor. GCC's memset of these
+// ~300 bytes is rep stosq, whose start-up costs more than the 16-byte
+// stores it is unrolled into here (a third of gm_go's own instructions).
+_Static_assert(offsetof(gm_g, id) % 8 == 0, "gClear clears whole words");
+static inline void gClear(gm_g *g)
+{
+    typedef uint64_t zeros __attribute__((vector_size(16), aligned(8), may_alias));
+    zeros *q = (zeros *)g;
+#pragma GCC unroll 64
+    for (size_t i = 0; i < offsetof(gm_g, id) / 16; i++)
+        q[i] = (zeros){ 0, 0 };
+    if (offsetof(gm_g, id) % 16 != 0)
+        *(uint64_t *)((char *)g + offsetof(gm_g, id) - 8) = 0;
+}
+
 gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_t *idp)
 {
     if (fn == NULL) {
@@ -947,7 +962,7 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
     gm_g *g = gfget(p);
     if (g == NULL)
         return NULL;
-    memset(g, 0, offsetof(gm_g, id)); // id, status and the joiners stay: gm_join may be reading them
+    gClear(g); // id, status and the joiners stay: gm_join may be reading them
     g->fn = fn;
     g->arg = arg;
     g->p = p;
