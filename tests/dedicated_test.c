@@ -66,20 +66,28 @@ static void batches(size_t size, int nbatch)
     }
 }
 
+// The smallest stack that gets a guard (and is cached with it): two OS
+// pages, 16 KiB with 4 KiB pages, 128 KiB with 64 KiB ones.
+static size_t guardedSmall(void)
+{
+    size_t two = 2 * os_physpagesize();
+    return two > (16 << 10) ? two : 16 << 10;
+}
+
 static uint64_t guardCalls, mmapCalls, guards;
 static void reuse_main(void *arg)
 {
     (void)arg;
     batches(0, 1); // the default 64 KiB: the first batch makes its stacks
-    batches(16 << 10, 1);
+    batches(guardedSmall(), 1);
     gm_memstats m;
     gm_stats(&m);
     guardCalls = os_calls(OS_FAULT_MPROTECT);
     mmapCalls = os_calls(OS_FAULT_MMAP);
     guards = m.dedicated_guards;
-    CHECK(m.dedicated_cached >= 100 * (16 << 10));
+    CHECK(m.dedicated_cached >= 100 * guardedSmall());
     batches(0, 20);
-    batches(16 << 10, 20);
+    batches(guardedSmall(), 20);
     gm_stats(&m);
     CHECK_EQ(os_calls(OS_FAULT_MPROTECT), guardCalls); // no guard made or opened
     CHECK_EQ(os_calls(OS_FAULT_MMAP), mmapCalls);
@@ -255,7 +263,7 @@ TEST(overflow_is_caught_with_many_alive)
 static void validator_main(void *arg)
 {
     (void)arg;
-    batches(16 << 10, 1);
+    batches(guardedSmall(), 1);
     mcache *c = getmcache();
     CHECK(dedicated_valid(c) == NULL);
     uintptr_t bytes = atomic_load(&c->dedicatedBytes);
