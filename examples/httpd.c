@@ -12,9 +12,9 @@
 // for that long, between requests or inside one. Routes, GET only (any
 // other method: 405):
 //   /       a fixed 1 KiB body
-//   /deep   evaluates an arithmetic expression by recursive descent, about
-//           16 KiB of stack frames deep (printed at start), then answers
-//           with the value at the head of a 1 KiB body
+//   /deep   renders 16 nested template sections, each in a 1 KiB buffer of
+//           its own frame: about 16 KiB of stack frames deep (printed at
+//           start), then answers with the text at the head of a 1 KiB body
 //   /sleep  parks on a 1 ms timer (gm_sleep), then answers
 //   else    404
 //
@@ -89,163 +89,6 @@ static void fill_page(char *p, size_t n)
         p[i] = i % 64 == 63 ? '\n' : (char)('a' + (i % 64 + i / 64) % 26);
 }
 
-// GET /deep: an expression of Depth nested levels, "N op (N op (... N ...))",
-// made once at start from a fixed linear congruential sequence (the Go
-// server makes the same), parsed and evaluated on every request by a
-// recursive-descent evaluator whose frames hold what such a parser holds
-// (the token being read, its text, operator and operand). Values are
-// kept modulo Modulus.
-enum { Depth = 40 };
-#define Modulus 1000003L
-static char expr[Depth * 16 + 16];
-static size_t expr_len;
-static uint64_t lcg = 1;
-
-static unsigned next_rand(void)
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (unsigned)(lcg >> 33);
-}
-
-static void gen_expr(void)
-{
-    static const char ops[] = "+-*";
-    size_t n = 0;
-    for (int d = 0; d < Depth; d++) {
-        unsigned num = 1 + next_rand() % 999;
-        char op = ops[next_rand() % 3];
-        n += (size_t)snprintf(expr + n, sizeof expr - n, "%u%c(", num, op);
-    }
-    n += (size_t)snprintf(expr + n, sizeof expr - n, "%u", 1 + next_rand() % 999);
-    for (int d = 0; d < Depth; d++)
-        expr[n++] = ')';
-    expr[n] = 0;
-    expr_len = n;
-}
-
-typedef struct {
-    enum { TokNum, TokOp, TokOpen, TokClose, TokEnd, TokBad } kind;
-    char op;
-    unsigned char len;
-    const char *at;    // where it starts in the expression, for error messages
-    char text[64];     // a number's digits, as a lexer keeps its lexeme
-} token;
-
-typedef struct {
-    const char *s, *start, *end;
-    token tok;         // the lookahead: the next token, not yet taken
-    char *err;         // the first syntax error's message (the caller's buffer), "" if none
-    size_t errcap;
-    uintptr_t deepest; // the lowest stack address reached (for the figure printed at start)
-} parser;
-
-static void advance(parser *ps)
-{
-    token *t = &ps->tok;
-    while (ps->s < ps->end && *ps->s == ' ')
-        ps->s++;
-    t->len = 0;
-    t->at = ps->s;
-    if (ps->s == ps->end) {
-        t->kind = TokEnd;
-        return;
-    }
-    char c = *ps->s;
-    if (c >= '0' && c <= '9') {
-        t->kind = TokNum;
-        while (ps->s < ps->end && *ps->s >= '0' && *ps->s <= '9' && t->len < sizeof t->text)
-            t->text[t->len++] = *ps->s++;
-        return;
-    }
-    ps->s++;
-    t->kind = c == '(' ? TokOpen : c == ')' ? TokClose : (c == '+' || c == '-' || c == '*') ? TokOp : TokBad;
-    t->op = c;
-}
-
-// Records the first syntax error, naming the token and its offset.
-static void syntax_error(parser *ps, const token *t, const char *what)
-{
-    if (ps->err[0] == 0)
-        snprintf(ps->err, ps->errcap, "%s at offset %td ('%.*s')", what, t->at - ps->start,
-                 t->kind == TokNum ? (int)t->len : 1, t->kind == TokNum ? t->text : &t->op);
-}
-
-static long parse_expr(parser *ps);
-
-static long apply(char op, long a, long b)
-{
-    return op == '+' ? (a + b) % Modulus : op == '-' ? (a - b + Modulus) % Modulus : a * b % Modulus;
-}
-
-// factor := number | '(' expr ')'
-static long parse_factor(parser *ps)
-{
-    token t = ps->tok; // taken: the lookahead moves on
-    advance(ps);
-    if ((uintptr_t)&t < ps->deepest)
-        ps->deepest = (uintptr_t)&t;
-    if (t.kind == TokNum) {
-        long v = 0;
-        for (int i = 0; i < t.len; i++)
-            if ((v = v * 10 + (t.text[i] - '0')) >= Modulus)
-                v %= Modulus;
-        return v;
-    }
-    if (t.kind == TokOpen) {
-        long v = parse_expr(ps);
-        if (ps->tok.kind != TokClose)
-            syntax_error(ps, &t, "unclosed parenthesis");
-        advance(ps);
-        return v;
-    }
-    syntax_error(ps, &t, "expected a number or '('");
-    return 0;
-}
-
-// term := factor ('*' factor)*
-static long parse_term(parser *ps)
-{
-    long v = parse_factor(ps);
-    while (ps->tok.kind == TokOp && ps->tok.op == '*') {
-        token op = ps->tok;
-        advance(ps);
-        if (ps->tok.kind == TokEnd)
-            syntax_error(ps, &op, "operator without a right operand");
-        v = apply(op.op, v, parse_factor(ps));
-    }
-    return v;
-}
-
-// expr := term (('+' | '-') term)*
-static long parse_expr(parser *ps)
-{
-    long v = parse_term(ps);
-    while (ps->tok.kind == TokOp && ps->tok.op != '*') {
-        token op = ps->tok;
-        advance(ps);
-        if (ps->tok.kind == TokEnd)
-            syntax_error(ps, &op, "operator without a right operand");
-        v = apply(op.op, v, parse_term(ps));
-    }
-    return v;
-}
-
-// Evaluates expr: its value, or -1 on a syntax error (there is none);
-// *depth_bytes gets how deep the frames went below here.
-static long eval_expr(size_t *depth_bytes)
-{
-    char err[128] = "";
-    parser ps = { .s = expr, .start = expr, .end = expr + expr_len, .err = err, .errcap = sizeof err };
-    ps.deepest = (uintptr_t)&ps;
-    advance(&ps);
-    long v = parse_expr(&ps);
-    if (ps.tok.kind != TokEnd)
-        syntax_error(&ps, &ps.tok, "trailing input");
-    if (depth_bytes != NULL)
-        *depth_bytes = (uintptr_t)&ps - ps.deepest;
-    return err[0] == 0 ? v : -1;
-}
-
 // ------------------------------------------------------------ the protocol
 
 typedef struct {
@@ -312,6 +155,56 @@ static char *put_uint(char *p, unsigned long v)
     while (n > 0)
         *p++ = digits[--n];
     return p;
+}
+
+// GET /deep: renders a page of Depth nested sections the way a template
+// engine does: each section puts its opening tag in a line buffer of its
+// own frame, renders the sections inside it after that, closes, and hands
+// its text to its parent. Depth frames of about 1 KiB: some 16 KiB of
+// stack below the handler (printed at start), for little work (the
+// rendered text is about 330 bytes), so the route measures what depth
+// costs rather than what a computation costs.
+enum { Depth = 16, SectionBuf = 1000 };
+_Static_assert(Depth * 24 + 8 < SectionBuf, "a section's text fits its buffer");
+
+// Renders section level and those inside it into out; returns the length.
+// *deepest gets the lowest stack address reached.
+static size_t render_section(unsigned level, char *out, uintptr_t *deepest)
+{
+    char buf[SectionBuf];
+    if ((uintptr_t)buf < *deepest)
+        *deepest = (uintptr_t)buf;
+    char *p = PUT(buf, "<div id=s");
+    p = put_uint(p, level);
+    p = PUT(p, ">\n");
+    if (level + 1 < Depth)
+        p += render_section(level + 1, p, deepest);
+    else
+        p = PUT(p, "leaf\n");
+    p = PUT(p, "</div>\n");
+    size_t n = (size_t)(p - buf);
+    memcpy(out, buf, n);
+    return n;
+}
+
+// /deep's body into body (1 KiB): "depth D bytes N\n", the N bytes of the
+// rendered sections, then the rest of /'s page. *depth_bytes (if not NULL)
+// gets how deep the frames went below here.
+static void deep_body(char *body, size_t *depth_bytes)
+{
+    char text[SectionBuf];
+    uintptr_t deepest = (uintptr_t)text;
+    size_t n = render_section(0, text, &deepest);
+    char *p = PUT(body, "depth ");
+    p = put_uint(p, Depth);
+    p = PUT(p, " bytes ");
+    p = put_uint(p, n);
+    *p++ = '\n';
+    p = put(p, text, n);
+    size_t head = (size_t)(p - body);
+    memcpy(p, page + head, sizeof page - head);
+    if (depth_bytes != NULL)
+        *depth_bytes = (uintptr_t)text - deepest;
 }
 
 // Writes one response, head and body in one write. Returns 0, or -1 when
@@ -555,18 +448,7 @@ static int route_root(conn *c, const request *rq, int keep_alive)
 static int route_deep(conn *c, const request *rq, int keep_alive)
 {
     char body[sizeof page];
-    long v = eval_expr(NULL);
-    char *p = PUT(body, "depth ");
-    p = put_uint(p, Depth);
-    p = PUT(p, " value ");
-    if (v < 0) { // the evaluator found the expression malformed (it never is)
-        *p++ = '-';
-        v = -v;
-    }
-    p = put_uint(p, (unsigned long)v);
-    *p++ = '\n';
-    size_t n = (size_t)(p - body);
-    memcpy(p, page + n, sizeof body - n); // the rest as /'s body: both 1 KiB
+    deep_body(body, NULL);
     return respond(c, rq->minor, 200, keep_alive, body, sizeof body);
 }
 
@@ -796,12 +678,12 @@ int main(int argc, char **argv)
     }
 
     fill_page(page, sizeof page);
-    gen_expr();
     size_t depth_bytes;
-    long v = eval_expr(&depth_bytes);
-    printf("httpd: listening on 127.0.0.1:%d, %d workers, idle timeout %lld ms; /deep: %zu-byte expression, "
-           "value %ld, %zu bytes of stack frames\n",
-           ntohs(sa.sin_port), nworkers, (long long)(idle_ns / MS), expr_len, v, depth_bytes);
+    char body[sizeof page];
+    deep_body(body, &depth_bytes);
+    printf("httpd: listening on 127.0.0.1:%d, %d workers, idle timeout %lld ms; /deep: %d sections, "
+           "%zu bytes of stack frames\n",
+           ntohs(sa.sin_port), nworkers, (long long)(idle_ns / MS), Depth, depth_bytes);
     fflush(stdout);
 
     footprint before = measure();

@@ -31,8 +31,7 @@
 
 #include "testing.h"
 
-enum { Depth = 40, IdleMs = 500 };
-#define Modulus 1000003L
+enum { Depth = 16, IdleMs = 500 };
 
 static struct sockaddr_in server_addr;
 static pid_t server_pid;
@@ -40,29 +39,21 @@ static FILE *server_out;
 static char page[1024], deep_body[1024];
 
 // The expected bodies, computed here independently of the server's code:
-// the page's letters, and the expression's value. Each of its levels is
-// "N op (inner)", so it is a right fold of the binary operations.
+// the page's letters; the nested sections, opened in order and closed in
+// reverse, after a line that gives their length.
 static void expected_bodies(void)
 {
     for (size_t i = 0; i < sizeof page; i++)
         page[i] = i % 64 == 63 ? '\n' : (char)('a' + (i % 64 + i / 64) % 26);
-    uint64_t lcg = 1;
-    long num[Depth + 1];
-    char op[Depth];
-    for (int d = 0; d <= Depth; d++) {
-        lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-        num[d] = 1 + (long)((unsigned)(lcg >> 33) % 999);
-        if (d == Depth)
-            break;
-        lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-        op[d] = "+-*"[(unsigned)(lcg >> 33) % 3];
-    }
-    long v = num[Depth];
-    for (int d = Depth - 1; d >= 0; d--)
-        v = op[d] == '+' ? (num[d] + v) % Modulus : op[d] == '-' ? (num[d] - v + Modulus) % Modulus
-                                                                 : num[d] * v % Modulus;
-    int n = snprintf(deep_body, sizeof deep_body, "depth %d value %ld\n", Depth, v);
-    memcpy(deep_body + n, page + n, sizeof deep_body - (size_t)n);
+    char text[1024];
+    int n = 0;
+    for (int d = 0; d < Depth; d++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "<div id=s%d>\n", d);
+    n += snprintf(text + n, sizeof text - (size_t)n, "leaf\n");
+    for (int d = 0; d < Depth; d++)
+        n += snprintf(text + n, sizeof text - (size_t)n, "</div>\n");
+    int h = snprintf(deep_body, sizeof deep_body, "depth %d bytes %d\n%s", Depth, n, text);
+    memcpy(deep_body + h, page + h, sizeof deep_body - (size_t)h);
 }
 
 // Starts the server on `workers` workers, closing connections idle for
