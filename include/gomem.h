@@ -540,6 +540,10 @@ typedef struct {
 #define GM_RWMUTEX_INIT { 0, 0, { 0, 0 }, { 0, 0 }, 0 }
 // Takes a read lock; waits while a writer holds rw or waits for it.
 GM_API void gm_rwmutex_rlock(gm_rwmutex *rw);
+// gm_rwmutex_rlock until a deadline, or until ctx is done: 0 (read-locked),
+// or -1 and ETIMEDOUT, or ctx's error (not locked).
+GM_API int gm_rwmutex_rlock_until(gm_rwmutex *rw, int64_t deadline_ns);
+GM_API int gm_rwmutex_rlock_ctx(gm_rwmutex *rw, gm_ctx *ctx);
 // Takes a read lock if that needs no wait: 1 taken, 0 not.
 GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
 // Releases a read lock; the last reader out hands rw to the longest
@@ -548,6 +552,11 @@ GM_API int gm_rwmutex_tryrlock(gm_rwmutex *rw);
 GM_API void gm_rwmutex_runlock(gm_rwmutex *rw);
 // Takes the write lock; waits while readers or a writer hold rw.
 GM_API void gm_rwmutex_lock(gm_rwmutex *rw);
+// gm_rwmutex_lock until a deadline, or until ctx is done: 0 (write-locked),
+// or -1 and ETIMEDOUT, or ctx's error (not locked; readers that queued
+// behind this writer go ahead as if it had never come).
+GM_API int gm_rwmutex_lock_until(gm_rwmutex *rw, int64_t deadline_ns);
+GM_API int gm_rwmutex_lock_ctx(gm_rwmutex *rw, gm_ctx *ctx);
 // Takes the write lock if that needs no wait: 1 taken, 0 not.
 GM_API int gm_rwmutex_trylock(gm_rwmutex *rw);
 // Releases the write lock: to every waiting reader if any, else to the

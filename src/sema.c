@@ -40,7 +40,8 @@
 //   mutex      waiters non-empty => locked
 //   rwmutex    writer in {0, 1}; writer => readers == 0; readers >= 0;
 //              readq non-empty => writer or writeq non-empty (a reader waits
-//              only behind a writer); writeq non-empty => writer or
+//              only behind a writer, or one leaving, which lets the readers
+//              in as it leaves); writeq non-empty => writer or
 //              readers > 0 (a writer waits only while rw is held)
 //   once       done in {0, 1, 2}; waiters non-empty => done == 1 (running)
 //   cond       waiters non-empty => m != NULL
@@ -223,7 +224,7 @@ const char *rwmutex_valid(const gm_rwmutex *rw)
         return "rwmutex: writer is neither 0 nor 1";
     if (rw->readers < 0 || (rw->writer && rw->readers != 0))
         return "rwmutex: readers held with a writer, or negative";
-    if (firstWaiting(&rw->readq) != NULL && !rw->writer && firstWaiting(&rw->writeq) == NULL)
+    if (firstWaiting(&rw->readq) != NULL && !rw->writer && gQueue_empty(&rw->writeq))
         return "rwmutex: readers wait with no writer holding or waiting";
     if (firstWaiting(&rw->writeq) != NULL && !rw->writer && rw->readers == 0)
         return "rwmutex: writers wait on an unlocked rwmutex";
@@ -374,17 +375,33 @@ void gm_mutex_unlock(gm_mutex *m)
 
 // ---------------------------------------------------------------- rwmutex
 
-void gm_rwmutex_rlock(gm_rwmutex *rw)
+static int rwmutexRlock(gm_rwmutex *rw, int64_t deadline, gm_ctx *ctx)
 {
     noteThread();
     spin_lock(&rw->lk);
     if (!rw->writer && gQueue_empty(&rw->writeq)) {
         rw->readers++;
         spin_unlock(&rw->lk);
-        return;
+        return 0;
     }
-    // Woken holding a read lock: the writer's unlock counted it.
-    semaPark(&rw->readq, "rwmutex read", &rw->lk, unlockSpin, &rw->lk, 0, NoDeadline, NULL);
+    // Woken holding a read lock: the writer's unlock counted it. A reader
+    // that gives up leaves no one stuck: readers wait only behind writers.
+    return semaWait(&rw->readq, "rwmutex read", &rw->lk, deadline, ctx);
+}
+
+void gm_rwmutex_rlock(gm_rwmutex *rw)
+{
+    rwmutexRlock(rw, NoDeadline, NULL);
+}
+
+int gm_rwmutex_rlock_until(gm_rwmutex *rw, int64_t deadline_ns)
+{
+    return rwmutexRlock(rw, deadline_ns, NULL);
+}
+
+int gm_rwmutex_rlock_ctx(gm_rwmutex *rw, gm_ctx *ctx)
+{
+    return rwmutexRlock(rw, ctxDeadline(mustCtx(ctx, "gm_rwmutex_rlock_ctx"), NoDeadline), ctx);
 }
 
 int gm_rwmutex_tryrlock(gm_rwmutex *rw)
@@ -414,18 +431,52 @@ void gm_rwmutex_runlock(gm_rwmutex *rw)
         readyClaimed(w);
 }
 
-void gm_rwmutex_lock(gm_rwmutex *rw)
+static int rwmutexLock(gm_rwmutex *rw, int64_t deadline, gm_ctx *ctx)
 {
     noteThread();
     spin_lock(&rw->lk);
     if (!rw->writer && rw->readers == 0) { // then no writer waits either (rwmutex_valid)
         rw->writer = 1;
         spin_unlock(&rw->lk);
-        return;
+        return 0;
     }
+    int err = waitExpired(deadline, ctx);
+    if (err != 0)
+        return failWait(&rw->lk, err);
     // Woken holding the write lock: the last reader or the writer before
     // handed it over.
-    semaPark(&rw->writeq, "rwmutex write", &rw->lk, unlockSpin, &rw->lk, 0, NoDeadline, NULL);
+    int why = semaPark(&rw->writeq, "rwmutex write", &rw->lk, unlockSpin, &rw->lk, 0, deadline, ctx);
+    if (why == WaitServed)
+        return 0;
+    // Gave up (lk held again, off writeq). Readers that queued behind this
+    // writer while readers held rw wait for nothing now when no writer
+    // holds it or waits: they get their read locks, as an unlock would.
+    gm_g *readers = NULL;
+    if (!rw->writer && firstWaiting(&rw->writeq) == NULL) {
+        readers = semaDequeueAll(&rw->readq);
+        for (gm_g *g = readers; g != NULL; g = g->schedlink)
+            rw->readers++;
+    }
+    checkValid("gm_rwmutex", rw, rwmutex_valid);
+    spin_unlock(&rw->lk);
+    readyAll(readers);
+    errno = waitErrno(why, ctx);
+    return -1;
+}
+
+void gm_rwmutex_lock(gm_rwmutex *rw)
+{
+    rwmutexLock(rw, NoDeadline, NULL);
+}
+
+int gm_rwmutex_lock_until(gm_rwmutex *rw, int64_t deadline_ns)
+{
+    return rwmutexLock(rw, deadline_ns, NULL);
+}
+
+int gm_rwmutex_lock_ctx(gm_rwmutex *rw, gm_ctx *ctx)
+{
+    return rwmutexLock(rw, ctxDeadline(mustCtx(ctx, "gm_rwmutex_lock_ctx"), NoDeadline), ctx);
 }
 
 int gm_rwmutex_trylock(gm_rwmutex *rw)

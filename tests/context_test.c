@@ -81,6 +81,18 @@ static void past_main(void *arg)
     CHECK_EQ(gm_mutex_lock_until(&pm, past), 0); // free: taken
     gm_mutex_unlock(&pm);
 
+    static gm_rwmutex prw = GM_RWMUTEX_INIT;
+    CHECK_EQ(gm_rwmutex_rlock_until(&prw, past), 0); // free: read-locked
+    errno = 0;
+    CHECK_EQ(gm_rwmutex_lock_until(&prw, past), -1); // a reader holds it
+    CHECK_EQ(errno, ETIMEDOUT);
+    gm_rwmutex_runlock(&prw);
+    CHECK_EQ(gm_rwmutex_lock_until(&prw, past), 0);
+    errno = 0;
+    CHECK_EQ(gm_rwmutex_rlock_until(&prw, past), -1); // the writer holds it
+    CHECK_EQ(errno, ETIMEDOUT);
+    gm_rwmutex_unlock(&prw);
+
     CHECK_EQ(gm_sema_acquire_until(&psema, 1, past), -1);
     gm_sema_release(&psema, 1);
     CHECK_EQ(gm_sema_acquire_until(&psema, 1, past), 0);
@@ -158,6 +170,19 @@ static void expiry_main(void *arg)
     gm_mutex_unlock(&tm);
     CHECK(gQueue_empty(&tm.waiters) && gQueue_empty(&tcond.waiters));
 
+    static gm_rwmutex trw = GM_RWMUTEX_INIT;
+    gm_rwmutex_rlock(&trw);
+    EXPIRES(gm_rwmutex_lock_until(&trw, gm_deadline(MS)));
+    CHECK_EQ(gm_rwmutex_tryrlock(&trw), 1); // no writer waits any more
+    gm_rwmutex_runlock(&trw);
+    gm_rwmutex_runlock(&trw);
+    gm_rwmutex_lock(&trw);
+    EXPIRES(gm_rwmutex_rlock_until(&trw, gm_deadline(MS)));
+    gm_rwmutex_unlock(&trw);
+    CHECK_EQ(gm_rwmutex_trylock(&trw), 1); // nobody left to hand it to
+    gm_rwmutex_unlock(&trw);
+    CHECK(gQueue_empty(&trw.readq) && gQueue_empty(&trw.writeq));
+
     EXPIRES(gm_sema_acquire_until(&tsema, 2, gm_deadline(MS)));
     CHECK_EQ(tsema.count, 0);
     gm_waitgroup_add(&twg, 1);
@@ -198,7 +223,7 @@ static void expiry_main(void *arg)
     close(l);
     close(fds[0]);
     close(fds[1]);
-    CHECK_EQ(expired, 11);
+    CHECK_EQ(expired, 13);
     gm_chan_free(c);
 }
 
@@ -552,6 +577,17 @@ static void w_cond(void *a)
     CANCELLED(gm_cond_wait_ctx(&wcond, &wm2, wctx)); // wm2 is held again after
     gm_mutex_unlock(&wm2);
 }
+static gm_rwmutex wrw = GM_RWMUTEX_INIT, wrw2 = GM_RWMUTEX_INIT;
+static void w_rwread(void *a)
+{
+    (void)a;
+    CANCELLED(gm_rwmutex_rlock_ctx(&wrw, wctx)); // cancel_main holds the write lock
+}
+static void w_rwwrite(void *a)
+{
+    (void)a;
+    CANCELLED(gm_rwmutex_lock_ctx(&wrw2, wctx)); // cancel_main holds a read lock
+}
 static void w_sema(void *a)
 {
     (void)a;
@@ -601,7 +637,10 @@ static void cancel_main(void *arg)
     (void)arg;
     wjoin_g = gm_go_id(w_forever, NULL, NULL, &wjoin_id);
     gm_mutex_lock(&wm); // w_mutex waits for it
-    void (*fns[])(void *) = { w_recv, w_send, w_select, w_done_case, w_mutex, w_sema, w_wg, w_join, w_read };
+    gm_rwmutex_lock(&wrw);
+    gm_rwmutex_rlock(&wrw2);
+    void (*fns[])(void *) = { w_recv, w_send, w_select, w_done_case, w_mutex, w_sema, w_wg, w_join, w_read,
+                              w_rwread, w_rwwrite };
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)
         gm_go(fns[i], NULL);
     gm_go(w_cond, NULL);
@@ -611,6 +650,11 @@ static void cancel_main(void *arg)
     gm_mutex_unlock(&wm);   // no waiter left: w_mutex gave up
     CHECK_EQ(gm_mutex_trylock(&wm), 1);
     gm_mutex_unlock(&wm);
+    gm_rwmutex_unlock(&wrw);
+    gm_rwmutex_runlock(&wrw2);
+    CHECK(gm_rwmutex_trylock(&wrw) == 1 && gm_rwmutex_trylock(&wrw2) == 1); // no waiter left on either
+    gm_rwmutex_unlock(&wrw);
+    gm_rwmutex_unlock(&wrw2);
 }
 
 TEST(cancel_wakes_every_ctx_call)
@@ -628,7 +672,7 @@ TEST(cancel_wakes_every_ctx_call)
     gm_waitgroup_add(&wwg, 1); // w_wg waits for a count never reached
     run(cancel_main, NULL);
     pthread_join(wthread, NULL);
-    CHECK_EQ(cancelled, 12);
+    CHECK_EQ(cancelled, 14);
     gm_waitgroup_add(&wwg, -1);
     gm_ctx_free(wctx);
     gm_chan_free(wc);

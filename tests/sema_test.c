@@ -111,6 +111,55 @@ static void rw_try_main(void *arg)
     CHECK_EQ(bad, 0);
 }
 
+// A writer that gives up: readers that queued behind it while a reader
+// held rw get their read locks at once (they waited for nothing any more),
+// and a writer that comes after waits for all of them.
+static _Atomic int readersIn;
+static void rw_late_reader(void *arg)
+{
+    (void)arg;
+    gm_rwmutex_rlock(&rw); // behind the waiting writer
+    atomic_fetch_add(&readersIn, 1);
+    event(3);
+    gm_rwmutex_runlock(&rw);
+}
+static void rw_giving_up_writer(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    CHECK_EQ(gm_rwmutex_lock_until(&rw, gm_deadline(20 * 1000 * 1000)), -1);
+    CHECK_EQ(errno, ETIMEDOUT);
+    event(2);
+}
+static void rw_giveup_main(void *arg)
+{
+    (void)arg;
+    gm_rwmutex_rlock(&rw); // held throughout
+    event(1);
+    gm_go(rw_giving_up_writer, NULL);
+    gm_yield(); // the writer waits
+    gm_go(rw_late_reader, NULL);
+    gm_go(rw_late_reader, NULL);
+    while (atomic_load(&readersIn) < 2)
+        gm_sleep(1000 * 1000); // they get in once the writer gives up, this reader still holding
+    CHECK_EQ(gm_rwmutex_trylock(&rw), 0);
+    gm_rwmutex_runlock(&rw);
+    CHECK_EQ(gm_rwmutex_trylock(&rw), 1);
+    gm_rwmutex_unlock(&rw);
+}
+
+TEST(rwmutex_writer_that_gives_up_lets_readers_in)
+{
+    nevents = 0;
+    atomic_store(&readersIn, 0);
+    int procs = gm_set_procs(1);
+    CHECK_EQ(gm_main(rw_giveup_main, NULL), 0);
+    gm_set_procs(procs);
+    static const int want[] = { 1, 2, 3, 3 };
+    CHECK(events_are(want, 4));
+    CHECK(rw.readers == 0 && rw.writer == 0 && gQueue_empty(&rw.readq) && gQueue_empty(&rw.writeq));
+}
+
 TEST(rwmutex_try)
 {
     nevents = 0;
@@ -922,6 +971,7 @@ int main(void)
     gm_set_procs(1); // the order tests need one worker
     RUN(rwmutex_writer_holds_back_later_readers);
     RUN(rwmutex_try);
+    RUN(rwmutex_writer_that_gives_up_lets_readers_in);
     RUN(rwmutex_between_workers);
     RUN(once_runs_fn_once_and_callers_wait_for_it);
     RUN(cond_signal_in_order_and_broadcast);
