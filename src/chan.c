@@ -628,21 +628,30 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
                       gm_ctx *ctx)
 {
     uint64_t seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);
-    // On the heap, the state and a sudog per case in one block: other
-    // coroutines read them while this one is parked, and a copied
-    // coroutine's stack is elsewhere then.
-    sudog *sgs = gm_malloc(sizeof(selstate) + (size_t)(n > 0 ? n : 1) * sizeof *sgs);
-    if (sgs == NULL) {
+    // A sudog per case off the stack (the worker's free ones, as a channel
+    // wait's; a plain thread's from the heap), the shared state in the
+    // first: other coroutines read them while this one is parked, and a
+    // copied coroutine's stack is elsewhere then. The array of pointers
+    // is only this frame's own.
+    worker *p = g->threadWaiter ? NULL : TLS(tworker);
+    sudog *small[8], **sgs = small;
+    if (n > 8 && (sgs = gm_malloc((size_t)n * sizeof *sgs)) == NULL) {
         unlockAll(order, nc);
         throw("out of memory in gm_select");
     }
-    selstate *st = (selstate *)&sgs[n > 0 ? n : 1];
-    st->chosen = -1;
+    selstate none, *st = &none; // no case to wake it: only the deadline or ctx
     for (int i = 0; i < n; i++) {
         gm_select_case *cs = &cases[i];
+        sgs[i] = NULL;
         if (cs->c == NULL)
             continue;
-        sudog *sg = &sgs[i];
+        sudog *sg = sgs[i] = p != NULL ? acquireSudog(p) : gm_malloc(sizeof *sg);
+        if (sg == NULL) {
+            unlockAll(order, nc);
+            throw("out of memory in gm_select");
+        }
+        if (st == &none)
+            st = &sg->selst;
         sg->g = g;
         sg->seq = seq;
         sg->elem = cs->elem;
@@ -651,6 +660,7 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
         sg->caseIndex = i;
         enqueue(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, sg);
     }
+    st->chosen = -1;
     // The lock set is read by the scheduler right after the switch, while
     // this frame is still in place.
     lockset ls = { order, nc };
@@ -663,12 +673,21 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
         gm_select_case *cs = &cases[i];
         if (cs->c == NULL || i == chosen)
             continue;
-        unlink(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, &sgs[i]);
+        unlink(cs->dir == GM_SELECT_SEND ? &cs->c->sendq : &cs->c->recvq, sgs[i]);
     }
     unlockAll(order, nc);
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
-    bool ok = chosen >= 0 && sgs[chosen].success;
-    gm_free(sgs);
+    bool ok = chosen >= 0 && sgs[chosen]->success;
+    p = g->threadWaiter ? NULL : TLS(tworker); // g's worker now: a movable g may have been stolen
+    for (int i = 0; i < n; i++)
+        if (sgs[i] != NULL) {
+            if (p != NULL)
+                releaseSudog(p, sgs[i]);
+            else
+                gm_free(sgs[i]);
+        }
+    if (sgs != small)
+        gm_free(sgs);
     if (chosen < 0) {
         errno = waitErrno(why, ctx);
         return -2;

@@ -299,6 +299,7 @@ typedef struct sudog {
     bool success;         // false: woken by close
     selstate *sel;        // NULL for a plain send/recv
     int caseIndex;        // in sel's case array
+    selstate selst;       // a select's state, in its first case's sudog (sel points here)
 } sudog;
 
 // A FIFO of sudogs (Go's waitq).
