@@ -264,10 +264,12 @@ test-aarch64:
 
 # musl: make test built with musl-gcc (build-musl/, dynamically linked
 # against musl, and override_static_test fully static). musl-gcc builds C
-# only and no sanitizers; docs/ports.md says what differs from glibc.
+# only and no sanitizers; docs/ports.md says what differs from glibc. Its
+# links do not add the .eh_frame_hdr the profiler's unwinder looks for:
+# --eh-frame-hdr asks for it.
 test-musl:
 	@command -v musl-gcc >/dev/null || { echo "test-musl: needs musl-gcc (apt-get install musl-tools)"; exit 1; }
-	$(MAKE) BUILD=build-musl CC=musl-gcc test
+	$(MAKE) BUILD=build-musl CC=musl-gcc LDFLAGS="$(LDFLAGS) -Wl,--eh-frame-hdr" test
 
 # A multi-threaded soak of every API with thread churn and forks, bounded
 # by STRESS_SECONDS (default 60); stats must return to the baseline.

@@ -228,12 +228,7 @@ static GM_NOINLINE uint32_t profCallers(uintptr_t *stk)
 {
     unwindState u;
     u.n = 0;
-#if defined(__GLIBC__) // musl: the host's libgcc_eh aborts unwinding there; samples carry no stack
     _Unwind_Backtrace(unwindFrame, &u);
-#else
-    (void)unwindFrame;
-    memset(stk, 0, ProfMaxStack * sizeof *stk);
-#endif
     int first = 0;
     for (int i = 0; i < u.n && i < SkipFrames; i++)
         if (isAllocFrame(u.fn[i]))

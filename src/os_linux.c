@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -470,17 +471,62 @@ void os_futexwakeup(uint32_t *addr, int n)
 }
 
 #if !defined(__GLIBC__)
-// musl: the host's libgcc_eh (built for glibc 2.35+), which the heap
-// profiler's unwinder links in, asks glibc's _dl_find_object for a pc's
-// unwind tables; -1 ("not found") makes it fall back to dl_iterate_phdr,
-// which musl has. Default visibility: the installed archives localize
-// hidden symbols, and libgcc_eh is linked after them.
-struct dl_find_object;
+// musl: the host's libgcc_eh (built for glibc 2.35+), whose unwinder the
+// heap profiler uses, finds a pc's unwind tables with glibc's
+// _dl_find_object, and aborts when none is found for its own frame. This
+// one answers as glibc's does, from dl_iterate_phdr (which musl has): the
+// loaded object holding pc, its mapping's bounds and its PT_GNU_EH_FRAME
+// segment (.eh_frame_hdr). The struct is glibc's on x86-64 and AArch64
+// (neither has the dbase or count fields). Default visibility: the
+// installed archives localize hidden symbols, and libgcc_eh is linked
+// after them.
+#include <link.h>
+
+struct dl_find_object {
+    unsigned long long dlfo_flags;
+    void *dlfo_map_start, *dlfo_map_end;
+    void *dlfo_link_map;
+    void *dlfo_eh_frame;
+    unsigned long long dlfo_reserved[7];
+};
+
+typedef struct {
+    uintptr_t pc;
+    struct dl_find_object *out;
+} findObject;
+
+static int findObjectIn(struct dl_phdr_info *info, size_t size, void *arg)
+{
+    (void)size;
+    findObject *f = arg;
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    void *eh = NULL;
+    bool holds = false;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t start = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD) {
+            lo = start < lo ? start : lo;
+            hi = start + ph->p_memsz > hi ? start + ph->p_memsz : hi;
+            holds |= f->pc >= start && f->pc - start < ph->p_memsz;
+        } else if (ph->p_type == PT_GNU_EH_FRAME) {
+            eh = (void *)start;
+        }
+    }
+    if (!holds)
+        return 0;
+    memset(f->out, 0, sizeof *f->out);
+    f->out->dlfo_map_start = (void *)lo;
+    f->out->dlfo_map_end = (void *)hi;
+    f->out->dlfo_eh_frame = eh;
+    return 1;
+}
+
 int _dl_find_object(void *pc, struct dl_find_object *result);
 __attribute__((visibility("default"))) int _dl_find_object(void *pc, struct dl_find_object *result)
 {
-    (void)pc;
-    (void)result;
-    return -1;
+    findObject f = { (uintptr_t)pc, result };
+    result->dlfo_eh_frame = NULL;
+    return dl_iterate_phdr(findObjectIn, &f) == 1 && result->dlfo_eh_frame != NULL ? 0 : -1;
 }
 #endif

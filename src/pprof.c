@@ -166,9 +166,12 @@ static int addMapping(struct dl_phdr_info *info, size_t size, void *arg)
     mappings *ms = arg;
     const char *name = info->dlpi_name;
     char exe[256];
-    if (name == NULL || name[0] == 0) {
+    // The program comes first: glibc names it "", musl as it was started
+    // (maybe a relative path); the kernel's name for it is the one to
+    // keep. Later nameless objects (the vDSO) have no file to symbolize.
+    if (ms->n == 0 || name == NULL || name[0] == 0) {
         if (ms->n != 0)
-            return 0; // only the program itself has no name
+            return 0;
         ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
         exe[k > 0 ? k : 0] = 0;
         name = exe;
@@ -545,11 +548,7 @@ static void selfFrames(gsnap *s)
 {
     selfUnwind u;
     u.n = 0;
-#if defined(__GLIBC__) // musl: as in mprof.c, no unwinding
     _Unwind_Backtrace(selfFrame, &u);
-#else
-    (void)selfFrame;
-#endif
     int first = 0;
     for (int i = 0; i < u.n; i++)
         if (u.fn[i] == (uintptr_t)pprof_writeCoroutines)

@@ -528,6 +528,10 @@ TEST(preloaded_python_names_its_functions)
 #endif
     if (test_skip_qemu("python3 is the host's"))
         return;
+#if !defined(__GLIBC__)
+    printf("    (skipped on musl: python3 is the host's, built for glibc; a musl libgomem.so cannot be preloaded)\n");
+    return;
+#endif
     if (sh("command -v python3 >/dev/null 2>&1") != 0) {
         printf("    (skipped: python3 is not installed)\n");
         return;
@@ -547,11 +551,6 @@ int main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-#if !defined(__GLIBC__)
-    printf("(skipped on musl: libgcc's unwinder, built for glibc, cannot unwind there; samples carry no stack)\n");
-    printf("0 passed, 0 failed\n");
-    return 0;
-#endif
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 1;
