@@ -225,7 +225,7 @@ static int tryRecvLocked(gm_chan *c, void *elem)
 // until a partner or close takes the sudog, deadline passes or ctx is done.
 // 1 done, -1 closed (receive), -2 and errno (deadline, ctx).
 static inline __attribute__((always_inline)) int chanPark(gm_chan *c, gm_g *g, sudog *sg, void *elem, bool send,
-                                                          int64_t deadline, gm_ctx *ctx)
+                                                          int64_t deadline, gm_ctx *ctx, int closed)
 {
     sg->g = g;
     sg->seq = g->threadWaiter ? atomic_load_explicit(&g->waitSeq, memory_order_relaxed) : beginWait(g);
@@ -234,7 +234,7 @@ static inline __attribute__((always_inline)) int chanPark(gm_chan *c, gm_g *g, s
     sg->sel = NULL;
     waitq *q = send ? &c->sendq : &c->recvq;
     enqueue(q, sg);
-    int why = parkWait(g, send ? "chan send" : "chan receive", unlockChan, c, deadline, ctx);
+    int why = parkWaitInline(g, send ? "chan send" : "chan receive", unlockChan, c, deadline, ctx);
     if (why != WaitServed) {
         spin_lock(&c->lock);
         unlink(q, sg);
@@ -249,18 +249,18 @@ static inline __attribute__((always_inline)) int chanPark(gm_chan *c, gm_g *g, s
         return 1;
     if (send)
         throw("send on closed channel %p", (void *)c);
-    return -1; // woken by close: *elem was zeroed by close
+    return closed; // woken by close: *elem was zeroed by close
 }
 
 // A plain thread's wait: its stand-in g and its sudog in this frame (a
 // thread's stack does not move; both are off every queue before it
 // returns). Out of line: a coroutine's frame does not carry them.
-static GM_NOINLINE int chanParkThread(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+static GM_NOINLINE int chanParkThread(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx, int closed)
 {
     gm_g w;
     sudog sg;
     threadStandIn(&w);
-    return chanPark(c, &w, &sg, elem, send, deadline, ctx);
+    return chanPark(c, &w, &sg, elem, send, deadline, ctx, closed);
 }
 
 // A worker's free sudogs (Go's acquireSudog and releaseSudog, P-local):
@@ -308,7 +308,7 @@ void sudogcacheFree(worker *p)
 }
 
 // The blocking part of a send or receive: c locked, nothing ready.
-static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx)
+static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t deadline, gm_ctx *ctx, int closed)
 {
     int err = waitExpired(deadline, ctx);
     if (err != 0) {
@@ -319,7 +319,7 @@ static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t dead
     gm_g *g = gm_self();
     if (g == NULL) {
         noteThread();
-        return chanParkThread(c, elem, send, deadline, ctx);
+        return chanParkThread(c, elem, send, deadline, ctx, closed);
     }
     // Off the stack: a copied coroutine's stack is elsewhere while it waits.
     sudog *sg = acquireSudog(TLS(tworker));
@@ -327,17 +327,18 @@ static GM_NOINLINE int chanBlock(gm_chan *c, void *elem, bool send, int64_t dead
         spin_unlock(&c->lock);
         throw(send ? "out of memory parking a channel sender" : "out of memory parking a channel receiver");
     }
-    int r = chanPark(c, g, sg, elem, send, deadline, ctx);
+    int r = chanPark(c, g, sg, elem, send, deadline, ctx, closed);
     releaseSudog(TLS(tworker), sg); // (g's worker now: a movable g may have been stolen meanwhile)
     return r;
 }
 
 // Send (send true) or receive (Go's chansend and chanrecv, whose steps are
-// the same): 1 done, 0 would block (block false), -1 closed and drained
-// (receive), -2 and errno when deadline passed or ctx is done first.
-// Inlined into each caller with send a constant.
+// the same): 1 done, 0 would block (block false), closed (-1, or the
+// caller's own code for it) when closed and drained (receive), -2 and errno
+// when deadline passed or ctx is done first. Inlined into each caller with
+// send and closed constants.
 static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, bool block, const bool send,
-                                                        int64_t deadline, gm_ctx *ctx)
+                                                        int64_t deadline, gm_ctx *ctx, int closed)
 {
     check(c, send ? "send" : "receive");
     if (send && c->elemsize == sizeof(void *)) { // a pointer into the sender's frames pins them
@@ -353,35 +354,37 @@ static inline __attribute__((always_inline)) int chanop(gm_chan *c, void *elem, 
         checkValid(c);
     if (r != 0 || !block) {
         spin_unlock(&c->lock);
-        return r;
+        return r == -1 ? closed : r;
     }
-    return chanBlock(c, elem, send, deadline, ctx);
+    return chanBlock(c, elem, send, deadline, ctx, closed);
 }
 
 void gm_chan_send(gm_chan *c, const void *elem)
 {
-    chanop(c, (void *)elem, true, true, NoDeadline, NULL);
+    chanop(c, (void *)elem, true, true, NoDeadline, NULL, -1);
 }
 
 int gm_chan_send_until(gm_chan *c, const void *elem, int64_t deadline_ns)
 {
-    return chanop(c, (void *)elem, true, true, deadline_ns, NULL) == 1 ? 0 : -1;
+    return chanop(c, (void *)elem, true, true, deadline_ns, NULL, -1) == 1 ? 0 : -1;
 }
 
 int gm_chan_send_ctx(gm_chan *c, const void *elem, gm_ctx *ctx)
 {
     int64_t deadline = ctxDeadline(mustCtx(ctx, "gm_chan_send_ctx"), NoDeadline);
-    return chanop(c, (void *)elem, true, true, deadline, ctx) == 1 ? 0 : -1;
+    return chanop(c, (void *)elem, true, true, deadline, ctx, -1) == 1 ? 0 : -1;
 }
 
 int gm_chan_try_send(gm_chan *c, const void *elem)
 {
-    return chanop(c, (void *)elem, false, true, NoDeadline, NULL);
+    return chanop(c, (void *)elem, false, true, NoDeadline, NULL, -1);
 }
 
 int gm_chan_recv(gm_chan *c, void *elem)
 {
-    return chanop(c, elem, true, false, NoDeadline, NULL) == 1;
+    // Closed answers 0 here, the call's own result: the wait is a tail
+    // call, so no frame of this function stays below a parked receiver.
+    return chanop(c, elem, true, false, NoDeadline, NULL, 0);
 }
 
 // 1 received, 0 closed, -1 and errno.
@@ -392,18 +395,18 @@ static inline int recvResult(int r)
 
 int gm_chan_recv_until(gm_chan *c, void *elem, int64_t deadline_ns)
 {
-    return recvResult(chanop(c, elem, true, false, deadline_ns, NULL));
+    return recvResult(chanop(c, elem, true, false, deadline_ns, NULL, -1));
 }
 
 int gm_chan_recv_ctx(gm_chan *c, void *elem, gm_ctx *ctx)
 {
     int64_t deadline = ctxDeadline(mustCtx(ctx, "gm_chan_recv_ctx"), NoDeadline);
-    return recvResult(chanop(c, elem, true, false, deadline, ctx));
+    return recvResult(chanop(c, elem, true, false, deadline, ctx, -1));
 }
 
 int gm_chan_try_recv(gm_chan *c, void *elem)
 {
-    return chanop(c, elem, false, false, NoDeadline, NULL);
+    return chanop(c, elem, false, false, NoDeadline, NULL, -1);
 }
 
 // Close (c locked): wakes every waiter.
@@ -664,7 +667,7 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
     // The lock set is read by the scheduler right after the switch, while
     // this frame is still in place.
     lockset ls = { order, nc };
-    int why = parkWait(g, nc > 0 ? "select" : "select (no cases)", unlockSet, &ls, deadline, ctx);
+    int why = parkWaitInline(g, nc > 0 ? "select" : "select (no cases)", unlockSet, &ls, deadline, ctx);
     // Woken: take our other sudogs off their queues (a claimer took the
     // chosen one off its queue).
     int chosen = why == WaitServed ? st->chosen : -1;

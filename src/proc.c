@@ -505,11 +505,7 @@ static inline void switchToG(worker *p, gm_g *g)
 
 void switchToSched(gm_g *g, bool dying)
 {
-    worker *p = TLS(tworker);
-    track_switchStart(dying ? NULL : &g->asanFake, p->threadStack, p->threadStackSize);
-    track_toFiber(&p->tsanFiber);
-    swapctx(&g->sp, p->sp);
-    track_switchFinish(g->asanFake);
+    switchToSchedInline(g, dying);
 }
 
 static void coroMain(gm_g *g)
@@ -1126,13 +1122,6 @@ void offStack(const char *who, const gm_g *g, uintptr_t sp)
 }
 
 // Before the g may be readied (its status still Grunning).
-static inline void countParked(worker *p, gm_g *g)
-{
-    g->parked = true;
-    g->waitSince = cputicks();
-    atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-}
 
 void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
 {
@@ -1190,7 +1179,7 @@ uint64_t beginWait(gm_g *g)
 
 // A timed wait's timer entry. Out of line: the timer, passed by value,
 // would sit in every parked coroutine's frames, which copied mode saves.
-static GM_NOINLINE void addWaitTimer(worker *p, uint64_t when, uint64_t seq, gm_g *g)
+GM_NOINLINE void addWaitTimer(worker *p, uint64_t when, uint64_t seq, gm_g *g)
 {
     addtimer(p, (timer){ when, seq, g, NULL, NULL });
 }
@@ -1209,32 +1198,6 @@ void goparkTimed(gm_g *g, const char *reason, int64_t timeout)
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
 }
 
-// A coroutine's claimed wait (parkWait).
-static int goparkWait(worker *p, gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline,
-                      gm_ctx *ctx)
-{
-    uint64_t seq = atomic_load_explicit(&g->waitSeq, memory_order_relaxed);
-    g->waitReason = reason;
-    TRACE(EvGoPark, 0, 0, g->id);
-    if (deadline != NoDeadline)
-        addWaitTimer(p, deadline > 0 ? (uint64_t)deadline : 1, seq, g);
-    countParked(p, g);
-    setstatus(g, Gwaiting);
-    // On ctx's list only now: its cancel readies a parked g. One already
-    // cancelled claims the wait here, and g runs again right after unlockf.
-    if (ctx != NULL && !ctxAddWaiter(ctx, g))
-        readyClaimed(g);
-    p->unlockf = unlockf;
-    p->unlockarg = arg;
-    switchToSched(g, false);
-    deltimerWait(g->p, g);
-    if (ctx != NULL)
-        ctxRemoveWaiter(ctx, g);
-    // waitSeq stays claimed until the caller has left its queue: a
-    // validator tells a waiter that gave up from one still parked by it.
-    return (int)(atomic_load_explicit(&g->waitSeq, memory_order_acquire) & WaitWhy);
-}
-
 void threadStandIn(gm_g *w)
 {
     memset(w, 0, sizeof *w);
@@ -1247,7 +1210,7 @@ void threadStandIn(gm_g *w)
 // A thread's claimed wait (parkWait): it sleeps on its stand-in's status
 // until the claimer stores Grunnable there, or claims the wait itself at
 // its deadline. Out of line: a coroutine's parked frames do not carry it.
-static GM_NOINLINE int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
+GM_NOINLINE int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
 {
     uint64_t seq = atomic_load_explicit(&w->waitSeq, memory_order_relaxed);
     bool self = ctx != NULL && !ctxAddWaiter(ctx, w); // cancelled already: claimed
@@ -1273,10 +1236,7 @@ static GM_NOINLINE int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, i
 
 int parkWait(gm_g *g, const char *reason, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx)
 {
-    if (g->threadWaiter)
-        return threadWait(g, unlockf, arg, deadline, ctx);
-    worker *p = TLS(tworker);
-    return goparkWait(p, mustSelf(p, reason), reason, unlockf, arg, deadline, ctx);
+    return parkWaitInline(g, reason, unlockf, arg, deadline, ctx);
 }
 
 int waitErrno(int why, gm_ctx *ctx)

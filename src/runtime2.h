@@ -773,5 +773,70 @@ void chan_freeCheck(gm_chan *c, const char *what, const void *obj);
 void chan_ctxInit(gm_chan *c);
 void chan_ctxClose(gm_chan *c);
 
+// ------------------------------------------------------------ the park
+// (proc.c's; here so that a channel wait inlines it)
+//
+// A parked copied coroutine's saved copy holds every frame from its
+// switch up: parkWait's own frame (six saved registers and its locals)
+// was a third of a coroutine parked in gm_chan_recv (336 bytes, which
+// took a 512-byte buffer). chanBlock and selectWait inline the park, and
+// the switch, so their frame is the only one between the caller's and
+// swapctx's.
+
+// A timed wait's timer entry (out of line: the timer, passed by value,
+// would sit in every parked coroutine's frames).
+void addWaitTimer(worker *p, uint64_t when, uint64_t seq, gm_g *g);
+// A plain thread's claimed wait: it sleeps on its stand-in's status (out
+// of line: a coroutine's parked frames do not carry it).
+int threadWait(gm_g *w, void (*unlockf)(void *), void *arg, int64_t deadline, gm_ctx *ctx);
+
+static inline __attribute__((always_inline)) void switchToSchedInline(gm_g *g, bool dying)
+{
+    worker *p = TLS(tworker);
+    track_switchStart(dying ? NULL : &g->asanFake, p->threadStack, p->threadStackSize);
+    track_toFiber(&p->tsanFiber);
+    swapctx(&g->sp, p->sp);
+    track_switchFinish(g->asanFake);
+}
+
+static inline void countParked(worker *p, gm_g *g)
+{
+    g->parked = true;
+    g->waitSince = cputicks();
+    atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+// parkWait (above), inlined.
+static inline __attribute__((always_inline)) int parkWaitInline(gm_g *g, const char *reason,
+                                                                 void (*unlockf)(void *), void *arg,
+                                                                 int64_t deadline, gm_ctx *ctx)
+{
+    if (g->threadWaiter)
+        return threadWait(g, unlockf, arg, deadline, ctx);
+    worker *p = TLS(tworker);
+    g = mustSelf(p, reason);
+    uint64_t seq = atomic_load_explicit(&g->waitSeq, memory_order_relaxed);
+    g->waitReason = reason;
+    TRACE(EvGoPark, 0, 0, g->id);
+    if (deadline != NoDeadline)
+        addWaitTimer(p, deadline > 0 ? (uint64_t)deadline : 1, seq, g);
+    countParked(p, g);
+    setstatus(g, Gwaiting);
+    // On ctx's list only now: its cancel readies a parked g. One already
+    // cancelled claims the wait here, and g runs again right after unlockf.
+    if (ctx != NULL && !ctxAddWaiter(ctx, g))
+        readyClaimed(g);
+    p->unlockf = unlockf;
+    p->unlockarg = arg;
+    switchToSchedInline(g, false);
+    deltimerWait(g->p, g);
+    if (ctx != NULL)
+        ctxRemoveWaiter(ctx, g);
+    // waitSeq stays claimed until the caller has left its queue: a
+    // validator tells a waiter that gave up from one still parked by it.
+    return (int)(atomic_load_explicit(&g->waitSeq, memory_order_acquire) & WaitWhy);
+}
+
 #pragma GCC visibility pop
 #endif
