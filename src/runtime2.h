@@ -101,9 +101,10 @@ struct gm_g {
     bool onExec;               // copied: its frames are on its execution stack now; guarded by stackLock
     bool own;                  // its frames run on a stack nobody else uses (ownStack): dedicated,
                                // stackcheck, or a pinned copied g; p's thread
+    bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary).
+                               // Right after own: gm_yield tests both with one load (ownOrCanary)
     bool pinned;               // copied, and its execution stack became its own (gstack.c, pinG)
     bool guarded;              // dedicated: lowest page is a guard (os_guard)
-    bool canary;               // dedicated, not guarded: StackCanary in its lowest word (checkCanary)
     bool started;
     bool direct;               // gm_yield may switch to it with a bare swapctx: started, on its own
                                // stack (frames never move), no sanitizer hooks to run; set when it
@@ -460,6 +461,17 @@ static inline bool movable(const gm_g *g)
 static inline bool canaryIntact(const gm_g *g)
 {
     return !g->canary || *(const uint64_t *)g->stack.lo == StackCanary;
+}
+
+// own || canary, in one load: false for a copied, unpinned g (gm_yield's
+// common case, which then needs neither the canary's nor the thieves'
+// check).
+_Static_assert(offsetof(gm_g, canary) == offsetof(gm_g, own) + 1, "own and canary side by side");
+static inline bool ownOrCanary(const gm_g *g)
+{
+    uint16_t both;
+    __builtin_memcpy(&both, &g->own, sizeof both);
+    return both != 0;
 }
 
 

@@ -36,7 +36,7 @@ static inline bool loopIdle(const worker *p)
 // gs test one flag.
 static inline bool yieldsToThieves(const worker *p, const gm_g *g)
 {
-    if (GM_LIKELY(!g->own) || !movable(g))
+    if (!movable(g))
         return false;
     const group *grp = p->grp;
     return grp->nprocs > 1 && (atomic_load_explicit(&grp->nidle, memory_order_relaxed) |
@@ -142,9 +142,10 @@ void gm_yield(void)
 {
     worker *p = TLS(tworker);
     gm_g *g = GM_LIKELY(p != NULL) ? p->cur : NULL;
-    if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) && canaryIntact(g))) {
+    if (GM_LIKELY(g != NULL && onOwnStack(g, (uintptr_t)__builtin_dwarf_cfa()) &&
+                  (!ownOrCanary(g) || (canaryIntact(g) && !yieldsToThieves(p, g))))) {
         gm_g *next = p->runq.head;
-        if (GM_LIKELY(next != NULL && loopIdle(p) && !yieldsToThieves(p, g))) {
+        if (GM_LIKELY(next != NULL && loopIdle(p))) {
             if (GM_LIKELY(next->direct)) {
                 assert2(next->started && ownStack(next) && !next->checked);
                 assert2(g->canary == (g->mode == GM_STACK_DEDICATED && !g->guarded));
