@@ -325,7 +325,8 @@ int os_unguard(void *p, size_t nbytes)
         errno = ENOMEM;
         return -1;
     }
-    atomic_fetch_sub_explicit(&guardsMapped, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&guardRegions, memory_order_relaxed) != 2) // an mprotect guard it counted
+        atomic_fetch_sub_explicit(&guardsMapped, 1, memory_order_relaxed);
     return 0;
 }
 

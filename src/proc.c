@@ -1121,8 +1121,6 @@ void offStack(const char *who, const gm_g *g, uintptr_t sp)
     throwG(buf, g);
 }
 
-// Before the g may be readied (its status still Grunning).
-
 void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
 {
     spin_lock(&allWorkersLock);

@@ -811,6 +811,7 @@ static inline __attribute__((always_inline)) void switchToSchedInline(gm_g *g, b
     track_switchFinish(g->asanFake);
 }
 
+// Before the g may be readied (its status still Grunning).
 static inline void countParked(worker *p, gm_g *g)
 {
     g->parked = true;
