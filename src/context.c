@@ -44,6 +44,19 @@
 #define CtxMagic 0x63747821u // "ctx!": a live context
 
 static int ctxTreeLock;
+
+// fork: the tree whole and its lock free in the child (mcache.c's handlers
+// take it first: a cancel holds it while it takes timers', channels' and
+// workers' locks).
+void context_atfork_prepare(void)
+{
+    spin_lock(&ctxTreeLock);
+}
+
+void context_atfork_parent(void)
+{
+    spin_unlock(&ctxTreeLock);
+}
 // Never done, no deadline, no done channel (Go's Background: Done() is
 // nil, a case that never proceeds). Not linked to its children: it never
 // cancels them.

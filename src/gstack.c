@@ -50,7 +50,8 @@
 //
 // Locking: g.stackLock guards where a copied g's frames are (onExec, stack,
 // savedLen) and g.protected, so that another thread can copy into a parked
-// g's variable (a channel send) while its worker saves or restores it.
+// g's variable (a channel send) while its worker saves or restores it; a
+// copy from the worker's own thread needs no lock (copyG).
 // A runnable g is copied into by nobody (its waker finished first), so the
 // worker takes the lock only to save a parked owner. checkLock guards the
 // checkedGs list (the fault handler reads it without the lock). The
@@ -404,7 +405,13 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         moveBytes(addr, other, n, toG);
         return;
     }
-    spin_lock(&g->stackLock);
+    // Only g's worker moves its frames (saves and restores them), and one
+    // waker at a time copies into a wait: on that worker's own thread (the
+    // common wake, a channel between two of its coroutines) nothing can
+    // move them meanwhile, so the lock's two atomics are not needed.
+    bool lock = g->checked || g->p != TLS(tworker);
+    if (lock)
+        spin_lock(&g->stackLock);
     if (g->checked) { // its own stack, maybe protected while parked
         if (g->protected)
             protectStack(g, false);
@@ -422,7 +429,8 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         }
         moveBytes(a, other, n, toG);
     }
-    spin_unlock(&g->stackLock);
+    if (lock)
+        spin_unlock(&g->stackLock);
 }
 
 void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n)
@@ -673,16 +681,18 @@ const char *dedicated_valid(mcache *c)
 void dedicated_atfork_prepare(void)
 {
     guardCache_lock(&dedicatedOverflow); // a spin lock, held while taking no other
+    spin_lock(&checkLock);               // the same
 }
 
 void dedicated_atfork_parent(void)
 {
+    spin_unlock(&checkLock);
     guardCache_unlock(&dedicatedOverflow);
 }
 
 void dedicated_atfork_child(void)
 {
-    guardCache_unlock(&dedicatedOverflow);
+    dedicated_atfork_parent();
 }
 
 // A new g's stack for its mode. false (ENOMEM) when there is none.

@@ -311,6 +311,8 @@ static void atfork_prepare(void)
     // A thread may be half-way through runtime_init when another forks; the
     // child would wait forever for it to finish. Finish it here first.
     runtime_init();
+    context_atfork_prepare(); // the scheduler's spin locks first: none is taken under the heap's
+    proc_atfork_prepare();
     malloc_atfork_prepare();
     dedicated_atfork_prepare();
     stack_atfork_prepare();
@@ -335,6 +337,8 @@ static void atfork_parent(void)
     stack_atfork_parent();
     dedicated_atfork_parent();
     malloc_atfork_parent();
+    proc_atfork_parent();
+    context_atfork_parent();
 }
 
 static void atfork_child(void)
@@ -354,6 +358,8 @@ static void atfork_child(void)
     stack_atfork_child();
     dedicated_atfork_child();
     malloc_atfork_parent(); // single-threaded now: the same release
+    proc_atfork_parent();
+    context_atfork_parent();
     mcache *self = TLS(mcache_tls);
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;

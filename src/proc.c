@@ -231,6 +231,22 @@ void threadAttach(void)
     pthread_setspecific(attachKey, (void *)1);
 }
 
+// fork (mcache.c's handlers take these before the heap's locks: nothing
+// done under them allocates): the child finds the list of workers and the
+// free descriptors whole, and their locks free, whatever another thread
+// was doing with them.
+void proc_atfork_prepare(void)
+{
+    spin_lock(&allWorkersLock);
+    spin_lock(&gFreeLock);
+}
+
+void proc_atfork_parent(void)
+{
+    spin_unlock(&gFreeLock);
+    spin_unlock(&allWorkersLock);
+}
+
 bool withLiveWorker(worker *p, uint64_t serial, void (*f)(worker *, void *), void *arg)
 {
     bool live = false;

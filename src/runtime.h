@@ -238,6 +238,13 @@ extern bool runtime_secure;
 
 // sysmon.c: a forked child has no sysmon thread (mcache.c's fork handler).
 void sysmon_atfork_child(void);
+// fork (mcache.c's handlers): the list of workers' and the free
+// descriptors' locks (proc.c), and the context tree's (context.c), held
+// across it and released in parent and child.
+void proc_atfork_prepare(void);
+void proc_atfork_parent(void);
+void context_atfork_prepare(void);
+void context_atfork_parent(void);
 
 // Reads GOMEM_* once; cheap after the first call.
 void runtime_init(void);

@@ -149,6 +149,64 @@ TEST(fork_while_other_threads_allocate)
     CHECK(mcentral_valid() == NULL);
 }
 
+// Threads that keep running the scheduler's shared parts: each gm_main
+// adds and removes a worker (the list of workers' lock), its coroutines'
+// descriptors go back to the shared free list (that list's lock) when the
+// worker has too many, contexts are made and cancelled (the tree's lock),
+// and gm_stats walks the workers. A child forked meanwhile must find every
+// one of those locks free.
+static gm_ctx *forkRoot;
+static void sched_leaf(void *arg)
+{
+    gm_ctx *c = gm_ctx_with_cancel(arg);
+    gm_ctx_cancel(c, 0);
+    gm_ctx_free(c);
+}
+static void sched_round(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 300; i++)
+        gm_go(sched_leaf, forkRoot);
+    gm_memstats m;
+    gm_stats(&m);
+}
+static void *sched_churner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop))
+        gm_main(sched_round, NULL);
+    return NULL;
+}
+
+TEST(fork_while_other_threads_run_coroutines)
+{
+    forkRoot = gm_ctx_with_cancel(gm_ctx_background());
+    pthread_t t[2];
+    atomic_store(&stop, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, sched_churner, NULL);
+    int ok = 0, n = 200;
+    for (int i = 0; i < n; i++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            alarm(30); // a child stuck on a lock fails the test instead of hanging it
+            _exit(gm_main(sched_round, NULL) == 0 ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            ok++;
+        else if (ok + 5 > i) // name the first few
+            fprintf(stderr, "    child %d: status 0x%x\n", i, status);
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    CHECK_EQ(ok, n);
+    gm_ctx_cancel(forkRoot, 0);
+    gm_ctx_free(forkRoot);
+}
+
 static _Atomic int exit_bad; // threads whose cache held no stacks before they exited
 
 static void *alloc_and_exit(void *arg)
@@ -195,6 +253,7 @@ int main(void)
 {
     RUN(fork_of_a_single_threaded_process_takes_no_locks); // first: no thread yet
     RUN(fork_while_other_threads_allocate);
+    RUN(fork_while_other_threads_run_coroutines);
     RUN(thread_exit_gives_caches_back);
     return test_report();
 }

@@ -201,6 +201,7 @@ static void *worker(void *arg)
 
 static void child(void)
 {
+    alarm(60); // a child stuck on a lock another thread held at the fork fails the run instead of hanging it
     gm_set_procs(1); // no new threads in a child of a threaded parent (ThreadSanitizer refuses them)
     uint64_t r = 42;
     unsigned char *p[100];
