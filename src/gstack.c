@@ -50,8 +50,7 @@
 //
 // Locking: g.stackLock guards where a copied g's frames are (onExec, stack,
 // savedLen) and g.protected, so that another thread can copy into a parked
-// g's variable (a channel send) while its worker saves or restores it; a
-// copy from the worker's own thread needs no lock (copyG).
+// g's variable (a channel send) while its worker saves or restores it.
 // A runnable g is copied into by nobody (its waker finished first), so the
 // worker takes the lock only to save a parked owner. checkLock guards the
 // checkedGs list (the fault handler reads it without the lock). The
@@ -405,13 +404,7 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         moveBytes(addr, other, n, toG);
         return;
     }
-    // Only g's worker moves its frames (saves and restores them), and one
-    // waker at a time copies into a wait: on that worker's own thread (the
-    // common wake, a channel between two of its coroutines) nothing can
-    // move them meanwhile, so the lock's two atomics are not needed.
-    bool lock = g->checked || g->p != TLS(tworker);
-    if (lock)
-        spin_lock(&g->stackLock);
+    spin_lock(&g->stackLock);
     if (g->checked) { // its own stack, maybe protected while parked
         if (g->protected)
             protectStack(g, false);
@@ -429,8 +422,7 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         }
         moveBytes(a, other, n, toG);
     }
-    if (lock)
-        spin_unlock(&g->stackLock);
+    spin_unlock(&g->stackLock);
 }
 
 void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n)
