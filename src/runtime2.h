@@ -820,6 +820,51 @@ static inline void countParked(worker *p, gm_g *g)
                           memory_order_relaxed);
 }
 
+// Nothing for the scheduler's loop to do before it picks the runq's head:
+// no timers or fds to look at, no inbox or new gs to merge in order. Two
+// loads and a test each (ORed: either nonzero sends the switch to the
+// loop). gm_yield's and the park's hand-overs.
+static inline bool loopIdle(const worker *p)
+{
+    return (p->ntimers | (size_t)p->nfdwait) == 0 &&
+           ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
+            (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0;
+}
+
+// The park's hand-over (gm_yield's, yield.c): when the loop would only pick
+// the run queue's head, the parking g switches straight to it, one switch
+// instead of two. Only for a g whose frames never leave this worker
+// (copied, not pinned: !own): its unlock runs before the switch, which is
+// safe because a waker that readies it then can only queue it for this
+// worker, whose thread runs it again after this switch has saved it (a
+// movable g would be stolen and run on its stack meanwhile). next must
+// run where it is: on its own stack, or with its frames on an execution
+// stack other than g's (g's frames cannot leave the stack they run on).
+static inline __attribute__((always_inline)) bool parkHandOver(worker *p, gm_g *g, void (*unlockf)(void *),
+                                                                void *arg)
+{
+    gm_g *next = p->runq.head;
+    if (!DirectYield || g->own || next == NULL || next == g || !loopIdle(p) ||
+        !(next->direct || (next->directCopy && next->exec != g->exec)))
+        return false;
+    if (unlockf != NULL)
+        unlockf(arg); // may queue gs behind next; next stays the head
+    p->runq.head = next->schedlink;
+    if (p->runq.head == NULL)
+        p->runq.tail = NULL;
+    setstatus(next, Grunning);
+    atomic_store_explicit(&p->schedtick, p->schedtick + 1, memory_order_relaxed); // sysmon's clock
+    __atomic_store_n(&p->cur, next, __ATOMIC_RELAXED);
+    if (!next->direct) {
+        execStack *es = next->exec;
+        es->used = ++p->nswitch;
+        if (es->owner != next)
+            takeExecStack(p, next); // saves its owner (another g), restores next: g's stack is untouched
+    }
+    swapctx(&g->sp, next->sp);
+    return true;
+}
+
 // parkWait (above), inlined.
 static inline __attribute__((always_inline)) int parkWaitInline(gm_g *g, const char *reason,
                                                                  void (*unlockf)(void *), void *arg,
@@ -840,9 +885,11 @@ static inline __attribute__((always_inline)) int parkWaitInline(gm_g *g, const c
     // cancelled claims the wait here, and g runs again right after unlockf.
     if (ctx != NULL && !ctxAddWaiter(ctx, g))
         readyClaimed(g);
-    p->unlockf = unlockf;
-    p->unlockarg = arg;
-    switchToSchedInline(g, false);
+    if (!parkHandOver(p, g, unlockf, arg)) {
+        p->unlockf = unlockf;
+        p->unlockarg = arg;
+        switchToSchedInline(g, false);
+    }
     deltimerWait(g->p, g);
     if (ctx != NULL)
         ctxRemoveWaiter(ctx, g);

@@ -17,16 +17,6 @@
 // direct and directCopy are never set.
 #include "runtime2.h"
 
-// Nothing for the scheduler's loop to do before it picks the runq's head:
-// no timers or fds to look at, no inbox or new gs to merge in order. Two
-// loads and a test each (ORed: either nonzero sends the yield to the loop).
-static inline bool loopIdle(const worker *p)
-{
-    return (p->ntimers | (size_t)p->nfdwait) == 0 &&
-           ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
-            (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0;
-}
-
 // Whether g must go round the loop to be queued where other workers may
 // take it: a movable g, while another worker of its group looks for work
 // (spins) or sleeps, goes to newq once its context is saved
