@@ -14,7 +14,8 @@
 // is idle (yieldsToThieves): the loop queues it where idle workers steal. Everything
 // else, misuse included, goes round the loop too (yieldSlow). Under
 // the sanitizers DirectYield is false (their hooks run in the loop), so
-// direct and directCopy are never set.
+// direct and directCopy are never set. A park hands over the same way
+// (runtime2.h's parkHandOver, inlined into the waits).
 #include "runtime2.h"
 
 // Whether g must go round the loop to be queued where other workers may
