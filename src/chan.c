@@ -554,6 +554,14 @@ bool chan_timerDrain(gm_chan *c)
     return had;
 }
 
+size_t chanBuffered(gm_chan *c)
+{
+    spin_lock(&c->lock);
+    size_t n = c->count;
+    spin_unlock(&c->lock);
+    return n;
+}
+
 void chan_freeCheck(gm_chan *c, const char *what, const void *obj)
 {
     spin_lock(&c->lock);
@@ -623,6 +631,25 @@ static void sortByAddress(gm_chan **order, int n)
     }
 }
 
+// The channels a woken select must lock to unlink its other sudogs: all of
+// order but the chosen case's, whose sudog its waker took off the queue
+// (unless another case waits on it too). One lock fewer per select woken
+// by a case.
+static int dropChosen(const gm_select_case *cases, int n, gm_chan **order, int nc, int chosen)
+{
+    if (chosen < 0)
+        return nc;
+    gm_chan *c = cases[chosen].c;
+    for (int i = 0; i < n; i++)
+        if (i != chosen && cases[i].c == c)
+            return nc;
+    int m = 0;
+    for (int k = 0; k < nc; k++)
+        if (order[k] != c)
+            order[m++] = order[k];
+    return m;
+}
+
 // The waiting part of select: every channel locked, no case ready. Waits
 // as g (the running coroutine, or a thread's stand-in) with a sudog per
 // case, all in one wait: the first to claim it wins. Returns the case, or
@@ -671,6 +698,7 @@ static int selectWait(gm_select_case *cases, int n, gm_chan **order, int nc, gm_
     // Woken: take our other sudogs off their queues (a claimer took the
     // chosen one off its queue).
     int chosen = why == WaitServed ? st->chosen : -1;
+    nc = dropChosen(cases, n, order, nc, chosen);
     lockAll(order, nc);
     for (int i = 0; i < n; i++) {
         gm_select_case *cs = &cases[i];

@@ -51,8 +51,9 @@
 // Locking: g.stackLock guards where a copied g's frames are (onExec, stack,
 // savedLen) and g.protected, so that another thread can copy into a parked
 // g's variable (a channel send) while its worker saves or restores it.
-// A runnable g is copied into by nobody (its waker finished first), so the
-// worker takes the lock only to save a parked owner. checkLock guards the
+// Only g's worker's thread writes them: it reads them, and copies into g,
+// without the lock. A runnable g is copied into by nobody (its waker
+// finished first), so the worker takes the lock only to save a parked owner. checkLock guards the
 // checkedGs list (the fault handler reads it without the lock). The
 // execution stacks are their worker's thread's only; nbound counts the live
 // gs bound to each.
@@ -404,7 +405,14 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         moveBytes(addr, other, n, toG);
         return;
     }
-    spin_lock(&g->stackLock);
+    // Only g's worker moves g's frames (swapFrames), and a copied g never
+    // leaves its worker: a copy from that worker's own thread (a coroutine
+    // waking its neighbour, the common case) cannot meet a save or restore
+    // and needs no lock; readers on other threads (pprof) take it to read
+    // where the frames are, which only that thread writes.
+    bool local = !g->checked && g->p == TLS(tworker);
+    if (!local)
+        spin_lock(&g->stackLock);
     if (g->checked) { // its own stack, maybe protected while parked
         if (g->protected)
             protectStack(g, false);
@@ -422,7 +430,8 @@ static void copyG(gm_g *g, void *addr, void *other, size_t n, bool toG)
         }
         moveBytes(a, other, n, toG);
     }
-    spin_unlock(&g->stackLock);
+    if (!local)
+        spin_unlock(&g->stackLock);
 }
 
 void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n)

@@ -234,6 +234,7 @@ void runtime_init(void)
     if (v != NULL && *v != 0 && strcmp(v, "0") != 0)
         malloc_setAlign16();
     malloc_init();
+    nanotime_init();
     v = os_getenv("GOMEM_MAXTINY");
     if (v != NULL && *v != 0) {
         char *end;

@@ -158,7 +158,7 @@ typedef struct timer {
 // is when and when > 0; freed => when == 0. A freed timer's memory goes
 // back when it is neither heaped nor queued, by whoever clears the last.
 struct gm_timer {
-    int lk;                    // spin lock: guards every field up to freed
+    int lk;                    // spin lock: guards every field up to sent
     uint64_t when;             // CLOCK_MONOTONIC ns it is due; 0: stopped
     uint64_t period;           // ticker: ns between ticks; 0: fires once
     worker *p;                 // the worker holding it (heaped, queued), or that last did
@@ -166,6 +166,7 @@ struct gm_timer {
     bool heaped;               // an entry in p's heap (only p's thread adds or deletes it)
     bool queued;               // on p->timerq, for p's thread to reconcile
     bool freed;                // gm_timer_free ran; p's thread frees it when done with it
+    bool sent;                 // a value went to c since the last drain (it may since have been received)
     size_t i;                  // its entry's index in p->timers while heaped; p's thread
     struct gm_timer *qnext;    // p->timerq's link; p->lock
     void (*fn)(void *);        // gm_after_func: started as a coroutine when it fires; immutable
@@ -777,6 +778,8 @@ void chan_timerInit(gm_chan *c);
 void chan_timerSend(gm_chan *c, uint64_t now);
 // Takes back a value sent and not received: true if there was one.
 bool chan_timerDrain(gm_chan *c);
+// The values in c's buffer now (for validators).
+size_t chanBuffered(gm_chan *c);
 // Throws if anyone waits on the channel of what (a timer, a context)
 // being freed, naming it.
 void chan_freeCheck(gm_chan *c, const char *what, const void *obj);
@@ -811,6 +814,10 @@ static inline __attribute__((always_inline)) void switchToSchedInline(gm_g *g, b
     track_switchFinish(g->asanFake);
 }
 
+// Whether p's earliest timer may be due (time.c; out of line: the clock
+// reads would cost the hand-overs registers where no timer is pending).
+bool timerDue(const worker *p);
+
 // Before the g may be readied (its status still Grunning).
 static inline void countParked(worker *p, gm_g *g)
 {
@@ -823,12 +830,27 @@ static inline void countParked(worker *p, gm_g *g)
 // Nothing for the scheduler's loop to do before it picks the runq's head:
 // no timers or fds to look at, no inbox or new gs to merge in order. Two
 // loads and a test each (ORed: either nonzero sends the switch to the
-// loop). gm_yield's and the park's hand-overs.
+// loop). gm_yield's hand-over.
 static inline bool loopIdle(const worker *p)
 {
     return (p->ntimers | (size_t)p->nfdwait) == 0 &&
            ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
             (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0;
+}
+
+// loopIdle, or timers pending and none due: the loop would read the clock
+// and find nothing to fire. For the park's hand-over, where a timer is
+// common (a select beside a timeout that rarely fires, Go's `select` with
+// `time.After`, or a deadline of the wait itself). A timer whose entry is
+// stale (reset later) may look due: the loop then sorts it out.
+static inline bool loopIdleButTimers(const worker *p)
+{
+    if (GM_LIKELY(loopIdle(p)))
+        return true;
+    return p->ntimers != 0 && p->nfdwait == 0 &&
+           ((uintptr_t)__atomic_load_n(&p->inbox.head, __ATOMIC_RELAXED) |
+            (uintptr_t)__atomic_load_n(&p->newq.head, __ATOMIC_RELAXED)) == 0 &&
+           !timerDue(p);
 }
 
 // The park's hand-over (gm_yield's, yield.c): when the loop would only pick
@@ -844,7 +866,7 @@ static inline __attribute__((always_inline)) bool parkHandOver(worker *p, gm_g *
                                                                 void *arg)
 {
     gm_g *next = p->runq.head;
-    if (!DirectYield || g->own || next == NULL || next == g || !loopIdle(p) ||
+    if (!DirectYield || g->own || next == NULL || next == g || !loopIdleButTimers(p) ||
         !(next->direct || (next->directCopy && next->exec != g->exec)))
         return false;
     if (unlockf != NULL)

@@ -40,7 +40,9 @@
 // runs (withLiveWorker), else the reset fails with EPERM.
 //
 // Invariants (timers_valid): the heap order, timers[(i-1)/2].when <=
-// timers[i].when; grp->ntimers is the sum of the workers' ntimers; an API
+// timers[i].when; grp->ntimers is the sum of the workers' ntimers; a
+// timer's channel holds a value only if t->sent (a reset drains only
+// then); an API
 // timer's entry at i has t->i == i, t->p == p, t->heaped, and (unless
 // queued) 0 < key <= t->when: a reset to a later time on the timer's own
 // worker leaves the entry's earlier key alone (Go's timerModifiedLater,
@@ -59,6 +61,23 @@
 #include "runtime2.h"
 
 #include <time.h>
+
+// ------------------------------------------------------------------ clock
+
+uint64_t nanotimeSlack = 20000000; // until nanotime_init: 20 ms, five ticks of the usual 250 Hz
+
+void nanotime_init(void)
+{
+#ifdef CLOCK_MONOTONIC_COARSE
+    // The coarse clock moves once a tick: a read lags by up to one tick
+    // (its resolution), and by a little more while the tick is late.
+    struct timespec res;
+    if (clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0 && res.tv_nsec > 0)
+        nanotimeSlack = 2 * (uint64_t)res.tv_nsec;
+#else
+    nanotimeSlack = 0;
+#endif
+}
 
 // ------------------------------------------------------------------- heap
 
@@ -231,8 +250,10 @@ static void runTimer(worker *p, gm_timer *t, uint64_t now)
             gm_free(t);
         return;
     }
-    if (t->c != NULL)
+    if (t->c != NULL) {
         chan_timerSend(t->c, now);
+        t->sent = true;
+    }
     if (t->inLoop) // with t->lk held: a free waits for it
         t->fn(t->arg);
     if (t->period > 0) { // the next tick; ticks missed meanwhile are dropped (Go's rule)
@@ -277,8 +298,14 @@ static int timerModify(gm_timer *t, uint64_t when, uint64_t period)
 {
     spin_lock(&t->lk);
     int was = t->when != 0;
-    if (t->c != NULL && chan_timerDrain(t->c))
-        was = 1; // sent and not received: taken back (Go 1.23)
+    // Only the timer sends on its channel, with lk held: if it has not sent
+    // since the last drain the buffer is empty, and the channel's lock (a
+    // reset per message keeps a timer that never fires) is not needed.
+    if (t->sent) {
+        t->sent = false;
+        if (chan_timerDrain(t->c))
+            was = 1; // sent and not received: taken back (Go 1.23)
+    }
     t->when = when;
     if (period > 0)
         t->period = period;
@@ -465,6 +492,15 @@ void checkTimers(worker *p, uint64_t now)
     assert3(timers_valid(p) == NULL);
 }
 
+// The earliest timer's deadline against the coarse clock first (a few
+// loads), and against the precise one (the time-stamp counter) only when
+// it falls within the coarse clock's slack.
+GM_NOINLINE bool timerDue(const worker *p)
+{
+    uint64_t when = p->timers[0].when;
+    return when <= nanotimeCoarse() + nanotimeSlack && when <= nanotime();
+}
+
 int64_t timerDelay(worker *p, uint64_t now)
 {
     if (p->ntimers == 0)
@@ -538,6 +574,8 @@ const char *timers_valid(const worker *p)
             bad = "timers: a timer's entry is not due when the timer is, or after it";
         else if (t->freed && t->when != 0)
             bad = "timers: a freed timer is pending";
+        else if (t->c != NULL && !t->sent && chanBuffered(t->c) != 0)
+            bad = "timers: a timer's channel holds a value its timer does not know it sent";
         spin_unlock(&t->lk);
     }
     return bad;

@@ -554,6 +554,75 @@ TEST(misuse_is_caught)
     CHECK_DEATH(stopped_deadlock, NULL, "all coroutines are asleep - deadlock!");
 }
 
+// ------------------------------------------------------ no timer starves
+
+// Two coroutines that park on each other hand the worker straight over
+// (no trip through the scheduler's loop) while no timer is due; a timer
+// that falls due meanwhile must still fire (a third coroutine's sleep, a
+// select's timer). The ping-pong stops when both have fired: a worker
+// that only handed over would go on forever, and the bound fails it.
+static _Atomic int firedBoth;
+static gm_chan *pingc, *pongc;
+
+static void sleeper(void *arg)
+{
+    (void)arg;
+    gm_sleep(2 * MS);
+    atomic_fetch_add(&firedBoth, 1);
+}
+
+static void ponger(void *arg)
+{
+    (void)arg;
+    gm_timer *t = gm_timer_new(3 * MS);
+    int64_t v, fired;
+    gm_select_case cs[2] = { { pongc, GM_SELECT_RECV, &v, NULL }, { gm_timer_chan(t), GM_SELECT_RECV, &fired, NULL } };
+    for (;;) {
+        int r = gm_select(cs, 2, 0);
+        if (r == 1) {
+            atomic_fetch_add(&firedBoth, 1);
+            continue;
+        }
+        if (v < 0)
+            break;
+        gm_chan_send(pingc, &v);
+    }
+    gm_timer_free(t);
+}
+
+static void pinger(void *arg)
+{
+    (void)arg;
+    uint64_t t0 = nanotime();
+    int64_t i = 0, v;
+    while (atomic_load(&firedBoth) < 2 && nanotime() - t0 < 10000 * MS) {
+        gm_chan_send(pongc, &i);
+        gm_chan_recv(pingc, &v);
+        i++;
+    }
+    CHECK_EQ(atomic_load(&firedBoth), 2);
+    CHECK(i > 0);
+    i = -1;
+    gm_chan_send(pongc, &i);
+}
+
+static void starve_main(void *arg)
+{
+    (void)arg;
+    pingc = gm_chan_new(sizeof(int64_t), 0);
+    pongc = gm_chan_new(sizeof(int64_t), 0);
+    gm_go(sleeper, NULL);
+    gm_go(ponger, NULL);
+    gm_go(pinger, NULL);
+}
+
+TEST(timers_fire_while_coroutines_hand_the_worker_over)
+{
+    CHECK_EQ(gm_main(starve_main, NULL), 0);
+    gm_chan_free(pingc);
+    gm_chan_free(pongc);
+}
+
 // ------------------------------------------------------------- validator
 
 static void validator_main(void *arg)
@@ -577,6 +646,17 @@ static void validator_main(void *arg)
     CHECK(timers_valid(p) == NULL);
     a->when -= 1;
     CHECK(timers_valid(p) == NULL);
+    // A value in a's channel that a does not know it sent: a reset would
+    // skip the drain and leave it there.
+    uint64_t v = 1;
+    CHECK_EQ(gm_chan_try_send(gm_timer_chan(a), &v), 1);
+    bad = timers_valid(p);
+    CHECK(bad != NULL && strstr(bad, "does not know it sent") != NULL);
+    a->sent = true;
+    CHECK(timers_valid(p) == NULL);
+    CHECK_EQ(gm_timer_reset(a, HOUR), 1); // taken back
+    CHECK_EQ(gm_chan_len(gm_timer_chan(a)), 0);
+    CHECK(!a->sent);
     p->timerq = b; // queued for p, with no note on its inbox
     bad = worker_valid(p);
     CHECK(bad != NULL && strstr(bad, "no note") != NULL);
@@ -605,6 +685,7 @@ int main(void)
     RUN(group_end_stops_timers);
     RUN(timers_shared_between_workers);
     RUN(misuse_is_caught);
+    RUN(timers_fire_while_coroutines_hand_the_worker_over);
     RUN(validator_names_a_broken_timer_entry);
     return test_report();
 }
