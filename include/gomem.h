@@ -155,6 +155,9 @@ typedef struct gm_memstats {
     uint64_t sched_long_runs;   // times a coroutine ran 10 ms or more without switching while
                                 // other workers ran (sysmon; GOMEM_DEBUG=sched names them)
     uint64_t sched_handoffs;    // idle workers sysmon woke to take such a worker's coroutines
+    uint64_t sched_ready_moves; // parked movable coroutines readied by a coroutine of another worker
+                                // and moved to that worker (Go's ready: a pair that talks stays
+                                // on one worker instead of waking each other's)
     // Dedicated stacks: an ended coroutine's stack keeps its guard page and
     // waits for the next dedicated coroutine of its size, in its thread's
     // cache (up to 8 MiB) or a process-wide list (up to 64 MiB, emptied by

@@ -30,10 +30,16 @@
 // else to do (yield.c).
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
-// worker steals half of another's newq (runqsteal). newq holds the gs any
+// worker steals half of another's newq (runqsteal), of the gs that have
+// waited there a few microseconds (200 for a new copied g, which never
+// moves once started): a g its worker runs soon stays, beside the
+// coroutines it talks to (Go keeps its runnext from thieves the same way).
+// newq holds the gs any
 // worker may run: new ones (no stack yet) and, when the group has more
 // than one worker, started ones whose frames are on a stack of their own
-// (movable: dedicated, pinned), as Go's runq is open to thieves. A started
+// (movable: dedicated, pinned), as Go's runq is open to thieves. A movable
+// g readied by a coroutine of another worker moves to the waker's worker
+// (readyHere; Go's ready queues on the waker's P). A started
 // copied g stays on its worker (g->p) for life: its frames are addressed
 // at one of that worker's execution stacks, so it waits in the worker's own
 // runq (its thread only, no lock). Other threads ready a g through its
@@ -77,7 +83,7 @@ static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
 static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded; // of workers that are gone (the live ones count their own)
-static _Atomic uint64_t statSteals, statStealsStarted;
+static _Atomic uint64_t statSteals, statStealsStarted, statReadyHere;
 static _Atomic uint64_t statBusyNs, statSpinNs, statIdleNs; // of workers whose schedule() returned
 
 void describeG(char *buf, size_t n, const gm_g *g)
@@ -350,8 +356,41 @@ void runqputLocal(worker *p, gm_g *g)
     gQueue_pushBack(&p->runq, g);
 }
 
+static void allgLink(gm_g **head, gm_g *g);
+static void allgUnlink(gm_g **head, gm_g *g);
+
+// A parked movable g of another worker of this group, readied by the g
+// running here, moves here and is queued as this worker's runnext (Go's
+// ready puts a goroutine on the waker's P): the two are likely to talk
+// again, and a pair that talks across workers pays a wake-up per message.
+// Not a g with anything of its wait left on its worker (a timer entry, an
+// armed fd) that it must clean up there. Thieves take it back if this
+// worker stays busy.
+static bool readyHere(worker *me, gm_g *g)
+{
+    worker *p = g->p;
+    if (me == NULL || __atomic_load_n(&me->cur, __ATOMIC_RELAXED) == NULL || me->grp != p->grp ||
+        !movable(g) || !g->allgMov || !g->started || g->waitTimer != 0 || g->localWait)
+        return false;
+    spin_lock(&p->lock);
+    allgUnlink(&p->allgMov, g);
+    spin_unlock(&p->lock);
+    if (g->parked) { // counted parked on p, which no longer sees it
+        g->parked = false;
+        atomic_fetch_add_explicit(&p->nwaitingGone, 1, memory_order_relaxed);
+    }
+    g->p = me;
+    spin_lock(&me->lock);
+    allgLink(&me->allgMov, g);
+    spin_unlock(&me->lock);
+    atomic_fetch_add_explicit(&statReadyHere, 1, memory_order_relaxed);
+    runqputLocal(me, g);
+    return true;
+}
+
 // Queues a runnable g on its worker: locally on its own thread, else in
-// the worker's inbox, waking the worker if it sleeps.
+// the worker's inbox, waking the worker if it sleeps (or here: readyHere).
+static GM_NOINLINE void runqputRemote(gm_g *g);
 static void runqput(gm_g *g)
 {
     worker *p = g->p;
@@ -359,6 +398,16 @@ static void runqput(gm_g *g)
         runqputLocal(p, g);
         return;
     }
+    runqputRemote(g);
+}
+
+// runqput for a g of another worker (out of line: the local case needs
+// no frame).
+static GM_NOINLINE void runqputRemote(gm_g *g)
+{
+    worker *p = g->p;
+    if (GM_UNLIKELY(movable(g)) && readyHere(TLS(tworker), g))
+        return;
     spin_lock(&p->lock);
     gQueue_pushBack(&p->inbox, g);
     bool sleeping = p->idle;
@@ -460,8 +509,23 @@ void pinRunning(worker *p, gm_g *g)
     allgAdd(p, g); // movable now
 }
 
-// Takes half of another worker's newq (new gs, and started movable ones);
-// returns one to run, queues the rest. A started g moves to p's allg.
+// How long a g waits in a busy worker's newq before a thief takes it (Go's
+// runqgrab waits 3 us before it takes a running P's runnext). A g that its
+// worker runs within that time stays: a coroutine readied by the one
+// running here that parks right after (a ping-pong pair, a producer and
+// its consumer) goes on without waking each other's worker. A worker that
+// is busy for longer (a long run, a long queue) shares what it had queued
+// before the wait. A new copied g waits longer: once it starts it never
+// moves, so a pair of copied coroutines placed on two workers would pay a
+// cross-thread wake-up per message for life, where a dedicated pair comes
+// back together (readyHere); a parallel computation's subproblems last far
+// longer than the wait.
+#define StealGraceNs 3000
+#define StealGraceCopiedNs 200000
+
+// Takes half of another worker's newq (new gs, and started movable ones),
+// only gs that have waited there StealGraceNs or more; returns one to run,
+// queues the rest. A started g moves to p's allg.
 static gm_g *runqsteal(worker *p)
 {
     group *grp = p->grp;
@@ -469,10 +533,21 @@ static gm_g *runqsteal(worker *p)
         worker *v = grp->ps[(p->id + k) % grp->nprocs];
         if (gQueue_empty(&v->newq))
             continue;
+        spin_lock(&v->lock);
+        uint64_t last = v->newq.tail != NULL ? v->newq.tail->enqSeq : 0; // newq is in enqSeq order
+        gm_g *h = v->newq.head;
+        uint64_t grace = h != NULL && !h->started && h->mode == GM_STACK_COPIED ? StealGraceCopiedNs : StealGraceNs;
+        spin_unlock(&v->lock);
+        if (last == 0)
+            continue;
+        uint64_t t0 = nanotime();
+        while (!gQueue_empty(&v->newq) && nanotime() - t0 < grace)
+            cpu_relax();
         gQueue got = { NULL, NULL };
         long n = 0, started = 0;
         spin_lock(&v->lock);
-        for (long want = (v->nnew + 1) / 2; want > 0 && !gQueue_empty(&v->newq); want--) {
+        for (long want = (v->nnew + 1) / 2; want > 0 && !gQueue_empty(&v->newq) && v->newq.head->enqSeq <= last;
+             want--) {
             gm_g *g = gQueue_pop(&v->newq);
             v->nnew--;
             if (g->started) {
@@ -1390,6 +1465,7 @@ void proc_stats(gm_memstats *out)
 {
     out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
     out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
+    out->sched_ready_moves = atomic_load_explicit(&statReadyHere, memory_order_relaxed);
     sysmon_stats(out);
     savedstack_stats(out);
     int64_t running = 0, waiting = 0;
@@ -1409,7 +1485,8 @@ void proc_stats(gm_memstats *out)
     uint64_t now = nanotime();
     for (worker *p = allWorkers; p != NULL; p = p->allnext) {
         running += __atomic_load_n(&p->cur, __ATOMIC_RELAXED) != NULL;
-        waiting += atomic_load_explicit(&p->nwaiting, memory_order_relaxed);
+        waiting += atomic_load_explicit(&p->nwaiting, memory_order_relaxed) -
+                   atomic_load_explicit(&p->nwaitingGone, memory_order_relaxed);
         uint64_t start = atomic_load_explicit(&p->stStart, memory_order_acquire);
         if (start == 0 || start > now)
             continue;

@@ -261,6 +261,7 @@ struct worker {
     pthread_t thread;
     bool hasThread;
     _Atomic long nwaiting;     // parked gs of this worker: its thread writes (no RMW), gm_stats reads
+    _Atomic long nwaitingGone; // of those, readied onto another worker (readyHere): that one adds (RMW)
     _Atomic uint64_t schedtick; // switches to a g: its thread writes (no RMW), sysmon reads
     uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
     bool smReported;           // sysmon's: this long run was counted

@@ -743,6 +743,77 @@ TEST(yielding_coroutines_move_between_workers_intact)
     CHECK(b.sched_steals_started > a.sched_steals_started); // they did move
 }
 
+// A pair of dedicated coroutines placed on two workers that talk over
+// channels: a coroutine readied by one of another worker moves to the
+// waker's (Go's ready), so they end up passing messages on one worker
+// (no wake-up of another thread per message), the values intact.
+static gm_chan *pairA, *pairB;
+static _Atomic long pairSame, pairBad, pairWaiting;
+static void pairPonger(void *arg)
+{
+    (void)arg;
+    long v;
+    while (gm_chan_recv(pairA, &v)) {
+        worker *w = TLS(tworker);
+        gm_chan_send(pairB, &w);
+    }
+}
+
+static void pairPinger(void *arg)
+{
+    (void)arg;
+    long same = 0, bad = 0;
+    for (long i = 0; i < 2000 || (same == 0 && i < 1000000); i++) {
+        worker *mine = TLS(tworker), *theirs = NULL;
+        gm_chan_send(pairA, &i);
+        gm_chan_recv(pairB, &theirs);
+        same += theirs == mine && TLS(tworker) == mine;
+        bad += theirs == NULL;
+    }
+    atomic_store(&pairSame, same);
+    atomic_store(&pairBad, bad);
+    // The ponger parked, counted once (not also by the worker it left).
+    gm_memstats m;
+    gm_stats(&m);
+    for (int k = 0; k < 100000 && m.coro_waiting != 1; k++) {
+        gm_yield();
+        gm_stats(&m);
+    }
+    atomic_store(&pairWaiting, (long)m.coro_waiting);
+    gm_chan_close(pairA);
+}
+
+static void pairMain(void *arg)
+{
+    (void)arg;
+    gm_memstats m;
+    do
+        gm_stats(&m);
+    while (m.sched_workers < 2);
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, NULL, 1 };
+    CHECK(gm_go_opts(pairPonger, NULL, &o) != NULL);
+    o.worker = 2;
+    CHECK(gm_go_opts(pairPinger, NULL, &o) != NULL);
+}
+
+TEST(a_dedicated_pair_on_two_workers_comes_together)
+{
+    int procs = gm_set_procs(2);
+    pairA = gm_chan_new(sizeof(long), 0);
+    pairB = gm_chan_new(sizeof(worker *), 0);
+    gm_memstats a, b;
+    gm_stats(&a);
+    CHECK_EQ(gm_main(pairMain, NULL), 0);
+    gm_stats(&b);
+    gm_set_procs(procs);
+    CHECK(b.sched_ready_moves > a.sched_ready_moves);
+    CHECK(atomic_load(&pairSame) > 0);
+    CHECK_EQ(atomic_load(&pairBad), 0);
+    CHECK_EQ(atomic_load(&pairWaiting), 1);
+    gm_chan_free(pairA);
+    gm_chan_free(pairB);
+}
+
 // sysmon notices a coroutine that runs 50 ms without switching while its
 // group has another worker, counts it, and names it with GOMEM_DEBUG=sched.
 // On a loaded machine the sysmon thread may not run during the first 50
@@ -1573,6 +1644,7 @@ int main(int argc, char **argv)
     RUN(sysmon_names_a_long_run);
     RUN(mutex_between_workers);
     RUN(yielding_coroutines_move_between_workers_intact);
+    RUN(a_dedicated_pair_on_two_workers_comes_together);
     RUN(ready_from_another_thread);
     RUN(deadlock_report_lists_coroutines);
     RUN(stackcheck);
