@@ -541,8 +541,11 @@ static gm_g *runqsteal(worker *p)
         if (last == 0)
             continue;
         uint64_t t0 = nanotime();
-        while (!gQueue_empty(&v->newq) && nanotime() - t0 < grace)
+        while (!gQueue_empty(&v->newq) && nanotime() - t0 < grace) {
+            if (!gQueue_empty(&p->inbox) || !gQueue_empty(&p->newq))
+                return NULL; // work of its own came meanwhile: the loop takes it first
             cpu_relax();
+        }
         gQueue got = { NULL, NULL };
         long n = 0, started = 0;
         spin_lock(&v->lock);
