@@ -455,45 +455,65 @@ uintptr_t stackColor(const gm_g *g)
 // A dedicated stack of two OS pages or more has its lowest page as a guard
 // (os_guard: a guard region where the kernel has them, which costs no
 // mapping, else mprotect, two mappings each, up to a quarter of
-// vm.max_map_count guards; the rest get the canary). Installing a guard and opening it again are a system call each,
-// and a fresh stack's top page faults in: together about 80x what Go pays
-// to create and end a goroutine. So an ended coroutine's stack keeps its
-// guard and waits for the next dedicated coroutine of its size:
+// vm.max_map_count guards; the rest get the canary). Installing a guard
+// and opening it again are a system call each (installing one also flushes
+// the TLBs of the process's other CPUs), and a fresh stack's top page
+// faults in: together about 80x what Go pays to create and end a
+// goroutine. So an ended coroutine's stack keeps its guard and its touched
+// top page, and waits for the next dedicated coroutine of its size:
 //   - in the ending thread's own cache (mcache.dedicated[log2 of the size],
-//     a list through a guardItem at each stack's top, whose page the ended
-//     coroutine had touched), at most DedicatedCacheBytes per thread;
+//     a list through a guardItem at each stack's top), at most
+//     DedicatedCacheBytes per thread;
 //   - past that, half of it goes in one batch to dedicatedOverflow, a
-//     process-wide guardCache (guardcache.c) bounded by
-//     DedicatedOverflowBytes, where evicted stacks and, at gm_scavenge, all
-//     of them are released; a thread whose cache has no stack of the size
-//     takes a batch from it before it makes a new stack.
-// A stack leaves the caches only through dedicatedRelease, which opens its
-// guard first: a guarded stack never reaches gm_stackfree, whose next user
-// (a copied g's saved copy, a gm_stackalloc caller) would fault on it.
+//     process-wide guardCache (guardcache.c) with no bound of its own; a
+//     thread whose cache has no stack of the size takes a batch from it
+//     before it makes a new stack.
+// The overflow list is bounded by the page heap's retention policy instead
+// (mheap.c, scavengeIfNeededLocked): its bytes count as free memory
+// (mheap_.cachedFree), and while free pages plus cached stacks exceed
+// GOMEM_SCAVENGE plus the memory in use, the stacks cached longer than
+// GOMEM_SCAVENGE_DELAY are released, oldest first, until free memory is
+// half that allowance (stack_scavengeDedicated: after each spill into the
+// list, and from sysmon's thread every 2 ms while it runs).
+// A program that keeps creating and ending a million dedicated coroutines
+// finds its stacks there, guard in place: no system call per coroutine.
+// gm_scavenge releases every stack in the list, whatever its age.
+//
+// A stack leaves the caches only through dedicatedReleaseBatch, which
+// opens its guard first: a guarded stack never reaches gm_stackfree, whose
+// next user (a copied g's saved copy, a gm_stackalloc caller) would fault
+// on it. It works in batches sorted by address: where guards are guard
+// regions, one madvise opens the guards of a run of adjacent stacks
+// (mprotect guards are counted one by one, so one call each there).
 // Stacks too small for a guard, or whose guard could not be made (mprotect
 // out of mappings), carry the canary instead (StackCanary, checked at every
 // switch) and come and go through gm_stackalloc like any stack.
 //
 // Locks: the overflow list's spin lock (guardCache), never held while
-// another lock is taken. A thread's own lists: owner only (the byte count
-// is read by gm_stats).
+// another lock is taken; mheap_.lock is taken (by mheap_cachedFreeOver)
+// with no lock held. A thread's own lists: owner only (the byte count is
+// read by gm_stats). Threads that scavenge at once share the work: each
+// batch is taken from the list under its lock.
 
 // A thread keeps up to 8 MiB of ended dedicated stacks: 128 of the default
 // 64 KiB, enough for a batch of 100 coroutines to end and be created again
 // without touching the overflow list.
 #define DedicatedCacheBytes ((uintptr_t)8 << 20)
-// The process-wide list: 1,024 default stacks, 4,096 of 16 KiB. Its stacks'
-// touched top pages stay resident until gm_scavenge.
-#define DedicatedOverflowBytes ((uintptr_t)64 << 20)
-// Stacks moved between a thread's cache and the overflow list per lock.
+// Stacks moved between a thread's cache and the overflow list per lock,
+// and released per batch.
 #define DedicatedBatch 32
+// Stacks one scavenging pass releases at most, so that the free that
+// triggers it does not pay for a million (about 1 ms of system calls);
+// the next spill, or sysmon's next look, goes on.
+#define DedicatedScavengeMax 1024
 
 static void dedicatedRelease(guardItem *it);
 static guardCache dedicatedOverflow = {
     .name = "overflow list of dedicated stacks",
-    .maxBytes = DedicatedOverflowBytes,
+    .maxBytes = UINTPTR_MAX, // bounded by the scavenger's budget instead
     .maxItems = INT_MAX,
     .release = dedicatedRelease,
+    .alsoBytes = &mheap_.cachedFree,
 };
 static _Atomic uint64_t statGuards, statCanaries;
 
@@ -504,18 +524,69 @@ static inline guardItem *dedicatedItem(gm_stack st)
     return (guardItem *)(st.hi - sizeof(guardItem));
 }
 
-// Opens a cached stack's guard and frees it. Should the guard not open, the
-// stack is leaked rather than handed to gm_stackfree's next user.
+static void warnLeaked(gm_stack st)
+{
+    runtime_warning("out of memory opening the guard page of a dedicated stack (%zu bytes at %p): "
+                    "the stack is leaked",
+                    (size_t)(st.hi - st.lo), (void *)st.lo);
+}
+
+// Opens the guards of items[0, n) (n <= DedicatedBatch) and frees their
+// stacks, a run of adjacent stacks at a time. Should a guard not open, its
+// stacks are leaked rather than handed to gm_stackfree's next user.
+static void dedicatedReleaseBatch(guardItem *const *items, int n)
+{
+    gm_stack st[DedicatedBatch];
+    for (int i = 0; i < n; i++) { // by address; each item is inside its stack: read first
+        gm_stack x = { items[i]->base, items[i]->base + items[i]->nbytes };
+        int j = i;
+        for (; j > 0 && st[j - 1].lo > x.lo; j--)
+            st[j] = st[j - 1];
+        st[j] = x;
+    }
+    size_t page = os_physpagesize();
+    bool runs = os_guard_regions(); // else one mprotect guard counted per call
+    for (int i = 0, j; i < n; i = j) {
+        for (j = i + 1; runs && j < n && st[j].lo == st[j - 1].hi; j++)
+            ;
+        // Over a run, MADV_GUARD_REMOVE leaves the pages between the guards
+        // as they are.
+        size_t len = j - i > 1 ? (size_t)(st[j - 1].lo - st[i].lo) + page : page;
+        if (os_unguard((void *)st[i].lo, len) != 0) {
+            for (int k = i; k < j; k++)
+                warnLeaked(st[k]);
+            continue;
+        }
+        for (int k = i; k < j; k++)
+            gm_stackfree(st[k]);
+    }
+}
+
 static void dedicatedRelease(guardItem *it)
 {
-    gm_stack st = { it->base, it->base + it->nbytes }; // it is inside st: read first
-    if (os_unguard((void *)st.lo, os_physpagesize()) != 0) {
-        runtime_warning("out of memory opening the guard page of a dedicated stack (%zu bytes at %p): "
-                        "the stack is leaked",
-                        (size_t)(st.hi - st.lo), (void *)st.lo);
+    dedicatedReleaseBatch(&it, 1);
+}
+
+// Past the scavenger's budget, releases the stacks of the overflow list
+// cached longer than GOMEM_SCAVENGE_DELAY, oldest first (the policy: this
+// section's head). No rate limit is needed, unlike the heap's scan of its
+// free lists: a pass stops at the first stack too young to go, so one that
+// releases nothing costs a lock of mheap_.lock and a compare.
+void stack_scavengeDedicated(void)
+{
+    if (atomic_load_explicit(&dedicatedOverflow.n, memory_order_relaxed) == 0)
         return;
+    uintptr_t keep;
+    uint32_t cutoff;
+    if (!mheap_cachedFreeOver(os_coarse_ms(), &keep, &cutoff))
+        return;
+    guardItem *batch[DedicatedBatch];
+    int n;
+    for (int done = 0; done < DedicatedScavengeMax; done += n) {
+        if ((n = guardCache_takeOld(&dedicatedOverflow, cutoff, keep, batch, DedicatedBatch)) == 0)
+            break;
+        dedicatedReleaseBatch(batch, n);
     }
-    gm_stackfree(st);
 }
 
 // Moves c's cached stacks, largest first, to the overflow list until c
@@ -540,6 +611,7 @@ GM_NOINLINE void dedicatedSpill(mcache *c, uintptr_t keep)
     atomic_store_explicit(&c->dedicatedBytes, bytes, memory_order_relaxed);
     if (n > 0)
         guardCache_put(&dedicatedOverflow, batch, n);
+    stack_scavengeDedicated(); // the list grew: the relevant free for its budget
 }
 
 // An ended g's guarded stack, guard in place, into c's cache (c NULL: a
@@ -552,6 +624,7 @@ static void dedicatedPut(mcache *c, gm_stack st)
     it->nbytes = st.hi - st.lo;
     if (GM_UNLIKELY(c == NULL)) {
         guardCache_put(&dedicatedOverflow, &it, 1);
+        stack_scavengeDedicated();
         return;
     }
     int b = (int)log2ptr(it->nbytes);
@@ -625,7 +698,13 @@ static bool dedicatedAlloc(gm_g *g, size_t n)
 
 void stack_flushDedicated(void)
 {
-    guardCache_flush(&dedicatedOverflow);
+    // Everything cached when the flush began (later puts are younger),
+    // in batches so that adjacent stacks share a system call.
+    guardItem *batch[DedicatedBatch];
+    uint32_t now = os_coarse_ms();
+    int n;
+    while ((n = guardCache_takeOld(&dedicatedOverflow, now, 0, batch, DedicatedBatch)) > 0)
+        dedicatedReleaseBatch(batch, n);
 }
 
 void dedicated_stats(gm_memstats *out)

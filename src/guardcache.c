@@ -18,12 +18,16 @@
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked
 // for (items by log2 of their bytes), newest first: the memory most likely
-// still in the CPU's caches goes out first.
+// still in the CPU's caches goes out first. Each item carries the time it
+// was cached, so an owner that bounds its cache by age rather than size
+// (the dedicated stacks' overflow list: gstack.c) takes the items that have
+// waited longest from the old end (guardCache_takeOld).
 //
 // Invariants (guardCache_valid checks them), under the cache's lock:
 //   n <= maxItems; bytes == sum of the items' nbytes <= maxBytes
 //   the age list and the bins hold the same n items, each in the bin of
 //     log2(nbytes); both lists are doubly linked consistently
+//   putMs does not decrease from the oldest item to the newest
 //   the secure cache's items: a span in use, large (class 0), of at least
 //     two pages (the object and its guard), elemsize 0: mheap still counts
 //     it in use, while frees and size queries take it for "already freed";
@@ -31,7 +35,7 @@
 //
 // Locks: each cache's lock, a spin lock held for a few dozen instructions
 // per item moved; release (mheap_free, gm_stackfree) runs after it is
-// dropped.
+// dropped. alsoBytes is an atomic add under it, no lock of its own.
 #include "malloc.h"
 #include "guardcache.h"
 
@@ -41,6 +45,15 @@
 static inline int guardBin(uintptr_t nbytes)
 {
     return 63 - __builtin_clzll(nbytes);
+}
+
+// bytes, and the counter it is mirrored in, by delta (a wrapping add).
+static void addBytesLocked(guardCache *c, uintptr_t delta)
+{
+    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
+                          memory_order_relaxed);
+    if (c->alsoBytes != NULL)
+        atomic_fetch_add_explicit(c->alsoBytes, delta, memory_order_relaxed);
 }
 
 static void unlinkLocked(guardCache *c, guardItem *it)
@@ -59,7 +72,7 @@ static void unlinkLocked(guardCache *c, guardItem *it)
         it->binNewer->binOlder = it->binOlder;
     else
         c->binNewest[guardBin(it->nbytes)] = it->binOlder;
-    c->bytes -= it->nbytes;
+    addBytesLocked(c, -it->nbytes);
     atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) - 1, memory_order_relaxed);
 }
 
@@ -84,6 +97,7 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
 {
     guardItem *evicted = NULL; // linked through ->newer
     spin_lock(&c->lock);
+    uint32_t now = os_coarse_ms(); // under the lock: the age list stays in time order
     for (int i = 0; i < n; i++) {
         guardItem *it = items[i];
         if (it->nbytes > c->maxBytes) {
@@ -92,13 +106,15 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
             continue;
         }
         while (c->oldest != NULL && (atomic_load_explicit(&c->n, memory_order_relaxed) >= c->maxItems ||
-                                     c->bytes + it->nbytes > c->maxBytes)) {
+                                     atomic_load_explicit(&c->bytes, memory_order_relaxed) + it->nbytes >
+                                         c->maxBytes)) {
             guardItem *old = c->oldest;
             unlinkLocked(c, old);
             old->newer = evicted;
             evicted = old;
         }
         int b = guardBin(it->nbytes);
+        it->putMs = now;
         it->newer = NULL;
         it->older = c->newest;
         if (c->newest != NULL)
@@ -111,7 +127,7 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
         if (c->binNewest[b] != NULL)
             c->binNewest[b]->binNewer = it;
         c->binNewest[b] = it;
-        c->bytes += it->nbytes;
+        addBytesLocked(c, it->nbytes);
         atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) + 1, memory_order_relaxed);
     }
     spin_unlock(&c->lock);
@@ -120,6 +136,22 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
         c->release(evicted);
         evicted = next;
     }
+}
+
+int guardCache_takeOld(guardCache *c, uint32_t cutoffMs, uintptr_t keepBytes, guardItem **out, int max)
+{
+    if (atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
+        return 0;
+    int got = 0;
+    spin_lock(&c->lock);
+    for (guardItem *it = c->oldest; it != NULL && got < max; it = c->oldest) {
+        if ((int32_t)(cutoffMs - it->putMs) < 0 || atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
+            break; // the rest are younger, or few enough stay
+        unlinkLocked(c, it);
+        out[got++] = it;
+    }
+    spin_unlock(&c->lock);
+    return got;
 }
 
 void guardCache_flush(guardCache *c)
@@ -137,10 +169,7 @@ void guardCache_flush(guardCache *c)
 
 uintptr_t guardCache_bytes(guardCache *c)
 {
-    spin_lock(&c->lock);
-    uintptr_t b = c->bytes;
-    spin_unlock(&c->lock);
-    return b;
+    return atomic_load_explicit(&c->bytes, memory_order_relaxed);
 }
 
 void guardCache_lock(guardCache *c)
@@ -169,6 +198,8 @@ const char *guardCache_valid(guardCache *c, const char *(*itemValid)(const guard
             bad = "the age list holds more items than counted";
         else if ((it->newer != NULL ? it->newer->older : c->newest) != it)
             bad = "the age list's links disagree";
+        else if (it->newer != NULL && (int32_t)(it->newer->putMs - it->putMs) < 0)
+            bad = "the age list is not in the order the items were cached";
         else if (itemValid != NULL)
             bad = itemValid(it);
     }
@@ -185,7 +216,7 @@ const char *guardCache_valid(guardCache *c, const char *(*itemValid)(const guard
     }
     if (bad == NULL && (n != want || inBins != want || n > c->maxItems))
         bad = "the lists' lengths are not the count, or over the bound";
-    if (bad == NULL && (bytes != c->bytes || bytes > c->maxBytes))
+    if (bad == NULL && (bytes != atomic_load_explicit(&c->bytes, memory_order_relaxed) || bytes > c->maxBytes))
         bad = "bytes is not the items' bytes, or over the bound";
     spin_unlock(&c->lock);
     if (bad == NULL)

@@ -18,22 +18,26 @@ typedef struct guardItem {
     struct guardItem *binOlder, *binNewer; // its bin's list (the same log2 of nbytes)
     uintptr_t base;                        // the range: [base, base + nbytes)
     uintptr_t nbytes;
+    uint32_t putMs;                        // os_coarse_ms() when it was cached: its age
 } guardItem;
 
 #define GuardBins 64
 
-// A bounded cache. The first four fields are set statically and never
-// change; the rest are guarded by lock (a spin lock), but n, which is also
-// written atomically so that a take from an empty cache costs no lock.
+// A bounded cache. The first five fields are set statically and never
+// change; the rest are guarded by lock (a spin lock), but n and bytes,
+// which are also written atomically so that a take from an empty cache
+// costs no lock and gm_stats and the scavenger read them without it.
 typedef struct guardCache {
     const char *name;                 // for messages; immutable
     uintptr_t maxBytes;               // bound on bytes (sum of nbytes); immutable
     int maxItems;                     // bound on items; immutable
     void (*release)(guardItem *);     // gives an evicted item's range back, called without
                                       // the lock; immutable
+    _Atomic uintptr_t *alsoBytes;     // NULL, or a counter that bytes is added to as well
+                                      // (mheap_.cachedFree); immutable
     int lock;
     _Atomic int n;                    // items cached
-    uintptr_t bytes;                  // sum of the cached items' nbytes
+    _Atomic uintptr_t bytes;          // sum of the cached items' nbytes
     guardItem *oldest, *newest;       // the age list
     guardItem *binNewest[GuardBins];  // each bin's newest item
 } guardCache;
@@ -44,9 +48,13 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
 // Caches items[0, n) (each with base and nbytes set), evicting the oldest
 // beyond the bounds; an item larger than maxBytes is released at once.
 void guardCache_put(guardCache *c, guardItem *const *items, int n);
+// Takes up to max items from the old end, oldest first, while each was
+// cached at or before cutoffMs and more than keepBytes stay cached;
+// returns how many (0 when none qualifies).
+int guardCache_takeOld(guardCache *c, uint32_t cutoffMs, uintptr_t keepBytes, guardItem **out, int max);
 // Releases every cached item.
 void guardCache_flush(guardCache *c);
-// Bytes cached now (a relaxed read, for gm_stats).
+// Bytes cached now (a relaxed read, for gm_stats and the scavenger).
 uintptr_t guardCache_bytes(guardCache *c);
 // NULL if c's lists and counters agree and each item passes itemValid
 // (which returns NULL or what is wrong), else the first problem.
