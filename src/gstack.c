@@ -516,6 +516,13 @@ static guardCache dedicatedOverflow = {
     .alsoBytes = &mheap_.cachedFree,
 };
 static _Atomic uint64_t statGuards, statCanaries;
+// stack_scavengeDedicated's state: guarded by dedicatedReleasing (a
+// try-lock: nobody waits for it; its acquire and release order the rest).
+static _Atomic bool dedicatedReleasing;
+static uint32_t dedicatedWindowMs;       // when the list's current window began (os_coarse_ms)
+static uintptr_t dedicatedPrevLow;       // the window before: its low mark...
+static uintptr_t dedicatedPrevTook;      // ...and the bytes taken in it
+static uintptr_t dedicatedReleaseLeft;   // bytes a closed window found to release, not yet released
 
 _Static_assert(sizeof(((mcache *)0)->dedicated) / sizeof(guardItem *) == GuardBins, "one list per bin");
 
@@ -567,26 +574,60 @@ static void dedicatedRelease(guardItem *it)
     dedicatedReleaseBatch(&it, 1);
 }
 
-// Past the scavenger's budget, releases the stacks of the overflow list
-// cached longer than GOMEM_SCAVENGE_DELAY, oldest first (the policy: this
-// section's head). No rate limit is needed, unlike the heap's scan of its
-// free lists: a pass stops at the first stack too young to go, so one that
-// releases nothing costs a lock of mheap_.lock and a compare.
+// Gives back stacks of the overflow list, oldest first, past the
+// scavenger's budget that went unused for long enough (the policy: this
+// section's head). Time is cut in windows of GOMEM_SCAVENGE_DELAY; a window
+// closes at the first call after it is a delay old. Then, if free memory
+// is over the budget, what may go is what stayed in the list through this
+// window and the one before (the lower of their low marks: takes are
+// newest first, so those are the oldest stacks) less the most either
+// window gave out (a program that drew that much lately may draw it
+// again), down to the budget. A window in which stacks were only put (a
+// burst of ends, whose stacks the next burst of creates likely wants,
+// however long the ends took) releases nothing. So a program that keeps
+// creating and ending a million coroutines, in phases up to about twice
+// the delay, keeps every stack; one that stops, or keeps far fewer, gives
+// the rest back within two windows. At most DedicatedScavengeMax are
+// released per call: the calls that follow go on with the rest. One
+// thread at a time releases (dedicatedReleasing); the others return.
 void stack_scavengeDedicated(void)
 {
-    if (atomic_load_explicit(&dedicatedOverflow.n, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&dedicatedOverflow.n, memory_order_relaxed) == 0 ||
+        atomic_exchange_explicit(&dedicatedReleasing, true, memory_order_acquire))
         return;
-    uintptr_t keep;
-    uint32_t cutoff;
-    if (!mheap_cachedFreeOver(os_coarse_ms(), &keep, &cutoff))
-        return;
-    guardItem *batch[DedicatedBatch];
-    int n;
-    for (int done = 0; done < DedicatedScavengeMax; done += n) {
-        if ((n = guardCache_takeOld(&dedicatedOverflow, cutoff, keep, batch, DedicatedBatch)) == 0)
-            break;
-        dedicatedReleaseBatch(batch, n);
+    uintptr_t left = dedicatedReleaseLeft;
+    if (left == 0) {
+        uintptr_t keep;
+        uint32_t now = os_coarse_ms(), cutoff;
+        bool over = mheap_cachedFreeOver(now, &keep, &cutoff);
+        if ((int32_t)(cutoff - dedicatedWindowMs) >= 0) { // the window is a delay old: it closes
+            dedicatedWindowMs = now;
+            guardWindow w = guardCache_window(&dedicatedOverflow);
+            uintptr_t unused = w.lowBytes < dedicatedPrevLow ? w.lowBytes : dedicatedPrevLow;
+            uintptr_t drawn = w.tookBytes > dedicatedPrevTook ? w.tookBytes : dedicatedPrevTook;
+            dedicatedPrevLow = w.lowBytes;
+            dedicatedPrevTook = w.tookBytes;
+            if (over && (w.tookBytes > 0 || !w.put) && unused > drawn) {
+                uintptr_t stay = w.bytes - (unused - drawn) > keep ? w.bytes - (unused - drawn) : keep;
+                left = w.bytes > stay ? w.bytes - stay : 0;
+            }
+        }
     }
+    guardItem *batch[DedicatedBatch];
+    for (int done = 0; left > 0 && done < DedicatedScavengeMax;) {
+        uintptr_t bytes = guardCache_bytes(&dedicatedOverflow);
+        int n = guardCache_takeOldest(&dedicatedOverflow, bytes > left ? bytes - left : 0, batch, DedicatedBatch);
+        if (n == 0) {
+            left = 0; // the list emptied meanwhile
+            break;
+        }
+        for (int i = 0; i < n; i++)
+            left -= batch[i]->nbytes < left ? batch[i]->nbytes : left;
+        dedicatedReleaseBatch(batch, n);
+        done += n;
+    }
+    dedicatedReleaseLeft = left;
+    atomic_store_explicit(&dedicatedReleasing, false, memory_order_release);
 }
 
 // Moves c's cached stacks, largest first, to the overflow list until c
@@ -698,12 +739,10 @@ static bool dedicatedAlloc(gm_g *g, size_t n)
 
 void stack_flushDedicated(void)
 {
-    // Everything cached when the flush began (later puts are younger),
-    // in batches so that adjacent stacks share a system call.
+    // In batches, so that adjacent stacks share a system call.
     guardItem *batch[DedicatedBatch];
-    uint32_t now = os_coarse_ms();
     int n;
-    while ((n = guardCache_takeOld(&dedicatedOverflow, now, 0, batch, DedicatedBatch)) > 0)
+    while ((n = guardCache_takeOldest(&dedicatedOverflow, 0, batch, DedicatedBatch)) > 0)
         dedicatedReleaseBatch(batch, n);
 }
 

@@ -18,16 +18,17 @@
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked
 // for (items by log2 of their bytes), newest first: the memory most likely
-// still in the CPU's caches goes out first. Each item carries the time it
-// was cached, so an owner that bounds its cache by age rather than size
-// (the dedicated stacks' overflow list: gstack.c) takes the items that have
-// waited longest from the old end (guardCache_takeOld).
+// still in the CPU's caches goes out first. An owner that bounds its cache
+// by use rather than size (the dedicated stacks' overflow list: gstack.c)
+// asks what a window of time saw (guardCache_window: the fewest bytes
+// cached, the bytes taken, whether items were put) and takes the items that waited
+// longest from the old end (guardCache_takeOldest).
 //
 // Invariants (guardCache_valid checks them), under the cache's lock:
 //   n <= maxItems; bytes == sum of the items' nbytes <= maxBytes
 //   the age list and the bins hold the same n items, each in the bin of
 //     log2(nbytes); both lists are doubly linked consistently
-//   putMs does not decrease from the oldest item to the newest
+//   lowBytes <= bytes
 //   the secure cache's items: a span in use, large (class 0), of at least
 //     two pages (the object and its guard), elemsize 0: mheap still counts
 //     it in use, while frees and size queries take it for "already freed";
@@ -47,13 +48,21 @@ static inline int guardBin(uintptr_t nbytes)
     return 63 - __builtin_clzll(nbytes);
 }
 
-// bytes, and the counter it is mirrored in, by delta (a wrapping add).
+// bytes by delta (a wrapping add).
 static void addBytesLocked(guardCache *c, uintptr_t delta)
 {
     atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
                           memory_order_relaxed);
-    if (c->alsoBytes != NULL)
-        atomic_fetch_add_explicit(c->alsoBytes, delta, memory_order_relaxed);
+}
+
+// alsoBytes follows bytes, which was before when the lock was taken: one
+// atomic add per operation, not per item (a locked add waits for the
+// stores before it, and each item's unlink stores into a cold neighbour).
+static void mirrorLocked(guardCache *c, uintptr_t before)
+{
+    uintptr_t now = atomic_load_explicit(&c->bytes, memory_order_relaxed);
+    if (c->alsoBytes != NULL && now != before)
+        atomic_fetch_add_explicit(c->alsoBytes, now - before, memory_order_relaxed);
 }
 
 static void unlinkLocked(guardCache *c, guardItem *it)
@@ -74,6 +83,8 @@ static void unlinkLocked(guardCache *c, guardItem *it)
         c->binNewest[guardBin(it->nbytes)] = it->binOlder;
     addBytesLocked(c, -it->nbytes);
     atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) - 1, memory_order_relaxed);
+    if (atomic_load_explicit(&c->bytes, memory_order_relaxed) < c->lowBytes)
+        c->lowBytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
 }
 
 int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardItem **out, int max)
@@ -82,6 +93,7 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
         return 0;
     int got = 0;
     spin_lock(&c->lock);
+    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
     for (guardItem *it = c->binNewest[guardBin(nbytes)], *next; it != NULL && got < max; it = next) {
         next = it->binOlder;
         if (it->nbytes == nbytes && (it->base & alignMask) == 0) {
@@ -89,6 +101,8 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
             out[got++] = it;
         }
     }
+    c->tookBytes += (uintptr_t)got * nbytes;
+    mirrorLocked(c, before);
     spin_unlock(&c->lock);
     return got;
 }
@@ -97,7 +111,8 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
 {
     guardItem *evicted = NULL; // linked through ->newer
     spin_lock(&c->lock);
-    uint32_t now = os_coarse_ms(); // under the lock: the age list stays in time order
+    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
+    c->put = true;
     for (int i = 0; i < n; i++) {
         guardItem *it = items[i];
         if (it->nbytes > c->maxBytes) {
@@ -114,7 +129,6 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
             evicted = old;
         }
         int b = guardBin(it->nbytes);
-        it->putMs = now;
         it->newer = NULL;
         it->older = c->newest;
         if (c->newest != NULL)
@@ -130,6 +144,7 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
         addBytesLocked(c, it->nbytes);
         atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) + 1, memory_order_relaxed);
     }
+    mirrorLocked(c, before);
     spin_unlock(&c->lock);
     while (evicted != NULL) {
         guardItem *next = evicted->newer;
@@ -138,29 +153,44 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
     }
 }
 
-int guardCache_takeOld(guardCache *c, uint32_t cutoffMs, uintptr_t keepBytes, guardItem **out, int max)
+int guardCache_takeOldest(guardCache *c, uintptr_t keepBytes, guardItem **out, int max)
 {
     if (atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
         return 0;
     int got = 0;
     spin_lock(&c->lock);
+    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
     for (guardItem *it = c->oldest; it != NULL && got < max; it = c->oldest) {
-        if ((int32_t)(cutoffMs - it->putMs) < 0 || atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
-            break; // the rest are younger, or few enough stay
+        if (atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
+            break;
         unlinkLocked(c, it);
         out[got++] = it;
     }
+    mirrorLocked(c, before);
     spin_unlock(&c->lock);
     return got;
+}
+
+guardWindow guardCache_window(guardCache *c)
+{
+    spin_lock(&c->lock);
+    guardWindow w = { atomic_load_explicit(&c->bytes, memory_order_relaxed), c->lowBytes, c->tookBytes, c->put };
+    c->lowBytes = w.bytes;
+    c->tookBytes = 0;
+    c->put = false;
+    spin_unlock(&c->lock);
+    return w;
 }
 
 void guardCache_flush(guardCache *c)
 {
     while (atomic_load_explicit(&c->n, memory_order_relaxed) != 0) {
         spin_lock(&c->lock);
+        uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
         guardItem *it = c->oldest;
         if (it != NULL)
             unlinkLocked(c, it);
+        mirrorLocked(c, before);
         spin_unlock(&c->lock);
         if (it != NULL)
             c->release(it);
@@ -198,8 +228,6 @@ const char *guardCache_valid(guardCache *c, const char *(*itemValid)(const guard
             bad = "the age list holds more items than counted";
         else if ((it->newer != NULL ? it->newer->older : c->newest) != it)
             bad = "the age list's links disagree";
-        else if (it->newer != NULL && (int32_t)(it->newer->putMs - it->putMs) < 0)
-            bad = "the age list is not in the order the items were cached";
         else if (itemValid != NULL)
             bad = itemValid(it);
     }
@@ -216,8 +244,9 @@ const char *guardCache_valid(guardCache *c, const char *(*itemValid)(const guard
     }
     if (bad == NULL && (n != want || inBins != want || n > c->maxItems))
         bad = "the lists' lengths are not the count, or over the bound";
-    if (bad == NULL && (bytes != atomic_load_explicit(&c->bytes, memory_order_relaxed) || bytes > c->maxBytes))
-        bad = "bytes is not the items' bytes, or over the bound";
+    if (bad == NULL && (bytes != atomic_load_explicit(&c->bytes, memory_order_relaxed) || bytes > c->maxBytes ||
+                        c->lowBytes > bytes))
+        bad = "bytes is not the items' bytes, or over the bound, or under the window's low mark";
     spin_unlock(&c->lock);
     if (bad == NULL)
         return NULL;

@@ -18,7 +18,6 @@ typedef struct guardItem {
     struct guardItem *binOlder, *binNewer; // its bin's list (the same log2 of nbytes)
     uintptr_t base;                        // the range: [base, base + nbytes)
     uintptr_t nbytes;
-    uint32_t putMs;                        // os_coarse_ms() when it was cached: its age
 } guardItem;
 
 #define GuardBins 64
@@ -39,6 +38,11 @@ typedef struct guardCache {
     _Atomic int n;                    // items cached
     _Atomic uintptr_t bytes;          // sum of the cached items' nbytes
     guardItem *oldest, *newest;       // the age list
+    // Since the last guardCache_window: the fewest bytes cached, the bytes
+    // taken, and whether anything was put (for an owner that bounds the
+    // cache by use rather than size: items below lowBytes went unused).
+    uintptr_t lowBytes, tookBytes;
+    bool put;
     guardItem *binNewest[GuardBins];  // each bin's newest item
 } guardCache;
 
@@ -48,10 +52,17 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
 // Caches items[0, n) (each with base and nbytes set), evicting the oldest
 // beyond the bounds; an item larger than maxBytes is released at once.
 void guardCache_put(guardCache *c, guardItem *const *items, int n);
-// Takes up to max items from the old end, oldest first, while each was
-// cached at or before cutoffMs and more than keepBytes stay cached;
-// returns how many (0 when none qualifies).
-int guardCache_takeOld(guardCache *c, uint32_t cutoffMs, uintptr_t keepBytes, guardItem **out, int max);
+// Takes up to max items from the old end, oldest first, while more than
+// keepBytes stay cached; returns how many.
+int guardCache_takeOldest(guardCache *c, uintptr_t keepBytes, guardItem **out, int max);
+// What the cache saw since the last call, and a new window from now.
+typedef struct guardWindow {
+    uintptr_t bytes;     // cached now
+    uintptr_t lowBytes;  // the fewest cached at any time in the window
+    uintptr_t tookBytes; // taken by guardCache_take in the window
+    bool put;            // whether any item was put
+} guardWindow;
+guardWindow guardCache_window(guardCache *c);
 // Releases every cached item.
 void guardCache_flush(guardCache *c);
 // Bytes cached now (a relaxed read, for gm_stats and the scavenger).

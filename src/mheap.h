@@ -348,9 +348,9 @@ uintptr_t mheap_scavenge(uintptr_t keep_bytes);
 // For a cache above the heap that counts its free memory in cachedFree
 // (dedicated stacks), at now_ms (os_coarse_ms): whether the scavenger's
 // budget is exceeded, and if so how many bytes the cache may keep
-// (*keep_bytes) and the age past which it gives the rest back (*cutoff_ms:
-// cached at or before it; now_ms - GOMEM_SCAVENGE_DELAY). False when
-// nothing need go: within the budget, or GOMEM_SCAVENGE=off.
+// (*keep_bytes); *cutoff_ms is now_ms - GOMEM_SCAVENGE_DELAY (memory
+// unused since before it may go). False when nothing need go: within the
+// budget, or GOMEM_SCAVENGE=off.
 bool mheap_cachedFreeOver(uint32_t now_ms, uintptr_t *keep_bytes, uint32_t *cutoff_ms);
 
 // The arena holding p, or NULL. Lock-free; safe for any p, never a fault.
