@@ -471,13 +471,17 @@ uintptr_t stackColor(const gm_g *g)
 // The overflow list is bounded by the page heap's retention policy instead
 // (mheap.c, scavengeIfNeededLocked): its bytes count as free memory
 // (mheap_.cachedFree), and while free pages plus cached stacks exceed
-// GOMEM_SCAVENGE plus the memory in use, the stacks cached longer than
-// GOMEM_SCAVENGE_DELAY are released, oldest first, until free memory is
-// half that allowance (stack_scavengeDedicated: after each spill into the
-// list, and from sysmon's thread every 2 ms while it runs).
-// A program that keeps creating and ending a million dedicated coroutines
-// finds its stacks there, guard in place: no system call per coroutine.
-// gm_scavenge releases every stack in the list, whatever its age.
+// GOMEM_SCAVENGE plus the memory in use, the stacks it held unused through
+// whole windows of GOMEM_SCAVENGE_DELAY are released, oldest first, until
+// free memory is half that allowance (stack_scavengeDedicated, called
+// after each spill into the list and from sysmon's thread every 2 ms while
+// it runs, says how a window is judged). The heap judges its pages by the
+// time each was freed; stacks are judged by what the list gave out, since
+// ending a million coroutines may itself take longer than the delay, and
+// a new stack costs a guard (a system call and a TLB shoot-down), not a
+// page fault. A program that keeps creating and ending a million dedicated
+// coroutines finds its stacks there, guard in place: no system call per
+// coroutine. gm_scavenge releases every stack in the list.
 //
 // A stack leaves the caches only through dedicatedReleaseBatch, which
 // opens its guard first: a guarded stack never reaches gm_stackfree, whose
@@ -492,8 +496,9 @@ uintptr_t stackColor(const gm_g *g)
 // Locks: the overflow list's spin lock (guardCache), never held while
 // another lock is taken; mheap_.lock is taken (by mheap_cachedFreeOver)
 // with no lock held. A thread's own lists: owner only (the byte count is
-// read by gm_stats). Threads that scavenge at once share the work: each
-// batch is taken from the list under its lock.
+// read by gm_stats). stack_scavengeDedicated's window state: whoever holds
+// dedicatedReleasing, a try-lock nobody waits on (a thread that finds it
+// held returns: another is releasing).
 
 // A thread keeps up to 8 MiB of ended dedicated stacks: 128 of the default
 // 64 KiB, enough for a batch of 100 coroutines to end and be created again
