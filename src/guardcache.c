@@ -7,28 +7,23 @@
 // Installing and removing a guard costs a system call each (and a VMA split
 // and merge where the guard is an mprotect), a large share of what a
 // guarded range's whole life costs; a range that keeps its guard while it
-// waits for its next user costs none. Two users share one mechanism here
-// (guardcache.h's guardCache):
-//   - GOMEM_SECURE's freed large objects, each with a guard page after it
-//     (mheap_allocLargeGuarded): guardCacheTake from malloc.c's large path,
-//     guardCachePut from free.c's. At most GuardCacheSpans spans and
-//     GuardCacheBytes bytes; malloc_flushGuardCache empties it (gm_scavenge).
-//   - dedicated coroutine stacks, each with a guard as its lowest page: the
-//     overflow list behind the threads' own caches (gstack.c).
+// waits for its next user costs none. The cache here (guardcache.h's
+// guardCache) holds GOMEM_SECURE's freed large objects, each with a guard
+// page after it (mheap_allocLargeGuarded): guardCacheTake from malloc.c's
+// large path, guardCachePut from free.c's. At most GuardCacheSpans spans
+// and GuardCacheBytes bytes; malloc_flushGuardCache empties it
+// (gm_scavenge). Dedicated coroutine stacks, each with a guard as its
+// lowest page, have caches of their own (gstack.c: per thread, lists of
+// guardItems; process-wide, batches bounded by the scavenger's budget).
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked
 // for (items by log2 of their bytes), newest first: the memory most likely
-// still in the CPU's caches goes out first. An owner that bounds its cache
-// by use rather than size (the dedicated stacks' overflow list: gstack.c)
-// asks what a window of time saw (guardCache_window: the fewest bytes
-// cached, the bytes taken, whether items were put) and takes the items that waited
-// longest from the old end (guardCache_takeOldest).
+// still in the CPU's caches goes out first.
 //
 // Invariants (guardCache_valid checks them), under the cache's lock:
 //   n <= maxItems; bytes == sum of the items' nbytes <= maxBytes
 //   the age list and the bins hold the same n items, each in the bin of
 //     log2(nbytes); both lists are doubly linked consistently
-//   lowBytes <= bytes
 //   the secure cache's items: a span in use, large (class 0), of at least
 //     two pages (the object and its guard), elemsize 0: mheap still counts
 //     it in use, while frees and size queries take it for "already freed";
@@ -36,7 +31,7 @@
 //
 // Locks: each cache's lock, a spin lock held for a few dozen instructions
 // per item moved; release (mheap_free, gm_stackfree) runs after it is
-// dropped. alsoBytes is an atomic add under it, no lock of its own.
+// dropped.
 #include "malloc.h"
 #include "guardcache.h"
 
@@ -46,23 +41,6 @@
 static inline int guardBin(uintptr_t nbytes)
 {
     return 63 - __builtin_clzll(nbytes);
-}
-
-// bytes by delta (a wrapping add).
-static void addBytesLocked(guardCache *c, uintptr_t delta)
-{
-    atomic_store_explicit(&c->bytes, atomic_load_explicit(&c->bytes, memory_order_relaxed) + delta,
-                          memory_order_relaxed);
-}
-
-// alsoBytes follows bytes, which was before when the lock was taken: one
-// atomic add per operation, not per item (a locked add waits for the
-// stores before it, and each item's unlink stores into a cold neighbour).
-static void mirrorLocked(guardCache *c, uintptr_t before)
-{
-    uintptr_t now = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-    if (c->alsoBytes != NULL && now != before)
-        atomic_fetch_add_explicit(c->alsoBytes, now - before, memory_order_relaxed);
 }
 
 static void unlinkLocked(guardCache *c, guardItem *it)
@@ -81,10 +59,8 @@ static void unlinkLocked(guardCache *c, guardItem *it)
         it->binNewer->binOlder = it->binOlder;
     else
         c->binNewest[guardBin(it->nbytes)] = it->binOlder;
-    addBytesLocked(c, -it->nbytes);
+    c->bytes -= it->nbytes;
     atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) - 1, memory_order_relaxed);
-    if (atomic_load_explicit(&c->bytes, memory_order_relaxed) < c->lowBytes)
-        c->lowBytes = atomic_load_explicit(&c->bytes, memory_order_relaxed);
 }
 
 int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardItem **out, int max)
@@ -93,7 +69,6 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
         return 0;
     int got = 0;
     spin_lock(&c->lock);
-    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
     for (guardItem *it = c->binNewest[guardBin(nbytes)], *next; it != NULL && got < max; it = next) {
         next = it->binOlder;
         if (it->nbytes == nbytes && (it->base & alignMask) == 0) {
@@ -101,8 +76,6 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
             out[got++] = it;
         }
     }
-    c->tookBytes += (uintptr_t)got * nbytes;
-    mirrorLocked(c, before);
     spin_unlock(&c->lock);
     return got;
 }
@@ -111,8 +84,6 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
 {
     guardItem *evicted = NULL; // linked through ->newer
     spin_lock(&c->lock);
-    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-    c->put = true;
     for (int i = 0; i < n; i++) {
         guardItem *it = items[i];
         if (it->nbytes > c->maxBytes) {
@@ -121,8 +92,7 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
             continue;
         }
         while (c->oldest != NULL && (atomic_load_explicit(&c->n, memory_order_relaxed) >= c->maxItems ||
-                                     atomic_load_explicit(&c->bytes, memory_order_relaxed) + it->nbytes >
-                                         c->maxBytes)) {
+                                     c->bytes + it->nbytes > c->maxBytes)) {
             guardItem *old = c->oldest;
             unlinkLocked(c, old);
             old->newer = evicted;
@@ -141,10 +111,9 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
         if (c->binNewest[b] != NULL)
             c->binNewest[b]->binNewer = it;
         c->binNewest[b] = it;
-        addBytesLocked(c, it->nbytes);
+        c->bytes += it->nbytes;
         atomic_store_explicit(&c->n, atomic_load_explicit(&c->n, memory_order_relaxed) + 1, memory_order_relaxed);
     }
-    mirrorLocked(c, before);
     spin_unlock(&c->lock);
     while (evicted != NULL) {
         guardItem *next = evicted->newer;
@@ -153,44 +122,13 @@ void guardCache_put(guardCache *c, guardItem *const *items, int n)
     }
 }
 
-int guardCache_takeOldest(guardCache *c, uintptr_t keepBytes, guardItem **out, int max)
-{
-    if (atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
-        return 0;
-    int got = 0;
-    spin_lock(&c->lock);
-    uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
-    for (guardItem *it = c->oldest; it != NULL && got < max; it = c->oldest) {
-        if (atomic_load_explicit(&c->bytes, memory_order_relaxed) <= keepBytes)
-            break;
-        unlinkLocked(c, it);
-        out[got++] = it;
-    }
-    mirrorLocked(c, before);
-    spin_unlock(&c->lock);
-    return got;
-}
-
-guardWindow guardCache_window(guardCache *c)
-{
-    spin_lock(&c->lock);
-    guardWindow w = { atomic_load_explicit(&c->bytes, memory_order_relaxed), c->lowBytes, c->tookBytes, c->put };
-    c->lowBytes = w.bytes;
-    c->tookBytes = 0;
-    c->put = false;
-    spin_unlock(&c->lock);
-    return w;
-}
-
 void guardCache_flush(guardCache *c)
 {
     while (atomic_load_explicit(&c->n, memory_order_relaxed) != 0) {
         spin_lock(&c->lock);
-        uintptr_t before = atomic_load_explicit(&c->bytes, memory_order_relaxed);
         guardItem *it = c->oldest;
         if (it != NULL)
             unlinkLocked(c, it);
-        mirrorLocked(c, before);
         spin_unlock(&c->lock);
         if (it != NULL)
             c->release(it);
@@ -199,7 +137,10 @@ void guardCache_flush(guardCache *c)
 
 uintptr_t guardCache_bytes(guardCache *c)
 {
-    return atomic_load_explicit(&c->bytes, memory_order_relaxed);
+    spin_lock(&c->lock);
+    uintptr_t b = c->bytes;
+    spin_unlock(&c->lock);
+    return b;
 }
 
 void guardCache_lock(guardCache *c)
@@ -244,9 +185,8 @@ const char *guardCache_valid(guardCache *c, const char *(*itemValid)(const guard
     }
     if (bad == NULL && (n != want || inBins != want || n > c->maxItems))
         bad = "the lists' lengths are not the count, or over the bound";
-    if (bad == NULL && (bytes != atomic_load_explicit(&c->bytes, memory_order_relaxed) || bytes > c->maxBytes ||
-                        c->lowBytes > bytes))
-        bad = "bytes is not the items' bytes, or over the bound, or under the window's low mark";
+    if (bad == NULL && (bytes != c->bytes || bytes > c->maxBytes))
+        bad = "bytes is not the items' bytes, or over the bound";
     spin_unlock(&c->lock);
     if (bad == NULL)
         return NULL;

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // A cache of memory kept with its guard page in place (guardcache.c): the
-// type and its entry points, shared by GOMEM_SECURE's freed large objects
-// (malloc.h: guardCacheTake/guardCachePut) and the overflow list of
-// dedicated coroutine stacks (gstack.c). guardcache.c's head states the
-// invariants and the lock.
+// type and its entry points, used for GOMEM_SECURE's freed large objects
+// (malloc.h: guardCacheTake/guardCachePut); guardItem also links the
+// threads' caches of dedicated coroutine stacks (gstack.c, mcache.h).
+// guardcache.c's head states the invariants and the lock.
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_GUARDCACHE_H
 #define GOMEM_GUARDCACHE_H
@@ -22,27 +22,19 @@ typedef struct guardItem {
 
 #define GuardBins 64
 
-// A bounded cache. The first five fields are set statically and never
-// change; the rest are guarded by lock (a spin lock), but n and bytes,
-// which are also written atomically so that a take from an empty cache
-// costs no lock and gm_stats and the scavenger read them without it.
+// A bounded cache. The first four fields are set statically and never
+// change; the rest are guarded by lock (a spin lock), but n, which is also
+// written atomically so that a take from an empty cache costs no lock.
 typedef struct guardCache {
     const char *name;                 // for messages; immutable
     uintptr_t maxBytes;               // bound on bytes (sum of nbytes); immutable
     int maxItems;                     // bound on items; immutable
     void (*release)(guardItem *);     // gives an evicted item's range back, called without
                                       // the lock; immutable
-    _Atomic uintptr_t *alsoBytes;     // NULL, or a counter that bytes is added to as well
-                                      // (mheap_.cachedFree); immutable
     int lock;
     _Atomic int n;                    // items cached
-    _Atomic uintptr_t bytes;          // sum of the cached items' nbytes
+    uintptr_t bytes;                  // sum of the cached items' nbytes
     guardItem *oldest, *newest;       // the age list
-    // Since the last guardCache_window: the fewest bytes cached, the bytes
-    // taken, and whether anything was put (for an owner that bounds the
-    // cache by use rather than size: items below lowBytes went unused).
-    uintptr_t lowBytes, tookBytes;
-    bool put;
     guardItem *binNewest[GuardBins];  // each bin's newest item
 } guardCache;
 
@@ -52,20 +44,9 @@ int guardCache_take(guardCache *c, uintptr_t nbytes, uintptr_t alignMask, guardI
 // Caches items[0, n) (each with base and nbytes set), evicting the oldest
 // beyond the bounds; an item larger than maxBytes is released at once.
 void guardCache_put(guardCache *c, guardItem *const *items, int n);
-// Takes up to max items from the old end, oldest first, while more than
-// keepBytes stay cached; returns how many.
-int guardCache_takeOldest(guardCache *c, uintptr_t keepBytes, guardItem **out, int max);
-// What the cache saw since the last call, and a new window from now.
-typedef struct guardWindow {
-    uintptr_t bytes;     // cached now
-    uintptr_t lowBytes;  // the fewest cached at any time in the window
-    uintptr_t tookBytes; // taken by guardCache_take in the window
-    bool put;            // whether any item was put
-} guardWindow;
-guardWindow guardCache_window(guardCache *c);
 // Releases every cached item.
 void guardCache_flush(guardCache *c);
-// Bytes cached now (a relaxed read, for gm_stats and the scavenger).
+// Bytes cached now (a relaxed read, for gm_stats).
 uintptr_t guardCache_bytes(guardCache *c);
 // NULL if c's lists and counters agree and each item passes itemValid
 // (which returns NULL or what is wrong), else the first problem.
