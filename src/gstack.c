@@ -991,6 +991,10 @@ void dedicated_atfork_parent(void)
 void dedicated_atfork_child(void)
 {
     dedicated_atfork_parent();
+    // Had another thread been releasing stacks, it is gone: the child's
+    // own calls release from now on (the batch it held is lost to the
+    // child, which counts it nowhere).
+    atomic_store_explicit(&dedicatedReleasing, false, memory_order_relaxed);
 }
 
 // A new g's stack for its mode. false (ENOMEM) when there is none.

@@ -37,6 +37,13 @@
 //    of a stack span, and is 0 on every other page (checked at a free
 //    span's ends).
 //
+// The scavenger's budget covers free memory above the heap too: ended
+// dedicated stacks that gstack.c keeps with their guard count in
+// pagesManual but are free memory (mheap_.cachedFree), so the allowance
+// (the budget plus the memory in use) leaves them out of use and counts
+// them with the free pages; each side gives back its own
+// (scavengeIfNeededLocked, mheap_cachedFreeOver).
+//
 // Locks: mheap_.lock (rank lockRankMheap), then persistentalloc's leaf lock.
 // The scavenger calls madvise with mheap_.lock held: simple, and the lock is
 // off every fast path; a free that triggers scavenging pays for it.
