@@ -7,14 +7,14 @@
 // Installing and removing a guard costs a system call each (and a VMA split
 // and merge where the guard is an mprotect), a large share of what a
 // guarded range's whole life costs; a range that keeps its guard while it
-// waits for its next user costs none. Two users share one mechanism here
-// (guardcache.h's guardCache):
-//   - GOMEM_SECURE's freed large objects, each with a guard page after it
-//     (mheap_allocLargeGuarded): guardCacheTake from malloc.c's large path,
-//     guardCachePut from free.c's. At most GuardCacheSpans spans and
-//     GuardCacheBytes bytes; malloc_flushGuardCache empties it (gm_scavenge).
-//   - dedicated coroutine stacks, each with a guard as its lowest page: the
-//     overflow list behind the threads' own caches (gstack.c).
+// waits for its next user costs none. The cache here (guardcache.h's
+// guardCache) holds GOMEM_SECURE's freed large objects, each with a guard
+// page after it (mheap_allocLargeGuarded): guardCacheTake from malloc.c's
+// large path, guardCachePut from free.c's. At most GuardCacheSpans spans
+// and GuardCacheBytes bytes; malloc_flushGuardCache empties it
+// (gm_scavenge). Dedicated coroutine stacks, each with a guard as its
+// lowest page, have caches of their own (gstack.c: per thread, lists of
+// guardItems; process-wide, batches bounded by the scavenger's budget).
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked
 // for (items by log2 of their bytes), newest first: the memory most likely

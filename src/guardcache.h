@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // A cache of memory kept with its guard page in place (guardcache.c): the
-// type and its entry points, shared by GOMEM_SECURE's freed large objects
-// (malloc.h: guardCacheTake/guardCachePut) and the overflow list of
-// dedicated coroutine stacks (gstack.c). guardcache.c's head states the
-// invariants and the lock.
+// type and its entry points, used for GOMEM_SECURE's freed large objects
+// (malloc.h: guardCacheTake/guardCachePut); guardItem also links the
+// threads' caches of dedicated coroutine stacks (gstack.c, mcache.h).
+// guardcache.c's head states the invariants and the lock.
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_GUARDCACHE_H
 #define GOMEM_GUARDCACHE_H

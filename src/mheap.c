@@ -37,6 +37,13 @@
 //    of a stack span, and is 0 on every other page (checked at a free
 //    span's ends).
 //
+// The scavenger's budget covers free memory above the heap too: ended
+// dedicated stacks that gstack.c keeps with their guard count in
+// pagesManual but are free memory (mheap_.cachedFree), so the allowance
+// (the budget plus the memory in use) leaves them out of use and counts
+// them with the free pages; each side gives back its own
+// (scavengeIfNeededLocked, mheap_cachedFreeOver).
+//
 // Locks: mheap_.lock (rank lockRankMheap), then persistentalloc's leaf lock.
 // The scavenger calls madvise with mheap_.lock held: simple, and the lock is
 // off every fast path; a free that triggers scavenging pays for it.
@@ -892,30 +899,56 @@ static void scavengeOldLocked(uintptr_t keep_bytes, uint32_t cutoff)
     }
 }
 
+// The free memory the scavenger's budget allows: the budget plus as much
+// as is in use, where cached stacks (cachedFree, counted in pagesManual)
+// are free memory, not use. Resident memory then stays under twice the
+// live pages plus the budget, close to Go's scavenger goal (110% of a heap
+// goal of twice the live heap), and a heap that shrinks and regrows by half
+// does not fault its pages in again. Free memory is the dirty free pages
+// plus cachedFree: each side gives back only its own (this file its free
+// pages, gstack.c its cached stacks), each what has waited longest.
+static uintptr_t freeKeepLocked(uintptr_t cached)
+{
+    uintptr_t used = (mheap_.pagesInUse + mheap_.pagesManual) << PageShift;
+    return (uintptr_t)mheap_.scavengeRetain + (used > cached ? used - cached : 0);
+}
+
 // Called after every free. Past the retained budget, pages free for longer
 // than scavengeDelayMs go back to the OS (mimalloc's purge delay, jemalloc's
 // decay): a heap that frees and soon reallocates the same pages does not pay
-// madvise and page faults for them each time.
+// madvise and page faults for them each time. Past it, free memory is
+// brought down to half the allowance (hysteresis: the next free does not
+// scavenge again).
 static void scavengeIfNeededLocked(void)
 {
     if (mheap_.scavengeOff)
         return;
-    // Keep the budget plus as much free as is in use: resident memory stays
-    // under twice the live pages plus the budget, close to Go's scavenger
-    // goal (110% of a heap goal of twice the live heap), and a heap that
-    // shrinks and regrows by half does not fault its pages in again.
-    uintptr_t keep = (uintptr_t)mheap_.scavengeRetain + ((mheap_.pagesInUse + mheap_.pagesManual) << PageShift);
-    if (dirtyFreeBytes() <= keep)
+    uintptr_t cached = atomic_load_explicit(&mheap_.cachedFree, memory_order_relaxed);
+    uintptr_t keep = freeKeepLocked(cached);
+    if (dirtyFreeBytes() + cached <= keep)
         return;
+    uintptr_t keepDirty = keep / 2 > cached ? keep / 2 - cached : 0;
     if (mheap_.scavengeDelayMs == 0) {
-        scavengeLocked(keep / 2);
+        scavengeLocked(keepDirty);
         return;
     }
     uint32_t now = os_coarse_ms();
     if ((int32_t)(now - mheap_.scavengeNextMs) < 0)
         return;
     mheap_.scavengeNextMs = now + mheap_.scavengeDelayMs / 4 + 1;
-    scavengeOldLocked(keep / 2, now - mheap_.scavengeDelayMs);
+    scavengeOldLocked(keepDirty, now - mheap_.scavengeDelayMs);
+}
+
+bool mheap_cachedFreeOver(uint32_t now_ms, uintptr_t *keep_bytes, uint32_t *cutoff_ms)
+{
+    lock(&mheap_.lock);
+    uintptr_t cached = atomic_load_explicit(&mheap_.cachedFree, memory_order_relaxed);
+    uintptr_t keep = freeKeepLocked(cached), dirty = dirtyFreeBytes();
+    bool over = !mheap_.scavengeOff && dirty + cached > keep;
+    *keep_bytes = !over ? UINTPTR_MAX : keep / 2 > dirty ? keep / 2 - dirty : 0;
+    *cutoff_ms = now_ms - mheap_.scavengeDelayMs;
+    unlock(&mheap_.lock);
+    return over;
 }
 
 // The heap is about to grow by grow_bytes because no free span fits. Dirty

@@ -295,6 +295,12 @@ typedef struct mheap {
     uint32_t scavengeNextMs;  // no automatic pass before this time
     bool scavengeOff;         // GOMEM_SCAVENGE=off
     uintptr_t nguarded;       // pages with a guard (GOMEM_SECURE); 0: no page to look at
+    // Bytes of manual spans that a cache above holds as free memory (ended
+    // dedicated stacks kept with their guard: gstack.c). Counted in
+    // pagesManual, and by the scavenger as free, so that free pages and
+    // cached stacks share one budget. Atomic: the cache adds to it under
+    // its own lock, never under this one.
+    _Atomic uintptr_t cachedFree;
 
     // Free spans by size, two sets (dirty, clean); a bit per non-empty list.
     // Last, and a bucket's two lists side by side: a process touches few
@@ -338,6 +344,14 @@ void mheap_freeManual(mspan *s);
 // Releases free pages to the OS until at most keep_bytes of free dirty pages
 // remain. Returns the bytes released.
 uintptr_t mheap_scavenge(uintptr_t keep_bytes);
+
+// For a cache above the heap that counts its free memory in cachedFree
+// (dedicated stacks), at now_ms (os_coarse_ms): whether the scavenger's
+// budget is exceeded, and if so how many bytes the cache may keep
+// (*keep_bytes); *cutoff_ms is now_ms - GOMEM_SCAVENGE_DELAY (memory
+// unused since before it may go). False when nothing need go: within the
+// budget, or GOMEM_SCAVENGE=off.
+bool mheap_cachedFreeOver(uint32_t now_ms, uintptr_t *keep_bytes, uint32_t *cutoff_ms);
 
 // The arena holding p, or NULL. Lock-free; safe for any p, never a fault.
 static inline heapArena *arenaOf(uintptr_t p)

@@ -68,11 +68,14 @@ void stack_atfork_prepare(void);
 void stack_atfork_parent(void);
 void stack_atfork_child(void);
 // Dedicated coroutine stacks kept with their guard (gstack.c): gm_scavenge
-// releases the process-wide list; gm_stats adds its bytes and counters;
-// gm_debug_check validates it and the calling thread's lists (c may be NULL).
-// dedicatedSpill moves c's own lists to the process-wide one until c holds
-// at most keep bytes (0: a thread's caches given back).
+// releases the process-wide list; stack_scavengeDedicated releases the
+// stacks that list holds past the scavenger's budget and delay (any
+// thread, no lock held; sysmon calls it); gm_stats adds its bytes and
+// counters; gm_debug_check validates it and the calling thread's lists (c
+// may be NULL). dedicatedSpill moves c's own lists to the process-wide one
+// until c holds at most keep bytes (0: a thread's caches given back).
 void stack_flushDedicated(void);
+void stack_scavengeDedicated(void);
 void dedicatedSpill(struct mcache *c, uintptr_t keep);
 void dedicated_atfork_prepare(void);
 void dedicated_atfork_parent(void);

@@ -12,6 +12,11 @@
 // execution stacks wait for it. With GOMEM_DEBUG=sched it names the
 // coroutine and how long it has run.
 //
+// Each period it also gives the scavenger's budget its background half for
+// cached dedicated stacks (stack_scavengeDedicated; gstack.c): a program
+// whose coroutines all ended and that frees nothing more still gets old
+// cached stacks released, while its group runs.
+//
 // Owns the thread and the per-worker fields marked "sysmon's" in struct
 // worker, which only this thread touches, under allWorkersLock (through
 // forEachRunningWorker). The thread starts with the first group of more
@@ -68,6 +73,7 @@ static void *sysmonMain(void *arg)
         nanosleep(&ts, NULL);
         uint64_t now = nanotime();
         forEachRunningWorker(look, &now);
+        stack_scavengeDedicated(); // the background half of its budget (usually a load)
     }
     return NULL;
 }
