@@ -332,6 +332,8 @@ static void newqput(worker *p, gm_g *g)
     g->enqSeq = ++p->seq;
     gQueue_pushBack(&p->newq, g);
     p->nnew++;
+    atomic_store_explicit(&p->newqLast, g->enqSeq, memory_order_relaxed);
+    atomic_store_explicit(&p->newqLastCopied, !g->started && g->mode == GM_STACK_COPIED, memory_order_relaxed);
     spin_unlock(&p->lock);
     wakep(p);
 }
@@ -533,18 +535,20 @@ static gm_g *runqsteal(worker *p)
         worker *v = grp->ps[(p->id + k) % grp->nprocs];
         if (gQueue_empty(&v->newq))
             continue;
-        spin_lock(&v->lock);
-        uint64_t last = v->newq.tail != NULL ? v->newq.tail->enqSeq : 0; // newq is in enqSeq order
-        gm_g *h = v->newq.head;
-        uint64_t grace = h != NULL && !h->started && h->mode == GM_STACK_COPIED ? StealGraceCopiedNs : StealGraceNs;
-        spin_unlock(&v->lock);
-        if (last == 0)
-            continue;
+        // No lock and few reads while it waits: the victim pushes and pops
+        // newq all the while, and each look at its lines costs it a miss.
+        uint64_t last = atomic_load_explicit(&v->newqLast, memory_order_relaxed); // newq is in enqSeq order
+        uint64_t grace = atomic_load_explicit(&v->newqLastCopied, memory_order_relaxed) ? StealGraceCopiedNs
+                                                                                         : StealGraceNs;
         uint64_t t0 = nanotime();
-        while (!gQueue_empty(&v->newq) && nanotime() - t0 < grace) {
+        for (unsigned i = 1;; i++) {
+            cpu_relax();
+            if ((i & 63) != 0)
+                continue;
+            if (gQueue_empty(&v->newq) || nanotime() - t0 >= grace)
+                break;
             if (!gQueue_empty(&p->inbox) || !gQueue_empty(&p->newq))
                 return NULL; // work of its own came meanwhile: the loop takes it first
-            cpu_relax();
         }
         gQueue got = { NULL, NULL };
         long n = 0, started = 0;
