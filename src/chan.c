@@ -554,14 +554,6 @@ bool chan_timerDrain(gm_chan *c)
     return had;
 }
 
-size_t chanBuffered(gm_chan *c)
-{
-    spin_lock(&c->lock);
-    size_t n = c->count;
-    spin_unlock(&c->lock);
-    return n;
-}
-
 void chan_freeCheck(gm_chan *c, const char *what, const void *obj)
 {
     spin_lock(&c->lock);

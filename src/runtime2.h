@@ -781,8 +781,6 @@ void chan_timerInit(gm_chan *c);
 void chan_timerSend(gm_chan *c, uint64_t now);
 // Takes back a value sent and not received: true if there was one.
 bool chan_timerDrain(gm_chan *c);
-// The values in c's buffer now (for validators).
-size_t chanBuffered(gm_chan *c);
 // Throws if anyone waits on the channel of what (a timer, a context)
 // being freed, naming it.
 void chan_freeCheck(gm_chan *c, const char *what, const void *obj);

@@ -574,7 +574,7 @@ const char *timers_valid(const worker *p)
             bad = "timers: a timer's entry is not due when the timer is, or after it";
         else if (t->freed && t->when != 0)
             bad = "timers: a freed timer is pending";
-        else if (t->c != NULL && !t->sent && chanBuffered(t->c) != 0)
+        else if (t->c != NULL && !t->sent && gm_chan_len(t->c) != 0 /* only the timer sends: lk held, none arrives */)
             bad = "timers: a timer's channel holds a value its timer does not know it sent";
         spin_unlock(&t->lk);
     }
