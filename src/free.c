@@ -90,6 +90,14 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
     if (GM_UNLIKELY(atomic_load_explicit(&s->xfreeNotify, memory_order_seq_cst)) &&
         atomic_exchange_explicit(&s->xfreeNotify, 0, memory_order_seq_cst))
         mcentral_notify(s);
+    // The last object of a listed one-word span: the span goes back to the
+    // page heap now (mcentral.c, "Empty spans"). r < 64 there, so old | bit
+    // is the whole word.
+    if (s->nelems <= 64) {
+        unsigned listed = atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst);
+        if (listed != NotListed && popcount64(old | bit) == listed)
+            mcentral_freeIfEmpty(s);
+    }
 }
 
 // A free that skips the tcache (8-byte objects, or no mcache).

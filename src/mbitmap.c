@@ -114,6 +114,7 @@ void mspan_initHeap(mspan *s, uint8_t spc)
     s->nelems = (uint16_t)((s->npages << PageShift) / s->elemsize);
     s->divMul = class_to_divmagic[sc];
     s->inList = SpanInNone;
+    atomic_store_explicit(&s->listedAlloc, NotListed, memory_order_relaxed);
     if (s->nelems > s->bitsCap * 64)
         throw("internal error: span %p of %u objects has a descriptor for %u", (void *)s, s->nelems,
               s->bitsCap * 64);

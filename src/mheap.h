@@ -109,7 +109,14 @@ struct mspan {
         // The object's owner.
         uintptr_t profBucket;
     };
-    uint16_t allocCount;     // stacks not on manualFreeList; guarded by stackpool lock
+    union {
+        uint16_t allocCount; // stacks not on manualFreeList; guarded by stackpool lock
+        // Heap spans of a size class: while the span is on its mcentral's
+        // partial list, the slots its allocBits held when it was listed or
+        // last drained there; NotListed otherwise. Written under the class's
+        // lock, read by remote frees (mcentral.c, "Empty spans").
+        _Atomic uint16_t listedAlloc;
+    };
 
     // --- tiny spans (TinyClass16/32): the first nreserved blocks hold the
     // blocks' start bitmaps (tiny.c) and are never handed out.
@@ -163,6 +170,7 @@ static inline _Atomic uint64_t *spanXfreeBits(mspan *s)
 }
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
+enum { NotListed = 0xffff }; // mspan.listedAlloc of a span on no partial list
 
 // A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.
 typedef struct mSpanList {

@@ -1215,6 +1215,45 @@ TEST(thread_exit_returns_spans_and_its_objects_stay_valid)
     VALID();
 }
 
+static void *alloc_2k_exit(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < 64; i++)
+        out[i] = gm_malloc(2048);
+    return NULL;
+}
+
+static void *free_all_exit(void *arg)
+{
+    void **objs = arg;
+    for (int i = 0; i < 64; i++)
+        gm_free(objs[i]);
+    return NULL; // the exit flushes the tcache: 64 remote frees
+}
+
+TEST(a_span_emptied_by_remote_frees_goes_back_at_once)
+{
+    // 64 objects of 2 KiB (four to a span) from a thread that exits: its
+    // spans wait in mcentral. Another thread frees them all: each span goes
+    // back to mheap at its last free, before any reclaim or gm_scavenge.
+    static void *objs[64];
+    gm_memstats a, b, c;
+    gm_stats(&a);
+    pthread_t t;
+    pthread_create(&t, NULL, alloc_2k_exit, objs);
+    pthread_join(t, NULL);
+    gm_stats(&b);
+    CHECK(b.nspan_partial + b.nspan_full >= a.nspan_partial + a.nspan_full + 15);
+    CHECK(b.heap_inuse >= a.heap_inuse + 64 * 2048);
+    pthread_create(&t, NULL, free_all_exit, objs);
+    pthread_join(t, NULL);
+    gm_stats(&c);
+    CHECK_EQ(c.heap_objects, a.heap_objects);
+    CHECK_EQ(c.nspan_partial + c.nspan_full, a.nspan_partial + a.nspan_full);
+    CHECK(c.heap_inuse <= a.heap_inuse);
+    VALID();
+}
+
 // ------------------------------------------------------------ fault paths
 
 TEST(mmap_failure_gives_enomem_and_heap_stays_consistent)
@@ -1483,6 +1522,7 @@ int main(void)
     RUN(threads_allocate_and_free_each_others_objects);
     RUN(two_threads_churning_on_one_cpu);
     RUN(thread_exit_returns_spans_and_its_objects_stay_valid);
+    RUN(a_span_emptied_by_remote_frees_goes_back_at_once);
     RUN(mmap_failure_gives_enomem_and_heap_stays_consistent);
 #ifdef __SANITIZE_ADDRESS__
     RUN(asan_sees_use_after_free_in_gomem_memory);
