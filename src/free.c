@@ -66,6 +66,11 @@ void throwBadPointer(const char *who, void *p, const mspan *s)
           (void *)(s->startAddr + ((uintptr_t)p - s->startAddr) / s->elemsize * s->elemsize));
 }
 
+void throwUseAfterFree(const char *who, void *p, uint8_t spc)
+{
+    throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)classSlotsOf[spc].size);
+}
+
 void throwDoubleFree(void *p, const mspan *s)
 {
     if (s == NULL) // (callers have the span; the analyzer cannot know)
@@ -334,7 +339,8 @@ size_t objectSize(void *p, const char *who)
     }
     if (s->spanclass >= TinyClass16)
         return tinyObjectSize(p, s, who);
-    checkNotFree(p, s, s->spanclass, smallSlot(s, p, who), who);
+    smallSlot(s, p, who);
+    checkNotFree(p, s->spanclass, who);
     return s->elemsize;
 }
 

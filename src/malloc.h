@@ -220,11 +220,16 @@ static inline uintptr_t smallSlot(mspan *s, void *p, const char *who)
     return r;
 }
 
-// Aborts if this thread can tell that p, slot r of the small span s of
-// class spc, is free: a freed object waiting in its tcache still has its
-// bit set, but its key tells (objects in other threads' caches cannot be
-// told); one freed to a span this thread caches has its bit clear.
-static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, const char *who)
+GM_COLD __attribute__((noreturn)) void throwUseAfterFree(const char *who, void *p, uint8_t spc);
+
+// Aborts if this thread can tell that p, a slot start of a small span of
+// class spc (not tiny), is free: a freed object waiting in its tcache
+// still has its bit set, but its key tells (objects in other threads'
+// caches cannot be told); one freed to the span this thread caches has its
+// bit clear. p's own span is not read: only the cached span can hold p
+// with a bit this thread may read (it sets them without a lock), and its
+// bounds say whether it does.
+static inline void checkNotFree(void *p, uint8_t spc, const char *who)
 {
     mcache *c = TLS(mcache_tls);
     if (c == NULL)
@@ -232,11 +237,14 @@ static inline void checkNotFree(void *p, mspan *s, uint8_t spc, uintptr_t r, con
     if (c->bin[spc].limit != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
         for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
             if (x == p)
-                throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
-    // Only the thread caching s may read its allocBits (it sets them
-    // without a lock): check ownership first.
-    if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
-        throw("%s(%p): use after free (the %lu-byte object is free)", who, p, (unsigned long)s->elemsize);
+                throwUseAfterFree(who, p, spc);
+    mspan *s = c->alloc[spc]; // &emptymspan: no pages
+    uintptr_t off = (uintptr_t)p - s->startAddr;
+    if (off < s->npages << PageShift) {
+        uintptr_t r = ((uint64_t)off * s->divMul) >> 32;
+        if ((spanAllocBits(s)[r >> 6] & ((uint64_t)1 << (r & 63))) == 0)
+            throwUseAfterFree(who, p, spc);
+    }
 }
 
 // Aborts naming who unless p, off bytes from the start of a span of size
