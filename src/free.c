@@ -20,10 +20,11 @@
 // a span, pageClass 2 bytes a page: under random-order frees the first
 // two missed L1 on most frees, the table almost never.
 //
-// The tcache (mcache.bin[spc]: head, count, limit), owner thread only;
+// The tcache (mcache.bin[spc]: head, room, limit), owner thread only;
 // tcache_valid checks it:
-//   count == the length of head < limit == tcacheLimit[spc], and 0 where
-//     the limit is 0 (8-byte objects). The list is intrusive: an object on
+//   count (limit - 1 - room) == the length of head < limit ==
+//     tcacheLimit[spc], and room is 0 where the limit is 0 (8-byte
+//     objects). The list is intrusive: an object on
 //     it twice makes it a cycle, which the count catches.
 //   every object x on the list is the start of a slot of an in-use span of
 //     class spc, and its word 1 == tcacheTag(c, x) (c's key xor x's
@@ -85,6 +86,9 @@ void throwDoubleFree(void *p, const mspan *s)
 // span's metadata; the object's memory is not touched.
 GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 {
+    // Read while p holds s: after the OR the span may be emptied and reused.
+    uint16_t nelems = s->nelems;
+    uint8_t spc = s->spanclass;
     uint64_t bit = (uint64_t)1 << (r & 63);
     uint64_t old = atomic_fetch_or_explicit(&spanXfreeBits(s)[r >> 6], bit, memory_order_seq_cst);
     if (GM_UNLIKELY(old & bit))
@@ -98,10 +102,10 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
     // The last object of a listed one-word span: the span goes back to the
     // page heap now (mcentral.c, "Empty spans"). r < 64 there, so old | bit
     // is the whole word.
-    if (s->nelems <= 64) {
+    if (nelems <= 64) {
         unsigned listed = atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst);
-        if (listed != NotListed && popcount64(old | bit) == listed)
-            mcentral_freeIfEmpty(s);
+        if (listed >> 8 == spc && popcount64(old | bit) == (listed & 0xff))
+            mcentral_freeIfEmpty(s, spc);
     }
 }
 
@@ -174,7 +178,7 @@ static GM_NOINLINE void freeNotSmall(void *p, const char *who)
     freeTiny(p, s, who);
 }
 
-static inline void freeObject(void *p, const char *who)
+static inline __attribute__((always_inline)) void freeObject(void *p, const char *who)
 {
     // The page's class, not its span: the arena's dense pageClass table
     // names the class of an in-use small span and where p's page sits in
@@ -238,7 +242,7 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
         x->next = (gclink *)linkEncode(x, NULL);
         ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
     }
-    c->bin[spc].count = (uint16_t)keep;
+    tcacheSetCount(&c->bin[spc], keep);
     while (rest != NULL) {
         gclink *next = linkNext(rest);
         ((uintptr_t *)rest)[1] = 0;
@@ -288,13 +292,14 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
 {
     unsigned n = 0;
     *at = NULL;
+    unsigned count = tcacheCount(&c->bin[spc]);
     if (c->bin[spc].limit != tcacheLimit[spc])
         return "the limit is not tcacheLimit[class]";
-    if (c->bin[spc].count != 0 && c->bin[spc].count >= tcacheLimit[spc])
+    if (c->bin[spc].limit == 0 ? c->bin[spc].room != 0 : c->bin[spc].room >= c->bin[spc].limit)
         return "tcount is at its class's limit (or the class has no cache)";
     for (const gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x)) {
         *at = x;
-        if (++n > c->bin[spc].count)
+        if (++n > count)
             return "the list is longer than tcount";
         mspan *s = spanOf((uintptr_t)x);
         if (s == NULL || s->spanclass != spc || ((uintptr_t)x - s->startAddr) % s->elemsize != 0)
@@ -306,7 +311,7 @@ static const char *validClass(mcache *c, uint8_t spc, const gclink **at)
         if (c->alloc[spc] == s && (spanAllocBits(s)[r >> 6] >> (r & 63) & 1) == 0)
             return "an object's slot is free in its span";
     }
-    return n != c->bin[spc].count ? "the list is shorter than tcount" : NULL;
+    return n != count ? "the list is shorter than tcount" : NULL;
 }
 
 const char *tcache_valid(mcache *c)
@@ -316,7 +321,7 @@ const char *tcache_valid(mcache *c)
         const gclink *at;
         const char *bad = validClass(c, (uint8_t)spc, &at);
         if (bad != NULL) {
-            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, c->bin[spc].count, (const void *)at,
+            snprintf(msg, sizeof msg, "tcache[%d] (%u objects, at %p): %s", spc, tcacheCount(&c->bin[spc]), (const void *)at,
                      bad);
             return msg;
         }

@@ -127,6 +127,8 @@
 // every fast path reads it only after finding its mcache.
 static uint8_t malloc_class8[SmallSizeMax / SmallSizeDiv + 1];
 static bool align16; // GOMEM_ALIGN16: malloc aligns everything to 16; immutable after init
+// malloc packs requests of 1..TinyMallocMax bytes (tinyMallocFits, below).
+#define TinyMallocMax 4
 
 // The tables and settings of malloc.h.
 _Atomic uint8_t tinyMaxMalloc = 16, tinyMaxBytes = 16;
@@ -157,6 +159,11 @@ void malloc_init(void)
         unsigned n = (32u << 10) / class_to_size[c];
         tcacheLimit[c] = class_to_size[c] < 16 ? 0 : n > 64 ? 64 : n < 4 ? 4 : (uint8_t)n;
     }
+    // mallocgc looks for a tiny request only after its tcache pop missed:
+    // the class of 1..TinyMallocMax bytes must have no tcache while packing
+    // is on (GOMEM_ALIGN16 turns it off).
+    if (!align16 && tcacheLimit[malloc_class8[(TinyMallocMax + 7) >> 3]] != 0)
+        throw("internal error: the tiny requests' class has a tcache");
     for (unsigned n = 0; n < 32; n++) {
         tinyAlignC[n] = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
         tinyAlignBytes[n] = (n & 7) == 0 ? 8 : (n & 3) == 0 ? 4 : (n & 1) == 0 ? 2 : 1;
@@ -203,7 +210,6 @@ size_t gm_get_max_tiny_size(void)
 // instructions). gm_malloc_bytes and gm_strdup (byte-aligned: a 12-byte
 // and a 4-byte string share a block) still pack everything below max.
 // n = 0 and max = 0: not packed.
-#define TinyMallocMax 4
 static inline bool tinyMallocFits(size_t n, unsigned max)
 {
     return n - 1 < (max != 0 ? TinyMallocMax : 0);
@@ -353,7 +359,7 @@ static inline void *tcachePop(mcache *c, uintptr_t spc)
     if (GM_UNLIKELY(runtime_secure) && GM_UNLIKELY(((uintptr_t *)x)[1] != tcacheTag(c, x)))
         throwCorrupt(spc, x, "a free-list entry was overwritten");
     b->head = next;
-    b->count--;
+    b->room++;
     ASAN_UNPOISON(x, class_to_size[spanclass_sizeclass(spc)]);
     ((uintptr_t *)x)[1] = 0; // the key: a later free must not take it for a cached object
     return x;
@@ -367,11 +373,6 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
 {
     mcache *c = TLS(mcache_tls);
     if (GM_LIKELY(c != NULL && n <= MaxSmallSize)) {
-        unsigned max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed);
-        if (tinyMallocFits(n, max)) {
-            void *x = tinyAlloc(c, n, tinyAlignC[n], max);
-            return zero && x != NULL ? memset(x, 0, n) : x;
-        }
         uint8_t spc = malloc_sizeclass(n);
         // A sampled object's call is a tail call: the profiler's unwinder
         // then finds the caller right above it, no frame of gm_malloc between.
@@ -380,6 +381,15 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
             if (GM_UNLIKELY(countMalloc(c, spc)))
                 return zero ? mProf_callocSmall(x) : mProf_mallocSmall(x);
             return zero ? memset(x, 0, n) : x;
+        }
+        // The tiny allocator's requests (tinyMallocFits) are tested only
+        // here: their class, the 8-byte one, has no tcache, so its pop
+        // above always misses, and the tcache's way skips the test.
+        unsigned max;
+        if (GM_UNLIKELY(n - 1 < TinyMallocMax) &&
+            (max = atomic_load_explicit(&tinyMaxMalloc, memory_order_relaxed)) != 0) {
+            x = tinyAlloc(c, n, tinyAlignC[n], max);
+            return zero && x != NULL ? memset(x, 0, n) : x;
         }
         mspan *s = c->alloc[spc];
         if (GM_LIKELY(s->allocCache != 0)) {

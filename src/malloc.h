@@ -269,7 +269,7 @@ static inline tcacheBin *tcacheBinOf(mcache *c, uintptr_t spc)
 }
 
 // Pushes p, checked free, on bin b of c's tcache: its link in word 0, its
-// tag in word 1 (malloc.c, "Hardened mode").
+// tag in word 1 (malloc.c, "Hardened mode"). The caller updates b->room.
 static inline void tcachePush(mcache *c, tcacheBin *b, void *p)
 {
     // p's words before the bin's head: a fork from another thread may stop
@@ -281,7 +281,6 @@ static inline void tcachePush(mcache *c, tcacheBin *b, void *p)
     w[1] = tcacheTag(c, w);
     atomic_signal_fence(memory_order_release);
     b->head = p;
-    b->count++;
     binCountAdd(&b->nfree, 1);
 }
 
@@ -299,7 +298,7 @@ static inline void freeSmall(void *p, uint8_t spc)
         // One test for a class with no cache (limit 0: 8-byte objects,
         // whose word 1 is the next object's and must not be read) and a
         // full cache; tcachePushFlush makes the checks below itself.
-        if (GM_UNLIKELY(b->count + 1u >= b->limit)) {
+        if (GM_UNLIKELY(b->room == 0)) {
             tcachePushFlush(c, p, spc);
             return;
         }
@@ -314,6 +313,7 @@ static inline void freeSmall(void *p, uint8_t spc)
         freedFill(p, classSlotsOf[spc].size);
         ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16); // the link words stay readable for gomem
         tcachePush(c, b, p);
+        b->room--;
         return;
     }
     freeUncached(c, p, spc);

@@ -151,6 +151,7 @@ static void mcache_initAlloc(mcache *c)
     for (int spc = 0; spc < NumSpanClasses; spc++) {
         c->alloc[spc] = &emptymspan;
         c->bin[spc].limit = tcacheLimit[spc];
+        tcacheSetCount(&c->bin[spc], 0);
     }
 }
 

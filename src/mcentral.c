@@ -34,8 +34,8 @@
 // span of its class or mcentral_reclaim passes. For spans of at most 64
 // objects (classes of 128 bytes and more, where an idle span costs a page
 // or more) the free that empties it notices at once, with no lock and no
-// second atomic: listedAlloc holds the span's allocated count while it is
-// listed, xfreeBits is one word, and the remote free compares the word it
+// second atomic: listedAlloc holds the span's class and allocated count
+// while it is listed, xfreeBits is one word, and the remote free compares the word it
 // just set (its fetch-or's result) with the count. On a match it takes the
 // lock and checks for real (mcentral_freeIfEmpty); a stale match costs one
 // lock round trip. The listing side makes the same check after storing the
@@ -71,7 +71,7 @@ static void takePartialLocked(mcentral *mc, mspan *s)
 // cover every allocated slot: the caller frees it (see "Empty spans").
 static bool listLocked(mspan *s, uintptr_t nalloc)
 {
-    atomic_store_explicit(&s->listedAlloc, (uint16_t)nalloc, memory_order_seq_cst);
+    atomic_store_explicit(&s->listedAlloc, listedWord(s->spanclass, nalloc, s->nelems), memory_order_seq_cst);
     return s->nelems <= 64 &&
            popcount64(atomic_load_explicit(&spanXfreeBits(s)[0], memory_order_seq_cst)) == nalloc - s->nreserved;
 }
@@ -210,17 +210,15 @@ void mcentral_notify(mspan *s)
     unlock(&mc->lock);
 }
 
-void mcentral_freeIfEmpty(mspan *s)
+void mcentral_freeIfEmpty(mspan *s, uint8_t spc)
 {
-    // As in mcentral_notify, s may have been taken, emptied and reused
-    // since the caller's free: under the lock only a span on this class's
-    // partial list is looked at.
-    uint8_t spc = s->spanclass;
-    if (spc == 0 || spc >= NumSpanClasses)
-        return;
+    // s may have been taken, emptied, freed and reused since the caller's
+    // free: only listedAlloc, atomic in every kind of span, is read before
+    // the lock says whose s is. Naming spc under spc's lock, it says s is
+    // on this partial list (it is set there and cleared on leaving it).
     mcentral *mc = &mcentrals[spc];
     lock(&mc->lock);
-    if (s->inList != SpanInPartial || s->spanclass != spc) {
+    if (atomic_load_explicit(&s->listedAlloc, memory_order_relaxed) >> 8 != spc) {
         unlock(&mc->lock);
         return;
     }
@@ -315,9 +313,9 @@ static const char *validList(mcentral *mc, int spc, mSpanList *list, uint8_t whi
             bad = "partial span has xfreeNotify";
         else if (which == SpanInPartial && !xf && mspan_countAlloc(s) == s->nelems)
             bad = "partial span has no free slot and no remote free";
-        else if (which == SpanInPartial &&
-                 atomic_load_explicit(&s->listedAlloc, memory_order_relaxed) != mspan_countAlloc(s))
-            bad = "partial span's listedAlloc is not its allocated count";
+        else if (which == SpanInPartial && atomic_load_explicit(&s->listedAlloc, memory_order_relaxed) !=
+                                                listedWord((uint8_t)spc, mspan_countAlloc(s), s->nelems))
+            bad = "partial span's listedAlloc is not its class and allocated count";
         else if (which == SpanInFull && atomic_load_explicit(&s->listedAlloc, memory_order_relaxed) != NotListed)
             bad = "full span has a listedAlloc";
         if (bad != NULL) {

@@ -27,9 +27,10 @@ mspan *mcentral_cacheSpan(uint8_t spc);
 void mcentral_uncacheSpan(mspan *s);
 // A remote free found XfreeNotify: moves s from full to partial.
 void mcentral_notify(mspan *s);
-// A remote free may have emptied s, a span of at most 64 objects on a
-// partial list: frees it to mheap if it is empty ("Empty spans").
-void mcentral_freeIfEmpty(mspan *s);
+// A remote free may have emptied s, a span of class spc of at most 64
+// objects on a partial list: frees it to mheap if it is, and is still on
+// that list, empty ("Empty spans"). s may have been reused meanwhile.
+void mcentral_freeIfEmpty(mspan *s, uint8_t spc);
 // Frees empty spans of partial lists, up to budget spans looked at (all
 // when budget is 0); returns the spans freed.
 uintptr_t mcentral_reclaim(uintptr_t budget);

@@ -109,12 +109,16 @@ struct mspan {
         // The object's owner.
         uintptr_t profBucket;
     };
+    // Both atomic (relaxed where the lock suffices): a remote free may read
+    // listedAlloc of a descriptor that has since been reused.
     union {
-        uint16_t allocCount; // stacks not on manualFreeList; guarded by stackpool lock
+        // Stacks not on manualFreeList; guarded by stackpool lock.
+        _Atomic uint16_t allocCount;
         // Heap spans of a size class: while the span is on its mcentral's
-        // partial list, the slots its allocBits held when it was listed or
-        // last drained there; NotListed otherwise. Written under the class's
-        // lock, read by remote frees (mcentral.c, "Empty spans").
+        // partial list, listedWord(class, the slots its allocBits held when
+        // it was listed or last drained there); NotListed otherwise. Written
+        // under the class's lock, read by remote frees (mcentral.c, "Empty
+        // spans").
         _Atomic uint16_t listedAlloc;
     };
 
@@ -171,6 +175,15 @@ static inline _Atomic uint64_t *spanXfreeBits(mspan *s)
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
 enum { NotListed = 0xffff }; // mspan.listedAlloc of a span on no partial list
+// mspan.listedAlloc of a span of class spc on its partial list with nalloc
+// slots allocated: the class in the high byte, so that a free that read it
+// knows which lock guards the span; the count (0xff past 64 objects, where
+// no free compares it) in the low byte. A stack span's allocCount in the
+// same bytes (below 256) never names a class.
+static inline uint16_t listedWord(uint8_t spc, uintptr_t nalloc, uint16_t nelems)
+{
+    return (uint16_t)(spc << 8 | (nelems <= 64 ? nalloc : 0xff));
+}
 
 // A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.
 typedef struct mSpanList {

@@ -86,8 +86,8 @@ TEST(thread_cache_is_bounded_and_tolerates_key_lookalikes)
     for (int i = 0; i < 1000; i++)
         gm_free(p[i]);
     uint8_t spc = spanOf((uintptr_t)p[0])->spanclass;
-    CHECK(c->bin[spc].count > 0);
-    CHECK(c->bin[spc].count <= 64);
+    CHECK(tcacheCount(&c->bin[spc]) > 0);
+    CHECK(tcacheCount(&c->bin[spc]) <= 64);
     // Program data that happens to equal the key in word 1: a scan of the
     // list, then a normal free, not a false "double free".
     uintptr_t *q = gm_malloc(64);
@@ -99,7 +99,7 @@ TEST(thread_cache_is_bounded_and_tolerates_key_lookalikes)
     CHECK(((uintptr_t *)again)[1] == 0); // the key does not leak into a new object
     gm_free(again);
     gm_thread_flush();
-    CHECK_EQ(c->bin[spc].count, 0);
+    CHECK_EQ(tcacheCount(&c->bin[spc]), 0);
     CHECK(c->bin[spc].head == NULL);
 }
 
@@ -1478,11 +1478,11 @@ TEST(cache_validators_pass_after_a_workload_and_catch_corruption)
     gm_free(q); // the head of its class's tcache
     uint8_t spc = spanOf((uintptr_t)q)->spanclass;
     CHECK(c->bin[spc].head == (gclink *)q);
-    c->bin[spc].count++;
+    c->bin[spc].room--; // one object more than the list holds
     const char *bad = tcache_valid(c);
     CHECK(bad != NULL && strstr(bad, "tcount") != NULL);
     CHECK(mcache_valid(c) != NULL);
-    c->bin[spc].count--;
+    c->bin[spc].room++;
     CHECK(tcache_valid(c) == NULL);
     q[1] ^= 1;
     bad = tcache_valid(c);
