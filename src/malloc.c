@@ -403,9 +403,9 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
 }
 
 // Cost of the common case, a size class of up to 1 KiB whose tcache holds
-// an object (x86-64, gcc -O2; objdump -d build/obj/malloc.o): about 42
-// instructions, 7 conditional branches (one the profiler's compare), no
-// call, no atomic; from the span's word instead (takeSlot) about 57.
+// an object (x86-64, gcc -O2; callgrind on bench/hotpaths): about 39
+// instructions, 6 conditional branches (one the profiler's compare), no
+// call, no atomic; from the span's word instead (takeSlot) about 55.
 // bench/instr.sh counts it with gm_free (hotpaths malloc, per pair).
 void *gm_malloc(size_t n)
 {
