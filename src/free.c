@@ -83,25 +83,26 @@ void throwDoubleFree(void *p, const mspan *s)
 // ----------------------------------------------------------- to the span
 
 // Remote free: the calling thread does not cache s. One atomic OR into the
-// span's metadata (a lock bts: gcc makes a fetch-or whose whole result is
-// used a compare-and-swap loop); the object's memory is not touched.
+// span's metadata (a lock bts); the object's memory is not touched.
 GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
 {
-    // Read while p holds s: after the OR the span may be emptied and reused.
-    uint16_t nelems = s->nelems;
+    // Read while p holds s: after the OR the span may be emptied, freed and
+    // its descriptor reused.
     uint8_t spc = s->spanclass;
+    unsigned listed = s->nelems <= 64 ? atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst) : NotListed;
     uint64_t bit = (uint64_t)1 << (r & 63);
     _Atomic uint64_t *word = &spanXfreeBits(s)[r >> 6];
-    if (GM_UNLIKELY(atomic_fetch_or_explicit(word, bit, memory_order_seq_cst) & bit))
+    if (GM_UNLIKELY(listed >> 8 == spc)) {
+        // A listed one-word span (mcentral.c, "Empty spans"): the whole word
+        // (a compare-and-swap loop; a fetch-or whose result is only tested
+        // for the bit is a lock bts) says whether this free empties it.
+        uint64_t old = atomic_fetch_or_explicit(word, bit, memory_order_seq_cst);
+        if (GM_UNLIKELY(old & bit))
+            throwDoubleFree(p, s);
+        if (popcount64(old | bit) == (listed & 0xff) && mcentral_freeIfEmpty(s, spc))
+            return; // s is gone: it was partial, so no full-list flag to see
+    } else if (GM_UNLIKELY(atomic_fetch_or_explicit(word, bit, memory_order_seq_cst) & bit)) {
         throwDoubleFree(p, s);
-    // The last object of a listed one-word span: the span goes back to the
-    // page heap now (mcentral.c, "Empty spans"). The word read after the OR
-    // holds this free's bit and every earlier one.
-    if (nelems <= 64) {
-        unsigned listed = atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst);
-        if (listed >> 8 == spc &&
-            popcount64(atomic_load_explicit(word, memory_order_seq_cst)) == (listed & 0xff))
-            mcentral_freeIfEmpty(s, spc);
     }
     // The span may wait in the full list for its first free (mcentral.c).
     // From here on s may already be another span: the owner can have taken

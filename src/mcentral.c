@@ -31,20 +31,22 @@
 //
 // Empty spans. A span on a partial list is emptied by remote frees (its
 // owner gave it up), and nothing else looks at it until a thread wants a
-// span of its class or mcentral_reclaim passes. For spans of at most 64
-// objects (classes of 128 bytes and more, where an idle span costs a page
-// or more) the free that empties it notices at once, with no lock and no
-// second atomic: listedAlloc holds the span's class and allocated count
-// while it is listed, xfreeBits is one word, and the remote free compares the word it
-// just set (its fetch-or's result) with the count. On a match it takes the
-// lock and checks for real (mcentral_freeIfEmpty); a stale match costs one
-// lock round trip. The listing side makes the same check after storing the
-// count (listLocked), a Dekker pair as for the full list, so the last free
-// racing with a listing is seen by one of the two. Smaller classes, whose
-// spans hold many objects and rarely empty under a random free order, wait
-// for mcentral_reclaim. Without this, a program whose objects move up
-// through the classes (strings grown by realloc) kept 242 empty spans,
-// 5 MiB with 9 KiB live.
+// span of its class or mcentral_reclaim passes; a program whose objects
+// move up through the classes (strings grown by realloc) leaves such spans
+// behind by the hundred. For spans of at most 64 objects (classes of 128
+// bytes and more, where an idle span costs a page or more) the free that
+// empties one notices, with no lock and no second atomic: while the span
+// is listed, listedAlloc holds its class and allocated count, xfreeBits is
+// one word, and the remote free compares the word its fetch-or returned
+// with the count. On a match it takes the lock, finds the span on the list
+// and checks for real (mcentral_freeIfEmpty). The free reads listedAlloc
+// before its OR, while its object keeps the span alive (after the OR it
+// holds no claim on the span). The listing side checks the other way
+// round, storing the count and then reading the word (listLocked), so a
+// span emptied before it was listed is caught there; a free racing with
+// the listing can be missed by both, and that span, like every span of the
+// smaller classes (many objects, rarely all freed under a random order),
+// waits for mcentral_reclaim.
 //
 // Differs from Go: Go's spans move between swept/unswept span sets at each
 // GC; here a span moves when it fills (to full), when a remote free reaches a
@@ -56,6 +58,11 @@
 mcentral mcentrals[NumSpanClasses] = {
     [0 ... NumSpanClasses - 1] = { .lock = MUTEX_INIT(lockRankMcentral) },
 };
+
+// Partial spans mcentral_freeIfEmpty looks through for the span a free
+// emptied (the lists of classes with at most 64 objects a span are short:
+// their spans empty often).
+#define FreeIfEmptyLook 256
 
 // Takes s off the partial list; caller holds the lock.
 static void takePartialLocked(mcentral *mc, mspan *s)
@@ -210,28 +217,32 @@ void mcentral_notify(mspan *s)
     unlock(&mc->lock);
 }
 
-void mcentral_freeIfEmpty(mspan *s, uint8_t spc)
+bool mcentral_freeIfEmpty(mspan *s, uint8_t spc)
 {
-    // s may have been taken, emptied, freed and reused since the caller's
-    // free: only listedAlloc, atomic in every kind of span, is read before
-    // the lock says whose s is. Naming spc under spc's lock, it says s is
-    // on this partial list (it is set there and cleared on leaving it).
+    // s may have been taken, emptied, freed and its descriptor reused since
+    // the caller's free, which holds no claim on it: s is not read until it
+    // is found on this class's partial list, where the lock owns it. A
+    // span emptied deeper in the list waits for mcentral_reclaim.
     mcentral *mc = &mcentrals[spc];
     lock(&mc->lock);
-    if (atomic_load_explicit(&s->listedAlloc, memory_order_relaxed) >> 8 != spc) {
+    mspan *x = mc->partial.first;
+    for (int i = 0; x != NULL && x != s && i < FreeIfEmptyLook; i++)
+        x = x->next;
+    if (x != s) {
         unlock(&mc->lock);
-        return;
+        return false;
     }
     mspan_drainXfree(s);
     uintptr_t n = mspan_countAlloc(s);
     if (n != s->nreserved) {
         listLocked(s, n); // drained: the word is 0 now, no match
         unlock(&mc->lock);
-        return;
+        return false;
     }
     takePartialLocked(mc, s);
     unlock(&mc->lock);
     mheap_free(s);
+    return true;
 }
 
 // Looks at up to budget partial spans (0: all) of one class; frees the empty

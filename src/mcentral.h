@@ -29,8 +29,9 @@ void mcentral_uncacheSpan(mspan *s);
 void mcentral_notify(mspan *s);
 // A remote free may have emptied s, a span of class spc of at most 64
 // objects on a partial list: frees it to mheap if it is, and is still on
-// that list, empty ("Empty spans"). s may have been reused meanwhile.
-void mcentral_freeIfEmpty(mspan *s, uint8_t spc);
+// that list, empty ("Empty spans"); true if it did. s may have been reused
+// meanwhile: it is not read unless found on the list.
+bool mcentral_freeIfEmpty(mspan *s, uint8_t spc);
 // Frees empty spans of partial lists, up to budget spans looked at (all
 // when budget is 0); returns the spans freed.
 uintptr_t mcentral_reclaim(uintptr_t budget);

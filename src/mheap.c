@@ -632,7 +632,7 @@ static mspan *allocCommon(uintptr_t npages, uintptr_t align_pages, uint8_t state
     s->spanclass = spanclass;
     s->elemsize = 0;
     s->manualFreeList = NULL;
-    atomic_store_explicit(&s->allocCount, 0, memory_order_relaxed);
+    s->allocCount = 0;
     s->bigAlloc = state == mSpanInUse && spanclass == 0 && npages >= mheap_.bigFreePages ? BigAllocRelease
                                                                                           : BigAllocKeep;
     if (state == mSpanInUse) {

@@ -109,11 +109,9 @@ struct mspan {
         // The object's owner.
         uintptr_t profBucket;
     };
-    // Both atomic (relaxed where the lock suffices): a remote free may read
-    // listedAlloc of a descriptor that has since been reused.
     union {
         // Stacks not on manualFreeList; guarded by stackpool lock.
-        _Atomic uint16_t allocCount;
+        uint16_t allocCount;
         // Heap spans of a size class: while the span is on its mcentral's
         // partial list, listedWord(class, the slots its allocBits held when
         // it was listed or last drained there); NotListed otherwise. Written
@@ -178,8 +176,7 @@ enum { NotListed = 0xffff }; // mspan.listedAlloc of a span on no partial list
 // mspan.listedAlloc of a span of class spc on its partial list with nalloc
 // slots allocated: the class in the high byte, so that a free that read it
 // knows which lock guards the span; the count (0xff past 64 objects, where
-// no free compares it) in the low byte. A stack span's allocCount in the
-// same bytes (below 256) never names a class.
+// no free compares it) in the low byte.
 static inline uint16_t listedWord(uint8_t spc, uintptr_t nalloc, uint16_t nelems)
 {
     return (uint16_t)(spc << 8 | (nelems <= 64 ? nalloc : 0xff));

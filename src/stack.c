@@ -112,7 +112,7 @@ static gclink *stackpoolalloc(int order)
             return NULL;
         s->elemsize = size;
         s->stackOrder = (uint8_t)order;
-        atomic_store_explicit(&s->allocCount, 0, memory_order_relaxed);
+        s->allocCount = 0;
         s->manualFreeList = NULL;
         mheap_setPageClass(s, (uint8_t)(PageClassStack + order)); // gm_stackfree's fast path
         // Carve from the top so the list hands out low addresses first.
@@ -131,8 +131,7 @@ static gclink *stackpoolalloc(int order)
         throw("stackpoolalloc: span 0x%lx of order %d on the pool list has no free stack",
               (unsigned long)s->startAddr, order);
     s->manualFreeList = x->next;
-    atomic_store_explicit(&s->allocCount, atomic_load_explicit(&s->allocCount, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    s->allocCount++;
     pool->nout++;
     if (s->manualFreeList == NULL)
         mSpanList_remove(&pool->spans, s); // full: leaves the pool
@@ -150,10 +149,9 @@ static void stackpoolfree(gclink *x, int order)
         mSpanList_insert(&pool->spans, s); // was full: back in the pool
     x->next = s->manualFreeList;
     s->manualFreeList = x;
-    atomic_store_explicit(&s->allocCount, atomic_load_explicit(&s->allocCount, memory_order_relaxed) - 1,
-                          memory_order_relaxed);
+    s->allocCount--;
     pool->nout--;
-    if (atomic_load_explicit(&s->allocCount, memory_order_relaxed) == 0) {
+    if (s->allocCount == 0) {
         // Every stack of the span is free: the pages go back to the heap.
         mSpanList_remove(&pool->spans, s);
         pool->nspans--;
