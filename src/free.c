@@ -89,7 +89,7 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
     // Read while p holds s: after the OR the span may be emptied, freed and
     // its descriptor reused.
     uint8_t spc = s->spanclass;
-    unsigned listed = s->nelems <= 64 ? atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst) : NotListed;
+    unsigned listed = s->nelems <= EmptyWatchMax ? atomic_load_explicit(&s->listedAlloc, memory_order_seq_cst) : NotListed;
     uint64_t bit = (uint64_t)1 << (r & 63);
     _Atomic uint64_t *word = &spanXfreeBits(s)[r >> 6];
     if (GM_UNLIKELY(listed >> 8 == spc)) {

@@ -27,8 +27,8 @@ mspan *mcentral_cacheSpan(uint8_t spc);
 void mcentral_uncacheSpan(mspan *s);
 // A remote free found XfreeNotify: moves s from full to partial.
 void mcentral_notify(mspan *s);
-// A remote free may have emptied s, a span of class spc of at most 64
-// objects on a partial list: frees it to mheap if it is, and is still on
+// A remote free may have emptied s, a span of class spc of at most
+// EmptyWatchMax objects on a partial list: frees it to mheap if it is, and is still on
 // that list, empty ("Empty spans"); true if it did. s may have been reused
 // meanwhile: it is not read unless found on the list.
 bool mcentral_freeIfEmpty(mspan *s, uint8_t spc);

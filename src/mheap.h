@@ -173,13 +173,16 @@ static inline _Atomic uint64_t *spanXfreeBits(mspan *s)
 
 enum { SpanInNone = 0, SpanInPartial, SpanInFull };
 enum { NotListed = 0xffff }; // mspan.listedAlloc of a span on no partial list
+// Spans of at most this many objects go back to mheap at the remote free
+// that empties them (mcentral.c, "Empty spans"): one bitmap word at most.
+#define EmptyWatchMax 16
 // mspan.listedAlloc of a span of class spc on its partial list with nalloc
 // slots allocated: the class in the high byte, so that a free that read it
-// knows which lock guards the span; the count (0xff past 64 objects, where
+// knows which lock guards the span; the count (0xff past EmptyWatchMax objects, where
 // no free compares it) in the low byte.
 static inline uint16_t listedWord(uint8_t spc, uintptr_t nalloc, uint16_t nelems)
 {
-    return (uint16_t)(spc << 8 | (nelems <= 64 ? nalloc : 0xff));
+    return (uint16_t)(spc << 8 | (nelems <= EmptyWatchMax ? nalloc : 0xff));
 }
 
 // A doubly linked list of spans (Go's mSpanList), guarded by its owner's lock.

@@ -1235,7 +1235,8 @@ TEST(a_span_emptied_by_remote_frees_goes_back_at_once)
 {
     // 64 objects of 2 KiB (four to a span) from a thread that exits: its
     // spans wait in mcentral. Another thread frees them all: each span goes
-    // back to mheap at its last free, before any reclaim or gm_scavenge.
+    // back to mheap at its last free, before any reclaim or gm_scavenge,
+    // but one, kept for the class's next span.
     static void *objs[64];
     gm_memstats a, b, c;
     gm_stats(&a);
@@ -1249,8 +1250,8 @@ TEST(a_span_emptied_by_remote_frees_goes_back_at_once)
     pthread_join(t, NULL);
     gm_stats(&c);
     CHECK_EQ(c.heap_objects, a.heap_objects);
-    CHECK_EQ(c.nspan_partial + c.nspan_full, a.nspan_partial + a.nspan_full);
-    CHECK(c.heap_inuse <= a.heap_inuse);
+    CHECK(c.nspan_partial + c.nspan_full <= a.nspan_partial + a.nspan_full + 1);
+    CHECK(c.heap_inuse <= a.heap_inuse + PageSize);
     VALID();
 }
 
