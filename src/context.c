@@ -11,7 +11,7 @@
 // A context is done once: its err goes from 0 to ECANCELED (a cancel, its
 // own or an ancestor's) or ETIMEDOUT (its deadline, or an ancestor's), its
 // done channel is closed, and the waits on its list of waiters are claimed
-// for WaitCancelled and readied (proc.c's claimed waits: a wait its
+// for WaitCancelled and readied (park.c's claimed waits: a wait its
 // deadline or a waker ended first is left alone). A wait given a context
 // puts its g on that list only once it is Gwaiting (parkWait), so the
 // cancel never readies a running g; one that finds the context already

@@ -5,8 +5,8 @@
 // one intrusive queue of gs. The story of how they move is the head of
 // proc.c; the files that share these types:
 //
-//   proc.c            workers, run queues, stealing, schedule, gm_go, gm_main,
-//                     gopark/goready, gm_join
+//   proc.c            workers, run queues, stealing, schedule, gm_go, gm_main
+//   park.c            gopark/goready, the claimed wait (coroutines, threads), gm_join
 //   yield.c           gm_yield and its direct hand-over
 //   gstack.c          each mode's stack; copied mode: execution stacks, saving and restoring frames
 //                     (saved copies), pinning; dedicated stacks kept with their guard
@@ -488,7 +488,7 @@ void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg);
 // the result runs entry(g) (Go: gostartcall).
 void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *));
 
-// ------------------------------------------------------------------ proc.c
+// ------------------------------------------------------- proc.c, park.c
 
 // "coroutine 7 "name" (copied stack, 8388608 bytes)", for messages.
 void describeG(char *buf, size_t n, const gm_g *g);
@@ -504,6 +504,21 @@ __attribute__((noreturn, cold)) void notInCoroutine(const char *who);
 __attribute__((noreturn, cold)) void offStack(const char *who, const gm_g *g, uintptr_t sp);
 // Queues runnable g on p, p's own thread (no lock).
 void runqputLocal(worker *p, gm_g *g);
+// runqput for a g of another worker: its inbox, waking the worker if it
+// sleeps, or (a movable g readied by a coroutine of its group) this
+// worker's run queue (proc.c's readyHere).
+void runqputRemote(gm_g *g);
+// Queues a runnable g on its worker: locally on its own thread, else
+// runqputRemote (out of line: the local case needs no frame).
+static inline void runqput(gm_g *g)
+{
+    worker *p = g->p;
+    if (p == TLS(tworker)) {
+        runqputLocal(p, g);
+        return;
+    }
+    runqputRemote(g);
+}
 // Switches from the running g to its worker's scheduler loop; dying: g ended.
 void switchToSched(gm_g *g, bool dying);
 // Parks the running coroutine; unlockf(arg), if any, runs once it has
@@ -790,7 +805,7 @@ void chan_ctxInit(gm_chan *c);
 void chan_ctxClose(gm_chan *c);
 
 // ------------------------------------------------------------ the park
-// (proc.c's; here so that a channel wait inlines it)
+// (park.c's; here so that a channel wait inlines it)
 //
 // A parked copied coroutine's saved copy holds every frame from its
 // switch up: parkWait's own frame (six saved registers and its locals)

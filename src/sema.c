@@ -12,7 +12,7 @@
 // waiter queues itself and parks with lk held; lk is released by the
 // scheduler once the g is off its stack (semaPark, over parkWait's
 // unlockf), so a wake cannot be missed. Every wait is a claimed wait
-// (runtime2.h, proc.c): a waker takes waiters off the queue under lk,
+// (runtime2.h, park.c): a waker takes waiters off the queue under lk,
 // claims each (semaDequeue; one its deadline or context claimed first is
 // dropped, and the next served), and readies the ones it claimed after
 // releasing lk (readyClaimed). A waiter is woken owning what it waited for
