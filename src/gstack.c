@@ -479,7 +479,7 @@ uintptr_t stackColor(const gm_g *g)
 //     of its own; a thread whose cache has no stack of the size takes a
 //     batch from it before it makes a new stack.
 // The overflow list is bounded by the page heap's retention policy instead
-// (mheap.c, scavengeIfNeededLocked): its bytes count as free memory
+// (mgcscavenge.c, scavengeIfNeededLocked): its bytes count as free memory
 // (mheap_.cachedFree), and while free pages plus cached stacks exceed
 // GOMEM_SCAVENGE plus the memory in use, the stacks it held unused through
 // whole windows of GOMEM_SCAVENGE_DELAY are released, oldest first, until

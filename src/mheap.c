@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 //
-// The page heap (Go: mheap.go, with mpagealloc.go and mgcscavenge.go).
+// The page heap (Go: mheap.go, with mpagealloc.go). Its scavenger, which
+// gives free pages back to the OS, is mgcscavenge.c.
 //
 // Owns every page gomem hands out: heap spans (mheap_alloc/mheap_free, used
 // by mcentral and large objects) and manual spans (mheap_allocManual/
@@ -42,7 +43,7 @@
 // pagesManual but are free memory (mheap_.cachedFree), so the allowance
 // (the budget plus the memory in use) leaves them out of use and counts
 // them with the free pages; each side gives back its own
-// (scavengeIfNeededLocked, mheap_cachedFreeOver).
+// (mgcscavenge.c: scavengeIfNeededLocked, mheap_cachedFreeOver).
 //
 // Locks: mheap_.lock (rank lockRankMheap), then persistentalloc's leaf lock.
 // The scavenger calls madvise with mheap_.lock held: simple, and the lock is
@@ -131,12 +132,8 @@ static void setSpanEnds(mspan *s)
 
 // ------------------------------------------------------- released bitmap
 
-// Applies op to the released bits of [base, base + npages pages): op 0 counts
-// set bits, 1 sets them, 2 clears them. Returns the count of bits that were
-// set (ops 0 and 2). With dirtyLo non-NULL, [*dirtyLo, *dirtyHi) is set to
-// the pages whose bits were clear (may hold old data), as indexes from base
-// (empty, 0 and 0, if none was).
-static uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_t *dirtyLo, uintptr_t *dirtyHi)
+// (mheap.h)
+uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_t *dirtyLo, uintptr_t *dirtyHi)
 {
     uintptr_t count = 0, done = 0, first = npages, last = 0;
     uintptr_t p = base, end = base + (npages << PageShift);
@@ -176,11 +173,6 @@ static uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_
     return count;
 }
 
-static inline uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
-{
-    return releasedWalk(base, npages, op, NULL, NULL);
-}
-
 // ------------------------------------------------------------ free lists
 
 static inline unsigned bucket_floor(uintptr_t npages)
@@ -211,7 +203,7 @@ static inline unsigned bucket_ceil(uintptr_t npages)
 
 _Static_assert(64 + (HeapAddrBits - PageShift - 6) * 16 + 16 <= FreeBuckets, "FreeBuckets too small");
 
-static void freelist_insert(mspan *s)
+void freelist_insert(mspan *s)
 {
     unsigned set = s->nreleased == s->npages ? FreeSetClean : FreeSetDirty;
     unsigned b = bucket_floor(s->npages);
@@ -221,7 +213,7 @@ static void freelist_insert(mspan *s)
     mheap_.freemask[set][b >> 6] |= (uint64_t)1 << (b & 63);
 }
 
-static void freelist_remove(mspan *s)
+void freelist_remove(mspan *s)
 {
     unsigned set = s->freeset, b = s->freebucket;
     mSpanList_remove(&mheap_.freelists[b][set], s);
@@ -390,7 +382,6 @@ static int addGrown(uintptr_t base, uintptr_t npages)
     return 0;
 }
 
-static void scavengeOnGrowLocked(uintptr_t grow_bytes);
 
 // Makes at least npages contiguous free pages available. 0, or -1 + ENOMEM.
 static int mheap_grow(uintptr_t npages)
@@ -524,8 +515,6 @@ static bool npagesValid(uintptr_t npages)
 }
 
 // Scavenges down to the budget after a free. Called with the lock held.
-static void scavengeIfNeededLocked(void);
-static uintptr_t dirtyFreeBytes(void);
 
 // ------------------------------------------------------------ guard pages
 
@@ -836,148 +825,6 @@ bool mheap_shrinkInPlace(mspan *s, uintptr_t newpages)
     unlock(&mheap_.lock);
     debugValidate("shrinkInPlace");
     return true;
-}
-
-// ------------------------------------------------------------ scavenger
-
-// Releases dirty free spans, largest first, until at most keep_bytes of free
-// dirty pages remain. Returns the pages released.
-static uintptr_t dirtyFreeBytes(void)
-{
-    return (mheap_.pagesFree - mheap_.pagesReleased) << PageShift;
-}
-
-static int releaseSpanLocked(mspan *s)
-{
-    if (os_decommit((void *)s->startAddr, s->npages << PageShift) != 0)
-        return -1; // reported by the caller's counters: nothing more released
-    uintptr_t n = s->npages - s->nreleased;
-    freelist_remove(s);
-    releasedOp(s->startAddr, s->npages, 1);
-    s->nreleased = s->npages;
-    mheap_.pagesReleased += n;
-    mheap_.scavengedBytes += n << PageShift;
-    TRACE(EvScavenge, 0, (uint32_t)s->npages, (uint64_t)n << PageShift);
-    freelist_insert(s);
-    return (int)(n > 0);
-}
-
-// Releases dirty free spans, largest first, until at most keep_bytes of free
-// dirty pages remain. Returns the pages released.
-static uintptr_t scavengeLocked(uintptr_t keep_bytes)
-{
-    uintptr_t before = mheap_.pagesReleased;
-    while (dirtyFreeBytes() > keep_bytes) {
-        mspan *s = NULL;
-        for (int w = (FreeBuckets + 63) / 64 - 1; w >= 0 && s == NULL; w--) {
-            uint64_t bits = mheap_.freemask[FreeSetDirty][w];
-            if (bits != 0)
-                s = mheap_.freelists[w * 64 + 63 - __builtin_clzll(bits)][FreeSetDirty].first;
-        }
-        if (s == NULL || releaseSpanLocked(s) < 0)
-            break;
-    }
-    return mheap_.pagesReleased - before;
-}
-
-// As scavengeLocked, but only spans freed at or before cutoff (ms), and
-// looking at no more than a bounded number of spans.
-static void scavengeOldLocked(uintptr_t keep_bytes, uint32_t cutoff)
-{
-    int budget = 256;
-    for (int b = FreeBuckets - 1; b >= 0 && budget > 0 && dirtyFreeBytes() > keep_bytes; b--) {
-        if (((mheap_.freemask[FreeSetDirty][b / 64] >> (b % 64)) & 1) == 0)
-            continue;
-        for (mspan *s = mheap_.freelists[b][FreeSetDirty].first, *next; s != NULL && budget > 0; s = next) {
-            next = s->next; // s moves to the clean set when released
-            budget--;
-            if ((int32_t)(cutoff - s->freedAt) < 0)
-                continue; // freed recently: likely to be reused soon
-            if (releaseSpanLocked(s) < 0 || dirtyFreeBytes() <= keep_bytes)
-                return;
-        }
-    }
-}
-
-// The free memory the scavenger's budget allows: the budget plus as much
-// as is in use, where cached stacks (cachedFree, counted in pagesManual)
-// are free memory, not use. Resident memory then stays under twice the
-// live pages plus the budget, close to Go's scavenger goal (110% of a heap
-// goal of twice the live heap), and a heap that shrinks and regrows by half
-// does not fault its pages in again. Free memory is the dirty free pages
-// plus cachedFree: each side gives back only its own (this file its free
-// pages, gstack.c its cached stacks), each what has waited longest.
-static uintptr_t freeKeepLocked(uintptr_t cached)
-{
-    uintptr_t used = (mheap_.pagesInUse + mheap_.pagesManual) << PageShift;
-    return (uintptr_t)mheap_.scavengeRetain + (used > cached ? used - cached : 0);
-}
-
-// Called after every free. Past the retained budget, pages free for longer
-// than scavengeDelayMs go back to the OS (mimalloc's purge delay, jemalloc's
-// decay): a heap that frees and soon reallocates the same pages does not pay
-// madvise and page faults for them each time. Past it, free memory is
-// brought down to half the allowance (hysteresis: the next free does not
-// scavenge again).
-static void scavengeIfNeededLocked(void)
-{
-    if (mheap_.scavengeOff)
-        return;
-    uintptr_t cached = atomic_load_explicit(&mheap_.cachedFree, memory_order_relaxed);
-    uintptr_t keep = freeKeepLocked(cached);
-    if (dirtyFreeBytes() + cached <= keep)
-        return;
-    uintptr_t keepDirty = keep / 2 > cached ? keep / 2 - cached : 0;
-    if (mheap_.scavengeDelayMs == 0) {
-        scavengeLocked(keepDirty);
-        return;
-    }
-    uint32_t now = os_coarse_ms();
-    if ((int32_t)(now - mheap_.scavengeNextMs) < 0)
-        return;
-    mheap_.scavengeNextMs = now + mheap_.scavengeDelayMs / 4 + 1;
-    scavengeOldLocked(keepDirty, now - mheap_.scavengeDelayMs);
-}
-
-bool mheap_cachedFreeOver(uint32_t now_ms, uintptr_t *keep_bytes, uint32_t *cutoff_ms)
-{
-    lock(&mheap_.lock);
-    uintptr_t cached = atomic_load_explicit(&mheap_.cachedFree, memory_order_relaxed);
-    uintptr_t keep = freeKeepLocked(cached), dirty = dirtyFreeBytes();
-    bool over = !mheap_.scavengeOff && dirty + cached > keep;
-    *keep_bytes = !over ? UINTPTR_MAX : keep / 2 > dirty ? keep / 2 - dirty : 0;
-    *cutoff_ms = now_ms - mheap_.scavengeDelayMs;
-    unlock(&mheap_.lock);
-    return over;
-}
-
-// The heap is about to grow by grow_bytes because no free span fits. Dirty
-// free pages that have sat unused for an eighth of the delay go back
-// first, up to as many as the heap grows by, so resident memory does not
-// grow by both (Go's mheap.grow likewise scavenges its growth when over its
-// goal). The budget and the in-use allowance do not apply: these pages did
-// not fit this request and nothing has reused them. python frees twelve
-// 400 KiB strings after json.dumps and then reads a file: glibc has
-// trimmed them from the top of its heap, and they were 5 MB of its peak
-// here. The cost is bounded: no more is released than the heap grows, and
-// the heap grows only up to its peak. The age spares a heap that is still
-// churning while it grows (bench/malloc.sh large: 25% slower without it).
-static void scavengeOnGrowLocked(uintptr_t grow_bytes)
-{
-    if (mheap_.scavengeOff)
-        return;
-    uintptr_t dirty = dirtyFreeBytes();
-    if (dirty != 0)
-        scavengeOldLocked(dirty > grow_bytes ? dirty - grow_bytes : 0, os_coarse_ms() - mheap_.scavengeDelayMs / 8);
-}
-
-uintptr_t mheap_scavenge(uintptr_t keep_bytes)
-{
-    runtime_init();
-    lock(&mheap_.lock);
-    uintptr_t n = scavengeLocked(keep_bytes);
-    unlock(&mheap_.lock);
-    return n << PageShift;
 }
 
 // ------------------------------------------------------------ validation

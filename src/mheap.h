@@ -363,8 +363,27 @@ mspan *mheap_allocManual(uintptr_t npages, uintptr_t align_pages);
 void mheap_freeManual(mspan *s);
 
 // Releases free pages to the OS until at most keep_bytes of free dirty pages
-// remain. Returns the bytes released.
+// remain. Returns the bytes released. (mgcscavenge.c)
 uintptr_t mheap_scavenge(uintptr_t keep_bytes);
+
+// Between mheap.c and its scavenger (mgcscavenge.c); all under mheap_.lock.
+// A free span onto / off the free list of its size and set (dirty or clean).
+void freelist_insert(mspan *s);
+void freelist_remove(mspan *s);
+// Applies op to the released bits of [base, base + npages pages): op 0
+// counts set bits, 1 sets them, 2 clears them; returns the count of bits
+// that were set (ops 0 and 2). With dirtyLo non-NULL, [*dirtyLo, *dirtyHi)
+// is set to the pages whose bits were clear (may hold old data), as
+// indexes from base (0 and 0 if none was).
+uintptr_t releasedWalk(uintptr_t base, uintptr_t npages, int op, uintptr_t *dirtyLo, uintptr_t *dirtyHi);
+static inline uintptr_t releasedOp(uintptr_t base, uintptr_t npages, int op)
+{
+    return releasedWalk(base, npages, op, NULL, NULL);
+}
+// After a free: past the budget, old free pages go back (mgcscavenge.c).
+void scavengeIfNeededLocked(void);
+// The heap is about to grow by grow_bytes: old dirty free pages go first.
+void scavengeOnGrowLocked(uintptr_t grow_bytes);
 
 // For a cache above the heap that counts its free memory in cachedFree
 // (dedicated stacks), at now_ms (os_coarse_ms): whether the scavenger's
