@@ -164,6 +164,8 @@ void malloc_init(void)
     // is on (GOMEM_ALIGN16 turns it off).
     if (!align16 && tcacheLimit[malloc_class8[(TinyMallocMax + 7) >> 3]] != 0)
         throw("internal error: the tiny requests' class has a tcache");
+    if (class_to_size[Class8] != 8 || tcacheLimit[Class8] != 0)
+        throw("internal error: Class8 is not the 8-byte class without a bin");
     for (unsigned n = 0; n < 32; n++) {
         tinyAlignC[n] = n >= 16 ? 16 : n >= 8 ? 8 : n >= 4 ? 4 : n >= 2 ? 2 : 1;
         tinyAlignBytes[n] = (n & 7) == 0 ? 8 : (n & 3) == 0 ? 4 : (n & 1) == 0 ? 2 : 1;
@@ -365,6 +367,22 @@ static inline void *tcachePop(mcache *c, uintptr_t spc)
     return x;
 }
 
+// malloc of n <= 8 bytes from c->tcache8 (not NULL): the most recently
+// freed 8-byte object, its word 0 cleared (a later free must not take it
+// for a cached object).
+static GM_NOINLINE void *malloc8(mcache *c, size_t n, bool zero)
+{
+    gclink *x = c->tcache8;
+    if (GM_UNLIKELY(runtime_secure) && GM_UNLIKELY(!tcache8Maybe(x)))
+        throwCorrupt(Class8, x, "a free-list entry was overwritten");
+    c->tcache8 = linkNext(x);
+    c->tcache8n--;
+    x->next = NULL;
+    if (GM_UNLIKELY(countMalloc(c, Class8)))
+        return zero ? mProf_callocSmall(x) : mProf_mallocSmall(x);
+    return zero ? memset(x, 0, n) : x;
+}
+
 // The path of gm_malloc and gm_calloc (Go's mallocgc, whose needzero is
 // zero here): a constant at each call, so each gets its own copy, with the
 // memset or without. Each way out clears its own object: with one memset
@@ -391,6 +409,8 @@ static inline __attribute__((always_inline)) void *mallocgc(size_t n, bool zero)
             x = tinyAlloc(c, n, tinyAlignC[n], max);
             return zero && x != NULL ? memset(x, 0, n) : x;
         }
+        if (GM_UNLIKELY(spc == Class8) && c->tcache8 != NULL) // free.c, "8-byte objects"
+            return malloc8(c, n, zero); // a tail call: the paths above keep no frame
         mspan *s = c->alloc[spc];
         if (GM_LIKELY(s->allocCache != 0)) {
             x = takeSlot(c, s);

@@ -186,6 +186,23 @@ void freeUncached(mcache *c, void *p, uint8_t spc);
 void tcachePushFlush(mcache *c, void *p, uint8_t spc);
 // A free found the tcache tag in p's word 1: a double free, or program data.
 void tcacheCheckDouble(mcache *c, uint8_t spc, void *p);
+
+// The 8-byte class (free.c, "8-byte objects"): its objects wait on
+// mcache.tcache8, at most Tcache8Limit of them.
+#define Class8 1
+#define Tcache8Limit 64
+// Whether p's word 0 could be a tcache8 link: it decodes to NULL or into
+// the heap's arenas. Program data does with odds of the arenas' share of
+// the 64-bit space (the secret randomises what it decodes to); a cached
+// object always does. tcache8Holds confirms.
+static inline bool tcache8Maybe(const void *p)
+{
+    uintptr_t next = (uintptr_t)linkNext((const gclink *)p);
+    return next == 0 || arenaOf(next) != NULL;
+}
+bool tcache8Holds(const mcache *c, const void *p);
+// Sends all but the newest keep objects of c->tcache8 to their spans.
+void tcache8Flush(mcache *c, unsigned keep);
 // Sends all but the newest keep objects of c->bin[spc].head to their spans.
 void tcacheFlush(mcache *c, uint8_t spc, unsigned keep);
 // The usable size of heap object p; aborts naming who if p is not one.
@@ -238,6 +255,8 @@ static inline void checkNotFree(void *p, uint8_t spc, const char *who)
         for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
             if (x == p)
                 throwUseAfterFree(who, p, spc);
+    if (spc == Class8 && tcache8Maybe(p) && tcache8Holds(c, p))
+        throwUseAfterFree(who, p, spc);
     mspan *s = c->alloc[spc]; // &emptymspan: no pages
     uintptr_t off = (uintptr_t)p - s->startAddr;
     if (off < s->npages << PageShift) {

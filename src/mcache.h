@@ -63,6 +63,10 @@ typedef struct mcache {
 
     tcacheBin bin[NumSpanClasses];             // the tcache and counters by class
     uintptr_t tcacheKey;                       // per-thread secret; immutable after creation
+    // Freed 8-byte objects kept for reuse (free.c, "8-byte objects"): a
+    // list as a bin's, but with no tag (there is no word 1). Owner only.
+    gclink *tcache8;
+    uint16_t tcache8n;                         // objects on tcache8
     uint64_t secureRng;                        // GOMEM_SECURE: slot order; owner only
 
     // The tiny allocator's current block (tiny.c). Owner only, except that

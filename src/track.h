@@ -73,6 +73,7 @@ void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_
 #define ASAN_POISON(p, n) __asan_poison_memory_region((const void *)(p), (n))
 #define ASAN_UNPOISON(p, n) __asan_unpoison_memory_region((const void *)(p), (n))
 #define ASAN_IS_POISONED(p) __asan_address_is_poisoned((const void *)(p))
+#define ASAN_BUILD 1 // a constant for a plain if: no #if on a fast path
 // Unpoisons [p, p+n) if any of it is poisoned: writing a clean shadow would
 // make its pages resident (stacks that come and go would keep 1/8 of their
 // bytes in RSS after a scavenge).
@@ -112,6 +113,7 @@ static inline void track_stackReused(char *top, size_t n, size_t size)
 #define ASAN_POISON(p, n) ((void)(p), (void)(n))
 #define ASAN_UNPOISON(p, n) ((void)(p), (void)(n))
 #define ASAN_IS_POISONED(p) ((void)(p), 0)
+#define ASAN_BUILD 0
 #define ASAN_UNPOISON_IF(p, n) ((void)(p), (void)(n))
 #define track_switchStart(fake_save, bottom, size) ((void)(fake_save), (void)(bottom), (void)(size))
 #define track_switchFinish(fake) ((void)(fake))

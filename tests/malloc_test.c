@@ -103,6 +103,38 @@ TEST(thread_cache_is_bounded_and_tolerates_key_lookalikes)
     CHECK(c->bin[spc].head == NULL);
 }
 
+TEST(eight_byte_objects_wait_in_the_thread_cache)
+{
+    mcache *c = getmcache();
+    gm_thread_flush();
+    gm_memstats a, b;
+    gm_stats(&a);
+    void *p[200];
+    for (int i = 0; i < 200; i++)
+        p[i] = gm_malloc(8);
+    for (int i = 0; i < 200; i++)
+        gm_free(p[i]);
+    if (!ASAN_BUILD) { // ASan builds send 8-byte objects to their span (poisoned)
+        CHECK(c->tcache8n > 0 && c->tcache8n <= Tcache8Limit);
+        void *again = gm_malloc(8);
+        CHECK(again == p[199]); // the last freed, reused first
+        CHECK(((uintptr_t *)again)[0] == 0); // its link does not leak
+        gm_free(again);
+        // Program data that decodes to a NULL link: a scan, not a false
+        // "double free".
+        uintptr_t *q = gm_malloc(8);
+        q[0] = linkEncode(q, NULL);
+        gm_free(q);
+        CHECK(c->tcache8 == (gclink *)q);
+    }
+    CHECK(tcache_valid(c) == NULL);
+    gm_thread_flush();
+    CHECK(c->tcache8 == NULL && c->tcache8n == 0);
+    gm_stats(&b);
+    CHECK_EQ(b.heap_objects, a.heap_objects);
+    CHECK_EQ(b.mallocs - a.mallocs, b.frees - a.frees);
+}
+
 TEST(span_refills_reuse_freed_objects)
 {
     // Allocate and free far more than one span's worth in a window: the
@@ -1369,8 +1401,7 @@ static void realloc_interior(void *arg)
 }
 static void realloc_freed_cached(void *arg)
 {
-    (void)arg;
-    char *p = gm_malloc(100);
+    char *p = gm_malloc(arg != NULL ? (size_t)(uintptr_t)arg : 100);
     gm_free(p); // waits in this thread's tcache
     free_result(gm_realloc(p, 300));
 }
@@ -1441,6 +1472,8 @@ TEST(bad_frees_abort_with_a_message)
     CHECK_DEATH(free_interior, (void *)100, "not the start of an object");
     CHECK_DEATH(free_interior, (void *)100000, "not the start of an object");
     CHECK_DEATH(free_twice, (void *)32, "double free");
+    CHECK_DEATH(free_twice, (void *)8, "double free");
+    CHECK_DEATH(free_twice, (void *)5, "double free");
     CHECK_DEATH(free_twice, (void *)5000, "double free");
     CHECK_DEATH(free_twice, (void *)100000, "already free"); // "(or its memory was already freed)"; secure: "double free"
     CHECK_DEATH(free_twice_remote, NULL, "double free");
@@ -1454,6 +1487,7 @@ TEST(bad_frees_abort_with_a_message)
     CHECK_DEATH(realloc_interior, (void *)100000, "not the start of an object");
     CHECK_DEATH(realloc_freed_cached, NULL, "realloc(");
     CHECK_DEATH(realloc_freed_cached, NULL, "use after free");
+    CHECK_DEATH(realloc_freed_cached, (void *)8, "use after free");
     CHECK_DEATH(realloc_freed_to_span, NULL, "use after free");
 }
 
@@ -1498,6 +1532,7 @@ int main(void)
     RUN(malloc_zero_and_free_null);
     RUN(freed_slot_is_reused_at_once);
     RUN(thread_cache_is_bounded_and_tolerates_key_lookalikes);
+    RUN(eight_byte_objects_wait_in_the_thread_cache);
     RUN(span_refills_reuse_freed_objects);
     RUN(fresh_spans_start_at_a_colour_and_hand_out_every_slot);
     RUN(calloc_zeroes_reused_memory_and_checks_overflow);
