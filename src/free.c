@@ -112,7 +112,7 @@ GM_NOINLINE void freeRemote(mspan *s, void *p, uintptr_t r)
         mcentral_notify(s);
 }
 
-// A free that skips the tcache (8-byte objects, or no mcache).
+// A free that skips the tcache (no mcache; 8-byte objects in ASan builds).
 GM_NOINLINE void freeUncached(mcache *c, void *p, uint8_t spc)
 {
     mspan *s = spanOfRaw((uintptr_t)p); // in use: the caller found its pageClass

@@ -39,7 +39,8 @@
 // sends its older half down the span path below. A double free of an object
 // in the list is caught as glibc's tcache does: word 1 holds a per-thread
 // key (xor the link: a tag), and a free that finds the tag scans the list.
-// 8-byte objects have no word 1 and skip the cache.
+// 8-byte objects have no word 1: they wait on a list of their own
+// (mcache.tcache8), whose double-free check is the encoded link (free.c).
 //
 // Free (the part Go does not have: Go's GC sweeps, C frees one object at a
 // time, from any thread). Into the tcache, the span is not read at all: the

@@ -179,7 +179,7 @@ GM_COLD __attribute__((noreturn)) void throwDoubleFree(void *p, const mspan *s);
 // A free of slot r of s by a thread that does not cache s: one atomic OR
 // into s's xfreeBits.
 void freeRemote(mspan *s, void *p, uintptr_t r);
-// A free that skips the tcache (8-byte objects, or no mcache).
+// A free that skips the tcache (no mcache; 8-byte objects in ASan builds).
 void freeUncached(mcache *c, void *p, uint8_t spc);
 // A free that fills c's tcache[spc] (or finds it has none): checks p as
 // freeSmall does, pushes it and sends half of the cache to its spans.
@@ -314,7 +314,7 @@ static inline void freeSmall(void *p, uint8_t spc)
         // Every call below is a tail call, so this path needs no frame.
         tcacheBin *b = tcacheBinOf(c, spc);
         uintptr_t *w = p;
-        // One test for a class with no cache (limit 0: 8-byte objects,
+        // One test for a class with no bin (limit 0: 8-byte objects,
         // whose word 1 is the next object's and must not be read) and a
         // full cache; tcachePushFlush makes the checks below itself.
         if (GM_UNLIKELY(b->room == 0)) {
