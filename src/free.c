@@ -232,23 +232,33 @@ GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
     freeObject(p, "free");
 }
 
-GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
+// Splits the list at *head after its newest keep objects and returns the
+// rest (all of it when keep is 0); the last kept object (*last, NULL if
+// none) gets a NULL link.
+static gclink *tcacheSplit(gclink **head, unsigned keep, gclink **last)
 {
-    gclink *x = c->bin[spc].head, *rest;
+    gclink *x = *head;
+    *last = NULL;
     if (keep == 0) {
-        rest = x;
-        c->bin[spc].head = NULL;
-    } else {
-        for (unsigned i = 1; i < keep; i++)
-            x = linkNext(x);
-        rest = linkNext(x);
-        x->next = (gclink *)linkEncode(x, NULL);
-        ((uintptr_t *)x)[1] = tcacheTag(c, x); // the tag follows the link
+        *head = NULL;
+        return x;
     }
-    tcacheSetCount(&c->bin[spc], keep);
+    for (unsigned i = 1; i < keep; i++)
+        x = linkNext(x);
+    gclink *rest = linkNext(x);
+    x->next = (gclink *)linkEncode(x, NULL);
+    *last = x;
+    return rest;
+}
+
+// Gives the objects of list rest, of class spc, back to their spans;
+// tagged: their word 1 holds a tag, cleared on the way.
+static void tcacheToSpans(mcache *c, gclink *rest, uint8_t spc, bool tagged)
+{
     while (rest != NULL) {
         gclink *next = linkNext(rest);
-        ((uintptr_t *)rest)[1] = 0;
+        if (tagged)
+            ((uintptr_t *)rest)[1] = 0;
         mspan *s = spanOfRaw((uintptr_t)rest);
         if (s == NULL)
             throw("internal error: tcache object %p has no span", (void *)rest);
@@ -258,6 +268,15 @@ GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
     }
     if (GM_DEBUG >= 3)
         debugValid(tcache_valid(c), "tcache_valid", "a flush");
+}
+
+GM_NOINLINE void tcacheFlush(mcache *c, uint8_t spc, unsigned keep)
+{
+    gclink *last, *rest = tcacheSplit(&c->bin[spc].head, keep, &last);
+    if (last != NULL)
+        ((uintptr_t *)last)[1] = tcacheTag(c, last); // the tag follows the new link
+    tcacheSetCount(&c->bin[spc], keep);
+    tcacheToSpans(c, rest, spc, true);
 }
 
 static void free8(mcache *c, void *p); // below, "8-byte objects"
@@ -332,28 +351,9 @@ static GM_NOINLINE void free8(mcache *c, void *p)
 
 GM_NOINLINE void tcache8Flush(mcache *c, unsigned keep)
 {
-    gclink *x = c->tcache8, *rest;
-    if (keep == 0) {
-        rest = x;
-        c->tcache8 = NULL;
-    } else {
-        for (unsigned i = 1; i < keep; i++)
-            x = linkNext(x);
-        rest = linkNext(x);
-        x->next = (gclink *)linkEncode(x, NULL);
-    }
+    gclink *last, *rest = tcacheSplit(&c->tcache8, keep, &last);
     c->tcache8n = (uint16_t)keep;
-    while (rest != NULL) {
-        gclink *next = linkNext(rest);
-        mspan *s = spanOfRaw((uintptr_t)rest);
-        if (s == NULL)
-            throw("internal error: tcache8 object %p has no span", (void *)rest);
-        uintptr_t r = ((uint64_t)((uintptr_t)rest - s->startAddr) * s->divMul) >> 32;
-        freeToSpan(c, s, rest, Class8, r);
-        rest = next;
-    }
-    if (GM_DEBUG >= 3)
-        debugValid(tcache_valid(c), "tcache_valid", "a flush of the 8-byte cache");
+    tcacheToSpans(c, rest, Class8, false);
 }
 
 // The invariants of tcache[spc] (this file's head), or NULL. The list is
