@@ -255,7 +255,7 @@ static inline void checkNotFree(void *p, uint8_t spc, const char *who)
         for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
             if (x == p)
                 throwUseAfterFree(who, p, spc);
-    if (spc == Class8 && tcache8Maybe(p) && tcache8Holds(c, p))
+    if (spc == Class8 && !ASAN_IS_POISONED(p) && tcache8Maybe(p) && tcache8Holds(c, p))
         throwUseAfterFree(who, p, spc);
     mspan *s = c->alloc[spc]; // &emptymspan: no pages
     uintptr_t off = (uintptr_t)p - s->startAddr;
