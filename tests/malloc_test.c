@@ -126,6 +126,10 @@ TEST(eight_byte_objects_wait_in_the_thread_cache)
         q[0] = linkEncode(q, NULL);
         gm_free(q);
         CHECK(c->tcache8 == (gclink *)q);
+        c->tcache8n++; // the validator names the broken count
+        const char *bad = tcache_valid(c);
+        CHECK(bad != NULL && strstr(bad, "tcache8") != NULL);
+        c->tcache8n--;
     }
     CHECK(tcache_valid(c) == NULL);
     gm_thread_flush();
