@@ -39,10 +39,11 @@
 // lock: while the span is listed, listedAlloc holds its class and
 // allocated count, xfreeBits is one word, and the remote free compares the
 // word its fetch-or returned (a compare-and-swap loop where other remote
-// frees are a lock bts) with the count: about 30 instructions more a free.
-// Smaller objects are left out: a producer/consumer pair of 16-256 B
-// objects, where every free is remote, lost a third of its speed to it. On a match it takes the lock, finds the span on the list
-// and checks for real (mcentral_freeIfEmpty). The free reads listedAlloc
+// frees are a lock bts) with the count: about 30 instructions more a free
+// (smaller objects are left out: a producer/consumer pair of 16-256 B
+// objects, where every free is remote, lost a third of its speed to it).
+// On a match it takes the lock, finds the span on the list and checks for
+// real (mcentral_freeIfEmpty). The free reads listedAlloc
 // before its OR, while its object keeps the span alive (after the OR it
 // holds no claim on the span). The listing side checks the other way
 // round, storing the count and then reading the word (listLocked), so a
@@ -95,6 +96,16 @@ static void relistLocked(mspan *s, uintptr_t nalloc)
     atomic_store_explicit(&s->listedAlloc, listedWord(s->spanclass, nalloc, s->nelems), memory_order_relaxed);
 }
 
+// Takes s's remote frees back and records its count on the partial list
+// (relistLocked); caller holds the lock. Returns the count.
+static uintptr_t drainLocked(mspan *s)
+{
+    mspan_drainXfree(s);
+    uintptr_t n = mspan_countAlloc(s);
+    relistLocked(s, n);
+    return n;
+}
+
 // Takes s, found empty under the lock, off the partial list; the caller
 // frees it to mheap after unlocking (mheap_.lock ranks below).
 static void takeEmptyLocked(mcentral *mc, mspan *s)
@@ -138,15 +149,12 @@ mspan *mcentral_cacheSpan(uint8_t spc)
     // Out of pages: any span with a free slot will do.
     lock(&mc->lock);
     for (s = mc->partial.first; s != NULL; s = s->next) {
-        mspan_drainXfree(s);
-        uintptr_t n = mspan_countAlloc(s);
-        if (n < s->nelems) {
+        if (drainLocked(s) < s->nelems) {
             takePartialLocked(mc, s);
             unlock(&mc->lock);
             mspan_rewind(s);
             return s;
         }
-        relistLocked(s, n);
     }
     unlock(&mc->lock);
     errno = ENOMEM;
@@ -244,31 +252,19 @@ bool mcentral_freeIfEmpty(mspan *s, uint8_t spc)
         unlock(&mc->lock);
         return false;
     }
-    mspan_drainXfree(s);
-    uintptr_t n = mspan_countAlloc(s);
-    if (n != s->nreserved) {
-        relistLocked(s, n);
+    if (drainLocked(s) != s->nreserved) {
         unlock(&mc->lock);
         return false;
     }
     // One empty span stays, at the front, where the next thread to want a
     // span of this class takes it: a producer whose objects a consumer
     // frees would otherwise take each span back from mheap, initialised
-    // anew (its time went up by a third). A second one goes.
+    // anew (its time went up by a third). s goes only if the front one is
+    // empty already.
     mspan *f = mc->partial.first;
-    if (f != s) {
-        mspan_drainXfree(f);
-        uintptr_t nf = mspan_countAlloc(f);
-        relistLocked(f, nf);
-        if (nf != f->nreserved) {
-            mSpanList_remove(&mc->partial, s);
-            mSpanList_insert(&mc->partial, s);
-            relistLocked(s, n);
-            unlock(&mc->lock);
-            return false;
-        }
-    } else {
-        relistLocked(s, n); // already first: it stays
+    if (f == s || drainLocked(f) != f->nreserved) {
+        mSpanList_remove(&mc->partial, s);
+        mSpanList_insert(&mc->partial, s);
         unlock(&mc->lock);
         return false;
     }
@@ -289,12 +285,8 @@ static uintptr_t reclaimClass(uint8_t spc, uintptr_t budget)
     for (mspan *s = mc->partial.first, *next; s != NULL && (budget == 0 || looked < budget); s = next) {
         next = s->next;
         looked++;
-        mspan_drainXfree(s);
-        uintptr_t n = mspan_countAlloc(s);
-        if (n != s->nreserved) {
-            relistLocked(s, n);
+        if (drainLocked(s) != s->nreserved)
             continue;
-        }
         takePartialLocked(mc, s);
         s->next = empty;
         empty = s;
