@@ -17,7 +17,7 @@ count() { # op iterations -> total instructions
         awk '/Collected/ {print $NF}'
 }
 printf '%-8s %s\n' "op" "instructions/op (callgrind, (I(2N) - I(N)) / N, N = $n)"
-for op in malloc calloc yield chan go godedicated stack libc2048; do
+for op in ${OPS:-malloc calloc yield chan go godedicated stack libc2048}; do
     a=$(count "$op" "$n")
     b=$(count "$op" $((2 * n)))
     awk -v a="$a" -v b="$b" -v n="$n" -v op="$op" 'BEGIN {printf "%-8s %.1f\n", op, (b - a) / n}'

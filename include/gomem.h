@@ -215,7 +215,10 @@ GM_API int gm_trace_stop(void);
 // The file is pprof's gzip-compressed profile.proto: `go tool pprof -top
 // PROGRAM FILE` names the functions and lines from the program's symbols;
 // `gomem-info pprof FILE` prints the top call sites without Go. Off by
-// default, and costs one compare per small allocation when off.
+// default; on or off, it costs a small allocation one untaken branch. A
+// running thread takes up a start, stop or new rate at its next sample
+// point of each size class (at once in the calling thread; see
+// docs/profiling.md).
 // gm_prof_start returns 0, or -1 and errno (EBUSY: already on; EINVAL: no
 // path; open(2)'s errors: the file cannot be written, found at once).
 // gm_prof_dump writes the profile so far to the file (0, or -1 and errno:

@@ -240,15 +240,13 @@ static inline unsigned randomSlot(mcache *c, uint64_t cache)
     return ((unsigned)__builtin_ctzll(rot) + r) & 63;
 }
 
-// Counts an allocation of class spc: true when the heap profiler samples
-// it (mprof.c). The count was always kept; the profiler adds the compare
-// with profNext, which is ProfNever while profiling is off.
+// Counts an allocation of class spc: true at the class's sample point,
+// where the heap profiler (mprof.c) must look at it. The count and the
+// profiler's countdown are one word, so profiling costs the fast path one
+// never-taken branch on the flags of the count's `sub`, on or off.
 static inline bool countMalloc(mcache *c, uintptr_t spc)
 {
-    uint64_t *count = &tcacheBinOf(c, spc)->nmalloc;
-    uint64_t n = binCountLoad(count) + 1;
-    __atomic_store_n(count, n, __ATOMIC_RELAXED);
-    return n >= profNextLoad(c, spc);
+    return binCountDown(&tcacheBinOf(c, spc)->nextSample) == 0;
 }
 
 // Takes the lowest free slot of s's cached word (a random one in the

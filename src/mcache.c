@@ -17,7 +17,9 @@
 // checks these, then the tcache's (free.c) and the tiny state's (tiny.c).
 //
 // Locks: allmLock (rank lockRankAllm) guards allm, mcachealloc and
-// deadStats. Flushing a cache takes the stack pool, mcentral and heap locks,
+// deadStats, and a change of both halves of a class's allocation count
+// (nmallocAtSample and bin.nextSample) at a sample point, so that
+// gm_stats, reading under it, sees the count whole. Flushing a cache takes the stack pool, mcentral and heap locks,
 // which rank lower, so it happens before allmLock is taken.
 //
 // Differs from Go: per thread, not per P; spans return to mcentral when
@@ -51,7 +53,7 @@ static struct {
 static void foldStatsLocked(mcache *c)
 {
     for (int i = 0; i < NumSpanClasses; i++) {
-        deadStats.nmalloc[i] += binCountLoad(&c->bin[i].nmalloc);
+        deadStats.nmalloc[i] += binMallocs(c, i);
         deadStats.nfree[i] += binCountLoad(&c->bin[i].nfree);
     }
     deadStats.largeAlloc += atomic_load_explicit(&c->largeAlloc, memory_order_relaxed);
@@ -121,6 +123,14 @@ const char *mcache_valid(mcache *c)
             bad = mspan_validSlots(s);
         if (bad != NULL) {
             snprintf(msg, sizeof msg, "mcache %p: alloc[%d] (span %p): %s", (void *)c, spc, (void *)s, bad);
+            return msg;
+        }
+    }
+    for (int spc = 0; spc < NumSpanClasses; spc++) {
+        // 0 only inside the profiler's call at a sample point: a 0 left
+        // behind would wrap at the next allocation and never sample again.
+        if (binCountLoad(&c->bin[spc].nextSample) == 0) {
+            snprintf(msg, sizeof msg, "mcache %p: class %d's sample countdown is 0", (void *)c, spc);
             return msg;
         }
     }
@@ -228,6 +238,15 @@ void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg)
     unlock(&allmLock);
 }
 
+void mcache_setNextSample(mcache *c, uint8_t spc, uint64_t n)
+{
+    lock(&allmLock);
+    uint64_t left = binCountLoad(&c->bin[spc].nextSample);
+    binMallocAdd(c, spc, n - left);
+    __atomic_store_n(&c->bin[spc].nextSample, n, __ATOMIC_RELAXED);
+    unlock(&allmLock);
+}
+
 mcache *getmcache(void)
 {
     mcache *c = TLS(mcache_tls);
@@ -261,12 +280,11 @@ void mcache_sumcounters(gm_memstats *out)
             out->stack_order[o].cached += atomic_load_explicit(&c->stackcacheBytes[o], memory_order_relaxed);
         out->dedicated_cached += atomic_load_explicit(&c->dedicatedBytes, memory_order_relaxed);
         for (int i = 1; i < NumSizeClasses; i++) {
-            out->by_size[i].mallocs += binCountLoad(&c->bin[i].nmalloc);
+            out->by_size[i].mallocs += binMallocs(c, i);
             out->by_size[i].frees += binCountLoad(&c->bin[i].nfree);
         }
         for (int i = TinyClass16; i <= TinyClass32; i++) {
-            uint64_t live = binCountLoad(&c->bin[i].nmalloc) -
-                            binCountLoad(&c->bin[i].nfree);
+            uint64_t live = binMallocs(c, i) - binCountLoad(&c->bin[i].nfree);
             out->tiny_blocks += live;
             out->tiny_block_bytes += live * (i == TinyClass16 ? 16 : 32);
         }

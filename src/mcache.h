@@ -27,12 +27,18 @@ typedef struct tcacheBin {
     uint16_t room;
     uint16_t limit;            // tcacheLimit[class]; immutable after creation
     // Heap counters (Go's per-P heapStatsDelta): written by the owner only,
-    // as a relaxed load and store (never a locked RMW), read by gm_stats.
-    // A free counts on the freeing thread, whoever allocated the object.
-    // Plain types, reached through binCountAdd and binCountLoad (GCC's
-    // __atomic builtins): gcc computed the address of an _Atomic member
-    // afresh at each access, 4 instructions more on each fast path.
-    uint64_t nmalloc;          // small objects allocated
+    // never with a locked RMW, read by gm_stats (relaxed loads). A free
+    // counts on the freeing thread, whoever allocated the object. Plain
+    // types, reached through binCountAdd, binCountDown and binCountLoad
+    // (GCC's __atomic builtins): gcc computed the address of an _Atomic
+    // member afresh at each access, 4 instructions more on each fast path.
+    //
+    // Allocations of the class up to its next sample point (Go:
+    // mcache.nextSample, here in objects of the class). The fast path
+    // counts it down, and the allocation that brings it to 0 calls the heap
+    // profiler (mprof.c), which samples it if profiling is on and sets the
+    // next distance. It is the allocation counter too: see binMallocs.
+    uint64_t nextSample;
     uint64_t nfree;            // small objects freed
 } tcacheBin;
 
@@ -53,11 +59,12 @@ typedef struct mcache {
     _Atomic uint64_t largeAlloc, largeFree;    // bytes of large objects
     _Atomic uint64_t nlargeAlloc, nlargeFree;  // large objects
     uint32_t reclaimTick;                      // refills since the last mcentral_reclaim; owner only
-    // Heap profiling (mprof.c): the small fast path samples its object when
-    // bin[spc].nmalloc reaches profNext[spc] (ProfNever: never). Written with
-    // relaxed atomic stores (gm_prof_start and gm_prof_stop set every
-    // cache's), read by the owner with profNextLoad.
-    uint64_t profNext[NumSpanClasses];
+    // Class spc's allocations when bin[spc].nextSample reaches 0: so far,
+    // nmallocAtSample[spc] - bin[spc].nextSample (binMallocs). Owner writes
+    // (relaxed stores); a change of both at a sample point is made under
+    // allmLock (mcache_setNextSample), so gm_stats, which reads under it,
+    // never sees one without the other.
+    uint64_t nmallocAtSample[NumSpanClasses];
     int64_t profLeft;                          // bytes to the next sample of a large object or tiny block; owner only
     uint64_t profRng;                          // the sampler's random state; owner only
 
@@ -111,24 +118,6 @@ typedef struct mcache {
     _Atomic uintptr_t dedicatedBytes;
 } mcache;
 
-// The owner's read of its profNext[spc]: a plain load, which the compiler
-// folds into the fast path's compare (an atomic load costs a register and
-// an address computation more). An aligned 8-byte load is single-copy
-// atomic on every target gomem has; ThreadSanitizer builds, which would
-// report the plain load beside another thread's atomic store, get an
-// atomic one.
-#ifdef GM_TSAN
-static inline uint64_t profNextLoad(const mcache *c, uint8_t spc)
-{
-    return __atomic_load_n(&c->profNext[spc], __ATOMIC_RELAXED);
-}
-#else
-static inline uint64_t profNextLoad(const mcache *c, uint8_t spc)
-{
-    return c->profNext[spc];
-}
-#endif
-
 // Adds v to one of an mcache's counters: the owner's relaxed load and
 // store, never a locked read-modify-write (other threads only read them).
 static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
@@ -136,25 +125,55 @@ static inline void counter_add(_Atomic uint64_t *p, uint64_t v)
     atomic_store_explicit(p, atomic_load_explicit(p, memory_order_relaxed) + v, memory_order_relaxed);
 }
 
-// The same for a tcacheBin counter: as profNextLoad, a plain add, which
-// x86-64 does in one instruction on memory (not locked; the relaxed
-// builtins cost a load, an add and a store: 2 instructions more on each
-// free), except under ThreadSanitizer.
+// The same for a tcacheBin counter: a plain add, which x86-64 does in one
+// instruction on memory (not locked; the relaxed builtins cost a load, an
+// add and a store: 2 instructions more on each free). An aligned 8-byte
+// store is single-copy atomic on every target gomem has, so a reader's
+// relaxed load sees the old value or the new. ThreadSanitizer builds,
+// which would report the plain access beside another thread's atomic
+// load, get the builtins.
 #ifdef GM_TSAN
 static inline void binCountAdd(uint64_t *p, uint64_t v)
 {
     __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+static inline uint64_t binCountDown(uint64_t *p)
+{
+    uint64_t v = __atomic_load_n(p, __ATOMIC_RELAXED) - 1;
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+    return v;
 }
 #else
 static inline void binCountAdd(uint64_t *p, uint64_t v)
 {
     *p += v;
 }
+// Subtracts 1 from *p and returns the result: a `sub` on memory whose
+// flags the caller's test of 0 uses (no compare).
+static inline uint64_t binCountDown(uint64_t *p)
+{
+    return --*p;
+}
 #endif
 
 static inline uint64_t binCountLoad(const uint64_t *p)
 {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+// Class spc's allocations on c so far. The owner may call it any time,
+// another thread only under allmLock (mcache_sumcounters).
+static inline uint64_t binMallocs(const mcache *c, int spc)
+{
+    return __atomic_load_n(&c->nmallocAtSample[spc], __ATOMIC_RELAXED) - binCountLoad(&c->bin[spc].nextSample);
+}
+
+// The owner counts k allocations of class spc made off the fast path (the
+// tiny allocator's blocks, sampled objects): nextSample stays as it is.
+static inline void binMallocAdd(mcache *c, int spc, uint64_t k)
+{
+    __atomic_store_n(&c->nmallocAtSample[spc], __atomic_load_n(&c->nmallocAtSample[spc], __ATOMIC_RELAXED) + k,
+                     __ATOMIC_RELAXED);
 }
 
 // The objects on b's list.
@@ -184,6 +203,10 @@ const char *mcache_valid(mcache *c);
 void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg);
 // Adds every live mcache's cached bytes into out. Takes allmLock.
 void mcache_sumcounters(gm_memstats *out);
+
+// The owner sets class spc's distance to its next sample point to n >= 1
+// allocations, keeping the count binMallocs gives. Takes allmLock.
+void mcache_setNextSample(mcache *c, uint8_t spc, uint64_t n);
 
 // The cached span of class spc is exhausted; get one with a free slot.
 // Returns the span now cached, or NULL with ENOMEM.

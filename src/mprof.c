@@ -20,15 +20,29 @@
 // feed the same process, each over its own bytes (independent Poisson
 // processes add up to one):
 //   - small objects: per size class, objects rather than bytes (every
-//     object of a class has its size), folded into the class's allocation
-//     counter: the fast path already adds 1 to nmalloc[spc], and compares
-//     the sum with profNext[spc], one compare-and-branch. ProfNever (off)
-//     is never reached, so profiling off costs that compare and nothing
-//     else (bench/instr.sh).
+//     object of a class has its size), and the countdown is the class's
+//     allocation counter (bin.nextSample; mcache.h): the fast path's `sub`
+//     counts the allocation, and its flags say whether this is the sample
+//     point. So profiling, on or off, costs the fast path one branch that
+//     is not taken (bench/instr.sh). At the point, sampleSmall looks at
+//     the rate: on, it samples; off, it only draws the next distance.
 //   - large objects: bytes, on mallocLargeTry's slow path.
 //   - tiny blocks: Go's rule, a block is the sampled unit (its bytes count
 //     when a new block starts; a request that fits the current block costs
 //     nothing). The sampled request is recorded with the block's size.
+//
+// Starting and stopping. Only the owner writes its countdowns (a plain
+// `sub` on the fast path: another thread's store could be lost), so a
+// thread takes up a new rate at its next sample point in each class, as
+// Go's caches take up a new MemProfileRate at their next sample; the thread
+// that calls gm_prof_start or gm_prof_stop takes it up at once, and a
+// thread's first cache draws with the rate of the moment. While profiling
+// is off the distances are drawn at the default rate: the exponential
+// distance has no memory, so a start at the default rate (GOMEM_PROF, or
+// gm_prof_start with rate 0) samples every thread from that moment exactly
+// as if it had been on all along. A start at another rate is exact in
+// each class from its first sample point on; before it, the class is
+// sampled at the default rate instead (at most one distance).
 //
 // Sampled objects get a span of their own (tcmalloc does the same): a
 // sampled small or tiny request is served by a span of whole pages from
@@ -68,8 +82,8 @@
 //
 // Locks: profLock (rank lockRankProf, above allmLock, below persistentLock)
 // guards bucket creation and the file's state. A sampling thread holds no
-// other lock. gm_prof_start and gm_prof_stop take allmLock to reach every
-// cache's profNext.
+// other lock. Setting a class's next distance takes allmLock
+// (mcache_setNextSample), never inside profLock.
 //
 // Differs from Go: no GC, so frees are exact (Go counts frees at sweep and
 // keeps three cycles of records to publish a consistent view); sampled
@@ -95,7 +109,6 @@ static _Atomic(mbucket *) mbuckets;       // every bucket, newest first
 static _Atomic uint64_t lastRate;         // the rate of the last start
 static char profPath[4096];               // guarded by profLock
 static pid_t profPid;                     // who started profiling; guarded by profLock
-static uint64_t sweepRng;                 // gm_prof_start's draws for other threads; guarded by allmLock's holder
 // The calling thread is in the profiler: a malloc it makes (the unwinder
 // may, on its first use in a static program) is not sampled.
 static __thread bool profBusy __attribute__((tls_model("initial-exec")));
@@ -112,70 +125,72 @@ static inline uint64_t rngNext(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-// -ln(u) for u in (0, 1]: log2 from the exponent and a series for the
-// mantissa (ln m = 2 atanh((m-1)/(m+1)), m in [1, 2): five terms, error
-// under 1e-6). Go's fastexprand uses a table of log2; no libm either way.
-static double negLog(double u)
+// log2(r) for r >= 1, in fixed point with 16 fractional bits: the integer
+// part from the leading bit, each fractional bit by squaring the mantissa
+// (Q31) and seeing whether it reached 2. Integers only: malloc calls it at
+// sample points with profiling off too, and must not raise the program's
+// floating-point exception flags (FE_INEXACT) or depend on its rounding
+// mode.
+static uint64_t log2Q16(uint64_t r)
 {
-    uint64_t bits;
-    memcpy(&bits, &u, sizeof bits);
-    int e = (int)((bits >> 52) & 0x7ff) - 1023;
-    bits = (bits & ((1ull << 52) - 1)) | (1023ull << 52);
-    double m;
-    memcpy(&m, &bits, sizeof m);
-    double t = (m - 1) / (m + 1), t2 = t * t;
-    double lnm = 2 * t * (1 + t2 * (1.0 / 3 + t2 * (1.0 / 5 + t2 * (1.0 / 7 + t2 * (1.0 / 9)))));
-    return -(e * 0.6931471805599453 + lnm);
+    unsigned e = 63u - (unsigned)__builtin_clzll(r);
+    uint64_t m = e <= 31 ? r << (31 - e) : r >> (e - 31); // [2^31, 2^32): [1, 2)
+    uint64_t frac = 0;
+    for (int i = 15; i >= 0; i--) {
+        m = (m * m) >> 31; // m < 2^32: no overflow
+        if (m >= (1ull << 32)) {
+            m >>= 1;
+            frac |= 1ull << i;
+        }
+    }
+    return (uint64_t)e << 16 | frac;
 }
 
-// Bytes to the next sample: exponential with mean rate (Go: nextSample).
-// Rate 1 samples every allocation.
+// Bytes to the next sample: exponential with mean rate (Go: nextSample),
+// as rate * -ln(u) for u uniform in (0, 1] = (r + 1) / 2^53, that is
+// rate * ln 2 * (53 - log2(r + 1)). Rate 1 samples every allocation.
 static uint64_t expBytes(uint64_t *rng, uint64_t rate)
 {
     if (rate <= 1)
         return 0;
-    double u = (double)((rngNext(rng) >> 11) + 1) * (1.0 / 9007199254740992.0); // (0, 1]
-    double x = negLog(u) * (double)rate;
-    return x >= 9.0e18 ? (uint64_t)9e18 : (uint64_t)x;
+    uint64_t negLog2 = ((uint64_t)53 << 16) - log2Q16((rngNext(rng) >> 11) + 1); // Q16, >= 0
+    unsigned __int128 x = (unsigned __int128)rate * negLog2 * 2977044472u >> 48; // ln 2 in Q32
+    return x >= (unsigned __int128)9000000000000000000ull ? 9000000000000000000ull : (uint64_t)x;
 }
 
-// The count of class spc at which its next sample falls, counting from
-// n allocations now: the object that holds the next sampled byte.
-static uint64_t nextSmall(uint64_t *rng, uint64_t rate, uint8_t spc, uint64_t n)
+// Allocations of class spc up to its next sample point (>= 1), at rate
+// (0: off, drawn at the default rate; see "Starting and stopping"): the
+// object that holds the next sampled byte. Never for the classes that the
+// fast path does not sample (large objects' 0, the tiny blocks').
+static uint64_t nextSmall(uint64_t *rng, uint64_t rate, uint8_t spc)
 {
-    if (rate == 0 || spc == 0 || spc >= TinyClass16)
+    if (spc == 0 || spc >= TinyClass16)
         return ProfNever;
-    return n + 1 + expBytes(rng, rate) / class_to_size[spc];
-}
-
-// Sets every countdown of c for rate (0: off). n: c's counts as now.
-static void armCache(mcache *c, uint64_t rate, uint64_t *rng)
-{
-    for (int spc = 0; spc < NumSpanClasses; spc++) {
-        uint64_t n = binCountLoad(&c->bin[spc].nmalloc);
-        __atomic_store_n(&c->profNext[spc], nextSmall(rng, rate, (uint8_t)spc, n), __ATOMIC_RELAXED);
-    }
+    return 1 + expBytes(rng, rate != 0 ? rate : DefaultProfRate) / class_to_size[spc];
 }
 
 void mProf_initCache(mcache *c)
 {
     c->profRng = runtime_secret((uintptr_t)c ^ 0x70726f66) | 1;
     uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_relaxed);
-    armCache(c, rate, &c->profRng);
+    // No other thread can reach c yet: no lock for its pairs.
+    for (int spc = 0; spc < NumSpanClasses; spc++) {
+        uint64_t n = nextSmall(&c->profRng, rate, (uint8_t)spc);
+        c->bin[spc].nextSample = n;
+        c->nmallocAtSample[spc] = n;
+    }
     c->profLeft = (int64_t)expBytes(&c->profRng, rate);
 }
 
-// Re-arms class spc of the calling thread's c after a sample (or a count
-// that met a stale target). If profiling stopped meanwhile, the stop's
-// sweep may have run before this store: the second look at the rate puts
-// ProfNever back (seq_cst, against gm_prof_stop's store then sweep).
-static void rearmSmall(mcache *c, uint8_t spc)
+// The calling thread's cache takes up rate in every class at once.
+static void armOwn(uint64_t rate)
 {
-    uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_seq_cst);
-    uint64_t n = binCountLoad(&c->bin[spc].nmalloc);
-    __atomic_store_n(&c->profNext[spc], nextSmall(&c->profRng, rate, spc, n), __ATOMIC_SEQ_CST);
-    if (rate != 0 && atomic_load_explicit(&mprofRate, memory_order_seq_cst) == 0)
-        __atomic_store_n(&c->profNext[spc], ProfNever, __ATOMIC_RELAXED);
+    mcache *c = TLS(mcache_tls);
+    if (c == NULL)
+        return;
+    for (int spc = 1; spc < TinyClass16; spc++)
+        mcache_setNextSample(c, (uint8_t)spc, nextSmall(&c->profRng, rate, (uint8_t)spc));
+    c->profLeft = (int64_t)expBytes(&c->profRng, rate);
 }
 
 // --------------------------------------------------------------- stacks
@@ -345,13 +360,14 @@ static void *sampleSmall(void *x, bool zero)
     if (GM_UNLIKELY(s == NULL))
         throw("internal error: a sampled object at %p has no span", x);
     uint8_t spc = s->spanclass;
+    uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_relaxed);
+    mcache_setNextSample(c, spc, nextSmall(&c->profRng, rate, spc));
     void *p = NULL;
-    if (!profBusy && atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0) {
+    if (rate != 0 && !profBusy) {
         profBusy = true;
         p = sampledSpan(spc, class_to_size[spc], class_to_size[spc]);
         profBusy = false;
     }
-    rearmSmall(c, spc);
     if (p != NULL) {
         // x goes back to its span, unseen; the count stays: p is this
         // class's object for the stats.
@@ -408,7 +424,7 @@ GM_NOINLINE void *mProf_mallocTiny(mcache *c, size_t n, uintptr_t bs)
     void *p = sampledSpan(spc, class_to_size[spc], bs);
     profBusy = false;
     if (p != NULL)
-        binCountAdd(&c->bin[spc].nmalloc, 1);
+        binMallocAdd(c, spc, 1);
     return p;
 }
 
@@ -424,17 +440,12 @@ uint8_t mProf_free(mspan *s)
 
 // ------------------------------------------------------------- the API
 
-static void armOther(mcache *c, void *arg)
-{
-    armCache(c, *(uint64_t *)arg, &sweepRng);
-}
-
-// Sets every cache's countdowns for rate (0: off): the flag first, so a
-// cache made meanwhile arms itself, then each cache under allmLock.
+// Profiling on at rate, or off (0): the flag, which every thread reads at
+// its next sample point, and this thread's countdowns.
 static void setRate(uint64_t rate)
 {
-    atomic_store_explicit(&mprofRate, rate, memory_order_seq_cst);
-    mcache_forEach(armOther, &rate);
+    atomic_store_explicit(&mprofRate, rate, memory_order_relaxed);
+    armOwn(rate);
 }
 
 // Writes a profile of kind to path through path.tmp.PID, renamed over
@@ -520,7 +531,6 @@ int gm_prof_start(const char *path, size_t rate)
     if (rate == 0)
         rate = DefaultProfRate;
     atomic_store_explicit(&lastRate, rate, memory_order_relaxed);
-    sweepRng = runtime_secret(rate) | 1;
     unlock(&profLock);
     setRate(rate);
     return 0;

@@ -11,21 +11,22 @@
 #pragma GCC visibility push(hidden)
 
 // The mean sampling interval in bytes while heap profiling is on, else 0.
-// Read relaxed on slow paths (large objects, new tiny blocks); the small
-// fast path reads its mcache's profNext instead.
+// Read relaxed on slow paths (large objects, new tiny blocks) and at a
+// small class's sample point (the fast path reads nothing of it).
 extern GM_HIDDEN _Atomic uint64_t mprofRate;
 
-// profNext[spc] of an mcache when its class is not sampled: no count
-// reaches it.
+// bin[spc].nextSample of a class the fast path does not sample: no count
+// of a thread's allocations counts it down to 0.
 #define ProfNever UINT64_MAX
 
-// A fresh mcache's sampling state (under allmLock, so that gm_prof_start's
-// sweep of every cache sees it or comes after).
+// A fresh mcache's sampling state, drawn at the rate of the moment (and
+// its allocation counts, 0).
 void mProf_initCache(mcache *c);
 
-// The small fast path's count of class spc reached its profNext: x, just
-// taken, is handed back and the request is served by a sampled object of
-// its own (mprof.c, "Sampled objects"); the calloc variant clears it.
+// The small fast path's count of class spc reached its sample point: the
+// next distance is drawn, and if profiling is on x, just taken, is handed
+// back and the request is served by a sampled object of its own (mprof.c,
+// "Sampled objects"); else x is returned. The calloc variant clears it.
 // Tail-called from gm_malloc and gm_calloc, so that they leave no frame;
 // x alone (its span tells the class), so that the fast path keeps nothing
 // else live for the call.

@@ -298,7 +298,7 @@ GM_NOINLINE void *tinyAllocSlow(mcache *c, size_t n, unsigned align, unsigned ma
     if (b != NULL) {
         c->tinyDead[spc - TinyClass16] = b->next;
         c->tinyDeadN[spc - TinyClass16]--;
-        binCountAdd(&c->bin[spc].nmalloc, 1);
+        binMallocAdd(c, spc, 1);
         s = tinySpanOf((uintptr_t)b);
     } else {
         b = mallocSmall(c, spc);

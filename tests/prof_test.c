@@ -9,6 +9,7 @@
 #include "mprof.h"
 
 #include <fcntl.h>
+#include <fenv.h>
 #include <pthread.h>
 #include <sys/stat.h>
 
@@ -442,6 +443,121 @@ TEST(exited_thread_keeps_its_samples)
         gm_free(keep[i]);
 }
 
+// A thread whose cache was made before gm_prof_start takes up the new rate
+// at its next sample point: with rate 1, every allocation after that one
+// is sampled (the first distance was drawn at the default rate: 512 of
+// these 1000-byte objects on average, over 8,000 less than once in 10^6).
+static _Atomic int lateGo, lateDone;
+static GM_NOINLINE void *lateSite(size_t n)
+{
+    void *p = gm_malloc(n);
+    sinkT = p;
+    return p;
+}
+
+static void *allocLate(void *arg)
+{
+    (void)arg;
+    gm_free(gm_malloc(1000)); // the cache exists, profiling off
+    atomic_store(&lateDone, 1);
+    while (!atomic_load(&lateGo))
+        sched_yield();
+    for (int i = 0; i < 20000; i++)
+        gm_free(lateSite(1000));
+    return NULL;
+}
+
+TEST(a_running_thread_takes_up_a_start_at_its_next_sample_point)
+{
+    const char *file = path("late.pb.gz");
+    atomic_store(&lateGo, 0);
+    atomic_store(&lateDone, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, allocLate, NULL), 0);
+    while (!atomic_load(&lateDone))
+        sched_yield();
+    CHECK_EQ(gm_prof_start(file, 1), 0);
+    atomic_store(&lateGo, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(gm_prof_stop(), 0);
+    pprofProfile p;
+    if (CHECK(readProf(file, &p))) {
+        uintptr_t fns[1] = {(uintptr_t)lateSite};
+        int64_t objects = 0;
+        for (uint32_t i = 0; i < p.nsample; i++) {
+            const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
+            if (l != NULL && whichFunction(l->address, fns, 1) == 0)
+                objects += p.sample[i].value[0]; // allocated objects (rate 1: exact)
+        }
+        printf("    %lld of the thread's 20000 allocations sampled\n", (long long)objects);
+        CHECK(objects > 12000 && objects <= 20000);
+        pprof_free(&p);
+    }
+}
+
+// A class's allocation count and its sample countdown are one word with a
+// second one beside it (mcache.h, binMallocs): gm_stats on another thread
+// must never see one changed without the other. At rate 1 every
+// allocation of the churning thread is a sample point.
+static _Atomic int countStop;
+static void *churnSampled(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&countStop))
+        gm_free(gm_malloc(1000));
+    return NULL;
+}
+
+TEST(counts_stay_whole_across_sample_points)
+{
+    CHECK_EQ(gm_prof_start(path("counts.pb.gz"), 1), 0);
+    atomic_store(&countStop, 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, churnSampled, NULL), 0);
+    int cls = 0;
+    gm_memstats m;
+    gm_stats(&m);
+    for (int i = 1; i < GM_SIZE_CLASSES; i++)
+        if (cls == 0 && m.by_size[i].size >= 1000)
+            cls = i;
+    uint64_t last = 0;
+    int backwards = 0, reads = 0;
+    for (; reads < 20000; reads++) {
+        gm_stats(&m);
+        TALLY(backwards, m.by_size[cls].mallocs >= last, "read %d: %llu after %llu", reads,
+              (unsigned long long)m.by_size[cls].mallocs, (unsigned long long)last);
+        last = m.by_size[cls].mallocs;
+    }
+    atomic_store(&countStop, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(gm_prof_stop(), 0);
+    CHECK_EQ(backwards, 0);
+    VALID();
+}
+
+// malloc must leave the program's floating-point state alone: the
+// sampler draws its distances with integers, at sample points whether
+// profiling is on or off.
+TEST(sampling_leaves_floating_point_flags_alone)
+{
+    int bad = 0;
+    for (int on = 0; on <= 1; on++) {
+        if (on)
+            CHECK_EQ(gm_prof_start(path("fenv.pb.gz"), 64), 0);
+        feclearexcept(FE_ALL_EXCEPT);
+        // 4 KiB objects: a sample point about every 128 of them while off.
+        for (int i = 0; i < 20000; i++)
+            gm_free(gm_malloc((size_t)(i % 8 + 1) * 512));
+        for (int i = 0; i < 200; i++)
+            gm_free(gm_malloc(100000)); // large objects' countdown
+        TALLY(bad, fetestexcept(FE_ALL_EXCEPT) == 0, "profiling %s: flags %#x", on ? "on" : "off",
+              (unsigned)fetestexcept(FE_ALL_EXCEPT));
+        if (on)
+            CHECK_EQ(gm_prof_stop(), 0);
+    }
+    CHECK_EQ(bad, 0);
+}
+
 // ------------------------------------------------------------ coroutines
 
 static gm_chan *never;
@@ -561,6 +677,9 @@ int main(int argc, char **argv)
     RUN(gomem_info_names_bad_files);
     RUN(fork_during_profiling);
     RUN(exited_thread_keeps_its_samples);
+    RUN(a_running_thread_takes_up_a_start_at_its_next_sample_point);
+    RUN(counts_stay_whole_across_sample_points);
+    RUN(sampling_leaves_floating_point_flags_alone);
     RUN(coroutine_profile);
     RUN(preloaded_python_names_its_functions);
     int rc = test_report();
