@@ -2,7 +2,8 @@
 //
 // Coroutines and their scheduler (Go: proc.go). The types are in
 // runtime2.h; stacks (the modes, saving and restoring copied frames) in
-// gstack.c; timers in time.c; fd waits in fd.c over netpoll.h.
+// gstack.c; parks and readies in park.c; stealing between workers in
+// steal.c; timers in time.c; fd waits in fd.c over netpoll.h.
 //
 // Owns: groups (one per gm_main call: its workers, the live count),
 // workers (Go's P and M in one: a thread, its run queues, its execution
@@ -31,7 +32,7 @@
 // else to do (yield.c).
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
-// worker steals half of another's newq (runqsteal), of the gs that have
+// worker steals half of another's newq (steal.c's runqsteal), of the gs that have
 // waited there a few microseconds (200 for a new copied g, which never
 // moves once started): a g its worker runs soon stays, beside the
 // coroutines it talks to (Go keeps its runnext from thieves the same way).
@@ -84,7 +85,6 @@ static pthread_once_t attachOnce = PTHREAD_ONCE_INIT;
 static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded; // of workers that are gone (the live ones count their own)
-static _Atomic uint64_t statSteals, statStealsStarted, statReadyHere;
 static _Atomic uint64_t statBusyNs, statSpinNs, statIdleNs; // of workers whose schedule() returned
 
 void describeG(char *buf, size_t n, const gm_g *g)
@@ -359,51 +359,6 @@ void runqputLocal(worker *p, gm_g *g)
     gQueue_pushBack(&p->runq, g);
 }
 
-static void allgLink(gm_g **head, gm_g *g);
-static void allgUnlink(gm_g **head, gm_g *g);
-
-// A parked movable g of another worker of this group, readied by the g
-// running here, moves here and is queued as this worker's runnext (Go's
-// ready puts a goroutine on the waker's P): the two are likely to talk
-// again, and a pair that talks across workers pays a wake-up per message.
-// Not a g with anything of its wait left on its worker (a timer entry, an
-// armed fd) that it must clean up there. Thieves take it back if this
-// worker stays busy.
-static bool readyHere(worker *me, gm_g *g)
-{
-    worker *p = g->p;
-    if (me == NULL || __atomic_load_n(&me->cur, __ATOMIC_RELAXED) == NULL || me->grp != p->grp ||
-        !movable(g) || !g->allgMov || !g->started || g->waitTimer != 0 || g->localWait)
-        return false;
-    spin_lock(&p->lock);
-    allgUnlink(&p->allgMov, g);
-    spin_unlock(&p->lock);
-    if (g->parked) { // counted parked on p, which no longer sees it
-        g->parked = false;
-        atomic_fetch_add_explicit(&p->nwaitingGone, 1, memory_order_relaxed);
-    }
-    g->p = me;
-    spin_lock(&me->lock);
-    allgLink(&me->allgMov, g);
-    spin_unlock(&me->lock);
-    atomic_fetch_add_explicit(&statReadyHere, 1, memory_order_relaxed);
-    runqputLocal(me, g);
-    return true;
-}
-
-GM_NOINLINE void runqputRemote(gm_g *g)
-{
-    worker *p = g->p;
-    if (GM_UNLIKELY(movable(g)) && readyHere(TLS(tworker), g))
-        return;
-    spin_lock(&p->lock);
-    gQueue_pushBack(&p->inbox, g);
-    bool sleeping = p->idle;
-    spin_unlock(&p->lock);
-    if (sleeping)
-        wakeWorker(p);
-}
-
 // The next g to run on p, oldest first across the local queue and the
 // stealable new gs. Locks only when the inbox or newq has something.
 static gm_g *runqget(worker *p)
@@ -433,30 +388,6 @@ static gm_g *runqget(worker *p)
         spin_unlock(&p->lock);
     }
     return gQueue_pop(&p->runq);
-}
-
-// The lists of a worker's started gs: allg, the ones that cannot move,
-// p's thread's alone; allgMov, the movable ones, under p->lock when the
-// group has other workers (a thief moves them from list to list). So a
-// copied g starts and ends without a lock. Heads and next links are
-// stored atomically: forEachG walks them from other threads.
-static void allgLink(gm_g **head, gm_g *g)
-{
-    g->allprev = NULL;
-    __atomic_store_n(&g->allnext, *head, __ATOMIC_RELAXED);
-    if (*head != NULL)
-        (*head)->allprev = g;
-    __atomic_store_n(head, g, __ATOMIC_RELEASE);
-}
-
-static void allgUnlink(gm_g **head, gm_g *g)
-{
-    if (g->allprev != NULL)
-        __atomic_store_n(&g->allprev->allnext, g->allnext, __ATOMIC_RELAXED);
-    else
-        __atomic_store_n(head, g->allnext, __ATOMIC_RELAXED);
-    if (g->allnext != NULL)
-        g->allnext->allprev = g->allprev;
 }
 
 // A g that starts on p (p's thread), on the list its mode calls for.
@@ -495,84 +426,6 @@ void pinRunning(worker *p, gm_g *g)
     pinG(p, g);
     allgUnlink(&p->allg, g);
     allgAdd(p, g); // movable now
-}
-
-// How long a g waits in a busy worker's newq before a thief takes it (Go's
-// runqgrab waits 3 us before it takes a running P's runnext). A g that its
-// worker runs within that time stays: a coroutine readied by the one
-// running here that parks right after (a ping-pong pair, a producer and
-// its consumer) goes on without waking each other's worker. A worker that
-// is busy for longer (a long run, a long queue) shares what it had queued
-// before the wait. A new copied g waits longer: once it starts it never
-// moves, so a pair of copied coroutines placed on two workers would pay a
-// cross-thread wake-up per message for life, where a dedicated pair comes
-// back together (readyHere); a parallel computation's subproblems last far
-// longer than the wait.
-#define StealGraceNs 3000
-#define StealGraceCopiedNs 200000
-
-// Takes half of another worker's newq (new gs, and started movable ones),
-// only gs that have waited there StealGraceNs or more; returns one to run,
-// queues the rest. A started g moves to p's allg.
-static gm_g *runqsteal(worker *p)
-{
-    group *grp = p->grp;
-    for (int k = 1; k < grp->nprocs; k++) {
-        worker *v = grp->ps[(p->id + k) % grp->nprocs];
-        if (gQueue_empty(&v->newq))
-            continue;
-        // No lock and few reads while it waits: the victim pushes and pops
-        // newq all the while, and each look at its lines costs it a miss.
-        uint64_t last = atomic_load_explicit(&v->newqLast, memory_order_relaxed); // newq is in enqSeq order
-        uint64_t grace = atomic_load_explicit(&v->newqLastCopied, memory_order_relaxed) ? StealGraceCopiedNs
-                                                                                         : StealGraceNs;
-        uint64_t t0 = nanotime();
-        for (unsigned i = 1;; i++) {
-            cpu_relax();
-            if ((i & 63) != 0)
-                continue;
-            if (gQueue_empty(&v->newq) || nanotime() - t0 >= grace)
-                break;
-            if (!gQueue_empty(&p->inbox) || !gQueue_empty(&p->newq))
-                return NULL; // work of its own came meanwhile: the loop takes it first
-        }
-        gQueue got = { NULL, NULL };
-        long n = 0, started = 0;
-        spin_lock(&v->lock);
-        for (long want = (v->nnew + 1) / 2; want > 0 && !gQueue_empty(&v->newq) && v->newq.head->enqSeq <= last;
-             want--) {
-            gm_g *g = gQueue_pop(&v->newq);
-            v->nnew--;
-            if (g->started) {
-                allgUnlink(&v->allgMov, g);
-                started++;
-            }
-            gQueue_pushBack(&got, g);
-            n++;
-        }
-        spin_unlock(&v->lock);
-        gm_g *first = gQueue_pop(&got);
-        if (first == NULL)
-            continue;
-        atomic_fetch_add_explicit(&statSteals, (uint64_t)n, memory_order_relaxed);
-        if (started > 0) {
-            atomic_fetch_add_explicit(&statStealsStarted, (uint64_t)started, memory_order_relaxed);
-            spin_lock(&p->lock);
-            for (gm_g *g = got.head; g != NULL; g = g->schedlink)
-                if (g->started)
-                    allgLink(&p->allgMov, g);
-            if (first->started)
-                allgLink(&p->allgMov, first);
-            spin_unlock(&p->lock);
-        }
-        for (gm_g *g; (g = gQueue_pop(&got)) != NULL;) {
-            g->p = p;
-            runqputLocal(p, g);
-        }
-        first->p = p;
-        return first;
-    }
-    return NULL;
 }
 
 // The two directions of a switch, with the sanitizers told about each.
@@ -1246,9 +1099,7 @@ uint64_t gm_id(const gm_g *g)
 
 void proc_stats(gm_memstats *out)
 {
-    out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
-    out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
-    out->sched_ready_moves = atomic_load_explicit(&statReadyHere, memory_order_relaxed);
+    steal_stats(out);
     sysmon_stats(out);
     savedstack_stats(out);
     int64_t running = 0, waiting = 0;

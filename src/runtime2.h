@@ -506,8 +506,39 @@ __attribute__((noreturn, cold)) void offStack(const char *who, const gm_g *g, ui
 void runqputLocal(worker *p, gm_g *g);
 // runqput for a g of another worker: its inbox, waking the worker if it
 // sleeps, or (a movable g readied by a coroutine of its group) this
-// worker's run queue (proc.c's readyHere).
+// worker's run queue (steal.c's readyHere).
 void runqputRemote(gm_g *g);
+// Idle worker p takes half of another worker's newq, of the gs that have
+// waited there long enough (steal.c): returns one to run, queues the
+// rest on p; NULL if none (or if work of p's own came meanwhile).
+gm_g *runqsteal(worker *p);
+// steal.c's counters into out (sched_steals, sched_steals_started,
+// sched_ready_moves).
+void steal_stats(gm_memstats *out);
+// The lists of a worker's started gs: allg, the ones that cannot move,
+// p's thread's alone; allgMov, the movable ones, under p->lock when the
+// group has other workers (a thief moves them from list to list). So a
+// copied g starts and ends without a lock. Heads and next links are
+// stored atomically: forEachG walks them from other threads.
+static inline void allgLink(gm_g **head, gm_g *g)
+{
+    g->allprev = NULL;
+    __atomic_store_n(&g->allnext, *head, __ATOMIC_RELAXED);
+    if (*head != NULL)
+        (*head)->allprev = g;
+    __atomic_store_n(head, g, __ATOMIC_RELEASE);
+}
+
+static inline void allgUnlink(gm_g **head, gm_g *g)
+{
+    if (g->allprev != NULL)
+        __atomic_store_n(&g->allprev->allnext, g->allnext, __ATOMIC_RELAXED);
+    else
+        __atomic_store_n(head, g->allnext, __ATOMIC_RELAXED);
+    if (g->allnext != NULL)
+        g->allnext->allprev = g->allprev;
+}
+
 // Queues a runnable g on its worker: locally on its own thread, else
 // runqputRemote (out of line: the local case needs no frame).
 static inline void runqput(gm_g *g)

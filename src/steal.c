@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: MIT
+//
+// Work across the workers of a group (Go: proc.go's runqsteal and
+// runqgrab, and ready's choice of P): an idle worker takes gs from a busy
+// one's newq, and a movable g readied by a coroutine of another worker
+// moves to the waker's worker.
+//
+// Owns: runqsteal and its grace periods, runqputRemote (a ready from a
+// thread other than the g's worker) with readyHere, and the counters of
+// both (steals, ready moves). The queues themselves (newq, runq, inbox)
+// and the lists of started gs are proc.c's; runtime2.h says what each
+// holds.
+//
+// Invariants: a g moves only with its worker's lock held while it leaves
+// that worker's lists (newq, allgMov), and g->p is set before the g is
+// queued on its new worker; a copied g that has started never moves
+// (worker_valid checks the queues' side of this).
+//
+// Locks: worker.lock of the victim, then (not nested) of the thief; no
+// other lock is taken.
+#include "runtime2.h"
+
+static _Atomic uint64_t statSteals, statStealsStarted, statReadyHere;
+
+// A parked movable g of another worker of this group, readied by the g
+// running here, moves here and is queued as this worker's runnext (Go's
+// ready puts a goroutine on the waker's P): the two are likely to talk
+// again, and a pair that talks across workers pays a wake-up per message.
+// Not a g with anything of its wait left on its worker (a timer entry, an
+// armed fd) that it must clean up there. Thieves take it back if this
+// worker stays busy.
+static bool readyHere(worker *me, gm_g *g)
+{
+    worker *p = g->p;
+    if (me == NULL || __atomic_load_n(&me->cur, __ATOMIC_RELAXED) == NULL || me->grp != p->grp ||
+        !movable(g) || !g->allgMov || !g->started || g->waitTimer != 0 || g->localWait)
+        return false;
+    spin_lock(&p->lock);
+    allgUnlink(&p->allgMov, g);
+    spin_unlock(&p->lock);
+    if (g->parked) { // counted parked on p, which no longer sees it
+        g->parked = false;
+        atomic_fetch_add_explicit(&p->nwaitingGone, 1, memory_order_relaxed);
+    }
+    g->p = me;
+    spin_lock(&me->lock);
+    allgLink(&me->allgMov, g);
+    spin_unlock(&me->lock);
+    atomic_fetch_add_explicit(&statReadyHere, 1, memory_order_relaxed);
+    runqputLocal(me, g);
+    return true;
+}
+
+GM_NOINLINE void runqputRemote(gm_g *g)
+{
+    worker *p = g->p;
+    if (GM_UNLIKELY(movable(g)) && readyHere(TLS(tworker), g))
+        return;
+    spin_lock(&p->lock);
+    gQueue_pushBack(&p->inbox, g);
+    bool sleeping = p->idle;
+    spin_unlock(&p->lock);
+    if (sleeping)
+        wakeWorker(p);
+}
+
+// How long a g waits in a busy worker's newq before a thief takes it (Go's
+// runqgrab waits 3 us before it takes a running P's runnext). A g that its
+// worker runs within that time stays: a coroutine readied by the one
+// running here that parks right after (a ping-pong pair, a producer and
+// its consumer) goes on without waking each other's worker. A worker that
+// is busy for longer (a long run, a long queue) shares what it had queued
+// before the wait. A new copied g waits longer: once it starts it never
+// moves, so a pair of copied coroutines placed on two workers would pay a
+// cross-thread wake-up per message for life, where a dedicated pair comes
+// back together (readyHere); a parallel computation's subproblems last far
+// longer than the wait.
+#define StealGraceNs 3000
+#define StealGraceCopiedNs 200000
+
+// Takes half of another worker's newq (new gs, and started movable ones),
+// only gs that have waited there StealGraceNs or more; returns one to run,
+// queues the rest. A started g moves to p's allg.
+gm_g *runqsteal(worker *p)
+{
+    group *grp = p->grp;
+    for (int k = 1; k < grp->nprocs; k++) {
+        worker *v = grp->ps[(p->id + k) % grp->nprocs];
+        if (gQueue_empty(&v->newq))
+            continue;
+        // No lock and few reads while it waits: the victim pushes and pops
+        // newq all the while, and each look at its lines costs it a miss.
+        uint64_t last = atomic_load_explicit(&v->newqLast, memory_order_relaxed); // newq is in enqSeq order
+        uint64_t grace = atomic_load_explicit(&v->newqLastCopied, memory_order_relaxed) ? StealGraceCopiedNs
+                                                                                         : StealGraceNs;
+        uint64_t t0 = nanotime();
+        for (unsigned i = 1;; i++) {
+            cpu_relax();
+            if ((i & 63) != 0)
+                continue;
+            if (gQueue_empty(&v->newq) || nanotime() - t0 >= grace)
+                break;
+            if (!gQueue_empty(&p->inbox) || !gQueue_empty(&p->newq))
+                return NULL; // work of its own came meanwhile: the loop takes it first
+        }
+        gQueue got = { NULL, NULL };
+        long n = 0, started = 0;
+        spin_lock(&v->lock);
+        for (long want = (v->nnew + 1) / 2; want > 0 && !gQueue_empty(&v->newq) && v->newq.head->enqSeq <= last;
+             want--) {
+            gm_g *g = gQueue_pop(&v->newq);
+            v->nnew--;
+            if (g->started) {
+                allgUnlink(&v->allgMov, g);
+                started++;
+            }
+            gQueue_pushBack(&got, g);
+            n++;
+        }
+        spin_unlock(&v->lock);
+        gm_g *first = gQueue_pop(&got);
+        if (first == NULL)
+            continue;
+        atomic_fetch_add_explicit(&statSteals, (uint64_t)n, memory_order_relaxed);
+        if (started > 0) {
+            atomic_fetch_add_explicit(&statStealsStarted, (uint64_t)started, memory_order_relaxed);
+            spin_lock(&p->lock);
+            for (gm_g *g = got.head; g != NULL; g = g->schedlink)
+                if (g->started)
+                    allgLink(&p->allgMov, g);
+            if (first->started)
+                allgLink(&p->allgMov, first);
+            spin_unlock(&p->lock);
+        }
+        for (gm_g *g; (g = gQueue_pop(&got)) != NULL;) {
+            g->p = p;
+            runqputLocal(p, g);
+        }
+        first->p = p;
+        return first;
+    }
+    return NULL;
+}
+
+void steal_stats(gm_memstats *out)
+{
+    out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
+    out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
+    out->sched_ready_moves = atomic_load_explicit(&statReadyHere, memory_order_relaxed);
+}
