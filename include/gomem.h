@@ -226,7 +226,7 @@ GM_API int gm_trace_stop(void);
 // and stops sampling (the same). A file is written whole or not at all (a
 // temporary renamed over it). Objects sampled before a stop stay tracked;
 // a later start adds to the same profile (each record scaled by the rate
-// it was sampled at). Rate 1 gives every object a page of its own: for
+// it was sampled at). Rate 1 unwinds the stack at every allocation: for
 // tests and small runs. A forked child keeps sampling,
 // but only the process that started profiling writes the file at exit.
 // Thread-safe; threads that exit keep their samples.

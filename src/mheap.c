@@ -55,6 +55,7 @@
 // less code, at the price of good-fit instead of Go's address-ordered
 // first-fit. Go never returns arenas' address space; neither do we.
 #include "runtime.h"
+#include "mprof.h"
 
 #include <string.h>
 
@@ -117,7 +118,10 @@ static bool pageClassValid(mspan *s, uint8_t st)
     }
     for (uintptr_t i = 0; i < s->npages; i++) {
         uintptr_t p = s->startAddr + (i << PageShift);
-        if (pageClassOf(p) != (code != 0 ? (code | i << 8) : 0))
+        unsigned got = pageClassOf(p);
+        if (code != 0 && code < NumSizeClasses && (got & 0xff) == PageClassSampled + code)
+            got -= PageClassSampled; // a page holding a sampled object (mProf_specialsValid checks it)
+        if (got != (code != 0 ? (code | i << 8) : 0))
             return false;
     }
     return true;
@@ -884,9 +888,13 @@ const char *mheap_valid(void)
                 pfree += s->npages;
                 preleased += s->nreleased;
             } else if (st == mSpanInUse || st == mSpanManual) {
+                const char *sbad;
                 if (!pageClassValid(s, st)) {
                     snprintf(msg, sizeof msg, "span 0x%lx: pageClass does not name its class on every page",
                              (unsigned long)p);
+                    bad = msg;
+                } else if (st == mSpanInUse && s->spanclass != 0 && (sbad = mProf_specialsValid(s)) != NULL) {
+                    snprintf(msg, sizeof msg, "span 0x%lx: %s", (unsigned long)p, sbad);
                     bad = msg;
                 }
                 for (uintptr_t q = p; q <= last && bad == NULL; q += PageSize) {

@@ -104,10 +104,13 @@ struct mspan {
         gclink *manualFreeList;  // free stacks in the span; guarded by stackpool lock
         // In-use large spans (spanclass 0): the record of the sampled object
         // it holds (an mbucket *, mprof.c), or'ed with the object's size class
-        // when it is a small object given a span of its own; 0 when not
+        // when it is a tiny block given a span of its own; 0 when not
         // sampled. Cleared with manualFreeList when mheap hands the span out.
         // The object's owner.
         uintptr_t profBucket;
+        // In-use spans of a size class: their sampled live objects (mprof.c,
+        // "Sampled objects"), NULL when none. Guarded by specialsLock.
+        struct mspecial *specials;
     };
     union {
         // Stacks not on manualFreeList; guarded by stackpool lock.
@@ -259,7 +262,9 @@ typedef struct heapArena {
     // frees. A stackpool span's pages hold PageClassStack + its order
     // instead (stack.c: gm_stackfree's fast path), written by the stack
     // allocator when it takes the span; mheap clears them when it frees
-    // the span. Written under mheap_.lock; read anywhere (relaxed).
+    // the span. A page holding a sampled object has PageClassSampled + its
+    // class instead (mprof.c). Written under mheap_.lock, the sampled code
+    // under mprof.c's specialsLock; read anywhere (relaxed).
     _Atomic uint16_t pageClass[PagesPerArena];
     _Atomic(mspan *) spans[PagesPerArena]; // page -> span; written under mheap_.lock
 } heapArena;
@@ -418,6 +423,23 @@ static inline mspan *spanOfRaw(uintptr_t p)
 
 // heapArena.pageClass codes of stackpool spans: PageClassStack + order.
 #define PageClassStack 0x80
+// The code of a page of a size class's span that holds a sampled live
+// object (mprof.c, "Sampled objects"): PageClassSampled + the class. Out
+// of the fast path's range of classes, so every free on the page goes the
+// slow way, where the profiler sees whether it ends a sample. Written
+// under mprof.c's specialsLock.
+#define PageClassSampled 0xA0
+_Static_assert(PageClassStack + NumStackOrders <= PageClassSampled && PageClassSampled + NumSizeClasses <= 0x100,
+               "pageClass codes overlap");
+
+// Sets the pageClass code of the page holding p, a page of an in-use span
+// of a size class, to code | its index (kept) << 8.
+static inline void pageClassSetCode(uintptr_t p, uint8_t code)
+{
+    _Atomic uint16_t *e = &arenaOf(p)->pageClass[pageIndex(p)];
+    uint16_t v = atomic_load_explicit(e, memory_order_relaxed);
+    atomic_store_explicit(e, (uint16_t)((v & 0xff00) | code), memory_order_relaxed);
+}
 // Writes code | index << 8 into heapArena.pageClass for each page of s, a
 // manual span its caller owns (the stack allocator: PageClassStack +
 // order). mheap_freeManual clears them.

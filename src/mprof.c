@@ -44,16 +44,21 @@
 // each class from its first sample point on; before it, the class is
 // sampled at the default rate instead (at most one distance).
 //
-// Sampled objects get a span of their own (tcmalloc does the same): a
-// sampled small or tiny request is served by a span of whole pages from
-// mheap, spanclass 0 like a large object, with elemsize its class's size,
-// and the slot the fast path had taken goes back. So free's fast path does
-// nothing new: a span of class 0 already goes to freeLarge, which finds
-// the record in the span (profBucket) in one load. Cost: a page of address
-// space per sampled live object (one 4 KiB page touched), about 1/64 of the
-// rate (0.8% of the live heap at the default rate when every object is
-// small).
-//
+// Sampled objects stay where the fast path put them (Go's specials): a
+// small object's record hangs off its span (mspan.specials, a short list
+// of address and record, under specialsLock), and its page's pageClass
+// code becomes PageClassSampled + the class. That code is outside the
+// free fast path's range of classes, so every free on such a page takes
+// the slow path (freeNotSmall), which asks mProf_freeSampled whether the
+// object is a sample, then frees it as usual: the fast path does nothing
+// new. Cost: about one page in 64 holds a sample at the default rate
+// (rate / page size), so about 1.6% of the frees of small objects take
+// the slow path and a lock; no memory beyond the records. (A span of its
+// own per sample, tcmalloc's way and this file's first, cost a touched
+// page per live sample: 0.8% of a large heap's RSS.) A tiny block that is
+// sampled still gets a span of its own, spanclass 0 like a large object,
+// its record in the span's profBucket; so does a large object.
+
 // Stacks are unwound with libgcc's unwinder (_Unwind_Backtrace, from the
 // compiler's runtime, which every gcc and clang link on Linux already
 // brings), not by following frame pointers: it reads the .eh_frame tables
@@ -81,7 +86,9 @@
 // writes its file at exit.
 //
 // Locks: profLock (rank lockRankProf, above allmLock, below persistentLock)
-// guards bucket creation and the file's state. A sampling thread holds no
+// guards bucket creation and the file's state; specialsLock (a spin lock,
+// a leaf but for fixalloc's persistentalloc) the sampled objects of spans
+// of a size class. A sampling thread holds no
 // other lock. Setting a class's next distance takes allmLock
 // (mcache_setNextSample), never inside profLock.
 //
@@ -99,7 +106,7 @@
 #include <unwind.h>
 
 #define DefaultProfRate ((uint64_t)512 << 10) // Go's MemProfileRate
-#define BuckHashSize (1u << 12)               // chains of the bucket table (Go: 179999): 32 KiB
+#define BuckHashSize (1u << 9)                // chains of the bucket table (Go: 179999): 4 KiB, one page of every profiled process
 #define SkipFrames 24                         // most gomem frames looked at above the caller's
 
 _Atomic uint64_t mprofRate;
@@ -107,6 +114,18 @@ static mutex profLock = MUTEX_INIT(lockRankProf);
 static _Atomic(_Atomic(mbucket *) *) buckhash; // BuckHashSize chains; set once under profLock
 static _Atomic(mbucket *) mbuckets;       // every bucket, newest first
 static _Atomic uint64_t lastRate;         // the rate of the last start
+// The sampled live objects of spans of a size class: mspan.specials, their
+// pages' PageClassSampled codes, and specialAlloc.
+// A spin lock, not a mutex: it is held for a walk of a list of a few
+// records, on 1 free in 64 at the default rate (a pthread mutex's lock
+// and unlock were 2/3 of what in-place samples cost churn).
+static int specialsLock;
+typedef struct mspecial {
+    struct mspecial *next;
+    uintptr_t addr; // the object
+    mbucket *b;     // its record
+} mspecial;
+static fixalloc specialAlloc = { .size = sizeof(mspecial) }; // guarded by specialsLock
 static char profPath[4096];               // guarded by profLock
 static pid_t profPid;                     // who started profiling; guarded by profLock
 // The calling thread is in the profiler: a malloc it makes (the unwinder
@@ -353,6 +372,72 @@ static void *sampledSpan(uint8_t spc, uintptr_t size, uintptr_t recorded)
     return (void *)s->startAddr;
 }
 
+// Whether a sampled object lies on page (the page's start) of s.
+static bool pageHasSample(mspan *s, uintptr_t page)
+{
+    for (mspecial *x = s->specials; x != NULL; x = x->next)
+        if ((x->addr & ~(uintptr_t)PageMask) == page)
+            return true;
+    return false;
+}
+
+// x, just allocated in span s of class spc, is a sample with record b.
+static void addSpecial(mspan *s, void *x, mbucket *b, uint8_t spc)
+{
+    spin_lock(&specialsLock);
+    mspecial *sp = fixalloc_alloc(&specialAlloc);
+    if (sp != NULL) {
+        sp->addr = (uintptr_t)x;
+        sp->b = b;
+        sp->next = s->specials;
+        s->specials = sp;
+        pageClassSetCode((uintptr_t)x, (uint8_t)(PageClassSampled + spc));
+    } else { // out of memory for the record's link: the sample is not kept
+        atomic_fetch_add_explicit(&b->frees, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->freeBytes, b->size, memory_order_relaxed);
+    }
+    spin_unlock(&specialsLock);
+}
+
+void mProf_freeSampled(mspan *s, void *p, uint8_t spc)
+{
+    spin_lock(&specialsLock);
+    for (mspecial **px = &s->specials; *px != NULL; px = &(*px)->next) {
+        mspecial *x = *px;
+        if (x->addr != (uintptr_t)p)
+            continue;
+        *px = x->next;
+        atomic_fetch_add_explicit(&x->b->frees, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&x->b->freeBytes, x->b->size, memory_order_relaxed);
+        fixalloc_free(&specialAlloc, x);
+        uintptr_t page = (uintptr_t)p & ~(uintptr_t)PageMask;
+        if (!pageHasSample(s, page))
+            pageClassSetCode(page, spc); // frees on the page take the fast path again
+        break;
+    }
+    spin_unlock(&specialsLock);
+}
+
+const char *mProf_specialsValid(mspan *s)
+{
+    const char *bad = NULL;
+    spin_lock(&specialsLock);
+    for (mspecial *x = s->specials; x != NULL && bad == NULL; x = x->next) {
+        uintptr_t off = x->addr - s->startAddr;
+        if (x->addr < s->startAddr || off >= (uintptr_t)s->nelems * s->elemsize || off % s->elemsize != 0)
+            bad = "a sampled object's record names no slot of the span";
+        else if ((pageClassOf(x->addr) & 0xff) != PageClassSampled + (unsigned)s->spanclass)
+            bad = "a page holding a sampled object lacks its sampled code";
+    }
+    for (uintptr_t i = 0; i < s->npages && bad == NULL; i++) {
+        uintptr_t page = s->startAddr + (i << PageShift);
+        if ((pageClassOf(page) & 0xff) == PageClassSampled + (unsigned)s->spanclass && !pageHasSample(s, page))
+            bad = "a page has the sampled code but holds no sampled object";
+    }
+    spin_unlock(&specialsLock);
+    return bad;
+}
+
 static void *sampleSmall(void *x, bool zero)
 {
     mcache *c = TLS(mcache_tls);
@@ -362,18 +447,12 @@ static void *sampleSmall(void *x, bool zero)
     uint8_t spc = s->spanclass;
     uint64_t rate = atomic_load_explicit(&mprofRate, memory_order_relaxed);
     mcache_setNextSample(c, spc, nextSmall(&c->profRng, rate, spc));
-    void *p = NULL;
     if (rate != 0 && !profBusy) {
         profBusy = true;
-        p = sampledSpan(spc, class_to_size[spc], class_to_size[spc]);
+        mbucket *b = record(class_to_size[spc]);
+        if (b != NULL)
+            addSpecial(s, x, b, spc);
         profBusy = false;
-    }
-    if (p != NULL) {
-        // x goes back to its span, unseen; the count stays: p is this
-        // class's object for the stats.
-        uintptr_t r = ((uint64_t)((uintptr_t)x - s->startAddr) * s->divMul) >> 32;
-        freeToSpan(c, s, x, spc, r);
-        x = p;
     }
     return zero ? memset(x, 0, class_to_size[spc]) : x;
 }
@@ -605,14 +684,17 @@ __attribute__((constructor)) static void profFromEnv(void)
 void mprof_atfork_prepare(void)
 {
     lock(&profLock);
+    spin_lock(&specialsLock);
 }
 
 void mprof_atfork_parent(void)
 {
+    spin_unlock(&specialsLock);
     unlock(&profLock);
 }
 
 void mprof_atfork_child(void)
 {
+    specialsLock = 0;
     lock_reinit_child(&profLock);
 }

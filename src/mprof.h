@@ -40,9 +40,17 @@ void mProf_mallocLarge(mcache *c, mspan *s);
 // request). Only when mprofRate != 0.
 bool mProf_tinyDue(mcache *c, uintptr_t bs);
 void *mProf_mallocTiny(mcache *c, size_t n, uintptr_t bs);
+// p, an object of class spc in span s, is being freed from a page with
+// the sampled code: if p is a sample, its record counts the free, and the
+// page gets its class back when no other sample remains on it. The
+// caller frees p as usual.
+void mProf_freeSampled(mspan *s, void *p, uint8_t spc);
+// NULL if the sampled objects of s, an in-use span of a size class, and
+// the sampled codes of its pages agree; else what is wrong.
+const char *mProf_specialsValid(mspan *s);
 // A sampled object's span s is being freed: its record is updated and
-// s->profBucket cleared. Returns the object's size class if it is a small
-// object served by a span of its own, 0 for a large object.
+// s->profBucket cleared. Returns the size class it counts as if it is a
+// sampled tiny request served by a span of its own, 0 for a large object.
 uint8_t mProf_free(mspan *s);
 
 // Each malloc file's functions that an allocation passes through

@@ -535,6 +535,100 @@ TEST(counts_stay_whole_across_sample_points)
     VALID();
 }
 
+// Sampled small objects stay in their class's span (Go's specials): at
+// rate 1 every object is a sample, and 2,000 of 64 bytes take about 128
+// KiB of spans, not a page each (16 MiB); they sit side by side. A free
+// of an object that shares a page with a sample but is none leaves the
+// records alone; the samples' frees are counted; a sample freed twice is
+// a double free.
+static GM_NOINLINE void *inplaceSite(size_t n)
+{
+    void *p = gm_malloc(n);
+    sinkT = p;
+    return p;
+}
+
+static void freeSampleTwice(void *arg)
+{
+    (void)arg;
+    gm_prof_start(path("twice.pb.gz"), 1);
+    void *p = inplaceSite(64);
+    gm_free(p);
+    gm_free(p);
+}
+
+static int64_t inplaceInUse(const char *file)
+{
+    pprofProfile p;
+    int64_t objects = -1;
+    if (readProf(file, &p)) {
+        uintptr_t fns[1] = {(uintptr_t)inplaceSite};
+        objects = 0;
+        for (uint32_t i = 0; i < p.nsample; i++) {
+            const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
+            if (l != NULL && whichFunction(l->address, fns, 1) == 0)
+                objects += p.sample[i].value[2];
+        }
+        pprof_free(&p);
+    }
+    return objects;
+}
+
+TEST(sampled_objects_stay_in_their_span)
+{
+    enum { N = 2000 };
+    static char *keep[N];
+    const char *file = path("inplace.pb.gz");
+    gm_memstats before, after;
+    gm_stats(&before);
+    CHECK_EQ(gm_prof_start(file, 1), 0);
+    for (int i = 0; i < N; i++)
+        keep[i] = inplaceSite(64);
+    gm_stats(&after);
+    CHECK(after.heap_inuse - before.heap_inuse < (1u << 20));
+    int adjacent = 0;
+    for (int i = 1; i < N; i++)
+        adjacent += keep[i] - keep[i - 1] == 64 || keep[i - 1] - keep[i] == 64;
+    CHECK(adjacent > N / 2);
+    CHECK_EQ(gm_prof_dump(), 0);
+    CHECK_EQ(inplaceInUse(file), N);
+    // The validator ties samples and page codes: a page that lost its
+    // code, and a code with no sample, are both named.
+    uintptr_t pg = (uintptr_t)keep[0];
+    unsigned code = pageClassOf(pg) & 0xff;
+    CHECK(code >= PageClassSampled);
+    pageClassSetCode(pg, (uint8_t)(code - PageClassSampled));
+    const char *bad = mheap_valid();
+    CHECK(bad != NULL && strstr(bad, "lacks its sampled code") != NULL);
+    pageClassSetCode(pg, (uint8_t)code);
+    CHECK(mheap_valid() == NULL);
+    // Half freed while on, then a neighbour that is no sample, with
+    // profiling off: only the samples' frees count.
+    for (int i = 0; i < N; i += 2)
+        gm_free(keep[i]);
+    CHECK_EQ(gm_prof_stop(), 0);
+    CHECK_EQ(inplaceInUse(file), N / 2);
+    void *other = gm_malloc(64); // one of the freed slots, on a page with samples
+    gm_free(other);
+    VALID();
+    for (int i = 1; i < N; i += 2)
+        gm_free(keep[i]);
+    CHECK_EQ(gm_prof_start(file, 1), 0); // a dump of the records as they are now
+    CHECK_EQ(gm_prof_stop(), 0);
+    CHECK_EQ(inplaceInUse(file), 0);
+    VALID();
+    char *lone = gm_malloc(64); // no sample left on any page now
+    unsigned was = pageClassOf((uintptr_t)lone);
+    CHECK((was & 0xff) < PageClassSampled);
+    pageClassSetCode((uintptr_t)lone, (uint8_t)((was & 0xff) + PageClassSampled));
+    bad = mheap_valid();
+    CHECK(bad != NULL && strstr(bad, "holds no sampled object") != NULL);
+    pageClassSetCode((uintptr_t)lone, (uint8_t)was);
+    gm_free(lone);
+    VALID();
+    CHECK_DEATH(freeSampleTwice, NULL, "double free");
+}
+
 // malloc must leave the program's floating-point state alone: the
 // sampler draws its distances with integers, at sample points whether
 // profiling is on or off.
@@ -679,6 +773,7 @@ int main(int argc, char **argv)
     RUN(exited_thread_keeps_its_samples);
     RUN(a_running_thread_takes_up_a_start_at_its_next_sample_point);
     RUN(counts_stay_whole_across_sample_points);
+    RUN(sampled_objects_stay_in_their_span);
     RUN(sampling_leaves_floating_point_flags_alone);
     RUN(coroutine_profile);
     RUN(preloaded_python_names_its_functions);
