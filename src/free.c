@@ -170,17 +170,6 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
 // and a small object's on a page holding a sampled object (mprof.c).
 static GM_NOINLINE void freeNotSmall(void *p, const char *who)
 {
-    unsigned pc = pageClassOf((uintptr_t)p); // again: an argument cost the fast path a move
-    if (GM_UNLIKELY((pc & 0xff) >= PageClassSampled)) {
-        uint8_t spc = (uint8_t)((pc & 0xff) - PageClassSampled);
-        classSlotCheck(spc, p, ((uintptr_t)p & PageMask) + ((uintptr_t)(pc >> 8) << PageShift), who);
-        // The record first: once cached, p may be handed out again. A
-        // sample freed twice finds no record the second time, and
-        // freeSmall's checks name the double free.
-        mProf_freeSampled(spanOfRaw((uintptr_t)p), p, spc);
-        freeSmall(p, spc);
-        return;
-    }
     // spanOfRaw, not spanOf: a non-zero spanclass means an in-use heap span
     // (mheap zeroes it on free; stack and large spans have class 0), and
     // freeTiny's slot check proves p lies in it. Anything odd goes the slow
@@ -188,6 +177,17 @@ static GM_NOINLINE void freeNotSmall(void *p, const char *who)
     mspan *s = spanOfRaw((uintptr_t)p);
     if (GM_UNLIKELY(s == NULL || s->spanclass == 0)) {
         freeLarge(p, spanOf((uintptr_t)p), who);
+        return;
+    }
+    if (GM_UNLIKELY(s->spanclass < TinyClass16)) {
+        // A small object whose page holds a sampled object (PageClassSampled:
+        // mprof.c), or held one until a moment ago. The record first: once
+        // cached, p may be handed out again. A sample freed twice finds no
+        // record the second time, and freeSmall's checks name the double free.
+        uint8_t spc = s->spanclass;
+        classSlotCheck(spc, p, (uintptr_t)p - s->startAddr, who);
+        mProf_freeSampled(s, p, spc);
+        freeSmall(p, spc);
         return;
     }
     freeTiny(p, s, who);

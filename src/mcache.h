@@ -172,8 +172,7 @@ static inline uint64_t binMallocs(const mcache *c, int spc)
 // tiny allocator's blocks, sampled objects): nextSample stays as it is.
 static inline void binMallocAdd(mcache *c, int spc, uint64_t k)
 {
-    __atomic_store_n(&c->nmallocAtSample[spc], __atomic_load_n(&c->nmallocAtSample[spc], __ATOMIC_RELAXED) + k,
-                     __ATOMIC_RELAXED);
+    binCountAdd(&c->nmallocAtSample[spc], k);
 }
 
 // The objects on b's list.
