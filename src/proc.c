@@ -33,8 +33,8 @@
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
 // worker steals half of another's newq (steal.c's runqsteal), of the gs that have
-// waited there a few microseconds (200 for a new copied g, which never
-// moves once started): a g its worker runs soon stays, beside the
+// waited there a few microseconds (200 for a new g, often a short task,
+// and never moved once started if copied): a g its worker runs soon stays, beside the
 // coroutines it talks to (Go keeps its runnext from thieves the same way).
 // newq holds the gs any
 // worker may run: new ones (no stack yet) and, when the group has more
@@ -334,7 +334,7 @@ static void newqput(worker *p, gm_g *g)
     gQueue_pushBack(&p->newq, g);
     p->nnew++;
     atomic_store_explicit(&p->newqLast, g->enqSeq, memory_order_relaxed);
-    atomic_store_explicit(&p->newqLastCopied, !g->started && g->mode == GM_STACK_COPIED, memory_order_relaxed);
+    atomic_store_explicit(&p->newqLastNew, !g->started, memory_order_relaxed);
     spin_unlock(&p->lock);
     wakep(p);
 }

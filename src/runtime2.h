@@ -221,8 +221,8 @@ struct worker {
     gQueue newq;               // runnable gs other workers may steal: created here and not started, and
                                // (more than one worker) started movable ones; p->lock
     long nnew;                 // newq's length; p->lock
-    _Atomic uint64_t newqLast; // enqSeq of the last g queued on newq, and whether it was a new copied
-    _Atomic bool newqLastCopied; // g: written under p->lock, read by thieves without it
+    _Atomic uint64_t newqLast; // enqSeq of the last g queued on newq, and whether it was a new
+    _Atomic bool newqLastNew;  // g (not started): written under p->lock, read by thieves without it
     gQueue inbox;              // readied by other threads, for runq; p->lock
     gm_timer *timerq;          // API timers another thread changed, for p to reconcile (gm_timer.qnext);
                                // p->lock. Non-empty => timerNote is on inbox, or taken off it by
