@@ -401,6 +401,24 @@ TEST(fork_during_profiling)
 
 static void *volatile sinkT;
 
+// The sum of value v (0: allocated objects, 2: in-use objects) over the
+// samples of file whose innermost frame is in fn; -1 if file is unreadable.
+static int64_t siteValue(const char *file, const void *fn, int v)
+{
+    pprofProfile p;
+    if (!readProf(file, &p))
+        return -1;
+    uintptr_t fns[1] = {(uintptr_t)fn};
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < p.nsample; i++) {
+        const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
+        if (l != NULL && whichFunction(l->address, fns, 1) == 0)
+            sum += p.sample[i].value[v];
+    }
+    pprof_free(&p);
+    return sum;
+}
+
 static GM_NOINLINE void *threadSite(size_t n)
 {
     void *p = gm_malloc(n);
@@ -427,18 +445,7 @@ TEST(exited_thread_keeps_its_samples)
     CHECK_EQ(pthread_create(&t, NULL, allocAndExit, keep), 0);
     pthread_join(t, NULL);
     CHECK_EQ(gm_prof_stop(), 0);
-    pprofProfile p;
-    if (CHECK(readProf(file, &p))) {
-        uintptr_t fns[1] = {(uintptr_t)threadSite};
-        int64_t objects = 0;
-        for (uint32_t i = 0; i < p.nsample; i++) {
-            const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
-            if (l != NULL && whichFunction(l->address, fns, 1) == 0)
-                objects += p.sample[i].value[2];
-        }
-        CHECK_EQ(objects, 10);
-        pprof_free(&p);
-    }
+    CHECK_EQ(siteValue(file, threadSite, 2), 10);
     for (int i = 0; i < 10; i++)
         gm_free(keep[i]);
 }
@@ -480,19 +487,9 @@ TEST(a_running_thread_takes_up_a_start_at_its_next_sample_point)
     atomic_store(&lateGo, 1);
     pthread_join(t, NULL);
     CHECK_EQ(gm_prof_stop(), 0);
-    pprofProfile p;
-    if (CHECK(readProf(file, &p))) {
-        uintptr_t fns[1] = {(uintptr_t)lateSite};
-        int64_t objects = 0;
-        for (uint32_t i = 0; i < p.nsample; i++) {
-            const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
-            if (l != NULL && whichFunction(l->address, fns, 1) == 0)
-                objects += p.sample[i].value[0]; // allocated objects (rate 1: exact)
-        }
-        printf("    %lld of the thread's 20000 allocations sampled\n", (long long)objects);
-        CHECK(objects > 12000 && objects <= 20000);
-        pprof_free(&p);
-    }
+    int64_t objects = siteValue(file, lateSite, 0); // allocated objects (rate 1: exact)
+    printf("    %lld of the thread's 20000 allocations sampled\n", (long long)objects);
+    CHECK(objects > 12000 && objects <= 20000);
 }
 
 // A class's allocation count and its sample countdown are one word with a
@@ -559,19 +556,7 @@ static void freeSampleTwice(void *arg)
 
 static int64_t inplaceInUse(const char *file)
 {
-    pprofProfile p;
-    int64_t objects = -1;
-    if (readProf(file, &p)) {
-        uintptr_t fns[1] = {(uintptr_t)inplaceSite};
-        objects = 0;
-        for (uint32_t i = 0; i < p.nsample; i++) {
-            const pprofLocation *l = p.sample[i].nloc ? pprof_location(&p, p.sample[i].loc[0]) : NULL;
-            if (l != NULL && whichFunction(l->address, fns, 1) == 0)
-                objects += p.sample[i].value[2];
-        }
-        pprof_free(&p);
-    }
-    return objects;
+    return siteValue(file, inplaceSite, 2);
 }
 
 TEST(sampled_objects_stay_in_their_span)
