@@ -230,14 +230,6 @@ static GM_COLD mcache *mcache_create(void)
     return c;
 }
 
-void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg)
-{
-    lock(&allmLock);
-    for (mcache *c = allm; c != NULL; c = c->allnext)
-        fn(c, arg);
-    unlock(&allmLock);
-}
-
 void mcache_setNextSample(mcache *c, uint8_t spc, uint64_t n)
 {
     lock(&allmLock);

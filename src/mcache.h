@@ -197,9 +197,6 @@ mcache *getmcache(void);
 // cache, and those of its tcache and tiny state (tcache_valid,
 // tiny_valid); else a description of the first that does not.
 const char *mcache_valid(mcache *c);
-// Calls fn on every live mcache, under allmLock (fn may touch only what
-// other threads may: atomics).
-void mcache_forEach(void (*fn)(mcache *c, void *arg), void *arg);
 // Adds every live mcache's cached bytes into out. Takes allmLock.
 void mcache_sumcounters(gm_memstats *out);
 
