@@ -137,8 +137,8 @@ static GM_NOINLINE void freeLarge(void *p, mspan *s, const char *who)
     uintptr_t bytes = s->elemsize;
     freedFill(p, bytes);
     mcache *c = TLS(mcache_tls); // a free never creates a cache (thread teardown)
-    // A sampled object (mprof.c): its record is in the span. A small one
-    // has a span of its own and counts as an object of its class.
+    // A sampled object (mprof.c): its record is in the span. A sampled tiny
+    // request has a span of its own and counts as an object of its class.
     uint8_t spc = s->profBucket != 0 ? mProf_free(s) : 0;
     if (spc != 0) {
         if (c != NULL)

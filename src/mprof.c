@@ -353,8 +353,8 @@ static mbucket *record(uintptr_t size)
 
 // ------------------------------------------------------- sampled objects
 
-// A span of its own for a sampled object of class spc (size bytes), with
-// its record, or NULL (out of memory: the caller keeps its slot).
+// A span of its own for a sampled tiny request, counted as class spc (size
+// bytes), with its record, or NULL (out of memory: no sample).
 static void *sampledSpan(uint8_t spc, uintptr_t size, uintptr_t recorded)
 {
     mspan *s = mheap_allocLarge((size + PageMask) >> PageShift, 1);
