@@ -5,7 +5,7 @@
 # not move with the machine's load, so this is the check that a change to a
 # hot path did not make it dearer. stack is a gm_stackalloc(2048) +
 # gm_stackfree pair, libc2048 the C library's malloc(2048) + free beside
-# it.   bench/instr.sh [BUILD]
+# it.   bench/instr.sh [BUILD]     OPS="malloc calloc" bench/instr.sh: some only
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
