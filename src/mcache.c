@@ -19,8 +19,9 @@
 // Locks: allmLock (rank lockRankAllm) guards allm, mcachealloc and
 // deadStats, and a change of both halves of a class's allocation count
 // (nmallocAtSample and bin.nextSample) at a sample point, so that
-// gm_stats, reading under it, sees the count whole. Flushing a cache takes the stack pool, mcentral and heap locks,
-// which rank lower, so it happens before allmLock is taken.
+// gm_stats, reading under it, sees the count whole. Flushing a cache
+// takes the stack pool, mcentral and heap locks, which rank lower, so it
+// happens before allmLock is taken.
 //
 // Differs from Go: per thread, not per P; spans return to mcentral when
 // full or at thread exit (Go: at every GC).

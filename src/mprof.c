@@ -106,7 +106,7 @@
 #include <unwind.h>
 
 #define DefaultProfRate ((uint64_t)512 << 10) // Go's MemProfileRate
-#define BuckHashSize (1u << 9)                // chains of the bucket table (Go: 179999): 4 KiB, one page of every profiled process
+#define BuckHashSize (1u << 9)                // chains of the bucket table (Go: 179999): 4 KiB, one page
 #define SkipFrames 24                         // most gomem frames looked at above the caller's
 
 _Atomic uint64_t mprofRate;

@@ -32,17 +32,16 @@
 // else to do (yield.c).
 //
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
-// worker steals half of another's newq (steal.c's runqsteal), of the gs that have
-// waited there a few microseconds (200 for a new g, often a short task,
-// and never moved once started if copied): a g its worker runs soon stays, beside the
-// coroutines it talks to (Go keeps its runnext from thieves the same way).
-// newq holds the gs any
-// worker may run: new ones (no stack yet) and, when the group has more
-// than one worker, started ones whose frames are on a stack of their own
-// (movable: dedicated, pinned), as Go's runq is open to thieves. A movable
-// g readied by a coroutine of another worker moves to the waker's worker
-// (readyHere; Go's ready queues on the waker's P). A started
-// copied g stays on its worker (g->p) for life: its frames are addressed
+// worker steals half of another's newq (steal.c's runqsteal), of the gs
+// that have waited there a few microseconds (200 for a new g, often a
+// short task, and never moved once started if copied): a g its worker
+// runs soon stays, beside the coroutines it talks to (Go keeps its runnext
+// from thieves the same way). newq holds the gs any worker may run: new
+// ones (no stack yet) and, when the group has more than one worker,
+// started ones whose frames are on a stack of their own (movable:
+// dedicated, pinned), as Go's runq is open to thieves. A movable g readied
+// by a coroutine of another worker moves to the waker's worker (readyHere;
+// Go's ready queues on the waker's P). A started copied g stays on its worker (g->p) for life: its frames are addressed
 // at one of that worker's execution stacks, so it waits in the worker's own
 // runq (its thread only, no lock). Other threads ready a g through its
 // worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
