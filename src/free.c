@@ -236,9 +236,8 @@ uintptr_t tcache_newKey(mcache *c)
 // free) or the program's data happens to hold the key. The list says which.
 GM_NOINLINE void tcacheCheckDouble(mcache *c, uint8_t spc, void *p)
 {
-    for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
-        if (x == p)
-            throwDoubleFree(p, spanOfRaw((uintptr_t)p));
+    if (tcacheListHolds(c->bin[spc].head, p))
+        throwDoubleFree(p, spanOfRaw((uintptr_t)p));
     // Not cached: the program's data held the key. Free it for real.
     ((uintptr_t *)p)[1] = 0;
     freeObject(p, "free");
@@ -339,9 +338,9 @@ void tcache_flushAll(mcache *c)
 // 1-4 bytes never come here. ASan builds free them to the span at once,
 // where the whole object is poisoned.
 
-bool tcache8Holds(const mcache *c, const void *p)
+bool tcacheListHolds(const gclink *list, const void *p)
 {
-    for (const gclink *x = c->tcache8; x != NULL; x = linkNext(x))
+    for (const gclink *x = list; x != NULL; x = linkNext(x))
         if (x == p)
             return true;
     return false;
@@ -349,7 +348,7 @@ bool tcache8Holds(const mcache *c, const void *p)
 
 static GM_NOINLINE void free8(mcache *c, void *p)
 {
-    if (GM_UNLIKELY(tcache8Maybe(p)) && tcache8Holds(c, p))
+    if (GM_UNLIKELY(tcache8Maybe(p)) && tcacheListHolds(c->tcache8, p))
         throwDoubleFree(p, spanOfRaw((uintptr_t)p));
     if (GM_UNLIKELY(c->tcache8n >= Tcache8Limit))
         tcache8Flush(c, Tcache8Limit / 2);

@@ -194,13 +194,14 @@ void tcacheCheckDouble(mcache *c, uint8_t spc, void *p);
 // Whether p's word 0 could be a tcache8 link: it decodes to NULL or into
 // the heap's arenas. Program data does with odds of the arenas' share of
 // the 64-bit space (the secret randomises what it decodes to); a cached
-// object always does. tcache8Holds confirms.
+// object always does. tcacheListHolds confirms.
 static inline bool tcache8Maybe(const void *p)
 {
     uintptr_t next = (uintptr_t)linkNext((const gclink *)p);
     return next == 0 || arenaOf(next) != NULL;
 }
-bool tcache8Holds(const mcache *c, const void *p);
+// Whether p is on list (a tcache bin's or tcache8): a walk of it.
+bool tcacheListHolds(const gclink *list, const void *p);
 // Sends all but the newest keep objects of c->tcache8 to their spans.
 void tcache8Flush(mcache *c, unsigned keep);
 // Sends all but the newest keep objects of c->bin[spc].head to their spans.
@@ -251,11 +252,10 @@ static inline void checkNotFree(void *p, uint8_t spc, const char *who)
     mcache *c = TLS(mcache_tls);
     if (c == NULL)
         return;
-    if (c->bin[spc].limit != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p))
-        for (gclink *x = c->bin[spc].head; x != NULL; x = linkNext(x))
-            if (x == p)
-                throwUseAfterFree(who, p, spc);
-    if (spc == Class8 && !ASAN_IS_POISONED(p) && tcache8Maybe(p) && tcache8Holds(c, p))
+    if (c->bin[spc].limit != 0 && !ASAN_IS_POISONED(p) && ((uintptr_t *)p)[1] == tcacheTag(c, p) &&
+        tcacheListHolds(c->bin[spc].head, p))
+        throwUseAfterFree(who, p, spc);
+    if (spc == Class8 && !ASAN_IS_POISONED(p) && tcache8Maybe(p) && tcacheListHolds(c->tcache8, p))
         throwUseAfterFree(who, p, spc);
     mspan *s = c->alloc[spc]; // &emptymspan: no pages
     uintptr_t off = (uintptr_t)p - s->startAddr;
