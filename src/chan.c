@@ -414,15 +414,20 @@ static void closeLocked(gm_chan *c)
 {
     c->closed = true;
     sudog *sg;
+    // Several waiters stay each on its worker; one alone follows the
+    // closer, as any woken g (readyClaimedStay).
+    const sudog *r = c->recvq.first, *s = c->sendq.first;
+    bool several = (r != NULL && (r->next != NULL || s != NULL)) || (s != NULL && s->next != NULL);
+    void (*ready)(gm_g *) = several ? readyClaimedStay : readyClaimed;
     while ((sg = dequeue(&c->recvq)) != NULL) {
         if (sg->elem != NULL)
             stackCopyTo(sg->g, sg->elem, NULL, c->elemsize);
         sg->success = false;
-        readyClaimed(sg->g);
+        ready(sg->g);
     }
     while ((sg = dequeue(&c->sendq)) != NULL) {
         sg->success = false; // the sender wakes and reports the send on a closed channel
-        readyClaimed(sg->g);
+        ready(sg->g);
     }
     if (GM_DEBUG >= 3)
         checkValid(c);

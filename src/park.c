@@ -131,7 +131,7 @@ static inline bool casReady(gm_g *g, int *want)
                                                    memory_order_relaxed);
 }
 
-void readyClaimed(gm_g *g)
+static inline __attribute__((always_inline)) void readyClaimedTo(gm_g *g, bool follow)
 {
     if (g->threadWaiter) {
         uint32_t *word = (uint32_t *)&g->status;
@@ -147,7 +147,22 @@ void readyClaimed(gm_g *g)
             throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
         cpu_relax();
     }
-    runqput(g);
+    if (follow)
+        runqput(g);
+    else if (g->p == TLS(tworker))
+        runqputLocal(g->p, g);
+    else
+        runqputInbox(g);
+}
+
+void readyClaimed(gm_g *g)
+{
+    readyClaimedTo(g, true);
+}
+
+void readyClaimedStay(gm_g *g)
+{
+    readyClaimedTo(g, false);
 }
 
 bool readyIfWaiting(gm_g *g, uint64_t seq, int why)

@@ -5,7 +5,7 @@
 // gstack.c; parks and readies in park.c; stealing between workers in
 // steal.c; timers in time.c; fd waits in fd.c over netpoll.h.
 //
-// Owns: groups (one per gm_main call: its workers, the live count),
+// Owns: groups (one per gm_main call: its workers, whether any g lives),
 // workers (Go's P and M in one: a thread, its run queues, its execution
 // stack for copied-mode coroutines, its free g list), g descriptors and
 // their life: gm_go, gm_main, the run queues that a ready fills (runqput:
@@ -509,14 +509,11 @@ static void freeG(worker *p, gm_g *g)
     // Queued for reuse oldest first: a gm_ready on it soon after it ended
     // still finds it dead.
     gfput(p, g);
+    // Release: whoever reads this count reads g's creation too (groupLive).
+    // If g was the last, p finds the group done when it looks for work,
+    // and wakes the others (findRunnable).
     atomic_store_explicit(&p->nended, atomic_load_explicit(&p->nended, memory_order_relaxed) + 1,
                           memory_order_release);
-    if (atomic_fetch_sub_explicit(&p->grp->live, 1, memory_order_acq_rel) == 1) {
-        group *grp = p->grp; // the last one: every worker may stop
-        for (int i = 0; i < grp->nprocs; i++)
-            if (grp->ps[i] != p)
-                wakeWorker(grp->ps[i]);
-    }
 }
 
 static const char *statusName(const gm_g *g)
@@ -529,10 +526,27 @@ static const char *statusName(const gm_g *g)
     }
 }
 
+// The gs of grp not dead: the sum over its workers of those created there
+// minus those ended there (a g may end on another worker than its own).
+// The ends are read first: each end's release carries its g's creation,
+// so a creation is never missed for an end that is counted, and a sum
+// read this way is at least the live count at the moment the last end was
+// read. 0 therefore means that every g had ended by then, and it stays so:
+// only a g of the group creates one. Costs two loads per worker; read
+// when a worker runs out of work, not per switch.
+static long groupLive(const group *grp)
+{
+    long n = 0;
+    for (int i = 0; i < grp->nprocs; i++)
+        n -= (long)atomic_load_explicit(&grp->ps[i]->nended, memory_order_acquire);
+    for (int i = 0; i < grp->nprocs; i++)
+        n += (long)atomic_load_explicit(&grp->ps[i]->ncreated, memory_order_relaxed);
+    return n;
+}
+
 static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
 {
-    fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n",
-            atomic_load(&grp->live));
+    fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n", groupLive(grp));
     int shown = 0;
     for (int i = 0; i < grp->nprocs; i++) {
         worker *p = grp->ps[i];
@@ -569,7 +583,7 @@ static bool spinForWork(worker *p)
         cpu_relax();
         if (!gQueue_empty(&p->inbox) || !gQueue_empty(&p->newq))
             return true;
-        if ((i & 255) == 255 && atomic_load_explicit(&p->grp->live, memory_order_relaxed) == 0)
+        if ((i & 255) == 255 && groupLive(p->grp) == 0)
             return false; // done: the caller finds out under its lock
         if ((i & 511) == 511 && othersHaveWork(p))
             return true; // something to steal
@@ -628,15 +642,22 @@ static gm_g *findRunnable(worker *p)
             if (found || othersHaveWork(p))
                 continue;
         }
-        // Nothing to run. Sleep, unless the group is done; marking idle
-        // and checking live under p->lock pairs with freeG's wake.
+        // Nothing to run. Sleep, unless the group is done. The worker that
+        // finds it done wakes the others, each of which finds the same: a
+        // worker that counted the group live under its lock and sleeps is
+        // idle by the time the finder's wakeWorker takes that lock, and one
+        // that has yet to look sees the last end (the finder read it, and
+        // its wakeWorker released p->lock since).
         spin_lock(&p->lock);
         if (p->inbox.head != NULL || p->newq.head != NULL) {
             spin_unlock(&p->lock);
             continue;
         }
-        if (atomic_load_explicit(&grp->live, memory_order_acquire) == 0) {
+        if (groupLive(grp) == 0) {
             spin_unlock(&p->lock);
+            for (int i = 0; i < grp->nprocs; i++)
+                if (grp->ps[i] != p)
+                    wakeWorker(grp->ps[i]);
             spinEnd(p, looking, nanotime());
             return NULL;
         }
@@ -660,7 +681,7 @@ static gm_g *findRunnable(worker *p)
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
-            atomic_load(&attachedThreads) == 0 && atomic_load(&grp->live) > 0)
+            atomic_load(&attachedThreads) == 0 && groupLive(grp) > 0)
             deadlock(grp);
         uint64_t slept = nanotime();
         spinEnd(p, looking, slept);
@@ -917,7 +938,6 @@ gm_g *gm_go_id(void (*fn)(void *), void *arg, const gm_go_options *opts, uint64_
     if (idp != NULL)
         *idp = id; // before g can run (and end, and its descriptor be reused)
     setstatus(g, Grunnable);
-    atomic_fetch_add_explicit(&p->grp->live, 1, memory_order_relaxed);
     atomic_store_explicit(&p->ncreated, atomic_load_explicit(&p->ncreated, memory_order_relaxed) + 1,
                           memory_order_relaxed);
     group *grp = p->grp;

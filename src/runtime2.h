@@ -184,13 +184,16 @@ struct gm_ticker {
 typedef struct group {
     int nprocs;
     worker **ps;               // immutable while running
-    _Atomic long live;         // gs not dead
-    _Atomic int nidle;         // workers with idle set
+    bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
+    // The counters below change while gs run; on a line of their own, away
+    // from nprocs and ps, which every switch reads. The live count is no
+    // counter here: it is the sum of the workers' ncreated - nended
+    // (groupLive), so creating and ending a g writes no shared line.
+    _Alignas(64) _Atomic int nidle;         // workers with idle set
     _Atomic int nspinning;     // workers looking for work without sleeping (spinForWork): a new g
                                // wakes a sleeping worker only when none spins (Go's nmspinning)
     _Atomic long ntimers;      // pending timers, all workers
     _Atomic long nfdwait;      // gs in gm_wait_fd, all workers
-    bool running;              // gm_main runs it; written under allWorkersLock (sysmon reads ps then)
 } group;
 
 // One of a worker's execution stacks (gstack.c's head tells the policy):
@@ -508,6 +511,8 @@ void runqputLocal(worker *p, gm_g *g);
 // sleeps, or (a movable g readied by a coroutine of its group) this
 // worker's run queue (steal.c's readyHere).
 void runqputRemote(gm_g *g);
+// runqputRemote without the move: g's worker's inbox (waking it).
+void runqputInbox(gm_g *g);
 // Idle worker p takes half of another worker's newq, of the gs that have
 // waited there long enough (steal.c): returns one to run, queues the
 // rest on p; NULL if none (or if work of p's own came meanwhile).
@@ -587,6 +592,14 @@ static inline bool claimWait(gm_g *g, uint64_t seq, int why)
 // queue, a thread's stand-in is marked Grunnable and its thread woken. The
 // last touch of g (a stand-in's thread may return at once).
 void readyClaimed(gm_g *g);
+// readyClaimed for one of several gs readied at once (a close, a
+// broadcast): it stays on its worker instead of following the waker
+// (steal.c's readyHere). A pair that talks gains from meeting on one
+// worker; a crowd woken by one g does not, and moving a million to the
+// waker's worker only for thieves to carry half of them back cost a
+// quarter of the time of a million dedicated coroutines woken by a close
+// at two workers.
+void readyClaimedStay(gm_g *g);
 // A plain thread's stand-in g, on its own stack (which never moves, so a
 // waker copies into it directly), Gwaiting in a fresh wait.
 void threadStandIn(gm_g *w);

@@ -140,12 +140,17 @@ int waitExpired(int64_t deadline, gm_ctx *ctx)
     return 0;
 }
 
-// Readies a list of claimed waiters (semaDequeueAll), linked by schedlink.
+// Readies a list of claimed waiters (semaDequeueAll), linked by schedlink:
+// one alone as any ready, several where each parked (readyClaimedStay).
 static void readyAll(gm_g *g)
 {
+    bool one = g != NULL && g->schedlink == NULL;
     for (gm_g *next; g != NULL; g = next) {
-        next = g->schedlink; // readyClaimed is the last touch of g
-        readyClaimed(g);
+        next = g->schedlink; // readying is the last touch of g
+        if (one)
+            readyClaimed(g);
+        else
+            readyClaimedStay(g);
     }
 }
 

@@ -53,9 +53,14 @@ static bool readyHere(worker *me, gm_g *g)
 
 GM_NOINLINE void runqputRemote(gm_g *g)
 {
-    worker *p = g->p;
     if (GM_UNLIKELY(movable(g)) && readyHere(TLS(tworker), g))
         return;
+    runqputInbox(g);
+}
+
+GM_NOINLINE void runqputInbox(gm_g *g)
+{
+    worker *p = g->p;
     spin_lock(&p->lock);
     gQueue_pushBack(&p->inbox, g);
     bool sleeping = p->idle;
