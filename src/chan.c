@@ -409,28 +409,27 @@ int gm_chan_try_recv(gm_chan *c, void *elem)
     return chanop(c, elem, false, false, NoDeadline, NULL, -1);
 }
 
-// Close (c locked): wakes every waiter.
-static void closeLocked(gm_chan *c)
+// Close (c locked): claims every waiter, returned as a list for
+// readyList once c is unlocked (Go's closechan readies its glist after the
+// unlock too: a waiter readied under the lock may run and want it).
+static gm_g *closeLocked(gm_chan *c)
 {
     c->closed = true;
+    gQueue woken = { NULL, NULL };
     sudog *sg;
-    // Several waiters stay each on its worker; one alone follows the
-    // closer, as any woken g (readyClaimedStay).
-    const sudog *r = c->recvq.first, *s = c->sendq.first;
-    bool several = (r != NULL && (r->next != NULL || s != NULL)) || (s != NULL && s->next != NULL);
-    void (*ready)(gm_g *) = several ? readyClaimedStay : readyClaimed;
     while ((sg = dequeue(&c->recvq)) != NULL) {
         if (sg->elem != NULL)
             stackCopyTo(sg->g, sg->elem, NULL, c->elemsize);
         sg->success = false;
-        ready(sg->g);
+        gQueue_pushBack(&woken, sg->g);
     }
     while ((sg = dequeue(&c->sendq)) != NULL) {
         sg->success = false; // the sender wakes and reports the send on a closed channel
-        ready(sg->g);
+        gQueue_pushBack(&woken, sg->g);
     }
     if (GM_DEBUG >= 3)
         checkValid(c);
+    return woken.head;
 }
 
 void gm_chan_close(gm_chan *c)
@@ -445,8 +444,9 @@ void gm_chan_close(gm_chan *c)
         spin_unlock(&c->lock);
         throw("close of closed channel %p", (void *)c);
     }
-    closeLocked(c);
+    gm_g *woken = closeLocked(c);
     spin_unlock(&c->lock);
+    readyList(woken);
 }
 
 void gm_chan_free(gm_chan *c)
@@ -581,9 +581,9 @@ void chan_ctxInit(gm_chan *c)
 void chan_ctxClose(gm_chan *c)
 {
     spin_lock(&c->lock);
-    if (!c->closed)
-        closeLocked(c);
+    gm_g *woken = c->closed ? NULL : closeLocked(c);
     spin_unlock(&c->lock);
+    readyList(woken);
 }
 
 // ----------------------------------------------------------------- select

@@ -131,7 +131,7 @@ static inline bool casReady(gm_g *g, int *want)
                                                    memory_order_relaxed);
 }
 
-static inline __attribute__((always_inline)) void readyClaimedTo(gm_g *g, bool follow)
+void readyClaimed(gm_g *g)
 {
     if (g->threadWaiter) {
         uint32_t *word = (uint32_t *)&g->status;
@@ -147,22 +147,58 @@ static inline __attribute__((always_inline)) void readyClaimedTo(gm_g *g, bool f
             throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
         cpu_relax();
     }
-    if (follow)
-        runqput(g);
-    else if (g->p == TLS(tworker))
-        runqputLocal(g->p, g);
-    else
-        runqputInbox(g);
+    runqput(g);
 }
 
-void readyClaimed(gm_g *g)
-{
-    readyClaimedTo(g, true);
-}
+// The gs of other workers wait in batches, a few workers' at a time.
+#define ReadyBatches 4
 
-void readyClaimedStay(gm_g *g)
+void readyList(gm_g *g)
 {
-    readyClaimedTo(g, false);
+    if (g != NULL && g->schedlink == NULL) {
+        readyClaimed(g);
+        return;
+    }
+    worker *me = TLS(tworker);
+    struct {
+        worker *p;
+        gQueue q;
+    } b[ReadyBatches];
+    int nb = 0;
+    for (gm_g *next; g != NULL; g = next) {
+        next = g->schedlink; // readying is the last touch of g
+        if (g->threadWaiter) {
+            readyClaimed(g);
+            continue;
+        }
+        int st;
+        while (!casReady(g, &st)) { // as in readyClaimed
+            if (st != Grunning)
+                throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+            cpu_relax();
+        }
+        worker *p = g->p;
+        if (p == me) {
+            runqputLocal(p, g);
+            continue;
+        }
+        int i = 0;
+        while (i < nb && b[i].p != p)
+            i++;
+        if (i == ReadyBatches) { // full: the oldest batch goes
+            runqputInboxList(b[0].p, &b[0].q);
+            memmove(&b[0], &b[1], sizeof b[0] * (ReadyBatches - 1));
+            i = nb = ReadyBatches - 1;
+        }
+        if (i == nb) {
+            b[nb].p = p;
+            b[nb].q = (gQueue){ NULL, NULL };
+            nb++;
+        }
+        gQueue_pushBack(&b[i].q, g);
+    }
+    for (int i = 0; i < nb; i++)
+        runqputInboxList(b[i].p, &b[i].q);
 }
 
 bool readyIfWaiting(gm_g *g, uint64_t seq, int why)

@@ -140,19 +140,6 @@ int waitExpired(int64_t deadline, gm_ctx *ctx)
     return 0;
 }
 
-// Readies a list of claimed waiters (semaDequeueAll), linked by schedlink:
-// one alone as any ready, several where each parked (readyClaimedStay).
-static void readyAll(gm_g *g)
-{
-    bool one = g != NULL && g->schedlink == NULL;
-    for (gm_g *next; g != NULL; g = next) {
-        next = g->schedlink; // readying is the last touch of g
-        if (one)
-            readyClaimed(g);
-        else
-            readyClaimedStay(g);
-    }
-}
 
 // A wait that could not be served: -1 and errno (lk held: released).
 static int failWait(int *lk, int err)
@@ -288,7 +275,7 @@ void gm_waitgroup_add(gm_waitgroup *wg, long delta)
     gm_g *waiters = wg->count == 0 ? semaDequeueAll(&wg->waiters) : NULL;
     checkValid("gm_waitgroup", wg, waitgroup_valid);
     spin_unlock(&wg->lk);
-    readyAll(waiters);
+    readyList(waiters);
 }
 
 void gm_waitgroup_done(gm_waitgroup *wg)
@@ -464,7 +451,7 @@ static int rwmutexLock(gm_rwmutex *rw, int64_t deadline, gm_ctx *ctx)
     }
     checkValid("gm_rwmutex", rw, rwmutex_valid);
     spin_unlock(&rw->lk);
-    readyAll(readers);
+    readyList(readers);
     errno = waitErrno(why, ctx);
     return -1;
 }
@@ -513,7 +500,7 @@ void gm_rwmutex_unlock(gm_rwmutex *rw)
     } // else still write-locked: now w's
     checkValid("gm_rwmutex", rw, rwmutex_valid);
     spin_unlock(&rw->lk);
-    readyAll(readers);
+    readyList(readers);
     if (w != NULL)
         readyClaimed(w);
 }
@@ -540,7 +527,7 @@ static GM_NOINLINE void onceSlow(gm_once *o, void (*fn)(void *), void *arg)
     gm_g *waiters = semaDequeueAll(&o->waiters);
     checkValid("gm_once", o, once_valid);
     spin_unlock(&o->lk);
-    readyAll(waiters);
+    readyList(waiters);
 }
 
 void gm_once_do(gm_once *once, void (*fn)(void *), void *arg)
@@ -629,7 +616,7 @@ void gm_cond_broadcast(gm_cond *c)
     spin_lock(&c->lk);
     gm_g *waiters = semaDequeueAll(&c->waiters);
     spin_unlock(&c->lk);
-    readyAll(waiters);
+    readyList(waiters);
 }
 
 // ------------------------------------------------------------------- sema
@@ -646,7 +633,7 @@ static void semaCheck(gm_sema *s, long n, const char *who)
 }
 
 // Serves the waiters at the head of the queue that the count now covers,
-// in order (s->lk held); returns them as a list for readyAll.
+// in order (s->lk held); returns them as a list for readyList.
 static gm_g *semaServe(gm_sema *s)
 {
     gQueue served = { NULL, NULL };
@@ -680,7 +667,7 @@ static int semaAcquire(gm_sema *s, long n, int64_t deadline, gm_ctx *ctx, const 
         gm_g *served = semaServe(s);
         checkValid("gm_sema", s, sema_valid);
         spin_unlock(&s->lk);
-        readyAll(served);
+        readyList(served);
         errno = err;
         return -1;
     }
@@ -728,5 +715,5 @@ void gm_sema_release(gm_sema *s, long n)
     gm_g *served = semaServe(s);
     checkValid("gm_sema", s, sema_valid);
     spin_unlock(&s->lk);
-    readyAll(served);
+    readyList(served);
 }

@@ -60,9 +60,19 @@ GM_NOINLINE void runqputRemote(gm_g *g)
 
 GM_NOINLINE void runqputInbox(gm_g *g)
 {
-    worker *p = g->p;
+    gQueue q = { NULL, NULL };
+    gQueue_pushBack(&q, g);
+    runqputInboxList(g->p, &q);
+}
+
+void runqputInboxList(worker *p, gQueue *q)
+{
     spin_lock(&p->lock);
-    gQueue_pushBack(&p->inbox, g);
+    if (p->inbox.tail != NULL)
+        p->inbox.tail->schedlink = q->head;
+    else
+        __atomic_store_n(&p->inbox.head, q->head, __ATOMIC_RELAXED);
+    p->inbox.tail = q->tail;
     bool sleeping = p->idle;
     spin_unlock(&p->lock);
     if (sleeping)

@@ -814,6 +814,92 @@ TEST(a_dedicated_pair_on_two_workers_comes_together)
     gm_chan_free(pairB);
 }
 
+// A crowd woken at once by a coroutine of another worker (a close, a
+// waitgroup's broadcast) stays where it parked: only a g readied alone
+// follows its waker. 32 dedicated coroutines placed on worker 2 park on a
+// channel, 32 more on a waitgroup; main, on worker 1, wakes each crowd,
+// then one lone waiter, which moves. Every waiter reports what it got.
+#define CrowdN 32
+static gm_chan *crowdCh, *loneCh;
+static gm_waitgroup crowdGate = GM_WAITGROUP_INIT;
+static _Atomic long crowdWoken, crowdBad;
+
+static void crowdRecv(void *arg)
+{
+    (void)arg;
+    char v = 1;
+    atomic_fetch_add(&crowdBad, gm_chan_recv(crowdCh, &v) != 0 || v != 0); // closed: 0, v zeroed
+    atomic_fetch_add(&crowdWoken, 1);
+}
+
+static void crowdWait(void *arg)
+{
+    (void)arg;
+    gm_waitgroup_wait(&crowdGate);
+    atomic_fetch_add(&crowdWoken, 1);
+}
+
+static void loneRecv(void *arg)
+{
+    (void)arg;
+    char v;
+    atomic_fetch_add(&crowdBad, gm_chan_recv(loneCh, &v) != 0);
+    atomic_fetch_add(&crowdWoken, 1);
+}
+
+static uint64_t crowdMoves[4];
+
+// Yields until n coroutines are parked, and reads the move count.
+static uint64_t movesOnceParked(uint64_t n)
+{
+    gm_memstats m;
+    for (gm_stats(&m); m.coro_waiting < n; gm_stats(&m))
+        gm_yield();
+    return m.sched_ready_moves;
+}
+
+static void crowdMain(void *arg)
+{
+    (void)arg;
+    gm_memstats m;
+    do
+        gm_stats(&m);
+    while (m.sched_workers < 2);
+    gm_go_options o = { GM_STACK_DEDICATED, 16 << 10, NULL, 2 };
+    gm_waitgroup_add(&crowdGate, 1);
+    for (int i = 0; i < CrowdN; i++) {
+        CHECK(gm_go_opts(crowdRecv, NULL, &o) != NULL);
+        CHECK(gm_go_opts(crowdWait, NULL, &o) != NULL);
+    }
+    CHECK(gm_go_opts(loneRecv, NULL, &o) != NULL);
+    crowdMoves[0] = movesOnceParked(2 * CrowdN + 1);
+    gm_chan_close(crowdCh);
+    crowdMoves[1] = movesOnceParked(CrowdN + 1);
+    gm_waitgroup_done(&crowdGate);
+    crowdMoves[2] = movesOnceParked(1);
+    gm_chan_close(loneCh);
+    while (atomic_load(&crowdWoken) < 2 * CrowdN + 1)
+        gm_yield();
+    gm_stats(&m);
+    crowdMoves[3] = m.sched_ready_moves;
+}
+
+TEST(a_crowd_woken_at_once_stays_on_its_worker)
+{
+    int procs = gm_set_procs(2);
+    crowdCh = gm_chan_new(1, 0);
+    loneCh = gm_chan_new(1, 0);
+    CHECK_EQ(gm_main(crowdMain, NULL), 0);
+    gm_set_procs(procs);
+    CHECK_EQ(atomic_load(&crowdWoken), 2 * CrowdN + 1);
+    CHECK_EQ(atomic_load(&crowdBad), 0);
+    CHECK_EQ(crowdMoves[1], crowdMoves[0]); // the close's crowd
+    CHECK_EQ(crowdMoves[2], crowdMoves[1]); // the waitgroup's
+    CHECK_EQ(crowdMoves[3], crowdMoves[2] + 1); // the lone waiter followed main
+    gm_chan_free(crowdCh);
+    gm_chan_free(loneCh);
+}
+
 // sysmon notices a coroutine that runs 50 ms without switching while its
 // group has another worker, counts it, and names it with GOMEM_DEBUG=sched.
 // On a loaded machine the sysmon thread may not run during the first 50
@@ -1645,6 +1731,7 @@ int main(int argc, char **argv)
     RUN(mutex_between_workers);
     RUN(yielding_coroutines_move_between_workers_intact);
     RUN(a_dedicated_pair_on_two_workers_comes_together);
+    RUN(a_crowd_woken_at_once_stays_on_its_worker);
     RUN(ready_from_another_thread);
     RUN(deadlock_report_lists_coroutines);
     RUN(stackcheck);
