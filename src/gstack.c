@@ -493,18 +493,34 @@ uintptr_t stackColor(const gm_g *g)
 // coroutines finds its stacks there, guard in place: no system call per
 // coroutine. gm_scavenge releases every stack in the list.
 //
-// A stack leaves the caches only through dedicatedReleaseBatch, which
-// opens its guard first: a guarded stack never reaches gm_stackfree, whose
-// next user (a copied g's saved copy, a gm_stackalloc caller) would fault
-// on it. It works in batches sorted by address: where guards are guard
-// regions, one madvise opens the guards of a run of adjacent stacks
-// (mprotect guards are counted one by one, so one call each there).
+// What the scavenger releases goes to the released list (cold), not back
+// to the stack allocator: its pages go back to the kernel (MADV_DONTNEED,
+// one call per run of adjacent stacks where guards are guard regions,
+// which stay in place through it), while the stack keeps its guard, its
+// address range and its place in the stack allocator. So a release costs
+// no guard removal (a TLB shoot-down each) and no page fault (the stack
+// pool's link written into the freed stack faulted its lowest page back
+// in): 14-17 us a stack here before, a page's zap now. A refill that finds
+// no cached stack takes released ones before it makes a new stack: no
+// guard to install, only the page faults a new stack has too. The
+// released list costs address space and no memory: a batch descriptor
+// apart from the stacks (coldAlloc), whose pages are gone.
+//
+// A stack leaves the caches for the stack allocator only through
+// dedicatedReleaseBatch, which opens its guard first: a guarded stack never
+// reaches gm_stackfree, whose next user (a copied g's saved copy, a
+// gm_stackalloc caller) would fault on it. gm_scavenge's flush takes that
+// way, as does a release whose decommit fails. It works in batches sorted
+// by address: where guards are guard regions, one madvise opens the guards
+// of a run of adjacent stacks (mprotect guards are counted one by one, so
+// one call each there).
 // Stacks too small for a guard, or whose guard could not be made (mprotect
 // out of mappings), carry the canary instead (StackCanary, checked at every
 // switch) and come and go through gm_stackalloc like any stack.
 //
-// Locks: the overflow list's spin lock (overflow.lock), never held while
-// another lock is taken; mheap_.lock is taken (by mheap_cachedFreeOver)
+// Locks: the overflow list's spin lock (overflow.lock), which guards the
+// released list too, never held while another lock is taken; coldAllocLock
+// around coldAlloc alone (persistentalloc's lock nests inside it); mheap_.lock is taken (by mheap_cachedFreeOver)
 // with no lock held. A thread's own lists: owner only (the byte count is
 // read by gm_stats). stack_scavengeDedicated's window state: whoever holds
 // dedicatedReleasing, a try-lock nobody waits on (a thread that finds it
@@ -555,6 +571,25 @@ static struct {
     uintptr_t lowBytes, tookBytes;
     bool put;
 } overflow;
+
+// A batch of released stacks of one size (pages decommitted, guards in
+// place), in its bin of the released list.
+typedef struct coldBatch {
+    struct coldBatch *next; // the bin's next batch
+    uintptr_t size;         // bytes of each stack
+    int n;                  // stacks in base[], 1..DedicatedBatch
+    uintptr_t base[DedicatedBatch];
+} coldBatch;
+
+// The released list, under overflow.lock. Invariant (dedicated_valid):
+// bytes == sum over batches of n * size; each batch in the bin of
+// log2(size).
+static struct {
+    coldBatch *bin[GuardBins];
+    _Atomic uintptr_t bytes; // address space held (gm_stats reads it without the lock)
+} cold;
+static int coldAllocLock;
+static fixalloc coldAlloc = { .size = sizeof(coldBatch) }; // guarded by coldAllocLock
 
 static _Atomic uint64_t statGuards, statCanaries;
 // stack_scavengeDedicated's state: guarded by dedicatedReleasing (a
@@ -685,6 +720,17 @@ static int overflowTakeOldest(uintptr_t keep, uintptr_t *out, uintptr_t *size)
     return k;
 }
 
+// base[0, n) into lo[], by address (n <= DedicatedBatch).
+static void sortStacks(const uintptr_t *base, int n, uintptr_t *lo)
+{
+    for (int i = 0; i < n; i++) {
+        int j = i;
+        for (; j > 0 && lo[j - 1] > base[i]; j--)
+            lo[j] = lo[j - 1];
+        lo[j] = base[i];
+    }
+}
+
 static void warnLeaked(gm_stack st)
 {
     runtime_warning("out of memory opening the guard page of a dedicated stack (%zu bytes at %p): "
@@ -699,12 +745,7 @@ static void warnLeaked(gm_stack st)
 static void dedicatedReleaseBatch(const uintptr_t *base, int n, uintptr_t size)
 {
     uintptr_t lo[DedicatedBatch];
-    for (int i = 0; i < n; i++) { // by address
-        int j = i;
-        for (; j > 0 && lo[j - 1] > base[i]; j--)
-            lo[j] = lo[j - 1];
-        lo[j] = base[i];
-    }
+    sortStacks(base, n, lo);
     size_t page = os_physpagesize();
     bool runs = os_guard_regions(); // else one mprotect guard counted per call
     for (int i = 0, j; i < n; i = j) {
@@ -720,6 +761,87 @@ static void dedicatedReleaseBatch(const uintptr_t *base, int n, uintptr_t size)
         for (int k = i; k < j; k++)
             gm_stackfree((gm_stack){ lo[k], lo[k] + size });
     }
+}
+
+static void coldPut(coldBatch *cb)
+{
+    spin_lock(&overflow.lock);
+    int b = (int)log2ptr(cb->size);
+    cb->next = cold.bin[b];
+    cold.bin[b] = cb;
+    atomic_store_explicit(&cold.bytes,
+                          atomic_load_explicit(&cold.bytes, memory_order_relaxed) + (uintptr_t)cb->n * cb->size,
+                          memory_order_relaxed);
+    spin_unlock(&overflow.lock);
+}
+
+// Up to max released stacks of size bytes into out[]; returns how many.
+static int coldTake(uintptr_t size, int max, uintptr_t *out)
+{
+    int b = (int)log2ptr(size), k = 0;
+    coldBatch *empty = NULL;
+    if (atomic_load_explicit(&cold.bytes, memory_order_relaxed) == 0)
+        return 0;
+    spin_lock(&overflow.lock);
+    coldBatch *cb = cold.bin[b];
+    if (cb != NULL) {
+        k = cb->n < max ? cb->n : max;
+        cb->n -= k;
+        memcpy(out, &cb->base[cb->n], (size_t)k * sizeof out[0]);
+        if (cb->n == 0) {
+            cold.bin[b] = cb->next;
+            empty = cb;
+        }
+        atomic_store_explicit(&cold.bytes, atomic_load_explicit(&cold.bytes, memory_order_relaxed) - (uintptr_t)k * size,
+                              memory_order_relaxed);
+    }
+    spin_unlock(&overflow.lock);
+    if (empty != NULL) {
+        spin_lock(&coldAllocLock);
+        fixalloc_free(&coldAlloc, empty);
+        spin_unlock(&coldAllocLock);
+    }
+    return k;
+}
+
+// Releases the pages of base[0, n) (stacks of size bytes), keeping their
+// guards, into the released list; a run of adjacent stacks per madvise
+// where guards are guard regions (an mprotect guard is a mapping of its
+// own: each stack above its guard there). What cannot be decommitted, or
+// described, goes back to the stack allocator (dedicatedReleaseBatch).
+static void dedicatedDecommitBatch(const uintptr_t *base, int n, uintptr_t size)
+{
+    spin_lock(&coldAllocLock);
+    coldBatch *cb = fixalloc_alloc(&coldAlloc);
+    spin_unlock(&coldAllocLock);
+    if (cb == NULL) {
+        dedicatedReleaseBatch(base, n, size);
+        return;
+    }
+    uintptr_t lo[DedicatedBatch];
+    sortStacks(base, n, lo);
+    size_t page = os_physpagesize();
+    bool runs = os_guard_regions();
+    cb->size = size;
+    cb->n = 0;
+    for (int i = 0, j; i < n; i = j) {
+        for (j = i + 1; runs && j < n && lo[j] == lo[j - 1] + size; j++)
+            ;
+        uintptr_t from = runs ? lo[i] : lo[i] + page;
+        if (os_decommit((void *)from, lo[j - 1] + size - from) != 0) {
+            dedicatedReleaseBatch(&lo[i], j - i, size);
+            continue;
+        }
+        for (int k = i; k < j; k++)
+            cb->base[cb->n++] = lo[k];
+    }
+    if (cb->n > 0) {
+        coldPut(cb);
+        return;
+    }
+    spin_lock(&coldAllocLock);
+    fixalloc_free(&coldAlloc, cb);
+    spin_unlock(&coldAllocLock);
 }
 
 // Gives back stacks of the overflow list, oldest first, past the
@@ -776,7 +898,7 @@ void stack_scavengeDedicated(void)
             break;
         }
         left -= (uintptr_t)n * size < left ? (uintptr_t)n * size : left;
-        dedicatedReleaseBatch(base, n, size);
+        dedicatedDecommitBatch(base, n, size);
     }
     dedicatedReleaseLeft = left;
     atomic_store_explicit(&dedicatedReleasing, false, memory_order_release);
@@ -835,7 +957,10 @@ static GM_NOINLINE gm_stack dedicatedRefill(mcache *c, uintptr_t size)
 {
     uintptr_t base[DedicatedBatch];
     uintptr_t max = DedicatedCacheBytes / 2 / size;
-    int n = overflowTake(size, max < 1 ? 1 : max > DedicatedBatch ? DedicatedBatch : (int)max, base);
+    int want = max < 1 ? 1 : max > DedicatedBatch ? DedicatedBatch : (int)max;
+    int n = overflowTake(size, want, base);
+    if (n == 0) // released ones: no pages, guards in place
+        n = coldTake(size, want, base);
     if (n == 0)
         return (gm_stack){ 0, 0 };
     int b = (int)log2ptr(size);
@@ -901,6 +1026,11 @@ void stack_flushDedicated(void)
         dedicatedReleaseBatch(base, n, size);
 }
 
+uintptr_t dedicated_releasedBytes(void)
+{
+    return atomic_load_explicit(&cold.bytes, memory_order_relaxed);
+}
+
 void dedicated_stats(gm_memstats *out)
 {
     out->dedicated_cached += atomic_load_explicit(&overflow.bytes, memory_order_relaxed);
@@ -957,6 +1087,17 @@ static const char *overflowValid(void)
     }
     if (bad == NULL && (n != want || inBins != want))
         bad = "the overflow list's lists do not hold the batches counted";
+    uintptr_t coldBytes = 0;
+    for (int b = 0; bad == NULL && b < GuardBins; b++)
+        for (const coldBatch *cb = cold.bin[b]; bad == NULL && cb != NULL; cb = cb->next) {
+            if (cb->n < 1 || cb->n > DedicatedBatch || (int)log2ptr(cb->size) != b)
+                bad = "a batch of the released list is empty, overfull, or in the wrong bin";
+            for (int i = 0; bad == NULL && i < cb->n; i++)
+                bad = dedicatedStackValid((gm_stack){ cb->base[i], cb->base[i] + cb->size });
+            coldBytes += (uintptr_t)cb->n * cb->size;
+        }
+    if (bad == NULL && coldBytes != atomic_load_explicit(&cold.bytes, memory_order_relaxed))
+        bad = "the released list's stacks do not add up to its bytes";
     if (bad == NULL && (bytes != atomic_load_explicit(&overflow.bytes, memory_order_relaxed) ||
                         overflow.lowBytes > bytes || atomic_load_explicit(&mheap_.cachedFree, memory_order_relaxed) != bytes))
         bad = "the overflow list's stacks do not add up to its bytes (or the heap's count of them), or its low mark is above them";
@@ -987,6 +1128,7 @@ const char *dedicated_valid(mcache *c)
 
 void dedicated_atfork_prepare(void)
 {
+    spin_lock(&coldAllocLock); // before persistentalloc's lock (mcache.c's order), which nests in it
     spin_lock(&overflow.lock); // a spin lock, held while taking no other
     spin_lock(&checkLock);     // the same
 }
@@ -995,6 +1137,7 @@ void dedicated_atfork_parent(void)
 {
     spin_unlock(&checkLock);
     spin_unlock(&overflow.lock);
+    spin_unlock(&coldAllocLock);
 }
 
 void dedicated_atfork_child(void)

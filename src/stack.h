@@ -74,7 +74,10 @@ void stack_atfork_child(void);
 // counters; gm_debug_check validates it and the calling thread's lists (c
 // may be NULL). dedicatedSpill moves c's own lists to the process-wide one
 // until c holds at most keep bytes (0: a thread's caches given back).
+// dedicated_releasedBytes: the stacks released with their guards kept (no
+// memory, address space only), waiting for reuse.
 void stack_flushDedicated(void);
+uintptr_t dedicated_releasedBytes(void);
 void stack_scavengeDedicated(void);
 void dedicatedSpill(struct mcache *c, uintptr_t keep);
 void dedicated_atfork_prepare(void);
