@@ -162,8 +162,9 @@ typedef struct gm_memstats {
     // waits for the next dedicated coroutine of its size, in its thread's
     // cache (up to 8 MiB) or a process-wide list, which the scavenger's
     // budget bounds (GOMEM_SCAVENGE, GOMEM_SCAVENGE_DELAY: stacks left
-    // unused past them go back) and gm_scavenge empties. Their bytes count
-    // in the stack figures above as in use.
+    // unused past them give their pages back, and keep their guard and
+    // address range for the next ones) and gm_scavenge empties. Their bytes
+    // count in the stack figures above as in use.
     uint64_t dedicated_cached;  // bytes of ended dedicated stacks kept for reuse
     uint64_t dedicated_guards;  // guard pages ever installed (stacks that came from no cache)
     uint64_t dedicated_canaries;// stacks ever given the canary instead of a guard: too small
