@@ -145,6 +145,7 @@ size_t gm_scavenge(void)
     gm_thread_flush();
     malloc_flushGuardCache();
     stack_flushDedicated();
+    stack_releaseExecCache();
     mcentral_reclaim(0);
     stackLarge_releaseAll();
     return mheap_scavenge(0);

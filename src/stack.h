@@ -78,6 +78,9 @@ void stack_atfork_child(void);
 // memory, address space only), waiting for reuse.
 void stack_flushDedicated(void);
 uintptr_t dedicated_releasedBytes(void);
+// The execution stacks that ended workers left for the next ones
+// (gstack.c), unmapped: gm_scavenge.
+void stack_releaseExecCache(void);
 void stack_scavengeDedicated(void);
 void dedicatedSpill(struct mcache *c, uintptr_t keep);
 void dedicated_atfork_prepare(void);
