@@ -589,8 +589,13 @@ uintptr_t stackColor(const gm_g *g)
 #define DedicatedBatch 32
 // Stacks one scavenging pass releases at most, so that the free that
 // triggers it does not pay for a million (about 1 ms of system calls);
-// the next spill, or sysmon's next look, goes on.
+// the next spill, or sysmon's next look, goes on. Sysmon's passes take
+// fewer: four calls of ~40 us every 2 ms period, under a tenth of a core,
+// so that the release of a million (~15 s at that pace) does not take a
+// running worker's core on a small machine (at 1,024 a pass it took half
+// of one, and the 2-worker rows after a million ends ran 1.5-2.5x slower).
 #define DedicatedScavengeMax 1024
+#define DedicatedBackgroundMax 128
 
 // A batch of cached stacks of one size in the overflow list, described at
 // the top of its first stack (base[0]'s, whose ended frames are dead; a
@@ -914,8 +919,9 @@ static void dedicatedDecommitBatch(const uintptr_t *base, int n, uintptr_t size)
 // the rest back within two windows. At most DedicatedScavengeMax are
 // released per call: the calls that follow go on with the rest. One
 // thread at a time releases (dedicatedReleasing); the others return.
-void stack_scavengeDedicated(void)
+void stack_scavengeDedicated(bool background)
 {
+    int most = background ? DedicatedBackgroundMax : DedicatedScavengeMax;
     if (atomic_load_explicit(&overflow.nbatch, memory_order_relaxed) == 0 ||
         atomic_exchange_explicit(&dedicatedReleasing, true, memory_order_acquire))
         return;
@@ -945,7 +951,7 @@ void stack_scavengeDedicated(void)
         }
     }
     uintptr_t base[DedicatedBatch], size;
-    for (int done = 0, n; left > 0 && done < DedicatedScavengeMax; done += n) {
+    for (int done = 0, n; left > 0 && done < most; done += n) {
         uintptr_t bytes = atomic_load_explicit(&overflow.bytes, memory_order_relaxed);
         if ((n = overflowTakeOldest(bytes > left ? bytes - left : 0, base, &size)) == 0) {
             left = 0; // the list emptied meanwhile
@@ -980,7 +986,7 @@ GM_NOINLINE void dedicatedSpill(mcache *c, uintptr_t keep)
             overflowPut(base, n, (uintptr_t)1 << b);
     }
     atomic_store_explicit(&c->dedicatedBytes, bytes, memory_order_relaxed);
-    stack_scavengeDedicated(); // the list grew: the relevant free for its budget
+    stack_scavengeDedicated(false); // the list grew: the relevant free for its budget
 }
 
 // An ended g's guarded stack, guard in place, into c's cache (c NULL: a
@@ -993,7 +999,7 @@ static void dedicatedPut(mcache *c, gm_stack st)
     it->nbytes = st.hi - st.lo;
     if (GM_UNLIKELY(c == NULL)) {
         overflowPut(&st.lo, 1, st.hi - st.lo);
-        stack_scavengeDedicated();
+        stack_scavengeDedicated(false);
         return;
     }
     int b = (int)log2ptr(it->nbytes);

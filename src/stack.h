@@ -70,7 +70,8 @@ void stack_atfork_child(void);
 // Dedicated coroutine stacks kept with their guard (gstack.c): gm_scavenge
 // releases the process-wide list; stack_scavengeDedicated releases the
 // stacks that list holds past the scavenger's budget and delay (any
-// thread, no lock held; sysmon calls it); gm_stats adds its bytes and
+// thread, no lock held; sysmon calls it with background true: fewer per
+// call); gm_stats adds its bytes and
 // counters; gm_debug_check validates it and the calling thread's lists (c
 // may be NULL). dedicatedSpill moves c's own lists to the process-wide one
 // until c holds at most keep bytes (0: a thread's caches given back).
@@ -81,7 +82,7 @@ uintptr_t dedicated_releasedBytes(void);
 // The execution stacks that ended workers left for the next ones
 // (gstack.c), unmapped: gm_scavenge.
 void stack_releaseExecCache(void);
-void stack_scavengeDedicated(void);
+void stack_scavengeDedicated(bool background);
 void dedicatedSpill(struct mcache *c, uintptr_t keep);
 void dedicated_atfork_prepare(void);
 void dedicated_atfork_parent(void);

@@ -73,7 +73,7 @@ static void *sysmonMain(void *arg)
         nanosleep(&ts, NULL);
         uint64_t now = nanotime();
         forEachRunningWorker(look, &now);
-        stack_scavengeDedicated(); // the background half of its budget (usually a load)
+        stack_scavengeDedicated(true); // the background half of its budget (usually a load)
     }
     return NULL;
 }
