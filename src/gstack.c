@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 //
 // The stacks of coroutines (g.stack), built on stack.c's allocator:
-// each mode's stack, copied mode's execution stacks and saved copies,
-// pinning, stackcheck's protected stacks, and the caches of dedicated
-// stacks kept with their guard page ("dedicated stacks" below).
+// each mode's stack, copied mode's execution stacks (and their cache
+// across groups) and saved copies, pinning, stackcheck's protected stacks,
+// and the caches of dedicated stacks kept with their guard page, warm or
+// released ("dedicated stacks" below).
 //
 // What each mode's g has in g->stack (Go: the g's stack, and copystack /
 // shrinkstack applied to saved copies):
@@ -121,8 +122,6 @@ size_t execStackSize(void)
     return runtime_maxstack;
 }
 
-// Maps es: reserved inaccessible, then all but the lowest page (the guard)
-// made usable. False when the kernel has no memory or mappings left.
 // Execution stacks outlive their worker: a worker that goes (its gm_main
 // returned) leaves its mapped ones to a process-wide cache that the next
 // workers map from first, as glibc keeps the stacks of exited threads. A
@@ -140,6 +139,9 @@ static struct {
     char *lo[ExecCacheMax];  // their lowest usable byte (the guard page below)
 } execCache;
 
+// Maps es (a cached one if any): reserved inaccessible, then all but the
+// lowest page (the guard) made usable. False when the kernel has no memory
+// or mappings left.
 static bool execMap(execStack *es)
 {
     size_t page = os_physpagesize(), size = runtime_maxstack;
@@ -552,9 +554,9 @@ uintptr_t stackColor(const gm_g *g)
 // one call per run of adjacent stacks where guards are guard regions,
 // which stay in place through it), while the stack keeps its guard, its
 // address range and its place in the stack allocator. So a release costs
-// no guard removal (a TLB shoot-down each) and no page fault (the stack
-// pool's link written into the freed stack faulted its lowest page back
-// in): 14-17 us a stack here before, a page's zap now. A refill that finds
+// a share of one madvise, not a guard removal (a TLB shoot-down each) and
+// a page fault (the stack pool writes its link into the freed stack): those
+// two cost 14-17 us a stack on a VM. A refill that finds
 // no cached stack takes released ones before it makes a new stack: no
 // guard to install, only the page faults a new stack has too. The
 // released list costs address space and no memory: a batch descriptor
@@ -573,9 +575,9 @@ uintptr_t stackColor(const gm_g *g)
 // switch) and come and go through gm_stackalloc like any stack.
 //
 // Locks: the overflow list's spin lock (overflow.lock), which guards the
-// released list too, never held while another lock is taken; coldAllocLock
-// around coldAlloc alone (persistentalloc's lock nests inside it); mheap_.lock is taken (by mheap_cachedFreeOver)
-// with no lock held. A thread's own lists: owner only (the byte count is
+// released list too, never held while another lock is taken;
+// coldAllocLock around coldAlloc alone (persistentalloc's lock nests inside
+// it); mheap_.lock is taken (by mheap_cachedFreeOver) with no lock held. A thread's own lists: owner only (the byte count is
 // read by gm_stats). stack_scavengeDedicated's window state: whoever holds
 // dedicatedReleasing, a try-lock nobody waits on (a thread that finds it
 // held returns: another is releasing).
@@ -592,8 +594,9 @@ uintptr_t stackColor(const gm_g *g)
 // the next spill, or sysmon's next look, goes on. Sysmon's passes take
 // fewer: four calls of ~40 us every 2 ms period, under a tenth of a core,
 // so that the release of a million (~15 s at that pace) does not take a
-// running worker's core on a small machine (at 1,024 a pass it took half
-// of one, and the 2-worker rows after a million ends ran 1.5-2.5x slower).
+// running worker's core on a small machine (1,024 a pass take half of
+// one: bench/coro's 2-worker rows after a million ends ran 1.5-2.5x
+// slower).
 #define DedicatedScavengeMax 1024
 #define DedicatedBackgroundMax 128
 
