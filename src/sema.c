@@ -140,7 +140,6 @@ int waitExpired(int64_t deadline, gm_ctx *ctx)
     return 0;
 }
 
-
 // A wait that could not be served: -1 and errno (lk held: released).
 static int failWait(int *lk, int err)
 {

@@ -71,9 +71,8 @@ void stack_atfork_child(void);
 // releases the process-wide list; stack_scavengeDedicated releases the
 // stacks that list holds past the scavenger's budget and delay (any
 // thread, no lock held; sysmon calls it with background true: fewer per
-// call); gm_stats adds its bytes and
-// counters; gm_debug_check validates it and the calling thread's lists (c
-// may be NULL). dedicatedSpill moves c's own lists to the process-wide one
+// call); gm_stats adds its bytes and counters; gm_debug_check validates it
+// and the calling thread's lists (c may be NULL). dedicatedSpill moves c's own lists to the process-wide one
 // until c holds at most keep bytes (0: a thread's caches given back).
 // dedicated_releasedBytes: the stacks released with their guards kept (no
 // memory, address space only), waiting for reuse.

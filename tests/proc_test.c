@@ -849,7 +849,9 @@ static void loneRecv(void *arg)
 
 static uint64_t crowdMoves[4];
 
-// Yields until n coroutines are parked, and reads the move count.
+// Yields until at least n coroutines are parked; returns the move count
+// (a ready counts its move in the waker's call, so after a close or a
+// done returns, its moves are in).
 static uint64_t movesOnceParked(uint64_t n)
 {
     gm_memstats m;
