@@ -825,6 +825,13 @@ static void dedicatedReleaseBatch(const uintptr_t *base, int n, uintptr_t size)
     }
 }
 
+static void coldBatchFree(coldBatch *cb)
+{
+    spin_lock(&coldAllocLock);
+    fixalloc_free(&coldAlloc, cb);
+    spin_unlock(&coldAllocLock);
+}
+
 static void coldPut(coldBatch *cb)
 {
     spin_lock(&overflow.lock);
@@ -858,11 +865,8 @@ static int coldTake(uintptr_t size, int max, uintptr_t *out)
                               memory_order_relaxed);
     }
     spin_unlock(&overflow.lock);
-    if (empty != NULL) {
-        spin_lock(&coldAllocLock);
-        fixalloc_free(&coldAlloc, empty);
-        spin_unlock(&coldAllocLock);
-    }
+    if (empty != NULL)
+        coldBatchFree(empty);
     return k;
 }
 
@@ -897,13 +901,10 @@ static void dedicatedDecommitBatch(const uintptr_t *base, int n, uintptr_t size)
         for (int k = i; k < j; k++)
             cb->base[cb->n++] = lo[k];
     }
-    if (cb->n > 0) {
+    if (cb->n > 0)
         coldPut(cb);
-        return;
-    }
-    spin_lock(&coldAllocLock);
-    fixalloc_free(&coldAlloc, cb);
-    spin_unlock(&coldAllocLock);
+    else
+        coldBatchFree(cb);
 }
 
 // Gives back stacks of the overflow list, oldest first, past the

@@ -131,6 +131,19 @@ static inline bool casReady(gm_g *g, int *want)
                                                    memory_order_relaxed);
 }
 
+// Waiting -> runnable for a coroutine whose wait the caller claimed. A
+// wait can be claimed (gm_ready, from another thread) between its
+// beginWait and the park: the g is then a few instructions from Gwaiting.
+static inline void casReadyClaimed(gm_g *g)
+{
+    int st;
+    while (!casReady(g, &st)) {
+        if (st != Grunning)
+            throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+        cpu_relax();
+    }
+}
+
 void readyClaimed(gm_g *g)
 {
     if (g->threadWaiter) {
@@ -139,14 +152,7 @@ void readyClaimed(gm_g *g)
         os_futexwakeup(word, 1);
         return;
     }
-    // A wait can be claimed (gm_ready, from another thread) between its
-    // beginWait and the park: the g is a few instructions from Gwaiting.
-    int st;
-    while (!casReady(g, &st)) {
-        if (st != Grunning)
-            throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
-        cpu_relax();
-    }
+    casReadyClaimed(g);
     runqput(g);
 }
 
@@ -171,12 +177,7 @@ void readyList(gm_g *g)
             readyClaimed(g);
             continue;
         }
-        int st;
-        while (!casReady(g, &st)) { // as in readyClaimed
-            if (st != Grunning)
-                throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
-            cpu_relax();
-        }
+        casReadyClaimed(g);
         worker *p = g->p;
         if (p == me) {
             runqputLocal(p, g);

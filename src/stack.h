@@ -72,15 +72,13 @@ void stack_atfork_child(void);
 // stacks that list holds past the scavenger's budget and delay (any
 // thread, no lock held; sysmon calls it with background true: fewer per
 // call); gm_stats adds its bytes and counters; gm_debug_check validates it
-// and the calling thread's lists (c may be NULL). dedicatedSpill moves c's own lists to the process-wide one
-// until c holds at most keep bytes (0: a thread's caches given back).
-// dedicated_releasedBytes: the stacks released with their guards kept (no
-// memory, address space only), waiting for reuse.
+// and the calling thread's lists (c may be NULL). dedicatedSpill moves c's
+// own lists to the process-wide one until c holds at most keep bytes (0: a
+// thread's caches given back). dedicated_releasedBytes: the stacks
+// released with their guards kept (no memory, address space only),
+// waiting for reuse.
 void stack_flushDedicated(void);
 uintptr_t dedicated_releasedBytes(void);
-// The execution stacks that ended workers left for the next ones
-// (gstack.c), unmapped: gm_scavenge.
-void stack_releaseExecCache(void);
 void stack_scavengeDedicated(bool background);
 void dedicatedSpill(struct mcache *c, uintptr_t keep);
 void dedicated_atfork_prepare(void);
@@ -88,6 +86,9 @@ void dedicated_atfork_parent(void);
 void dedicated_atfork_child(void);
 void dedicated_stats(gm_memstats *out);
 const char *dedicated_valid(struct mcache *c);
+// The execution stacks that ended workers left for the next ones
+// (gstack.c), unmapped: gm_scavenge.
+void stack_releaseExecCache(void);
 
 #pragma GCC visibility pop
 #endif
