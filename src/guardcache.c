@@ -13,7 +13,7 @@
 // large path, guardCachePut from free.c's. At most GuardCacheSpans spans
 // and GuardCacheBytes bytes; malloc_flushGuardCache empties it
 // (gm_scavenge). Dedicated coroutine stacks, each with a guard as its
-// lowest page, have caches of their own (gstack.c: per thread, lists of
+// lowest page, have caches of their own (dedicated.c: per thread, lists of
 // guardItems; process-wide, batches bounded by the scavenger's budget).
 // A cache evicts its oldest item when full, and releases evicted items
 // after its lock is dropped. A take looks only at the bin of the size asked

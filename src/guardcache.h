@@ -3,7 +3,7 @@
 // A cache of memory kept with its guard page in place (guardcache.c): the
 // type and its entry points, used for GOMEM_SECURE's freed large objects
 // (malloc.h: guardCacheTake/guardCachePut); guardItem also links the
-// threads' caches of dedicated coroutine stacks (gstack.c, mcache.h).
+// threads' caches of dedicated coroutine stacks (dedicated.c, mcache.h).
 // guardcache.c's head states the invariants and the lock.
 #include "runtime.h" // first, outside the guard: runtime.h includes this header in turn
 #ifndef GOMEM_GUARDCACHE_H

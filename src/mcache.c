@@ -327,6 +327,7 @@ static void atfork_prepare(void)
     proc_atfork_prepare();
     malloc_atfork_prepare();
     dedicated_atfork_prepare();
+    gstack_atfork_prepare();
     stack_atfork_prepare();
     mcentral_atfork_prepare();
     lock(&mheap_.lock);
@@ -347,6 +348,7 @@ static void atfork_parent(void)
     unlock(&mheap_.lock);
     mcentral_atfork_parent();
     stack_atfork_parent();
+    gstack_atfork_parent();
     dedicated_atfork_parent();
     malloc_atfork_parent();
     proc_atfork_parent();
@@ -368,6 +370,7 @@ static void atfork_child(void)
     lock_reinit_child(&mheap_.lock);
     mcentral_atfork_child();
     stack_atfork_child();
+    gstack_atfork_parent(); // its locks: only the forking thread lives
     dedicated_atfork_child();
     malloc_atfork_parent(); // single-threaded now: the same release
     proc_atfork_parent();

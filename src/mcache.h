@@ -110,7 +110,7 @@ typedef struct mcache {
     uintptr_t tinyHoles[TinyHoleLens][TinyHoleDepth];
 
     // Ended dedicated coroutines' stacks, guard in place, for this thread's
-    // next dedicated coroutines (gstack.c, "dedicated stacks"): a list per
+    // next dedicated coroutines (dedicated.c): a list per
     // log2 of the size, linked through a guardItem at each stack's top.
     // Owner only; dedicatedBytes (their bytes) is read by gm_stats. After
     // tinyHoles: a thread that runs no dedicated coroutine never touches it.

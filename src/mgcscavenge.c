@@ -6,7 +6,7 @@
 // pages does not pay for the release and the page faults each time.
 //
 // Owns the budget's arithmetic (freeKeepLocked: GOMEM_SCAVENGE plus the
-// memory in use, less the dedicated stacks gstack.c keeps, which count as
+// memory in use, less the dedicated stacks dedicated.c keeps, which count as
 // free memory), the release of a free span (releaseSpanLocked: it moves
 // from the dirty to the clean free lists, its released bits set), and the
 // three times it runs: after a free (scavengeIfNeededLocked), before the

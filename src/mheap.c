@@ -39,7 +39,7 @@
 //    span's ends).
 //
 // The scavenger's budget covers free memory above the heap too: ended
-// dedicated stacks that gstack.c keeps with their guard count in
+// dedicated stacks that dedicated.c keeps with their guard count in
 // pagesManual but are free memory (mheap_.cachedFree), so the allowance
 // (the budget plus the memory in use) leaves them out of use and counts
 // them with the free pages; each side gives back its own

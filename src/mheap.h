@@ -322,7 +322,7 @@ typedef struct mheap {
     bool scavengeOff;         // GOMEM_SCAVENGE=off
     uintptr_t nguarded;       // pages with a guard (GOMEM_SECURE); 0: no page to look at
     // Bytes of manual spans that a cache above holds as free memory (ended
-    // dedicated stacks kept with their guard: gstack.c). Counted in
+    // dedicated stacks kept with their guard: dedicated.c). Counted in
     // pagesManual, and by the scavenger as free, so that free pages and
     // cached stacks share one budget. Atomic: the cache adds to it under
     // its own lock, never under this one.

@@ -67,7 +67,7 @@ const char *stackpool_valid(void);
 void stack_atfork_prepare(void);
 void stack_atfork_parent(void);
 void stack_atfork_child(void);
-// Dedicated coroutine stacks kept with their guard (gstack.c): gm_scavenge
+// Dedicated coroutine stacks kept with their guard (dedicated.c): gm_scavenge
 // releases the process-wide list; stack_scavengeDedicated releases the
 // stacks that list holds past the scavenger's budget and delay (any
 // thread, no lock held; sysmon calls it with background true: fewer per
@@ -89,6 +89,10 @@ const char *dedicated_valid(struct mcache *c);
 // The execution stacks that ended workers left for the next ones
 // (gstack.c), unmapped: gm_scavenge.
 void stack_releaseExecCache(void);
+// gstack.c's spin locks around fork (mcache.c's handlers; the child
+// releases them as the parent does).
+void gstack_atfork_prepare(void);
+void gstack_atfork_parent(void);
 
 #pragma GCC visibility pop
 #endif

@@ -13,7 +13,7 @@
 // coroutine and how long it has run.
 //
 // Each period it also gives the scavenger's budget its background half for
-// cached dedicated stacks (stack_scavengeDedicated; gstack.c): a program
+// cached dedicated stacks (stack_scavengeDedicated; dedicated.c): a program
 // whose coroutines all ended and that frees nothing more still gets old
 // cached stacks released, while its group runs.
 //

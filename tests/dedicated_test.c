@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 //
-// Dedicated coroutine stacks at scale (gstack.c, "dedicated stacks"): an
+// Dedicated coroutine stacks at scale (dedicated.c): an
 // ended coroutine's stack keeps its guard page and is reused by the next
 // dedicated coroutine of its size, with no system call in steady state,
 // however many ended at once (a second wave of 10,000 alive at once makes
