@@ -6,7 +6,8 @@
 //
 // A small object whose new size still uses over half of it stays put
 // (classes are at most 12.5% apart, so growth within a class stays);
-// otherwise it moves to a new object, small or large.
+// otherwise it moves to a new object, small or large, with room when it is
+// grown piece by piece (reallocRoom).
 //
 // A large object that must grow first tries the free pages right after it
 // (mheap_growInPlace). Failing that it gets a new span, and from
@@ -224,6 +225,22 @@ static GM_NOINLINE void *reallocMove(void *p, mspan *s, size_t have, size_t n)
     return q;
 }
 
+// A small object that grows by less than a sixteenth of its size is being
+// grown piece by piece (a string appended to): it moves to a class half
+// again as big as asked (at most the largest class), as Go's append grows
+// a slice by more than one element's worth. Classes are at most 12.5% apart, so an
+// exact move is followed by another within a few steps: a string grown to
+// 32 KiB by 24-byte steps was copied through some 60 classes (malloc_work
+// realloc: 988k copies against 322k with the room, and 30% less peak RSS,
+// as fewer classes hold a half-used span). A program that grows its own
+// buffers geometrically (python's lists by an eighth, perl's arrays by a
+// fifth, git's strbufs by half) gets exactly what it asks for: room on top
+// of theirs raised python's peak RSS by 1.4%.
+static inline size_t reallocRoom(size_t n)
+{
+    return n + n / 2 < MaxSmallSize ? n + n / 2 : MaxSmallSize;
+}
+
 void *gm_realloc(void *p, size_t n)
 {
     if (p == NULL)
@@ -246,7 +263,7 @@ void *gm_realloc(void *p, size_t n)
         size_t have = classSlotsOf[spc].size;
         if (n <= have && n > have / 2)
             return p;
-        void *q = gm_malloc(n);
+        void *q = gm_malloc(n > have && n - have < have / 16 ? reallocRoom(n) : n);
         if (q == NULL)
             return NULL;
         memcpy(q, p, n < have ? n : have);

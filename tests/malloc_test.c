@@ -358,6 +358,46 @@ TEST(realloc_grows_shrinks_and_keeps_contents)
     VALID();
 }
 
+// A small object grown a few bytes at a time gets room to grow in; one the
+// program grows geometrically itself gets what it asks for.
+TEST(realloc_gives_a_string_grown_piece_by_piece_room)
+{
+    size_t n = 16, moves = 0, bad = 0, have = 16;
+    char *p = gm_malloc(n);
+    memset(p, 'a', n);
+    while (n + 16 <= 32768) {
+        char *q = gm_realloc(p, n + 16);
+        if (!TALLY(bad, q != NULL, "realloc(p, %zu)", n + 16))
+            break;
+        size_t m = n + 16, want = m + m / 2 < 32768 ? m + m / 2 : 32768;
+        moves += q != p;
+        // A step of less than half the old size moves with room: half
+        // again what was asked (at most the largest class).
+        if (q != p && 16 < have / 2)
+            TALLY(bad, gm_malloc_usable_size(q) >= want, "realloc(p, %zu) moved to %zu bytes", m,
+                  gm_malloc_usable_size(q));
+        have = gm_malloc_usable_size(q);
+        p = q;
+        memset(p + n, 'a', 16);
+        n += 16;
+    }
+    CHECK_EQ(bad, 0);
+    size_t wrong = 0;
+    for (size_t i = 0; i < n; i++)
+        wrong += p[i] != 'a';
+    CHECK_EQ(wrong, 0);
+    // log(2048)/log(1.5) ~ 19 moves with the room; through every class
+    // between 16 B and 32 KiB (exact moves) it took 57.
+    CHECK(moves <= 24);
+    gm_free(p);
+    // Doubling: exactly the class of what is asked.
+    p = gm_malloc(1000);
+    char *q = gm_realloc(p, 2048);
+    CHECK(q != NULL && gm_malloc_usable_size(q) == 2048);
+    gm_free(q);
+    VALID();
+}
+
 TEST(large_realloc_grows_in_place_when_the_next_pages_are_free)
 {
     int inplace = 0, bad = 0;
@@ -1543,6 +1583,7 @@ int main(void)
     RUN(large_calloc_clears_only_pages_that_were_used);
     RUN(impossible_sizes_give_enomem);
     RUN(realloc_grows_shrinks_and_keeps_contents);
+    RUN(realloc_gives_a_string_grown_piece_by_piece_room);
     RUN(large_realloc_grows_in_place_when_the_next_pages_are_free);
     RUN(realloc_gives_a_growing_object_room_from_its_second_move);
     RUN(large_realloc_chain_keeps_every_page_and_moves_them);
