@@ -374,8 +374,12 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // that parks is that thread's, and on AArch64 GCC and clang may go on
 // using the address they computed before the call (they read the thread
 // pointer once per function), so read thread-locals that such a coroutine
-// uses in a separate noinline function (errno is one already). Several
-// threads may each run their own gm_main.
+// uses in a separate noinline function (errno is one already). Each
+// coroutine keeps its own floating-point controls (rounding mode,
+// flush-to-zero, exception masks; a new one starts with the defaults); the
+// sticky exception flags that fetestexcept reads are the thread's, shared
+// by the coroutines that run on it. Several threads may each run their
+// own gm_main.
 // Scheduling is cooperative: a coroutine runs until it parks, yields or
 // returns. A CPU loop without gm_yield, or a plain blocking system call
 // (read on a blocking fd, sleep, a mutex of another library), holds its

@@ -7,19 +7,27 @@
 // void swapctx(void **save_sp, void *new_sp)
 //   Saves the callee-saved registers, MXCSR and the x87 control word on the
 //   current stack, stores the stack pointer in *save_sp, switches to new_sp
-//   and restores the same from there. A frame built by sys_amd64.c's
+//   and restores the same from there (the control words as said below). A frame built by sys_amd64.c's
 //   gostartcall has the same layout, with gostart as return address.
-//   24 instructions, as many as Boost.Context's jump_fcontext.
+//   27 instructions where the control words are equal (Boost.Context's
+//   jump_fcontext: 24, loading both words at every switch).
 //
-// The control words, measured on Zen 3 (AMD EPYC; a bare switch loop like
-// bench/boost_switch.cpp, minimum of 20 interleaved runs): stmxcsr is the
-// dearest part of a switch (3.0 ns of 6.0), and what it stores is not
-// forwarded to a load, which waits for the store to reach the cache:
-// comparing the saved MXCSR with the other context's, to skip ldmxcsr when
-// equal, cost 1.7 ns more per switch than always loading it, which costs
-// next to nothing (and keeps the status flags per context too). fnstcw's
-// store is forwarded: the x87 word is compared and loaded only when it
-// differs (0.3 ns less than always).
+// The control words. Each coroutine keeps its own MXCSR control bits
+// (rounding, flush-to-zero, exception masks) and x87 control word; the
+// MXCSR exception flags (its low six bits, sticky) stay the thread's, as
+// FPSR's do on arm64: they are not compared, and loaded only along with
+// a control change. The two words are reloaded only when the other
+// context's differ. Both the rule and the loads' sizes matter (measured on
+// a Sapphire Rapids guest, bench/coro.sh at one worker): an ldmxcsr of a
+// value that differs from the current one costs tens of nanoseconds in a
+// busy pipeline, and a new coroutine starts with no flags set where a
+// thread running float code has the inexact flag up, so comparing whole
+// MXCSRs, or always loading, made creating and running a coroutine 37 ->
+// 95 ns and a dedicated ping-pong round trip 115 -> 228 ns; and the saved
+// words are read back with loads the size of their stores (4 and 2
+// bytes), which the stores forward to: one 8-byte load of both waits for
+// the stores to reach the cache (a yield 4.7 -> 9.2 ns). On Zen 3,
+// earlier, stmxcsr's store was not forwarded at all (1.7 ns a switch).
 //
 // void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg)
 //   swapctx whose new stack pointer is computed by fn(arg), run on the
@@ -72,13 +80,17 @@ swapctx:
     .cfi_startproc
     SAVE_CONTEXT
     movq %rsp, (%rdi)
-    movzwl 4(%rsp), %eax
+    movl (%rsp), %eax           // MXCSR and the x87 word, as stored (forwarded)
+    movzwl 4(%rsp), %edx
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    cmpw 4(%rsp), %ax
+    xorl (%rsp), %eax
+    andl $-64, %eax             // the exception flags are the thread's
+    jnz 1f
+    cmpw 4(%rsp), %dx
     jne 1f
     RESTORE_CONTEXT
-1:  fldcw 4(%rsp)
+1:  ldmxcsr (%rsp)
+    fldcw 4(%rsp)
     RESTORE_CONTEXT
     .cfi_endproc
     .size swapctx, .-swapctx
@@ -90,18 +102,23 @@ swapctxVia:
     .cfi_startproc
     SAVE_CONTEXT
     movq %rsp, (%rdi)
-    // The current x87 control word, in a register fn preserves: fn may
+    // The current control words, in registers fn preserves: fn may
     // overwrite the saved context itself (that is its purpose).
-    movzwl 4(%rsp), %r12d
+    movl (%rsp), %r12d
+    movzwl 4(%rsp), %r13d
     movq %rsi, %rsp
     movq %rcx, %rdi
     callq *%rdx
     movq %rax, %rsp
-    ldmxcsr (%rsp)
-    cmpw 4(%rsp), %r12w
-    je 1f
+    xorl (%rsp), %r12d
+    andl $-64, %r12d
+    jnz 1f
+    cmpw 4(%rsp), %r13w
+    jne 1f
+    RESTORE_CONTEXT
+1:  ldmxcsr (%rsp)
     fldcw 4(%rsp)
-1:  RESTORE_CONTEXT
+    RESTORE_CONTEXT
     .cfi_endproc
     .size swapctxVia, .-swapctxVia
 

@@ -13,8 +13,8 @@
 //   *save_sp, switches to new_sp and restores the same from there.
 //   Not saved: FPSR, whose cumulative exception flags stay the thread's
 //   (fetestexcept sees the flags every coroutine on the thread raised since
-//   they were last cleared; on x86-64 the SSE flags in MXCSR are per
-//   coroutine, the x87 status word is not); x18, the platform register,
+//   they were last cleared; so do MXCSR's flags and the x87 status word on
+//   x86-64); x18, the platform register,
 //   never touched; SVE's upper vector bits and SME's ZA state, which the
 //   procedure call standard does not preserve across a call either.
 //   FPCR is written only when it differs from the current value (an MSR to
