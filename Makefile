@@ -72,11 +72,20 @@ VERSION := $(SOMAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
 # program may define lock, debug or throw of its own. Being one object, any
 # gm_ call links all of it; a program that calls no gm_ function and should
 # still get gomem's malloc links with -Wl,--undefined=malloc (docs/malloc.md).
+# The installed archives take os_linux.c built with GM_ARCHIVE: plain
+# references to libgcc's unwinder, which a static link takes from libgcc_eh,
+# where the shared libraries look for it when a profile starts
+# (src/os_linux.c, "unwinder").
 CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
+ARCHIVE_OBJS := $(patsubst $(BUILD)/obj/os_linux.o,$(BUILD)/obj/os_linux_archive.o,$(LIB_OBJS))
+ARCHIVE_CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(ARCHIVE_OBJS))
 OBJCOPY ?= objcopy
-$(BUILD)/gomem.o: $(LIB_OBJS)
+$(BUILD)/obj/os_linux_archive.o: src/os_linux.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DGM_ARCHIVE -c $< -o $@
+$(BUILD)/gomem.o: $(ARCHIVE_OBJS)
 	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
-$(BUILD)/gomem_core.o: $(CORE_OBJS)
+$(BUILD)/gomem_core.o: $(ARCHIVE_CORE_OBJS)
 	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
 $(BUILD)/libgomem.a: $(BUILD)/gomem.o
 	@rm -f $@

@@ -219,16 +219,17 @@ typedef struct unwindState {
     uintptr_t pc[SkipFrames + ProfMaxStack];
     uintptr_t fn[SkipFrames + ProfMaxStack];
     int n;
+    const osUnwinder *unw;
 } unwindState;
 
 static _Unwind_Reason_Code unwindFrame(struct _Unwind_Context *ctx, void *arg)
 {
     unwindState *u = arg;
-    uintptr_t pc = _Unwind_GetIP(ctx);
+    uintptr_t pc = u->unw->getIP(ctx);
     if (pc == 0 || u->n == SkipFrames + ProfMaxStack)
         return _URC_END_OF_STACK;
     u->pc[u->n] = pc;
-    u->fn[u->n] = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    u->fn[u->n] = (uintptr_t)u->unw->getRegionStart(ctx);
     u->n++;
     return _URC_NO_REASON;
 }
@@ -262,7 +263,10 @@ static GM_NOINLINE uint32_t profCallers(uintptr_t *stk)
 {
     unwindState u;
     u.n = 0;
-    _Unwind_Backtrace(unwindFrame, &u);
+    // Found by gm_prof_start before any sample (os_unwinder); none: no frames.
+    u.unw = os_unwinderLoaded();
+    if (u.unw != NULL)
+        u.unw->backtrace(unwindFrame, &u);
     int first = 0;
     for (int i = 0; i < u.n && i < SkipFrames; i++)
         if (isAllocFrame(u.fn[i]))
@@ -569,12 +573,14 @@ int gm_prof_write(const char *path, int kind)
         callerError("gm_prof_write: unknown kind %d", kind);
         return -1;
     }
+    os_unwinder(); // the caller's frames (pprof.c); found here, before any lock is taken
     return writeFile(path, kind);
 }
 
 int gm_prof_start(const char *path, size_t rate)
 {
     runtime_init();
+    os_unwinder(); // before sampling starts: loading it may allocate
     if (path == NULL || path[0] == 0 || strlen(path) >= sizeof profPath) {
         errno = EINVAL;
         callerError("gm_prof_start: no path, or a path too long");

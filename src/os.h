@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unwind.h>
 #pragma GCC visibility push(hidden)
 
 enum os_fault_kind { OS_FAULT_MMAP, OS_FAULT_MPROTECT, OS_FAULT_MADVISE, OS_FAULT_MREMAP, OS_FAULT_NKINDS };
@@ -133,6 +134,18 @@ bool os_single_threaded(void);
 // an address nobody sleeps on is harmless).
 void os_futexsleep(uint32_t *addr, uint32_t val, int64_t ns);
 void os_futexwakeup(uint32_t *addr, int n);
+
+// The C unwinder (libgcc's), which only the profilers use. os_unwinder
+// finds it the first time (with glibc it may dlopen libgcc_s, which may
+// call malloc: call it outside gomem's locks and allocation paths);
+// os_unwinderLoaded answers without looking. NULL when there is none.
+typedef struct osUnwinder {
+    _Unwind_Reason_Code (*backtrace)(_Unwind_Trace_Fn, void *);
+    _Unwind_Ptr (*getIP)(struct _Unwind_Context *);
+    _Unwind_Ptr (*getRegionStart)(struct _Unwind_Context *);
+} osUnwinder;
+const osUnwinder *os_unwinder(void);
+const osUnwinder *os_unwinderLoaded(void);
 
 // Tests: make the nth and later calls of kind fail (0 turns it off) and read
 // how many calls of each kind were made.

@@ -4,7 +4,8 @@
 // that plain threads sleep on in the sync types. See os.h for the states a
 // range moves through. This file only makes system calls and counts them; it
 // keeps no state besides the counters and the fault-injection thresholds
-// (both atomic, so any thread may call in).
+// (both atomic, so any thread may call in), and the C unwinder it finds for
+// the profilers (os_unwinder).
 //
 // Go's counterpart is mem_linux.go (sysReserve, sysMap, sysUnused, sysFault),
 // and os_linux.go for futexsleep and futexwakeup.
@@ -14,6 +15,7 @@
 #include "os.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -469,6 +471,65 @@ void os_futexsleep(uint32_t *addr, uint32_t val, int64_t ns)
 void os_futexwakeup(uint32_t *addr, int n)
 {
     syscall(SYS_futex, addr, FutexWakePrivate, n, NULL, NULL, 0);
+}
+
+// --------------------------------------------------------------- unwinder
+// libgcc's unwinder, which only the profilers use (mprof.c says why it and
+// not frame pointers). With glibc the shared libraries find it when a
+// profile starts rather than link it: as a dependency of libgomem.so,
+// libgcc_s cost every process that loads gomem about 90 KiB of resident
+// memory and its load at start, profiling or not. Weak references find it
+// when the program brings it itself (a C++ program); otherwise dlopen
+// loads it. The installed archives (GM_ARCHIVE: the Makefile) and musl's
+// links, which take libgcc_eh statically, reference it plainly.
+#if defined(__GLIBC__) && !defined(GM_ARCHIVE)
+#include <dlfcn.h>
+extern _Unwind_Reason_Code _Unwind_Backtrace(_Unwind_Trace_Fn, void *) __attribute__((weak));
+extern _Unwind_Ptr _Unwind_GetIP(struct _Unwind_Context *) __attribute__((weak));
+extern _Unwind_Ptr _Unwind_GetRegionStart(struct _Unwind_Context *) __attribute__((weak));
+#endif
+
+static osUnwinder unwinder;         // written once, before unwinderState becomes 2
+static _Atomic int unwinderState;   // 0: not looked for; 1: being looked for; 2: unwinder is final
+
+static void unwinderFind(osUnwinder *u)
+{
+    *u = (osUnwinder){ _Unwind_Backtrace, _Unwind_GetIP, _Unwind_GetRegionStart };
+#if defined(__GLIBC__) && !defined(GM_ARCHIVE)
+    if (u->backtrace == NULL || u->getIP == NULL || u->getRegionStart == NULL) {
+        void *h = dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_LOCAL);
+        void *b = h ? dlsym(h, "_Unwind_Backtrace") : NULL, *ip = h ? dlsym(h, "_Unwind_GetIP") : NULL,
+             *rs = h ? dlsym(h, "_Unwind_GetRegionStart") : NULL;
+        // POSIX's way from dlsym's object pointer to a function pointer.
+        memcpy(&u->backtrace, &b, sizeof b);
+        memcpy(&u->getIP, &ip, sizeof ip);
+        memcpy(&u->getRegionStart, &rs, sizeof rs);
+    }
+#endif
+}
+
+const osUnwinder *os_unwinder(void)
+{
+    int st = 0;
+    if (atomic_compare_exchange_strong_explicit(&unwinderState, &st, 1, memory_order_acquire,
+                                                memory_order_acquire)) {
+        osUnwinder u;
+        unwinderFind(&u);
+        if (u.backtrace != NULL && u.getIP != NULL && u.getRegionStart != NULL)
+            unwinder = u;
+        atomic_store_explicit(&unwinderState, 2, memory_order_release);
+    } else {
+        while (atomic_load_explicit(&unwinderState, memory_order_acquire) != 2)
+            sched_yield(); // another thread is loading it: a one-time wait
+    }
+    return unwinder.backtrace != NULL ? &unwinder : NULL;
+}
+
+const osUnwinder *os_unwinderLoaded(void)
+{
+    if (atomic_load_explicit(&unwinderState, memory_order_acquire) != 2)
+        return NULL;
+    return unwinder.backtrace != NULL ? &unwinder : NULL;
 }
 
 #if !defined(__GLIBC__)

@@ -531,16 +531,17 @@ typedef struct selfUnwind {
     uintptr_t pc[GMaxFrames + 16];
     uintptr_t fn[GMaxFrames + 16];
     int n;
+    const osUnwinder *unw;
 } selfUnwind;
 
 static _Unwind_Reason_Code selfFrame(struct _Unwind_Context *ctx, void *arg)
 {
     selfUnwind *u = arg;
-    uintptr_t pc = _Unwind_GetIP(ctx);
+    uintptr_t pc = u->unw->getIP(ctx);
     if (pc == 0 || u->n == GMaxFrames + 16)
         return _URC_END_OF_STACK;
     u->pc[u->n] = pc;
-    u->fn[u->n++] = (uintptr_t)_Unwind_GetRegionStart(ctx);
+    u->fn[u->n++] = (uintptr_t)u->unw->getRegionStart(ctx);
     return _URC_NO_REASON;
 }
 
@@ -548,7 +549,9 @@ static void selfFrames(gsnap *s)
 {
     selfUnwind u;
     u.n = 0;
-    _Unwind_Backtrace(selfFrame, &u);
+    u.unw = os_unwinderLoaded(); // gm_prof_write found it, before its locks
+    if (u.unw != NULL)
+        u.unw->backtrace(selfFrame, &u);
     int first = 0;
     for (int i = 0; i < u.n; i++)
         if (u.fn[i] == (uintptr_t)pprof_writeCoroutines)
