@@ -4,8 +4,10 @@
 // buffered channel (cap 128) of 8-byte values, ns per message; the same
 // program as bench/go/chan.go. Run with GOMEM_PROCS=1 (one worker) and 2
 // (the consumer is placed on the second worker; the line says whether the
-// two ran on different threads).  build/bench/chan [RUNS]
+// two ran on different threads, and, beside it, what moving a cache line
+// between two threads costs here).  build/bench/chan [RUNS]
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "bench.h"
@@ -104,6 +106,42 @@ static void pingpong(void *arg, long iters)
     gm_chan_free(pong);
 }
 
+// A cache line handed back and forth between two plain threads (a flag each
+// side waits for, then flips): the one-way cost of moving a line between
+// the CPUs. A buffered channel's lock and count move at least once a
+// message when its two ends run on different CPUs, so this bounds what a
+// second worker can gain on a pair that does little else per message.
+static _Alignas(64) _Atomic int lineFlag;
+enum { LineTrips = 1000000 };
+
+static void *lineBack(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < LineTrips; i++) {
+        while (atomic_load_explicit(&lineFlag, memory_order_acquire) != 1)
+            ;
+        atomic_store_explicit(&lineFlag, 0, memory_order_release);
+    }
+    return NULL;
+}
+
+static double lineOneWay(void)
+{
+    pthread_t t;
+    atomic_store(&lineFlag, 0);
+    if (pthread_create(&t, NULL, lineBack, NULL) != 0)
+        return 0;
+    double t0 = bench_now();
+    for (int i = 0; i < LineTrips; i++) {
+        atomic_store_explicit(&lineFlag, 1, memory_order_release);
+        while (atomic_load_explicit(&lineFlag, memory_order_acquire) != 0)
+            ;
+    }
+    double ns = (bench_now() - t0) / (2.0 * LineTrips);
+    pthread_join(t, NULL);
+    return ns;
+}
+
 int main(int argc, char **argv)
 {
     int runs = argc > 1 ? atoi(argv[1]) : 5;
@@ -115,5 +153,14 @@ int main(int argc, char **argv)
     bench_print(name, N, r, runs);
     printf("(producer and consumer ran on %s threads)\n",
            pthread_equal(producer_thread, consumer_thread) ? "the same" : "different");
+    if (gm_set_procs(0) > 1) {
+        double best = 0;
+        for (int i = 0; i < runs; i++) {
+            double ns = lineOneWay();
+            if (best == 0 || ns < best)
+                best = ns;
+        }
+        printf("(a cache line moved between two threads: %.1f ns one way, min of %d runs)\n", best, runs);
+    }
     return 0;
 }
