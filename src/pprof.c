@@ -433,25 +433,8 @@ typedef struct gsnap {
 typedef struct gwalk {
     pbuf snaps;
     gm_g *self;
-    uint64_t now;      // cputicks()
-    double nsPerTick;
+    uint64_t now;      // nanotimeCoarse(), the clock of g.waitSince
 } gwalk;
-
-// cputicks() to ns: measured once over 2 ms.
-static double nsPerTick(void)
-{
-    static _Atomic double cached;
-    double r = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (r != 0)
-        return r;
-    uint64_t t0 = cputicks(), n0 = nanotime(), n1;
-    while ((n1 = nanotime()) - n0 < 2000000)
-        ;
-    uint64_t t1 = cputicks();
-    r = t1 > t0 ? (double)(n1 - n0) / (double)(t1 - t0) : 1;
-    atomic_store_explicit(&cached, r, memory_order_relaxed);
-    return r;
-}
 
 // The call stack of parked g along its frame pointers: the return address
 // its switch saved, then each frame record [fp] = caller's fp, [fp + 8] =
@@ -513,7 +496,7 @@ static void snapG(gm_g *g, worker *p, void *arg)
     if (st == Gwaiting) {
         s->reason = g->waitReason;
         uint64_t since = g->waitSince;
-        s->waitNs = w->now > since ? (uint64_t)((double)(w->now - since) * w->nsPerTick) : 0;
+        s->waitNs = w->now > since ? w->now - since : 0;
     }
     s->stackBytes = g->stack.hi - g->stack.lo;
     if (s->copied)
@@ -678,8 +661,8 @@ done:
 
 int pprof_writeCoroutines(int fd, bool text)
 {
-    gwalk w = {.self = TLS(tworker) != NULL ? TLS(tworker)->cur : NULL, .nsPerTick = nsPerTick()};
-    w.now = cputicks();
+    gwalk w = {.self = TLS(tworker) != NULL ? TLS(tworker)->cur : NULL};
+    w.now = nanotimeCoarse();
     forEachG(snapG, &w);
     gsnap *gs = (gsnap *)w.snaps.p;
     size_t n = w.snaps.n / sizeof(gsnap);

@@ -654,6 +654,7 @@ static void writer(void *arg)
 {
     (void)arg;
     gm_yield(); // the others park first
+    gm_sleep(100 * 1000 * 1000); // ... and wait 0.1 s: the profile says how long
     coroWrite = gm_prof_write(coroFile, GM_PROF_COROUTINES) == 0 && gm_prof_write(coroText, GM_PROF_COROUTINES_TEXT) == 0;
     gm_chan_close(never);
 }
@@ -705,6 +706,11 @@ TEST(coroutine_profile)
     }
     CHECK_EQ(sh("cat %s", coroText), 0);
     CHECK(strstr(out, "\"copied-waiter\" [chan receive") != NULL);
+    // How long it waited: 0.1 s, give or take the coarse clock's ticks.
+    const char *w = strstr(out, "\"copied-waiter\" [chan receive, ");
+    double waited = w != NULL ? strtod(w + strlen("\"copied-waiter\" [chan receive, "), NULL) : -1;
+    if (!CHECK(waited >= 0.08 && waited < 5))
+        printf("    waited %.3f s\n", waited);
     CHECK(strstr(out, "\"dedicated-waiter\" [chan receive") != NULL);
     CHECK(strstr(out, "(the caller)") != NULL);
     CHECK_EQ(sh("%s/gomem-info coroutines %s 2>&1", build(), coroFile), 0);
