@@ -176,7 +176,7 @@ static int trySendLocked(gm_chan *c, const void *elem)
         if (r->elem != NULL)
             stackCopyTo(r->g, r->elem, elem, c->elemsize);
         r->success = true;
-        readyClaimed(r->g); // the last touch of r: its owner frees it
+        readyParked(r->g); // the last touch of r: its owner frees it
         return 1;
     }
     if (c->count < c->cap) {
@@ -203,7 +203,7 @@ static int tryRecvLocked(gm_chan *c, void *elem)
             advanceHead(c);
         }
         s->success = true;
-        readyClaimed(s->g);
+        readyParked(s->g);
         return 1;
     }
     if (c->count > 0) {

@@ -156,6 +156,18 @@ void readyClaimed(gm_g *g)
     runqput(g);
 }
 
+void readyParked(gm_g *g)
+{
+    if (g->threadWaiter) {
+        readyClaimed(g);
+        return;
+    }
+    if (GM_DEBUG >= 1 && gstatus(g) != Gwaiting)
+        throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+    setstatus(g, Grunnable);
+    runqput(g);
+}
+
 // The gs of other workers wait in batches, a few workers' at a time.
 #define ReadyBatches 4
 

@@ -595,6 +595,12 @@ static inline bool claimWait(gm_g *g, uint64_t seq, int why)
 // queue, a thread's stand-in is marked Grunnable and its thread woken. The
 // last touch of g (a stand-in's thread may return at once).
 void readyClaimed(gm_g *g);
+// readyClaimed for a claimer that holds the lock the waiter released after
+// it set Gwaiting (a channel's, whose park unlocks it then): the g is
+// surely parked, so Grunnable is a plain store where readyClaimed's is a
+// compare-and-swap loop (a locked instruction on the waiter's descriptor,
+// a cold line: an eighth of Go's prime sieve at one worker).
+void readyParked(gm_g *g);
 // Readies a list of gs whose waits the caller claimed, linked by schedlink
 // (a close, a broadcast; Go's injectglist). One alone is readyClaimed's.
 // Several stay each on its worker instead of following the waker
