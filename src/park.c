@@ -156,15 +156,22 @@ void readyClaimed(gm_g *g)
     runqput(g);
 }
 
+// Waiting -> runnable for a coroutine whose wait the caller claimed under
+// the lock the coroutine released after it set Gwaiting: a plain store.
+static inline void setReadyParked(gm_g *g)
+{
+    if (GM_DEBUG >= 1 && gstatus(g) != Gwaiting)
+        throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+    setstatus(g, Grunnable);
+}
+
 void readyParked(gm_g *g)
 {
     if (g->threadWaiter) {
         readyClaimed(g);
         return;
     }
-    if (GM_DEBUG >= 1 && gstatus(g) != Gwaiting)
-        throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
-    setstatus(g, Grunnable);
+    setReadyParked(g);
     runqput(g);
 }
 
@@ -174,7 +181,7 @@ void readyParked(gm_g *g)
 void readyList(gm_g *g)
 {
     if (g != NULL && g->schedlink == NULL) {
-        readyClaimed(g);
+        readyParked(g);
         return;
     }
     worker *me = TLS(tworker);
@@ -189,7 +196,7 @@ void readyList(gm_g *g)
             readyClaimed(g);
             continue;
         }
-        casReadyClaimed(g);
+        setReadyParked(g);
         worker *p = g->p;
         if (p == me) {
             runqputLocal(p, g);

@@ -595,14 +595,17 @@ static inline bool claimWait(gm_g *g, uint64_t seq, int why)
 // queue, a thread's stand-in is marked Grunnable and its thread woken. The
 // last touch of g (a stand-in's thread may return at once).
 void readyClaimed(gm_g *g);
-// readyClaimed for a claimer that holds the lock the waiter released after
-// it set Gwaiting (a channel's, whose park unlocks it then): the g is
+// readyClaimed for a claimer that claimed the wait under the lock the
+// waiter released after it set Gwaiting (a channel's or a sync type's,
+// whose parks unlock them then; it may have unlocked since): the g is
 // surely parked, so Grunnable is a plain store where readyClaimed's is a
 // compare-and-swap loop (a locked instruction on the waiter's descriptor,
-// a cold line: an eighth of Go's prime sieve at one worker).
+// often a cold line). Timers, fd events, gm_ready and cancels claim
+// without such a lock and use readyClaimed.
 void readyParked(gm_g *g);
-// Readies a list of gs whose waits the caller claimed, linked by schedlink
-// (a close, a broadcast; Go's injectglist). One alone is readyClaimed's.
+// Readies a list of gs whose waits the caller claimed as readyParked's
+// are, linked by schedlink (a close, a broadcast; Go's injectglist). One
+// alone is readyParked's.
 // Several stay each on its worker instead of following the waker
 // (steal.c's readyHere): a pair that talks gains from meeting on one
 // worker, a crowd woken by one g does not, and moving a million to the

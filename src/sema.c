@@ -15,7 +15,8 @@
 // (runtime2.h, park.c): a waker takes waiters off the queue under lk,
 // claims each (semaDequeue; one its deadline or context claimed first is
 // dropped, and the next served), and readies the ones it claimed after
-// releasing lk (readyClaimed). A waiter is woken owning what it waited for
+// releasing lk (readyParked: they set Gwaiting before lk was released, so
+// a plain store makes them runnable). A waiter is woken owning what it waited for
 // (the mutex, the read or write lock, the units): the waker hands it over,
 // as Go's starvation mode does, always. A waiter whose deadline or context
 // came first owns nothing: it retakes lk, takes itself off the queue and,
@@ -50,7 +51,7 @@
 // A thread's stand-in counts as a parked g: Gwaiting while queued.
 //
 // Lock order: an object's lk, then a context's (a wait with a context
-// joins its list under lk), then a worker's lock (readyClaimed, through
+// joins its list under lk), then a worker's lock (readyParked, through
 // unlockf too). gm_cond_wait's unlockf releases the cond's lk and then
 // unlocks the mutex (its lk): never both held.
 //
@@ -361,7 +362,7 @@ void gm_mutex_unlock(gm_mutex *m)
     checkValid("gm_mutex", m, mutex_valid);
     spin_unlock(&m->lk);
     if (g != NULL)
-        readyClaimed(g); // still locked: now the waiter's
+        readyParked(g); // still locked: now the waiter's
 }
 
 // ---------------------------------------------------------------- rwmutex
@@ -419,7 +420,7 @@ void gm_rwmutex_runlock(gm_rwmutex *rw)
     checkValid("gm_rwmutex", rw, rwmutex_valid);
     spin_unlock(&rw->lk);
     if (w != NULL)
-        readyClaimed(w);
+        readyParked(w);
 }
 
 static int rwmutexLock(gm_rwmutex *rw, int64_t deadline, gm_ctx *ctx)
@@ -501,7 +502,7 @@ void gm_rwmutex_unlock(gm_rwmutex *rw)
     spin_unlock(&rw->lk);
     readyList(readers);
     if (w != NULL)
-        readyClaimed(w);
+        readyParked(w);
 }
 
 // ------------------------------------------------------------------- once
@@ -606,7 +607,7 @@ void gm_cond_signal(gm_cond *c)
     checkValid("gm_cond", c, cond_valid);
     spin_unlock(&c->lk);
     if (g != NULL)
-        readyClaimed(g);
+        readyParked(g);
 }
 
 void gm_cond_broadcast(gm_cond *c)
