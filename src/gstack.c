@@ -66,7 +66,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Atomic uint64_t statGrows, statShrinks, statSaves, statPins;
+static _Atomic uint64_t statGrows, statShrinks, statPins;
+static _Atomic uint64_t statSaves; // frame saves of workers gone (a live one counts its own: worker.nsaves)
 static _Atomic int64_t statSavedBytes, statExecStacks;
 static _Atomic int64_t statSavedOrder[NumStackOrders + 1]; // saved-copy bytes by order (+1: larger)
 static int checkLock;
@@ -287,7 +288,10 @@ static inline __attribute__((always_inline)) void swapFrames(worker *p, gm_g *g,
         if (lock)
             spin_unlock(&old->stackLock);
         clear = old->savedLen;
-        atomic_fetch_add_explicit(&statSaves, 1, memory_order_relaxed);
+        // Per worker: a global count was a locked add on a line both
+        // workers wrote, at every message of Go's prime sieve.
+        atomic_store_explicit(&p->nsaves, atomic_load_explicit(&p->nsaves, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
     }
     track_stackReused(es->hi, clear, execStackSize());
     bool started = yield || g->started;
@@ -608,12 +612,21 @@ void stackReleaseG(worker *p, gm_g *g, bool onValgrind)
     g->stack = (gm_stack){ 0, 0 };
 }
 
+void savedstack_foldSaves(uint64_t n)
+{
+    atomic_fetch_add_explicit(&statSaves, n, memory_order_relaxed);
+}
+
+uint64_t savedstack_savesGone(void)
+{
+    return atomic_load_explicit(&statSaves, memory_order_relaxed);
+}
+
 void savedstack_stats(gm_memstats *out)
 {
     out->coro_stack_grows = atomic_load_explicit(&statGrows, memory_order_relaxed);
     out->coro_stack_shrinks = atomic_load_explicit(&statShrinks, memory_order_relaxed);
     out->coro_saved_bytes = (uint64_t)atomic_load_explicit(&statSavedBytes, memory_order_relaxed);
-    out->coro_frame_saves = atomic_load_explicit(&statSaves, memory_order_relaxed);
     out->coro_pins = atomic_load_explicit(&statPins, memory_order_relaxed);
     int64_t ne = atomic_load_explicit(&statExecStacks, memory_order_relaxed);
     out->coro_exec_stacks = ne > 0 ? (uint64_t)ne : 0;

@@ -188,6 +188,7 @@ static void workerFree(worker *p)
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&statEnded, atomic_load_explicit(&p->nended, memory_order_relaxed),
                               memory_order_relaxed);
+    savedstack_foldSaves(atomic_load_explicit(&p->nsaves, memory_order_relaxed));
     if (p->allprev != NULL)
         p->allprev->allnext = p->allnext;
     else
@@ -1129,8 +1130,11 @@ void proc_stats(gm_memstats *out)
     for (worker *p = allWorkers; p != NULL; p = p->allnext)
         out->coro_ended += atomic_load_explicit(&p->nended, memory_order_acquire);
     out->coro_created = atomic_load_explicit(&statCreated, memory_order_relaxed);
-    for (worker *p = allWorkers; p != NULL; p = p->allnext)
+    out->coro_frame_saves = savedstack_savesGone();
+    for (worker *p = allWorkers; p != NULL; p = p->allnext) {
         out->coro_created += atomic_load_explicit(&p->ncreated, memory_order_relaxed);
+        out->coro_frame_saves += atomic_load_explicit(&p->nsaves, memory_order_relaxed);
+    }
     out->sched_busy_ns = atomic_load_explicit(&statBusyNs, memory_order_relaxed);
     out->sched_spin_ns = atomic_load_explicit(&statSpinNs, memory_order_relaxed);
     out->sched_idle_ns = atomic_load_explicit(&statIdleNs, memory_order_relaxed);

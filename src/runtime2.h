@@ -283,6 +283,8 @@ struct worker {
     uint64_t goidNext, goidEnd; // ids [goidNext, goidEnd) taken from goidgen for p's next gs; p's thread
     _Atomic uint64_t ncreated, nended; // gs created here, and ended here: its thread writes (no RMW),
                                // gm_stats reads
+    _Atomic uint64_t nsaves;   // copied gs' frames saved here to give their execution stack to
+                               // another (gstack.c); the same
     long nfree;                // freeq's length; p's thread
     gm_g *allgMov;             // started movable gs here, not dead (allg holds the others): under p->lock
                                // when the group has more than one worker (runqsteal moves them between
@@ -746,7 +748,12 @@ void stackCopyTo(gm_g *g, void *dst, const void *src, size_t n);
 void stackCopyFrom(gm_g *g, void *dst, const void *src, size_t n);
 // Where a dedicated coroutine's first frame starts below its stack's top.
 uintptr_t stackColor(const gm_g *g);
+// The saved-stack counters into out, but coro_frame_saves: each live
+// worker counts its own (worker.nsaves), and one that goes gives its count
+// to the total (savedstack_foldSaves; both under allWorkersLock).
 void savedstack_stats(gm_memstats *out);
+void savedstack_foldSaves(uint64_t n);
+uint64_t savedstack_savesGone(void);
 // stackcheck: every checked g (signal_linux.c reads it from the fault handler).
 extern gm_g *checkedGs;
 
