@@ -288,8 +288,8 @@ static inline __attribute__((always_inline)) void swapFrames(worker *p, gm_g *g,
         if (lock)
             spin_unlock(&old->stackLock);
         clear = old->savedLen;
-        // Per worker: a global count was a locked add on a line both
-        // workers wrote, at every message of Go's prime sieve.
+        // Per worker: a global count would be a locked add on a line
+        // every worker writes, at each message of Go's prime sieve.
         atomic_store_explicit(&p->nsaves, atomic_load_explicit(&p->nsaves, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     }

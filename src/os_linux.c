@@ -477,8 +477,8 @@ void os_futexwakeup(uint32_t *addr, int n)
 // libgcc's unwinder, which only the profilers use (mprof.c says why it and
 // not frame pointers). With glibc the shared libraries find it when a
 // profile starts rather than link it: as a dependency of libgomem.so,
-// libgcc_s cost every process that loads gomem about 90 KiB of resident
-// memory and its load at start, profiling or not. Weak references find it
+// libgcc_s would cost every process that loads gomem about 90 KiB of
+// resident memory and its load at start, profiling or not. Weak references find it
 // when the program brings it itself (a C++ program); otherwise dlopen
 // loads it. The installed archives (GM_ARCHIVE: the Makefile) and musl's
 // links, which take libgcc_eh statically, reference it plainly.

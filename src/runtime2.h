@@ -904,7 +904,7 @@ bool timerDue(const worker *p);
 static inline void countParked(worker *p, gm_g *g)
 {
     g->parked = true;
-    // The coarse clock, not the time-stamp counter: an rdtsc here was a
+    // The coarse clock, not the time-stamp counter: an rdtsc here costs a
     // quarter of Go's prime sieve at one worker on a Sapphire Rapids VM
     // (12.2 s against 9.2 s without it); the profile prints milliseconds.
     g->waitSince = nanotimeCoarse();

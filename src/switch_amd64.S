@@ -21,13 +21,14 @@
 // a Sapphire Rapids guest, bench/coro.sh at one worker): an ldmxcsr of a
 // value that differs from the current one costs tens of nanoseconds in a
 // busy pipeline, and a new coroutine starts with no flags set where a
-// thread running float code has the inexact flag up, so comparing whole
-// MXCSRs, or always loading, made creating and running a coroutine 37 ->
-// 95 ns and a dedicated ping-pong round trip 115 -> 228 ns; and the saved
-// words are read back with loads the size of their stores (4 and 2
-// bytes), which the stores forward to: one 8-byte load of both waits for
-// the stores to reach the cache (a yield 4.7 -> 9.2 ns). On Zen 3,
-// earlier, stmxcsr's store was not forwarded at all (1.7 ns a switch).
+// thread running float code has the inexact flag up: comparing whole
+// MXCSRs, or always loading, makes creating and running a coroutine 95 ns
+// instead of 37, a dedicated ping-pong round trip 228 ns instead of 115.
+// And the saved words are read back with loads the size of their stores
+// (4 and 2 bytes), which the stores forward to: one 8-byte load of both
+// waits for the stores to reach the cache (a yield 9.2 ns instead of
+// 4.7). On Zen 3 stmxcsr's store is not forwarded at all (1.7 ns a
+// switch).
 //
 // void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg)
 //   swapctx whose new stack pointer is computed by fn(arg), run on the
