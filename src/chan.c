@@ -180,7 +180,7 @@ static int trySendLocked(gm_chan *c, const void *elem)
         return 1;
     }
     if (c->count < c->cap) {
-        memcpy(slot(c, c->count), elem, c->elemsize);
+        copyElem(slot(c, c->count), elem, c->elemsize);
         c->count++;
         return 1;
     }
@@ -198,7 +198,7 @@ static int tryRecvLocked(gm_chan *c, void *elem)
                 stackCopyFrom(s->g, elem, s->elem, c->elemsize);
         } else { // buffer full: take the oldest, the sender's value joins the tail
             if (elem != NULL)
-                memcpy(elem, slot(c, 0), c->elemsize);
+                copyElem(elem, slot(c, 0), c->elemsize);
             stackCopyFrom(s->g, slot(c, 0), s->elem, c->elemsize);
             advanceHead(c);
         }
@@ -208,7 +208,7 @@ static int tryRecvLocked(gm_chan *c, void *elem)
     }
     if (c->count > 0) {
         if (elem != NULL)
-            memcpy(elem, slot(c, 0), c->elemsize);
+            copyElem(elem, slot(c, 0), c->elemsize);
         advanceHead(c);
         c->count--;
         return 1;

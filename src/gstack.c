@@ -418,9 +418,9 @@ static void dropSavedStack(gm_g *g)
 static void moveBytes(void *addr, void *other, size_t n, bool toG)
 {
     if (!toG)
-        memcpy(other, addr, n);
+        copyElem(other, addr, n);
     else if (other != NULL)
-        memcpy(addr, other, n);
+        copyElem(addr, other, n);
     else
         memset(addr, 0, n);
 }

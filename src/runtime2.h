@@ -741,6 +741,23 @@ bool stackInitG(gm_g *g, size_t dedicatedSize);
 void stackReleaseG(worker *p, gm_g *g, bool onValgrind);
 // stackcheck: opens (prot false) or protects a checked g's stack.
 void protectChecked(gm_g *g, bool prot);
+// A channel element's copy (n bytes, regions apart): inline for 8 to 16
+// bytes, the common element (a pointer, a long, two of them), as two
+// 8-byte moves that may overlap; memcpy's call and size dispatch cost more
+// than the copy there (a ping-pong round trip copies four elements).
+static inline void copyElem(void *dst, const void *src, size_t n)
+{
+    if (n - 8 <= 8) {
+        uint64_t a, b;
+        __builtin_memcpy(&a, src, 8);
+        __builtin_memcpy(&b, (const char *)src + n - 8, 8);
+        __builtin_memcpy(dst, &a, 8);
+        __builtin_memcpy((char *)dst + n - 8, &b, 8);
+        return;
+    }
+    __builtin_memcpy(dst, src, n);
+}
+
 // Copies n bytes to or from addr in g's frames: a parked copied-mode
 // coroutine's frames are in its saved copy (Go's sendDirect/recvDirect).
 // stackCopyTo with src NULL zeroes.
