@@ -744,7 +744,7 @@ void protectChecked(gm_g *g, bool prot);
 // A channel element's copy (n bytes, regions apart): inline for 8 to 16
 // bytes, the common element (a pointer, a long, two of them), as two
 // 8-byte moves that may overlap; memcpy's call and size dispatch cost more
-// than the copy there (a ping-pong round trip copies four elements).
+// than the copy there (a ping-pong round trip copies two elements).
 static inline void copyElem(void *dst, const void *src, size_t n)
 {
     if (n - 8 <= 8) {
