@@ -313,8 +313,9 @@ GM_API void *gm_calloc(size_t n, size_t size) GM_MALLOC_ATTR(alloc_size(1, 2));
 // realloc: p NULL acts as malloc; n == 0 frees p and returns NULL (glibc's
 // behaviour); on failure p is untouched and NULL + ENOMEM is returned.
 // Keeps p when n still fits its size class and uses over half of it. A
-// large object realloc has moved to grow before gets half again the bytes
-// asked for when it moves again (gm_malloc_usable_size counts them), so a
+// small object that grows by less than a sixteenth of its size, and a
+// large object realloc has moved to grow before, get half again the bytes
+// asked for when they move (gm_malloc_usable_size counts them), so a
 // buffer grown step by step is not copied at every step.
 GM_API void *gm_realloc(void *p, size_t n) __attribute__((warn_unused_result, alloc_size(2)));
 // reallocarray: realloc(p, n * size) with the product checked (ENOMEM).
