@@ -92,7 +92,7 @@ static int waitFd(int fd, int events, int64_t deadline, gm_ctx *ctx)
     atomic_store_explicit(&g->waitSeq, 0, memory_order_relaxed);
     p = g->p;
     p->nfdwait--;
-    atomic_fetch_sub_explicit(&p->grp->nfdwait, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&p->grp->nfdwait, 1, memory_order_release); // (as time.c's ntimers)
     netpolldone(p, fd, g->fdEvents != 0); // netpoll runs on this thread only: it cannot fire now
     g->localWait = false;
     if (why == WaitServed)

@@ -681,8 +681,12 @@ static gm_g *findRunnable(worker *p)
         }
         // Everyone asleep, nothing to wake anyone: no queue has a g (a
         // push clears idle first), no timer is pending, no fd is waited on.
+        // idle is the count when p went idle: a worker counted in it may
+        // have woken since for its last timer and readied a g, dropping
+        // ntimers to 0 after it left nidle (the drop is a release): so
+        // nidle is read again after the other counts.
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
-            atomic_load(&attachedThreads) == 0 && groupLive(grp) > 0)
+            atomic_load(&attachedThreads) == 0 && groupLive(grp) > 0 && atomic_load(&grp->nidle) == grp->nprocs)
             deadlock(grp);
         uint64_t slept = nanotime();
         spinEnd(p, looking, slept);

@@ -156,7 +156,9 @@ static timer deltimer(worker *p, size_t i)
         setEntry(p, i, p->timers[last]);
         fixTimer(p, i);
     }
-    atomic_fetch_sub_explicit(&p->grp->ntimers, 1, memory_order_relaxed);
+    // Release: a worker that reads the group's count as 0 (findRunnable's
+    // deadlock check) sees this worker's wake-up (its nidle) before it.
+    atomic_fetch_sub_explicit(&p->grp->ntimers, 1, memory_order_release);
     return e;
 }
 
