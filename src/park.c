@@ -131,19 +131,6 @@ static inline bool casReady(gm_g *g, int *want)
                                                    memory_order_relaxed);
 }
 
-// Waiting -> runnable for a coroutine whose wait the caller claimed. A
-// wait can be claimed (gm_ready, from another thread) between its
-// beginWait and the park: the g is then a few instructions from Gwaiting.
-static inline void casReadyClaimed(gm_g *g)
-{
-    int st;
-    while (!casReady(g, &st)) {
-        if (st != Grunning)
-            throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
-        cpu_relax();
-    }
-}
-
 void readyClaimed(gm_g *g)
 {
     if (g->threadWaiter) {
@@ -152,7 +139,14 @@ void readyClaimed(gm_g *g)
         os_futexwakeup(word, 1);
         return;
     }
-    casReadyClaimed(g);
+    // A wait can be claimed (gm_ready, from another thread) between its
+    // beginWait and the park: the g is then a few instructions from Gwaiting.
+    int st;
+    while (!casReady(g, &st)) {
+        if (st != Grunning)
+            throwG("internal error: readying a claimed wait whose coroutine is not parked", g);
+        cpu_relax();
+    }
     runqput(g);
 }
 
