@@ -9,7 +9,8 @@
 // workers (Go's P and M in one: a thread, its run queues, its execution
 // stack for copied-mode coroutines, its free g list), g descriptors and
 // their life: gm_go, gm_main, the run queues that a ready fills (runqput:
-// park.c parks and readies), the deadlock report.
+// park.c parks and readies), the deadlock check (traceback.c describes
+// the coroutines it and every message name).
 //
 // A g moves between states:
 //   runnable --(its worker picks it)--> running --gm_yield--> runnable
@@ -85,33 +86,6 @@ static int gFreeLock;          // spin lock for gFree
 static gQueue gFree;           // dead gs of ended groups, for any worker to reuse (Go's sched.gFree)
 static _Atomic uint64_t statCreated, statEnded; // of workers that are gone (the live ones count their own)
 static _Atomic uint64_t statBusyNs, statSpinNs, statIdleNs; // of workers whose schedule() returned
-
-void describeG(char *buf, size_t n, const gm_g *g)
-{
-    snprintf(buf, n, "coroutine %llu%s%s%s (%s stack, %zu bytes)", (unsigned long long)g->id,
-             g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "",
-             g->mode == GM_STACK_DEDICATED ? "dedicated"
-             : g->checked                  ? "copied, stackcheck"
-             : g->pinned                   ? "copied, pinned"
-                                           : "copied",
-             g->mode == GM_STACK_DEDICATED ? (size_t)(g->stack.hi - g->stack.lo)
-             : g->checked                  ? CheckStackSize
-                                           : execStackSize());
-}
-
-const char *stackLimitHint(const gm_g *g)
-{
-    return g->mode == GM_STACK_DEDICATED ? "a dedicated stack does not grow: its size is gm_go_options.stack_size"
-           : g->checked ? "GOMEM_DEBUG=stackcheck runs each copied coroutine on a stack of 256 KiB"
-                        : "copied coroutines may grow to GOMEM_MAXSTACK (default 8m, at most 1g)";
-}
-
-void throwG(const char *what, const gm_g *g)
-{
-    char buf[200];
-    describeG(buf, sizeof buf, g);
-    throw("%s: %s", what, buf);
-}
 
 static GM_COLD __attribute__((noreturn)) void throwCanary(const gm_g *g)
 {
@@ -517,16 +491,6 @@ static void freeG(worker *p, gm_g *g)
                           memory_order_release);
 }
 
-static const char *statusName(const gm_g *g)
-{
-    switch (gstatus(g)) {
-    case Grunnable: return "runnable";
-    case Grunning: return "running";
-    case Gwaiting: return g->waitReason != NULL ? g->waitReason : "waiting";
-    default: return "dead";
-    }
-}
-
 // The gs of grp not dead: the sum over its workers of those created there
 // minus those ended there (a g may end on another worker than its own).
 // The ends are read first: each end's release carries its g's creation,
@@ -548,21 +512,7 @@ static long groupLive(const group *grp)
 static GM_COLD __attribute__((noreturn)) void deadlock(group *grp)
 {
     fprintf(stderr, "gomem: all coroutines are asleep - deadlock! (%ld parked)\n", groupLive(grp));
-    int shown = 0;
-    for (int i = 0; i < grp->nprocs; i++) {
-        worker *p = grp->ps[i];
-        spin_lock(&p->lock);
-        for (int l = 0; l < 2; l++)
-            for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && shown <= 100; g = g->allnext) {
-                if (shown++ == 100) {
-                    fprintf(stderr, "...\n");
-                    break;
-                }
-                fprintf(stderr, "\ncoroutine %llu%s%s%s [%s]\n", (unsigned long long)g->id,
-                        g->name ? " \"" : "", g->name ? g->name : "", g->name ? "\"" : "", statusName(g));
-            }
-        spin_unlock(&p->lock);
-    }
+    tracebackGroup(grp);
     abort();
 }
 
@@ -1070,18 +1020,6 @@ int gm_main(void (*fn)(void *), void *arg)
     return 0;
 }
 
-void offStack(const char *who, const gm_g *g, uintptr_t sp)
-{
-    char buf[240];
-    if (ownStack(g) && sp < g->stack.lo && sp + (64 << 10) > g->stack.lo) {
-        describeG(buf, sizeof buf, g);
-        throw("stack overflow (its stack pointer is below its stack; canary overwritten): %s (%s)", buf,
-              stackLimitHint(g));
-    }
-    snprintf(buf, sizeof buf, "%s called from a signal handler (or another stack than the coroutine's)", who);
-    throwG(buf, g);
-}
-
 void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
 {
     spin_lock(&allWorkersLock);
@@ -1100,11 +1038,6 @@ void forEachG(void (*fn)(gm_g *g, worker *p, void *arg), void *arg)
         spin_unlock(&p->lock);
     }
     spin_unlock(&allWorkersLock);
-}
-
-void notInCoroutine(const char *who)
-{
-    throw("%s called outside a coroutine", who);
 }
 
 

@@ -493,7 +493,7 @@ void swapctxVia(void **save_sp, void *scratch, void *(*fn)(void *), void *arg);
 // the result runs entry(g) (Go: gostartcall).
 void *gostartcall(char *top, gm_g *g, void (*entry)(gm_g *));
 
-// ------------------------------------------------------- proc.c, park.c
+// ---------------------------------------------------------- traceback.c
 
 // "coroutine 7 "name" (copied stack, 8388608 bytes)", for messages.
 void describeG(char *buf, size_t n, const gm_g *g);
@@ -507,6 +507,12 @@ __attribute__((noreturn, cold)) void notInCoroutine(const char *who);
 // Out of line, so the message buffer is not part of every parking frame (a
 // copied coroutine's saved stack would carry it).
 __attribute__((noreturn, cold)) void offStack(const char *who, const gm_g *g, uintptr_t sp);
+// Prints grp's coroutines (at most 100) with their states to stderr: the
+// deadlock report's list (Go's tracebackothers). Takes each worker's lock.
+void tracebackGroup(group *grp);
+
+// ------------------------------------------------------- proc.c, park.c
+
 // Queues runnable g on p, p's own thread (no lock).
 void runqputLocal(worker *p, gm_g *g);
 // runqput for a g of another worker: its inbox, waking the worker if it
