@@ -61,7 +61,8 @@ for w in $WORKLOADS; do
             for a in "${allocs[@]}"; do
                 env=(LD_PRELOAD=${preload[$a]})
                 [ "$a" = gomem-secure ] && env+=(GOMEM_SECURE=1) # the hardened mode's cost
-                out=$(env "${env[@]}" build/bench/malloc_work_libc "$w" "$t")
+                out=$(env "${env[@]}" build/bench/malloc_work_libc "$w" "$t") ||
+                    { echo "bench/malloc.sh: $w with $t threads under $a failed (status $?)" >&2; exit 1; }
                 set -- $out
                 echo "$w,$t,$a,$r,$3,$4,$5" >> "$csv"
             done

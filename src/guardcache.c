@@ -227,7 +227,7 @@ mspan *guardCacheTake(uintptr_t npages, uintptr_t align_pages)
     if (GM_UNLIKELY(s == NULL))
         throw("internal error: a cached guarded object at %p has no span", (void *)it->base);
     s->dirtyLo = 0;
-    s->dirtyHi = s->npages;
+    s->dirtyHi = s->npages - 1; // the object's pages; the last is the guard
     debugValidate("take");
     return s;
 }

@@ -297,9 +297,11 @@ void *mallocLargeTry(mcache *c, size_t n, uintptr_t align_pages, bool zero)
     ASAN_UNPOISON(s->startAddr, s->elemsize);
     // Only pages that may hold old data: the rest read as zero and are not
     // faulted in until the program writes them (glibc's calloc skips fresh
-    // mmap memory the same way).
-    if (zero && s->dirtyHi > s->dirtyLo)
-        memset((void *)(s->startAddr + (s->dirtyLo << PageShift)), 0, (s->dirtyHi - s->dirtyLo) << PageShift);
+    // mmap memory the same way). Never past the object's npages: a guarded
+    // span's last page is its guard, dirty or not.
+    uintptr_t dirtyHi = s->dirtyHi < npages ? s->dirtyHi : npages;
+    if (zero && dirtyHi > s->dirtyLo)
+        memset((void *)(s->startAddr + (s->dirtyLo << PageShift)), 0, (dirtyHi - s->dirtyLo) << PageShift);
     counter_add(&c->largeAlloc, s->elemsize);
     counter_add(&c->nlargeAlloc, 1);
     if (GM_UNLIKELY(atomic_load_explicit(&mprofRate, memory_order_relaxed) != 0))

@@ -228,6 +228,54 @@ TEST(large_objects_work_with_their_guards)
     CHECK(gm_debug_check() == NULL);
 }
 
+// calloc zeroes only the object's pages that may hold old data: never the
+// guard page after it, whether the span comes from the cache of freed
+// guarded objects or from pages of the heap that held objects before.
+TEST(calloc_of_a_reused_large_object_zeroes_it_and_spares_its_guard)
+{
+    int bad = 0;
+    for (int round = 0; round < 8; round++) {
+        size_t n = 160000 + (size_t)(round % 2) * 8192;
+        unsigned char *p = gm_malloc(n);
+        if (!TALLY(bad, p != NULL, "round %d", round))
+            continue;
+        memset(p, 0xa5, gm_malloc_usable_size(p));
+        gm_free(p); // into the guard cache, its pages dirty
+        unsigned char *q = gm_calloc(1, n);
+        if (!TALLY(bad, q != NULL, "round %d", round))
+            continue;
+        size_t nonzero = 0;
+        for (size_t i = 0; i < n; i++)
+            nonzero += q[i] != 0;
+        TALLY(bad, nonzero == 0, "round %d: %zu bytes not zeroed", round, nonzero);
+        // Dirty small pages next: a later guarded object may end on them.
+        void *small[64];
+        for (int i = 0; i < 64; i++)
+            memset(small[i] = gm_malloc(20000), 0x5a, 20000);
+        for (int i = 0; i < 64; i++)
+            gm_free(small[i]);
+        gm_free(q);
+    }
+    // More freed objects than the cache holds: the rest go back to the
+    // heap dirty, and smaller objects cut from them end on a dirty page.
+    void *big[64];
+    for (int i = 0; i < 64; i++)
+        if (TALLY(bad, (big[i] = gm_malloc(9 * 8192)) != NULL, "big %d", i))
+            memset(big[i], 0xa5, 9 * 8192);
+    for (int i = 0; i < 64; i++)
+        gm_free(big[i]);
+    for (int i = 0; i < 64; i++) {
+        size_t n = (size_t)(2 + i % 5) * 8192;
+        unsigned char *q = big[i] = gm_calloc(1, n);
+        if (TALLY(bad, q != NULL, "heap object %d", i))
+            TALLY(bad, q[0] == 0 && q[n - 1] == 0, "heap object %d", i);
+    }
+    for (int i = 0; i < 64; i++)
+        gm_free(big[i]);
+    CHECK_EQ(bad, 0);
+    CHECK(gm_debug_check() == NULL);
+}
+
 static void large_double_free(void *arg)
 {
     (void)arg;
@@ -294,6 +342,7 @@ int main(void)
     RUN(corruption_is_caught);
     RUN(free_cache_churn_is_not_corruption);
     RUN(large_objects_work_with_their_guards);
+    RUN(calloc_of_a_reused_large_object_zeroes_it_and_spares_its_guard);
     RUN(malloc_tests_pass_in_secure_mode);
     RUN(tiny_tests_pass_in_secure_mode);
     RUN(fork_tests_pass_in_secure_mode);
