@@ -404,7 +404,11 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 //     others share its stack (docs/stack-or-heap.md).
 //   GM_STACK_DEDICATED: a fixed stack of its own (stack_size bytes), C's
 //     usual pointer rules; overflow hits a guard page (stacks of two pages or
-//     more) or breaks a canary checked at every switch (smaller stacks).
+//     more) or breaks a canary checked at every switch (smaller stacks; a
+//     frame that skips the canary's word goes unseen: the dynamic linker's
+//     resolver, run at a program's first call of a lazily bound function,
+//     takes about 3 KiB where AVX-512 is. gomem binds its own calls at load;
+//     give stacks that call into other libraries 8 KiB, or link with -z now).
 //     An ended coroutine's stack keeps its guard for the next dedicated
 //     coroutine of its size: no system call per coroutine once warm
 //     (gm_memstats.dedicated_*). Where Linux has guard regions (6.13+) a

@@ -12,12 +12,15 @@
 // the ~32k that one mprotect mapping per guard allowed) all run, and an
 // overflow among them, or on a reused stack, is still caught with a
 // message naming the coroutine, its mode, its limit and the setting that
-// raises it; the validator names a broken cache.
+// raises it; the validator names a broken cache; the library calls the C
+// library through no lazily bound slot (whose first call would run the
+// dynamic linker's resolver, about 3 KiB of frames, on a small stack).
 //
 // GOMEM_TEST_ALIVE=N sets how many are alive at once (default 40,000, about
 // 170 MB; 4,000 under ThreadSanitizer). GOMEM_TEST_ALIVE=1000000
 // build/tests/dedicated_test runs a million: 6.4 GB of RSS at its peak, and
 // minutes (its page faults).
+#include <elf.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -457,6 +460,57 @@ TEST(validator_names_a_broken_cache)
     gm_set_procs(procs);
 }
 
+// The names libgomem.so calls through lazily bound PLT slots (.rela.plt),
+// one per line in out; -1 if the file cannot be read as a 64-bit ELF.
+static int lazySlots(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return -1;
+    static char img[8 << 20];
+    size_t n = fread(img, 1, sizeof img, f);
+    fclose(f);
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    if (n < sizeof *eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > n)
+        return -1;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    const char *names = img + sh[eh->e_shstrndx].sh_offset;
+    int count = 0;
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_RELA || strcmp(names + sh[i].sh_name, ".rela.plt") != 0)
+            continue;
+        const Elf64_Shdr *sym = &sh[sh[i].sh_link], *str = &sh[sym->sh_link];
+        const Elf64_Rela *r = (const Elf64_Rela *)(img + sh[i].sh_offset);
+        for (size_t k = 0; k < sh[i].sh_size / sizeof *r; k++, count++) {
+            const Elf64_Sym *s = (const Elf64_Sym *)(img + sym->sh_offset) + ELF64_R_SYM(r[k].r_info);
+            len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s\n", img + str->sh_offset + s->st_name);
+        }
+    }
+    return count;
+}
+
+// Only the C library's own start-up helpers, which run when the library is
+// loaded or first set up, on a thread's stack, may keep a lazy slot.
+TEST(the_library_binds_its_calls_at_load)
+{
+    const char *b = getenv("BUILD");
+    char path[512], slots[8192];
+    snprintf(path, sizeof path, "%s/libgomem.so", b ? b : "build");
+    int n = lazySlots(path, slots, sizeof slots);
+    CHECK(n >= 0);
+    int bad = 0;
+    for (char *name = slots, *nl; (nl = strchr(name, '\n')) != NULL; name = nl + 1) {
+        *nl = 0;
+        TALLY(bad, strcmp(name, "__register_atfork") == 0 || strcmp(name, "__cxa_atexit") == 0 ||
+                       strcmp(name, "__cxa_finalize") == 0,
+              "%s is bound lazily: its first call runs the resolver on the caller's stack", name);
+    }
+    CHECK_EQ(bad, 0);
+}
+
 int main(void)
 {
     RUN(ended_stacks_are_reused_with_their_guard);
@@ -468,5 +522,6 @@ int main(void)
     RUN(overflow_is_caught_on_a_reused_stack);
     RUN(overflow_is_caught_with_many_alive);
     RUN(validator_names_a_broken_cache);
+    RUN(the_library_binds_its_calls_at_load);
     return test_report();
 }
