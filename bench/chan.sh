@@ -5,7 +5,9 @@
 #   - unbuffered ping-pong round trip, one worker (GOMEM_PROCS=1 / GOMAXPROCS=1)
 #   - buffered channel (cap 128) throughput, 1 producer / 1 consumer, on one
 #     worker and on two (gomem places the consumer on the second worker)
-#   - Go's concurrent prime sieve to the 10,000th prime: time and peak RSS
+#   - Go's concurrent prime sieve to the 10,000th prime: time and peak RSS,
+#     gomem's filters copied (the default) and dedicated (which can move to
+#     the second worker)
 #   - echo server with ECHO_CONNECTIONS (default 10000) connections on
 #     127.0.0.1 for ECHO_SECONDS (default 3): requests/s, server peak RSS
 # Each line: min and median of RUNS (default 3) runs, gomem and Go
@@ -27,19 +29,24 @@ for procs in 1 2; do
     GOMAXPROCS=$procs build/bench/go/chan "$RUNS"
 done
 
-echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved)"
+echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved): gomem's filters copied (the default) and dedicated (16 KiB)"
 for procs in 1 2; do
-    : > /tmp/sieve_g.$$; : > /tmp/sieve_go.$$; : > /tmp/sieve_gr.$$; : > /tmp/sieve_gor.$$
+    for v in g gd go; do : > /tmp/sieve_$v.$$; : > /tmp/sieve_${v}r.$$; done
     for r in $(seq "$RUNS"); do
-        GOMEM_PROCS=$procs build/examples/sieve 10000 > /tmp/out.$$
-        grep -q "prime 10000 = 104729" /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
-        sed -n 's/^time \([0-9.]*\) ms, peak RSS \([0-9]*\) KiB.*/\1 \2/p' /tmp/out.$$ | tee -a /dev/null | { read -r t m; echo "$t" >> /tmp/sieve_g.$$; echo "$m" >> /tmp/sieve_gr.$$; }
-        GOMAXPROCS=$procs build/bench/go/sieve 10000 > /tmp/out.$$
-        grep -q "prime 10000 = 104729" /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
-        sed -n 's/^time \([0-9.]*\) ms, peak RSS \([0-9]*\) KiB.*/\1 \2/p' /tmp/out.$$ | { read -r t m; echo "$t" >> /tmp/sieve_go.$$; echo "$m" >> /tmp/sieve_gor.$$; }
+        for v in g gd go; do
+            case $v in
+            g) GOMEM_PROCS=$procs build/examples/sieve 10000 > /tmp/out.$$ ;;
+            gd) GOMEM_PROCS=$procs build/examples/sieve 10000 dedicated > /tmp/out.$$ ;;
+            go) GOMAXPROCS=$procs build/bench/go/sieve 10000 > /tmp/out.$$ ;;
+            esac
+            grep -q "prime 10000 = 104729" /tmp/out.$$ || { cat /tmp/out.$$; exit 1; }
+            sed -n 's/^time \([0-9.]*\) ms, peak RSS \([0-9]*\) KiB.*/\1 \2/p' /tmp/out.$$ |
+                { read -r t m; echo "$t" >> /tmp/sieve_$v.$$; echo "$m" >> /tmp/sieve_${v}r.$$; }
+        done
     done
-    echo "procs=$procs gomem: time ms $(stats < /tmp/sieve_g.$$), peak RSS KiB $(stats < /tmp/sieve_gr.$$)"
-    echo "procs=$procs go:    time ms $(stats < /tmp/sieve_go.$$), peak RSS KiB $(stats < /tmp/sieve_gor.$$)"
+    echo "procs=$procs gomem copied:    time ms $(stats < /tmp/sieve_g.$$), peak RSS KiB $(stats < /tmp/sieve_gr.$$)"
+    echo "procs=$procs gomem dedicated: time ms $(stats < /tmp/sieve_gd.$$), peak RSS KiB $(stats < /tmp/sieve_gdr.$$)"
+    echo "procs=$procs go:              time ms $(stats < /tmp/sieve_go.$$), peak RSS KiB $(stats < /tmp/sieve_gor.$$)"
 done
 
 echo "== echo server, $CONNS connections on 127.0.0.1, ${SECS}s ($RUNS runs, interleaved; default workers/GOMAXPROCS)"
