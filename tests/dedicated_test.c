@@ -460,8 +460,9 @@ TEST(validator_names_a_broken_cache)
     gm_set_procs(procs);
 }
 
-// The names libgomem.so calls through lazily bound PLT slots (.rela.plt),
-// one per line in out; -1 if the file cannot be read as a 64-bit ELF.
+// The names libgomem.so calls through lazily bound PLT slots (the jump
+// slots of .rela.plt), one per line in out, and how many; -1 if the file
+// cannot be read as a 64-bit ELF.
 static int lazySlots(const char *path, char *out, size_t cap)
 {
     FILE *f = fopen(path, "rb");
@@ -484,7 +485,13 @@ static int lazySlots(const char *path, char *out, size_t cap)
             continue;
         const Elf64_Shdr *sym = &sh[sh[i].sh_link], *str = &sh[sym->sh_link];
         const Elf64_Rela *r = (const Elf64_Rela *)(img + sh[i].sh_offset);
-        for (size_t k = 0; k < sh[i].sh_size / sizeof *r; k++, count++) {
+        for (size_t k = 0; k < sh[i].sh_size / sizeof *r; k++) {
+            // Jump slots only: arm64 puts its TLS descriptors here too, which
+            // glibc resolves at load.
+            unsigned type = (unsigned)ELF64_R_TYPE(r[k].r_info);
+            if (type != (eh->e_machine == EM_AARCH64 ? R_AARCH64_JUMP_SLOT : R_X86_64_JUMP_SLOT))
+                continue;
+            count++;
             const Elf64_Sym *s = (const Elf64_Sym *)(img + sym->sh_offset) + ELF64_R_SYM(r[k].r_info);
             len += (size_t)snprintf(out + len, len < cap ? cap - len : 0, "%s\n", img + str->sh_offset + s->st_name);
         }
