@@ -55,7 +55,8 @@ csv=build/bench/realworld.csv
 : > "$csv.rounds"
 echo "bench/realworld.sh: $(nproc) cores, $RUNS runs each; allocators: $names"
 printf '  %-12s %-9s %8s %8s %10s %8s %8s %8s %8s\n' program allocator min_s med_s maxrss_KiB t/glibc rss/glibc cpu/glibc flt/glibc
-BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
+make -s build/bench/spawnrss
+BENCH_SPAWN=$PWD/build/bench/spawnrss BENCH_RUNS=$RUNS BENCH_ALLOCS="$allocs" BENCH_CSV=$PWD/$csv ./tests/realworld.sh | grep -v "passed, .* failed\|skipped" || true
 echo
 echo "geomean over programs of the per-round ratios to glibc (median of the rounds):"
 awk -F, '{ lt[$2]+=log($5); lr[$2]+=log($6); lc[$2]+=log($7); lf[$2]+=log($8); n[$2]++ }

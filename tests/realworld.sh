@@ -24,6 +24,9 @@ pass=0 fail=0 skip=0
 # machine that slows down for a while slows all of them; the ratios to
 # glibc are taken per round (then their median), besides min and median
 # times. Every round's ratios also go to BENCH_CSV.rounds (appended).
+# BENCH_SPAWN (bench/realworld.sh sets it) names build/bench/spawnrss,
+# which starts each program: python3's own 14 MB would otherwise be the
+# floor of every peak RSS measured here.
 bench_one() { # NAME CMD...
     local name=$1; shift
     declare -A t r c f
@@ -35,14 +38,26 @@ bench_one() { # NAME CMD...
             a=${spec%%=*}
             rm -rf "$work/$name-b"; mkdir -p "$work/$name-b"
             m=$(cd "$work/$name-b" && PRELOAD=$lib python3 -c '
-import os, resource, subprocess, sys, time
+import os, resource, subprocess, sys, tempfile, time
 env = dict(os.environ)
-if env.get("PRELOAD"):
+spawn = env.get("BENCH_SPAWN")
+argv = sys.argv[1:]
+if spawn: # the peak RSS from a small parent (bench/spawnrss.c says why)
+    env["SPAWNRSS_PRELOAD"] = env.get("PRELOAD", "")
+    out = tempfile.NamedTemporaryFile(delete=False).name
+    argv = [spawn, out] + argv
+elif env.get("PRELOAD"):
     env["LD_PRELOAD"] = env["PRELOAD"]
 t = time.monotonic()
-subprocess.run(sys.argv[1:], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print("%.3f %d %.3f %d" % (time.monotonic() - t, r.ru_maxrss, r.ru_utime + r.ru_stime, r.ru_minflt))
+subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+t = time.monotonic() - t
+if spawn:
+    rss, cpu, flt = open(out).read().split()
+    os.unlink(out)
+    print("%.3f %s %s %s" % (t, rss, cpu, flt))
+else:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("%.3f %d %.3f %d" % (t, r.ru_maxrss, r.ru_utime + r.ru_stime, r.ru_minflt))
 ' "$@")
             read -r t[$a,$k] r[$a,$k] c[$a,$k] f[$a,$k] <<< "$m"
         done

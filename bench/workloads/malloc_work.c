@@ -5,7 +5,8 @@
 // or gomem's drop-in libgomem.so) and with -DUSE_GOMEM against gm_malloc.
 // One run of one workload:
 //   malloc_work WORKLOAD THREADS
-// prints one line: "workload threads ms maxrss_kib rss_after_free_kib check".
+// prints one line: "workload threads ms maxrss_kib rss_after_free_kib check"
+// (maxrss: the peak since exec, VmHWM; bench.h says why not ru_maxrss).
 // With THREADS > 1 every thread runs its own copy of the workload on its own
 // objects (split work: the same total as one thread), unless it says so.
 //
@@ -46,9 +47,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "../bench.h"
 
 #ifdef USE_GOMEM
 #include "gomem.h"
@@ -83,17 +85,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static size_t rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (size_t)sysconf(_SC_PAGESIZE) / 1024;
-}
 
 // ------------------------------------------------------------------ churn
 
@@ -647,9 +638,7 @@ int main(int argc, char **argv)
             }
     }
     double ms = now_ms() - t0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("%s %d %.1f %ld %zu %llu\n", w, nthreads, ms, ru.ru_maxrss, rss_kib(),
+    printf("%s %d %.1f %zu %zu %llu\n", w, nthreads, ms, bench_peak_rss_kib(), bench_rss_kib(),
            (unsigned long long)atomic_load(&checksum));
     return 0;
 }

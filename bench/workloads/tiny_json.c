@@ -22,8 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
+
+#include "../bench.h"
 
 #ifdef USE_GOMEM
 #include "gomem.h"
@@ -286,11 +287,9 @@ static int strings(void)
         slot[k] = STRNDUP(buf, n);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     for (long k = 0; k < Live; k++)
         FREE(slot[k]);
-    printf("objects %d blocks 0 heap_peak_kib 0 maxrss_kib %ld ms %.0f check %llu\n", Live + Ops, ru.ru_maxrss,
+    printf("objects %d blocks 0 heap_peak_kib 0 maxrss_kib %zu ms %.0f check %llu\n", Live + Ops, bench_peak_rss_kib(),
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
            (unsigned long long)sum);
     return 0;
@@ -319,12 +318,10 @@ static int halves(void)
         slot[k] = STRNDUP("seven..", 7);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     for (long k = 0; k < Live; k++)
         FREE(slot[k]);
     free(slot);
-    printf("objects %d blocks 0 heap_peak_kib 0 maxrss_kib %ld ms %.0f check %llu\n", Live + Live / 2, ru.ru_maxrss,
+    printf("objects %d blocks 0 heap_peak_kib 0 maxrss_kib %zu ms %.0f check %llu\n", Live + Live / 2, bench_peak_rss_kib(),
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
            (unsigned long long)sum);
     return 0;
@@ -377,10 +374,8 @@ int main(int argc, char **argv)
     t1.tv_sec += t3.tv_sec - t2.tv_sec;
     t1.tv_nsec += t3.tv_nsec - t2.tv_nsec;
     fclose(in);
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("objects %ld blocks %ld heap_peak_kib %ld maxrss_kib %ld ms %.0f check %llu%s\n", nobjects, blocks,
-           heap_peak, ru.ru_maxrss,
+    printf("objects %ld blocks %ld heap_peak_kib %ld maxrss_kib %zu ms %.0f check %llu%s\n", nobjects, blocks,
+           heap_peak, bench_peak_rss_kib(),
            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6,
            (unsigned long long)check, bound);
     return 0;
