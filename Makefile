@@ -21,7 +21,9 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 # first call runs the resolver on the caller's stack: it saves the vector
 # registers there (about 3 KiB with AVX-512), more than a small dedicated
 # coroutine stack holds, and its frame can skip that stack's canary.
-CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -pthread -fPIC -fno-plt -fvisibility=hidden \
+# -ffunction-sections: a section per function, which tools/hotrename.sh
+# can place (and a static link with --gc-sections can drop).
+CFLAGS_ALL := -std=c11 $(OPT) $(WARN) -pthread -fPIC -fno-plt -ffunction-sections -fvisibility=hidden \
               -D_GNU_SOURCE -DGM_DEBUG=$(DEBUG) -Iinclude -iquote src $(SANITIZE) $(CFLAGS)
 LDFLAGS_ALL := -pthread $(SANITIZE) $(LDFLAGS)
 
@@ -56,9 +58,14 @@ all: lib $(BUILD)/gomem-info $(EXAMPLES) man
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so $(BUILD)/libgomem_core.a $(BUILD)/libgomem_core.so
 
-$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+# The target's objcopy (a cross compiler's is its triplet's), for
+# tools/hotrename.sh, which places the malloc path's functions together.
+OBJCOPY ?= $(if $(filter $(shell uname -m)-%,$(TARGET)),objcopy,$(TARGET)-objcopy)
+
+$(BUILD)/obj/%.o: src/%.c $(HEADERS) src/hottext.list
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	@tools/hotrename.sh $(OBJCOPY) $@
 
 $(BUILD)/obj/%.o: src/%.S
 	@mkdir -p $(dir $@)
@@ -88,6 +95,7 @@ OBJCOPY ?= objcopy
 $(BUILD)/obj/os_linux_archive.o: src/os_linux.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DGM_ARCHIVE -c $< -o $@
+	@tools/hotrename.sh $(OBJCOPY) $@
 $(BUILD)/gomem.o: $(ARCHIVE_OBJS)
 	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
 $(BUILD)/gomem_core.o: $(ARCHIVE_CORE_OBJS)
@@ -128,9 +136,15 @@ $(BUILD)/tests/prof_test: $(BUILD)/gomem-info $(BUILD)/libgomem.so
 # The drop-in test links the full archive: malloc itself is gomem's.
 # -fno-builtin: clang may otherwise drop a malloc whose result is only
 # compared with NULL, or a free it can see is wrong.
-$(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS)
+# It also runs tools/hottext.c, built without gomem, under LD_PRELOAD
+# (-fno-builtin: else gcc drops a malloc and free pair whose memory is unused).
+$(BUILD)/tests/override_test: tests/override_test.c tests/testing.h $(BUILD)/libgomem.a $(HEADERS) \
+                              $(BUILD)/hottext $(BUILD)/libgomem.so
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fno-builtin $< -o $@ $(BUILD)/libgomem.a $(LDFLAGS_ALL)
+$(BUILD)/hottext: tools/hottext.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fno-builtin $< -o $@ $(LDFLAGS_ALL)
 
 # A program that defines names gomem uses inside, linked like a user's:
 # against the installed archives (internal symbols local), the full one and

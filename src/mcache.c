@@ -385,5 +385,5 @@ static void atfork_child(void)
 
 __attribute__((constructor)) static void mcache_register_atfork(void)
 {
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    os_atfork(atfork_prepare, atfork_parent, atfork_child);
 }

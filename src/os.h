@@ -127,6 +127,9 @@ uint32_t os_coarse_ms(void);
 // library's own flag; false where it has none).
 bool os_single_threaded(void);
 
+// pthread_atfork: handlers run around fork (NULL: none). 0, or an errno.
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 // A thread's sleep on a word (Go: futexsleep, futexwakeup): sleeps while
 // *addr == val, or until woken, or for at most ns nanoseconds (ns < 0: no
 // limit); it may return early for no reason, so the caller checks again

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -471,6 +472,26 @@ void os_futexsleep(uint32_t *addr, uint32_t val, int64_t ns)
 void os_futexwakeup(uint32_t *addr, int n)
 {
     syscall(SYS_futex, addr, FutexWakePrivate, n, NULL, NULL, 0);
+}
+
+// ----------------------------------------------------------------- fork
+
+#ifdef __GLIBC__
+// glibc's pthread_atfork is a wrapper that every caller links in from
+// libc_nonshared.a, and the link puts it at the end of the library's text,
+// away from the start-up path that calls it (tools/hottext.sh: each 64 KiB
+// of text touched is resident). This is all it does.
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+extern void *__dso_handle;
+#endif
+
+int os_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+#ifdef __GLIBC__
+    return __register_atfork(prepare, parent, child, __dso_handle);
+#else
+    return pthread_atfork(prepare, parent, child);
+#endif
 }
 
 // --------------------------------------------------------------- unwinder

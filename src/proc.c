@@ -200,7 +200,7 @@ static void attachForkChild(void)
 
 static void attachInit(void)
 {
-    if (pthread_key_create(&attachKey, detachThread) != 0 || pthread_atfork(NULL, NULL, attachForkChild) != 0)
+    if (pthread_key_create(&attachKey, detachThread) != 0 || os_atfork(NULL, NULL, attachForkChild) != 0)
         throw("cannot register the thread-exit hook of attached threads");
 }
 

@@ -327,7 +327,7 @@ static void forkChild(void)
 
 __attribute__((constructor)) static void traceFromEnv(void)
 {
-    pthread_atfork(NULL, NULL, forkChild);
+    os_atfork(NULL, NULL, forkChild);
     // The key now, while its index is low: glibc allocates (with the
     // drop-in malloc, under heap locks a trace event may be holding) only
     // for keys past the first 32, at pthread_setspecific.
