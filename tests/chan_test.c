@@ -339,8 +339,13 @@ static void fan_main(void *arg)
     gm_waitgroup_add(&producers_wg, 16);
     for (long i = 0; i < 4; i++)
         gm_go(consumer, NULL);
-    for (long i = 0; i < 16; i++)
-        gm_go(producer, (void *)(uintptr_t)i);
+    for (long i = 0; i < 16; i++) {
+        // Spread over the workers: values cross from one worker's stacks
+        // to another's whether or not an idle worker steals in time (a
+        // debug build under load once ran all of them on one worker).
+        gm_go_options o = { GM_STACK_COPIED, 0, "producer", (int)(i % 4) + 1 };
+        gm_go_opts(producer, (void *)(uintptr_t)i, &o);
+    }
     gm_go(closer, NULL);
     long n, all = 0;
     for (int i = 0; i < 4; i++) {
