@@ -10,7 +10,7 @@
 // freeSmall in malloc.h, into the tcache, and freeUncached or freeRemote
 // to the span; large: freeLarge; tiny objects go to tiny.c's freeTiny);
 // the tcache behind the small path (tcachePushFlush, tcacheFlush,
-// tcache_flushAll, tcache_newKey, tcache_valid); and the messages of bad
+// tcache_flushAll, tcache_flushDead, tcache_newKey, tcache_valid); and the messages of bad
 // frees.
 //
 // The small path reads neither the span table nor the span: the page's
@@ -314,6 +314,27 @@ GM_NOINLINE void tcachePushFlush(mcache *c, void *p, uint8_t spc)
     ASAN_POISON((char *)p + 16, classSlotsOf[spc].size - 16);
     tcachePush(c, b, p);
     tcacheFlush(c, spc, b->limit / 2);
+}
+
+// The cache of a thread a fork left behind (mcache.c's atfork_child): the
+// fork may have stopped that thread between a list's new head and its count,
+// so the counts are not trusted: every bin is emptied first, then each list,
+// followed from its head, goes back to its spans (whose checks see empty,
+// consistent bins).
+void tcache_flushDead(mcache *c)
+{
+    gclink *lists[NumSpanClasses];
+    for (int spc = 1; spc < NumSpanClasses; spc++) {
+        lists[spc] = c->bin[spc].head;
+        c->bin[spc].head = NULL;
+        tcacheSetCount(&c->bin[spc], 0);
+    }
+    gclink *list8 = c->tcache8;
+    c->tcache8 = NULL;
+    c->tcache8n = 0;
+    for (int spc = 1; spc < NumSpanClasses; spc++)
+        tcacheToSpans(c, lists[spc], (uint8_t)spc, true);
+    tcacheToSpans(c, list8, Class8, false);
 }
 
 void tcache_flushAll(mcache *c)

@@ -378,8 +378,10 @@ static void atfork_child(void)
     mcache *self = TLS(mcache_tls);
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;
-        if (c != self)
+        if (c != self) {
+            tcache_flushDead(c);
             mcache_retire(c);
+        }
     }
 }
 

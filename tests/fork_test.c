@@ -149,6 +149,66 @@ TEST(fork_while_other_threads_allocate)
     CHECK(mcentral_valid() == NULL);
 }
 
+// A fork can stop another thread between a free cache list's new head and
+// its count. The child adopts that thread's cache with the count one short
+// of the list: it must give the whole list back and find its structures
+// consistent (GM_DEBUG=3 checks them after each step).
+static pthread_mutex_t parkedMu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t parkedCv = PTHREAD_COND_INITIALIZER;
+static int parkedState; // 1: the thread's cache is filled, 2: it may go
+static mcache *parkedCache;
+static uint8_t parkedClass;
+
+static void *cacheFiller(void *arg)
+{
+    (void)arg;
+    void *p[8], *q[8];
+    for (int i = 0; i < 8; i++) {
+        p[i] = gm_malloc(200);
+        q[i] = gm_malloc(24); // a smaller class, whose flush comes first and checks the others
+    }
+    parkedClass = spanOf((uintptr_t)p[0])->spanclass;
+    for (int i = 0; i < 8; i++) {
+        gm_free(p[i]); // into this thread's free cache
+        gm_free(q[i]);
+    }
+    pthread_mutex_lock(&parkedMu);
+    parkedCache = getmcache();
+    parkedState = 1;
+    pthread_cond_broadcast(&parkedCv);
+    while (parkedState != 2)
+        pthread_cond_wait(&parkedCv, &parkedMu);
+    pthread_mutex_unlock(&parkedMu);
+    return NULL;
+}
+
+TEST(fork_adopts_a_cache_stopped_between_head_and_count)
+{
+    pthread_t t;
+    parkedState = 0;
+    CHECK_EQ(pthread_create(&t, NULL, cacheFiller, NULL), 0);
+    pthread_mutex_lock(&parkedMu);
+    while (parkedState != 1)
+        pthread_cond_wait(&parkedCv, &parkedMu);
+    tcacheBin *b = &parkedCache->bin[parkedClass];
+    unsigned n = tcacheCount(b);
+    CHECK(n >= 2);
+    tcacheSetCount(b, n - 1); // as if stopped between tcachePush's head and its count
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(30);
+        _exit(child_work());
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    tcacheSetCount(b, n);
+    parkedState = 2;
+    pthread_cond_broadcast(&parkedCv);
+    pthread_mutex_unlock(&parkedMu);
+    pthread_join(t, NULL);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 // Threads that keep running the scheduler's shared parts: each gm_main
 // adds and removes a worker (the list of workers' lock), its coroutines'
 // descriptors go back to the shared free list (that list's lock) when the
@@ -265,6 +325,7 @@ int main(void)
 {
     RUN(fork_of_a_single_threaded_process_takes_no_locks); // first: no thread yet
     RUN(fork_while_other_threads_allocate);
+    RUN(fork_adopts_a_cache_stopped_between_head_and_count);
     RUN(fork_while_other_threads_run_coroutines);
     RUN(thread_exit_gives_caches_back);
     return test_report();
