@@ -58,8 +58,9 @@ all: lib $(BUILD)/gomem-info $(EXAMPLES) man
 
 lib: $(BUILD)/libgomem.a $(BUILD)/libgomem.so $(BUILD)/libgomem_core.a $(BUILD)/libgomem_core.so
 
-# The target's objcopy (a cross compiler's is its triplet's), for
-# tools/hotrename.sh, which places the malloc path's functions together.
+# The target's objcopy (a cross compiler's is its triplet's): the archives'
+# hidden symbols made local, and tools/hotrename.sh, which places the malloc
+# path's functions together.
 OBJCOPY ?= $(if $(filter $(shell uname -m)-%,$(TARGET)),objcopy,$(TARGET)-objcopy)
 
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) src/hottext.list
@@ -91,7 +92,6 @@ VERSION := $(SOMAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
 CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(LIB_OBJS))
 ARCHIVE_OBJS := $(patsubst $(BUILD)/obj/os_linux.o,$(BUILD)/obj/os_linux_archive.o,$(LIB_OBJS))
 ARCHIVE_CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(ARCHIVE_OBJS))
-OBJCOPY ?= objcopy
 $(BUILD)/obj/os_linux_archive.o: src/os_linux.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DGM_ARCHIVE -c $< -o $@
