@@ -66,7 +66,7 @@ OBJCOPY ?= $(if $(filter $(shell uname -m)-%,$(TARGET)),objcopy,$(TARGET)-objcop
 $(BUILD)/obj/%.o: src/%.c $(HEADERS) src/hottext.list
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
-	@tools/hotrename.sh $(OBJCOPY) $@
+	@sh tools/hotrename.sh $(OBJCOPY) $@
 
 $(BUILD)/obj/%.o: src/%.S
 	@mkdir -p $(dir $@)
@@ -95,7 +95,7 @@ ARCHIVE_CORE_OBJS := $(filter-out $(BUILD)/obj/override.o,$(ARCHIVE_OBJS))
 $(BUILD)/obj/os_linux_archive.o: src/os_linux.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -DGM_ARCHIVE -c $< -o $@
-	@tools/hotrename.sh $(OBJCOPY) $@
+	@sh tools/hotrename.sh $(OBJCOPY) $@
 $(BUILD)/gomem.o: $(ARCHIVE_OBJS)
 	$(CC) -r -nostdlib -o $@.tmp $^ && $(OBJCOPY) --localize-hidden $@.tmp $@ && rm -f $@.tmp
 $(BUILD)/gomem_core.o: $(ARCHIVE_CORE_OBJS)
