@@ -10,7 +10,7 @@
 // freeSmall in malloc.h, into the tcache, and freeUncached or freeRemote
 // to the span; large: freeLarge; tiny objects go to tiny.c's freeTiny);
 // the tcache behind the small path (tcachePushFlush, tcacheFlush,
-// tcache_flushAll, tcache_flushDead, tcache_newKey, tcache_valid); and the messages of bad
+// tcache_flushAll, tcache_newKey, tcache_valid); and the messages of bad
 // frees.
 //
 // The small path reads neither the span table nor the span: the page's
@@ -316,12 +316,13 @@ GM_NOINLINE void tcachePushFlush(mcache *c, void *p, uint8_t spc)
     tcacheFlush(c, spc, b->limit / 2);
 }
 
-// The cache of a thread a fork left behind (mcache.c's atfork_child): the
-// fork may have stopped that thread between a list's new head and its count,
-// so the counts are not trusted: every bin is emptied first, then each list,
-// followed from its head, goes back to its spans (whose checks see empty,
-// consistent bins).
-void tcache_flushDead(mcache *c)
+// Gives every cached object back to its span (thread exit, gm_thread_flush,
+// a fork's child adopting the caches of threads it left behind).
+// Every bin is emptied first, then each list, followed from its head, goes
+// back: a fork may have stopped another thread between a list's new head
+// and its count, so counts are not trusted here, and the checks after each
+// list see empty, consistent bins.
+void tcache_flushAll(mcache *c)
 {
     gclink *lists[NumSpanClasses];
     for (int spc = 1; spc < NumSpanClasses; spc++) {
@@ -335,15 +336,6 @@ void tcache_flushDead(mcache *c)
     for (int spc = 1; spc < NumSpanClasses; spc++)
         tcacheToSpans(c, lists[spc], (uint8_t)spc, true);
     tcacheToSpans(c, list8, Class8, false);
-}
-
-void tcache_flushAll(mcache *c)
-{
-    for (int spc = 1; spc < NumSpanClasses; spc++)
-        if (c->bin[spc].head != NULL)
-            tcacheFlush(c, (uint8_t)spc, 0);
-    if (c->tcache8 != NULL)
-        tcache8Flush(c, 0);
 }
 
 // ------------------------------------------------------ 8-byte objects

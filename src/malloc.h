@@ -38,7 +38,6 @@ void malloc_sumcounters(gm_memstats *out);
 
 // Moves every object in c's free cache back to its span (free.c).
 void tcache_flushAll(mcache *c);
-void tcache_flushDead(mcache *c); // a cache a fork left behind: counts not trusted
 // c's tcache key: a per-cache secret (free.c).
 uintptr_t tcache_newKey(mcache *c);
 // Retires c's current tiny block, its holes and its dead blocks (tiny.c).

@@ -378,10 +378,8 @@ static void atfork_child(void)
     mcache *self = TLS(mcache_tls);
     for (mcache *c = allm, *next; c != NULL; c = next) {
         next = c->allnext;
-        if (c != self) {
-            tcache_flushDead(c);
+        if (c != self)
             mcache_retire(c);
-        }
     }
 }
 
