@@ -151,7 +151,10 @@ typedef struct gm_memstats {
                                 // an address in its frames was handed to another coroutine
     // The scheduler (process-wide).
     uint64_t sched_steals;      // coroutines an idle worker took from another's queue
-    uint64_t sched_steals_started; // of those, started ones (movable: dedicated or pinned)
+    uint64_t sched_steals_started; // of those, started ones: movable ones (dedicated, pinned), and
+                                // copied ones that moved with their execution stack
+    uint64_t sched_stack_lends; // execution stacks a busy worker gave an idle one, with the
+                                // copied coroutines bound to them (all runnable)
     uint64_t sched_long_runs;   // times a coroutine ran 10 ms or more without switching while
                                 // other workers ran (sysmon; GOMEM_DEBUG=sched names them)
     uint64_t sched_handoffs;    // idle workers sysmon woke to take such a worker's coroutines

@@ -140,38 +140,43 @@ static struct {
     char *lo[ExecCacheMax];  // their lowest usable byte (the guard page below)
 } execCache;
 
-// Maps es (a cached one if any): reserved inaccessible, then all but the
-// lowest page (the guard) made usable. False when the kernel has no memory
-// or mappings left.
-static bool execMap(execStack *es)
+// A new execution stack (a cached mapping if any): reserved inaccessible,
+// then all but the lowest page (the guard) made usable; its descriptor
+// from the heap, so that its address stays while the stack changes
+// workers. NULL when the kernel or the heap has no memory left.
+static execStack *execMap(void)
 {
     size_t page = os_physpagesize(), size = runtime_maxstack;
+    execStack *es = gm_calloc(1, sizeof *es);
+    if (es == NULL)
+        return NULL;
     char *c = NULL;
     spin_lock(&execCache.lock);
     if (execCache.n > 0 && execCache.size == size)
         c = execCache.lo[--execCache.n];
     spin_unlock(&execCache.lock);
     if (c != NULL) {
-        *es = (execStack){ .lo = c, .hi = c + size };
-        track_stackReused(es->hi, size, size); // frames of an earlier group left their marks
-        es->vgStack = VALGRIND_STACK_REGISTER(es->lo, es->hi);
-        atomic_fetch_add_explicit(&statExecStacks, 1, memory_order_relaxed);
-        return true;
+        track_stackReused(c + size, size, size); // frames of an earlier group left their marks
+    } else {
+        char *m = os_reserve(size + page, page);
+        if (m != NULL && os_commit(m + page, size) != 0) {
+            os_release(m, size + page);
+            m = NULL;
+        }
+        if (m == NULL) {
+            gm_free(es);
+            return NULL;
+        }
+        c = m + page;
     }
-    char *m = os_reserve(size + page, page);
-    if (m != NULL && os_commit(m + page, size) != 0) {
-        os_release(m, size + page);
-        m = NULL;
-    }
-    if (m == NULL)
-        return false;
-    *es = (execStack){ .lo = m + page, .hi = m + page + size };
+    es->lo = c;
+    es->hi = c + size;
     es->vgStack = VALGRIND_STACK_REGISTER(es->lo, es->hi);
     atomic_fetch_add_explicit(&statExecStacks, 1, memory_order_relaxed);
-    return true;
+    return es;
 }
 
-static void execUnmap(char *lo, char *hi, unsigned vgStack)
+static void execUnmapRange(char *lo, char *hi, unsigned vgStack)
 {
     size_t page = os_physpagesize(), size = (size_t)(hi - lo);
     VALGRIND_STACK_DEREGISTER(vgStack);
@@ -190,6 +195,12 @@ static void execUnmap(char *lo, char *hi, unsigned vgStack)
         os_release(lo - page, size + page);
 }
 
+static void execUnmap(execStack *es)
+{
+    execUnmapRange(es->lo, es->hi, es->vgStack);
+    gm_free(es);
+}
+
 void stack_releaseExecCache(void)
 {
     char *lo[ExecCacheMax];
@@ -204,51 +215,72 @@ void stack_releaseExecCache(void)
         os_release(lo[i] - page, size + page);
 }
 
+// es into the first empty slot of p's (p's thread).
+void execSlotPut(worker *p, execStack *es)
+{
+    int i = 0;
+    while (i < p->nexec && p->exec[i] != NULL)
+        i++;
+    assert1(i < MaxExecStacks + 1);
+    p->exec[i] = es;
+    if (i == p->nexec)
+        p->nexec++;
+    p->nmapped++;
+}
+
+// es out of p's slots (p's thread): pinned, or lent.
+void execSlotTake(worker *p, execStack *es)
+{
+    for (int i = 0; i < p->nexec; i++) {
+        if (p->exec[i] == es) {
+            p->exec[i] = NULL;
+            p->nmapped--;
+            return;
+        }
+    }
+    assert1(!"execSlotTake: not one of the worker's stacks");
+}
+
 bool execStacksInit(worker *p)
 {
-    if (!execMap(&p->exec[0])) {
+    execStack *es = execMap();
+    if (es == NULL) {
         errno = ENOMEM;
         return false;
     }
-    p->nexec = 1;
+    execSlotPut(p, es);
     return true;
 }
 
 void execStacksFree(worker *p)
 {
     for (int i = 0; i < p->nexec; i++)
-        if (p->exec[i].lo != NULL)
-            execUnmap(p->exec[i].lo, p->exec[i].hi, p->exec[i].vgStack);
+        if (p->exec[i] != NULL)
+            execUnmap(p->exec[i]);
+    p->nexec = p->nmapped = 0;
 }
 
 // Cost: the first stack is usually free (a g that ran to its end left it):
-// one pass over at most GOMEM_EXECSTACKS entries, no system call. Mapping
-// another (a system call) happens at most GOMEM_EXECSTACKS times per
-// worker, or after pins. The limit is read here, not when p was made, so
-// tests can lower it between runs.
+// one pass over the slots (GOMEM_EXECSTACKS, one more with a lent stack),
+// no system call. Mapping another (a system call) happens at most
+// GOMEM_EXECSTACKS times per worker, or after pins and lends. The limit is
+// read here, not when p was made, so tests can lower it between runs.
 void execBind(worker *p, gm_g *g)
 {
-    int lim = runtime_execstacks < p->nexec ? runtime_execstacks : p->nexec;
-    execStack *es = NULL, *lru = NULL, *unmapped = NULL;
-    for (int i = 0; i < lim; i++) {
-        execStack *e = &p->exec[i];
-        if (e->lo == NULL) {
-            if (unmapped == NULL)
-                unmapped = e;
-        } else if (e->nbound == 0) {
+    execStack *es = NULL, *lru = NULL;
+    for (int i = 0; i < p->nexec; i++) {
+        execStack *e = p->exec[i];
+        if (e == NULL)
+            continue;
+        if (e->nbound == 0) {
             es = e;
             break;
-        } else if (lru == NULL || e->used < lru->used) {
-            lru = e;
         }
+        if (lru == NULL || e->used < lru->used)
+            lru = e;
     }
-    if (es == NULL && unmapped == NULL && p->nexec < runtime_execstacks)
-        unmapped = &p->exec[p->nexec];
-    if (es == NULL && unmapped != NULL && execMap(unmapped)) {
-        es = unmapped;
-        if (es == &p->exec[p->nexec])
-            p->nexec++;
-    }
+    if (es == NULL && p->nmapped < runtime_execstacks && (es = execMap()) != NULL)
+        execSlotPut(p, es);
     if (es == NULL)
         es = lru;
     if (es == NULL) // every stack pinned away and none can be mapped
@@ -333,7 +365,6 @@ static GM_COLD __attribute__((noreturn)) void throwShared(const char *what, cons
 
 void pinG(worker *p, gm_g *g)
 {
-    (void)p;
     execStack *es = g->exec;
     assert1(es->owner == g && g->onExec && !g->own);
     if (es->nbound != 1)
@@ -341,7 +372,8 @@ void pinG(worker *p, gm_g *g)
     // The stack changes hands, not place: runLo/runHi stay. The worker's
     // slot is empty until execBind maps another.
     g->vgStack = es->vgStack;
-    *es = (execStack){ 0 };
+    execSlotTake(p, es);
+    gm_free(es);
     g->exec = NULL;
     g->pinned = g->own = true;
     g->direct = DirectYield; // its frames never move now
@@ -358,17 +390,18 @@ void pinG(worker *p, gm_g *g)
                 (unsigned long long)g->id);
 }
 
-// A pinned g's stack, back to its worker: into an empty slot (a later
-// execBind would map one), else unmapped. Its pages stay as touched.
+// A pinned g's stack, back to the worker it ends on while that one has
+// fewer than GOMEM_EXECSTACKS (a later execBind would map one), else
+// unmapped. Its pages stay as touched.
 static void unpinG(worker *p, gm_g *g)
 {
-    for (int i = 0; i < p->nexec; i++) {
-        if (p->exec[i].lo == NULL) {
-            p->exec[i] = (execStack){ .lo = (char *)g->runLo, .hi = (char *)g->runHi, .vgStack = g->vgStack };
-            return;
-        }
+    execStack *es;
+    if (p->nmapped < runtime_execstacks && (es = gm_calloc(1, sizeof *es)) != NULL) {
+        *es = (execStack){ .lo = (char *)g->runLo, .hi = (char *)g->runHi, .vgStack = g->vgStack };
+        execSlotPut(p, es);
+        return;
     }
-    execUnmap((char *)g->runLo, (char *)g->runHi, g->vgStack);
+    execUnmapRange((char *)g->runLo, (char *)g->runHi, g->vgStack);
 }
 
 void checkNotInParkedFrames(const char *who, const void *addr)
@@ -378,8 +411,9 @@ void checkNotInParkedFrames(const char *who, const void *addr)
         return;
     gm_g *g = p->cur;
     for (int i = 0; i < p->nexec; i++) {
-        execStack *es = &p->exec[i];
-        if ((uintptr_t)addr - (uintptr_t)es->lo >= (uintptr_t)(es->hi - es->lo) || (g != NULL && g->exec == es))
+        execStack *es = p->exec[i];
+        if (es == NULL || (uintptr_t)addr - (uintptr_t)es->lo >= (uintptr_t)(es->hi - es->lo) ||
+            (g != NULL && g->exec == es))
             continue;
         char whose[200], me[200];
         if (es->owner != NULL)

@@ -91,6 +91,7 @@ int gm_stats_json(FILE *f)
     F(coro_created); F(coro_ended); F(coro_stack_grows); F(coro_stack_shrinks); F(coro_saved_bytes);
     F(coro_running); F(coro_runnable); F(coro_waiting); F(coro_exec_stacks); F(coro_frame_saves); F(coro_pins);
     F(sched_steals); F(sched_steals_started); F(sched_long_runs); F(sched_handoffs); F(sched_ready_moves);
+    F(sched_stack_lends);
     F(dedicated_cached); F(dedicated_guards); F(dedicated_canaries);
     F(sched_busy_ns); F(sched_spin_ns); F(sched_idle_ns); F(sched_workers);
     F(max_tiny_size); F(tiny_allocs); F(tiny_frees); F(tiny_blocks); F(tiny_block_bytes); F(tiny_unpacked_bytes); F(tiny_hole_allocs);

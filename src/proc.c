@@ -114,7 +114,7 @@ static worker *workerNew(group *grp, int id)
     p->serial = atomic_fetch_add_explicit(&workerSerialGen, 1, memory_order_relaxed) + 1;
     runtime_init(); // runtime_maxstack, runtime_execstacks
     if (!execStacksInit(p) || netpollinit(p) != 0) {
-        int err = p->exec[0].lo == NULL ? ENOMEM : errno;
+        int err = p->nmapped == 0 ? ENOMEM : errno;
         execStacksFree(p);
         gm_free(p);
         errno = err == EMFILE || err == ENFILE ? err : ENOMEM;
@@ -319,6 +319,8 @@ void runqputLocal(worker *p, gm_g *g)
 {
     if (g->parked) { // readied: no longer waiting
         g->parked = false;
+        if (g->exec != NULL)
+            g->exec->nparked--;
         atomic_store_explicit(&p->nwaiting, atomic_load_explicit(&p->nwaiting, memory_order_relaxed) - 1,
                               memory_order_relaxed);
     }
@@ -340,7 +342,11 @@ static gm_g *runqget(worker *p)
     if (!gQueue_empty(&p->inbox)) {
         spin_lock(&p->lock);
         gm_g *g = gQueue_popAll(&p->inbox);
+        execStack *lent = p->lentq;
+        p->lentq = NULL;
         spin_unlock(&p->lock);
+        if (GM_UNLIKELY(lent != NULL))
+            adoptExecStacks(p, lent, g);
         for (gm_g *next; g != NULL; g = next) {
             next = g->schedlink;
             if (GM_UNLIKELY(g == &p->timerNote))
@@ -564,17 +570,31 @@ static gm_g *findRunnable(worker *p)
         if (p->nfdwait > 0 && (++p->tick & 31) == 0)
             netpoll(p, 0); // fairness for fd waiters while gs keep running
         assert3(worker_valid(p) == NULL);
+        // Another worker may have asked for an execution stack (steal.c):
+        // before runqget, so that gs readied from other threads since the
+        // last look still count as parked.
+        if (GM_UNLIKELY(grp->nprocs > 1) && (++p->lendTick & 7) == 0)
+            lendExecStack(p);
         gm_g *g = runqget(p);
         if (g == NULL && grp->nprocs > 1)
             g = runqsteal(p);
         if (g != NULL) {
-            if (GM_UNLIKELY(looking != 0))
+            if (GM_UNLIKELY(looking != 0)) {
                 spinEnd(p, looking, nanotime());
+                int want = WantStack; // busy again: no stack wanted (unless one is on its way)
+                atomic_compare_exchange_strong_explicit(&p->wantStack, &want, WantNone, memory_order_relaxed,
+                                                        memory_order_relaxed);
+            }
             return g;
         }
         if (looking == 0) {
             looking = nanotime();
             atomic_store_explicit(&p->stSpinSince, looking, memory_order_relaxed);
+            // Nothing to run: p could take an execution stack whose gs are
+            // all runnable from a busy worker (steal.c), while it has room.
+            if (grp->nprocs > 1 && p->nmapped < runtime_execstacks &&
+                atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantNone)
+                atomic_store_explicit(&p->wantStack, WantStack, memory_order_relaxed);
         }
         // Spin a little before sleeping (Go's spinning Ms): work handed
         // over between workers often arrives within microseconds, and a
@@ -765,7 +785,7 @@ const char *worker_valid(worker *p)
             return "worker: runq holds a g that is not runnable on this worker";
     if ((bad = sudogcache_valid(p)) != NULL)
         return bad;
-    long bound[MaxExecStacks] = { 0 };
+    long bound[MaxExecStacks + 1] = { 0 }, parked[MaxExecStacks + 1] = { 0 };
     spin_lock(&p->lock); // thieves move started gs between allgMov lists under it
     for (int l = 0; l < 2 && bad == NULL; l++) {
         for (gm_g *g = l == 0 ? p->allg : p->allgMov; g != NULL && bad == NULL; g = g->allnext) {
@@ -780,30 +800,40 @@ const char *worker_valid(worker *p)
             else if ((g->exec != NULL) == ownStack(g))
                 bad = "worker: a g is bound to an execution stack and runs on its own, or neither";
             else if (g->exec != NULL) {
-                long i = g->exec - p->exec;
-                if (i < 0 || i >= p->nexec || g->exec->lo == NULL)
+                int i = 0;
+                while (i < p->nexec && p->exec[i] != g->exec)
+                    i++;
+                if (i == p->nexec)
                     bad = "worker: a g is bound to an execution stack that is not one of its worker's";
                 else if (g->runLo != (uintptr_t)g->exec->lo || g->runHi != (uintptr_t)g->exec->hi)
                     bad = "worker: a g's frame range is not its execution stack's";
                 else if ((g->exec->owner == g) != g->onExec)
                     bad = "worker: a g's onExec disagrees with its execution stack's owner";
-                else
+                else {
                     bound[i]++;
+                    parked[i] += g->parked;
+                }
             }
         }
     }
     spin_unlock(&p->lock);
     if (bad != NULL)
         return bad;
+    int mapped = 0;
     for (int i = 0; i < p->nexec; i++) {
-        const execStack *es = &p->exec[i];
+        const execStack *es = p->exec[i];
+        if (es == NULL)
+            continue;
+        mapped++;
         if (es->nbound != bound[i])
             return "worker: an execution stack's nbound is not the count of gs bound to it";
+        if (es->nparked != parked[i])
+            return "worker: an execution stack's nparked is not the count of its parked gs";
         if (es->owner != NULL && es->owner->exec != es)
             return "worker: an execution stack's owner is not bound to it";
-        if (es->lo == NULL && (es->owner != NULL || es->nbound != 0))
-            return "worker: an unmapped execution stack has gs";
     }
+    if (mapped != p->nmapped || p->nexec > MaxExecStacks + 1)
+        return "worker: nmapped is not the count of its execution stacks";
     return timers_valid(p);
 }
 

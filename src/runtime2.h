@@ -66,7 +66,8 @@ struct gm_g {
     struct gm_g *schedlink;    // the gQueue it is on
     struct gm_g *allprev, *allnext; // p->allg or p->allgMov (started gs); guarded as that list
     bool allgMov;              // on p->allgMov, not p->allg: movable when it started, or pinned since
-    worker *p;                 // its worker; changes only before it starts (a steal)
+    worker *p;                 // its worker; changes while it is runnable and off every queue (a steal,
+                               // the lend of its execution stack), or parked (readyHere; movable)
     uint64_t enqSeq;           // p->seq when queued on p: runqget takes newq's head before runq's if older.
                                // A yield straight to the next g (no loop) keeps the yielder's old one:
                                // newq was empty then, so it still sorts the yielder first, as it should
@@ -75,8 +76,9 @@ struct gm_g {
     uint64_t waitSince;        // nanotimeCoarse() when it last parked (the coroutine profile); p's thread
     gm_stack stack;            // dedicated: the stack; copied: the saved copy (buffer)
     size_t savedLen;           // copied: bytes of stack in stack (the buffer); guarded by stackLock
-    struct execStack *exec;    // copied, not pinned: the execution stack of p its frames run on, chosen
-                               // when it starts (execBind); immutable once started
+    struct execStack *exec;    // copied, not pinned: the execution stack its frames run on, chosen
+                               // when it starts (execBind); immutable once started (the stack may
+                               // move to another worker, with every g bound to it)
     uintptr_t runLo, runHi;    // the stack its frames run on [runLo, runHi), set when it starts: its own
                                // (dedicated, stackcheck) or one of p's execution stacks; immutable once
                                // started (pinning keeps the range: the stack changes hands, not place)
@@ -198,14 +200,21 @@ typedef struct group {
 
 // One of a worker's execution stacks (gstack.c's head tells the policy):
 // copied-mode gs bound to it run their frames here, one at a time; the
-// others wait in saved copies. A guard page below lo. p's thread only.
+// others wait in saved copies. A guard page below lo. Allocated with the
+// mapping (execMap) and freed with it, at a fixed address: g->exec points
+// here while the stack changes workers (lent with its gs: steal.c). Its
+// worker's thread only, but lentNext; in transit, the lender's and then
+// the borrower's.
 typedef struct execStack {
-    char *lo, *hi;             // [lo, hi); lo NULL: not mapped (yet, or again after a pin took it)
+    char *lo, *hi;             // [lo, hi), mapped
     gm_g *owner;               // the g whose frames occupy it, or NULL
     long nbound;               // live started gs bound to it (g->exec): their frames belong here
+    long nparked;              // of those, parked (g->parked): none means every one is runnable,
+                               // on its worker's runq or inbox, and the stack may be lent
     uint64_t used;             // p->nswitch when a g last switched to it: the least recent is given
                                // to a new g when none is free
     unsigned vgStack;          // valgrind's id of the stack
+    struct execStack *lentNext; // on its borrower's lentq; the borrower's p->lock
 } execStack;
 
 // A worker: a thread, its queues, its execution stacks for copied-mode gs,
@@ -217,8 +226,10 @@ typedef struct execStack {
 // has g->p == p and cannot move, and one on allgMov was movable. Execution
 // stacks: each g on allg bound to one (g->exec) is one of p's, its range
 // is that stack's, and it is the stack's owner exactly when its frames are
-// there (onExec); each stack's nbound counts the gs bound to it, and its
-// owner is bound to it.
+// there (onExec); each stack's nbound counts the gs bound to it, nparked
+// those of them parked, and its owner is bound to it. A stack on lentq is
+// in no worker's slots and its gs on no allg: they are on inbox, behind it.
+enum { WantNone, WantStack, WantClaimed }; // worker.wantStack
 struct worker {
     int lock;                  // spin lock: guards the fields up to idle
     gQueue newq;               // runnable gs other workers may steal: created here and not started, and
@@ -233,6 +244,10 @@ struct worker {
     gm_g timerNote;            // not a coroutine: the note a timerq post puts on inbox, so that the
                                // loop (and gm_yield's check of inbox) sees it at no cost of its own
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and wakes the poller; p->lock
+    execStack *lentq;          // execution stacks lent to p, whose gs are on inbox behind them; p->lock
+    _Atomic int wantStack;     // WantNone, WantStack (p looks for work and could take an execution
+                               // stack: p's thread sets it), WantClaimed (a lender took the want
+                               // with a CAS; p adopts and clears it): one lend in flight at most
     // --- p's thread only (deadlock() reads allg under lock once every
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
@@ -246,8 +261,13 @@ struct worker {
     void *sp;                  // the scheduler's own context
     gm_g *cur;                 // running g, or NULL (read relaxed by gm_stats)
     gQueue freeq;              // dead gs, reused oldest first (to the process-wide gFree when p goes)
-    execStack exec[MaxExecStacks]; // copied mode: the first nexec may be mapped
-    int nexec;                 // slots used so far, at most MaxExecStacks
+    execStack *exec[MaxExecStacks + 1]; // copied mode: its execution stacks in the first nexec
+                               // slots, NULL where none is (a pin or a lend took it). One slot over
+                               // the limit: a lent stack may arrive when p has just mapped its last
+    int nexec;                 // slots used so far
+    int nmapped;               // non-NULL slots; p maps more only while under GOMEM_EXECSTACKS
+    unsigned lendTick;         // p's loop iterations, for the look at whether to lend (steal.c)
+    unsigned lendBackoff;      // looks skipped after a lend found no stack it could give
     uint64_t nswitch;          // switches to copied gs (execStack.used's clock)
     struct sudog *sudogcache;  // free sudogs for channel waits (chan.c, Go's P.sudogcache); p's thread
     int nsudog;                // on sudogcache; p's thread
@@ -524,12 +544,22 @@ void runqputInbox(gm_g *g);
 // The same for a non-empty list of gs of p (linked by schedlink, tail
 // last): one lock for the list.
 void runqputInboxList(worker *p, gQueue *q);
+// runqputInboxList with, unless NULL, the execution stack lent to p that
+// q's gs are bound to (steal.c's lendExecStack), put on p->lentq first.
+void runqputInboxLent(worker *p, gQueue *q, execStack *lent);
+// In p's loop, when another worker asked for work: lends it one of p's
+// execution stacks with the gs bound to it, if all of them are runnable
+// (steal.c). The loop looks only some of the times (lendTick).
+void lendExecStack(worker *p);
+// The stacks lent to p (taken off lentq with inbox, whose gs bound to
+// them go on p's allg) into p's slots; p's want is served.
+void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox);
 // Idle worker p takes half of another worker's newq, of the gs that have
 // waited there long enough (steal.c): returns one to run, queues the
 // rest on p; NULL if none (or if work of p's own came meanwhile).
 gm_g *runqsteal(worker *p);
 // steal.c's counters into out (sched_steals, sched_steals_started,
-// sched_ready_moves).
+// sched_ready_moves, sched_stack_lends).
 void steal_stats(gm_memstats *out);
 // The lists of a worker's started gs: allg, the ones that cannot move,
 // p's thread's alone; allgMov, the movable ones, under p->lock when the
@@ -711,6 +741,9 @@ static inline gm_g *mustSelf(worker *p, const char *who)
 // and ENOMEM when it cannot. Unmaps them all.
 bool execStacksInit(worker *p);
 void execStacksFree(worker *p);
+// es into p's first empty slot; out of p's slots (pinned, or lent).
+void execSlotPut(worker *p, execStack *es);
+void execSlotTake(worker *p, execStack *es);
 // Chooses the execution stack a new copied g will run on (Go has no
 // counterpart: its stacks move instead).
 void execBind(worker *p, gm_g *g);
@@ -927,6 +960,8 @@ bool timerDue(const worker *p);
 static inline void countParked(worker *p, gm_g *g)
 {
     g->parked = true;
+    if (g->exec != NULL) // (runqputLocal counts it out)
+        g->exec->nparked++;
     // The coarse clock, not the time-stamp counter: an rdtsc here costs a
     // quarter of Go's prime sieve at one worker on a Sapphire Rapids VM
     // (12.2 s against 9.2 s without it); the profile prints milliseconds.

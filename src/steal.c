@@ -20,6 +20,8 @@
 // other lock is taken.
 #include "runtime2.h"
 
+#include <stdio.h>
+
 static _Atomic uint64_t statSteals, statStealsStarted, statReadyHere;
 
 // A parked movable g of another worker of this group, readied by the g
@@ -67,7 +69,16 @@ GM_NOINLINE void runqputInbox(gm_g *g)
 
 void runqputInboxList(worker *p, gQueue *q)
 {
+    runqputInboxLent(p, q, NULL);
+}
+
+void runqputInboxLent(worker *p, gQueue *q, execStack *lent)
+{
     spin_lock(&p->lock);
+    if (lent != NULL) {
+        lent->lentNext = p->lentq;
+        p->lentq = lent;
+    }
     if (p->inbox.tail != NULL)
         p->inbox.tail->schedlink = q->head;
     else
@@ -160,8 +171,136 @@ gm_g *runqsteal(worker *p)
     return NULL;
 }
 
+// ------------------------------------------------- lending execution stacks
+
+// Lending. A started copied g cannot move alone: its frames are addressed
+// at an execution stack of its worker's, where other gs bound to it take
+// turns. But the stack can move with all of them, when none of them is
+// parked: a parked g is readied through its worker (g->p), by whoever
+// claims its wait, at any moment, while a runnable one on the runq is its
+// worker's thread's alone. So a busy worker, in its loop (no g running),
+// gives an idle worker that asked (wantStack) one execution stack whose
+// bound gs are all runnable: the stack leaves its slots, the gs its runq
+// and allg, with g->p set to the borrower, and both go on the borrower's
+// inbox under its lock, stack first (lentq), so the borrower installs the
+// stack before it runs a g bound to it. Go moves a single goroutine; this
+// moves a group of them, whose frames stay where they were.
+//
+// When: a g whose wait left something in its worker (a timer entry, an
+// armed fd) is not lent, nor a stack with fewer than LendMin runnable gs (a
+// pair of coroutines that talk would pay a cross-thread wake-up per
+// message once split, as a copied pair placed apart does), nor one holding
+// all the lender's runnable gs (it would idle instead). A look that finds
+// stacks with none parked but cannot lend them (those reasons, or a run
+// queue longer than LendWalkMax) skips the next looks, twice as many each
+// time (LendBackoffMax), so that a long run queue is not walked at every
+// switch. The borrower asks only while it has room under GOMEM_EXECSTACKS:
+// it holds at most one stack over the limit.
+#define LendMin 2
+#define LendWalkMax 4096
+#define LendBackoffMax 1024
+static _Atomic uint64_t statLends;
+
+// An idle worker of p's group that asked for a stack, or NULL.
+static worker *lendTarget(const worker *p)
+{
+    group *grp = p->grp;
+    for (int k = 1; k < grp->nprocs; k++) {
+        worker *t = grp->ps[(p->id + k) % grp->nprocs];
+        if (atomic_load_explicit(&t->wantStack, memory_order_relaxed) == WantStack)
+            return t;
+    }
+    return NULL;
+}
+
+// Whether es's gs are all on p's runq, may leave p and leave p some
+// other g to run: one walk of the runq, at most LendWalkMax gs.
+static bool lendable(const worker *p, const execStack *es)
+{
+    long n = 0, m = 0;
+    for (gm_g *g = p->runq.head; g != NULL; g = g->schedlink) {
+        if (++n > LendWalkMax)
+            return false;
+        if (g->exec == es) {
+            if (g->waitTimer != 0 || g->localWait)
+                return false;
+            m++;
+        }
+    }
+    return m == es->nbound && m >= LendMin && n > m;
+}
+
+void lendExecStack(worker *p)
+{
+    if (p->lendBackoff > 0) {
+        p->lendBackoff--;
+        return;
+    }
+    worker *t = lendTarget(p);
+    if (t == NULL)
+        return;
+    execStack *es = NULL;
+    bool candidates = false;
+    for (int i = 0; i < p->nexec && es == NULL; i++) {
+        execStack *e = p->exec[i];
+        if (e == NULL || e->nbound < LendMin || e->nparked != 0)
+            continue;
+        candidates = true;
+        if (lendable(p, e))
+            es = e;
+    }
+    if (es == NULL) {
+        if (candidates) // walked for nothing: look less often
+            p->lendBackoff = p->lendBackoff == 0 ? 1 : (p->lendBackoff * 2 > LendBackoffMax ? LendBackoffMax : p->lendBackoff * 2);
+        return;
+    }
+    int want = WantStack;
+    if (!atomic_compare_exchange_strong_explicit(&t->wantStack, &want, WantClaimed, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return; // another lender, or t found work
+    p->lendBackoff = 0;
+    gQueue keep = { NULL, NULL }, lent = { NULL, NULL };
+    long m = 0;
+    for (gm_g *g; (g = gQueue_pop(&p->runq)) != NULL;) {
+        if (g->exec != es) {
+            gQueue_pushBack(&keep, g); // still in enqSeq order
+            continue;
+        }
+        allgUnlink(&p->allg, g);
+        g->p = t;
+        gQueue_pushBack(&lent, g);
+        m++;
+    }
+    p->runq = keep;
+    execSlotTake(p, es);
+    atomic_fetch_add_explicit(&statLends, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statSteals, (uint64_t)m, memory_order_relaxed);
+    atomic_fetch_add_explicit(&statStealsStarted, (uint64_t)m, memory_order_relaxed);
+    if (debug.sched)
+        fprintf(stderr, "gomem: sched: worker %d lent an execution stack with %ld coroutines to worker %d\n", p->id,
+                m, t->id);
+    runqputInboxLent(t, &lent, es);
+}
+
+void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox)
+{
+    // Its gs arrived with it: on p's allg now (they leave the inbox next).
+    for (gm_g *g = inbox; g != NULL; g = g->schedlink)
+        for (execStack *es = lent; es != NULL; es = es->lentNext)
+            if (g->exec == es)
+                allgLink(&p->allg, g);
+    for (execStack *es = lent, *next; es != NULL; es = next) {
+        next = es->lentNext;
+        es->lentNext = NULL;
+        es->used = p->nswitch;
+        execSlotPut(p, es);
+    }
+    atomic_store_explicit(&p->wantStack, WantNone, memory_order_relaxed);
+}
+
 void steal_stats(gm_memstats *out)
 {
+    out->sched_stack_lends = atomic_load_explicit(&statLends, memory_order_relaxed);
     out->sched_steals = atomic_load_explicit(&statSteals, memory_order_relaxed);
     out->sched_steals_started = atomic_load_explicit(&statStealsStarted, memory_order_relaxed);
     out->sched_ready_moves = atomic_load_explicit(&statReadyHere, memory_order_relaxed);

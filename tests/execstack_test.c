@@ -351,8 +351,8 @@ TEST(frames_that_move_are_named)
     CHECK_DEATH(hiddenChild, NULL, "is in the frames of another copied coroutine's execution stack");
 }
 
-// The validator names an execution stack whose count of bound coroutines
-// is wrong.
+// The validator names an execution stack whose count of bound or parked
+// coroutines is wrong.
 static void validatorMain(void *arg)
 {
     (void)arg;
@@ -363,6 +363,10 @@ static void validatorMain(void *arg)
     const char *bad = worker_valid(p);
     CHECK(bad != NULL && strstr(bad, "nbound") != NULL);
     g->exec->nbound--;
+    g->exec->nparked++; // would let the stack be lent while a g of it waits
+    bad = worker_valid(p);
+    CHECK(bad != NULL && strstr(bad, "nparked") != NULL);
+    g->exec->nparked--;
     CHECK(worker_valid(p) == NULL);
 }
 

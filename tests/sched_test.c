@@ -2,7 +2,8 @@
 //
 // The scheduler on several workers (proc.c, sysmon.c): every stack mode
 // under 2, 4 and 8 workers with many switches of every kind, frames intact
-// and only movable coroutines moved; a coroutine that never yields does
+// and only movable coroutines moved (copied ones with their execution
+// stack); a burst of copied coroutines spreads over the workers; a coroutine that never yields does
 // not stop another worker from running the stealable ones; and where the
 // workers' time goes (gm_memstats.sched_*_ns) adds up.
 #include <sys/syscall.h>
@@ -76,8 +77,10 @@ static void switcher(void *arg)
         gm_yield();
     atomic_fetch_add(&framesBad, bad);
     atomic_fetch_add(&moves[curMode], moved);
-    // Copied (and stackcheck) frames are addressed at one worker's stacks.
-    if (curMode == Copied || curMode == Checked)
+    // Stackcheck frames are addressed at one worker's protected stacks.
+    // Copied ones may move, with their execution stack and every g bound to
+    // it (the checks above: the frames are where they were, intact).
+    if (curMode == Checked)
         atomic_fetch_add(&stayBad, moved);
     gm_waitgroup_done(&allDone);
 }
@@ -182,6 +185,84 @@ TEST(a_coroutine_that_never_yields_does_not_stop_the_others)
     CHECK(b.sched_steals_started - a.sched_steals_started >= 1);
 }
 
+// --------------------------------------- a burst of copied coroutines
+
+// Copied coroutines started on one worker park, then all wake at once to
+// compute: the idle worker takes execution stacks with their coroutines
+// from the busy one (gm_memstats.sched_stack_lends), and each coroutine
+// that moved finds its frames where it left them, intact.
+#define NBURST 64
+static gm_chan *burstGo;
+static gm_waitgroup burstDone = GM_WAITGROUP_INIT;
+static atomic_long burstBad, burstMoved;
+
+static void burstJob(void *arg)
+{
+    unsigned long seed = (uintptr_t)arg;
+    volatile unsigned long acc[64];
+    volatile unsigned long *self = acc; // an address in its own frames, kept across the move
+    for (int i = 0; i < 64; i++)
+        acc[i] = seed * (unsigned long)(i + 1);
+    long before = threadNow(), x;
+    gm_chan_recv(burstGo, &x); // parked on the worker it started on, until the close
+    long after = threadNow();
+    for (int r = 0; r < 20000; r++) // some milliseconds: long enough for the idle worker to ask
+        acc[r & 63] = acc[r & 63] * 6364136223846793005ul + 1442695040888963407ul;
+    unsigned long want[64];
+    for (int i = 0; i < 64; i++)
+        want[i] = seed * (unsigned long)(i + 1);
+    for (int r = 0; r < 20000; r++)
+        want[r & 63] = want[r & 63] * 6364136223846793005ul + 1442695040888963407ul;
+    long bad = self != acc;
+    for (int i = 0; i < 64; i++)
+        bad += acc[i] != want[i];
+    atomic_fetch_add(&burstBad, bad);
+    atomic_fetch_add(&burstMoved, after != before || threadNow() != before);
+    gm_waitgroup_done(&burstDone);
+}
+
+static void burstMain(void *arg)
+{
+    (void)arg;
+    gm_memstats m;
+    do // the other worker's thread is there
+        gm_stats(&m);
+    while (m.sched_workers < 2);
+    gm_go_options o = { GM_STACK_COPIED, 0, NULL, TLS(tworker)->id + 1 }; // placed here: not stolen new
+    gm_waitgroup_add(&burstDone, NBURST);
+    for (int i = 0; i < NBURST; i++)
+        CHECK(gm_go_opts(burstJob, (void *)(uintptr_t)(i + 1), &o) != NULL);
+    do { // until they have parked
+        gm_yield();
+        gm_stats(&m);
+    } while (m.coro_waiting < NBURST);
+    gm_chan_close(burstGo);
+    gm_waitgroup_wait(&burstDone);
+}
+
+TEST(a_burst_of_copied_coroutines_spreads_with_its_execution_stacks)
+{
+    int procs = gm_set_procs(2);
+    gm_memstats a, b;
+    gm_stats(&a);
+    // Lending needs the other worker idle and asking when the burst wakes:
+    // on a loaded machine a round may pass without it.
+    int rounds = 0;
+    do {
+        burstGo = gm_chan_new(sizeof(long), 0);
+        CHECK_EQ(gm_main(burstMain, NULL), 0);
+        gm_chan_free(burstGo);
+        gm_stats(&b);
+    } while (++rounds < 20 && (b.sched_stack_lends == a.sched_stack_lends || atomic_load(&burstMoved) == 0));
+    gm_set_procs(procs);
+    printf("    %d rounds, %llu stacks lent, %ld coroutines moved\n", rounds,
+           (unsigned long long)(b.sched_stack_lends - a.sched_stack_lends), atomic_load(&burstMoved));
+    CHECK_EQ(atomic_load(&burstBad), 0);
+    CHECK(b.sched_stack_lends > a.sched_stack_lends);
+    CHECK(atomic_load(&burstMoved) > 0);
+    CHECK(b.sched_steals_started - a.sched_steals_started >= (uint64_t)atomic_load(&burstMoved));
+}
+
 // ------------------------------------------------------- the workers' time
 
 static uint64_t thread_cpu_ns(void)
@@ -250,5 +331,6 @@ int main(void)
     RUN(worker_time_adds_up);
     RUN(a_coroutine_that_never_yields_does_not_stop_the_others);
     RUN(every_mode_under_many_workers);
+    RUN(a_burst_of_copied_coroutines_spreads_with_its_execution_stacks);
     return test_report();
 }
