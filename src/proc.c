@@ -579,22 +579,13 @@ static gm_g *findRunnable(worker *p)
         if (g == NULL && grp->nprocs > 1)
             g = runqsteal(p);
         if (g != NULL) {
-            if (GM_UNLIKELY(looking != 0)) {
+            if (GM_UNLIKELY(looking != 0))
                 spinEnd(p, looking, nanotime());
-                int want = WantStack; // busy again: no stack wanted (unless one is on its way)
-                atomic_compare_exchange_strong_explicit(&p->wantStack, &want, WantNone, memory_order_relaxed,
-                                                        memory_order_relaxed);
-            }
             return g;
         }
         if (looking == 0) {
             looking = nanotime();
             atomic_store_explicit(&p->stSpinSince, looking, memory_order_relaxed);
-            // Nothing to run: p could take an execution stack whose gs are
-            // all runnable from a busy worker (steal.c), while it has room.
-            if (grp->nprocs > 1 && p->nmapped < runtime_execstacks &&
-                atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantNone)
-                atomic_store_explicit(&p->wantStack, WantStack, memory_order_relaxed);
         }
         // Spin a little before sleeping (Go's spinning Ms): work handed
         // over between workers often arrives within microseconds, and a
@@ -658,6 +649,16 @@ static gm_g *findRunnable(worker *p)
         if (idle == grp->nprocs && atomic_load(&grp->ntimers) == 0 && atomic_load(&grp->nfdwait) == 0 &&
             atomic_load(&attachedThreads) == 0 && groupLive(grp) > 0 && atomic_load(&grp->nidle) == grp->nprocs)
             deadlock(grp);
+        // Asleep, p could take an execution stack whose gs are all runnable
+        // from a busy worker (steal.c), while it has room. Only now: a
+        // worker that spins between the messages of a pipeline would have
+        // its share of the pipeline's coroutines split further, and a want
+        // set and cleared at each message costs the line's moves.
+        int want = WantNone;
+        if (grp->nprocs > 1 && p->nmapped < runtime_execstacks &&
+            atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantNone)
+            atomic_compare_exchange_strong_explicit(&p->wantStack, &want, WantStack, memory_order_relaxed,
+                                                    memory_order_relaxed);
         uint64_t slept = nanotime();
         spinEnd(p, looking, slept);
         atomic_store_explicit(&p->stIdleSince, slept, memory_order_relaxed);
@@ -674,6 +675,10 @@ static gm_g *findRunnable(worker *p)
             atomic_fetch_sub_explicit(&grp->nidle, 1, memory_order_relaxed);
         }
         spin_unlock(&p->lock);
+        want = WantStack; // awake: no stack wanted (unless one is on its way)
+        if (atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantStack)
+            atomic_compare_exchange_strong_explicit(&p->wantStack, &want, WantNone, memory_order_relaxed,
+                                                    memory_order_relaxed);
     }
 }
 

@@ -245,9 +245,6 @@ struct worker {
                                // loop (and gm_yield's check of inbox) sees it at no cost of its own
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and wakes the poller; p->lock
     execStack *lentq;          // execution stacks lent to p, whose gs are on inbox behind them; p->lock
-    _Atomic int wantStack;     // WantNone, WantStack (p looks for work and could take an execution
-                               // stack: p's thread sets it), WantClaimed (a lender took the want
-                               // with a CAS; p adopts and clears it): one lend in flight at most
     // --- p's thread only (deadlock() reads allg under lock once every
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
@@ -290,6 +287,13 @@ struct worker {
     _Atomic uint64_t schedtick; // switches to a g: its thread writes (no RMW), sysmon reads
     uint64_t smTick, smSince;  // sysmon's: schedtick at its last look, and since when (ns) it has not moved
     bool smReported;           // sysmon's: this long run was counted
+    // WantNone, WantStack (p sleeps and could take an execution stack: p's
+    // thread sets it), WantClaimed (a lender took the want with a CAS; p
+    // adopts and clears it): one lend in flight at most. A line of its
+    // own: busy workers read it, and p's sleeps and wake-ups write it.
+    char wantPadBefore[64];    // (padding, not alignment: a worker comes from gm_calloc)
+    _Atomic int wantStack;
+    char wantPadAfter[60];
     struct worker *allprev, *allnext; // allWorkers; guarded by allWorkersLock
     // Where its time goes (gm_memstats.sched_*_ns), ns of nanotime(): its
     // thread writes them (no RMW), gm_stats reads. Busy is the rest:

@@ -196,7 +196,7 @@ gm_g *runqsteal(worker *p)
 // time (LendBackoffMax), so that a long run queue is not walked at every
 // switch. The borrower asks only while it has room under GOMEM_EXECSTACKS:
 // it holds at most one stack over the limit.
-#define LendMin 2
+#define LendMin 4
 #define LendWalkMax 4096
 #define LendBackoffMax 1024
 static _Atomic uint64_t statLends;
