@@ -10,8 +10,10 @@
 //
 // prints the nth prime (default 10000). With "dedicated" each filter gets a
 // dedicated stack of BYTES (default 16384): a started copied coroutine
-// stays on its worker, a dedicated one moves to whichever worker is idle,
-// which is what the chain needs to use a second worker.
+// moves only with its execution stack, when every coroutine bound to it is
+// runnable, which a filter parked between numbers never lets happen; a
+// dedicated one moves to whichever worker is idle, which is what the chain
+// needs to use a second worker.
 //
 // Unlike Go, a C program must end its coroutines: when main has its
 // primes it raises stop, drains the last channel until the generator sees

@@ -373,7 +373,10 @@ GM_API void gm_free_aligned_sized(void *p, size_t align, size_t size);
 // new coroutine goes on its creator's worker; an idle worker steals
 // coroutines that have not started yet, and runnable started ones whose
 // frames are on a stack of their own (dedicated, or pinned copied ones:
-// below). A started copied coroutine stays on its worker. A coroutine that
+// below). A started copied coroutine moves only with its execution stack:
+// a busy worker lends an idle one a stack every coroutine of which is
+// runnable, with them (a burst woken at once spreads; coroutines that
+// park between messages stay). A coroutine that
 // moves resumes on another thread: a thread-local it reads after a call
 // that parks is that thread's, and on AArch64 GCC and clang may go on
 // using the address they computed before the call (they read the thread

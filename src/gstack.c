@@ -34,7 +34,9 @@
 // stack another g took has its frames saved (at that g's first switch in)
 // and copied back when it runs again. One execution stack per worker is the
 // classic shared-stack design (libaco's); every g on its own is dedicated
-// mode's.
+// mode's. A stack may change workers with every g bound to it (steal.c's
+// lending): its descriptor is allocated apart from the worker (g->exec stays
+// valid), and the borrower may hold one more than the limit.
 //
 // Pinning. A pointer into a copied g's frames stays valid only while they
 // are in place. When the running g hands such an address to another
@@ -56,8 +58,9 @@
 // without the lock. A runnable g is copied into by nobody (its waker
 // finished first), so the worker takes the lock only to save a parked owner. checkLock guards the
 // checkedGs list (the fault handler reads it without the lock). The
-// execution stacks are their worker's thread's only; nbound counts the live
-// gs bound to each.
+// execution stacks are their worker's thread's only (a lent one, its
+// lender's until it is on the borrower's lentq, under the borrower's lock);
+// nbound counts the live gs bound to each, nparked those of them parked.
 #include "runtime2.h"
 #include "dedicated.h"
 

@@ -35,20 +35,24 @@
 // Placement: gm_go queues the new g on the creating worker's newq; an idle
 // worker steals half of another's newq (steal.c's runqsteal), of the gs
 // that have waited there a few microseconds (200 for a new g, often a
-// short task, and never moved once started if copied): a g its worker
+// short task, and moved once started if copied only with its execution
+// stack): a g its worker
 // runs soon stays, beside the coroutines it talks to (Go keeps its runnext
 // from thieves the same way). newq holds the gs any worker may run: new
 // ones (no stack yet) and, when the group has more than one worker,
 // started ones whose frames are on a stack of their own (movable:
 // dedicated, pinned), as Go's runq is open to thieves. A movable g readied
 // by a coroutine of another worker moves to the waker's worker (readyHere;
-// Go's ready queues on the waker's P). A started copied g stays on its worker (g->p) for life: its frames are addressed
-// at one of that worker's execution stacks, so it waits in the worker's own
-// runq (its thread only, no lock). Other threads ready a g through its
+// Go's ready queues on the waker's P). A started copied g stays on its
+// worker (g->p): its frames are addressed at one of that worker's execution
+// stacks, so it waits in the worker's own runq (its thread only, no lock);
+// it moves only when the worker, in its loop, lends a sleeping worker that
+// asked the execution stack it is bound to, with every g bound to it, all
+// runnable (steal.c's lendExecStack). Other threads ready a g through its
 // worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
 // one whose coroutine runs long without switching (Go's handoffp).
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox, timerq, idle and,
+// Locks: worker.lock (a spin lock) guards newq, inbox, lentq, timerq, idle and,
 // with several workers, allgMov (the started movable gs); it is a leaf,
 // taken under a channel's or a timer's lock. Other threads
 // queue work for a worker on its inbox: readied gs, and the note that
@@ -56,8 +60,8 @@
 // after the g has switched out (channels, sema.c) passes it to gopark (Go's
 // unlockf): the scheduler unlocks once the g's context is saved.
 //
-// Differs from Go: started copied gs never migrate (C frames cannot move),
-// so a ready from another worker is a cross-thread hand-off (inbox, and a
+// Differs from Go: a started copied g cannot migrate alone (C frames
+// cannot move), so a ready from another worker is a cross-thread hand-off (inbox, and a
 // netpollBreak if the worker sleeps; an idle worker spins briefly first,
 // as Go's spinning Ms do). No coroutine is preempted: scheduling is
 // cooperative (gomem.h says what a CPU loop does to a worker).

@@ -2,22 +2,26 @@
 //
 // Work across the workers of a group (Go: proc.go's runqsteal and
 // runqgrab, and ready's choice of P): an idle worker takes gs from a busy
-// one's newq, and a movable g readied by a coroutine of another worker
-// moves to the waker's worker.
+// one's newq, a movable g readied by a coroutine of another worker moves
+// to the waker's worker, and a busy worker lends a sleeping one an
+// execution stack with the copied gs bound to it (no Go counterpart).
 //
 // Owns: runqsteal and its grace periods, runqputRemote (a ready from a
-// thread other than the g's worker) with readyHere, and the counters of
-// both (steals, ready moves). The queues themselves (newq, runq, inbox)
+// thread other than the g's worker) with readyHere, lending execution
+// stacks (lendExecStack, adoptExecStacks), and the counters of all three
+// (steals, ready moves, lends). The queues themselves (newq, runq, inbox)
 // and the lists of started gs are proc.c's; runtime2.h says what each
 // holds.
 //
 // Invariants: a g moves only with its worker's lock held while it leaves
 // that worker's lists (newq, allgMov), and g->p is set before the g is
-// queued on its new worker; a copied g that has started never moves
+// queued on its new worker; a copied g that has started moves only with
+// its execution stack, when none of the gs bound to it is parked, and the
+// stack is in its new worker's slots before any of them runs there
 // (worker_valid checks the queues' side of this).
 //
-// Locks: worker.lock of the victim, then (not nested) of the thief; no
-// other lock is taken.
+// Locks: worker.lock of the victim, then (not nested) of the thief; a
+// lender takes only the borrower's, and no other lock is taken.
 #include "runtime2.h"
 
 #include <stdio.h>
@@ -97,9 +101,9 @@ void runqputInboxLent(worker *p, gQueue *q, execStack *lent)
 // its consumer) goes on without waking each other's worker. A worker that
 // is busy for longer (a long run, a long queue) shares what it had queued
 // before the wait. A new g waits longer (StealGraceNewNs). A copied one
-// never moves once it starts, so a pair of copied coroutines placed on two
-// workers would pay a cross-thread wake-up per message for life (a
-// dedicated pair comes back together: readyHere). And a new coroutine of
+// moves once it starts only with its execution stack, so a pair of copied
+// coroutines placed on two workers would pay a cross-thread wake-up per
+// message for good (a dedicated pair comes back together: readyHere). And a new coroutine of
 // either mode is often a short task: batches of 100 that end at once took
 // 190 ns a coroutine at 2 workers with a 3 us grace for new dedicated
 // ones, the thief moving each stack and descriptor across, 107 ns with

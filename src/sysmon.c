@@ -9,7 +9,7 @@
 // What sysmon can do is Go's handoffp within that limit: it wakes an idle
 // worker, which steals the stuck worker's stealable runnable gs (newq: new
 // ones, and movable started ones); copied gs bound to the stuck worker's
-// execution stacks wait for it. With GOMEM_DEBUG=sched it names the
+// execution stacks wait for it (only its own loop can lend a stack). With GOMEM_DEBUG=sched it names the
 // coroutine and how long it has run.
 //
 // Each period it also gives the scavenger's budget its background half for

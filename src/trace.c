@@ -185,6 +185,10 @@ static void sample(void)
     traceEvent(EvSampleSched, 0, 0, m.sched_busy_ns);
     traceEvent(EvSampleSched, 1, 0, m.sched_spin_ns);
     traceEvent(EvSampleSched, 2, 0, m.sched_idle_ns);
+    const uint64_t events[] = { m.sched_steals,   m.sched_steals_started, m.sched_long_runs,
+                                m.sched_handoffs, m.sched_ready_moves,    m.sched_stack_lends };
+    for (unsigned k = 0; k < sizeof events / sizeof events[0]; k++)
+        traceEvent(EvSampleSchedEvents, k, 0, events[k]);
 }
 
 static void *samplerMain(void *arg)

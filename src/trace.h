@@ -42,6 +42,8 @@ enum traceEv {
     EvSampleSavedOrder = 38, // aux order (stack_orders: larger), y saved bytes
     EvSampleCoros = 39,      // x running, y runnable | waiting << 32
     EvSampleSched = 40,      // aux 0 busy, 1 spin, 2 idle: y the workers' ns so far (gm_memstats.sched_*_ns)
+    EvSampleSchedEvents = 41, // aux 0 steals, 1 of started ones, 2 long runs, 3 sysmon hand-offs,
+                              // 4 ready moves, 5 stack lends: y the count so far (gm_memstats.sched_*)
     EvClassLive = 48,        // at stop: aux class, x size, y live objects (class 0: y large bytes)
     EvTinyLive = 49,         // at stop: x tiny blocks, y live tiny objects
     EvClassTotal = 50,       // at stop: aux class, x size, y objects ever allocated

@@ -630,14 +630,17 @@ TEST(idle_workers_steal_unstarted_coroutines)
     }
     CHECK_EQ(total, 64);
     CHECK(used >= 2);       // the work spread over threads
-    CHECK_EQ(moved, 0);     // a started coroutine stays on its worker
+    // A started copied coroutine moves only with its execution stack (lent
+    // to an idle worker with every coroutine bound to it, all runnable).
+    CHECK(moved == 0 || b.sched_stack_lends > a.sched_stack_lends);
     CHECK_EQ(b.coro_ended - a.coro_ended, 65);
     CHECK_EQ(b.coro_saved_bytes, 0);
     gm_set_procs(1);
 }
 
 // Started coroutines on stacks of their own move to an idle worker (Go's
-// runqsteal); copied ones never do. Sixteen of each start on worker 1 and
+// runqsteal); copied ones only with their execution stack, when a worker
+// lends it. Sixteen of each start on worker 1 and
 // park; then each gets a CPU-bound job from there. On a loaded machine (or
 // under an emulator) the idle worker may not wake in time: rounds repeat,
 // up to 50, until a dedicated one has moved.
@@ -685,7 +688,7 @@ TEST(started_coroutines_on_their_own_stacks_are_stolen)
     gm_stats(&b);
     gm_set_procs(procs);
     CHECK(atomic_load(&movedDedicated) > 0);
-    CHECK_EQ(atomic_load(&movedCopied), 0);
+    CHECK(atomic_load(&movedCopied) == 0 || b.sched_stack_lends > a.sched_stack_lends);
     CHECK(b.sched_steals_started - a.sched_steals_started > 0);
     CHECK(b.sched_steals >= b.sched_steals_started);
 }

@@ -173,6 +173,7 @@ TEST(trace_records_a_real_run)
     CHECK(evCount[EvStackShrink] >= 10);
     CHECK(evCount[EvSampleRSS] >= 1);
     CHECK_EQ(evCount[EvSampleSched], 3 * evCount[EvSampleRSS]); // busy, spin, idle at each sample
+    CHECK_EQ(evCount[EvSampleSchedEvents], 6 * evCount[EvSampleRSS]); // steals ... lends at each sample
     CHECK(lastRSS > 0);
     CHECK(class48Live >= 100);
     for (int i = 0; i < 100; i++)
@@ -244,7 +245,7 @@ TEST(report_from_a_trace_has_its_plots)
         return;
     CHECK(strncmp(h, "<!DOCTYPE html>", 15) == 0);
     CHECK(strstr(h, "</html>") != NULL);
-    const char *ids[] = { "memory", "stack-orders", "saved-stacks", "grow-shrink", "coroutines", "workers",
+    const char *ids[] = { "memory", "stack-orders", "saved-stacks", "grow-shrink", "coroutines", "workers", "schedevents",
                           "size-classes" };
     int missing = 0;
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {

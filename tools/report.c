@@ -365,7 +365,7 @@ static int cmpTs(const void *a, const void *b)
 
 static bool knownEvent(unsigned ev)
 {
-    return (ev >= EvSpanAlloc && ev <= EvGoEnd) || (ev >= EvSampleRSS && ev <= EvSampleSched) || ev == EvClassLive ||
+    return (ev >= EvSpanAlloc && ev <= EvGoEnd) || (ev >= EvSampleRSS && ev <= EvSampleSchedEvents) || ev == EvClassLive ||
            ev == EvTinyLive || ev == EvClassTotal || ev == EvClock;
 }
 
@@ -418,6 +418,7 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
     vec order[MaxOrders] = { { 0 } }, saved[MaxOrders + 1] = { { 0 } }, run = { 0 }, runnable = { 0 }, waiting = { 0 };
     vec grows = { 0 }, shrinks = { 0 };
     vec wk[3] = { { 0 } };        // workers busy, spinning, idle: the average over each sample interval
+    vec se[6] = { { 0 } };        // scheduler events so far (EvSampleSchedEvents)
     double wkT[3] = { 0 }, wkY[3] = { 0 }; // the previous sample of each
     unsigned orderSize[MaxOrders] = { 0 }, norders = 0;
     uint64_t count[64] = { 0 };
@@ -460,6 +461,10 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
                 wkT[a] = t;
                 wkY[a] = y;
             }
+            break;
+        case EvSampleSchedEvents:
+            if (a < 6)
+                push(&se[a], t, y);
             break;
         case EvStackGrow: push(&grows, t, r[i].x); break;
         case EvStackShrink: push(&shrinks, t, r[i].x); break;
@@ -560,6 +565,13 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
                     { "spinning", wk[1].x, wk[1].y, wk[1].n },
                     { "idle", wk[2].x, wk[2].y, wk[2].n } };
     lineChart(o, "workers", "Scheduler workers busy, spinning and idle (average over each sample)", ws, 3, false);
+    series es[] = { { "steals", se[0].x, se[0].y, se[0].n },
+                    { "steals of started coroutines", se[1].x, se[1].y, se[1].n },
+                    { "long runs (sysmon)", se[2].x, se[2].y, se[2].n },
+                    { "sysmon hand-offs", se[3].x, se[3].y, se[3].n },
+                    { "ready moves", se[4].x, se[4].y, se[4].n },
+                    { "execution stacks lent", se[5].x, se[5].y, se[5].n } };
+    lineChart(o, "schedevents", "Scheduler events so far: steals, sysmon, moves, lends", es, 6, false);
 
     // Size-class histogram: live bytes per class at the end of the trace.
     const char *labels[256];
