@@ -6,8 +6,9 @@
 #   - buffered channel (cap 128) throughput, 1 producer / 1 consumer, on one
 #     worker and on two (gomem places the consumer on the second worker)
 #   - Go's concurrent prime sieve to the 10,000th prime: time and peak RSS,
-#     gomem's filters copied (the default) and dedicated (which can move to
-#     the second worker)
+#     gomem's filters copied (the default: placed by the scheduler, and placed
+#     by the program in blocks of 500 per worker) and dedicated (which move
+#     to the second worker)
 #   - echo server with ECHO_CONNECTIONS (default 10000) connections on
 #     127.0.0.1 for ECHO_SECONDS (default 3): requests/s, server peak RSS
 # Each line: min and median of RUNS (default 3) runs, gomem and Go
@@ -29,13 +30,14 @@ for procs in 1 2; do
     GOMAXPROCS=$procs build/bench/go/chan "$RUNS"
 done
 
-echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved): gomem's filters copied (the default) and dedicated (16 KiB)"
+echo "== prime sieve, 10,000th prime ($RUNS runs, interleaved): gomem's filters copied (the default; and placed in blocks of 500 per worker) and dedicated (16 KiB)"
 for procs in 1 2; do
-    for v in g gd go; do : > /tmp/sieve_$v.$$; : > /tmp/sieve_${v}r.$$; done
+    for v in g gb gd go; do : > /tmp/sieve_$v.$$; : > /tmp/sieve_${v}r.$$; done
     for r in $(seq "$RUNS"); do
-        for v in g gd go; do
+        for v in g gb gd go; do
             case $v in
             g) GOMEM_PROCS=$procs build/examples/sieve 10000 > /tmp/out.$$ ;;
+            gb) GOMEM_PROCS=$procs build/examples/sieve 10000 blocks > /tmp/out.$$ ;;
             gd) GOMEM_PROCS=$procs build/examples/sieve 10000 dedicated > /tmp/out.$$ ;;
             go) GOMAXPROCS=$procs build/bench/go/sieve 10000 > /tmp/out.$$ ;;
             esac
@@ -45,6 +47,7 @@ for procs in 1 2; do
         done
     done
     echo "procs=$procs gomem copied:    time ms $(stats < /tmp/sieve_g.$$), peak RSS KiB $(stats < /tmp/sieve_gr.$$)"
+    echo "procs=$procs gomem blocks:    time ms $(stats < /tmp/sieve_gb.$$), peak RSS KiB $(stats < /tmp/sieve_gbr.$$)"
     echo "procs=$procs gomem dedicated: time ms $(stats < /tmp/sieve_gd.$$), peak RSS KiB $(stats < /tmp/sieve_gdr.$$)"
     echo "procs=$procs go:              time ms $(stats < /tmp/sieve_go.$$), peak RSS KiB $(stats < /tmp/sieve_gor.$$)"
 done

@@ -6,14 +6,22 @@
 // its prime does not divide. The nth prime needs n filters, each a parked
 // coroutine most of the time: what copied stacks make cheap.
 //
-//   build/examples/sieve [n] [dedicated [BYTES]]
+//   build/examples/sieve [n] [dedicated [BYTES] | blocks [B]]
 //
-// prints the nth prime (default 10000). With "dedicated" each filter gets a
-// dedicated stack of BYTES (default 16384): a started copied coroutine
-// moves only with its execution stack, when every coroutine bound to it is
-// runnable, which a filter parked between numbers never lets happen; a
-// dedicated one moves to whichever worker is idle, which is what the chain
-// needs to use a second worker.
+// prints the nth prime (default 10000). A started copied coroutine moves
+// to another worker only with its execution stack, when every coroutine
+// bound to it is runnable, which filters parked between numbers never let
+// happen: where a filter starts, it stays. Two ways to use a second worker:
+// - "dedicated": each filter gets a dedicated stack of BYTES (default
+//   16384), and moves to whichever worker is idle or wakes it, so the
+//   filters that talk gather on one worker as the chain grows (as Go's
+//   goroutines do);
+// - "blocks": copied filters, placed by the program (gm_go_options.worker)
+//   in runs of B consecutive filters (default 500), one run per worker in
+//   turn: a number crosses between workers once per run it passes, and
+//   every worker has filters at every length of the chain (a split of the
+//   chain into halves leaves the second worker idle until the chain is
+//   half built).
 //
 // Unlike Go, a C program must end its coroutines: when main has its
 // primes it raises stop, drains the last channel until the generator sees
@@ -57,6 +65,7 @@ static void filter(void *arg)
 
 static long want_n, nth_prime;
 static const gm_go_options *filter_opts; // NULL: copied stacks, the default
+static long block;                       // > 0: copied filters placed in runs of block per worker
 
 static void sieve_main(void *arg)
 {
@@ -77,7 +86,10 @@ static void sieve_main(void *arg)
             exit(1);
         }
         *a = (filter_args){ ch, next, prime };
-        if (gm_go_opts(filter, a, filter_opts) == NULL) {
+        gm_go_options placed = { .mode = GM_STACK_COPIED, .name = "filter" };
+        if (block > 0)
+            placed.worker = 1 + (int)((i / block) % gm_set_procs(0)); // (worker 0: let the scheduler choose)
+        if (gm_go_opts(filter, a, block > 0 ? &placed : filter_opts) == NULL) {
             perror("sieve: gm_go");
             exit(1);
         }
@@ -111,9 +123,11 @@ int main(int argc, char **argv)
         filter_opts = &dedicated;
         if (argc > 3)
             dedicated.stack_size = (size_t)atol(argv[3]);
+    } else if (argc > 2 && strcmp(argv[2], "blocks") == 0) {
+        block = argc > 3 ? atol(argv[3]) : 500;
     }
-    if (want_n < 1 || (argc > 2 && filter_opts == NULL)) {
-        fprintf(stderr, "usage: sieve [n >= 1] [dedicated [bytes]]\n");
+    if (want_n < 1 || (argc > 2 && filter_opts == NULL && block < 1)) {
+        fprintf(stderr, "usage: sieve [n >= 1] [dedicated [bytes] | blocks [b >= 1]]\n");
         return 2;
     }
     struct timespec t0, t1;
@@ -128,6 +142,7 @@ int main(int argc, char **argv)
     gm_stats(&m);
     printf("prime %ld = %ld\n", want_n, nth_prime);
     printf("time %.1f ms, peak RSS %zu KiB, %llu coroutines (workers: %d, filters: %s)\n", ms, rss_kib(),
-           (unsigned long long)m.coro_created, gm_set_procs(0), filter_opts ? "dedicated" : "copied");
+           (unsigned long long)m.coro_created, gm_set_procs(0),
+           filter_opts ? "dedicated" : block > 0 ? "copied, placed in blocks" : "copied");
     return 0;
 }

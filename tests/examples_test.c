@@ -58,6 +58,9 @@ TEST(sieve)
     CHECK(strstr(out, SIEVE_PRIME) != NULL);
     CHECK_EQ(run("2", "sieve " SIEVE_N " dedicated"), 0); // filters that move between the workers
     CHECK(strstr(out, SIEVE_PRIME) != NULL && strstr(out, "filters: dedicated") != NULL);
+    CHECK_EQ(run("2", "sieve " SIEVE_N " blocks 7"), 0); // copied filters placed on both workers
+    CHECK(strstr(out, SIEVE_PRIME) != NULL && strstr(out, "placed in blocks") != NULL);
+    CHECK_EQ(run("1", "sieve 10 blocks 0"), 2); // usage
     CHECK_EQ(run("1", "sieve 1"), 0);
     CHECK(strstr(out, "prime 1 = 2") != NULL);
     CHECK_EQ(run("1", "sieve 0"), 2); // usage
