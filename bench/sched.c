@@ -13,10 +13,11 @@
 //   - Burst: 1,000 coroutines placed on the first worker
 //     (gm_go_options.worker), each sleeping 1 ms and then computing ~1 ms
 //     (a fixed xorshift loop, BURST_SPIN steps; Go's side runs the same
-//     loop). Started copied coroutines do not move between workers, so
-//     copied mode shows what waking on one worker costs; dedicated ones are
-//     stolen once readied. BurstRespawn is copied mode again with the
-//     computing part in a fresh coroutine, which any worker may take.
+//     loop). Dedicated coroutines are stolen one by one once readied;
+//     started copied ones move an execution stack at a time (lent by the
+//     busy worker, with every coroutine bound to it, once all of them are
+//     runnable). BurstRespawn is copied mode again with the computing part
+//     in a fresh coroutine, which any worker may take.
 //   - the steals (sched_steals, of them started ones) and each worker's
 //     share of time running coroutines, summed over the runs.
 //   bench/sched [RUNS]          every row (RUNS default 3)

@@ -339,26 +339,40 @@ void runqputLocal(worker *p, gm_g *g)
     gQueue_pushBack(&p->runq, g);
 }
 
+// What other threads queued on p's inbox, onto runq: readied gs, and the
+// notes (timers changed, an execution stack asked for), with the stacks
+// lent to p. Out of line: the loop's common case finds the inbox empty,
+// and this body inlined there cost gm_go's path 11 instructions of spills.
+static GM_NOINLINE void drainInbox(worker *p)
+{
+    spin_lock(&p->lock);
+    gm_g *g = gQueue_popAll(&p->inbox);
+    execStack *lent = p->lentq;
+    p->lentq = NULL;
+    p->lendNoteQueued = false; // (it was on the inbox, if it was queued)
+    spin_unlock(&p->lock);
+    if (GM_UNLIKELY(lent != NULL))
+        adoptExecStacks(p, lent, g);
+    bool asked = false;
+    for (gm_g *next; g != NULL; g = next) {
+        next = g->schedlink;
+        if (GM_UNLIKELY(g == &p->timerNote))
+            adjusttimers(p); // other threads changed timers of p's
+        else if (GM_UNLIKELY(g == &p->lendNote))
+            asked = true;
+        else
+            runqputLocal(p, g);
+    }
+    if (GM_UNLIKELY(asked)) // the readied gs are on runq now
+        lendExecStack(p, true);
+}
+
 // The next g to run on p, oldest first across the local queue and the
 // stealable new gs. Locks only when the inbox or newq has something.
 static gm_g *runqget(worker *p)
 {
-    if (!gQueue_empty(&p->inbox)) {
-        spin_lock(&p->lock);
-        gm_g *g = gQueue_popAll(&p->inbox);
-        execStack *lent = p->lentq;
-        p->lentq = NULL;
-        spin_unlock(&p->lock);
-        if (GM_UNLIKELY(lent != NULL))
-            adoptExecStacks(p, lent, g);
-        for (gm_g *next; g != NULL; g = next) {
-            next = g->schedlink;
-            if (GM_UNLIKELY(g == &p->timerNote))
-                adjusttimers(p); // other threads changed timers of p's
-            else
-                runqputLocal(p, g);
-        }
-    }
+    if (!gQueue_empty(&p->inbox))
+        drainInbox(p);
     gm_g *r = p->runq.head;
     if (!gQueue_empty(&p->newq)) {
         spin_lock(&p->lock);
@@ -578,7 +592,7 @@ static gm_g *findRunnable(worker *p)
         // before runqget, so that gs readied from other threads since the
         // last look still count as parked.
         if (GM_UNLIKELY(grp->nprocs > 1) && (++p->lendTick & 7) == 0)
-            lendExecStack(p);
+            lendExecStack(p, false);
         gm_g *g = runqget(p);
         if (g == NULL && grp->nprocs > 1)
             g = runqsteal(p);
@@ -660,9 +674,10 @@ static gm_g *findRunnable(worker *p)
         // set and cleared at each message costs the line's moves.
         int want = WantNone;
         if (grp->nprocs > 1 && p->nmapped < runtime_execstacks &&
-            atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantNone)
+            atomic_load_explicit(&p->wantStack, memory_order_relaxed) == WantNone &&
             atomic_compare_exchange_strong_explicit(&p->wantStack, &want, WantStack, memory_order_relaxed,
-                                                    memory_order_relaxed);
+                                                    memory_order_relaxed))
+            askForStack(p);
         uint64_t slept = nanotime();
         spinEnd(p, looking, slept);
         atomic_store_explicit(&p->stIdleSince, slept, memory_order_relaxed);
@@ -779,7 +794,7 @@ const char *worker_valid(worker *p)
     bool note = false;
     for (gm_g *g = p->inbox.head; g != NULL && bad == NULL; g = g->schedlink) {
         note |= g == &p->timerNote;
-        if (g != &p->timerNote && (g->p != p || gstatus(g) != Grunnable))
+        if (g != &p->timerNote && g != &p->lendNote && (g->p != p || gstatus(g) != Grunnable))
             bad = "worker: inbox holds a g that is not runnable on this worker";
         if ((g->schedlink == NULL) != (g == p->inbox.tail))
             bad = "worker: inbox's tail is not its last g";

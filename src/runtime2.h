@@ -220,7 +220,7 @@ typedef struct execStack {
 // A worker: a thread, its queues, its execution stacks for copied-mode gs,
 // its timers and its poller. Queue invariants (worker_valid checks them):
 // every g on runq, inbox and newq is Grunnable with g->p == p (but the
-// inbox's timerNote, which is no g); newq's gs are new or movable; the gs
+// inbox's timerNote and lendNote, which are no gs); newq's gs are new or movable; the gs
 // of runq are in increasing enqSeq; nnew is newq's length; every g on allg
 // and allgMov is started and not dead, g->allgMov says which, a g on allg
 // has g->p == p and cannot move, and one on allgMov was movable. Execution
@@ -245,6 +245,9 @@ struct worker {
                                // loop (and gm_yield's check of inbox) sees it at no cost of its own
     bool idle;                 // asleep in netpoll, or about to: a waker clears it and wakes the poller; p->lock
     execStack *lentq;          // execution stacks lent to p, whose gs are on inbox behind them; p->lock
+    gm_g lendNote;             // not a coroutine: a sleeping worker's request for an execution stack,
+                               // on inbox, so that p's loop (and gm_yield's check of inbox) sees it
+    bool lendNoteQueued;       // lendNote is on inbox; p->lock
     // --- p's thread only (deadlock() reads allg under lock once every
     // worker is idle)
     gQueue runq;               // runnable, in the order queued
@@ -553,8 +556,13 @@ void runqputInboxList(worker *p, gQueue *q);
 void runqputInboxLent(worker *p, gQueue *q, execStack *lent);
 // In p's loop, when another worker asked for work: lends it one of p's
 // execution stacks with the gs bound to it, if all of them are runnable
-// (steal.c). The loop looks only some of the times (lendTick).
-void lendExecStack(worker *p);
+// (steal.c). The loop looks only some of the times (lendTick), and when
+// a note asked it to (asked).
+void lendExecStack(worker *p, bool asked);
+// p, about to sleep, has asked for an execution stack: a note on the inbox
+// of a worker running a coroutine, whose next switch then goes through
+// its loop (steal.c).
+void askForStack(worker *p);
 // The stacks lent to p (taken off lentq with inbox, whose gs bound to
 // them go on p's allg) into p's slots; p's want is served.
 void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox);

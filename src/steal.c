@@ -199,7 +199,10 @@ gm_g *runqsteal(worker *p)
 // queue longer than LendWalkMax) skips the next looks, twice as many each
 // time (LendBackoffMax), so that a long run queue is not walked at every
 // switch. The borrower asks only while it has room under GOMEM_EXECSTACKS:
-// it holds at most one stack over the limit.
+// it holds at most one stack over the limit. It asks when it goes to
+// sleep, and posts a note on a busy worker's inbox (askForStack), which
+// sends that worker's next switch through its loop; the loop also looks
+// every eighth time round by itself.
 #define LendMin 4
 #define LendWalkMax 4096
 #define LendBackoffMax 1024
@@ -234,9 +237,9 @@ static bool lendable(const worker *p, const execStack *es)
     return m == es->nbound && m >= LendMin && n > m;
 }
 
-void lendExecStack(worker *p)
+void lendExecStack(worker *p, bool asked)
 {
-    if (p->lendBackoff > 0) {
+    if (p->lendBackoff > 0 && !asked) {
         p->lendBackoff--;
         return;
     }
@@ -284,6 +287,27 @@ void lendExecStack(worker *p)
         fprintf(stderr, "gomem: sched: worker %d lent an execution stack with %ld coroutines to worker %d\n", p->id,
                 m, t->id);
     runqputInboxLent(t, &lent, es);
+}
+
+// The request goes to one busy worker, the first after p: a worker whose
+// coroutines only yield to each other, or park and hand over straight to
+// the next, never goes through its loop while its inbox is empty. One note
+// per sleep: a lender's walk is paid at most that often on its account.
+void askForStack(worker *p)
+{
+    group *grp = p->grp;
+    for (int k = 1; k < grp->nprocs; k++) {
+        worker *v = grp->ps[(p->id + k) % grp->nprocs];
+        if (__atomic_load_n(&v->cur, __ATOMIC_RELAXED) == NULL)
+            continue;
+        spin_lock(&v->lock);
+        if (!v->lendNoteQueued && !v->idle) {
+            v->lendNoteQueued = true;
+            gQueue_pushBack(&v->inbox, &v->lendNote);
+        }
+        spin_unlock(&v->lock);
+        return;
+    }
 }
 
 void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox)

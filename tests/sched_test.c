@@ -188,9 +188,10 @@ TEST(a_coroutine_that_never_yields_does_not_stop_the_others)
 // --------------------------------------- a burst of copied coroutines
 
 // Copied coroutines started on one worker park, then all wake at once to
-// compute: the idle worker takes execution stacks with their coroutines
-// from the busy one (gm_memstats.sched_stack_lends), and each coroutine
-// that moved finds its frames where it left them, intact.
+// compute, yielding now and then: the idle worker takes execution stacks
+// with their coroutines from the busy one (gm_memstats.sched_stack_lends),
+// and each coroutine that moved finds its frames where it left them,
+// intact.
 #define NBURST 64
 static gm_chan *burstGo;
 static gm_waitgroup burstDone = GM_WAITGROUP_INIT;
@@ -206,8 +207,11 @@ static void burstJob(void *arg)
     long before = threadNow(), x;
     gm_chan_recv(burstGo, &x); // parked on the worker it started on, until the close
     long after = threadNow();
-    for (int r = 0; r < 20000; r++) // some milliseconds: long enough for the idle worker to ask
+    for (int r = 0; r < 20000; r++) { // some milliseconds: long enough for the idle worker to ask
         acc[r & 63] = acc[r & 63] * 6364136223846793005ul + 1442695040888963407ul;
+        if (r % 2000 == 1999) // switches that may skip the loop: the ask reaches it by a note
+            gm_yield();
+    }
     unsigned long want[64];
     for (int i = 0; i < 64; i++)
         want[i] = seed * (unsigned long)(i + 1);
