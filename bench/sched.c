@@ -17,7 +17,9 @@
 //     started copied ones move an execution stack at a time (lent by the
 //     busy worker, with every coroutine bound to it, once all of them are
 //     runnable). BurstRespawn is copied mode again with the computing part
-//     in a fresh coroutine, which any worker may take.
+//     in a fresh coroutine, which any worker may take; BurstYield computes
+//     in ten pieces with a gm_yield after each (Go: runtime.Gosched), so
+//     that the busy worker's coroutines hand over to each other directly.
 //   - the steals (sched_steals, of them started ones) and each worker's
 //     share of time running coroutines, summed over the runs.
 //   bench/sched [RUNS]          every row (RUNS default 3)
@@ -185,7 +187,7 @@ static void sortMain(void *arg)
 
 static gm_waitgroup burstDone = GM_WAITGROUP_INIT;
 static _Atomic uint64_t burstSink;
-static bool burstRespawn;
+static bool burstRespawn, burstYield;
 
 static uint64_t spin(long steps, uint64_t x)
 {
@@ -199,7 +201,15 @@ static uint64_t spin(long steps, uint64_t x)
 
 static void burstCompute(void *arg)
 {
-    atomic_fetch_add_explicit(&burstSink, spin(BURST_SPIN, (uint64_t)(uintptr_t)arg + 1), memory_order_relaxed);
+    uint64_t x = (uint64_t)(uintptr_t)arg + 1;
+    if (burstYield) // the same steps in ten pieces, a yield after each
+        for (int k = 0; k < 10; k++) {
+            x = spin(BURST_SPIN / 10, x);
+            gm_yield();
+        }
+    else
+        x = spin(BURST_SPIN, x);
+    atomic_fetch_add_explicit(&burstSink, x, memory_order_relaxed);
     gm_waitgroup_done(&burstDone);
 }
 
@@ -252,12 +262,14 @@ typedef struct workload {
     const char *name;
     void (*main)(void *);
     bool respawn;
+    bool yield;
 } workload;
 
 static void runWorkload(void *arg, long iters)
 {
     const workload *w = arg;
     burstRespawn = w->respawn;
+    burstYield = w->yield;
     for (long i = 0; i < iters; i++)
         if (gm_main(w->main, NULL) != 0)
             fail("gm_main");
@@ -308,10 +320,11 @@ int main(int argc, char **argv)
     sortTmp = malloc(SORT_N * sizeof *sortTmp);
     if (sortA == NULL || sortTmp == NULL)
         fail("malloc");
-    static const workload fib = { "ParFib", fibMain, false };
-    static const workload sort = { "ParMergeSort", sortMain, false };
-    static const workload burst = { "Burst", burstMain, false };
-    static const workload respawn = { "BurstRespawn", burstMain, true };
+    static const workload fib = { "ParFib", fibMain, false, false };
+    static const workload sort = { "ParMergeSort", sortMain, false, false };
+    static const workload burst = { "Burst", burstMain, false, false };
+    static const workload respawn = { "BurstRespawn", burstMain, true, false };
+    static const workload yields = { "BurstYield", burstMain, false, true };
     for (int m = GM_STACK_COPIED; m <= GM_STACK_DEDICATED; m++)
         runRow(&fib, (gm_stack_mode)m, runs);
     if (fibOut != fibSeq(FIB_N))
@@ -341,5 +354,7 @@ int main(int argc, char **argv)
     for (int m = GM_STACK_COPIED; m <= GM_STACK_DEDICATED; m++)
         runRow(&burst, (gm_stack_mode)m, runs);
     runRow(&respawn, GM_STACK_COPIED, runs);
+    for (int m = GM_STACK_COPIED; m <= GM_STACK_DEDICATED; m++)
+        runRow(&yields, (gm_stack_mode)m, runs);
     return 0;
 }

@@ -563,6 +563,10 @@ void lendExecStack(worker *p, bool asked);
 // of a worker running a coroutine, whose next switch then goes through
 // its loop (steal.c).
 void askForStack(worker *p);
+// The note on v's inbox (unless v sleeps: it looks when it wakes), and
+// whether a worker of p's group other than p wants a stack (sysmon.c).
+void postLendNote(worker *v);
+bool stackWanted(const worker *p);
 // The stacks lent to p (taken off lentq with inbox, whose gs bound to
 // them go on p's allg) into p's slots; p's want is served.
 void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox);

@@ -202,7 +202,10 @@ gm_g *runqsteal(worker *p)
 // it holds at most one stack over the limit. It asks when it goes to
 // sleep, and posts a note on a busy worker's inbox (askForStack), which
 // sends that worker's next switch through its loop; the loop also looks
-// every eighth time round by itself.
+// every eighth time round by itself, and sysmon posts the note again on
+// a busy worker every period while another sleeps with its want (the
+// coroutines the first note found parked may have woken since, and
+// coroutines that yield to each other keep their worker from its loop).
 #define LendMin 4
 #define LendWalkMax 4096
 #define LendBackoffMax 1024
@@ -293,21 +296,31 @@ void lendExecStack(worker *p, bool asked)
 // coroutines only yield to each other, or park and hand over straight to
 // the next, never goes through its loop while its inbox is empty. One note
 // per sleep: a lender's walk is paid at most that often on its account.
+void postLendNote(worker *v)
+{
+    spin_lock(&v->lock);
+    if (!v->lendNoteQueued && !v->idle) {
+        v->lendNoteQueued = true;
+        gQueue_pushBack(&v->inbox, &v->lendNote);
+    }
+    spin_unlock(&v->lock);
+}
+
 void askForStack(worker *p)
 {
     group *grp = p->grp;
     for (int k = 1; k < grp->nprocs; k++) {
         worker *v = grp->ps[(p->id + k) % grp->nprocs];
-        if (__atomic_load_n(&v->cur, __ATOMIC_RELAXED) == NULL)
-            continue;
-        spin_lock(&v->lock);
-        if (!v->lendNoteQueued && !v->idle) {
-            v->lendNoteQueued = true;
-            gQueue_pushBack(&v->inbox, &v->lendNote);
+        if (__atomic_load_n(&v->cur, __ATOMIC_RELAXED) != NULL) {
+            postLendNote(v);
+            return;
         }
-        spin_unlock(&v->lock);
-        return;
     }
+}
+
+bool stackWanted(const worker *p)
+{
+    return lendTarget(p) != NULL;
 }
 
 void adoptExecStacks(worker *p, execStack *lent, gm_g *inbox)

@@ -9,7 +9,9 @@
 // What sysmon can do is Go's handoffp within that limit: it wakes an idle
 // worker, which steals the stuck worker's stealable runnable gs (newq: new
 // ones, and movable started ones); copied gs bound to the stuck worker's
-// execution stacks wait for it (only its own loop can lend a stack). With GOMEM_DEBUG=sched it names the
+// execution stacks wait for it (only its own loop can lend a stack). And
+// while a worker sleeps wanting an execution stack, sysmon puts the ask
+// (a note on the inbox) to each busy worker every period (steal.c). With GOMEM_DEBUG=sched it names the
 // coroutine and how long it has run.
 //
 // Each period it also gives the scavenger's budget its background half for
@@ -43,6 +45,8 @@ static void look(worker *p, void *arg)
     uint64_t now = *(const uint64_t *)arg;
     uint64_t tick = atomic_load_explicit(&p->schedtick, memory_order_relaxed);
     gm_g *g = __atomic_load_n(&p->cur, __ATOMIC_RELAXED);
+    if (g != NULL && stackWanted(p)) // another worker sleeps and could take an execution stack of p's
+        postLendNote(p);
     if (g == NULL || tick != p->smTick) { // switched (or idle) since the last look
         p->smTick = tick;
         p->smSince = now;

@@ -119,6 +119,26 @@ func burstRun() {
 	wg.Wait()
 }
 
+// burstRun with the work in ten pieces, a Gosched after each (gomem's
+// BurstYield).
+func burstYieldRun() {
+	var wg sync.WaitGroup
+	wg.Add(burst)
+	for i := 0; i < burst; i++ {
+		go func(i int) {
+			time.Sleep(time.Millisecond)
+			x := uint64(i) + 1
+			for k := 0; k < 10; k++ {
+				x = spin(burstSpin/10, x)
+				runtime.Gosched()
+			}
+			atomic.AddUint64(&sink, x)
+			wg.Done()
+		}(i)
+	}
+	wg.Wait()
+}
+
 // min and median of runs timings of f (ns), after one warm-up run; prep
 // runs before each, untimed.
 func minMedian(prep, f func(), runs int) (float64, float64) {
@@ -173,4 +193,5 @@ func main() {
 		}
 	}
 	row("Burst", none, burstRun)
+	row("BurstYield", none, burstYieldRun)
 }
