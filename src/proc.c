@@ -36,9 +36,8 @@
 // worker steals half of another's newq (steal.c's runqsteal), of the gs
 // that have waited there a few microseconds (200 for a new g, often a
 // short task, and moved once started if copied only with its execution
-// stack): a g its worker
-// runs soon stays, beside the coroutines it talks to (Go keeps its runnext
-// from thieves the same way). newq holds the gs any worker may run: new
+// stack): a g its worker runs soon stays, beside the coroutines it talks
+// to (Go keeps its runnext from thieves the same way). newq holds the gs any worker may run: new
 // ones (no stack yet) and, when the group has more than one worker,
 // started ones whose frames are on a stack of their own (movable:
 // dedicated, pinned), as Go's runq is open to thieves. A movable g readied
@@ -52,8 +51,8 @@
 // worker's inbox. sysmon.c wakes an idle worker to take the movable gs of
 // one whose coroutine runs long without switching (Go's handoffp).
 //
-// Locks: worker.lock (a spin lock) guards newq, inbox, lentq, timerq, idle and,
-// with several workers, allgMov (the started movable gs); it is a leaf,
+// Locks: worker.lock (a spin lock) guards newq, inbox, lentq, timerq, idle
+// and, with several workers, allgMov (the started movable gs); it is a leaf,
 // taken under a channel's or a timer's lock. Other threads
 // queue work for a worker on its inbox: readied gs, and the note that
 // timers of the worker changed (time.c). A park that must release a lock only
@@ -61,9 +60,9 @@
 // unlockf): the scheduler unlocks once the g's context is saved.
 //
 // Differs from Go: a started copied g cannot migrate alone (C frames
-// cannot move), so a ready from another worker is a cross-thread hand-off (inbox, and a
-// netpollBreak if the worker sleeps; an idle worker spins briefly first,
-// as Go's spinning Ms do). No coroutine is preempted: scheduling is
+// cannot move), so a ready from another worker is a cross-thread hand-off
+// (inbox, and a netpollBreak if the worker sleeps; an idle worker spins
+// briefly first, as Go's spinning Ms do). No coroutine is preempted: scheduling is
 // cooperative (gomem.h says what a CPU loop does to a worker).
 #include "mheap.h"
 #include "netpoll.h"

@@ -103,10 +103,10 @@ void runqputInboxLent(worker *p, gQueue *q, execStack *lent)
 // before the wait. A new g waits longer (StealGraceNewNs). A copied one
 // moves once it starts only with its execution stack, so a pair of copied
 // coroutines placed on two workers would pay a cross-thread wake-up per
-// message for good (a dedicated pair comes back together: readyHere). And a new coroutine of
-// either mode is often a short task: batches of 100 that end at once took
-// 190 ns a coroutine at 2 workers with a 3 us grace for new dedicated
-// ones, the thief moving each stack and descriptor across, 107 ns with
+// message for good (a dedicated pair comes back together: readyHere). And
+// a new coroutine of either mode is often a short task: batches of 100
+// that end at once took 190 ns a coroutine at 2 workers with a 3 us grace
+// for new dedicated ones, the thief moving each stack and descriptor across, 107 ns with
 // this one (the copied ones' 88 ns). A parallel computation's subproblems
 // last far longer than the wait.
 #define StealGraceNs 3000
@@ -260,8 +260,10 @@ void lendExecStack(worker *p, bool asked)
             es = e;
     }
     if (es == NULL) {
-        if (candidates) // walked for nothing: look less often
-            p->lendBackoff = p->lendBackoff == 0 ? 1 : (p->lendBackoff * 2 > LendBackoffMax ? LendBackoffMax : p->lendBackoff * 2);
+        if (candidates) { // walked for nothing: look less often
+            unsigned b = p->lendBackoff * 2;
+            p->lendBackoff = b == 0 ? 1 : b > LendBackoffMax ? LendBackoffMax : b;
+        }
         return;
     }
     int want = WantStack;
@@ -295,7 +297,8 @@ void lendExecStack(worker *p, bool asked)
 // The request goes to one busy worker, the first after p: a worker whose
 // coroutines only yield to each other, or park and hand over straight to
 // the next, never goes through its loop while its inbox is empty. One note
-// per sleep: a lender's walk is paid at most that often on its account.
+// per sleep, and one per sysmon period: a lender's walk is paid at most
+// that often on the asker's account.
 void postLendNote(worker *v)
 {
     spin_lock(&v->lock);
