@@ -348,7 +348,6 @@ static GM_NOINLINE void drainInbox(worker *p)
     gm_g *g = gQueue_popAll(&p->inbox);
     execStack *lent = p->lentq;
     p->lentq = NULL;
-    p->lendNoteQueued = false; // (it was on the inbox, if it was queued)
     spin_unlock(&p->lock);
     if (GM_UNLIKELY(lent != NULL))
         adoptExecStacks(p, lent, g);
@@ -357,8 +356,14 @@ static GM_NOINLINE void drainInbox(worker *p)
         next = g->schedlink;
         if (GM_UNLIKELY(g == &p->timerNote))
             adjusttimers(p); // other threads changed timers of p's
-        else if (GM_UNLIKELY(g == &p->lendNote))
+        else if (GM_UNLIKELY(g == &p->lendNote)) {
+            // Queueable again only now that its link is read: a post
+            // rewrites it (and would cut the rest of this list off).
+            spin_lock(&p->lock);
+            p->lendNoteQueued = false;
+            spin_unlock(&p->lock);
             asked = true;
+        }
         else
             runqputLocal(p, g);
     }

@@ -247,7 +247,8 @@ struct worker {
     execStack *lentq;          // execution stacks lent to p, whose gs are on inbox behind them; p->lock
     gm_g lendNote;             // not a coroutine: a sleeping worker's request for an execution stack,
                                // on inbox, so that p's loop (and gm_yield's check of inbox) sees it
-    bool lendNoteQueued;       // lendNote is on inbox; p->lock
+    bool lendNoteQueued;       // lendNote is on inbox, or taken off it by a drain that has not passed it
+                               // yet (runqget); p->lock
     // --- p's thread only (deadlock() reads allg under lock once every
     // worker is idle)
     gQueue runq;               // runnable, in the order queued

@@ -111,9 +111,16 @@ TEST(every_mode_under_many_workers)
         gm_set_procs(nprocs[k]);
         for (curMode = 0; curMode < NModes; curMode++) {
             debug.stackcheck = curMode == Checked;
+            // Copied: two execution stacks per worker, a dozen coroutines
+            // bound to each, so that whole stacks are lent between workers
+            // in the middle of every kind of switch.
+            int stacks = runtime_execstacks;
+            if (curMode == Copied)
+                runtime_execstacks = 2;
             pingq = gm_chan_new(sizeof(long), 4);
             CHECK_EQ(gm_main(modesMain, NULL), 0);
             gm_chan_free(pingq);
+            runtime_execstacks = stacks;
         }
     }
     debug.stackcheck = 0;
