@@ -623,6 +623,10 @@ static int traceReport(const char *in, const char *data, size_t len, const char 
         free(saved[k].x);
         free(saved[k].y);
     }
+    for (int k = 0; k < 6; k++) {
+        free(se[k].x);
+        free(se[k].y);
+    }
     return outClose(&w);
 }
 
