@@ -22,6 +22,9 @@ static const char *modeName[NModes] = { "copied", "dedicated", "pinned", "stackc
 
 static int curMode;
 static gm_chan *pingq;               // buffered: sends and receives that park between workers
+static gm_chan *neverq;              // nobody sends: a select on it waits for its deadline
+static gm_mutex switchMu = GM_MUTEX_INIT; // contended: parks on a sync object
+static long muCount;                 // guarded by switchMu
 static gm_waitgroup allDone = GM_WAITGROUP_INIT;
 static atomic_long framesBad, stayBad, pinBad, moves[NModes];
 
@@ -56,10 +59,23 @@ static void switcher(void *arg)
     long first = threadNow();
     long bad = 0, moved = 0;
     for (int i = 0; i < NSWITCH; i++) {
-        switch (i % 4) {
+        switch (i % 6) {
         case 0:
         case 1: gm_yield(); break;
         case 2: gm_sleep(1000); break;
+        case 3: { // a timed wait that a send ends early, or its deadline: its timer entry stays behind
+            long x = i, y;
+            gm_select_case c[2] = { { pingq, GM_SELECT_SEND, &x, NULL }, { neverq, GM_SELECT_RECV, &y, NULL } };
+            if (gm_select_until(c, 2, gm_deadline(2000)) == 0)
+                gm_chan_recv(pingq, &x);
+            break;
+        }
+        case 4:
+            gm_mutex_lock(&switchMu);
+            muCount++;
+            gm_yield(); // holds it across a switch: others park on it
+            gm_mutex_unlock(&switchMu);
+            break;
         default: {
             long x = i;
             gm_chan_send(pingq, &x); // parks when full, wakes a receiver elsewhere
@@ -118,8 +134,10 @@ TEST(every_mode_under_many_workers)
             if (curMode == Copied)
                 runtime_execstacks = 2;
             pingq = gm_chan_new(sizeof(long), 4);
+            neverq = gm_chan_new(sizeof(long), 0);
             CHECK_EQ(gm_main(modesMain, NULL), 0);
             gm_chan_free(pingq);
+            gm_chan_free(neverq);
             runtime_execstacks = stacks;
         }
     }
@@ -129,6 +147,7 @@ TEST(every_mode_under_many_workers)
     CHECK_EQ(atomic_load(&framesBad), 0);
     CHECK_EQ(atomic_load(&stayBad), 0);
     CHECK_EQ(atomic_load(&pinBad), 0);
+    CHECK_EQ(muCount, 3L * NModes * NCORO * (NSWITCH / 6)); // every locked increment counted
     CHECK_EQ(b.coro_ended - a.coro_ended, (uint64_t)3 * (NModes * (NCORO + 1) + NCORO)); // (and mains, pin children)
     for (int m = 0; m < NModes; m++)
         printf("    %s: %ld moves between threads\n", modeName[m], atomic_load(&moves[m]));
