@@ -8,7 +8,8 @@
 //     a third of the frees happen on another thread (a shared exchange);
 //   - gm_stackalloc / gm_stackfree stacks of every order, contents checked;
 //   - run a gm_main with producers and consumers over channels and select,
-//     checking every value's sum.
+//     checking every value's sum, and a burst of copied coroutines whose
+//     execution stacks the second worker may take over, frames checked.
 // The main thread forks every few seconds; each child allocates, runs
 // coroutines, checks gm_debug_check() and exits 0.
 // At the end every object is freed and the statistics must be back to the
@@ -96,12 +97,36 @@ static void obj_free(unsigned char *p)
     gm_free(p);
 }
 
-// Coroutines: producers send numbers, consumers sum them (some via select).
+// Coroutines: producers send numbers, consumers sum them (some via select);
+// and a burst of copied coroutines placed on the first worker that sleep,
+// then compute with yields, their frames checked: on two workers their
+// execution stacks may be lent to the other one mid-run.
+#define Burst 48
 typedef struct coro_run {
     gm_chan *c, *quit;
     atomic_long sum;
     gm_waitgroup producers;
+    atomic_int burstIntact;
 } coro_run;
+
+static void burster(void *arg)
+{
+    coro_run *cr = arg;
+    volatile uint64_t buf[32];
+    uint64_t x = (uint64_t)(uintptr_t)&buf; // differs per coroutine, and is where buf stays
+    for (int i = 0; i < 32; i++)
+        buf[i] = x + (uint64_t)i;
+    gm_sleep(200000);
+    for (int r = 0; r < 20; r++) {
+        for (int i = 0; i < 2000; i++)
+            x = x * 6364136223846793005ull + 1;
+        gm_yield();
+    }
+    int intact = (uint64_t)(uintptr_t)&buf == buf[0];
+    for (int i = 1; i < 32; i++)
+        intact &= buf[i] == buf[0] + (uint64_t)i;
+    atomic_fetch_add(&cr->burstIntact, intact);
+}
 
 static void producer(void *arg)
 {
@@ -145,15 +170,21 @@ static void coro_main(void *arg)
     for (int i = 0; i < 3; i++)
         gm_go(consumer, cr);
     gm_go(closer, cr);
+    gm_go_options first = { GM_STACK_COPIED, 0, "burst", 1 };
+    for (int i = 0; i < Burst; i++)
+        if (gm_go_opts(burster, cr, &first) == NULL)
+            fail("gm_go_opts failed");
 }
 
 static void coro_round(void)
 {
-    coro_run cr = { gm_chan_new(sizeof(long), 8), gm_chan_new(sizeof(long), 0), 0, GM_WAITGROUP_INIT };
+    coro_run cr = { gm_chan_new(sizeof(long), 8), gm_chan_new(sizeof(long), 0), 0, GM_WAITGROUP_INIT, 0 };
     if (gm_main(coro_main, &cr) != 0)
         fail("gm_main failed");
     if (atomic_load(&cr.sum) != 4 * 500 * 501 / 2)
         fail("coroutines lost or duplicated a value");
+    if (atomic_load(&cr.burstIntact) != Burst)
+        fail("a burst coroutine's frames changed (or it did not run)");
     gm_chan_free(cr.c);
     gm_chan_free(cr.quit);
 }
