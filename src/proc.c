@@ -805,6 +805,10 @@ const char *worker_valid(worker *p)
     }
     if (bad == NULL && p->timerq != NULL && !note && p == TLS(tworker)) // (another's may be in runqget)
         bad = "worker: timers are queued for it with no note in its inbox";
+    for (const execStack *es = p->lentq; es != NULL && bad == NULL && p == TLS(tworker); es = es->lentNext)
+        for (int i = 0; i < p->nexec; i++)
+            if (p->exec[i] == es)
+                bad = "worker: an execution stack lent to it is in its slots already";
     spin_unlock(&p->lock);
     if (bad != NULL || p != TLS(tworker))
         return bad;

@@ -201,8 +201,9 @@ typedef struct group {
 // One of a worker's execution stacks (gstack.c's head tells the policy):
 // copied-mode gs bound to it run their frames here, one at a time; the
 // others wait in saved copies. A guard page below lo. Allocated with the
-// mapping (execMap) and freed with it, at a fixed address: g->exec points
-// here while the stack changes workers (lent with its gs: steal.c). Its
+// mapping (execMap) and freed with it or when a pin takes the stack, at a
+// fixed address: g->exec points here while the stack changes workers
+// (lent with its gs: steal.c). Its
 // worker's thread only, but lentNext; in transit, the lender's and then
 // the borrower's.
 typedef struct execStack {

@@ -11,8 +11,8 @@
 // ones, and movable started ones); copied gs bound to the stuck worker's
 // execution stacks wait for it (only its own loop can lend a stack). And
 // while a worker sleeps wanting an execution stack, sysmon puts the ask
-// (a note on the inbox) to each busy worker every period (steal.c). With GOMEM_DEBUG=sched it names the
-// coroutine and how long it has run.
+// (a note on the inbox) to each busy worker every period (steal.c). With
+// GOMEM_DEBUG=sched it names the coroutine and how long it has run.
 //
 // Each period it also gives the scavenger's budget its background half for
 // cached dedicated stacks (stack_scavengeDedicated; dedicated.c): a program

@@ -352,7 +352,7 @@ TEST(frames_that_move_are_named)
 }
 
 // The validator names an execution stack whose count of bound or parked
-// coroutines is wrong.
+// coroutines is wrong, and one both lent to its worker and in its slots.
 static void validatorMain(void *arg)
 {
     (void)arg;
@@ -367,6 +367,10 @@ static void validatorMain(void *arg)
     bad = worker_valid(p);
     CHECK(bad != NULL && strstr(bad, "nparked") != NULL);
     g->exec->nparked--;
+    p->lentq = g->exec; // lent to p and still in its slots
+    bad = worker_valid(p);
+    CHECK(bad != NULL && strstr(bad, "lent") != NULL);
+    p->lentq = NULL;
     CHECK(worker_valid(p) == NULL);
 }
 
