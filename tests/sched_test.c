@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: MIT
 //
-// The scheduler on several workers (proc.c, sysmon.c): every stack mode
-// under 2, 4 and 8 workers with many switches of every kind, frames intact
-// and only movable coroutines moved (copied ones with their execution
-// stack); a burst of copied coroutines spreads over the workers; a coroutine that never yields does
-// not stop another worker from running the stealable ones; and where the
-// workers' time goes (gm_memstats.sched_*_ns) adds up.
+// The scheduler on several workers (proc.c, steal.c, sysmon.c): every
+// stack mode under 2, 4 and 8 workers with many switches of every kind,
+// frames intact and only movable coroutines moved (copied ones with their
+// execution stack); a burst of copied coroutines spreads over the workers;
+// a coroutine that never yields does not stop another worker from running
+// the stealable ones; and where the workers' time goes
+// (gm_memstats.sched_*_ns) adds up.
 #include <sys/syscall.h>
 #include <time.h>
 
